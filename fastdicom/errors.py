@@ -1,0 +1,152 @@
+"""The one exception hierarchy of fastdicom, plus warnings, validation modes and limits.
+
+Every error raised on bad input derives from :class:`DicomError` (a ``ValueError``) and carries
+``.path`` (str or None), ``.offset`` (byte offset of the first byte of the offending element's tag,
+or None) and ``.tag`` (int ``0xGGGGEEEE`` or None).  Messages never quote element values.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+__all__ = [
+    "DicomError", "InvalidDicomError", "MalformedElementError", "TruncatedError",
+    "NestingTooDeepError", "LimitExceededError", "UnsupportedTransferSyntaxError",
+    "PixelDataError", "EncapsulationError", "RLEDecodeError", "MissingCodecError",
+    "SeriesError", "UnsafePathError", "FileChangedError", "DicomWarning", "Limits",
+    "VALIDATION_MODES", "check_validation", "report",
+]
+
+
+class DicomError(ValueError):
+    """Base of every error fastdicom raises on bad input."""
+
+    def __init__(self, message: str = "", *, path: Optional[str] = None,
+                 offset: Optional[int] = None, tag: Optional[int] = None,
+                 inflated: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = None if path is None else str(path)
+        self.offset = offset
+        self.tag = tag
+        self.inflated = inflated
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        where = []
+        if self.path is not None:
+            where.append(f"file {self.path!r}")
+        if self.offset is not None:
+            where.append(f"offset {self.offset}" + (" (inflated stream)" if self.inflated else ""))
+        if self.tag is not None:
+            where.append(f"tag ({self.tag >> 16:04X},{self.tag & 0xFFFF:04X})")
+        if where:
+            parts.append("[" + ", ".join(where) + "]")
+        return " ".join(parts)
+
+    def with_context(self, *, path=None, offset=None, tag=None) -> "DicomError":
+        """Fill in context that is not set yet; returns self."""
+        if self.path is None and path is not None:
+            self.path = str(path)
+        if self.offset is None and offset is not None:
+            self.offset = offset
+        if self.tag is None and tag is not None:
+            self.tag = tag
+        return self
+
+
+class InvalidDicomError(DicomError):
+    """Not DICOM: no preamble + 'DICM' (and ``force`` not given), or nothing parseable."""
+
+
+class MalformedElementError(DicomError):
+    """A structural rule is broken at ``.offset``/``.tag``."""
+
+
+class TruncatedError(DicomError):
+    """A length runs past the end of the data."""
+
+
+class NestingTooDeepError(DicomError):
+    """Sequence nesting deeper than ``Limits.max_depth``."""
+
+
+class LimitExceededError(DicomError):
+    """A configured limit (inflated size, decode budget, element count...) was exceeded."""
+
+
+class UnsupportedTransferSyntaxError(DicomError, NotImplementedError):
+    """The transfer syntax is unknown or cannot be handled."""
+
+
+class PixelDataError(DicomError):
+    """Pixel data inconsistent with the header or with the bytes present."""
+
+
+class EncapsulationError(PixelDataError):
+    """Basic/Extended Offset Table or fragments invalid."""
+
+
+class RLEDecodeError(PixelDataError):
+    """RLE Lossless data invalid."""
+
+
+class MissingCodecError(PixelDataError, ImportError):
+    """No decoder is installed for this transfer syntax; the message names the extra."""
+
+
+class SeriesError(DicomError):
+    """An inconsistent or ambiguous series."""
+
+
+class UnsafePathError(DicomError):
+    """A path taken from the data would leave its root (DICOMDIR ReferencedFileID)."""
+
+
+class FileChangedError(DicomError):
+    """The file changed size or mtime while it was being read."""
+
+
+class DicomWarning(UserWarning):
+    """A lenient recovery made in ``validation="warn"`` mode."""
+
+
+VALIDATION_MODES = ("raise", "warn", "ignore")
+
+
+def check_validation(mode: str) -> str:
+    if mode not in VALIDATION_MODES:
+        raise ValueError(f"validation must be one of {VALIDATION_MODES}, not {mode!r}")
+    return mode
+
+
+def report(mode: str, error: DicomError, stacklevel: int = 3) -> None:
+    """Apply a validation mode to a recoverable non-conformance."""
+    if mode == "raise":
+        raise error
+    if mode == "warn":
+        warnings.warn(str(error), DicomWarning, stacklevel=stacklevel)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits applied to untrusted input.  Defaults no real file reaches.
+
+    max_depth: deepest sequence nesting (items within sequences) accepted.
+    max_inflated_bytes: largest inflated size of a Deflated Explicit VR LE data set.
+    decode_budget: largest decoded pixel buffer (bytes) a single call may allocate.
+    max_elements: most elements (all levels) one data set may hold.
+    """
+    max_depth: int = 64
+    max_inflated_bytes: int = 4 << 30
+    decode_budget: int = 8 << 30
+    max_elements: int = 10_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_depth", "max_inflated_bytes", "decode_budget", "max_elements"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"Limits.{name} must be positive")
+
+
+DEFAULT_LIMITS = Limits()
