@@ -150,3 +150,29 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+# Status codes of fastdicom._scan (kept in step with _scan.pxd) and the one place that maps
+# them to exceptions.
+ST_OK = 0
+_STATUS = {
+    1: (TruncatedError, "a length runs past the end of the data"),
+    2: (MalformedElementError, "malformed data set structure"),
+    3: (MalformedElementError, "undefined length (0xFFFFFFFF) on an element whose VR cannot have it"),
+    4: (MalformedElementError, "explicit VR expected: VR bytes are not two upper-case letters"),
+    5: (MalformedElementError, "expected an item (FFFE,E000) or sequence delimiter inside a sequence"),
+    6: (MalformedElementError, "item or sequence delimiter outside an open item or sequence"),
+    7: (NestingTooDeepError, "sequence nesting deeper than limits.max_depth"),
+    8: (LimitExceededError, "more elements than limits.max_elements"),
+    9: (LimitExceededError, "out of memory while indexing elements"),
+    10: (EncapsulationError, "encapsulated pixel data: expected a fragment item (FFFE,E000) or delimiter"),
+    11: (TruncatedError, "undefined-length sequence or item without a delimiter before the end of the data"),
+}
+
+
+def status_error(status: int, *, path=None, offset=None, tag=None, inflated: bool = False) -> DicomError:
+    """The exception for a scanner status code, with its context."""
+    cls, message = _STATUS.get(status, (DicomError, f"scanner status {status}"))
+    if offset is not None and offset < 0:
+        offset = None
+    return cls(message, path=path, offset=offset, tag=tag or None, inflated=inflated)

@@ -1,0 +1,783 @@
+# cython: language_level=3
+"""The element scanner: walks a DICOM data set in a buffer without copying and without the GIL.
+
+``scan()`` produces an :class:`ElementIndex`: a flat array of entries (tag, VR, value offset,
+value length, parent, depth, next sibling) covering the whole data set, nested sequences and
+items of defined and undefined length, and encapsulated pixel data fragments.  The hot loop
+returns a status code; :func:`fastdicom.errors.status_error` turns it into an exception.
+
+Every length read from the data is checked against the bytes that remain before it is used
+(as ``length > end - pos``, never ``pos + length > end``), nesting depth is bounded and every
+loop iteration consumes at least 8 bytes, so no input can make it read out of bounds or loop
+forever.
+"""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.buffer cimport PyBUF_WRITABLE
+
+import numpy as np
+
+include "_dict_sq.pxi"
+
+cdef extern from "<sys/mman.h>" nogil:
+    void* mmap(void* addr, size_t length, int prot, int flags, int fd, long offset)
+    int munmap(void* addr, size_t length)
+    int madvise(void* addr, size_t length, int advice)
+    int PROT_READ
+    int MAP_SHARED
+    int MADV_WILLNEED
+    int MADV_SEQUENTIAL
+    void* MAP_FAILED
+
+cdef extern from "<fcntl.h>" nogil:
+    int open(const char* path, int flags, ...)
+    int O_RDONLY
+    int O_CLOEXEC
+    int O_NOFOLLOW
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t pread(int fd, void* buf, size_t count, long offset)
+    int close(int fd)
+
+cdef extern from "<sys/stat.h>" nogil:
+    cdef struct timespec_t "timespec":
+        long tv_sec
+        long tv_nsec
+    cdef struct stat_t "stat":
+        long st_size
+        unsigned int st_mode
+        timespec_t st_mtim
+    int fstat(int fd, stat_t* buf)
+
+from libc.errno cimport errno, EINTR
+
+cdef extern from "<sys/uio.h>" nogil:
+    cdef struct iovec:
+        void* iov_base
+        size_t iov_len
+    ssize_t preadv(int fd, const iovec* iov, int iovcnt, long offset)
+
+
+# ---------------------------------------------------------------------------------------------
+# Byte readers
+
+cdef inline uint16_t rd16(const uint8_t* p, bint le) noexcept nogil:
+    if le:
+        return <uint16_t>(p[0] | (<uint16_t>p[1] << 8))
+    return <uint16_t>((<uint16_t>p[0] << 8) | p[1])
+
+cdef inline uint32_t rd32(const uint8_t* p, bint le) noexcept nogil:
+    if le:
+        return (<uint32_t>p[0]) | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+    return (<uint32_t>p[3]) | (<uint32_t>p[2] << 8) | (<uint32_t>p[1] << 16) | (<uint32_t>p[0] << 24)
+
+cdef inline uint32_t rdtag(const uint8_t* p, bint le) noexcept nogil:
+    return (<uint32_t>rd16(p, le) << 16) | rd16(p + 2, le)
+
+cdef inline uint16_t VRC(char a, char b) noexcept nogil:
+    return <uint16_t>((<uint16_t><uint8_t>a << 8) | <uint8_t>b)
+
+cdef uint16_t VR_SQ = VRC(b'S', b'Q')
+cdef uint16_t VR_UN = VRC(b'U', b'N')
+cdef uint16_t VR_OB = VRC(b'O', b'B')
+cdef uint16_t VR_OW = VRC(b'O', b'W')
+
+cdef inline bint is_long_vr(uint16_t vr) noexcept nogil:
+    # VRs with a 2-byte reserved field and a 32-bit length in explicit VR
+    cdef uint8_t a = vr >> 8, b = vr & 0xFF
+    if a == b'O':
+        return b == b'B' or b == b'D' or b == b'F' or b == b'L' or b == b'V' or b == b'W'
+    if a == b'U':
+        return b == b'C' or b == b'N' or b == b'R' or b == b'T' or b == b'V'
+    if a == b'S':
+        return b == b'Q' or b == b'V'
+    return False
+
+cdef inline bint is_known_vr(uint16_t vr) noexcept nogil:
+    cdef uint8_t a = vr >> 8, b = vr & 0xFF
+    if a == b'A':
+        return b == b'E' or b == b'S' or b == b'T'
+    if a == b'C':
+        return b == b'S'
+    if a == b'D':
+        return b == b'A' or b == b'S' or b == b'T'
+    if a == b'F':
+        return b == b'L' or b == b'D'
+    if a == b'I':
+        return b == b'S'
+    if a == b'L':
+        return b == b'O' or b == b'T'
+    if a == b'O':
+        return b == b'B' or b == b'D' or b == b'F' or b == b'L' or b == b'V' or b == b'W'
+    if a == b'P':
+        return b == b'N'
+    if a == b'S':
+        return b == b'H' or b == b'L' or b == b'Q' or b == b'S' or b == b'T' or b == b'V'
+    if a == b'T':
+        return b == b'M'
+    if a == b'U':
+        return b == b'C' or b == b'I' or b == b'L' or b == b'N' or b == b'R' or b == b'S' or b == b'T' or b == b'V'
+    return False
+
+cdef enum:
+    K_ROOT = 0
+    K_SEQ = 1
+    K_ITEM = 2
+
+cdef uint32_t UNDEF = 0xFFFFFFFFu
+cdef uint32_t TAG_ITEM = 0xFFFEE000u
+cdef uint32_t TAG_ITEM_DELIM = 0xFFFEE00Du
+cdef uint32_t TAG_SEQ_DELIM = 0xFFFEE0DDu
+cdef uint32_t TAG_PIXEL_DATA = 0x7FE00010u
+
+cdef struct Frame:
+    int kind
+    int32_t entry
+    int64_t end          # -1 when undefined length
+    bint explicit
+    bint little
+
+cdef struct ScanState:
+    Entry* entries
+    int32_t n
+    int32_t cap
+    int32_t max_elements
+    int64_t err_offset
+    uint32_t err_tag
+    int64_t stop_offset
+    int64_t trailing
+    int32_t n_clipped
+    int32_t n_vr_retries
+    int32_t n_odd
+
+
+cdef inline int32_t add_entry(ScanState* st, uint32_t tag, uint16_t vr, uint16_t flags,
+                              int64_t hdr, int64_t voff, int64_t length,
+                              int32_t parent, int32_t depth) noexcept nogil:
+    cdef Entry* grown
+    cdef int32_t newcap
+    if st.n >= st.max_elements:
+        return -1
+    if st.n >= st.cap:
+        newcap = st.cap * 2 if st.cap else 64
+        grown = <Entry*>realloc(st.entries, newcap * sizeof(Entry))
+        if grown == NULL:
+            return -2
+        st.entries = grown
+        st.cap = newcap
+    cdef Entry* e = &st.entries[st.n]
+    e.tag = tag
+    e.vr = vr
+    e.flags = flags
+    e.header_offset = hdr
+    e.value_offset = voff
+    e.length = length
+    e.parent = parent
+    e.depth = depth
+    e.next = st.n + 1
+    e._pad = 0
+    st.n += 1
+    return st.n - 1
+
+
+cdef inline int fail(ScanState* st, int status, int64_t offset, uint32_t tag) noexcept nogil:
+    st.err_offset = offset
+    st.err_tag = tag
+    return status
+
+
+cdef int scan_fragments(ScanState* st, const uint8_t* buf, int64_t pos, int64_t end,
+                        int32_t parent, int32_t depth, int64_t* out_pos) noexcept nogil:
+    """Walk the 8-byte item headers of encapsulated pixel data up to its sequence delimiter."""
+    cdef uint32_t tag, length
+    cdef int32_t idx
+    while True:
+        if end - pos < 8:
+            return fail(st, ST_EOF_IN_SEQUENCE, pos, TAG_PIXEL_DATA)
+        tag = rdtag(buf + pos, True)
+        length = rd32(buf + pos + 4, True)
+        if tag == TAG_SEQ_DELIM:
+            out_pos[0] = pos + 8
+            return ST_OK
+        if tag != TAG_ITEM:
+            return fail(st, ST_BAD_FRAGMENT, pos, tag)
+        if length == UNDEF:
+            return fail(st, ST_BAD_FRAGMENT, pos, tag)
+        if <int64_t>length > end - pos - 8:
+            return fail(st, ST_TRUNCATED, pos, tag)
+        idx = add_entry(st, tag, 0, F_FRAGMENT | (F_ODD if length & 1 else 0), pos, pos + 8,
+                        length, parent, depth)
+        if idx < 0:
+            return fail(st, ST_TOO_MANY if idx == -1 else ST_NO_MEMORY, pos, tag)
+        pos += 8 + <int64_t>length
+
+
+cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end,
+                   bint explicit, bint little, uint32_t stop_tag, bint stop_before_pixels,
+                   int32_t max_depth, bint allow_clip, bint lenient_vr, bint as_sequence) noexcept nogil:
+    cdef Frame* stack = <Frame*>malloc((2 * <size_t>max_depth + 4) * sizeof(Frame))
+    if stack == NULL:
+        return ST_NO_MEMORY
+    cdef int sp = 0
+    cdef int status = ST_OK
+    cdef int64_t pos = start, hdr_len, limit, vend
+    cdef uint32_t tag, length
+    cdef uint16_t vr, flags
+    cdef int32_t idx, parent, depth
+    cdef Frame* top
+    cdef bint ex, le
+    stack[0].kind = K_SEQ if as_sequence else K_ROOT
+    stack[0].entry = -1
+    stack[0].end = end
+    stack[0].explicit = explicit
+    stack[0].little = little
+    st.stop_offset = -1
+    try:
+        while True:
+            top = &stack[sp]
+            # close defined-length containers that are complete
+            if top.end >= 0 and pos >= top.end:
+                if sp == 0:
+                    break
+                if top.entry >= 0:
+                    st.entries[top.entry].next = st.n
+                sp -= 1
+                continue
+            limit = top.end if top.end >= 0 else end
+            ex = top.explicit
+            le = top.little
+            if limit - pos < 8:
+                if sp == 0:
+                    st.trailing = limit - pos
+                    break
+                if top.end < 0:
+                    return fail(st, ST_EOF_IN_SEQUENCE, pos, 0)
+                return fail(st, ST_TRUNCATED, pos, 0)
+            tag = rdtag(buf + pos, le)
+            parent = top.entry
+            depth = (sp + 1) // 2
+            if top.kind == K_SEQ:
+                length = rd32(buf + pos + 4, le)
+                if tag == TAG_ITEM:
+                    if sp + 1 >= 2 * max_depth + 2:
+                        return fail(st, ST_TOO_DEEP, pos, tag)
+                    idx = add_entry(st, tag, 0, F_ITEM | (F_UNDEFINED if length == UNDEF else 0),
+                                    pos, pos + 8, 0 if length == UNDEF else length, parent, depth)
+                    if idx < 0:
+                        return fail(st, ST_TOO_MANY if idx == -1 else ST_NO_MEMORY, pos, tag)
+                    if length != UNDEF and <int64_t>length > limit - pos - 8:
+                        return fail(st, ST_TRUNCATED, pos, tag)
+                    sp += 1
+                    stack[sp].kind = K_ITEM
+                    stack[sp].entry = idx
+                    stack[sp].end = -1 if length == UNDEF else pos + 8 + <int64_t>length
+                    stack[sp].explicit = ex
+                    stack[sp].little = le
+                    pos += 8
+                    # pydicom's rule: an item of an explicit VR data set may be encoded with
+                    # implicit VR (PS3.5 6.2.2); decide from its first element's VR bytes
+                    if ex and limit - pos >= 6 and rd16(buf + pos, le) != 0xFFFE:
+                        if not (0x40 < buf[pos + 4] < 0x5B and 0x40 < buf[pos + 5] < 0x5B):
+                            stack[sp].explicit = False
+                    continue
+                if tag == TAG_SEQ_DELIM and top.end < 0:
+                    idx = top.entry
+                    st.entries[idx].length = pos - st.entries[idx].value_offset
+                    st.entries[idx].next = st.n
+                    sp -= 1
+                    pos += 8
+                    continue
+                return fail(st, ST_WRONG_ITEM_TAG, pos, tag)
+            if (tag >> 16) == 0xFFFE:
+                if top.kind == K_ITEM and tag == TAG_ITEM_DELIM:
+                    idx = top.entry
+                    if top.end < 0:
+                        st.entries[idx].length = pos - st.entries[idx].value_offset
+                    st.entries[idx].next = st.n
+                    sp -= 1
+                    pos += 8
+                    if top.end >= 0:
+                        # a delimiter inside a defined-length item: tolerated, skip the rest
+                        pos = top.end
+                    continue
+                return fail(st, ST_STRAY_DELIMITER, pos, tag)
+            if sp == 0:
+                if tag > stop_tag:
+                    st.stop_offset = pos
+                    break
+                if stop_before_pixels and (tag == 0x7FE00010 or tag == 0x7FE00008 or tag == 0x7FE00009):
+                    st.stop_offset = pos
+                    break
+            # element header
+            flags = 0
+            if ex:
+                vr = VRC(<char>buf[pos + 4], <char>buf[pos + 5])
+                if not is_known_vr(vr):
+                    if not lenient_vr:
+                        return fail(st, ST_BAD_VR, pos, tag)
+                    # bounded retry: read this one element as implicit VR
+                    st.n_vr_retries += 1
+                    vr = 0
+                    flags |= F_IMPLICIT
+                    length = rd32(buf + pos + 4, le)
+                    hdr_len = 8
+                elif is_long_vr(vr):
+                    if limit - pos < 12:
+                        return fail(st, ST_TRUNCATED, pos, tag)
+                    length = rd32(buf + pos + 8, le)
+                    hdr_len = 12
+                else:
+                    length = rd16(buf + pos + 6, le)
+                    hdr_len = 8
+            else:
+                flags |= F_IMPLICIT
+                length = rd32(buf + pos + 4, le)
+                hdr_len = 8
+                vr = VR_SQ if dict_is_sq(tag) else 0
+            if not le:
+                flags |= F_BIG_ENDIAN
+            if length == UNDEF:
+                if tag == TAG_PIXEL_DATA and vr != VR_SQ:
+                    idx = add_entry(st, tag, vr, flags | F_UNDEFINED | F_ENCAPSULATED, pos,
+                                    pos + hdr_len, 0, parent, depth)
+                    if idx < 0:
+                        return fail(st, ST_TOO_MANY if idx == -1 else ST_NO_MEMORY, pos, tag)
+                    status = scan_fragments(st, buf, pos + hdr_len, limit, idx, depth + 1, &vend)
+                    if status != ST_OK:
+                        return status
+                    st.entries[idx].length = vend - 8 - (pos + hdr_len)
+                    st.entries[idx].next = st.n
+                    pos = vend
+                    continue
+                if vr == VR_SQ or vr == 0 or vr == VR_UN:
+                    if sp + 1 >= 2 * max_depth + 2:
+                        return fail(st, ST_TOO_DEEP, pos, tag)
+                    if vr == VR_UN:
+                        flags |= F_UN_SQ
+                    elif vr == 0:
+                        vr = VR_SQ
+                    idx = add_entry(st, tag, vr, flags | F_UNDEFINED, pos, pos + hdr_len, 0,
+                                    parent, depth)
+                    if idx < 0:
+                        return fail(st, ST_TOO_MANY if idx == -1 else ST_NO_MEMORY, pos, tag)
+                    sp += 1
+                    stack[sp].kind = K_SEQ
+                    stack[sp].entry = idx
+                    stack[sp].end = -1
+                    # UN of undefined length holds a sequence; its items are usually implicit
+                    # VR little endian, which the per-item check detects
+                    stack[sp].explicit = ex
+                    stack[sp].little = le
+                    pos += hdr_len
+                    continue
+                return fail(st, ST_UNDEFINED_LENGTH, pos, tag)
+            if length & 1:
+                flags |= F_ODD
+                st.n_odd += 1
+            if <int64_t>length > limit - pos - hdr_len:
+                if limit - pos < hdr_len:
+                    return fail(st, ST_TRUNCATED, pos, tag)
+                if not (allow_clip and sp == 0):
+                    return fail(st, ST_TRUNCATED, pos, tag)
+                # the last element of the data set runs past the end: keep what is there
+                flags |= F_CLIPPED
+                st.n_clipped += 1
+                length = <uint32_t>(limit - pos - hdr_len)
+                st.err_offset = pos
+                st.err_tag = tag
+            if vr == VR_SQ:
+                if sp + 1 >= 2 * max_depth + 2:
+                    return fail(st, ST_TOO_DEEP, pos, tag)
+                idx = add_entry(st, tag, vr, flags, pos, pos + hdr_len, length, parent, depth)
+                if idx < 0:
+                    return fail(st, ST_TOO_MANY if idx == -1 else ST_NO_MEMORY, pos, tag)
+                sp += 1
+                stack[sp].kind = K_SEQ
+                stack[sp].entry = idx
+                stack[sp].end = pos + hdr_len + <int64_t>length
+                stack[sp].explicit = ex
+                stack[sp].little = le
+                pos += hdr_len
+                continue
+            if vr == 0 or vr == VR_UN:
+                flags |= F_SQ_BLOB
+            idx = add_entry(st, tag, vr, flags, pos, pos + hdr_len, length, parent, depth)
+            if idx < 0:
+                return fail(st, ST_TOO_MANY if idx == -1 else ST_NO_MEMORY, pos, tag)
+            pos += hdr_len + <int64_t>length
+        return ST_OK
+    finally:
+        free(stack)
+
+
+cdef class ElementIndex:
+    """The flat element index of one scanned data set (see module docstring)."""
+    cdef Entry* entries
+    cdef readonly int32_t count
+    cdef readonly object buffer
+    cdef const uint8_t[::1] view
+    cdef readonly int64_t start
+    cdef readonly int64_t end
+    cdef readonly bint explicit
+    cdef readonly bint little_endian
+    cdef readonly int status
+    cdef readonly int64_t error_offset
+    cdef readonly uint32_t error_tag
+    cdef readonly int64_t stop_offset
+    cdef readonly int64_t trailing
+    cdef readonly int32_t n_clipped
+    cdef readonly int32_t n_vr_retries
+    cdef readonly int32_t n_odd
+
+    def __dealloc__(self):
+        free(self.entries)
+        self.entries = NULL
+
+    def __len__(self):
+        return self.count
+
+    cpdef int32_t find(self, uint32_t tag, int32_t parent=-1):
+        """Index of the child element ``tag`` of ``parent`` (-1 = root), or -1."""
+        cdef int32_t i = parent + 1
+        cdef int32_t stop = self.count if parent < 0 else self.entries[parent].next
+        cdef Entry* e
+        while i < stop:
+            e = &self.entries[i]
+            if e.tag == tag:
+                return i
+            if e.tag > tag and (e.tag >> 16) != 0x0002:
+                # children are in ascending tag order in a conforming file; check the rest
+                # only when they are not
+                break
+            i = e.next
+        # fall back to a full walk (files with unsorted tags)
+        i = parent + 1
+        while i < stop:
+            if self.entries[i].tag == tag:
+                return i
+            i = self.entries[i].next
+        return -1
+
+    def children(self, int32_t parent=-1):
+        """Indices of the direct children of ``parent`` (-1 = root) in file order."""
+        cdef list out = []
+        cdef int32_t i = parent + 1
+        cdef int32_t stop = self.count if parent < 0 else self.entries[parent].next
+        while i < stop:
+            out.append(i)
+            i = self.entries[i].next
+        return out
+
+    def child_tags(self, int32_t parent=-1):
+        cdef list out = []
+        cdef int32_t i = parent + 1
+        cdef int32_t stop = self.count if parent < 0 else self.entries[parent].next
+        while i < stop:
+            out.append(self.entries[i].tag)
+            i = self.entries[i].next
+        return out
+
+    def info(self, int32_t i):
+        """(tag, vr str or '', flags, value_offset, length, header_offset) of entry i."""
+        if i < 0 or i >= self.count:
+            raise IndexError(i)
+        cdef Entry* e = &self.entries[i]
+        cdef str vr = ''
+        if e.vr:
+            vr = chr(e.vr >> 8) + chr(e.vr & 0xFF)
+        return (e.tag, vr, e.flags, e.value_offset, e.length, e.header_offset)
+
+    cpdef uint32_t tag(self, int32_t i):
+        if i < 0 or i >= self.count:
+            raise IndexError(i)
+        return self.entries[i].tag
+
+    def value(self, int32_t i):
+        """The raw value bytes of entry i (a copy)."""
+        if i < 0 or i >= self.count:
+            raise IndexError(i)
+        cdef Entry* e = &self.entries[i]
+        cdef int64_t n = e.length
+        if e.value_offset < 0 or e.value_offset > self.view.shape[0] or n > self.view.shape[0] - e.value_offset:
+            raise IndexError(i)
+        return PyBytes_FromStringAndSize(<const char*>&self.view[0] + e.value_offset if n else NULL, n)
+
+    def value_view(self, int32_t i):
+        """A zero-copy memoryview of the value of entry i."""
+        if i < 0 or i >= self.count:
+            raise IndexError(i)
+        cdef Entry* e = &self.entries[i]
+        return memoryview(self.buffer)[e.value_offset:e.value_offset + e.length]
+
+    def parent(self, int32_t i):
+        return self.entries[i].parent
+
+    def next(self, int32_t i):
+        return self.entries[i].next
+
+    def depth(self, int32_t i):
+        return self.entries[i].depth
+
+    def to_numpy(self):
+        """The entries as a numpy structured array (a copy)."""
+        arr = np.empty(self.count, dtype=ENTRY_DTYPE)
+        cdef uint8_t[::1] raw = arr.view(np.uint8)
+        if self.count:
+            memcpy(&raw[0], self.entries, self.count * sizeof(Entry))
+        return arr
+
+
+ENTRY_DTYPE = np.dtype([("tag", "<u4"), ("vr", "<u2"), ("flags", "<u2"),
+                        ("header_offset", "<i8"), ("value_offset", "<i8"), ("length", "<i8"),
+                        ("parent", "<i4"), ("depth", "<i4"), ("next", "<i4"), ("_pad", "<i4")])
+assert ENTRY_DTYPE.itemsize == sizeof(Entry)
+
+
+def scan(buffer, Py_ssize_t start=0, Py_ssize_t end=-1, *, bint explicit=True,
+         bint little_endian=True, uint32_t stop_tag=0xFFFFFFFF, bint stop_before_pixels=False,
+         int max_depth=64, int max_elements=10_000_000, bint allow_clip=True,
+         bint lenient_vr=True, bint as_sequence=False):
+    """Scan ``buffer[start:end]`` (any object with the buffer protocol) into an ElementIndex.
+
+    Never raises for bad data: the result's ``status`` (0 = OK) and ``error_offset`` /
+    ``error_tag`` say what went wrong; :func:`fastdicom.errors.status_error` maps them.
+    """
+    cdef const uint8_t[::1] view
+    cdef ElementIndex idx = ElementIndex.__new__(ElementIndex)
+    cdef ScanState st
+    cdef int status
+    if isinstance(buffer, memoryview) and not buffer.c_contiguous:
+        raise ValueError("buffer must be contiguous")
+    view = buffer if not isinstance(buffer, bytearray) else memoryview(buffer).toreadonly()
+    cdef Py_ssize_t n = view.shape[0]
+    if end < 0 or end > n:
+        end = n
+    if start < 0:
+        start = 0
+    if start > end:
+        start = end
+    if max_depth < 1:
+        max_depth = 1
+    st.entries = NULL
+    st.n = 0
+    st.cap = 0
+    st.max_elements = max_elements
+    st.err_offset = -1
+    st.err_tag = 0
+    st.stop_offset = -1
+    st.trailing = 0
+    st.n_clipped = 0
+    st.n_vr_retries = 0
+    st.n_odd = 0
+    cdef const uint8_t* p = &view[0] if n > 0 else NULL
+    with nogil:
+        if n > 0:
+            status = scan_core(&st, p, start, end, explicit, little_endian, stop_tag,
+                               stop_before_pixels, max_depth, allow_clip, lenient_vr, as_sequence)
+        else:
+            status = ST_OK
+    idx.entries = st.entries
+    idx.count = st.n
+    idx.buffer = buffer
+    idx.view = view
+    idx.start = start
+    idx.end = end
+    idx.explicit = explicit
+    idx.little_endian = little_endian
+    idx.status = status
+    idx.error_offset = st.err_offset
+    idx.error_tag = st.err_tag
+    idx.stop_offset = st.stop_offset
+    idx.trailing = st.trailing
+    idx.n_clipped = st.n_clipped
+    idx.n_vr_retries = st.n_vr_retries
+    idx.n_odd = st.n_odd
+    return idx
+
+
+# ---------------------------------------------------------------------------------------------
+# File access: POSIX mmap with the descriptor closed at once, and pread into owned buffers
+
+cdef class MappedFile:
+    """A read-only POSIX memory map of a whole file; the descriptor is closed at once.
+
+    The map is released when the last reference goes away (every numpy view or memoryview of
+    it holds one), never under a live view.  A file truncated by another process while mapped
+    raises SIGBUS on access to the lost pages: :meth:`check` compares the current size with the
+    size at open; use ``mode="read"`` for files others may modify.
+    """
+    cdef void* addr
+    cdef readonly Py_ssize_t size
+    cdef readonly int64_t mtime_ns
+    cdef readonly object path
+    cdef Py_ssize_t shape[1]
+    cdef Py_ssize_t strides[1]
+    cdef int exports
+
+    def __cinit__(self, path):
+        self.addr = NULL
+        self.size = 0
+        self.path = path
+        cdef bytes bpath = path.encode("utf-8", "surrogateescape") if isinstance(path, str) else bytes(path)
+        cdef const char* cpath = bpath
+        cdef int fd
+        cdef stat_t sb
+        cdef void* a
+        with nogil:
+            fd = open(cpath, O_RDONLY | O_CLOEXEC)
+        if fd < 0:
+            import os
+            raise OSError(errno, os.strerror(errno), path)
+        try:
+            if fstat(fd, &sb) != 0:
+                import os
+                raise OSError(errno, os.strerror(errno), path)
+            if (sb.st_mode & 0o170000) != 0o100000:
+                raise IsADirectoryError(21, "not a regular file", path)
+            self.size = sb.st_size
+            self.mtime_ns = <int64_t>sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec
+            if self.size > 0:
+                with nogil:
+                    a = mmap(NULL, <size_t>self.size, PROT_READ, MAP_SHARED, fd, 0)
+                if a == MAP_FAILED:
+                    import os
+                    raise OSError(errno, os.strerror(errno), path)
+                self.addr = a
+        finally:
+            close(fd)
+
+    def __dealloc__(self):
+        if self.addr != NULL:
+            munmap(self.addr, <size_t>self.size)
+            self.addr = NULL
+
+    def __len__(self):
+        return self.size
+
+    def check(self):
+        """True when the file on disk still has the size it had at open."""
+        import os
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return st.st_size >= self.size
+
+    def advise_willneed(self, Py_ssize_t offset, Py_ssize_t length):
+        cdef Py_ssize_t page = 4096
+        cdef Py_ssize_t start = (offset // page) * page
+        if self.addr == NULL or offset < 0 or length <= 0 or offset >= self.size:
+            return
+        if length > self.size - offset:
+            length = self.size - offset
+        madvise(<char*>self.addr + start, <size_t>(length + offset - start), MADV_WILLNEED)
+
+    def __getbuffer__(self, Py_buffer* view, int flags):
+        if flags & PyBUF_WRITABLE:
+            raise BufferError("MappedFile is read-only")
+        self.shape[0] = self.size
+        self.strides[0] = 1
+        view.buf = self.addr if self.addr != NULL else <void*>b""
+        view.obj = self
+        view.len = self.size
+        view.readonly = 1
+        view.itemsize = 1
+        view.format = "B"
+        view.ndim = 1
+        view.shape = self.shape
+        view.strides = self.strides
+        view.suboffsets = NULL
+        view.internal = NULL
+        self.exports += 1
+
+    def __releasebuffer__(self, Py_buffer* view):
+        self.exports -= 1
+
+
+cdef int pread_full(int fd, char* dst, int64_t count, int64_t offset, int64_t* got) noexcept nogil:
+    cdef ssize_t r
+    cdef int64_t done = 0
+    while done < count:
+        r = pread(fd, dst + done, <size_t>(count - done), <long>(offset + done))
+        if r < 0:
+            if errno == EINTR:
+                continue
+            got[0] = done
+            return errno
+        if r == 0:
+            break
+        done += r
+    got[0] = done
+    return 0
+
+
+def read_file(path, Py_ssize_t max_bytes=-1, bint nofollow=False):
+    """Read up to ``max_bytes`` (all when -1) of a file with pread into a new bytes object.
+
+    Returns ``(data, size, mtime_ns)`` where ``size``/``mtime_ns`` come from fstat at open.
+    """
+    cdef bytes bpath = path.encode("utf-8", "surrogateescape") if isinstance(path, str) else bytes(path)
+    cdef const char* cpath = bpath
+    cdef int fd, err = 0
+    cdef stat_t sb
+    cdef int64_t size, want, got = 0
+    cdef bytes out
+    cdef char* dst
+    with nogil:
+        fd = open(cpath, O_RDONLY | O_CLOEXEC | (O_NOFOLLOW if nofollow else 0))
+    if fd < 0:
+        import os
+        e = errno
+        raise OSError(e, os.strerror(e), path)
+    try:
+        if fstat(fd, &sb) != 0:
+            import os
+            raise OSError(errno, os.strerror(errno), path)
+        if (sb.st_mode & 0o170000) != 0o100000:
+            raise IsADirectoryError(21, "not a regular file", path)
+        size = sb.st_size
+        want = size if (max_bytes < 0 or max_bytes > size) else max_bytes
+        out = PyBytes_FromStringAndSize(NULL, want)
+        dst = PyBytes_AS_STRING(out)
+        with nogil:
+            err = pread_full(fd, dst, want, 0, &got)
+        if err:
+            import os
+            raise OSError(err, os.strerror(err), path)
+        if got < want:
+            out = out[:got]
+        return out, size, <int64_t>sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec
+    finally:
+        close(fd)
+
+
+def pread_into(path, dest, int64_t offset, *, int64_t expect_size=-1):
+    """Read ``len(dest)`` bytes of ``path`` at ``offset`` straight into the writable buffer
+    ``dest`` (nogil, no intermediate copy).  Returns the number of bytes read.
+
+    When ``expect_size`` >= 0 and the file's size differs, returns -1 without reading.
+    """
+    cdef bytes bpath = path.encode("utf-8", "surrogateescape") if isinstance(path, str) else bytes(path)
+    cdef const char* cpath = bpath
+    cdef uint8_t[::1] out = dest
+    cdef int64_t n = out.shape[0], got = 0
+    cdef int fd, err = 0
+    cdef stat_t sb
+    with nogil:
+        fd = open(cpath, O_RDONLY | O_CLOEXEC)
+        if fd >= 0:
+            if fstat(fd, &sb) != 0:
+                err = errno
+            elif expect_size >= 0 and sb.st_size != expect_size:
+                got = -1
+            elif n > 0:
+                err = pread_full(fd, <char*>&out[0], n, offset, &got)
+            close(fd)
+        else:
+            err = errno
+    if err:
+        import os
+        raise OSError(err, os.strerror(err), path)
+    return got

@@ -1,0 +1,628 @@
+"""Dataset, DataElement and Sequence over an :class:`~fastdicom._scan.ElementIndex`.
+
+Values are decoded lazily, on first access, and cached.  The vocabulary is pydicom's:
+``ds.PatientID``, ``ds["PatientID"]``, ``ds[0x00100020]``, ``ds[(0x0010, 0x0020)]``, ``in``,
+``len``, iteration in tag order, ``ds.get``, ``ds.file_meta``.
+"""
+from __future__ import annotations
+
+import base64
+import warnings
+from typing import Any, Iterator, Optional
+
+from . import _dictionary as _dict
+from . import tags as _tags
+from ._scan import scan as _scan
+from .errors import DicomWarning, MalformedElementError, Limits, DEFAULT_LIMITS, status_error
+from .values import decode_value, empty_value, MultiValue
+
+_KEYWORD_TO_TAG = _dict.KEYWORD_TO_TAG
+_ELEMENTS = _dict.ELEMENTS
+
+F_UNDEFINED = 1
+F_UN_SQ = 2
+F_ODD = 4
+F_ITEM = 8
+F_FRAGMENT = 16
+F_ENCAPSULATED = 32
+F_CLIPPED = 64
+F_IMPLICIT = 128
+F_BIG_ENDIAN = 256
+F_SQ_BLOB = 512
+
+_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+
+
+class Context:
+    """What every Dataset of one file shares: the buffer, its owner and the read options."""
+
+    __slots__ = ("buffer", "path", "validation", "limits", "inflated", "owner", "preamble",
+                 "is_little_endian", "is_implicit_VR", "transfer_syntax", "__weakref__")
+
+    def __init__(self, buffer, path=None, validation="warn", limits: Limits = DEFAULT_LIMITS,
+                 inflated=False, owner=None):
+        self.buffer = buffer
+        self.path = path
+        self.validation = validation
+        self.limits = limits
+        self.inflated = inflated
+        self.owner = owner
+        self.preamble = None
+        self.is_little_endian = True
+        self.is_implicit_VR = False
+        self.transfer_syntax = None
+
+
+class DataElement:
+    """One element: ``tag``, ``VR``, ``VM``, ``value``, ``keyword``, ``name``, ``offset``
+    (of the value, in the file or the inflated stream) and ``length`` (of the value)."""
+
+    __slots__ = ("tag", "VR", "offset", "length", "header_offset", "flags", "_value",
+                 "_loaded", "_dataset", "_index_pos")
+
+    def __init__(self, tag: int, VR: str, value: Any = None, *, offset: int = -1,
+                 length: int = 0, header_offset: int = -1, flags: int = 0,
+                 dataset: "Dataset | None" = None, index_pos: int = -1, loaded: bool = True):
+        self.tag = _tags.parse_tag(tag) if not isinstance(tag, int) else tag
+        self.VR = VR
+        self.offset = offset
+        self.length = length
+        self.header_offset = header_offset
+        self.flags = flags
+        self._value = value
+        self._loaded = loaded
+        self._dataset = dataset
+        self._index_pos = index_pos
+
+    @property
+    def value(self) -> Any:
+        if not self._loaded:
+            self._value = self._dataset._decode(self)
+            self._loaded = True
+        return self._value
+
+    @value.setter
+    def value(self, new) -> None:
+        self._value = new
+        self._loaded = True
+
+    @property
+    def raw_value(self) -> bytes:
+        """The undecoded value bytes (a copy)."""
+        if self._dataset is None or self._index_pos < 0:
+            raise ValueError("element was not read from a buffer")
+        return self._dataset._index.value(self._index_pos)
+
+    @property
+    def VM(self) -> int:
+        value = self.value
+        if value is None or (isinstance(value, (str, bytes)) and value == "" or value == b""):
+            return 0
+        if self.VR == "SQ":
+            return 1
+        if isinstance(value, (list, tuple)):
+            return len(value)
+        return 1
+
+    @property
+    def keyword(self) -> str:
+        return _tags.keyword_for_tag(self.tag)
+
+    @property
+    def name(self) -> str:
+        if _tags.is_private(self.tag) and self._dataset is not None:
+            creator = self._dataset._private_creator(self.tag)
+            if creator is not None:
+                entry = _tags.private_dictionary_entry(self.tag, creator)
+                if entry is not None:
+                    return f"[{entry[2]}]"
+        return _tags.dictionary_name(self.tag)
+
+    @property
+    def is_private(self) -> bool:
+        return bool((self.tag >> 16) & 1)
+
+    @property
+    def is_undefined_length(self) -> bool:
+        return bool(self.flags & F_UNDEFINED)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, DataElement):
+            return NotImplemented
+        return self.tag == other.tag and self.VR == other.VR and self.value == other.value
+
+    def __repr__(self) -> str:
+        return f"({self.tag >> 16:04X},{self.tag & 0xFFFF:04X}) {self.VR} {self.keyword or self.name}: {self.repval}"
+
+    @property
+    def repval(self) -> str:
+        if self.VR == "SQ":
+            return f"<Sequence, length {len(self.value)}>"
+        if self.VR in ("OB", "OW", "OD", "OF", "OL", "OV", "UN") or self.length > 256:
+            return f"Array of {self.length} bytes"
+        return repr(self.value)
+
+
+class Sequence(list):
+    """A list of Datasets (the items of an SQ element)."""
+
+    def __repr__(self) -> str:
+        return f"<Sequence, length {len(self)}>"
+
+
+class Dataset:
+    """A data set, lazily decoded from an element index."""
+
+    def __init__(self, *args, **kwargs):
+        # Dataset() with no arguments makes an empty, writable data set (as in pydicom)
+        d = self.__dict__
+        d["_index"] = None
+        d["_item"] = -1
+        d["_ctx"] = Context(b"")
+        d["_parent"] = None
+        d["_elements"] = {}
+        d["_encodings"] = None
+        d["_tags_cache"] = None
+        d["file_meta"] = None
+        d["_pixel_cache"] = None
+
+    @classmethod
+    def _from_index(cls, index, item: int, ctx: Context, parent: "Dataset | None" = None):
+        self = cls.__new__(cls)
+        d = self.__dict__
+        d["_index"] = index
+        d["_item"] = item
+        d["_ctx"] = ctx
+        d["_parent"] = parent
+        d["_elements"] = {}
+        d["_encodings"] = None
+        d["_tags_cache"] = None
+        d["file_meta"] = None
+        d["_pixel_cache"] = None
+        return self
+
+    # -- element access -------------------------------------------------------------------
+    def _element(self, tag: int) -> Optional[DataElement]:
+        elems = self.__dict__["_elements"]
+        elem = elems.get(tag)
+        if elem is not None:
+            return elem
+        index = self.__dict__["_index"]
+        if index is None:
+            return None
+        i = index.find(tag, self.__dict__["_item"])
+        if i < 0:
+            return None
+        elem = self._make_element(i)
+        elems[tag] = elem
+        return elem
+
+    def _make_element(self, i: int) -> DataElement:
+        tag, vr, flags, voff, length, hoff = self.__dict__["_index"].info(i)
+        vr = self._resolve_vr(tag, vr, flags, length)
+        return DataElement(tag, vr, None, offset=voff, length=length, header_offset=hoff,
+                           flags=flags, dataset=self, index_pos=i, loaded=False)
+
+    def _resolve_vr(self, tag: int, vr: str, flags: int, length: int) -> str:
+        if vr == "SQ":
+            return vr
+        if vr == "" or (vr == "UN" and not flags & F_UN_SQ):
+            if tag & 0x00010000:  # private group
+                entry_vr = self._private_vr(tag)
+                if entry_vr is None:
+                    return "UN" if vr == "" or vr == "UN" else vr
+                vr = entry_vr
+            else:
+                entry = _ELEMENTS.get(tag)
+                if entry is not None:
+                    dvr = entry[0]
+                elif (tag & 0xFFFF) == 0:
+                    dvr = "UL"
+                else:
+                    dvr = _tags.dictionary_vr(tag)
+                if dvr is None or dvr == "NONE":
+                    return "UN"
+                if vr == "UN" and length >= 0xFFFF:
+                    return "UN"
+                vr = dvr
+        if flags & F_UN_SQ:
+            return "SQ"
+        if " or " in vr:
+            vr = self._ambiguous_vr(tag, vr, flags)
+        return vr
+
+    def _private_vr(self, tag: int) -> Optional[str]:
+        element = tag & 0xFFFF
+        if 0x0010 <= element <= 0x00FF:
+            return "LO"
+        if element < 0x0100:
+            return None
+        creator = self._private_creator(tag)
+        if not creator:
+            return None
+        entry = _tags.private_dictionary_entry(tag, creator)
+        if entry is None:
+            return None
+        vr = entry[0]
+        if " or " in vr:
+            vr = self._ambiguous_vr(tag, vr, 0)
+        return vr
+
+    def _private_creator(self, tag: int) -> Optional[str]:
+        if (tag & 0xFFFF) < 0x0100:
+            return None
+        creator_tag = (tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)
+        elem = self._element(creator_tag)
+        if elem is None:
+            return None
+        value = elem.value
+        if isinstance(value, list):
+            value = value[0] if value else ""
+        return value if isinstance(value, str) else None
+
+    def _lookup_up(self, keyword_tag: int):
+        ds = self
+        while ds is not None:
+            elem = ds._element(keyword_tag)
+            if elem is not None:
+                return elem.value
+            ds = ds.__dict__["_parent"]
+        return None
+
+    def _ambiguous_vr(self, tag: int, vr: str, flags: int) -> str:
+        # the rules pydicom's correct_ambiguous_vr applies
+        if vr == "US or SS" or vr == "US or SS or OW":
+            if tag == 0x7FE00010:
+                return "OW"
+            if vr == "US or SS or OW" and tag & 0xFFFF0000 == 0x00280000 and (tag & 0xFFF0) in (0x1200, 0x1210, 0x1220):
+                pass
+            if tag in (0x00283002, 0x00281101, 0x00281102, 0x00281103, 0x00283002 ):
+                # LUT descriptors: first value signedness from PixelRepresentation; VR US
+                return "US"
+            pr = self._lookup_up(0x00280103)
+            if pr is None:
+                return "US"
+            return "SS" if pr == 1 else "US"
+        if vr == "OB or OW":
+            if tag == 0x7FE00010:
+                if flags & F_ENCAPSULATED:
+                    return "OB"
+                bits = self._lookup_up(0x00280100)
+                if bits is not None and isinstance(bits, int) and bits > 8:
+                    return "OW"
+                if self.__dict__["_ctx"].is_implicit_VR:
+                    return "OW"
+                return "OB"
+            if (tag >> 16) & 0xFF00 == 0x6000 and (tag & 0xFFFF) == 0x3000:
+                return "OW" if self.__dict__["_ctx"].is_implicit_VR else "OB"
+            return "OW" if self.__dict__["_ctx"].is_implicit_VR else "OB"
+        if vr == "US or OW":
+            return "US"
+        return vr.split(" or ")[0]
+
+    def _decode(self, elem: DataElement) -> Any:
+        index = self.__dict__["_index"]
+        ctx: Context = self.__dict__["_ctx"]
+        i = elem._index_pos
+        vr = elem.VR
+        flags = elem.flags
+        if elem.flags & F_CLIPPED:
+            from .errors import TruncatedError, report
+            report(ctx.validation, TruncatedError(
+                "value runs past the end of the data; using the bytes present",
+                path=ctx.path, offset=elem.header_offset, tag=elem.tag), stacklevel=5)
+        if vr == "SQ":
+            if flags & F_SQ_BLOB:
+                return self._decode_sq_blob(elem)
+            return Sequence(Dataset._from_index(index, item, ctx, self)
+                            for item in index.children(i))
+        if elem.length == 0:
+            return empty_value(vr)
+        raw = index.value(i)
+        encodings = self._charset() if vr in ("SH", "LO", "ST", "LT", "UC", "UT", "PN") else None
+        return decode_value(vr, raw, little_endian=not flags & F_BIG_ENDIAN,
+                            encodings=encodings, validation=ctx.validation)
+
+    def _decode_sq_blob(self, elem: DataElement) -> Sequence:
+        """A defined-length value whose VR resolved to SQ after the scan (implicit VR private
+        sequences, UN for known sequence tags): scan its items now."""
+        ctx: Context = self.__dict__["_ctx"]
+        start, end = elem.offset, elem.offset + elem.length
+        little = not elem.flags & F_BIG_ENDIAN
+        # explicit data sets detect implicit VR items per item (pydicom's rule)
+        sub = _scan(ctx.buffer, start, end, explicit=not elem.flags & F_IMPLICIT,
+                    little_endian=little, max_depth=ctx.limits.max_depth,
+                    max_elements=ctx.limits.max_elements, allow_clip=False, as_sequence=True)
+        if sub.status != 0:
+            raise status_error(sub.status, path=ctx.path, offset=sub.error_offset,
+                               tag=sub.error_tag, inflated=ctx.inflated)
+        return Sequence(Dataset._from_index(sub, item, ctx, self) for item in sub.children(-1))
+
+    def _charset(self) -> list:
+        enc = self.__dict__["_encodings"]
+        if enc is None:
+            elem = self._element(0x00080005)
+            if elem is not None:
+                value = elem.value
+                from .charset import convert_encodings
+                enc = convert_encodings(value)
+            else:
+                parent = self.__dict__["_parent"]
+                if parent is not None:
+                    enc = parent._charset()
+                else:
+                    from .charset import convert_encodings
+                    enc = convert_encodings(None)
+            self.__dict__["_encodings"] = enc
+        return enc
+
+    def _all_tags(self) -> list:
+        cached = self.__dict__["_tags_cache"]
+        if cached is None:
+            index = self.__dict__["_index"]
+            tags = set(index.child_tags(self.__dict__["_item"])) if index is not None else set()
+            tags.discard(0xFFFEE000)
+            tags.update(self.__dict__["_elements"])
+            cached = sorted(tags)
+            self.__dict__["_tags_cache"] = cached
+        return cached
+
+    # -- pydicom vocabulary -----------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        tag = _KEYWORD_TO_TAG.get(name)
+        if tag is None or name[0] == "_":
+            raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
+        elem = self._element(tag) if self._visible(tag) else None
+        if elem is None:
+            raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
+        value = elem.value
+        if tag not in _PIXEL_TAGS:
+            self.__dict__[name] = value  # later reads are plain attribute lookups
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        tag = _KEYWORD_TO_TAG.get(name)
+        if tag is None:
+            if name[0].isupper() and name not in type(self).__dict__:
+                warnings.warn(f"{name!r} is not a DICOM keyword; set as a plain attribute",
+                              DicomWarning, stacklevel=2)
+            object.__setattr__(self, name, value)
+            return
+        vr = _tags.dictionary_vr(tag) or "UN"
+        if " or " in vr:
+            vr = self._ambiguous_vr(tag, vr, 0)
+        self[tag] = DataElement(tag, vr, value)
+
+    def __delattr__(self, name: str) -> None:
+        tag = _KEYWORD_TO_TAG.get(name)
+        if tag is None:
+            object.__delattr__(self, name)
+            return
+        del self[tag]
+
+    def __setitem__(self, key, elem: DataElement) -> None:
+        tag = _tags.parse_tag(key)
+        if not isinstance(elem, DataElement):
+            raise TypeError("Dataset items must be DataElement instances")
+        if elem.tag != tag:
+            raise ValueError("the key does not match the element's tag")
+        self.__dict__["_elements"][tag] = elem
+        self.__dict__["_tags_cache"] = None
+        self.__dict__.pop(_tags.keyword_for_tag(tag), None)
+        if tag == 0x00080005:
+            self.__dict__["_encodings"] = None
+
+    def __delitem__(self, key) -> None:
+        tag = _tags.parse_tag(key)
+        if self._element(tag) is None:
+            raise KeyError(key)
+        # mask the element: a deleted marker
+        self.__dict__["_elements"][tag] = None
+        self.__dict__["_elements"].pop(tag)
+        index = self.__dict__["_index"]
+        if index is not None and index.find(tag, self.__dict__["_item"]) >= 0:
+            self.__dict__.setdefault("_deleted", set()).add(tag)
+        self.__dict__["_tags_cache"] = None
+        self.__dict__.pop(_tags.keyword_for_tag(tag), None)
+
+    def _visible(self, tag: int) -> bool:
+        d = self.__dict__
+        only = d.get("_only")
+        if only is not None and tag not in only and tag not in d["_elements"]:
+            return False
+        deleted = d.get("_deleted")
+        return not deleted or tag not in deleted
+
+    def __getitem__(self, key) -> DataElement:
+        if isinstance(key, slice):
+            raise TypeError("slicing a Dataset is not supported")
+        tag = key if isinstance(key, int) else _tags.parse_tag(key)
+        elem = self._element(tag) if self._visible(tag) else None
+        if elem is None:
+            raise KeyError(key)
+        return elem
+
+    def get_item(self, key) -> DataElement:
+        return self[key]
+
+    def get(self, key, default: Any = None) -> Any:
+        """For a keyword: the value, or ``default``; for a tag: the DataElement, or ``default``."""
+        if isinstance(key, str) and key in _KEYWORD_TO_TAG:
+            try:
+                return getattr(self, key)
+            except AttributeError:
+                return default
+        try:
+            return self[key]
+        except (KeyError, ValueError):
+            return default
+
+    def __contains__(self, key) -> bool:
+        try:
+            tag = key if isinstance(key, int) else _tags.parse_tag(key)
+        except (KeyError, ValueError, TypeError):
+            return False
+        return self._visible(tag) and self._element(tag) is not None
+
+    def __len__(self) -> int:
+        return sum(1 for t in self._all_tags() if self._visible(t))
+
+    def __iter__(self) -> Iterator[DataElement]:
+        for tag in self._all_tags():
+            if self._visible(tag):
+                elem = self._element(tag)
+                if elem is not None:
+                    yield elem
+
+    def keys(self):
+        return [t for t in self._all_tags() if self._visible(t)]
+
+    def values(self):
+        return list(self)
+
+    def items(self):
+        return [(e.tag, e) for e in self]
+
+    def elements(self) -> Iterator[DataElement]:
+        return iter(self)
+
+    def dir(self) -> list:
+        return sorted(e.keyword for e in self if e.keyword)
+
+    def __dir__(self):
+        return list(super().__dir__()) + self.dir()
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Dataset):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # mutable, like pydicom's Dataset
+
+    def private_block(self, group: int, private_creator: str, create: bool = False) -> "PrivateBlock":
+        """The private block of ``group`` reserved by ``private_creator`` (pydicom's API)."""
+        if not group & 1:
+            raise ValueError("private blocks live in odd groups")
+        for slot in range(0x10, 0x100):
+            elem = self._element((group << 16) | slot)
+            if elem is None:
+                continue
+            value = elem.value
+            if isinstance(value, list):
+                value = value[0] if value else ""
+            if value == private_creator:
+                return PrivateBlock(self, group, slot, private_creator)
+        raise KeyError(f"private creator not found in group {group:04X}")
+
+    @property
+    def is_little_endian(self) -> bool:
+        return self.__dict__["_ctx"].is_little_endian
+
+    @property
+    def is_implicit_VR(self) -> bool:
+        return self.__dict__["_ctx"].is_implicit_VR
+
+    @property
+    def filename(self):
+        return self.__dict__["_ctx"].path
+
+    @property
+    def preamble(self):
+        return self.__dict__["_ctx"].preamble
+
+    def walk(self, callback, recursive: bool = True) -> None:
+        for elem in self:
+            callback(self, elem)
+            if recursive and elem.VR == "SQ":
+                for item in elem.value:
+                    item.walk(callback, recursive)
+
+    def __repr__(self) -> str:
+        return self._pretty(0, depth=None)
+
+    def _pretty(self, indent: int, depth) -> str:
+        lines = []
+        for elem in self:
+            lines.append("  " * indent + repr(elem))
+            if elem.VR == "SQ" and (depth is None or indent < depth):
+                for n, item in enumerate(elem.value, 1):
+                    lines.append("  " * (indent + 1) + f"---------- item {n}")
+                    lines.append(item._pretty(indent + 1, depth))
+        return "\n".join(line for line in lines if line)
+
+    # -- conversions ------------------------------------------------------------------------
+    def to_json_dict(self, bulk_data_threshold: int = 1024, bulk_data_element_handler=None,
+                     suppress_invalid_tags: bool = False) -> dict:
+        """The DICOM JSON model (PS3.18 F.2) of this data set."""
+        from .json import dataset_to_json_dict
+        return dataset_to_json_dict(self, bulk_data_threshold, bulk_data_element_handler,
+                                    suppress_invalid_tags)
+
+    def to_json(self, bulk_data_threshold: int = 1024, bulk_data_element_handler=None,
+                dump_handler=None, suppress_invalid_tags: bool = False) -> str:
+        import json
+        data = self.to_json_dict(bulk_data_threshold, bulk_data_element_handler,
+                                 suppress_invalid_tags)
+        return dump_handler(data) if dump_handler else json.dumps(data, sort_keys=True)
+
+    def to_pydicom(self):
+        """The same data set as a ``pydicom.Dataset`` (requires pydicom)."""
+        from .compat import to_pydicom
+        return to_pydicom(self)
+
+    # -- pixels (fastdicom.pixels) ----------------------------------------------------------
+    @property
+    def pixel_array(self):
+        from .pixels import pixel_array
+        return pixel_array(self)
+
+    def frame(self, index: int, **kwargs):
+        from .pixels import get_frame
+        return get_frame(self, index, **kwargs)
+
+    def iter_frames(self, indices=None, **kwargs):
+        from .pixels import iter_frames
+        return iter_frames(self, indices, **kwargs)
+
+    def encapsulated_frame(self, index: int):
+        from .pixels import encapsulated_frame
+        return encapsulated_frame(self, index)
+
+    @property
+    def num_frames(self) -> int:
+        from .pixels import num_frames
+        return num_frames(self)
+
+
+class FileMetaDataset(Dataset):
+    """The file meta information group (0002,xxxx)."""
+
+
+class PrivateBlock:
+    """Access to the elements of one private creator's block (pydicom's API)."""
+
+    def __init__(self, dataset: Dataset, group: int, slot: int, creator: str):
+        self.dataset = dataset
+        self.group = group
+        self.block_start = slot << 8
+        self.private_creator = creator
+
+    def get_tag(self, element_offset: int) -> int:
+        if not 0 <= element_offset <= 0xFF:
+            raise ValueError("element offset must be 0..0xFF")
+        return (self.group << 16) | self.block_start | element_offset
+
+    def __getitem__(self, element_offset: int) -> DataElement:
+        return self.dataset[self.get_tag(element_offset)]
+
+    def __contains__(self, element_offset: int) -> bool:
+        return self.get_tag(element_offset) in self.dataset
+
+    def __iter__(self):
+        lo = (self.group << 16) | self.block_start
+        for elem in self.dataset:
+            if lo <= elem.tag <= lo + 0xFF:
+                yield elem

@@ -1,0 +1,409 @@
+"""dcmread / open: preamble, file meta, transfer syntax, deflate, buffer ownership.
+
+``mode="mmap"`` (the default for paths) maps the file with POSIX ``mmap()`` and closes the
+descriptor at once.  Residual risk: if another process truncates a mapped file, touching the
+lost pages raises SIGBUS, which kills the interpreter.  fastdicom checks the file size at open
+and again before each frame access, but cannot close the window between that check and the
+copy.  Use ``mode="read"`` (an owned buffer filled with ``pread``) for files on storage that
+others may modify; header-only reads (``stop_before_pixels``/``specific_tags``), batch scans and
+ingestion always read with ``pread``.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+import zlib
+from typing import Any, Iterable, Optional
+
+from . import _dictionary as _dict
+from . import tags as _tags
+from ._scan import MappedFile, read_file, scan as _scan
+from .dataset import Context, Dataset, FileMetaDataset, F_ODD, F_CLIPPED
+from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, FileChangedError,
+                     InvalidDicomError, LimitExceededError, Limits, MalformedElementError,
+                     TruncatedError, check_validation, report, status_error)
+
+__all__ = ["dcmread", "open_file", "DicomFile", "read_buffer", "HEADER_CHUNK"]
+
+HEADER_CHUNK = 16384
+_META_END = 0x0002FFFF
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_EXPLICIT_BE = "1.2.840.10008.1.2.2"
+_DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")
+
+
+def _preamble_kind(preamble: Optional[bytes]) -> str:
+    if not preamble:
+        return "none"
+    if preamble[:2] == b"MZ":
+        return "pe"
+    if preamble[:4] == b"\x7fELF":
+        return "elf"
+    if preamble[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if preamble.count(0) == len(preamble):
+        return "zero"
+    return "other"
+
+
+def _looks_explicit(buf, pos: int) -> bool:
+    return len(buf) - pos >= 6 and 0x40 < buf[pos + 4] < 0x5B and 0x40 < buf[pos + 5] < 0x5B
+
+
+def _check_status(index, path, inflated=False):
+    if index.status != 0:
+        raise status_error(index.status, path=path, offset=index.error_offset,
+                           tag=index.error_tag, inflated=inflated)
+
+
+def _inflate(data, start: int, limits: Limits, path) -> bytes:
+    """Inflate a deflated body once, bounded by ``limits.max_inflated_bytes``."""
+    budget = limits.max_inflated_bytes
+    compressed = memoryview(data)[start:]
+    for wbits in (-15, 15):
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(compressed, budget + 1)
+            if len(out) > budget:
+                raise LimitExceededError(
+                    f"deflated data set inflates beyond limits.max_inflated_bytes ({budget})",
+                    path=path, offset=start)
+            if inflater.unconsumed_tail:
+                raise LimitExceededError(
+                    f"deflated data set inflates beyond limits.max_inflated_bytes ({budget})",
+                    path=path, offset=start)
+            out += inflater.flush()
+        except zlib.error:
+            continue
+        if not inflater.eof and wbits == -15:
+            raise TruncatedError("deflate stream ends before its final block", path=path,
+                                 offset=start)
+        return out
+    raise MalformedElementError("deflate stream is corrupt", path=path, offset=start)
+
+
+class _Header:
+    __slots__ = ("preamble", "meta_index", "meta_start", "body_start", "transfer_syntax",
+                 "explicit", "little", "deflated", "ts_guessed")
+
+
+def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> _Header:
+    h = _Header()
+    n = len(buf)
+    if n >= 132 and bytes(buf[128:132]) == b"DICM":
+        h.preamble = bytes(buf[:128])
+        pos = 132
+    elif n >= 4 and bytes(buf[:4]) == b"DICM":
+        h.preamble = None
+        pos = 4
+    else:
+        if not force:
+            if n == 0:
+                raise InvalidDicomError("empty file", path=path, offset=0)
+            raise InvalidDicomError(
+                "no 128-byte preamble followed by 'DICM' (use force=True to read anyway)",
+                path=path, offset=min(n, 128))
+        h.preamble = None
+        pos = 0
+    h.meta_start = pos
+    h.meta_index = None
+    h.transfer_syntax = None
+    h.ts_guessed = False
+    # file meta group: always explicit VR little endian (pydicom detects implicit, with a warning)
+    if n - pos >= 8 and buf[pos] == 0x02 and buf[pos + 1] == 0x00:
+        explicit_meta = _looks_explicit(buf, pos)
+        if not explicit_meta:
+            report(validation, MalformedElementError(
+                "file meta information is encoded with implicit VR", path=path, offset=pos,
+                tag=0x00020000 | (buf[pos + 2] | buf[pos + 3] << 8)))
+        meta = _scan(buf, pos, explicit=explicit_meta, little_endian=True, stop_tag=_META_END,
+                     max_depth=limits.max_depth, max_elements=limits.max_elements,
+                     allow_clip=False)
+        _check_status(meta, path)
+        h.meta_index = meta
+        body = meta.stop_offset if meta.stop_offset >= 0 else meta.end
+        # group length check
+        gl = meta.find(0x00020000, -1)
+        if gl >= 0:
+            raw = meta.value(gl)
+            if len(raw) == 4:
+                declared = int.from_bytes(raw, "little")
+                first = meta.next(gl)
+                if first < len(meta):
+                    actual = body - meta.info(first)[5]
+                else:
+                    actual = 0
+                if declared != actual:
+                    report(validation, MalformedElementError(
+                        f"file meta group length says {declared} bytes, found {actual}",
+                        path=path, offset=meta.info(gl)[5], tag=0x00020000))
+        ts = meta.find(0x00020010, -1)
+        if ts >= 0:
+            h.transfer_syntax = meta.value(ts).decode("latin-1").rstrip("\x00 ").strip()
+        pos = body
+    h.body_start = pos
+    ts = h.transfer_syntax
+    h.deflated = ts in _DEFLATED
+    if ts is None or ts == "":
+        if h.meta_index is not None and validation == "raise":
+            from .errors import UnsupportedTransferSyntaxError
+            raise UnsupportedTransferSyntaxError("file meta has no Transfer Syntax UID",
+                                                 path=path, offset=h.meta_start)
+        h.ts_guessed = True
+        h.explicit, h.little = _guess_encoding(buf, pos)
+    elif ts == _IMPLICIT_LE:
+        h.explicit, h.little = False, True
+    elif ts == _EXPLICIT_BE:
+        h.explicit, h.little = True, False
+    else:
+        info = _dict.TRANSFER_SYNTAXES.get(ts)
+        if info is not None:
+            h.explicit, h.little = bool(info["explicit_vr"]), bool(info["little_endian"])
+        else:
+            # unknown syntax: headers are explicit VR little endian (PS3.5 A.4); pixel
+            # decoding raises UnsupportedTransferSyntaxError later
+            h.explicit, h.little = True, True
+    return h
+
+
+def _guess_encoding(buf, pos: int):
+    """Explicit/implicit and endianness of a body without a transfer syntax, from its
+    first element (pydicom's approach)."""
+    if len(buf) - pos < 8:
+        return True, True
+    explicit = _looks_explicit(buf, pos)
+    group_le = buf[pos] | (buf[pos + 1] << 8)
+    group_be = (buf[pos] << 8) | buf[pos + 1]
+    little = not (group_be <= 0x0008 < group_le) and not (group_le > 0x00FF and group_be <= 0x00FF)
+    return explicit, little
+
+
+def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
+                specific_tags: Optional[Iterable] = None, force: bool = False,
+                validation: str = "warn", limits: Optional[Limits] = None,
+                owner=None, partial_size: int = -1) -> Dataset:
+    """Read a data set from any object with the buffer protocol (zero-copy).
+
+    ``partial_size`` >= 0 says ``buf`` holds only the first bytes of a file of that size:
+    a :class:`TruncatedError` at the end of ``buf`` then means "read more".
+    """
+    validation = check_validation(validation)
+    limits = limits or DEFAULT_LIMITS
+    if not isinstance(buf, (bytes, memoryview)):
+        buf = memoryview(buf)
+    h = _parse_header(buf, path, force, validation, limits)
+    stop_tag = 0xFFFFFFFF
+    only = None
+    if specific_tags is not None:
+        only = {_tags.parse_tag(t) for t in specific_tags}
+        only.add(0x00080005)
+        stop_tag = max(only)
+    data = buf
+    start = h.body_start
+    inflated = False
+    if h.deflated:
+        if partial_size >= 0:
+            raise _NeedMore()
+        data = _inflate(buf, start, limits, path)
+        start = 0
+        inflated = True
+    explicit = h.explicit
+    if len(data) - start >= 6 and not h.ts_guessed:
+        # a body whose VR encoding contradicts the transfer syntax is detected and read
+        found_explicit = _looks_explicit(data, start)
+        if found_explicit != explicit and not (data[start] == 0xFE and data[start + 1] == 0xFF):
+            report(validation, MalformedElementError(
+                f"transfer syntax says {'explicit' if explicit else 'implicit'} VR, data is "
+                f"{'explicit' if found_explicit else 'implicit'} VR; reading it as found",
+                path=path, offset=start))
+            explicit = found_explicit
+    index = _scan(data, start, explicit=explicit, little_endian=h.little, stop_tag=stop_tag,
+                  stop_before_pixels=stop_before_pixels, max_depth=limits.max_depth,
+                  max_elements=limits.max_elements, allow_clip=partial_size < 0,
+                  lenient_vr=validation != "raise")
+    if index.status != 0:
+        if partial_size >= 0 and len(buf) < partial_size and index.status in (1, 11):
+            raise _NeedMore()
+        _check_status(index, path, inflated)
+    ctx = Context(data, path, validation, limits, inflated, owner)
+    ctx.preamble = h.preamble
+    ctx.is_little_endian = h.little
+    ctx.is_implicit_VR = not explicit
+    ctx.transfer_syntax = h.transfer_syntax
+    _report_leniency(index, ctx, partial_size >= 0 and len(buf) < partial_size)
+    ds = Dataset._from_index(index, -1, ctx)
+    if only is not None:
+        ds.__dict__["_only"] = only
+    meta_ctx = Context(buf, path, validation, limits, False, owner)
+    if h.meta_index is not None:
+        fm = FileMetaDataset._from_index(h.meta_index, -1, meta_ctx)
+    else:
+        fm = FileMetaDataset._from_index(None, -1, meta_ctx)
+    ds.__dict__["file_meta"] = fm
+    ds.__dict__["preamble_kind"] = _preamble_kind(h.preamble)
+    ds.__dict__["transfer_syntax_guessed"] = h.ts_guessed
+    if ds.__dict__["preamble_kind"] in ("pe", "elf"):
+        warnings.warn(f"the preamble holds an executable ({ds.__dict__['preamble_kind'].upper()}) "
+                      "header (CVE-2019-11687 polyglot)" + (f" in {path!r}" if path else ""),
+                      DicomWarning, stacklevel=3)
+    return ds
+
+
+def _report_leniency(index, ctx: Context, partial: bool) -> None:
+    mode = ctx.validation
+    if mode == "ignore":
+        return
+    if index.n_clipped:
+        report(mode, TruncatedError("the last element runs past the end of the data; "
+                                    "its value is cut short", path=ctx.path,
+                                    offset=index.error_offset, tag=index.error_tag,
+                                    inflated=ctx.inflated), stacklevel=5)
+    if index.trailing and not partial:
+        report(mode, MalformedElementError(f"{index.trailing} trailing bytes after the last "
+                                           "element ignored", path=ctx.path,
+                                           offset=index.end - index.trailing,
+                                           inflated=ctx.inflated), stacklevel=5)
+    if index.n_vr_retries:
+        report(mode, MalformedElementError(f"{index.n_vr_retries} element(s) with invalid VR "
+                                           "bytes read as implicit VR", path=ctx.path,
+                                           inflated=ctx.inflated), stacklevel=5)
+    if index.n_odd:
+        entries = index.to_numpy()
+        odd = entries[(entries["flags"] & F_ODD) != 0]
+        odd = odd[(odd["tag"] != 0x7FE00010)]
+        if len(odd):
+            report(mode, MalformedElementError(
+                f"{len(odd)} element(s) with odd value length", path=ctx.path,
+                offset=int(odd["header_offset"][0]), tag=int(odd["tag"][0]),
+                inflated=ctx.inflated), stacklevel=5)
+
+
+class _NeedMore(Exception):
+    pass
+
+
+def _read_header_only(path, **kwargs) -> Dataset:
+    chunk = HEADER_CHUNK
+    while True:
+        data, size, mtime = read_file(path, chunk)
+        if len(data) >= size:
+            return read_buffer(data, path=path, **kwargs)
+        try:
+            return read_buffer(data, path=path, partial_size=size, **kwargs)
+        except _NeedMore:
+            chunk *= 8
+        except DicomError as exc:
+            if isinstance(exc, InvalidDicomError):
+                raise
+            # an error at the end of a partial buffer may be an artefact of the cut
+            chunk *= 8
+
+
+def dcmread(fp, *, stop_before_pixels: bool = False, specific_tags: Optional[Iterable] = None,
+            force: bool = False, mode: str = "mmap", validation: str = "warn",
+            limits: Optional[Limits] = None, defer_size=None) -> Dataset:
+    """Read a DICOM data set from a path, bytes-like object or binary file object.
+
+    ``mode`` ("mmap" or "read") applies to paths; header-only reads (``stop_before_pixels``
+    or ``specific_tags``) always use ``pread`` of the first bytes, extended when needed.
+    Values are decoded lazily.  Raises a :class:`~fastdicom.errors.DicomError` on bad input.
+    """
+    kwargs = dict(stop_before_pixels=stop_before_pixels, specific_tags=specific_tags,
+                  force=force, validation=validation, limits=limits)
+    if isinstance(fp, (str, os.PathLike)):
+        path = os.fspath(fp)
+        if stop_before_pixels or specific_tags is not None:
+            return _read_header_only(path, **kwargs)
+        if mode == "mmap":
+            mapped = MappedFile(path)
+            return read_buffer(mapped, path=path, owner=mapped, **kwargs)
+        if mode != "read":
+            raise ValueError(f"mode must be 'mmap' or 'read', not {mode!r}")
+        data, size, mtime = read_file(path)
+        if len(data) != size:
+            raise FileChangedError(f"file size changed while reading ({size} -> {len(data)})",
+                                   path=path)
+        return read_buffer(data, path=path, **kwargs)
+    if isinstance(fp, (bytes, bytearray, memoryview)):
+        return read_buffer(fp if not isinstance(fp, bytearray) else bytes(fp), **kwargs)
+    if hasattr(fp, "read"):
+        name = getattr(fp, "name", None)
+        data = fp.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("file object must be opened in binary mode")
+        return read_buffer(bytes(data), path=name if isinstance(name, str) else None, **kwargs)
+    # any other object with the buffer protocol
+    return read_buffer(memoryview(fp), **kwargs)
+
+
+class DicomFile:
+    """An open DICOM file: owns the buffer (a memory map by default) and its data set.
+
+    ``close()`` drops the file's reference only; views handed out keep the map alive.
+    """
+
+    def __init__(self, path, *, mode: str = "mmap", validation: str = "warn",
+                 limits: Optional[Limits] = None, force: bool = False):
+        self.path = os.fspath(path)
+        self.mode = mode
+        if mode == "mmap":
+            self._buffer = MappedFile(self.path)
+            self.size = self._buffer.size
+            self.mtime_ns = self._buffer.mtime_ns
+        elif mode == "read":
+            self._buffer, self.size, self.mtime_ns = read_file(self.path)
+            if len(self._buffer) != self.size:
+                raise FileChangedError("file size changed while reading", path=self.path)
+        else:
+            raise ValueError(f"mode must be 'mmap' or 'read', not {mode!r}")
+        self.dataset = read_buffer(self._buffer, path=self.path, owner=self._buffer,
+                                   validation=validation, limits=limits, force=force)
+
+    def check_unchanged(self) -> None:
+        """Raise FileChangedError if the file on disk is now smaller than when opened."""
+        if self.mode == "mmap" and not self._buffer.check():
+            raise FileChangedError("file was truncated or removed since it was mapped",
+                                   path=self.path)
+
+    @property
+    def buffer(self):
+        if self._buffer is None:
+            raise ValueError("DicomFile is closed")
+        return self._buffer
+
+    @property
+    def num_frames(self) -> int:
+        from .pixels import num_frames
+        return num_frames(self.dataset)
+
+    def frame(self, index: int):
+        """Frame ``index``: a read-only numpy view on the file where the layout allows."""
+        from .pixels import frame_view
+        self.check_unchanged()
+        return frame_view(self.dataset, index)
+
+    def encapsulated_frame(self, index: int):
+        from .pixels import encapsulated_frame
+        self.check_unchanged()
+        return encapsulated_frame(self.dataset, index)
+
+    @property
+    def pixel_array(self):
+        self.check_unchanged()
+        return self.dataset.pixel_array
+
+    def close(self) -> None:
+        self._buffer = None
+
+    def __enter__(self) -> "DicomFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_file(path, *, mode: str = "mmap", validation: str = "warn",
+              limits: Optional[Limits] = None, force: bool = False) -> DicomFile:
+    """Open ``path`` as a :class:`DicomFile` (a context manager owning the map)."""
+    return DicomFile(path, mode=mode, validation=validation, limits=limits, force=force)

@@ -1,0 +1,612 @@
+"""Pixel value transforms: modality LUT/rescale, VOI LUT/windowing, palette colour, display.
+
+The functions are named and behave as pydicom 3's ``pydicom.pixels.processing`` functions
+(same values, same dtypes) and work on any dataset offering pydicom's vocabulary
+(``ds.get(keyword)``, ``keyword in ds``, attribute access, sequences as lists of datasets,
+OW values as ``bytes``), so a pydicom ``Dataset`` works as well as a fastdicom one.
+
+Deliberate differences from pydicom, all on inputs where pydicom wraps, overflows or raises:
+
+* LUT indices are computed in 64-bit integers and clamped to the LUT: pydicom stores them in
+  the LUT's entry type (or the input's type), so an index past 255 into an 8-bit-entry VOI or
+  palette LUT wraps modulo 256 there; here it maps to the last entry.
+* A LUT whose data is shorter than its descriptor says raises :class:`PixelDataError` (palette
+  and 16-bit data) or, for an expanded segmented palette, clamps to the entries present —
+  never an ``IndexError`` or ``struct.error``.
+* The second descriptor value (first value mapped) is read as signed when the image's
+  PixelRepresentation is 1, even if the dataset decoded it as unsigned.
+* When the byte order of OW LUT data cannot be found from the dataset, little endian is
+  assumed (pydicom raises ``AttributeError``); non-segmented palette data honours big endian.
+* Empty *Window Center*/*Window Width* or *Rescale Slope*/*Intercept* count as absent; an empty
+  *VOI LUT Function* counts as LINEAR.
+* Errors on bad input are :class:`PixelDataError` (a ``ValueError``, as pydicom raises).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from fastdicom.errors import PixelDataError
+
+__all__ = [
+    "apply_modality_lut", "apply_rescale", "apply_voi_lut", "apply_voi", "apply_windowing",
+    "apply_color_lut", "apply_presentation_lut", "invert_monochrome1", "to_display_uint8",
+]
+
+logger = logging.getLogger("fastdicom")
+
+_BIG_ENDIAN_TS = "1.2.840.10008.1.2.2"
+# Bounds on segmented palette expansion: nesting of indirect segments and total entries.
+_MAX_INDIRECT_DEPTH = 32
+_MAX_SEGMENTED_ENTRIES = 1 << 20
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers over the dataset vocabulary
+
+def _get(ds: Any, keyword: str, default: Any = None) -> Any:
+    """``ds.get(keyword)`` for pydicom-like datasets, ``getattr`` for anything else."""
+    getter = getattr(ds, "get", None)
+    if getter is not None:
+        try:
+            value = getter(keyword, default)
+        except (KeyError, TypeError):
+            value = default
+    else:
+        value = getattr(ds, keyword, default)
+    if value is None:
+        return default
+    # pydicom's ds.get may hand back a DataElement for tags; keywords give values.
+    return value
+
+
+def _values(value: Any) -> list:
+    """A multi-valued element's value as a list (a scalar becomes a one-item list)."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, bytearray, memoryview)):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (not isinstance(value, (int, float)) and len(_values(value)) == 0) \
+        or value == ""
+
+
+def _is_little_endian(ds: Any) -> bool:
+    """Byte order of the dataset's OW values; little endian when it cannot be told."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        ts = _get(meta, "TransferSyntaxUID")
+        if ts:
+            return str(ts).strip() != _BIG_ENDIAN_TS
+    encoding = getattr(ds, "original_encoding", None)
+    if isinstance(encoding, tuple) and len(encoding) == 2 and encoding[1] is not None:
+        return bool(encoding[1])
+    flag = getattr(ds, "is_little_endian", None)
+    if flag is not None:
+        return bool(flag)
+    return True
+
+
+def _descriptor(value: Any, pixel_representation: Any) -> tuple[int, int, int]:
+    """(number of entries, first value mapped, bits per entry) of a LUT descriptor."""
+    items = _values(value)
+    if len(items) != 3:
+        raise PixelDataError(f"a LUT descriptor needs 3 values, found {len(items)}")
+    try:
+        entries, first_map, depth = (int(v) for v in items)
+    except (TypeError, ValueError):
+        raise PixelDataError("a LUT descriptor value is not an integer") from None
+    entries &= 0xFFFF
+    if entries == 0:
+        entries = 1 << 16
+    if pixel_representation == 1 and first_map >= 0x8000:
+        first_map -= 0x10000
+    return entries, first_map, depth & 0xFFFF
+
+
+def _lut_indices(arr: np.ndarray, first_map: int, nr_entries: int) -> np.ndarray:
+    """Indices into a LUT of `nr_entries`: values below `first_map` → 0, past the end → last."""
+    if arr.dtype.kind == "f":
+        # pydicom truncates (value - first_map) towards zero; it is >= 0 where it matters.
+        shifted = np.floor(arr - float(first_map))
+        np.clip(shifted, 0, nr_entries - 1, out=shifted)
+        return shifted.astype(np.intp)
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.uint8)
+    shifted = arr.astype(np.int64) - first_map
+    np.clip(shifted, 0, nr_entries - 1, out=shifted)
+    return shifted.astype(np.intp, copy=False)
+
+
+def _lut_words(data: Any, nr_entries: int, ds: Any, exact: bool) -> np.ndarray:
+    """LUT Data (US list or OW bytes) as an array of integers (16-bit words for bytes)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        raw = bytes(data)
+        if len(raw) < 2 * nr_entries or (exact and len(raw) != 2 * nr_entries):
+            raise PixelDataError(
+                f"LUT Data holds {len(raw)} bytes, the descriptor asks for {nr_entries} "
+                "16-bit entries")
+        dtype = "<u2" if _is_little_endian(ds) else ">u2"
+        return np.frombuffer(raw, dtype=dtype, count=nr_entries).astype(np.int64)
+    return np.asarray(_values(data), dtype=np.int64)
+
+
+def _as_entry_type(words: np.ndarray, dtype: str) -> np.ndarray:
+    info = np.iinfo(dtype)
+    if words.size and (words.min() < info.min or words.max() > info.max):
+        raise PixelDataError(f"LUT Data holds values that do not fit {dtype} entries")
+    return words.astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# modality
+
+def apply_modality_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
+    """Apply the Modality LUT Sequence or Rescale Slope/Intercept to `arr`.
+
+    Returns uint8/uint16 (per the LUT descriptor) for a Modality LUT, float64 for a rescale,
+    or `arr` itself when neither is present.
+    """
+    sequence = _get(ds, "ModalityLUTSequence")
+    if sequence:
+        item = sequence[0]
+        nr_entries, first_map, depth = _descriptor(
+            _get(item, "LUTDescriptor"), _get(ds, "PixelRepresentation"))
+        if depth not in (8, 16):
+            # pydicom would try numpy's non-existent uint<depth>
+            raise PixelDataError(f"Modality LUT entries of {depth} bits are not supported")
+        dtype = f"uint{depth}"
+        data = _get(item, "LUTData")
+        if data is None:
+            raise PixelDataError("the Modality LUT Sequence item has no LUT Data")
+        lut = _as_entry_type(_lut_words(data, nr_entries, ds, exact=True), dtype)
+        if lut.size == 0:
+            raise PixelDataError("the Modality LUT Data is empty")
+        return lut[_lut_indices(arr, first_map, min(nr_entries, lut.size))]
+
+    slope = _get(ds, "RescaleSlope")
+    intercept = _get(ds, "RescaleIntercept")
+    if "RescaleSlope" in ds and "RescaleIntercept" in ds \
+            and not _is_empty(slope) and not _is_empty(intercept):
+        out = arr.astype(np.float64) * float(slope)
+        out += float(intercept)
+        return out
+    return arr
+
+
+apply_rescale = apply_modality_lut
+
+
+# ---------------------------------------------------------------------------------------------
+# VOI
+
+def _window_parameters(ds: Any, index: int) -> Optional[tuple[float, float]]:
+    center = _get(ds, "WindowCenter")
+    width = _get(ds, "WindowWidth")
+    if _is_empty(center) or _is_empty(width):
+        return None
+    centers, widths = _values(center), _values(width)
+    # As pydicom: `index` only applies to multi-valued elements.
+    center = centers[index] if len(centers) > 1 else centers[0]
+    width = widths[index] if len(widths) > 1 else widths[0]
+    return float(center), float(width)
+
+
+def _has_voi_lut(ds: Any) -> bool:
+    sequence = _get(ds, "VOILUTSequence")
+    if not sequence:
+        return False
+    item = sequence[0]
+    return _get(item, "LUTDescriptor") is not None and _get(item, "LUTData") is not None
+
+
+def apply_voi_lut(arr: np.ndarray, ds: Any, index: int = 0,
+                  prefer_lut: bool = True) -> np.ndarray:
+    """Apply the VOI LUT Sequence or the window (VOI LUT Module) to `arr`.
+
+    When both are present `prefer_lut` chooses the LUT (default) or the window.
+    """
+    valid_voi = _has_voi_lut(ds)
+    valid_window = not _is_empty(_get(ds, "WindowCenter")) \
+        and not _is_empty(_get(ds, "WindowWidth"))
+    if valid_voi and (prefer_lut or not valid_window):
+        return apply_voi(arr, ds, index)
+    if valid_window:
+        return apply_windowing(arr, ds, index)
+    return arr
+
+
+def apply_voi(arr: np.ndarray, ds: Any, index: int = 0) -> np.ndarray:
+    """Apply item `index` of the VOI LUT Sequence to `arr` (uint8 or uint16 output)."""
+    sequence = _get(ds, "VOILUTSequence")
+    if not sequence:
+        return arr
+    if not np.issubdtype(arr.dtype, np.integer):
+        logger.warning("Applying a VOI LUT on a float input array may give incorrect results")
+    item = sequence[index]
+    nr_entries, first_map, depth = _descriptor(
+        _get(item, "LUTDescriptor"), _get(ds, "PixelRepresentation"))
+    if depth == 8:
+        dtype = "uint8"
+    elif 10 <= depth <= 16:
+        dtype = "uint16"
+    else:
+        raise NotImplementedError(f"'{depth}' bits per LUT entry is not supported")
+    data = _get(item, "LUTData")
+    if data is None:
+        raise PixelDataError("the VOI LUT Sequence item has no LUT Data")
+    lut = _as_entry_type(_lut_words(data, nr_entries, ds, exact=False), dtype)
+    if lut.size == 0:
+        raise PixelDataError("the VOI LUT Data is empty")
+    return lut[_lut_indices(arr, first_map, min(nr_entries, lut.size))]
+
+
+def _output_range(ds: Any) -> tuple[float, float]:
+    """Range of the modality output the window maps onto (pydicom's rule)."""
+    bits_stored = _get(ds, "BitsStored")
+    if bits_stored is None:
+        raise PixelDataError("windowing needs (0028,0101) Bits Stored")
+    bits_stored = int(bits_stored)
+    sequence = _get(ds, "ModalityLUTSequence")
+    if sequence:
+        _, _, depth = _descriptor(_get(sequence[0], "LUTDescriptor"), 0)
+        y_min, y_max = 0, 2 ** depth - 1
+    elif _get(ds, "PixelRepresentation") == 0:
+        y_min, y_max = 0, 2 ** bits_stored - 1
+    else:
+        y_min, y_max = -(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1
+    slope = _get(ds, "RescaleSlope")
+    intercept = _get(ds, "RescaleIntercept")
+    if not _is_empty(slope) and not _is_empty(intercept):
+        slope, intercept = float(slope), float(intercept)
+        return y_min * slope + intercept, y_max * slope + intercept
+    return y_min, y_max
+
+
+def _window(arr: np.ndarray, center: float, width: float, function: str,
+            y_min: float, y_max: float) -> np.ndarray:
+    """Window `arr` onto [y_min, y_max] as float64 (PS3.3 C.11.2.1.2 and C.11.2.1.3)."""
+    y_range = y_max - y_min
+    out = arr.astype(np.float64)
+    if function in ("LINEAR", "LINEAR_EXACT"):
+        if function == "LINEAR":
+            if width < 1:
+                raise PixelDataError(
+                    "the Window Width must be at least 1 for a 'LINEAR' windowing operation")
+            center -= 0.5
+            width -= 1
+        elif width <= 0:
+            raise PixelDataError(
+                "the Window Width must be greater than 0 for a 'LINEAR_EXACT' windowing "
+                "operation")
+        below = out <= (center - width / 2)
+        above = out > (center + width / 2)
+        between = ~(below | above)
+        values = out[between]
+        out[below] = y_min
+        out[above] = y_max
+        if values.size:
+            out[between] = ((values - center) / width + 0.5) * y_range + y_min
+        return out
+    if function == "SIGMOID":
+        if width <= 0:
+            raise PixelDataError(
+                "the Window Width must be greater than 0 for a 'SIGMOID' windowing operation")
+        with np.errstate(over="ignore"):
+            return y_range / (1 + np.exp(-4 * (out - center) / width)) + y_min
+    raise PixelDataError(f"unsupported (0028,1056) VOI LUT Function {function!r}")
+
+
+def _voi_function(ds: Any) -> str:
+    function = _get(ds, "VOILUTFunction")
+    if _is_empty(function):
+        return "LINEAR"
+    return str(function).strip().upper()
+
+
+def apply_windowing(arr: np.ndarray, ds: Any, index: int = 0) -> np.ndarray:
+    """Apply window `index` (Window Center/Width, VOI LUT Function) to `arr` (float64 out)."""
+    window = _window_parameters(ds, index)
+    if window is None:
+        return arr
+    photometric = str(_get(ds, "PhotometricInterpretation", "")).strip()
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise PixelDataError(
+            "windowing needs a (0028,0004) Photometric Interpretation of MONOCHROME1 or "
+            f"MONOCHROME2, found {photometric!r}")
+    y_min, y_max = _output_range(ds)
+    return _window(arr, window[0], window[1], _voi_function(ds), y_min, y_max)
+
+
+# ---------------------------------------------------------------------------------------------
+# palette colour
+
+def _expand_segmented(data: Sequence[int], eight_bit: bool, little_endian: bool,
+                      nr_segments: Optional[int] = None, last_value: Optional[int] = None,
+                      depth: int = 0) -> list[int]:
+    """Expand Segmented Palette Color LUT Data (PS3.3 C.7.9.2) into its entries.
+
+    Indirect offsets index the decoded entries, as pydicom reads them.
+    """
+    if depth > _MAX_INDIRECT_DEPTH:
+        raise PixelDataError("segmented palette LUT: indirect segments nested too deeply")
+    lut: list[int] = []
+    offset = 0
+    segments = 0
+    size = len(data)
+    while offset + 1 < size:   # a trailing pad entry is ignored
+        opcode, length = data[offset], data[offset + 1]
+        offset += 2
+        if opcode == 0:        # discrete
+            lut.extend(data[offset:offset + length])
+            offset += length
+        elif opcode == 1:      # linear
+            if lut:
+                y0 = lut[-1]
+            elif last_value is not None:
+                y0 = last_value
+            else:
+                raise PixelDataError(
+                    "segmented palette LUT: the first segment cannot be a linear segment")
+            if offset >= size:
+                raise PixelDataError("segmented palette LUT: a linear segment is truncated")
+            y1 = data[offset]
+            offset += 1
+            if y0 == y1:
+                lut.extend([y1] * length)
+            elif length:
+                step = (y1 - y0) / length
+                lut.extend(np.around(np.linspace(y0 + step, y1, length)).astype(int).tolist())
+        elif opcode == 2:      # indirect
+            if not lut:
+                raise PixelDataError(
+                    "segmented palette LUT: the first segment cannot be an indirect segment")
+            if offset + (4 if eight_bit else 2) > size:
+                raise PixelDataError("segmented palette LUT: an indirect segment is truncated")
+            if eight_bit:
+                b0, b1, b2, b3 = data[offset:offset + 4]
+                if little_endian:
+                    target = (b3 << 8 | b2) << 16 | (b1 << 8 | b0)
+                else:
+                    target = (b2 << 8 | b3) << 16 | (b0 << 8 | b1)
+                offset += 4
+            else:
+                target = data[offset + 1] << 16 | data[offset]
+                offset += 2
+            lut.extend(_expand_segmented(data[target:], eight_bit, little_endian,
+                                         length, lut[-1], depth + 1))
+        else:
+            raise PixelDataError(f"segmented palette LUT: unknown segment type {opcode}")
+        if len(lut) > _MAX_SEGMENTED_ENTRIES:
+            raise PixelDataError("segmented palette LUT expands past "
+                                 f"{_MAX_SEGMENTED_ENTRIES} entries")
+        segments += 1
+        if segments == nr_segments:
+            break
+    return lut
+
+
+_CHANNELS = ("Red", "Green", "Blue", "Alpha")
+
+
+def apply_color_lut(arr: np.ndarray, ds: Any = None, palette: Any = None) -> np.ndarray:
+    """Map palette indices in `arr` to RGB (or RGBA) through the dataset's Palette Color LUTs.
+
+    Output is uint8 or uint16, with a trailing axis of 3 (or 4 with an alpha LUT).  Values
+    below the first value mapped take the first entry, values past the end the last entry.
+    Well-known palettes by name (`palette`) are not shipped: pass a dataset holding one.
+    """
+    if palette:
+        raise NotImplementedError(
+            "well-known colour palettes are not bundled; read the palette's SOP instance and "
+            "pass it as `ds`")
+    if ds is None:
+        raise ValueError("Either 'ds' or 'palette' is required")
+    if _get(ds, "PixelPresentation") in ("MIXED", "COLOR"):
+        raise ValueError("Use of this function with the Supplemental Palette Color Lookup "
+                         "Table Module is not currently supported")
+    if "RedPaletteColorLookupTableDescriptor" not in ds:
+        raise PixelDataError("No suitable Palette Color Lookup Table Module found")
+
+    nr_entries, first_map, nominal_depth = _descriptor(
+        _get(ds, "RedPaletteColorLookupTableDescriptor"), _get(ds, "PixelRepresentation"))
+    little_endian = _is_little_endian(ds)
+
+    luts: list[np.ndarray] = []
+    if "RedPaletteColorLookupTableData" in ds:
+        raw = [_get(ds, f"{c}PaletteColorLookupTableData") for c in _CHANNELS]
+        first = raw[0]
+        if not isinstance(first, (bytes, bytearray, memoryview)):
+            raise PixelDataError("Palette Color LUT Data must be OW bytes")
+        length = len(first)
+        if length == nr_entries or (nr_entries % 2 and length == nr_entries + 1):
+            dtype = np.dtype("u1")      # 8-bit entries (an odd count padded to even)
+        elif length == 2 * nr_entries:
+            dtype = np.dtype("<u2" if little_endian else ">u2")
+        else:
+            raise PixelDataError(
+                f"The bit depth of the LUT data '{length * 8 / nr_entries:.1f}' is invalid "
+                "(only 8 or 16 bits per entry allowed)")
+        for data in raw:
+            if data:
+                if len(data) != length:
+                    raise PixelDataError("LUT data must be the same length")
+                lut = np.frombuffer(bytes(data), dtype=dtype, count=nr_entries)
+                luts.append(lut.astype(dtype.newbyteorder("=")))
+    elif "SegmentedRedPaletteColorLookupTableData" in ds:
+        if nominal_depth not in (8, 16):
+            raise PixelDataError(
+                f"The bit depth of the LUT data '{nominal_depth:.1f}' is invalid "
+                "(only 8 or 16 bits per entry allowed)")
+        width = nominal_depth // 8
+        entry = np.dtype(f"u{width}").newbyteorder("<" if little_endian else ">")
+        out_dtype = np.dtype(f"uint{nominal_depth}")
+        for channel in _CHANNELS:
+            data = _get(ds, f"Segmented{channel}PaletteColorLookupTableData")
+            if data:
+                raw = bytes(data)
+                words = np.frombuffer(raw, dtype=entry, count=len(raw) // width).tolist()
+                expanded = _expand_segmented(words, width == 1, little_endian)
+                luts.append(_as_entry_type(np.asarray(expanded, dtype=np.int64),
+                                           out_dtype.name))
+        lengths = {lut.size for lut in luts}
+        if len(lengths) != 1:
+            raise PixelDataError("LUT data must be the same length")
+        if 0 in lengths:
+            raise PixelDataError("a segmented palette LUT expands to no entries")
+        # Lenient: an expansion shorter than the descriptor clamps to its own last entry.
+        nr_entries = min(nr_entries, lengths.pop())
+    else:
+        raise PixelDataError("No suitable Palette Color Lookup Table Module found")
+
+    indices = _lut_indices(arr, first_map, nr_entries)
+    return np.stack([lut[indices] for lut in luts], axis=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# presentation and display
+
+def apply_presentation_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
+    """Apply the Presentation LUT Sequence or Presentation LUT Shape to `arr` (P-values)."""
+    sequence = _get(ds, "PresentationLUTSequence")
+    if sequence:
+        item = sequence[0]
+        nr_entries, _, bit_depth = _descriptor(_get(item, "LUTDescriptor"), 0)
+        itemsize = 8 if bit_depth <= 8 else 16
+        data = _get(item, "LUTData")
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            raw = bytes(data)[:nr_entries * itemsize // 8]
+            if len(raw) * 8 // itemsize < nr_entries:
+                raise PixelDataError("the Presentation LUT Data is shorter than its descriptor")
+            order = "<" if _is_little_endian(ds) else ">"
+            lut = np.frombuffer(raw, dtype=f"{order}u{itemsize // 8}").astype(f"uint{itemsize}")
+        else:
+            lut = np.asarray(_values(data), dtype=np.int64)
+            lut = _as_entry_type(lut, "uint16")
+        if itemsize - bit_depth > 0:
+            lut = lut & ((1 << bit_depth) - 1)
+        scaled = arr.astype("float32")
+        scaled -= scaled.min()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled /= scaled.max() / (nr_entries - 1)
+        scaled = np.nan_to_num(scaled, nan=0.0)
+        return lut[np.clip(scaled.astype(np.intp), 0, lut.size - 1)]
+    shape = _get(ds, "PresentationLUTShape")
+    if shape is not None:
+        transform = str(shape).strip().upper()
+        if transform not in ("IDENTITY", "INVERSE"):
+            raise NotImplementedError(
+                f"A (2050,0020) 'Presentation LUT Shape' value of '{shape}' is not supported")
+        if transform == "INVERSE":
+            return arr.max() - arr
+    return arr
+
+
+def invert_monochrome1(arr: np.ndarray, ds: Any) -> np.ndarray:
+    """Invert MONOCHROME1 stored values so that larger means brighter; others pass through.
+
+    Integer values are reflected within the Bits Stored range (``max - value`` when unsigned,
+    ``-1 - value`` when signed), keeping the dtype; values outside the range are clipped first.
+    Float arrays (after a rescale or windowing) are reflected within their own min/max.
+    """
+    if str(_get(ds, "PhotometricInterpretation", "")).strip() != "MONOCHROME1":
+        return arr
+    if arr.dtype.kind == "f":
+        if arr.size == 0:
+            return arr.copy()
+        return (np.nanmin(arr) + np.nanmax(arr)) - arr
+    bits = int(_get(ds, "BitsStored", arr.dtype.itemsize * 8))
+    if arr.dtype.kind == "i" or _get(ds, "PixelRepresentation") == 1:
+        low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    else:
+        low, high = 0, (1 << bits) - 1
+    info = np.iinfo(arr.dtype)
+    low, high = max(low, info.min), min(high, info.max)
+    wide = np.clip(arr.astype(np.int64), low, high)
+    return (low + high - wide).astype(arr.dtype)
+
+
+def _scale_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    scaled = (values.astype(np.float64) - low) * (255.0 / (high - low))
+    np.clip(scaled, 0, 255, out=scaled)
+    return np.rint(scaled).astype(np.uint8)
+
+
+def _select_frame(arr: np.ndarray, ds: Any, frame: Optional[int]) -> np.ndarray:
+    samples = int(_get(ds, "SamplesPerPixel", 1) or 1)
+    frame_axis = arr.ndim == (4 if samples > 1 else 3)
+    if frame is None:
+        return arr
+    if not frame_axis:
+        if frame != 0:
+            raise IndexError(f"frame {frame} requested from a single-frame image")
+        return arr
+    return arr[frame]
+
+
+def to_display_uint8(arr: np.ndarray, ds: Any, *, frame: Optional[int] = None,
+                     window: Optional[tuple[float, float]] = None) -> np.ndarray:
+    """Displayable 8-bit pixels: modality LUT → VOI → MONOCHROME1 inversion → 0..255.
+
+    The VOI step uses `window` = (center, width) when given, else the dataset's first VOI
+    LUT or window, else the min/max of the data.  RGB/YBR input (already RGB, as pixel_array
+    returns it) is scaled from Bits Stored to 8 bits; PALETTE COLOR goes through the palette.
+    `frame` picks one frame of a multi-frame array.
+    """
+    arr = np.asarray(arr)
+    arr = _select_frame(arr, ds, frame)
+    photometric = str(_get(ds, "PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+
+    if photometric == "PALETTE COLOR":
+        rgb = apply_color_lut(arr, ds)
+        if rgb.dtype == np.uint8:
+            return rgb
+        return _scale_to_uint8(rgb, 0, np.iinfo(rgb.dtype).max)
+
+    if arr.ndim >= 3 and arr.shape[-1] in (3, 4) and photometric not in (
+            "MONOCHROME1", "MONOCHROME2"):
+        if arr.dtype == np.uint8:
+            return arr
+        if arr.dtype.kind in "ui":
+            bits = int(_get(ds, "BitsStored", arr.dtype.itemsize * 8))
+            return _scale_to_uint8(arr, 0, (1 << bits) - 1)
+        return _scale_to_uint8(arr, float(np.nanmin(arr)), float(np.nanmax(arr)))
+
+    values = apply_modality_lut(arr, ds)
+    if window is not None:
+        center, width = float(window[0]), float(window[1])
+        function = _voi_function(ds)
+        if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
+            function = "LINEAR"
+        if function == "LINEAR" and width < 1:
+            function = "LINEAR_EXACT"
+        display = _window(values, center, max(width, np.finfo(float).tiny), function, 0, 255)
+        low, high = 0.0, 255.0
+    elif _has_voi_lut(ds):
+        display = apply_voi(values, ds)
+        _, _, depth = _descriptor(_get(_get(ds, "VOILUTSequence")[0], "LUTDescriptor"), 0)
+        low, high = 0.0, float((1 << depth) - 1)
+    elif _window_parameters(ds, 0) is not None:
+        center, width = _window_parameters(ds, 0)
+        display = _window(values, center, width, _voi_function(ds), 0, 255)
+        low, high = 0.0, 255.0
+    else:
+        display = values
+        if display.size:
+            low, high = float(np.nanmin(display)), float(np.nanmax(display))
+        else:
+            low, high = 0.0, 0.0
+    out = _scale_to_uint8(np.nan_to_num(display, nan=low), low, high)
+    if photometric == "MONOCHROME1":
+        out = 255 - out
+    return out

@@ -1,0 +1,198 @@
+"""VR → Python value decoding, with the value types pydicom 3 gives.
+
+Numbers: ``int``/``float`` (``DSfloat``/``IS`` for the decimal/integer strings, which are float/int
+subclasses keeping their original text); VM > 1: :class:`MultiValue` (a list);
+text: ``str``; PN: :class:`~fastdicom.charset.PersonName`; AT: :class:`BaseTag` (an int);
+OB/OW/OF/OD/OL/OV/UN: ``bytes``.  Empty values: ``""`` for text VRs, ``None`` for the others,
+``[]`` for SQ (pydicom's ``empty_value_for_VR``).
+"""
+from __future__ import annotations
+
+import struct
+import warnings
+from typing import Any
+
+from .errors import DicomWarning, MalformedElementError
+
+TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
+                      "UI", "UR", "UT"})
+BYTES_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
+NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d",
+                  "SV": "q", "UV": "Q"}
+ALL_VRS = frozenset(TEXT_VRS | BYTES_VRS | set(NUMBER_FORMATS) | {"AT", "DS", "IS", "SQ"})
+
+
+class MultiValue(list):
+    """A list of the values of a multi-valued element (VM > 1)."""
+
+    def __str__(self) -> str:  # pydicom prints multi-values as a list of the item strings
+        return "[" + ", ".join(repr(str(v)) if isinstance(v, str) else str(v) for v in self) + "]"
+
+
+class BaseTag(int):
+    """A tag value of an AT element."""
+
+    @property
+    def group(self) -> int:
+        return self >> 16
+
+    @property
+    def element(self) -> int:
+        return self & 0xFFFF
+
+    def __str__(self) -> str:
+        return f"({self >> 16:04X},{self & 0xFFFF:04X})"
+
+    __repr__ = __str__
+
+
+class DSfloat(float):
+    """A decoded DS value: a float that remembers the text it came from."""
+
+    original_string: str
+
+    def __new__(cls, text: str):
+        value = float.__new__(cls, text)
+        value.original_string = text
+        return value
+
+    def __str__(self) -> str:
+        return self.original_string
+
+    def __repr__(self) -> str:
+        return f"'{self.original_string}'"
+
+
+class IS(int):
+    """A decoded IS value: an int that remembers the text it came from."""
+
+    original_string: str
+
+    def __new__(cls, text: str):
+        try:
+            value = int.__new__(cls, text)
+        except ValueError:
+            as_float = float(text)
+            if not as_float.is_integer():
+                raise
+            value = int.__new__(cls, int(as_float))
+        value.original_string = text
+        return value
+
+    def __str__(self) -> str:
+        return self.original_string
+
+    def __repr__(self) -> str:
+        return f"'{self.original_string}'"
+
+
+def empty_value(vr: str) -> Any:
+    if vr == "SQ":
+        return []
+    if vr == "PN":
+        from .charset import PersonName
+        return PersonName(b"")
+    if vr in TEXT_VRS:
+        return ""
+    return None
+
+
+def _split_ascii(raw: bytes) -> str | MultiValue:
+    items = raw.decode("latin-1").rstrip(" \x00").split("\\")
+    return items[0] if len(items) == 1 else MultiValue(items)
+
+
+def _numbers(raw: bytes, fmt: str, little: bool) -> Any:
+    size = struct.calcsize(fmt)
+    n = len(raw) // size
+    if n * size != len(raw):
+        raise MalformedElementError(
+            f"value length {len(raw)} is not a multiple of {size} bytes")
+    if n == 1:
+        return struct.unpack(("<" if little else ">") + fmt, raw)[0]
+    if n == 0:
+        return ""
+    return MultiValue(struct.unpack(f"{'<' if little else '>'}{n}{fmt}", raw))
+
+
+def _numeric_strings(raw: bytes, cls, strip_all: bool) -> Any:
+    text = raw.decode("latin-1")
+    text = text.strip(" \x00") if strip_all else text.rstrip(" \x00")
+    items = text.split("\\")
+    out = []
+    for item in items:
+        item_stripped = item.strip(" \x00")
+        out.append(cls(item_stripped) if item_stripped else "")
+    return out[0] if len(out) == 1 else MultiValue(out)
+
+
+def _at(raw: bytes, little: bool) -> Any:
+    n = len(raw) // 4
+    fmt = "<" if little else ">"
+    tags = [BaseTag((g << 16) | e) for g, e in struct.iter_unpack(fmt + "HH", raw[: n * 4])]
+    if len(tags) == 1 and len(raw) == 4:
+        return tags[0]
+    return MultiValue(tags)
+
+
+def decode_value(vr: str, raw: bytes, *, little_endian: bool = True,
+                 encodings: list[str] | None = None, validation: str = "warn") -> Any:
+    """Decode the raw bytes of a non-SQ element of VR ``vr`` the way pydicom 3 does."""
+    if not raw:
+        return empty_value(vr)
+    fmt = NUMBER_FORMATS.get(vr)
+    try:
+        if fmt is not None:
+            return _numbers(raw, fmt, little_endian)
+        if vr in BYTES_VRS:
+            return raw
+        if vr in CHARSET_VRS:
+            from . import charset
+            value = charset.decode_text(raw, encodings or ["iso8859"], vr, validation=validation)
+            return MultiValue(value) if isinstance(value, list) else value
+        if vr == "UI":
+            return _split_ascii(raw)
+        if vr == "DS":
+            return _numeric_strings(raw, DSfloat, True)
+        if vr == "IS":
+            return _numeric_strings(raw, IS, False)
+        if vr == "AE":
+            items = [s.strip() for s in raw.decode("latin-1").split("\\")]
+            return items[0] if len(items) == 1 else MultiValue(items)
+        if vr == "UR":
+            return raw.decode("latin-1").rstrip()
+        if vr == "AT":
+            return _at(raw, little_endian)
+        if vr in TEXT_VRS:  # AS CS DA DT TM
+            return _split_ascii(raw)
+    except (ValueError, struct.error) as exc:
+        if validation == "raise":
+            if isinstance(exc, MalformedElementError):
+                raise
+            raise MalformedElementError(f"value cannot be decoded as VR {vr}") from None
+        return _retry(vr, raw, little_endian, encodings, validation)
+    return raw
+
+
+# pydicom's order of VRs to retry a value that its own VR cannot decode
+_RETRY_ORDER = ("SH", "UL", "SL", "US", "SS", "FL", "FD", "OF", "OB", "UI", "DA", "TM", "PN",
+                "IS", "DS", "LT", "UN", "AT", "OW", "DT", "UT")
+
+
+def _retry(vr, raw, little_endian, encodings, validation):
+    for other in _RETRY_ORDER:
+        if other == vr:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return decode_value(other, raw, little_endian=little_endian,
+                                    encodings=encodings, validation="raise")
+        except (ValueError, struct.error, UnicodeError, LookupError):
+            continue
+    return raw
+
+
+def warn_value(message: str) -> None:
+    warnings.warn(message, DicomWarning, stacklevel=3)

@@ -1,0 +1,564 @@
+"""fastdicom.pixels.lut against pydicom 3's pixel processing functions (the oracle)."""
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pydicom = pytest.importorskip("pydicom")
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
+from pydicom.pixels import processing as oracle  # noqa: E402
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian  # noqa: E402
+
+from fastdicom.errors import PixelDataError  # noqa: E402
+from fastdicom.pixels import lut  # noqa: E402
+
+CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "corpus"
+HYPOTHESIS = settings(max_examples=60, deadline=None,
+                      suppress_health_check=[HealthCheck.too_slow])
+
+
+def assert_same(ours: np.ndarray, theirs: np.ndarray) -> None:
+    assert ours.dtype == theirs.dtype
+    assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def image(bits_stored=12, signed=False, photometric="MONOCHROME2", big_endian=False):
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian if big_endian else ExplicitVRLittleEndian
+    ds.PhotometricInterpretation = photometric
+    ds.SamplesPerPixel = 1
+    ds.BitsAllocated = 16 if bits_stored > 8 else 8
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.PixelRepresentation = int(signed)
+    return ds
+
+
+def stored_values(rng, shape, bits_stored, signed):
+    dtype = f"{'i' if signed else 'u'}{2 if bits_stored > 8 else 1}"
+    low, high = (-(1 << (bits_stored - 1)), 1 << (bits_stored - 1)) if signed \
+        else (0, 1 << bits_stored)
+    return rng.integers(low, high, size=shape).astype(dtype)
+
+
+def lut_item(descriptor, entries, as_bytes, big_endian=False):
+    item = Dataset()
+    item.add_new("LUTDescriptor", "SS" if descriptor[1] < 0 else "US", list(descriptor))
+    if as_bytes:
+        fmt = ">" if big_endian else "<"
+        item.add_new("LUTData", "OW", struct.pack(f"{fmt}{len(entries)}H", *entries))
+    else:
+        item.add_new("LUTData", "US", list(entries))
+    return item
+
+
+# ---------------------------------------------------------------------------------------------
+# modality LUT / rescale
+
+@HYPOTHESIS
+@given(seed=st.integers(0, 2**32 - 1), bits=st.sampled_from([8, 10, 12, 16]),
+       signed=st.booleans(),
+       slope=st.floats(-4, 4, allow_nan=False).filter(lambda s: s != 0),
+       intercept=st.floats(-2048, 2048, allow_nan=False))
+def test_rescale_matches_pydicom(seed, bits, signed, slope, intercept):
+    rng = np.random.default_rng(seed)
+    ds = image(bits, signed)
+    ds.RescaleSlope = slope
+    ds.RescaleIntercept = intercept
+    arr = stored_values(rng, (7, 9), bits, signed)
+    assert_same(lut.apply_modality_lut(arr, ds), oracle.apply_modality_lut(arr, ds))
+
+
+def test_no_modality_transform_returns_input():
+    ds = image()
+    arr = np.arange(10, dtype="u2")
+    assert lut.apply_modality_lut(arr, ds) is arr
+
+
+@HYPOTHESIS
+@given(seed=st.integers(0, 2**32 - 1), signed=st.booleans(), depth=st.sampled_from([8, 16]),
+       nr_entries=st.integers(2, 600), first_map=st.integers(-300, 300),
+       as_bytes=st.booleans())
+def test_modality_lut_matches_pydicom(seed, signed, depth, nr_entries, first_map, as_bytes):
+    if not signed:
+        first_map = abs(first_map)   # pydicom overflows on unsigned data with a negative one
+    rng = np.random.default_rng(seed)
+    ds = image(12, signed)
+    entries = rng.integers(0, 1 << depth, size=nr_entries).tolist()
+    ds.ModalityLUTSequence = [lut_item([nr_entries, first_map, depth], entries,
+                                       as_bytes=as_bytes)]
+    arr = stored_values(rng, (5, 11), 12, signed)
+    # make sure values below, inside and past the LUT occur
+    arr.flat[:3] = np.clip([first_map - 1, first_map, first_map + nr_entries + 5],
+                           np.iinfo(arr.dtype).min, np.iinfo(arr.dtype).max)
+    assert_same(lut.apply_modality_lut(arr, ds), oracle.apply_modality_lut(arr, ds))
+
+
+def test_modality_lut_single_entry():
+    """pydicom fails here (a one-value US LUT Data decodes to a scalar); we map everything."""
+    ds = image(12, False)
+    ds.ModalityLUTSequence = [lut_item([1, 0, 16], [77], as_bytes=False)]
+    out = lut.apply_modality_lut(np.array([0, 5, 4095], dtype="u2"), ds)
+    assert out.dtype == np.uint16 and out.tolist() == [77, 77, 77]
+
+
+def test_modality_lut_65536_entries_and_clamping():
+    ds = image(16, False)
+    entries = (np.arange(65536) // 2).tolist()
+    ds.ModalityLUTSequence = [lut_item([0, 0, 16], entries, as_bytes=True)]
+    arr = np.array([0, 1, 65535, 4000], dtype="u2")
+    assert_same(lut.apply_modality_lut(arr, ds), oracle.apply_modality_lut(arr, ds))
+
+
+def test_modality_lut_first_map_decoded_unsigned_is_read_signed():
+    ds = image(12, True)
+    ds.ModalityLUTSequence = [lut_item([4, 0, 8], [10, 20, 30, 40], as_bytes=False)]
+    ds.ModalityLUTSequence[0].LUTDescriptor = [4, 0xFFFE, 8]   # -2 decoded as US
+    arr = np.array([-3, -2, -1, 0, 1, 2], dtype="i2")
+    assert lut.apply_modality_lut(arr, ds).tolist() == [10, 10, 20, 30, 40, 40]
+
+
+def test_modality_lut_short_data_raises():
+    ds = image(12, False)
+    ds.ModalityLUTSequence = [lut_item([8, 0, 16], [1, 2, 3], as_bytes=True)]
+    with pytest.raises(PixelDataError):
+        lut.apply_modality_lut(np.zeros(4, "u2"), ds)
+
+
+# ---------------------------------------------------------------------------------------------
+# windowing
+
+WINDOW_FUNCTIONS = [None, "LINEAR", "LINEAR_EXACT", "SIGMOID"]
+
+
+@HYPOTHESIS
+@given(seed=st.integers(0, 2**32 - 1), bits=st.sampled_from([8, 12, 16]),
+       signed=st.booleans(), function=st.sampled_from(WINDOW_FUNCTIONS),
+       centers=st.lists(st.floats(-3000, 3000, allow_nan=False), min_size=1, max_size=3),
+       width_seed=st.lists(st.floats(1, 5000, allow_nan=False), min_size=3, max_size=3),
+       index=st.integers(0, 2), rescale=st.booleans(), mono1=st.booleans(),
+       modality_lut=st.booleans())
+def test_windowing_matches_pydicom(seed, bits, signed, function, centers, width_seed, index,
+                                   rescale, mono1, modality_lut):
+    rng = np.random.default_rng(seed)
+    ds = image(bits, signed, "MONOCHROME1" if mono1 else "MONOCHROME2")
+    widths = width_seed[:len(centers)]
+    ds.WindowCenter = centers if len(centers) > 1 else centers[0]
+    ds.WindowWidth = widths if len(widths) > 1 else widths[0]
+    if function is not None:
+        ds.VOILUTFunction = function
+    if rescale:
+        ds.RescaleSlope = 0.5
+        ds.RescaleIntercept = -1024
+    if modality_lut:
+        ds.ModalityLUTSequence = [lut_item([256, 0, 16], list(range(0, 512, 2)), False)]
+    index = min(index, len(centers) - 1)
+    arr = stored_values(rng, (6, 8), bits, signed)
+    values = oracle.apply_modality_lut(arr, ds)
+    ours = lut.apply_windowing(values, ds, index)
+    assert_same(ours, oracle.apply_windowing(values, ds, index))
+    assert_same(lut.apply_voi_lut(values, ds, index), oracle.apply_voi_lut(values, ds, index))
+
+
+@pytest.mark.parametrize("function,width", [("LINEAR", 0.5), ("LINEAR_EXACT", 0),
+                                            ("SIGMOID", -1), ("CUBIC", 10)])
+def test_bad_window_raises_value_error(function, width):
+    ds = image()
+    ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction = 100, width, function
+    arr = np.arange(10, dtype="u2")
+    with pytest.raises(ValueError):
+        oracle.apply_windowing(arr, ds)
+    with pytest.raises(PixelDataError):
+        lut.apply_windowing(arr, ds)
+
+
+def test_windowing_needs_monochrome():
+    ds = image(photometric="RGB")
+    ds.WindowCenter, ds.WindowWidth = 100, 50
+    with pytest.raises(PixelDataError):
+        lut.apply_windowing(np.zeros(3, "u2"), ds)
+
+
+def test_empty_window_is_absent():
+    ds = image()
+    ds.WindowCenter = None
+    ds.WindowWidth = None
+    arr = np.arange(10, dtype="u2")
+    assert lut.apply_windowing(arr, ds) is arr
+    assert lut.apply_voi_lut(arr, ds) is arr
+    assert oracle.apply_voi_lut(arr, ds) is arr
+
+
+# ---------------------------------------------------------------------------------------------
+# VOI LUT sequence
+
+@HYPOTHESIS
+@given(seed=st.integers(0, 2**32 - 1), depth=st.sampled_from([8, 10, 12, 16]),
+       nr_entries=st.integers(2, 4096), first_map=st.integers(-200, 200),
+       as_bytes=st.booleans(), signed=st.booleans(), n_items=st.integers(1, 3),
+       prefer_lut=st.booleans(), with_window=st.booleans(), data=st.data())
+def test_voi_lut_matches_pydicom(seed, depth, nr_entries, first_map, as_bytes, signed,
+                                 n_items, prefer_lut, with_window, data):
+    if not signed:
+        first_map = abs(first_map)
+    if depth == 8:
+        # pydicom keeps 8-bit-LUT indices in uint8 (wrapping past 255): stay inside that
+        nr_entries = min(nr_entries, 256 + min(first_map, 0))
+    rng = np.random.default_rng(seed)
+    ds = image(12, signed)
+    items = []
+    for _ in range(n_items):
+        entries = rng.integers(0, 1 << depth, size=nr_entries).tolist()
+        items.append(lut_item([nr_entries, first_map, depth], entries, as_bytes))
+    ds.VOILUTSequence = items
+    if with_window:
+        ds.WindowCenter, ds.WindowWidth = 300.0, 600.0
+    index = data.draw(st.integers(0, n_items - 1))
+    arr = stored_values(rng, (9, 5), 12, signed)
+    if depth == 8:
+        arr = np.clip(arr, None, first_map + 255).astype(arr.dtype)
+    arr.flat[:2] = [max(first_map - 1, np.iinfo(arr.dtype).min), first_map]
+    assert_same(lut.apply_voi(arr, ds, index), oracle.apply_voi(arr, ds, index))
+    assert_same(lut.apply_voi_lut(arr, ds, index, prefer_lut),
+                oracle.apply_voi_lut(arr, ds, index, prefer_lut))
+
+
+def test_voi_lut_8bit_entries_clamp_instead_of_wrapping():
+    """Deliberate divergence: pydicom wraps index 300 to 44 for an 8-bit-entry LUT."""
+    ds = image(12, False)
+    entries = [min(255, i // 16) for i in range(4096)]
+    ds.VOILUTSequence = [lut_item([1024, 0, 8], entries[:1024], as_bytes=False)]
+    arr = np.array([0, 300, 1023, 4000], dtype="u2")
+    ours = lut.apply_voi(arr, ds)
+    assert ours.dtype == np.uint8
+    assert ours.tolist() == [0, 300 // 16, 1023 // 16, 1023 // 16]
+    assert oracle.apply_voi(arr, ds).tolist()[1] == 44 // 16   # the wrap we do not copy
+
+
+def test_voi_lut_float_input_and_unsupported_depth():
+    ds = image(12, False)
+    ds.VOILUTSequence = [lut_item([16, 0, 16], list(range(0, 160, 10)), False)]
+    arr = np.array([0.0, 1.7, 2.2, 15.9, 40.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert_same(lut.apply_voi(arr, ds), oracle.apply_voi(arr, ds))
+    ds.VOILUTSequence[0].LUTDescriptor = [16, 0, 9]
+    with pytest.raises(NotImplementedError):
+        lut.apply_voi(arr.astype("u2"), ds)
+
+
+def test_voi_lut_short_bytes_raise():
+    ds = image(12, False)
+    ds.VOILUTSequence = [lut_item([100, 0, 16], list(range(10)), as_bytes=True)]
+    with pytest.raises(PixelDataError):
+        lut.apply_voi(np.zeros(3, "u2"), ds)
+
+
+# ---------------------------------------------------------------------------------------------
+# palette colour
+
+def palette_image(nr_entries, first_map, depth, channels, segmented=False, big_endian=False,
+                  bits=8, entry_bytes=None):
+    ds = image(bits, False, "PALETTE COLOR", big_endian)
+    fmt = ">" if big_endian else "<"
+    for name, values in zip(("Red", "Green", "Blue", "Alpha"), channels):
+        ds.add_new(f"{name}PaletteColorLookupTableDescriptor" if name != "Alpha" else
+                   "AlphaPaletteColorLookupTableDescriptor", "US",
+                   [nr_entries & 0xFFFF, first_map, depth])
+        size = entry_bytes or (1 if depth == 8 else 2)
+        code = "B" if size == 1 else "H"
+        raw = struct.pack(f"{fmt}{len(values)}{code}", *values)
+        if segmented:
+            ds.add_new(f"Segmented{name}PaletteColorLookupTableData", "OW", raw)
+        else:
+            ds.add_new(f"{name}PaletteColorLookupTableData", "OW", raw)
+    return ds
+
+
+@HYPOTHESIS
+@given(seed=st.integers(0, 2**32 - 1), depth=st.sampled_from([8, 16]),
+       nr_entries=st.integers(2, 512), first_map=st.integers(0, 40), alpha=st.booleans(),
+       big_endian=st.booleans())
+def test_palette_matches_pydicom(seed, depth, nr_entries, first_map, alpha, big_endian):
+    if depth == 8:
+        nr_entries = min(nr_entries, 256) & ~1   # 8-bit entries: even count, indices < 256
+        nr_entries = max(nr_entries, 2)
+    rng = np.random.default_rng(seed)
+    channels = [rng.integers(0, 1 << depth, size=nr_entries).tolist()
+                for _ in range(4 if alpha else 3)]
+    ds = palette_image(nr_entries, first_map, depth, channels, big_endian=big_endian)
+    arr = rng.integers(0, 256 if depth == 8 else 700, size=(4, 6)).astype(
+        "u1" if depth == 8 else "u2")
+    ours = lut.apply_color_lut(arr, ds)
+    expected = np.stack([np.asarray(c)[np.clip(arr.astype(int) - first_map, 0,
+                                               nr_entries - 1)] for c in channels], -1)
+    np.testing.assert_array_equal(ours, expected)
+    assert ours.dtype == np.dtype(f"uint{depth}")
+    if not big_endian or depth == 8:   # pydicom reads palette words in native order
+        assert_same(ours, oracle.apply_color_lut(arr, ds))
+
+
+def test_palette_8bit_in_16bit_words_matches_pydicom():
+    ds = palette_image(256, 0, 8, [list(range(256))] * 3, entry_bytes=2)
+    arr = np.arange(256, dtype="u1").reshape(16, 16)
+    assert_same(lut.apply_color_lut(arr, ds), oracle.apply_color_lut(arr, ds))
+
+
+def test_palette_indices_out_of_range_clamp():
+    ds = palette_image(16, 4, 16, [list(range(100, 116))] * 3)
+    arr = np.array([0, 3, 4, 19, 20, 65535], dtype="u2")
+    ours = lut.apply_color_lut(arr, ds)
+    assert ours[..., 0].tolist() == [100, 100, 100, 115, 115, 115]
+    assert_same(ours, oracle.apply_color_lut(arr, ds))
+
+
+def test_palette_inconsistent_length_raises():
+    ds = palette_image(16, 0, 16, [list(range(16))] * 3)
+    ds.RedPaletteColorLookupTableData = ds.RedPaletteColorLookupTableData[:20]
+    with pytest.raises(PixelDataError):
+        lut.apply_color_lut(np.zeros(4, "u1"), ds)
+    with pytest.raises((ValueError, TypeError)):   # pydicom: TypeError 'uint10'
+        oracle.apply_color_lut(np.zeros(4, "u1"), ds)
+
+
+def test_palette_requires_module():
+    with pytest.raises(PixelDataError):
+        lut.apply_color_lut(np.zeros(4, "u1"), image())
+    with pytest.raises(ValueError):
+        lut.apply_color_lut(np.zeros(4, "u1"))
+
+
+def segments(rng, depth, nr_segments, little_endian=True):
+    """Random segmented LUT words using discrete, linear and indirect segments."""
+    top = (1 << depth) - 1
+    words = [0, 3] + rng.integers(1, top, size=3).tolist()   # opening discrete segment
+    starts = [0]
+    for _ in range(nr_segments):
+        kind = rng.choice(["discrete", "linear", "indirect"])
+        if kind == "discrete":
+            n = int(rng.integers(1, 6))
+            starts.append(len(words))
+            words += [0, n] + rng.integers(1, top, size=n).tolist()
+        elif kind == "linear":
+            starts.append(len(words))
+            words += [1, int(rng.integers(1, 40)), int(rng.integers(1, top))]
+        else:
+            start = int(rng.choice(starts))
+            count = int(rng.integers(1, 3))
+            b0, b1, b2, b3 = (start & 0xFF, (start >> 8) & 0xFF, (start >> 16) & 0xFF,
+                              start >> 24)
+            if depth == 8 and little_endian:
+                words += [2, count, b0, b1, b2, b3]
+            elif depth == 8:   # pydicom's (and our) big-endian reading of 8-bit offsets
+                words += [2, count, b1, b0, b3, b2]
+            else:
+                words += [2, count, start & 0xFFFF, start >> 16]
+    return words
+
+
+@HYPOTHESIS
+@given(seed=st.integers(0, 2**32 - 1), depth=st.sampled_from([8, 16]),
+       nr_segments=st.integers(1, 12), big_endian=st.booleans())
+def test_segmented_palette_matches_pydicom(seed, depth, nr_segments, big_endian):
+    rng = np.random.default_rng(seed)
+    words = segments(rng, depth, nr_segments, not big_endian)
+    expanded = lut._expand_segmented(words, depth == 8, not big_endian)
+    if depth == 8 and len(words) % 2:
+        words.append(0)                      # pad to an even length as OW demands
+    nr_entries = len(expanded)
+    ds = palette_image(nr_entries, 0, depth, [words] * 3, segmented=True,
+                       big_endian=big_endian)
+    arr = rng.integers(0, nr_entries + 3, size=(5, 5)).astype("u2")
+    ours = lut.apply_color_lut(arr, ds)
+    assert ours.dtype == np.dtype(f"uint{depth}")
+    assert_same(ours, oracle.apply_color_lut(arr, ds))
+
+
+def test_segmented_palette_all_segment_types():
+    # discrete 0,10 ; linear to 50 over 4 ; indirect copying the 2 segments at offset 0
+    words = [0, 2, 0, 10, 1, 4, 50, 2, 2, 0, 0]
+    ds = palette_image(12, 0, 16, [words] * 3, segmented=True)
+    arr = np.arange(16, dtype="u2")
+    ours = lut.apply_color_lut(arr, ds)
+    assert ours[:, 0].tolist() == [0, 10, 20, 30, 40, 50, 0, 10, 20, 30, 40, 50, 50, 50, 50, 50]
+    assert_same(ours, oracle.apply_color_lut(arr, ds))
+
+
+def test_segmented_palette_self_reference_is_bounded():
+    words = [0, 1, 7, 2, 1, 3, 0]   # indirect segment pointing at itself
+    ds = palette_image(4, 0, 16, [words] * 3, segmented=True)
+    with pytest.raises(PixelDataError):
+        lut.apply_color_lut(np.zeros(2, "u2"), ds)
+
+
+def test_segmented_palette_shorter_than_descriptor_clamps():
+    words = [0, 3, 5, 6, 7]
+    ds = palette_image(100, 0, 16, [words] * 3, segmented=True)
+    arr = np.array([0, 2, 50, 99], dtype="u2")
+    assert lut.apply_color_lut(arr, ds)[:, 0].tolist() == [5, 7, 7, 7]
+
+
+# ---------------------------------------------------------------------------------------------
+# MONOCHROME1, presentation, display
+
+def test_invert_monochrome1():
+    ds = image(12, False, "MONOCHROME1")
+    arr = np.array([0, 1, 4095, 5000], dtype="u2")
+    assert lut.invert_monochrome1(arr, ds).tolist() == [4095, 4094, 0, 0]
+    ds = image(12, True, "MONOCHROME1")
+    arr = np.array([-2048, -1, 0, 2047], dtype="i2")
+    out = lut.invert_monochrome1(arr, ds)
+    assert out.dtype == arr.dtype and out.tolist() == [2047, 0, -1, -2048]
+    assert lut.invert_monochrome1(arr, image(12, True)) is arr
+
+
+def test_presentation_lut_shape_matches_pydicom():
+    ds = image()
+    ds.PresentationLUTShape = "INVERSE"
+    arr = np.arange(20, dtype="u2").reshape(4, 5)
+    assert_same(lut.apply_presentation_lut(arr, ds), oracle.apply_presentation_lut(arr, ds))
+
+
+def test_display_uint8():
+    ds = image(12, False)
+    arr = np.array([[0, 1000], [2000, 4095]], dtype="u2")
+    out = lut.to_display_uint8(arr, ds)
+    assert out.dtype == np.uint8 and out.tolist() == [[0, 62], [125, 255]]
+    out = lut.to_display_uint8(arr, ds, window=(1000, 1000))
+    assert out.tolist()[0][0] == 0 and out.tolist()[1][1] == 255
+    ds.WindowCenter, ds.WindowWidth = 2048, 4096
+    expected = np.rint(oracle.apply_voi_lut(arr, ds) / 4095 * 255).astype("u1")
+    assert_same(lut.to_display_uint8(arr, ds), expected)
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    assert_same(lut.to_display_uint8(arr, ds), 255 - expected)
+    flat = lut.to_display_uint8(np.full((2, 2), 7, "u2"), image(12, False))
+    assert flat.tolist() == [[0, 0], [0, 0]]
+
+
+def test_display_uint8_colour_and_frames():
+    ds = image(16, False, "RGB")
+    ds.SamplesPerPixel = 3
+    rgb = np.array([[[0, 32768, 65535]]], dtype="u2")
+    assert lut.to_display_uint8(rgb, ds).tolist() == [[[0, 128, 255]]]
+    pal = palette_image(4, 0, 16, [[0, 100, 65535, 257]] * 3)
+    frames = np.array([[[0, 1]], [[2, 3]]], dtype="u1")
+    out = lut.to_display_uint8(frames, pal, frame=1)
+    assert out.dtype == np.uint8 and out[..., 0].tolist() == [[255, 1]]
+
+
+# ---------------------------------------------------------------------------------------------
+# corpus
+
+def _corpus_or_skip() -> Path:
+    if not CORPUS.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"shared test data missing at {CORPUS}")
+        pytest.skip(f"shared test data not present at {CORPUS}")
+    return CORPUS
+
+
+def _corpus_files():
+    root = _corpus_or_skip()
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        except Exception:
+            continue
+        if "PixelData" in ds or "Rows" in ds:
+            kinds = {k for k in ("ModalityLUTSequence", "VOILUTSequence", "WindowCenter",
+                                 "RescaleSlope") if k in ds}
+            if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
+                kinds.add("palette")
+            if kinds:
+                found.append((path, kinds))
+    return found
+
+
+def _pixels(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(path, force=True)
+        try:
+            return ds, ds.pixel_array
+        except Exception as exc:   # no decoder / broken file: not this module's concern
+            return ds, exc
+
+
+def test_corpus_matches_pydicom():
+    files = _corpus_files()
+    assert files, "expected LUT-bearing files in the corpus"
+    checked = {"palette": 0, "ModalityLUTSequence": 0, "VOILUTSequence": 0, "WindowCenter": 0}
+    failures = []
+    for path, kinds in files:
+        ds, arr = _pixels(path)
+        if isinstance(arr, Exception):
+            continue
+        name = path.relative_to(CORPUS)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if "palette" in kinds:
+                try:
+                    theirs = oracle.apply_color_lut(arr, ds)
+                except Exception:
+                    theirs = None
+                ours = lut.apply_color_lut(arr, ds)
+                if theirs is not None and not big_endian_palette(ds):
+                    if ours.dtype != theirs.dtype or not np.array_equal(ours, theirs):
+                        failures.append(f"{name}: palette")
+                checked["palette"] += 1
+                assert lut.to_display_uint8(arr, ds).dtype == np.uint8
+                continue
+            if ds.get("PhotometricInterpretation") not in ("MONOCHROME1", "MONOCHROME2"):
+                continue
+            try:
+                theirs_m = oracle.apply_modality_lut(arr, ds)
+            except Exception:
+                continue
+            ours_m = lut.apply_modality_lut(arr, ds)
+            if ours_m.dtype != theirs_m.dtype or not np.array_equal(ours_m, theirs_m):
+                failures.append(f"{name}: modality")
+                continue
+            checked["ModalityLUTSequence"] += "ModalityLUTSequence" in kinds
+            try:
+                theirs_v = oracle.apply_voi_lut(theirs_m, ds)
+            except Exception:
+                theirs_v = None
+            if theirs_v is not None:
+                ours_v = lut.apply_voi_lut(ours_m, ds)
+                if ours_v.dtype != theirs_v.dtype or not np.array_equal(
+                        ours_v, theirs_v, equal_nan=True):
+                    failures.append(f"{name}: voi")
+                checked["VOILUTSequence"] += "VOILUTSequence" in kinds
+                checked["WindowCenter"] += "WindowCenter" in kinds
+            out = lut.to_display_uint8(arr, ds, frame=0 if arr.ndim == 3 else None)
+            assert out.dtype == np.uint8 and out.ndim == 2
+    assert not failures, failures
+    assert checked["palette"] and checked["ModalityLUTSequence"] and checked["WindowCenter"]
+
+
+def big_endian_palette(ds) -> bool:
+    """pydicom reads non-segmented palette words in native order even from big-endian files."""
+    return ("RedPaletteColorLookupTableData" in ds
+            and getattr(ds, "original_encoding", (None, True))[1] is False
+            and len(ds.RedPaletteColorLookupTableData) != ds.RedPaletteColorLookupTableDescriptor[0])
+
+
+def test_corpus_big_endian_palette_equals_little_endian_twin():
+    root = _corpus_or_skip()
+    little, big = root / "pydicom-data/OBXXXX1A.dcm", root / "pydicom-data/OBXXXX1A_expb.dcm"
+    if not (little.exists() and big.exists()):
+        pytest.skip("OBXXXX1A pair not in the corpus")
+    (ds_l, arr_l), (ds_b, arr_b) = _pixels(little), _pixels(big)
+    np.testing.assert_array_equal(lut.apply_color_lut(arr_l, ds_l),
+                                  lut.apply_color_lut(arr_b, ds_b))
