@@ -189,12 +189,20 @@ cdef inline int fail(ScanState* st, int status, int64_t offset, uint32_t tag) no
 
 
 cdef int scan_fragments(ScanState* st, const uint8_t* buf, int64_t pos, int64_t end,
-                        int32_t parent, int32_t depth, int64_t* out_pos) noexcept nogil:
+                        int32_t parent, int32_t depth, int64_t* out_pos, bint clip) noexcept nogil:
     """Walk the 8-byte item headers of encapsulated pixel data up to its sequence delimiter."""
     cdef uint32_t tag, length
     cdef int32_t idx
     while True:
         if end - pos < 8:
+            if clip:
+                # the data ends inside the fragments (lenient): keep the fragments present
+                st.n_clipped += 1
+                st.err_offset = pos
+                st.err_tag = TAG_PIXEL_DATA
+                st.trailing = end - pos
+                out_pos[0] = end + 8
+                return ST_OK
             return fail(st, ST_EOF_IN_SEQUENCE, pos, TAG_PIXEL_DATA)
         tag = rdtag(buf + pos, True)
         length = rd32(buf + pos + 4, True)
@@ -206,7 +214,12 @@ cdef int scan_fragments(ScanState* st, const uint8_t* buf, int64_t pos, int64_t 
         if length == UNDEF:
             return fail(st, ST_BAD_FRAGMENT, pos, tag)
         if <int64_t>length > end - pos - 8:
-            return fail(st, ST_TRUNCATED, pos, tag)
+            if not clip:
+                return fail(st, ST_TRUNCATED, pos, tag)
+            length = <uint32_t>(end - pos - 8)
+            st.n_clipped += 1
+            st.err_offset = pos
+            st.err_tag = tag
         idx = add_entry(st, tag, 0, F_FRAGMENT | (F_ODD if length & 1 else 0), pos, pos + 8,
                         length, parent, depth)
         if idx < 0:
@@ -215,7 +228,8 @@ cdef int scan_fragments(ScanState* st, const uint8_t* buf, int64_t pos, int64_t 
 
 
 cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end,
-                   bint explicit, bint little, uint32_t stop_tag, bint stop_before_pixels,
+                   bint explicit, bint little, uint32_t stop_tag, uint32_t stop_below,
+                   bint stop_before_pixels,
                    int32_t max_depth, bint allow_clip, bint lenient_vr, bint as_sequence) noexcept nogil:
     cdef Frame* stack = <Frame*>malloc((2 * <size_t>max_depth + 4) * sizeof(Frame))
     if stack == NULL:
@@ -252,6 +266,21 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
                 if sp == 0:
                     st.trailing = limit - pos
                     break
+                if allow_clip and limit == end:
+                    # the data ends inside open sequences/items: close them all (lenient)
+                    st.n_clipped += 1
+                    st.err_offset = pos
+                    st.err_tag = 0
+                    st.trailing = limit - pos
+                    while sp > 0:
+                        idx = stack[sp].entry
+                        if idx >= 0:
+                            if stack[sp].end < 0:
+                                st.entries[idx].length = pos - st.entries[idx].value_offset
+                            st.entries[idx].flags |= F_CLIPPED
+                            st.entries[idx].next = st.n
+                        sp -= 1
+                    break
                 if top.end < 0:
                     return fail(st, ST_EOF_IN_SEQUENCE, pos, 0)
                 return fail(st, ST_TRUNCATED, pos, 0)
@@ -268,7 +297,14 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
                     if idx < 0:
                         return fail(st, ST_TOO_MANY if idx == -1 else ST_NO_MEMORY, pos, tag)
                     if length != UNDEF and <int64_t>length > limit - pos - 8:
-                        return fail(st, ST_TRUNCATED, pos, tag)
+                        if not (allow_clip and limit == end):
+                            return fail(st, ST_TRUNCATED, pos, tag)
+                        length = <uint32_t>(limit - pos - 8)
+                        st.entries[idx].length = length
+                        st.entries[idx].flags |= F_CLIPPED
+                        st.n_clipped += 1
+                        st.err_offset = pos
+                        st.err_tag = tag
                     sp += 1
                     stack[sp].kind = K_ITEM
                     stack[sp].entry = idx
@@ -282,12 +318,19 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
                         if not (0x40 < buf[pos + 4] < 0x5B and 0x40 < buf[pos + 5] < 0x5B):
                             stack[sp].explicit = False
                     continue
-                if tag == TAG_SEQ_DELIM and top.end < 0:
+                if tag == TAG_SEQ_DELIM:
                     idx = top.entry
-                    st.entries[idx].length = pos - st.entries[idx].value_offset
-                    st.entries[idx].next = st.n
+                    if top.end < 0:
+                        st.entries[idx].length = pos - st.entries[idx].value_offset
+                        pos += 8
+                    else:
+                        # a delimiter inside a defined-length sequence: tolerated, skip the rest
+                        pos = top.end
+                    if idx >= 0:
+                        st.entries[idx].next = st.n
                     sp -= 1
-                    pos += 8
+                    if sp < 0:
+                        break
                     continue
                 return fail(st, ST_WRONG_ITEM_TAG, pos, tag)
             if (tag >> 16) == 0xFFFE:
@@ -304,7 +347,7 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
                     continue
                 return fail(st, ST_STRAY_DELIMITER, pos, tag)
             if sp == 0:
-                if tag > stop_tag:
+                if tag > stop_tag or tag < stop_below:
                     st.stop_offset = pos
                     break
                 if stop_before_pixels and (tag == 0x7FE00010 or tag == 0x7FE00008 or tag == 0x7FE00009):
@@ -344,10 +387,16 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
                                     pos + hdr_len, 0, parent, depth)
                     if idx < 0:
                         return fail(st, ST_TOO_MANY if idx == -1 else ST_NO_MEMORY, pos, tag)
-                    status = scan_fragments(st, buf, pos + hdr_len, limit, idx, depth + 1, &vend)
+                    status = scan_fragments(st, buf, pos + hdr_len, limit, idx, depth + 1, &vend,
+                                            allow_clip and limit == end)
                     if status != ST_OK:
                         return status
-                    st.entries[idx].length = vend - 8 - (pos + hdr_len)
+                    if vend > limit:  # fragments cut short by the end of the data (lenient)
+                        vend = limit
+                        st.entries[idx].length = vend - (pos + hdr_len)
+                        st.entries[idx].flags |= F_CLIPPED
+                    else:
+                        st.entries[idx].length = vend - 8 - (pos + hdr_len)
                     st.entries[idx].next = st.n
                     pos = vend
                     continue
@@ -379,7 +428,7 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
             if <int64_t>length > limit - pos - hdr_len:
                 if limit - pos < hdr_len:
                     return fail(st, ST_TRUNCATED, pos, tag)
-                if not (allow_clip and sp == 0):
+                if not (allow_clip and limit == end):
                     return fail(st, ST_TRUNCATED, pos, tag)
                 # the last element of the data set runs past the end: keep what is there
                 flags |= F_CLIPPED
@@ -387,6 +436,10 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
                 length = <uint32_t>(limit - pos - hdr_len)
                 st.err_offset = pos
                 st.err_tag = tag
+            if vr == VR_SQ and (flags & F_IMPLICIT) and length >= 8 and rdtag(buf + pos + hdr_len, le) != TAG_ITEM:
+                # the dictionary says SQ but the value is not a list of items: keep it as an
+                # unscanned value (decoded lazily, with pydicom's fallbacks)
+                vr = 0
             if vr == VR_SQ:
                 if sp + 1 >= 2 * max_depth + 2:
                     return fail(st, ST_TOO_DEEP, pos, tag)
@@ -535,7 +588,7 @@ ENTRY_DTYPE = np.dtype([("tag", "<u4"), ("vr", "<u2"), ("flags", "<u2"),
 assert ENTRY_DTYPE.itemsize == sizeof(Entry)
 
 
-def scan(buffer, Py_ssize_t start=0, Py_ssize_t end=-1, *, bint explicit=True,
+def scan(buffer, Py_ssize_t start=0, Py_ssize_t end=-1, *, bint explicit=True, uint32_t stop_below=0,
          bint little_endian=True, uint32_t stop_tag=0xFFFFFFFF, bint stop_before_pixels=False,
          int max_depth=64, int max_elements=10_000_000, bint allow_clip=True,
          bint lenient_vr=True, bint as_sequence=False):
@@ -575,7 +628,7 @@ def scan(buffer, Py_ssize_t start=0, Py_ssize_t end=-1, *, bint explicit=True,
     with nogil:
         if n > 0:
             status = scan_core(&st, p, start, end, explicit, little_endian, stop_tag,
-                               stop_before_pixels, max_depth, allow_clip, lenient_vr, as_sequence)
+                               stop_below, stop_before_pixels, max_depth, allow_clip, lenient_vr, as_sequence)
         else:
             status = ST_OK
     idx.entries = st.entries

@@ -61,7 +61,7 @@ import codecs
 import re
 import warnings
 from functools import lru_cache
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 from fastdicom._dictionary import CHARACTER_SETS
 from fastdicom.errors import DicomWarning, MalformedElementError, check_validation

@@ -295,10 +295,10 @@ class Dataset:
                 return "OB"
             if (tag >> 16) & 0xFF00 == 0x6000 and (tag & 0xFFFF) == 0x3000:
                 return "OW" if self.__dict__["_ctx"].is_implicit_VR else "OB"
-            return "OW" if self.__dict__["_ctx"].is_implicit_VR else "OB"
+            return vr
         if vr == "US or OW":
             return "US"
-        return vr.split(" or ")[0]
+        return vr  # left ambiguous, as pydicom does
 
     def _decode(self, elem: DataElement) -> Any:
         index = self.__dict__["_index"]
@@ -332,10 +332,19 @@ class Dataset:
         # explicit data sets detect implicit VR items per item (pydicom's rule)
         sub = _scan(ctx.buffer, start, end, explicit=not elem.flags & F_IMPLICIT,
                     little_endian=little, max_depth=ctx.limits.max_depth,
-                    max_elements=ctx.limits.max_elements, allow_clip=False, as_sequence=True)
+                    max_elements=ctx.limits.max_elements, allow_clip=ctx.validation != "raise",
+                    as_sequence=True)
         if sub.status != 0:
-            raise status_error(sub.status, path=ctx.path, offset=sub.error_offset,
-                               tag=sub.error_tag, inflated=ctx.inflated)
+            error = status_error(sub.status, path=ctx.path, offset=sub.error_offset,
+                                 tag=sub.error_tag, inflated=ctx.inflated)
+            if ctx.validation == "raise":
+                raise error
+            if ctx.validation == "warn":
+                warnings.warn(f"value of VR SQ is not a sequence; decoded as text or bytes "
+                              f"instead ({error})", DicomWarning, stacklevel=5)
+            from .values import _retry
+            return _retry("SQ", self.__dict__["_index"].value(elem._index_pos), little,
+                          self._charset(), "ignore")
         return Sequence(Dataset._from_index(sub, item, ctx, self) for item in sub.children(-1))
 
     def _charset(self) -> list:

@@ -30,7 +30,7 @@ _META_END = 0x0002FFFF
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _EXPLICIT_BE = "1.2.840.10008.1.2.2"
-_DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")
+_DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95")
 
 
 def _preamble_kind(preamble: Optional[bytes]) -> str:
@@ -118,6 +118,7 @@ def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> _H
                 "file meta information is encoded with implicit VR", path=path, offset=pos,
                 tag=0x00020000 | (buf[pos + 2] | buf[pos + 3] << 8)))
         meta = _scan(buf, pos, explicit=explicit_meta, little_endian=True, stop_tag=_META_END,
+                     stop_below=0x00020000,
                      max_depth=limits.max_depth, max_elements=limits.max_elements,
                      allow_clip=False)
         _check_status(meta, path)

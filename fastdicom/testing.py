@@ -20,6 +20,7 @@ Generators (all deterministic given their seed)
 """
 from __future__ import annotations
 
+import decimal
 import io
 import math
 import os
@@ -138,7 +139,15 @@ def format_ds(value: Any) -> str:
         return s
     for precision in range(15, 0, -1):
         s = "%.*g" % (precision, v)
-        if len(s) <= 16:
+        if not math.isfinite(float(s)):
+            # rounding overflowed (values next to the float maximum): truncate instead
+            with decimal.localcontext() as ctx:
+                ctx.prec, ctx.rounding = precision, decimal.ROUND_DOWN
+                s = "%.*g" % (precision, float(+decimal.Decimal(v)))
+                if not math.isfinite(float(s)):
+                    s = ("{:.%dE}" % (precision - 1)).format(+decimal.Decimal(v))
+                    s = s.replace("E+", "e+").replace("E-", "e-")
+        if len(s) <= 16 and math.isfinite(float(s)):
             return s
     raise ValueError("cannot format value as a 16-character DS")  # pragma: no cover
 
@@ -195,12 +204,25 @@ def _numeric_bytes(vr: str, value: Any, little_endian: bool) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     code = _NUMERIC_VRS[vr]
-    dtype = np.dtype(code).newbyteorder("<" if little_endian else ">")
-    arr = np.asarray(value)
-    if arr.dtype.kind == "f" and code not in "fd":
-        if not np.all(arr == np.round(arr)):
+    if isinstance(value, np.ndarray):
+        dtype = np.dtype(code).newbyteorder("<" if little_endian else ">")
+        if value.dtype.kind == "f" and code not in "fd" and not np.all(value == np.round(value)):
             raise ValueError(f"{vr} values must be integral")
-    return np.ascontiguousarray(arr.reshape(-1).astype(dtype, casting="unsafe")).tobytes()
+        return np.ascontiguousarray(value.reshape(-1).astype(dtype, casting="unsafe")).tobytes()
+    values = list(value) if _is_multi(value) else [value]
+    if code in "fd":
+        values = [float(v) for v in values]
+    else:
+        ints = []
+        for v in values:
+            if isinstance(v, float) and v != int(v):
+                raise ValueError(f"{vr} values must be integral")
+            ints.append(int(v))
+        values = ints
+    try:
+        return struct.pack(("<" if little_endian else ">") + code * len(values), *values)
+    except struct.error as exc:
+        raise ValueError(f"{vr} value out of range: {exc}") from None
 
 
 def _at_bytes(value: Any, little_endian: bool) -> bytes:

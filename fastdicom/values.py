@@ -104,7 +104,7 @@ def _split_ascii(raw: bytes) -> str | MultiValue:
 
 
 def _numbers(raw: bytes, fmt: str, little: bool) -> Any:
-    size = struct.calcsize(fmt)
+    size = struct.calcsize("<" + fmt)
     n = len(raw) // size
     if n * size != len(raw):
         raise MalformedElementError(
@@ -141,6 +141,10 @@ def decode_value(vr: str, raw: bytes, *, little_endian: bool = True,
     """Decode the raw bytes of a non-SQ element of VR ``vr`` the way pydicom 3 does."""
     if not raw:
         return empty_value(vr)
+    if " or " in vr:  # an ambiguous VR pydicom leaves unresolved
+        if vr.startswith("OB") or vr.endswith("OW"):
+            return raw
+        vr = vr.split(" or ")[0]
     fmt = NUMBER_FORMATS.get(vr)
     try:
         if fmt is not None:

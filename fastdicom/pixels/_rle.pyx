@@ -297,48 +297,62 @@ def rle_decode_frame(src, rows, columns, samples_per_pixel, bits_allocated,
 
 # ----------------------------------------------------------------------------- encoder
 
+cdef inline Py_ssize_t _row_bound(Py_ssize_t count) noexcept nogil:
+    """Most bytes _encode_row writes for count input bytes.
+
+    Replicate runs (>= 3 bytes) cost 2 bytes; each literal costs its length + 1.  A literal
+    ends at 128 bytes, at a replicate run or at the row's end, so literals number at most
+    count // 128 + (replicate runs) + 1 and each replicate run saves at least one byte."""
+    return count + count // 128 + 2
+
+
 cdef Py_ssize_t _encode_row(const uint8_t* src, Py_ssize_t count, Py_ssize_t stride,
                             uint8_t* out) noexcept nogil:
-    """PackBits-encode count bytes read at src[0], src[stride], ...; returns bytes written.
-    out must hold at least count + (count + 127) // 128 bytes."""
-    cdef Py_ssize_t i = 0, j, run, n = 0, literal_start, literal_length, k
+    """PackBits-encode count bytes read at src[0], src[stride], ...; returns bytes written
+    (at most _row_bound(count))."""
+    cdef Py_ssize_t i = 0, j, run, n = 0, literal_length, k
     cdef uint8_t value
     while i < count:
         value = src[i * stride]
         run = 1
         while i + run < count and run < 128 and src[(i + run) * stride] == value:
             run += 1
-        if run >= 2:
+        if run >= 3:
             out[n] = <uint8_t>(257 - run)
             out[n + 1] = value
             n += 2
             i += run
             continue
-        # literal: extend until two equal bytes start or 128 bytes are collected
-        literal_start = i
+        # literal: extend until a run of three equal bytes starts, or 128 bytes
         j = i + 1
-        while j < count and j - literal_start < 128:
-            if j + 1 < count and src[j * stride] == src[(j + 1) * stride]:
+        while j < count and j - i < 128:
+            if (j + 2 < count and src[j * stride] == src[(j + 1) * stride]
+                    and src[j * stride] == src[(j + 2) * stride]):
                 break
             j += 1
-        literal_length = j - literal_start
+        literal_length = j - i
         out[n] = <uint8_t>(literal_length - 1)
         n += 1
         for k in range(literal_length):
-            out[n + k] = src[(literal_start + k) * stride]
+            out[n + k] = src[(i + k) * stride]
         n += literal_length
         i = j
     return n
 
 
 cdef Py_ssize_t _encode_frame(const uint8_t* src, Py_ssize_t rows, Py_ssize_t columns,
-                              int samples, int bytes_per_sample, uint8_t* out) noexcept nogil:
-    """Encode an interleaved little-endian frame; returns the total encoded length."""
+                              int samples, int bytes_per_sample, uint8_t* out,
+                              Py_ssize_t capacity) noexcept nogil:
+    """Encode an interleaved little-endian frame; returns the encoded length, or -1 if
+    out (capacity bytes) would overflow."""
     cdef int n_segments = samples * bytes_per_sample
     cdef Py_ssize_t stride = n_segments
     cdef Py_ssize_t pos = RLE_HEADER_LENGTH, row
+    cdef Py_ssize_t row_bound = _row_bound(columns)
     cdef int i, sample, byte_index
     cdef const uint8_t* plane
+    if capacity < RLE_HEADER_LENGTH:
+        return -1
     memset(out, 0, RLE_HEADER_LENGTH)
     out[0] = <uint8_t>n_segments
     for i in range(n_segments):
@@ -350,8 +364,12 @@ cdef Py_ssize_t _encode_frame(const uint8_t* src, Py_ssize_t rows, Py_ssize_t co
         byte_index = bytes_per_sample - 1 - (i % bytes_per_sample)
         plane = src + sample * bytes_per_sample + byte_index
         for row in range(rows):
+            if capacity - pos < row_bound:
+                return -1
             pos += _encode_row(plane + row * columns * stride, columns, stride, out + pos)
         if pos & 1:              # segments have even length
+            if pos >= capacity:
+                return -1
             out[pos] = 0
             pos += 1
     return pos
@@ -379,15 +397,16 @@ def rle_encode_frame(arr):
     little = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
     cdef const uint8_t[::1] source = little
     n_segments = samples * bytes_per_sample
-    # worst case per row: every 128 bytes need one header byte
-    per_segment = rows * (columns + (columns + 127) // 128) + 1
-    total = RLE_HEADER_LENGTH + n_segments * per_segment
+    total = RLE_HEADER_LENGTH + n_segments * (rows * _row_bound(columns) + 1)
     if total >= 1 << 32:
         raise ValueError("frame too large for the 32-bit RLE segment offsets")
     buffer = bytearray(total)
     cdef uint8_t[::1] target = buffer
-    cdef Py_ssize_t c_rows = rows, c_columns = columns, written
+    cdef Py_ssize_t c_rows = rows, c_columns = columns, written, capacity = total
     cdef int c_samples = samples, c_bytes = bytes_per_sample
     with nogil:
-        written = _encode_frame(&source[0], c_rows, c_columns, c_samples, c_bytes, &target[0])
+        written = _encode_frame(&source[0], c_rows, c_columns, c_samples, c_bytes,
+                                &target[0], capacity)
+    if written < 0:  # pragma: no cover - _row_bound is an upper bound
+        raise RuntimeError("RLE encoder output buffer too small")
     return bytes(memoryview(buffer)[:written])

@@ -20,6 +20,8 @@ Deliberate differences from pydicom, all on inputs where pydicom wraps, overflow
 * Empty *Window Center*/*Window Width* or *Rescale Slope*/*Intercept* count as absent; an empty
   *VOI LUT Function* counts as LINEAR.
 * Errors on bad input are :class:`PixelDataError` (a ``ValueError``, as pydicom raises).
+* Well-known palettes by name (``apply_color_lut(arr, palette="HOT_IRON")``) are not bundled
+  (``NotImplementedError``); a one-entry US LUT works (pydicom fails on the scalar value).
 """
 from __future__ import annotations
 
@@ -56,10 +58,7 @@ def _get(ds: Any, keyword: str, default: Any = None) -> Any:
             value = default
     else:
         value = getattr(ds, keyword, default)
-    if value is None:
-        return default
-    # pydicom's ds.get may hand back a DataElement for tags; keywords give values.
-    return value
+    return default if value is None else value
 
 
 def _values(value: Any) -> list:
@@ -75,8 +74,14 @@ def _values(value: Any) -> list:
 
 
 def _is_empty(value: Any) -> bool:
-    return value is None or (not isinstance(value, (int, float)) and len(_values(value)) == 0) \
-        or value == ""
+    """True for an absent or zero-length value (None, '', [])."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip() == ""
+    if isinstance(value, (int, float)):
+        return False
+    return len(_values(value)) == 0
 
 
 def _is_little_endian(ds: Any) -> bool:
@@ -583,6 +588,7 @@ def to_display_uint8(arr: np.ndarray, ds: Any, *, frame: Optional[int] = None,
         return _scale_to_uint8(arr, float(np.nanmin(arr)), float(np.nanmax(arr)))
 
     values = apply_modality_lut(arr, ds)
+    display: Optional[np.ndarray] = None
     if window is not None:
         center, width = float(window[0]), float(window[1])
         function = _voi_function(ds)
@@ -596,11 +602,16 @@ def to_display_uint8(arr: np.ndarray, ds: Any, *, frame: Optional[int] = None,
         display = apply_voi(values, ds)
         _, _, depth = _descriptor(_get(_get(ds, "VOILUTSequence")[0], "LUTDescriptor"), 0)
         low, high = 0.0, float((1 << depth) - 1)
-    elif _window_parameters(ds, 0) is not None:
-        center, width = _window_parameters(ds, 0)
-        display = _window(values, center, width, _voi_function(ds), 0, 255)
-        low, high = 0.0, 255.0
     else:
+        parameters = _window_parameters(ds, 0)
+        if parameters is not None:
+            try:
+                display = _window(values, parameters[0], parameters[1], _voi_function(ds),
+                                  0, 255)
+                low, high = 0.0, 255.0
+            except PixelDataError as exc:   # an unusable window: show the data range
+                logger.info("ignoring the dataset's window for display: %s", exc.message)
+    if display is None:
         display = values
         if display.size:
             low, high = float(np.nanmin(display)), float(np.nanmax(display))
