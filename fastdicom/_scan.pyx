@@ -16,6 +16,7 @@ from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.buffer cimport PyBUF_WRITABLE
+from cpython.unicode cimport PyUnicode_DecodeLatin1
 
 import numpy as np
 
@@ -465,6 +466,9 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
         free(stack)
 
 
+cdef dict _VR_STR = {}
+
+
 cdef class ElementIndex:
     """The flat element index of one scanned data set (see module docstring)."""
     cdef Entry* entries
@@ -537,9 +541,10 @@ cdef class ElementIndex:
         if i < 0 or i >= self.count:
             raise IndexError(i)
         cdef Entry* e = &self.entries[i]
-        cdef str vr = ''
-        if e.vr:
-            vr = chr(e.vr >> 8) + chr(e.vr & 0xFF)
+        vr = _VR_STR.get(e.vr)
+        if vr is None:
+            vr = chr(e.vr >> 8) + chr(e.vr & 0xFF) if e.vr else ''
+            _VR_STR[e.vr] = vr
         return (e.tag, vr, e.flags, e.value_offset, e.length, e.header_offset)
 
     cpdef uint32_t tag(self, int32_t i):
@@ -556,6 +561,19 @@ cdef class ElementIndex:
         if e.value_offset < 0 or e.value_offset > self.view.shape[0] or n > self.view.shape[0] - e.value_offset:
             raise IndexError(i)
         return PyBytes_FromStringAndSize(<const char*>&self.view[0] + e.value_offset if n else NULL, n)
+
+    def text(self, int32_t i):
+        """The value of entry i as a latin-1 str with trailing spaces and NULs removed."""
+        if i < 0 or i >= self.count:
+            raise IndexError(i)
+        cdef Entry* e = &self.entries[i]
+        cdef int64_t n = e.length
+        if e.value_offset < 0 or e.value_offset > self.view.shape[0] or n > self.view.shape[0] - e.value_offset:
+            raise IndexError(i)
+        cdef const uint8_t* p = &self.view[0] + e.value_offset if n else NULL
+        while n > 0 and (p[n - 1] == 32 or p[n - 1] == 0):
+            n -= 1
+        return PyUnicode_DecodeLatin1(<const char*>p, n, NULL)
 
     def value_view(self, int32_t i):
         """A zero-copy memoryview of the value of entry i."""

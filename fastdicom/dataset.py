@@ -31,6 +31,7 @@ F_BIG_ENDIAN = 256
 F_SQ_BLOB = 512
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+_ASCII_SPLIT_VRS = frozenset({"UI", "CS", "DA", "TM", "DT", "AS"})
 
 
 class Context:
@@ -143,6 +144,9 @@ class DataElement:
         return repr(self.value)
 
 
+_new_element = object.__new__
+
+
 class Sequence(list):
     """A list of Datasets (the items of an SQ element)."""
 
@@ -199,9 +203,20 @@ class Dataset:
 
     def _make_element(self, i: int) -> DataElement:
         tag, vr, flags, voff, length, hoff = self.__dict__["_index"].info(i)
-        vr = self._resolve_vr(tag, vr, flags, length)
-        return DataElement(tag, vr, None, offset=voff, length=length, header_offset=hoff,
-                           flags=flags, dataset=self, index_pos=i, loaded=False)
+        if vr == "" or " " in vr or vr == "UN" or flags & F_UN_SQ:
+            vr = self._resolve_vr(tag, vr, flags, length)
+        elem = _new_element(DataElement)
+        elem.tag = tag
+        elem.VR = vr
+        elem.offset = voff
+        elem.length = length
+        elem.header_offset = hoff
+        elem.flags = flags
+        elem._value = None
+        elem._loaded = False
+        elem._dataset = self
+        elem._index_pos = i
+        return elem
 
     def _resolve_vr(self, tag: int, vr: str, flags: int, length: int) -> str:
         if vr == "SQ":
@@ -318,6 +333,11 @@ class Dataset:
                             for item in index.children(i))
         if elem.length == 0:
             return empty_value(vr)
+        if vr in _ASCII_SPLIT_VRS and not flags & F_CLIPPED:
+            text = index.text(i)
+            if "\\" not in text:
+                return text
+            return MultiValue(text.split("\\"))
         raw = index.value(i)
         encodings = self._charset() if vr in ("SH", "LO", "ST", "LT", "UC", "UT", "PN") else None
         return decode_value(vr, raw, little_endian=not flags & F_BIG_ENDIAN,
@@ -381,12 +401,22 @@ class Dataset:
         tag = _KEYWORD_TO_TAG.get(name)
         if tag is None or name[0] == "_":
             raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
-        elem = self._element(tag) if self._visible(tag) else None
+        d = self.__dict__
+        elem = d["_elements"].get(tag)
         if elem is None:
-            raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
+            if "_only" in d or "_deleted" in d:
+                elem = self._element(tag) if self._visible(tag) else None
+            else:
+                index = d["_index"]
+                i = index.find(tag, d["_item"]) if index is not None else -1
+                if i >= 0:
+                    elem = self._make_element(i)
+                    d["_elements"][tag] = elem
+            if elem is None:
+                raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
         value = elem.value
         if tag not in _PIXEL_TAGS:
-            self.__dict__[name] = value  # later reads are plain attribute lookups
+            d[name] = value  # later reads are plain attribute lookups
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -603,7 +603,7 @@ def builtin_frame_encoder(transfer_syntax: str, bits_stored: int | None = None
                           ) -> FrameEncoder | None:
     """Return a frame encoder for ``transfer_syntax`` or None if none is available.
 
-    RLE uses ``fastdicom.pixels._rle.rle_encode_frame`` if it is built; the JPEG family
+    RLE uses ``fastdicom.pixels.rle.rle_encode_frame`` if it is built; the JPEG family
     (baseline 8-bit, lossless SV1, JPEG-LS lossless, JPEG 2000 lossless) uses imagecodecs.
     Encapsulated uncompressed (1.2.840.10008.1.2.1.98) writes the raw little-endian frame.
     """
@@ -611,7 +611,7 @@ def builtin_frame_encoder(transfer_syntax: str, bits_stored: int | None = None
         return lambda a: np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
     if transfer_syntax == RLE_LOSSLESS:
         try:
-            from fastdicom.pixels._rle import rle_encode_frame  # type: ignore
+            from fastdicom.pixels.rle import rle_encode_frame  # type: ignore
         except Exception:
             return None
         return rle_encode_frame

@@ -12,6 +12,7 @@ import struct
 import warnings
 from typing import Any
 
+from . import charset as _charset
 from .errors import DicomWarning, MalformedElementError
 
 TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
@@ -91,8 +92,7 @@ def empty_value(vr: str) -> Any:
     if vr == "SQ":
         return []
     if vr == "PN":
-        from .charset import PersonName
-        return PersonName(b"")
+        return _charset.PersonName(b"")
     if vr in TEXT_VRS:
         return ""
     return None
@@ -152,8 +152,7 @@ def decode_value(vr: str, raw: bytes, *, little_endian: bool = True,
         if vr in BYTES_VRS:
             return raw
         if vr in CHARSET_VRS:
-            from . import charset
-            value = charset.decode_text(raw, encodings or ["iso8859"], vr, validation=validation)
+            value = _charset.decode_text(raw, encodings or ["iso8859"], vr, validation=validation)
             return MultiValue(value) if isinstance(value, list) else value
         if vr == "UI":
             return _split_ascii(raw)

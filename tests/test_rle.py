@@ -495,3 +495,23 @@ def test_concurrent_decoding_in_threads():
         results = list(pool.map(lambda frame: rle_decode_frame(frame, 128, 128, 1, 16), frames))
     for result, arr in zip(results, images):
         assert_same(result, arr)
+
+
+@pytest.fixture
+def no_scratch():
+    """Force the strided path that frames above the scratch threshold take."""
+    from fastdicom.pixels import _rle
+
+    previous = _rle._set_scratch_limit(0)
+    yield
+    _rle._set_scratch_limit(previous)
+
+
+@pytest.mark.parametrize("dtype,spp", LAYOUTS)
+def test_strided_path_for_large_frames(no_scratch, dtype, spp):
+    rng = np.random.default_rng(21)
+    arr = random_image(rng, dtype, spp, 33, 70)
+    frame = pydicom_encode(arr)
+    assert_same(our_decode(frame, arr), arr)
+    with pytest.raises(RLEDecodeError):
+        our_decode(frame[:len(frame) - 40], arr)

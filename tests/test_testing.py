@@ -855,7 +855,9 @@ def test_random_elements_round_trip_hypothesis():
                                           blacklist_characters="\\"), max_size=40)
     lo = text.map(lambda t: t.strip()[:64])
     values = st.fixed_dictionaries({
-        0x00100010: st.tuples(st.just("PN"), lo),
+        # "=" and "^" are PN structure (pydicom normalises empty groups), keep them out
+        0x00100010: st.tuples(st.just("PN"), lo.map(lambda t: t.replace("=", "").replace(
+            "^", "").strip())),
         0x00081080: st.tuples(st.just("LO"), st.lists(lo, min_size=1, max_size=4)),
         0x00189442: st.tuples(st.just("SS"), st.lists(st.integers(-2 ** 15, 2 ** 15 - 1),
                                                       min_size=1, max_size=5)),
@@ -874,7 +876,7 @@ def test_random_elements_round_trip_hypothesis():
     })
 
     @hyp.given(values, st.sampled_from(NATIVE), st.booleans())
-    @hyp.settings(max_examples=60, deadline=None, database=None)
+    @hyp.settings(max_examples=int(__import__("os").environ.get("HYP_N", 60)), deadline=None, database=None)
     def check(vals, ts, undefined):
         els = [(0x00080005, "CS", "ISO_IR 100")] + [(t, vr, v) for t, (vr, v) in vals.items()]
         els.append((0x00081032, "SQ", [[(t, vr, v) for t, (vr, v) in vals.items()]]))

@@ -36,11 +36,12 @@ for _i in range(3):
 cdef inline uint8_t _finish(float value, float bias) noexcept nogil:
     """floor(value + bias) clipped to 0..255, with the addition done in float32."""
     cdef float shifted = value + bias
-    if shifted < 0.0:
-        return 0
-    if shifted >= 255.0:
-        return 255
-    return <uint8_t>(<int>shifted)      # shifted >= 0, so truncation is floor
+    # Truncation equals floor for shifted >= 0; anything below 0 clamps to 0 either way.
+    # Integer clamps compile to conditional moves: random YBR data clips unpredictably.
+    cdef int whole = <int>shifted
+    whole = whole if whole > 0 else 0
+    whole = whole if whole < 255 else 255
+    return <uint8_t>whole
 
 
 cdef void _ybr_full_to_rgb(const uint8_t* src, uint8_t* dst, Py_ssize_t pixels) noexcept nogil:

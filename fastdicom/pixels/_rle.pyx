@@ -7,6 +7,7 @@ Every run is clipped to both the input left in its segment and the output left i
 segment's plane, so malformed data can never read or write out of bounds.
 """
 from libc.stdint cimport uint8_t, uint32_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 import numpy as np
@@ -23,6 +24,7 @@ cdef enum:
     RLE_ERR_OFFSET_ORDER = -5
     RLE_ERR_OFFSET_PAST_END = -6
     RLE_ERR_UNDERRUN = -7
+    RLE_ERR_NO_MEMORY = -8
 
 # Non-fatal findings, OR-ed into DecodeInfo.flags.
 cdef enum:
@@ -35,6 +37,19 @@ cdef enum:
 
 # Largest decoded frame (bytes) accepted before any allocation, whatever the caller's budget.
 MAX_FRAME_BYTES = 1 << 40
+
+# Multi-segment frames up to this many bytes decode each segment contiguously into scratch
+# memory and interleave afterwards (about twice as fast as strided writes); larger frames
+# decode straight into the output so the extra memory stays bounded.
+cdef Py_ssize_t _scratch_limit = 64 << 20
+
+
+def _set_scratch_limit(Py_ssize_t limit):
+    """Testing hook: change the scratch threshold; returns the previous value."""
+    global _scratch_limit
+    previous = _scratch_limit
+    _scratch_limit = limit
+    return previous
 _PIXEL_DATA_TAG = 0x7FE00010
 
 ctypedef struct DecodeInfo:
@@ -156,15 +171,28 @@ cdef int _decode_frame(const uint8_t* src, Py_ssize_t length, uint8_t* out,
             return RLE_ERR_OFFSET_PAST_END
     info.segment = -1
     info.value = 0
+    cdef int destination[RLE_MAX_SEGMENTS]
+    for i in range(<int>n_segments):
+        sample = i // bytes_per_sample
+        byte_index = bytes_per_sample - 1 - (i % bytes_per_sample)   # MSB segment first
+        destination[i] = sample * bytes_per_sample + byte_index
+    cdef uint8_t* scratch = NULL
+    cdef bint use_scratch = n_segments > 1 and pixels <= _scratch_limit // <Py_ssize_t>n_segments
+    if use_scratch:
+        scratch = <uint8_t*>malloc(<size_t>(pixels * n_segments))
+        if scratch == NULL:
+            return RLE_ERR_NO_MEMORY
     for i in range(<int>n_segments):
         start = offsets[i]
         end = offsets[i + 1] if i + 1 < <int>n_segments else length
-        sample = i // bytes_per_sample
-        byte_index = bytes_per_sample - 1 - (i % bytes_per_sample)   # MSB segment first
-        written = _decode_segment(src + start, end - start,
-                                  out + sample * bytes_per_sample + byte_index,
-                                  pixels, stride, &surplus)
+        if use_scratch:
+            written = _decode_segment(src + start, end - start, scratch + i * pixels,
+                                      pixels, 1, &surplus)
+        else:
+            written = _decode_segment(src + start, end - start, out + destination[i],
+                                      pixels, stride, &surplus)
         if written < pixels:
+            free(scratch)
             info.segment = i
             info.value = written
             return RLE_ERR_UNDERRUN
@@ -172,7 +200,34 @@ cdef int _decode_frame(const uint8_t* src, Py_ssize_t length, uint8_t* out,
             info.flags |= RLE_FLAG_OVERRUN
             info.overrun_segment = i
             info.overrun_length = pixels + surplus
+    if use_scratch:
+        _interleave(scratch, out, pixels, <int>n_segments, destination)
+        free(scratch)
     return RLE_OK
+
+
+cdef void _interleave(const uint8_t* planes, uint8_t* out, Py_ssize_t pixels, int n_planes,
+                      const int* destination) noexcept nogil:
+    """out[p * n_planes + destination[i]] = planes[i * pixels + p] for every plane i."""
+    cdef Py_ssize_t p
+    cdef int i
+    cdef const uint8_t* first = planes
+    cdef const uint8_t* second = planes + pixels
+    cdef const uint8_t* third = planes + 2 * pixels
+    if n_planes == 2 and destination[0] == 1 and destination[1] == 0:   # one 16-bit sample
+        for p in range(pixels):
+            out[2 * p] = second[p]
+            out[2 * p + 1] = first[p]
+    elif n_planes == 3 and destination[0] == 0 and destination[1] == 1:  # 8-bit RGB/YBR
+        for p in range(pixels):
+            out[3 * p] = first[p]
+            out[3 * p + 1] = second[p]
+            out[3 * p + 2] = third[p]
+    else:
+        for i in range(n_planes):
+            first = planes + i * pixels
+            for p in range(pixels):
+                out[p * n_planes + destination[i]] = first[p]
 
 
 cdef _raise_for_status(int status, DecodeInfo info, Py_ssize_t pixels, int expected,
@@ -193,6 +248,8 @@ cdef _raise_for_status(int status, DecodeInfo info, Py_ssize_t pixels, int expec
                "segment's offset")
     elif status == RLE_ERR_OFFSET_PAST_END:
         msg = f"RLE segment {info.segment} offset {info.value} is past the end of the frame"
+    elif status == RLE_ERR_NO_MEMORY:
+        raise MemoryError("no memory for the RLE decoding scratch buffer")
     elif status == RLE_ERR_UNDERRUN:
         msg = (f"RLE segment {info.segment} decodes to {info.value} bytes, "
                f"expected {pixels}")

@@ -1,0 +1,92 @@
+"""The DICOM JSON model (PS3.18 Annex F.2) of a data set, as pydicom 3 produces it."""
+from __future__ import annotations
+
+import base64
+import math
+from typing import Any, Callable, Optional
+
+_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW",
+                         "US or SS or OW"})
+_INT_VRS = frozenset({"IS", "SL", "SS", "SV", "UL", "US", "UV", "US or SS"})
+_FLOAT_VRS = frozenset({"DS", "FD", "FL"})
+
+
+def _is_empty(value, vr: str) -> bool:
+    if vr == "SQ":
+        return not value
+    if value is None:
+        return True
+    if isinstance(value, (str, bytes)):
+        return len(value) == 0
+    if isinstance(value, (list, tuple)):
+        return len(value) == 0
+    if hasattr(value, "components"):  # PersonName
+        return not str(value)
+    return False
+
+
+def _number(value, kind):
+    if value is None or value == "":
+        return None if kind is not str else value
+    if kind is float:
+        return float(value)
+    return int(value)
+
+
+def element_to_json(elem, bulk_data_threshold: int,
+                    handler: Optional[Callable[[Any], str]]) -> dict:
+    vr = elem.VR
+    out: dict[str, Any] = {"vr": vr}
+    value = elem.value
+    if vr in _BINARY_VRS:
+        if not _is_empty(value, vr):
+            if handler is not None and len(value) > (bulk_data_threshold // 4) * 3:
+                out["BulkDataURI"] = handler(elem)
+            else:
+                out["InlineBinary"] = base64.b64encode(bytes(value)).decode("ascii")
+        return out
+    if vr == "SQ" and isinstance(value, list):
+        out["Value"] = [dataset_to_json_dict(item, bulk_data_threshold, handler)
+                        for item in value]
+        return out
+    if _is_empty(value, vr):
+        return out
+    values = list(value) if isinstance(value, list) else [value]
+    if vr == "PN":
+        items = []
+        for v in values:
+            comps = getattr(v, "components", None)
+            if comps is None:
+                comps = tuple(str(v).split("="))
+            entry = {"Alphabetic": comps[0] if comps else ""}
+            if len(comps) > 1:
+                entry["Ideographic"] = comps[1]
+            if len(comps) > 2:
+                entry["Phonetic"] = comps[2]
+            items.append(entry)
+        out["Value"] = items
+        return out
+    if vr == "AT":
+        out["Value"] = [format(int(v), "08X") for v in values]
+        return out
+    if vr in _INT_VRS:
+        values = [_number(v, int) for v in values]
+    elif vr in _FLOAT_VRS:
+        values = [_number(v, float) for v in values]
+    out["Value"] = values
+    return out
+
+
+def dataset_to_json_dict(ds, bulk_data_threshold: int = 1024,
+                         bulk_data_element_handler: Optional[Callable[[Any], str]] = None,
+                         suppress_invalid_tags: bool = False) -> dict:
+    from .errors import DicomError
+    result = {}
+    for elem in ds:
+        key = f"{elem.tag:08X}"
+        try:
+            result[key] = element_to_json(elem, bulk_data_threshold, bulk_data_element_handler)
+        except DicomError:
+            if not suppress_invalid_tags:
+                raise
+    return result

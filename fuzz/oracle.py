@@ -1,0 +1,68 @@
+"""The "full decoding" oracle shared by the fuzz harnesses and the mutation/property tests.
+
+:func:`exercise` reads a buffer with :func:`fastdicom.dcmread`, decodes every value of every
+element recursively (file meta included), renders the data set, exports DICOM JSON and decodes
+the pixel data when present.  Bad input may raise :class:`fastdicom.DicomError` (caught here);
+anything else escapes and is a bug.  Parts of the library still being written
+(``fastdicom.json``, ``fastdicom.pixels.pixel_array``) are skipped while they are missing.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import warnings
+
+import fastdicom
+from fastdicom.errors import DicomError
+
+
+def _has_pixels() -> bool:
+    try:
+        pixels = importlib.import_module("fastdicom.pixels")
+    except ImportError:
+        return False
+    return callable(getattr(pixels, "pixel_array", None))
+
+
+def _has_json() -> bool:
+    return importlib.util.find_spec("fastdicom.json") is not None
+
+
+HAVE_PIXELS = _has_pixels()
+HAVE_JSON = _has_json()
+
+
+def walk(ds, depth: int = 0) -> int:
+    """Decode every value below ``ds``; return the number of elements visited."""
+    n = 0
+    for elem in ds:
+        n += 1
+        value = elem.value
+        elem.VM
+        repr(elem)
+        if elem.VR == "SQ" and isinstance(value, list):
+            # an SQ whose bytes are not a sequence falls back to text/bytes (pydicom's rule)
+            for item in value:
+                if isinstance(item, fastdicom.Dataset):
+                    n += walk(item, depth + 1)
+    return n
+
+
+def exercise(data, *, validation: str = "warn", pixels: bool = True, json: bool = True,
+             force: bool = True):
+    """Run ``data`` through dcmread + full decoding; returns the Dataset or the DicomError."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = fastdicom.dcmread(data, force=force, validation=validation)
+            ds.preamble_kind
+            walk(ds)
+            if ds.file_meta is not None:
+                walk(ds.file_meta)
+            if json and HAVE_JSON:
+                ds.to_json_dict()
+            if pixels and HAVE_PIXELS and 0x7FE00010 in ds:
+                ds.pixel_array
+            return ds
+        except DicomError as exc:
+            return exc

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Run each atheris harness of fuzz/ for SECONDS (default 60) on a freshly generated seed corpus.
+#   tools/fuzz.sh [SECONDS] [HARNESS...]      e.g. tools/fuzz.sh 300 dcmread json
+# Env: PYTHON (default .venv/bin/python or python3), FUZZ_WORKDIR (default fuzz/work),
+#      FUZZ_JOBS (harnesses run in parallel, default 1).
+# Exits non-zero if any harness reports a finding; crash inputs go to $FUZZ_WORKDIR/artifacts/.
+set -u
+cd "$(dirname "$0")/.."
+SECONDS_PER=${1:-60}
+shift || true
+HARNESSES=("$@")
+[ ${#HARNESSES[@]} -eq 0 ] && HARNESSES=(dcmread pixels json)
+PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+WORK=${FUZZ_WORKDIR:-fuzz/work}
+JOBS=${FUZZ_JOBS:-1}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+mkdir -p "$WORK/artifacts"
+
+run_one() {
+    local name=$1 corpus="$WORK/corpus_$1" log="$WORK/$1.log"
+    mkdir -p "$corpus"
+    if [ "$name" = pixels ]; then
+        "$PY" fuzz/make_seeds.py --pixels "$corpus" >/dev/null
+    else
+        "$PY" fuzz/make_seeds.py "$corpus" >/dev/null
+    fi
+    "$PY" "fuzz/fuzz_$name.py" "$corpus" -max_total_time="$SECONDS_PER" -timeout=10 \
+        -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
+        -artifact_prefix="$WORK/artifacts/$name-" >"$log" 2>&1
+    local rc=$?
+    local cov execs rate
+    # atheris registers Python coverage counters dynamically: the "cov:" figure of libFuzzer's
+    # status lines is the number of covered edges and must be non-zero
+    cov=$(grep -o ' cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$')
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
+    rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$')
+    echo "fuzz_$name: rc=$rc coverage_edges=${cov:-0} executions=${execs:-?} exec_per_s=${rate:-?} log=$log"
+    if [ "${cov:-0}" -eq 0 ]; then
+        echo "fuzz_$name: no coverage counters (harness not instrumented?)" >&2
+        return 1
+    fi
+    return $rc
+}
+
+status=0
+pids=()
+for h in "${HARNESSES[@]}"; do
+    if [ "$JOBS" -gt 1 ]; then
+        run_one "$h" & pids+=($!)
+        while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 1; done
+    else
+        run_one "$h" || status=1
+    fi
+done
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+exit $status
