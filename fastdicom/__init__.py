@@ -8,6 +8,8 @@ from .errors import (DicomError, DicomWarning, EncapsulationError, FileChangedEr
 from .dataset import DataElement, Dataset, FileMetaDataset, Sequence
 from .filereader import DicomFile, dcmread, open_file as open
 from .values import MultiValue
+from .series import SeriesInfo, Volume, find_series, load_series
+from .dicomdir import read_dicomdir
 
 __all__ = [
     "__version__", "dcmread", "open", "DicomFile", "Dataset", "DataElement", "Sequence",
@@ -16,4 +18,5 @@ __all__ = [
     "LimitExceededError", "UnsupportedTransferSyntaxError", "PixelDataError",
     "EncapsulationError", "RLEDecodeError", "MissingCodecError", "SeriesError",
     "UnsafePathError", "FileChangedError",
+    "find_series", "load_series", "SeriesInfo", "Volume", "read_dicomdir",
 ]

@@ -147,7 +147,9 @@ def _cached(key: str, build: Callable[[Path], dict[str, Any]]) -> DataSet:
             shutil.rmtree(tmp)
         tmp.mkdir()
         try:
-            meta = build(tmp)
+            # Data files live in data/ so that a folder handed to a loader holds only DICOM.
+            (tmp / "data").mkdir()
+            meta = build(tmp / "data")
             meta["paths"] = [str(Path(p).relative_to(tmp)) for p in meta["paths"]]
             (tmp / "manifest.json").write_text(json.dumps(meta, indent=1))
             try:
@@ -161,7 +163,7 @@ def _cached(key: str, build: Callable[[Path], dict[str, Any]]) -> DataSet:
                 shutil.rmtree(tmp, ignore_errors=True)
     meta = json.loads(manifest.read_text())
     paths = [root / p for p in meta.pop("paths")]
-    return DataSet(root, paths, meta)
+    return DataSet(root / "data", paths, meta)
 
 
 def _native_pixel_offsets(paths: list[Path], pixel_bytes: int) -> list[int]:
@@ -206,7 +208,7 @@ def series_subset(full: DataSet, n_slices: int) -> DataSet:
             paths.append(q)
         return {"paths": paths, "rows": full.meta["rows"], "columns": full.meta["columns"],
                 "dtype": full.meta["dtype"], "pixel_offsets": full.meta["pixel_offsets"][:n_slices]}
-    return _cached(f"{full.root.name}-first-{n_slices}", build)
+    return _cached(f"{full.root.parent.name}-first-{n_slices}", build)
 
 
 def multiframe(n_frames: int, rows: int = SLICE_ROWS, columns: int = SLICE_ROWS) -> DataSet:

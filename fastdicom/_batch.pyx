@@ -1,0 +1,818 @@
+# cython: language_level=3
+# distutils: libraries = z
+"""Per-file header extraction for batch scans, in one nogil call per chunk of files.
+
+For each path: open (optionally ``O_NOFOLLOW``), ``fstat``, ``pread`` a small header window,
+walk the file meta group and the top-level elements of the data set up to Pixel Data (or
+``stop_tag`` when pixel information is not wanted), copy the raw value bytes of the requested
+tags into one growing arena per tag, locate Pixel Data (value offset and length; fragment
+items of encapsulated data are walked with small preads), ``fstat`` again and compare size and
+mtime.  Deflated data sets are inflated incrementally (zlib, nogil), only as far as needed.
+
+Anything unusual (no preamble + ``DICM``, implicit-VR file meta, a missing transfer syntax, a
+body whose VR encoding contradicts it, invalid VR bytes, truncation, structural errors) gives
+status ``FALLBACK``: the caller then reads that file with the full Python reader, which
+produces the exact error or the lenient result.  So this fast path never decides an error on
+its own except I/O errors and files that changed while read.
+
+Every length read from the file is checked against the file size (or the inflated bytes)
+before it is used; nesting depth and item counts are bounded.
+"""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy, memcmp, memset
+from libc.errno cimport errno, EINTR
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+
+import numpy as np
+
+cdef extern from "<fcntl.h>" nogil:
+    int c_open "open"(const char* path, int flags, ...)
+    int O_RDONLY
+    int O_CLOEXEC
+    int O_NOFOLLOW
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t pread(int fd, void* buf, size_t count, long offset)
+    int close(int fd)
+
+cdef extern from "<sys/stat.h>" nogil:
+    cdef struct timespec_t "timespec":
+        long tv_sec
+        long tv_nsec
+    cdef struct stat_t "stat":
+        long st_size
+        unsigned int st_mode
+        timespec_t st_mtim
+    int fstat(int fd, stat_t* buf)
+
+cdef extern from "<zlib.h>" nogil:
+    ctypedef struct z_stream:
+        const uint8_t* next_in
+        unsigned int avail_in
+        uint8_t* next_out
+        unsigned int avail_out
+        void* zalloc
+        void* zfree
+        void* opaque
+    int inflateInit2(z_stream* strm, int windowBits)
+    int inflate(z_stream* strm, int flush)
+    int inflateEnd(z_stream* strm)
+    int Z_OK
+    int Z_STREAM_END
+    int Z_NO_FLUSH
+    int Z_BUF_ERROR
+
+# per-file status
+cdef enum:
+    R_OK = 0
+    R_FALLBACK = 1      # read this file with the Python reader
+    R_OS_ERROR = 2      # open/fstat/pread failed; errno in err_errno
+    R_NOT_REGULAR = 3
+    R_CHANGED = 4       # size or mtime differ between the fstat before and after reading
+    R_PIXEL_TRUNCATED = 5
+
+STATUS_OK = R_OK
+STATUS_FALLBACK = R_FALLBACK
+STATUS_OS_ERROR = R_OS_ERROR
+STATUS_NOT_REGULAR = R_NOT_REGULAR
+STATUS_CHANGED = R_CHANGED
+STATUS_PIXEL_TRUNCATED = R_PIXEL_TRUNCATED
+
+# flags per file
+FLAG_LITTLE = 1
+FLAG_EXPLICIT = 2
+FLAG_DEFLATED = 4
+FLAG_ENCAPSULATED = 8
+FLAG_PIXELS = 16
+
+cdef uint32_t UNDEF = 0xFFFFFFFFu
+cdef uint32_t TAG_ITEM = 0xFFFEE000u
+cdef uint32_t TAG_ITEM_DELIM = 0xFFFEE00Du
+cdef uint32_t TAG_SEQ_DELIM = 0xFFFEE0DDu
+cdef uint32_t TAG_PIXEL_DATA = 0x7FE00010u
+cdef int64_t CHUNK = 65536
+cdef int MAX_ITEMS = 10000000
+
+# walker outcomes
+cdef enum:
+    W_OK = 0
+    W_FALLBACK = 1
+    W_IO = 2
+    W_PIXEL_TRUNC = 3
+
+
+cdef struct Arena:
+    char* data
+    int64_t length
+    int64_t cap
+
+
+cdef struct Src:
+    int fd
+    int64_t fsize
+    uint8_t* buf          # file window [base, base + have)
+    int64_t cap
+    int64_t base
+    int64_t have
+    int io_errno
+    # deflate mode: positions address the inflated stream
+    bint inflating
+    z_stream zs
+    bint z_open
+    bint z_end
+    uint8_t* zin
+    int64_t comp_pos
+    uint8_t* out
+    int64_t out_have
+    int64_t out_cap
+    int64_t max_inflated
+
+
+cdef inline uint16_t rd16(const uint8_t* p, bint le) noexcept nogil:
+    if le:
+        return p[0] | (<uint16_t>p[1] << 8)
+    return p[1] | (<uint16_t>p[0] << 8)
+
+
+cdef inline uint32_t rd32(const uint8_t* p, bint le) noexcept nogil:
+    if le:
+        return p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+    return p[3] | (<uint32_t>p[2] << 8) | (<uint32_t>p[1] << 16) | (<uint32_t>p[0] << 24)
+
+
+cdef inline uint32_t rdtag(const uint8_t* p, bint le) noexcept nogil:
+    return (<uint32_t>rd16(p, le) << 16) | rd16(p + 2, le)
+
+
+cdef inline bint is_upper(uint8_t c) noexcept nogil:
+    return 0x41 <= c <= 0x5A
+
+
+cdef inline bint is_long_vr(uint8_t a, uint8_t b) noexcept nogil:
+    if a == b'O':
+        return b == b'B' or b == b'D' or b == b'F' or b == b'L' or b == b'V' or b == b'W'
+    if a == b'U':
+        return b == b'C' or b == b'N' or b == b'R' or b == b'T' or b == b'V'
+    if a == b'S':
+        return b == b'Q' or b == b'V'
+    return False
+
+
+cdef int pread_full(int fd, uint8_t* dst, int64_t count, int64_t offset, int64_t* got) noexcept nogil:
+    cdef ssize_t r
+    cdef int64_t done = 0
+    while done < count:
+        r = pread(fd, dst + done, <size_t>(count - done), <long>(offset + done))
+        if r < 0:
+            if errno == EINTR:
+                continue
+            got[0] = done
+            return errno
+        if r == 0:
+            break
+        done += r
+    got[0] = done
+    return 0
+
+
+cdef const uint8_t* file_window(Src* s, int64_t pos, int64_t n) noexcept nogil:
+    """Pointer to file bytes [pos, pos+n), reading a new window when needed; NULL when the
+    file has fewer bytes (or on an I/O error, with s.io_errno set)."""
+    cdef int64_t want, got = 0
+    cdef uint8_t* grown
+    cdef int err
+    if pos >= s.base and pos + n <= s.base + s.have:
+        return s.buf + (pos - s.base)
+    if pos < 0 or n < 0 or n > s.fsize or pos > s.fsize - n:
+        return NULL
+    want = n if n > CHUNK else CHUNK
+    if want > s.fsize - pos:
+        want = s.fsize - pos
+    if want > s.cap:
+        grown = <uint8_t*>realloc(s.buf, <size_t>want)
+        if grown == NULL:
+            s.io_errno = 12
+            return NULL
+        s.buf = grown
+        s.cap = want
+    err = pread_full(s.fd, s.buf, want, pos, &got)
+    s.base = pos
+    s.have = got
+    if err:
+        s.io_errno = err
+        s.have = 0
+        return NULL
+    if got < n:
+        return NULL
+    return s.buf + (pos - s.base)
+
+
+cdef int inflate_more(Src* s, int64_t need) noexcept nogil:
+    """Inflate until s.out_have >= need or the stream ends; 0 ok, -1 error/limit."""
+    cdef int64_t got = 0, newcap
+    cdef uint8_t* grown
+    cdef int zr, err
+    while s.out_have < need and not s.z_end:
+        if s.zs.avail_in == 0:
+            if s.comp_pos >= s.fsize:
+                return -1     # compressed data ended before the deflate stream did
+            err = pread_full(s.fd, s.zin, CHUNK if CHUNK < s.fsize - s.comp_pos else s.fsize - s.comp_pos,
+                             s.comp_pos, &got)
+            if err or got == 0:
+                s.io_errno = err
+                return -1
+            s.comp_pos += got
+            s.zs.next_in = s.zin
+            s.zs.avail_in = <unsigned int>got
+        if s.out_cap - s.out_have < CHUNK:
+            newcap = s.out_cap * 2 if s.out_cap > 0 else 4 * CHUNK
+            if newcap > s.max_inflated + CHUNK:
+                newcap = s.max_inflated + CHUNK
+            if newcap <= s.out_have:
+                return -1     # over the inflated-size limit
+            grown = <uint8_t*>realloc(s.out, <size_t>newcap)
+            if grown == NULL:
+                return -1
+            s.out = grown
+            s.out_cap = newcap
+        s.zs.next_out = s.out + s.out_have
+        s.zs.avail_out = <unsigned int>(s.out_cap - s.out_have)
+        zr = inflate(&s.zs, Z_NO_FLUSH)
+        s.out_have = s.out_cap - s.zs.avail_out
+        if zr == Z_STREAM_END:
+            s.z_end = True
+        elif zr != Z_OK and zr != Z_BUF_ERROR:
+            return -1
+        if s.out_have > s.max_inflated:
+            return -1
+    return 0
+
+
+cdef inline const uint8_t* need(Src* s, int64_t pos, int64_t n) noexcept nogil:
+    if not s.inflating:
+        return file_window(s, pos, n)
+    if pos < 0 or n < 0:
+        return NULL
+    if pos + n > s.out_have:
+        if inflate_more(s, pos + n) != 0 or pos + n > s.out_have:
+            return NULL
+    return s.out + pos
+
+
+cdef inline bint at_end(Src* s, int64_t pos) noexcept nogil:
+    if not s.inflating:
+        return pos >= s.fsize
+    if pos < s.out_have:
+        return False
+    inflate_more(s, pos + 1)
+    return pos >= s.out_have
+
+
+cdef struct Walk:
+    const uint32_t* tags
+    int ntags
+    int row
+    Arena* arenas
+    uint16_t* vrs          # [row * ntags + j]
+    uint8_t* present       # [row * ntags + j]
+    uint32_t stop_tag
+    bint find_pixels
+    int max_depth
+    int64_t pixel_header
+    int64_t pixel_offset
+    int64_t pixel_length
+    bint encapsulated
+
+
+cdef inline int find_tag(Walk* w, uint32_t tag) noexcept nogil:
+    cdef int lo = 0, hi = w.ntags - 1, mid
+    while lo <= hi:
+        mid = (lo + hi) >> 1
+        if w.tags[mid] == tag:
+            return mid
+        if w.tags[mid] < tag:
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return -1
+
+
+cdef int store(Walk* w, Src* s, int j, uint16_t vr, int64_t pos, int64_t length) noexcept nogil:
+    cdef const uint8_t* p
+    cdef Arena* a = &w.arenas[j]
+    cdef int64_t newcap
+    cdef char* grown
+    cdef int64_t k = <int64_t>w.row * w.ntags + j
+    if w.present[k]:
+        return W_OK          # a repeated tag: the first one counts
+    if length > 0:
+        p = need(s, pos, length)
+        if p == NULL:
+            return W_IO if s.io_errno else W_FALLBACK
+        if a.length + length > a.cap:
+            newcap = a.cap * 2 if a.cap > 0 else 4096
+            while newcap < a.length + length:
+                newcap *= 2
+            grown = <char*>realloc(a.data, <size_t>newcap)
+            if grown == NULL:
+                return W_FALLBACK
+            a.data = grown
+            a.cap = newcap
+        memcpy(a.data + a.length, p, <size_t>length)
+        a.length += length
+    w.present[k] = 1
+    w.vrs[k] = vr
+    return W_OK
+
+
+
+
+cdef int element_header(Src* s, int64_t pos, bint explicit, bint le, uint32_t* tag,
+                        uint16_t* vr, uint32_t* length, int64_t* hdr) noexcept nogil:
+    cdef const uint8_t* p = need(s, pos, 8)
+    if p == NULL:
+        return W_IO if s.io_errno else W_FALLBACK
+    tag[0] = rdtag(p, le)
+    if (tag[0] >> 16) == 0xFFFE:
+        vr[0] = 0
+        length[0] = rd32(p + 4, le)
+        hdr[0] = 8
+        return W_OK
+    if explicit:
+        if not (is_upper(p[4]) and is_upper(p[5])):
+            return W_FALLBACK
+        vr[0] = (<uint16_t>p[4] << 8) | p[5]
+        if is_long_vr(p[4], p[5]):
+            p = need(s, pos, 12)
+            if p == NULL:
+                return W_IO if s.io_errno else W_FALLBACK
+            length[0] = rd32(p + 8, le)
+            hdr[0] = 12
+        else:
+            length[0] = rd16(p + 6, le)
+            hdr[0] = 8
+    else:
+        vr[0] = 0
+        length[0] = rd32(p + 4, le)
+        hdr[0] = 8
+    return W_OK
+
+
+cdef int skip_value(Walk* w, Src* s, int64_t* ppos, int64_t hdr, uint16_t vr, uint32_t length,
+                    bint explicit, bint le, int depth) noexcept nogil:
+    cdef int64_t pos = ppos[0] + hdr
+    if length == UNDEF:
+        if explicit and vr == 0x554E:           # UN of undefined length: implicit VR LE sequence
+            ppos[0] = pos
+            return skip_sequence(w, s, ppos, False, True, depth + 1)
+        if explicit and vr != 0x5351:           # only SQ may have undefined length here
+            return W_FALLBACK
+        ppos[0] = pos
+        return skip_sequence(w, s, ppos, explicit, le, depth + 1)
+    if not s.inflating and <int64_t>length > s.fsize - pos:
+        return W_FALLBACK
+    ppos[0] = pos + length
+    return W_OK
+
+
+cdef int skip_sequence(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, int depth) noexcept nogil:
+    cdef int64_t pos = ppos[0]
+    cdef const uint8_t* p
+    cdef uint32_t tag, length
+    cdef int r, items = 0
+    if depth > w.max_depth:
+        return W_FALLBACK
+    while True:
+        p = need(s, pos, 8)
+        if p == NULL:
+            return W_IO if s.io_errno else W_FALLBACK
+        tag = rdtag(p, le)
+        length = rd32(p + 4, le)
+        if tag == TAG_SEQ_DELIM:
+            ppos[0] = pos + 8
+            return W_OK
+        if tag != TAG_ITEM:
+            return W_FALLBACK
+        items += 1
+        if items > MAX_ITEMS:
+            return W_FALLBACK
+        pos += 8
+        if length == UNDEF:
+            r = skip_item(w, s, &pos, explicit, le, depth + 1)
+            if r != W_OK:
+                return r
+        else:
+            if not s.inflating and <int64_t>length > s.fsize - pos:
+                return W_FALLBACK
+            pos += length
+
+
+cdef int skip_item(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, int depth) noexcept nogil:
+    cdef int64_t pos = ppos[0], hdr
+    cdef uint32_t tag, length
+    cdef uint16_t vr
+    cdef int r, n = 0
+    if depth > w.max_depth:
+        return W_FALLBACK
+    while True:
+        r = element_header(s, pos, explicit, le, &tag, &vr, &length, &hdr)
+        if r != W_OK:
+            return r
+        if tag == TAG_ITEM_DELIM:
+            ppos[0] = pos + 8
+            return W_OK
+        if (tag >> 16) == 0xFFFE:
+            return W_FALLBACK
+        n += 1
+        if n > MAX_ITEMS:
+            return W_FALLBACK
+        r = skip_value(w, s, &pos, hdr, vr, length, explicit, le, depth)
+        if r != W_OK:
+            return r
+
+
+cdef int pixel_extent(Walk* w, Src* s, int64_t pos, int64_t hdr, uint32_t length, bint le) noexcept nogil:
+    """Pixel Data at ``pos``: record where its value lies; walk fragment items if encapsulated."""
+    cdef int64_t start = pos + hdr, p2
+    cdef const uint8_t* p
+    cdef uint32_t tag, ilen
+    cdef int items = 0
+    w.pixel_header = pos
+    w.pixel_offset = start
+    if length != UNDEF:
+        w.pixel_length = length
+        if s.inflating:
+            if length > 0 and at_end(s, start + length - 1):
+                return W_PIXEL_TRUNC
+        elif <int64_t>length > s.fsize - start:
+            return W_PIXEL_TRUNC
+        return W_OK
+    w.encapsulated = True
+    p2 = start
+    while True:
+        p = need(s, p2, 8)
+        if p == NULL:
+            return W_IO if s.io_errno else W_PIXEL_TRUNC
+        tag = rdtag(p, le)
+        ilen = rd32(p + 4, le)
+        if tag == TAG_SEQ_DELIM:
+            w.pixel_length = p2 - start
+            return W_OK
+        if tag != TAG_ITEM or ilen == UNDEF:
+            return W_FALLBACK
+        items += 1
+        if items > MAX_ITEMS:
+            return W_FALLBACK
+        p2 += 8
+        if not s.inflating and <int64_t>ilen > s.fsize - p2:
+            return W_PIXEL_TRUNC
+        p2 += ilen
+
+
+cdef int walk_top(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, bint meta) noexcept nogil:
+    """Walk top-level elements from ppos; in ``meta`` mode stop at the first non-0002 group."""
+    cdef int64_t pos = ppos[0], hdr
+    cdef uint32_t tag, length
+    cdef uint16_t vr
+    cdef int r, j
+    while True:
+        if at_end(s, pos):
+            if s.io_errno:
+                return W_IO
+            ppos[0] = pos
+            return W_OK
+        r = element_header(s, pos, explicit, le, &tag, &vr, &length, &hdr)
+        if r != W_OK:
+            return r
+        if meta and (tag >> 16) != 0x0002:
+            ppos[0] = pos
+            return W_OK
+        if (tag >> 16) == 0xFFFE:
+            return W_FALLBACK
+        if tag == TAG_PIXEL_DATA:
+            if w.find_pixels:
+                r = pixel_extent(w, s, pos, hdr, length, le)
+            ppos[0] = pos
+            return r if w.find_pixels else W_OK
+        if tag > w.stop_tag and not w.find_pixels:
+            ppos[0] = pos
+            return W_OK
+        if tag > TAG_PIXEL_DATA:
+            ppos[0] = pos
+            return W_OK
+        j = find_tag(w, tag)
+        if j >= 0 and length != UNDEF:
+            if not s.inflating and <int64_t>length > s.fsize - (pos + hdr):
+                return W_FALLBACK
+            r = store(w, s, j, vr, pos + hdr, length)
+            if r != W_OK:
+                return r
+            pos += hdr + length
+            continue
+        r = skip_value(w, s, &pos, hdr, vr, length, explicit, le, 0)
+        if r != W_OK:
+            return r
+
+
+cdef int process_file(Walk* w, Src* s, const char* path, bint nofollow, int64_t header_bytes,
+                      int64_t* size, int64_t* mtime, int* err_errno, int* flags,
+                      int64_t* err_offset) noexcept nogil:
+    cdef stat_t sb, sb2
+    cdef int64_t got = 0, pos, want
+    cdef const uint8_t* p
+    cdef int r, res, err
+    cdef const uint8_t* ts
+    cdef int64_t tslen
+    cdef bint explicit, le
+    cdef int tsj
+    cdef uint32_t TS_TAG = 0x00020010u
+    cdef uint8_t* grown
+    s.fd = c_open(path, O_RDONLY | O_CLOEXEC | (O_NOFOLLOW if nofollow else 0))
+    if s.fd < 0:
+        err_errno[0] = errno
+        return R_OS_ERROR
+    if fstat(s.fd, &sb) != 0:
+        err_errno[0] = errno
+        close(s.fd)
+        return R_OS_ERROR
+    size[0] = sb.st_size
+    mtime[0] = <int64_t>sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec
+    if (sb.st_mode & 0o170000) != 0o100000:
+        close(s.fd)
+        return R_NOT_REGULAR
+    s.fsize = sb.st_size
+    s.io_errno = 0
+    s.inflating = False
+    s.z_end = False
+    s.out_have = 0
+    s.base = 0
+    s.have = 0
+    want = header_bytes if header_bytes < s.fsize else s.fsize
+    if want > s.cap:
+        grown = <uint8_t*>realloc(s.buf, <size_t>want)
+        if grown == NULL:
+            err_errno[0] = 12
+            close(s.fd)
+            return R_OS_ERROR
+        s.buf = grown
+        s.cap = want
+    err = pread_full(s.fd, s.buf, want, 0, &got)
+    if err:
+        err_errno[0] = err
+        close(s.fd)
+        return R_OS_ERROR
+    s.have = got
+    res = R_FALLBACK
+    # preamble + DICM + explicit VR LE file meta
+    p = need(s, 0, 140)
+    if p != NULL and memcmp(p + 128, b"DICM", 4) == 0 and p[132] == 0x02 and p[133] == 0 \
+            and is_upper(p[136]) and is_upper(p[137]):
+        pos = 132
+        r = walk_top(w, s, &pos, True, True, True)
+        tsj = find_tag(w, TS_TAG)
+        if r == W_OK and tsj >= 0 and w.present[<int64_t>w.row * w.ntags + tsj]:
+            res = R_OK
+        elif r == W_IO:
+            res = R_OS_ERROR
+        if res == R_OK:
+            res = R_FALLBACK
+            # the caller passes in err_offset the TS arena's length before this row
+            tslen = err_offset[0]
+            ts = <const uint8_t*>w.arenas[tsj].data + tslen
+            tslen = w.arenas[tsj].length - tslen
+            while tslen > 0 and (ts[tslen - 1] == 0 or ts[tslen - 1] == 32):
+                tslen -= 1
+            explicit = True
+            le = True
+            if tslen == 17 and memcmp(ts, b"1.2.840.10008.1.2", 17) == 0:
+                explicit = False
+            elif tslen == 19 and memcmp(ts, b"1.2.840.10008.1.2.2", 19) == 0:
+                le = False
+            elif (tslen == 22 and memcmp(ts, b"1.2.840.10008.1.2.1.99", 22) == 0) or \
+                    (tslen == 22 and memcmp(ts, b"1.2.840.10008.1.2.4.95", 22) == 0):
+                s.inflating = True
+            elif tslen == 0:
+                explicit = False
+                le = False
+                res = -1
+            if res != -1:
+                if s.inflating:
+                    memset(&s.zs, 0, sizeof(z_stream))
+                    if inflateInit2(&s.zs, -15) == Z_OK:
+                        s.z_open = True
+                        s.comp_pos = pos
+                        s.zs.avail_in = 0
+                        if s.zin == NULL:
+                            s.zin = <uint8_t*>malloc(<size_t>CHUNK)
+                        pos = 0
+                    else:
+                        res = -1
+            if res != -1:
+                # the body's first element must agree with the transfer syntax's VR encoding
+                if not at_end(s, pos):
+                    p = need(s, pos, 6)
+                    if p == NULL:
+                        res = -1
+                    elif (is_upper(p[4]) and is_upper(p[5])) != explicit and \
+                            not (p[0] == 0xFE and p[1] == 0xFF):
+                        res = -1
+                if res != -1:
+                    r = walk_top(w, s, &pos, explicit, le, False)
+                    if r == W_OK:
+                        res = R_OK
+                    elif r == W_PIXEL_TRUNC:
+                        res = R_PIXEL_TRUNCATED
+                        err_offset[0] = w.pixel_header
+                    elif r == W_IO:
+                        res = R_OS_ERROR
+                    else:
+                        res = R_FALLBACK
+                else:
+                    res = R_FALLBACK
+            else:
+                res = R_FALLBACK
+            flags[0] = (1 if le else 0) | (2 if explicit else 0) | (4 if s.inflating else 0) | \
+                (8 if w.encapsulated else 0) | (16 if w.pixel_offset >= 0 else 0)
+            if s.z_open:
+                inflateEnd(&s.zs)
+                s.z_open = False
+    elif p == NULL and s.io_errno:
+        res = R_OS_ERROR
+    if res == R_OS_ERROR:
+        err_errno[0] = s.io_errno
+    if fstat(s.fd, &sb2) == 0:
+        if sb2.st_size != sb.st_size or sb2.st_mtim.tv_sec != sb.st_mtim.tv_sec or \
+                sb2.st_mtim.tv_nsec != sb.st_mtim.tv_nsec:
+            res = R_CHANGED
+    close(s.fd)
+    return res
+
+
+def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFFF,
+            bint find_pixels=True, bint nofollow=False, int64_t header_bytes=8192,
+            int max_depth=64, int64_t max_inflated=1 << 30):
+    """Extract the raw values of ``tags`` (sorted, must include (0002,0010)) from each path.
+
+    Returns a dict of numpy arrays: ``status``, ``errno``, ``size``, ``mtime_ns``, ``flags``,
+    ``pixel_header``, ``pixel_offset``, ``pixel_length``, ``err_offset``; and ``columns``:
+    one ``(offsets int32[n+1], data bytes, vr uint16[n], present bool[n])`` per tag.
+    Runs without the GIL from the first open to the last close.
+    """
+    cdef Py_ssize_t n = len(paths), i
+    cdef int nt = tags.shape[0], j, tsj = -1
+    cdef list encoded = []
+    cdef const char** cpaths = <const char**>malloc((n + 1) * sizeof(char*))
+    cdef Arena* arenas = <Arena*>malloc((nt + 1) * sizeof(Arena))
+    status = np.zeros(n, np.int32)
+    errnos = np.zeros(n, np.int32)
+    sizes = np.full(n, -1, np.int64)
+    mtimes = np.zeros(n, np.int64)
+    flags = np.zeros(n, np.int32)
+    pix_h = np.full(n, -1, np.int64)
+    pix_o = np.full(n, -1, np.int64)
+    pix_l = np.full(n, -1, np.int64)
+    err_off = np.full(n, -1, np.int64)
+    vrs = np.zeros((n, nt), np.uint16)
+    present = np.zeros((n, nt), np.uint8)
+    offsets = np.zeros((nt, n + 1), np.int32)
+    cdef int32_t[::1] c_status = status
+    cdef int32_t[::1] c_errno = errnos
+    cdef int64_t[::1] c_size = sizes
+    cdef int64_t[::1] c_mtime = mtimes
+    cdef int32_t[::1] c_flags = flags
+    cdef int64_t[::1] c_ph = pix_h
+    cdef int64_t[::1] c_po = pix_o
+    cdef int64_t[::1] c_pl = pix_l
+    cdef int64_t[::1] c_eo = err_off
+    cdef uint16_t[:, ::1] c_vrs = vrs
+    cdef uint8_t[:, ::1] c_present = present
+    cdef int32_t[:, ::1] c_offsets = offsets
+    cdef Walk w
+    cdef Src s
+    cdef int res, fl, en
+    cdef int64_t sz, mt, eo
+    if cpaths == NULL or arenas == NULL:
+        free(cpaths)
+        free(arenas)
+        raise MemoryError()
+    for i in range(n):
+        p = paths[i]
+        b = p if isinstance(p, bytes) else (<str>p).encode("utf-8", "surrogateescape")
+        encoded.append(b)
+        cpaths[i] = <const char*>(<bytes>b)
+    for j in range(nt):
+        arenas[j].data = NULL
+        arenas[j].length = 0
+        arenas[j].cap = 0
+        if tags[j] == 0x00020010u:
+            tsj = j
+        if j > 0 and tags[j] <= tags[j - 1]:
+            free(cpaths)
+            free(arenas)
+            raise ValueError("tags must be sorted and unique")
+    if tsj < 0:
+        free(cpaths)
+        free(arenas)
+        raise ValueError("tags must include (0002,0010) Transfer Syntax UID")
+    memset(&s, 0, sizeof(Src))
+    s.max_inflated = max_inflated
+    w.tags = &tags[0] if nt > 0 else NULL
+    w.ntags = nt
+    w.arenas = arenas
+    w.vrs = &c_vrs[0, 0] if n > 0 and nt > 0 else NULL
+    w.present = &c_present[0, 0] if n > 0 and nt > 0 else NULL
+    w.stop_tag = stop_tag
+    w.find_pixels = find_pixels
+    w.max_depth = max_depth
+    try:
+        with nogil:
+            for i in range(n):
+                w.row = <int>i
+                w.pixel_header = -1
+                w.pixel_offset = -1
+                w.pixel_length = -1
+                w.encapsulated = False
+                sz = -1
+                mt = 0
+                en = 0
+                fl = 0
+                eo = arenas[tsj].length     # mark of the TS arena for this row
+                res = process_file(&w, &s, cpaths[i], nofollow, header_bytes, &sz, &mt, &en,
+                                   &fl, &eo)
+                c_status[i] = res
+                c_errno[i] = en
+                c_size[i] = sz
+                c_mtime[i] = mt
+                c_flags[i] = fl
+                if res == R_OK or res == R_PIXEL_TRUNCATED:
+                    c_ph[i] = w.pixel_header
+                    c_po[i] = w.pixel_offset
+                    c_pl[i] = w.pixel_length
+                if res == R_PIXEL_TRUNCATED:
+                    c_eo[i] = eo
+                for j in range(nt):
+                    if res != R_OK:
+                        arenas[j].length = c_offsets[j, i]   # roll back this row's values
+                        c_present[i, j] = 0
+                    c_offsets[j, i + 1] = <int32_t>arenas[j].length
+        columns = []
+        for j in range(nt):
+            data = PyBytes_FromStringAndSize(arenas[j].data, arenas[j].length) \
+                if arenas[j].length > 0 else b""
+            columns.append((offsets[j], data, vrs[:, j], present[:, j].view(np.bool_)))
+    finally:
+        for j in range(nt):
+            free(arenas[j].data)
+        free(arenas)
+        free(cpaths)
+        free(s.buf)
+        free(s.zin)
+        free(s.out)
+    return {"status": status, "errno": errnos, "size": sizes, "mtime_ns": mtimes,
+            "flags": flags, "pixel_header": pix_h, "pixel_offset": pix_o,
+            "pixel_length": pix_l, "err_offset": err_off, "columns": columns}
+
+
+def read_checked(path, int64_t max_bytes=-1, bint nofollow=False):
+    """open + fstat + pread(max_bytes, all when -1) + fstat: ``(data, size, mtime_ns, changed)``.
+
+    ``changed`` is True when size or mtime differ between the two fstat calls (or the file
+    returned fewer bytes than its size said).
+    """
+    cdef bytes bpath = path if isinstance(path, bytes) else (<str>path).encode("utf-8", "surrogateescape")
+    cdef const char* cpath = bpath
+    cdef int fd, err = 0
+    cdef stat_t sb, sb2
+    cdef int64_t want, got = 0
+    cdef bint changed = False
+    cdef uint8_t* dst
+    with nogil:
+        fd = c_open(cpath, O_RDONLY | O_CLOEXEC | (O_NOFOLLOW if nofollow else 0))
+    if fd < 0:
+        import os
+        e = errno
+        raise OSError(e, os.strerror(e), path)
+    try:
+        if fstat(fd, &sb) != 0:
+            import os
+            raise OSError(errno, os.strerror(errno), path)
+        if (sb.st_mode & 0o170000) != 0o100000:
+            raise IsADirectoryError(21, "not a regular file", path)
+        want = sb.st_size if (max_bytes < 0 or max_bytes > sb.st_size) else max_bytes
+        out = PyBytes_FromStringAndSize(NULL, want)
+        dst = <uint8_t*>PyBytes_AS_STRING(out)
+        with nogil:
+            err = pread_full(fd, dst, want, 0, &got)
+            if fstat(fd, &sb2) == 0:
+                changed = (sb2.st_size != sb.st_size or sb2.st_mtim.tv_sec != sb.st_mtim.tv_sec
+                           or sb2.st_mtim.tv_nsec != sb.st_mtim.tv_nsec)
+        if err:
+            import os
+            raise OSError(err, os.strerror(err), path)
+        if got < want:
+            out = out[:got]
+            changed = True
+        return out, <int64_t>sb.st_size, <int64_t>sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec, changed
+    finally:
+        close(fd)

@@ -1,0 +1,274 @@
+"""A small timing harness, independent of pytest.
+
+A :class:`Task` is one job ("read 8 header values of a 512x512 CT instance") done by several
+:class:`Impl`\\ s: fastdicom, the raw floor, and peers.  :func:`run_task` times every impl in the
+same process, on the same files, one after the other:
+
+* one untimed warm-up call per impl (its result goes to ``Task.check``);
+* warm rounds: each round calls the impl ``number`` times (calibrated so a round lasts at least
+  ``target_round_s``); rounds are capped by count *and* by a time budget;
+* cold rounds (when ``Task.cold``): before each round every file of the task is dropped from
+  the page cache with ``posix_fadvise(POSIX_FADV_DONTNEED)``; one call per round.
+
+Figures are medians over rounds, per item (``Task.items`` items per call: files, frames...).
+Nothing is cached between rounds by the harness: impls open their files afresh on every call.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+__all__ = ["Impl", "Task", "Goal", "Result", "RunConfig", "run_task", "drop_caches",
+           "thread_pool", "parallel_map", "chunks"]
+
+
+@dataclass
+class Impl:
+    """One way of doing a task. ``kind`` is ``"ours"``, ``"floor"`` or ``"peer"``."""
+
+    label: str
+    fn: Callable[[], Any]
+    kind: str = "ours"
+    threads: int = 1
+    peer: Optional[str] = None
+    cold: bool = True          # also time it cold (if the task does)
+    max_rounds: Optional[int] = None
+    floor: Optional[str] = None  # label of the floor it is compared with (default: same threads)
+
+
+@dataclass
+class Goal:
+    """An acceptance goal: ``time(numerator) / time(denominator) <op> value``.
+
+    ``op`` is ``"<="``, ``">="`` or ``"within"`` (``|ratio - 1| <= value``).  With no
+    denominator the numerator's time per item (seconds) is compared with ``value``.
+    """
+
+    text: str
+    numerator: str
+    denominator: Optional[str]
+    op: str
+    value: float
+    mode: str = "warm"
+    issue: Optional[int] = None
+
+
+@dataclass
+class Task:
+    group: str
+    name: str
+    title: str
+    unit: str                       # what one item is: "file", "frame", "call", "series"...
+    items: int                      # items per call
+    impls: list[Impl]
+    nbytes: int = 0                 # bytes per call (for MB/s)
+    files: Sequence[Path] = ()      # files to drop before a cold round
+    cold: bool = False
+    missing: dict[str, str] = field(default_factory=dict)   # peer label -> reason
+    goals: list[Goal] = field(default_factory=list)
+    check: Optional[Callable[[str, Any], None]] = None
+    notes: list[str] = field(default_factory=list)
+    series_size: Optional[int] = None   # for the scaling plot
+
+
+@dataclass
+class Result:
+    task: str
+    group: str
+    impl: str
+    kind: str
+    threads: int
+    mode: str                      # "warm" / "cold"
+    per_item: list[float]          # seconds per item, one value per round
+    number: int
+    items: int
+    nbytes: int
+    error: Optional[str] = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.per_item) if self.per_item else float("nan")
+
+    @property
+    def best(self) -> float:
+        return min(self.per_item) if self.per_item else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "group": self.group, "impl": self.impl, "kind": self.kind,
+                "threads": self.threads, "mode": self.mode, "median_s_per_item": self.median,
+                "best_s_per_item": self.best, "rounds": len(self.per_item),
+                "calls_per_round": self.number, "items_per_call": self.items,
+                "bytes_per_call": self.nbytes, "per_item_s": self.per_item, "error": self.error}
+
+
+@dataclass
+class RunConfig:
+    max_rounds: int = 15
+    min_rounds: int = 3
+    budget_s: float = 2.0          # per impl and mode, warm
+    cold_rounds: int = 3
+    cold_budget_s: float = 6.0
+    target_round_s: float = 0.05
+    cold: bool = True
+    log: Optional[Callable[[str], None]] = None
+
+    @classmethod
+    def quick(cls) -> "RunConfig":
+        return cls(max_rounds=3, min_rounds=1, budget_s=0.3, cold_rounds=1, cold_budget_s=1.0,
+                   target_round_s=0.01, cold=True)
+
+
+_FADV_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)
+
+
+def drop_caches(paths: Iterable[Path]) -> bool:
+    """Evict ``paths`` from the page cache (fdatasync + posix_fadvise DONTNEED). True if done."""
+    if _FADV_DONTNEED is None:
+        return False
+    ok = True
+    for p in paths:
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            ok = False
+            continue
+        try:
+            try:
+                os.fdatasync(fd)
+            except OSError:
+                pass
+            os.posix_fadvise(fd, 0, 0, _FADV_DONTNEED)
+        except OSError:
+            ok = False
+        finally:
+            os.close(fd)
+    return ok
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def thread_pool(n: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``n`` threads (created once, outside any timed region)."""
+    with _POOL_LOCK:
+        pool = _POOLS.get(n)
+        if pool is None:
+            pool = _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix=f"fdbench{n}")
+        return pool
+
+
+def chunks(items: Sequence[Any], n: int) -> list[Sequence[Any]]:
+    """Split ``items`` into ``n`` contiguous, nearly equal parts."""
+    k, r = divmod(len(items), n)
+    out, start = [], 0
+    for i in range(n):
+        stop = start + k + (1 if i < r else 0)
+        out.append(items[start:stop])
+        start = stop
+    return out
+
+
+def parallel_map(fn: Callable[[Sequence[Any]], Any], items: Sequence[Any], threads: int) -> list:
+    """Run ``fn`` on ``threads`` contiguous chunks of ``items`` in parallel; list of results."""
+    if threads <= 1:
+        return [fn(items)]
+    pool = thread_pool(threads)
+    return list(pool.map(fn, chunks(items, threads)))
+
+
+def _time_calls(fn: Callable[[], Any], number: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return time.perf_counter() - t0
+
+
+def _log(cfg: RunConfig, msg: str) -> None:
+    if cfg.log is not None:
+        cfg.log(msg)
+
+
+def run_impl(task: Task, impl: Impl, cfg: RunConfig, mode: str) -> Result:
+    res = Result(task.name, task.group, impl.label, impl.kind, impl.threads, mode, [], 1,
+                 task.items, task.nbytes)
+    max_rounds = min(cfg.max_rounds, impl.max_rounds or cfg.max_rounds)
+    gc_was = gc.isenabled()
+    try:
+        if mode == "warm":
+            t0 = time.perf_counter()
+            value = impl.fn()                               # warm-up + correctness
+            first = time.perf_counter() - t0
+            if task.check is not None:
+                task.check(impl.label, value)
+            del value
+            number = 1
+            if first < cfg.target_round_s:
+                number = max(1, min(100_000, int(cfg.target_round_s / max(first, 1e-7))))
+            res.number = number
+            spent = 0.0
+            gc.disable()
+            while len(res.per_item) < max_rounds:
+                dt = _time_calls(impl.fn, number)
+                spent += dt
+                res.per_item.append(dt / (number * task.items))
+                if spent >= cfg.budget_s and len(res.per_item) >= cfg.min_rounds:
+                    break
+        else:
+            spent = 0.0
+            rounds = min(cfg.cold_rounds, max_rounds)
+            while len(res.per_item) < rounds:
+                drop_caches(task.files)
+                gc.disable()
+                t0 = time.perf_counter()
+                impl.fn()
+                dt = time.perf_counter() - t0
+                if gc_was:
+                    gc.enable()
+                spent += dt
+                res.per_item.append(dt / task.items)
+                if spent >= cfg.cold_budget_s:
+                    break
+    except Exception as exc:  # a failing peer must not stop the run; it is reported
+        res.error = f"{type(exc).__name__}: {exc}"
+        res.per_item = []
+    finally:
+        if gc_was:
+            gc.enable()
+    return res
+
+
+def run_task(task: Task, cfg: RunConfig) -> list[Result]:
+    """Time every impl of ``task`` (warm, then cold when asked); return the results."""
+    results = []
+    modes = ["warm"] + (["cold"] if task.cold and cfg.cold and _FADV_DONTNEED is not None
+                        and task.files else [])
+    for mode in modes:
+        for impl in task.impls:
+            if mode == "cold" and not impl.cold:
+                continue
+            r = run_impl(task, impl, cfg, mode)
+            results.append(r)
+            if r.error:
+                _log(cfg, f"  {task.name} [{mode}] {impl.label}: ERROR {r.error}")
+            else:
+                _log(cfg, f"  {task.name} [{mode}] {impl.label}: "
+                          f"{fmt_time(r.median)}/{task.unit} ({len(r.per_item)} rounds)")
+    return results
+
+
+def fmt_time(s: float) -> str:
+    """Seconds as ns/µs/ms/s with 3 significant digits."""
+    if s != s:
+        return "n/a"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if s >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s / 1e-9:.3g} ns"

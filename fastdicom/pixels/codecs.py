@@ -1,0 +1,420 @@
+"""Codec registry: transfer syntax -> frame decoder, and the post-processing pydicom applies.
+
+RLE Lossless is decoded by :mod:`fastdicom.pixels._rle`; JPEG, JPEG-LS, JPEG 2000, HTJ2K and
+JPEG XL by `imagecodecs <https://pypi.org/project/imagecodecs/>`_ (the ``codecs`` extra);
+Deflated Image Frame Compression with :mod:`zlib`.  A missing decoder raises
+:class:`~fastdicom.errors.MissingCodecError`; an unknown syntax
+:class:`~fastdicom.errors.UnsupportedTransferSyntaxError`.
+
+After decoding, each frame goes through the steps pydicom 3 applies, so the arrays match
+``ds.pixel_array``: the decoded samples are read with the data set's Pixel Representation and
+stored in the dtype Bits Allocated gives; JPEG 2000 (MONOCHROME) samples whose codestream
+signedness differs from Pixel Representation and signed JPEG-LS samples are sign-corrected at
+the codestream precision; other syntaxes clear (or sign-extend) the bits above Bits Stored;
+YBR_FULL / YBR_FULL_422 become RGB unless ``as_rgb=False``.  As with pydicom's GDCM and
+pylibjpeg plugins, JPEG frames are decoded without a colour transform (the YCbCr -> RGB
+conversion is pydicom's own), and the colour space is conformed to the codestream first
+(RGB component IDs -> RGB; a JFIF marker under a non-YBR interpretation -> YBR).
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Callable, Optional
+
+import numpy as np
+
+from fastdicom.errors import (MissingCodecError, PixelDataError,
+                              UnsupportedTransferSyntaxError)
+from fastdicom.pixels.locator import PIXEL_DATA, PixelInfo
+
+__all__ = ["DECODERS", "decoder_for", "decode_frame", "correct_bits", "to_rgb",
+           "jpeg_parameters", "j2k_parameters", "available"]
+
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+JPEG_LOSSLESS_P14 = "1.2.840.10008.1.2.4.57"
+JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
+JPEG_LS_LOSSLESS = "1.2.840.10008.1.2.4.80"
+JPEG_LS_NEAR = "1.2.840.10008.1.2.4.81"
+J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
+J2K = "1.2.840.10008.1.2.4.91"
+J2K_PART2_LOSSLESS = "1.2.840.10008.1.2.4.92"
+J2K_PART2 = "1.2.840.10008.1.2.4.93"
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+HTJ2K_RPCL = "1.2.840.10008.1.2.4.202"
+HTJ2K = "1.2.840.10008.1.2.4.203"
+JPEG_XL_LOSSLESS = "1.2.840.10008.1.2.4.110"
+JPEG_XL_RECOMPRESSION = "1.2.840.10008.1.2.4.111"
+JPEG_XL = "1.2.840.10008.1.2.4.112"
+RLE = "1.2.840.10008.1.2.5"
+DEFLATED_IMAGE_FRAME = "1.2.840.10008.1.2.8.1"
+ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
+
+JPEG_SYNTAXES = frozenset({JPEG_BASELINE, JPEG_EXTENDED, JPEG_LOSSLESS_P14, JPEG_LOSSLESS_SV1})
+JPEG_LS_SYNTAXES = frozenset({JPEG_LS_LOSSLESS, JPEG_LS_NEAR})
+J2K_SYNTAXES = frozenset({J2K_LOSSLESS, J2K, J2K_PART2_LOSSLESS, J2K_PART2, HTJ2K_LOSSLESS,
+                          HTJ2K_RPCL, HTJ2K})
+JPEG_XL_SYNTAXES = frozenset({JPEG_XL_LOSSLESS, JPEG_XL_RECOMPRESSION, JPEG_XL})
+
+_INSTALL = 'pip install "fastdicom[codecs]"'
+
+
+class FrameState:
+    """What a decoder learns from one codestream (pydicom's runner options)."""
+    __slots__ = ("photometric", "precision", "signed", "native")
+
+    def __init__(self, photometric: str):
+        self.photometric = photometric
+        self.precision: Optional[int] = None
+        self.signed: Optional[bool] = None
+        self.native = False   # output is native-layout bytes (frame-level deflate/uncompressed)
+
+
+# ---------------------------------------------------------------------------------------------
+# codestream parameters
+
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xF7}
+
+
+def jpeg_parameters(src) -> dict:
+    """Parameters of a JPEG / JPEG-LS codestream header: ``precision``, ``component_ids``,
+    ``app`` (marker -> bytes) — what pydicom's ``_get_jpg_parameters`` reports."""
+    data = bytes(src[:65536]) if len(src) > 65536 else bytes(src)
+    out: dict = {"app": {}}
+    n = len(data)
+    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return out
+    pos = 2
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            break
+        marker = data[pos + 1]
+        if marker == 0xFF:          # fill byte
+            pos += 1
+            continue
+        if marker in (0x01,) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if length < 2 or pos + 2 + length > n:
+            break
+        segment = data[pos + 4:pos + 2 + length]
+        if 0xE0 <= marker <= 0xEF:
+            out["app"][marker] = segment
+        elif marker in _SOF_MARKERS and len(segment) >= 6:
+            out["precision"] = segment[0]
+            out["height"] = (segment[1] << 8) | segment[2]
+            out["width"] = (segment[3] << 8) | segment[4]
+            count = segment[5]
+            ids = [segment[6 + 3 * k] for k in range(count) if 6 + 3 * k < len(segment)]
+            out["component_ids"] = ids
+        elif marker == 0xDA:        # start of scan: header done
+            break
+        pos += 2 + length
+    return out
+
+
+def j2k_parameters(src) -> dict:
+    """``precision`` and ``is_signed`` of the first component from a JPEG 2000 SIZ marker
+    (raw codestream or JP2 file)."""
+    data = bytes(src[:4096])
+    start = 0
+    if data[:2] != b"\xff\x4f":
+        start = data.find(b"\xff\x4f\xff\x51")
+        if start < 0:
+            return {}
+    if data[start + 2:start + 4] != b"\xff\x51" or len(data) < start + 43:
+        return {}
+    ssiz = data[start + 42]
+    return {"precision": (ssiz & 0x7F) + 1, "is_signed": bool(ssiz & 0x80)}
+
+
+def _conform_colour(info: PixelInfo, state: FrameState, params: dict, ts: str) -> None:
+    """pydicom's ``_conform_jpg_colorspace``: trust the codestream over the header."""
+    if info.samples_per_pixel != 3:
+        return
+    pi = state.photometric
+    if params.get("component_ids") in ([82, 71, 66], [114, 103, 98]):
+        if pi != "RGB":
+            state.photometric = "RGB"
+        return
+    cs = "YBR_FULL_422" if ts == JPEG_BASELINE else "YBR_FULL"
+    for segment in params.get("app", {}).values():
+        if segment.startswith(b"JFIF") and "YBR" not in pi:
+            state.photometric = cs
+            return
+
+
+# ---------------------------------------------------------------------------------------------
+# decoders: (src, info, state) -> ndarray of samples
+
+def _imagecodecs(ts: str):
+    try:
+        import imagecodecs
+    except ImportError:
+        raise MissingCodecError(f"decoding transfer syntax {ts} needs imagecodecs: "
+                                f"{_INSTALL}") from None
+    return imagecodecs
+
+
+def _codec_call(ts: str, name: str, func, src, **kwargs):
+    try:
+        return func(src, **kwargs)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # the codec library's own error types (imagecodecs.*Error...)
+        raise PixelDataError(f"{name} failed to decode a frame of transfer syntax {ts}: "
+                             f"{type(exc).__name__}") from exc
+
+
+def _need(module, attr: str, ts: str):
+    func = getattr(module, attr, None)
+    codec = getattr(module, attr.split("_")[0].upper(), None)
+    if func is None or (codec is not None and not getattr(codec, "available", True)):
+        raise MissingCodecError(f"decoding transfer syntax {ts} needs imagecodecs with "
+                                f"{attr}: {_INSTALL}")
+    return func
+
+
+def _decode_jpeg(src, info: PixelInfo, state: FrameState):
+    ts = info.transfer_syntax
+    ic = _imagecodecs(ts)
+    params = jpeg_parameters(src)
+    _conform_colour(info, state, params, ts)
+    state.precision = params.get("precision")
+    kwargs = {}
+    if info.samples_per_pixel == 3:
+        # decode without a colour transform, as pydicom's GDCM / libjpeg plugins do
+        space = ic.JPEG8.CS.YCbCr if "YBR" in state.photometric else ic.JPEG8.CS.RGB
+        kwargs = {"colorspace": space, "outcolorspace": space}
+    jpeg8 = getattr(ic, "jpeg8_decode", None)
+    errors = []
+    if jpeg8 is not None and ic.JPEG8.available:
+        try:
+            return jpeg8(src, **kwargs)
+        except Exception as exc:  # fall back to the lossless-only decoders
+            errors.append(exc)
+    for name in ("ljpeg_decode", "jpegsof3_decode"):
+        func = getattr(ic, name, None)
+        if func is None:
+            continue
+        try:
+            return func(src)
+        except Exception as exc:
+            errors.append(exc)
+    if not errors:
+        raise MissingCodecError(f"decoding transfer syntax {ts} needs imagecodecs with "
+                                f"jpeg8: {_INSTALL}")
+    raise PixelDataError(f"no JPEG decoder could decode a frame of transfer syntax {ts} "
+                         f"({type(errors[0]).__name__})") from errors[0]
+
+
+def _decode_jpegls(src, info: PixelInfo, state: FrameState):
+    ts = info.transfer_syntax
+    ic = _imagecodecs(ts)
+    params = jpeg_parameters(src)
+    _conform_colour(info, state, params, ts)
+    state.precision = params.get("precision")
+    return _codec_call(ts, "JPEG-LS", _need(ic, "jpegls_decode", ts), src)
+
+
+def _decode_j2k(src, info: PixelInfo, state: FrameState):
+    ts = info.transfer_syntax
+    ic = _imagecodecs(ts)
+    params = j2k_parameters(src)
+    state.precision = params.get("precision")
+    state.signed = params.get("is_signed")
+    if ts in (HTJ2K_LOSSLESS, HTJ2K_RPCL, HTJ2K) and not getattr(ic.JPEG2K, "available", True):
+        func = _need(ic, "htj2k_decode", ts)
+    else:
+        func = _need(ic, "jpeg2k_decode", ts)
+    arr = _codec_call(ts, "JPEG 2000", func, src)
+    # openjpeg applies the inverse component transform: YBR_ICT / YBR_RCT come out RGB
+    if state.photometric in ("YBR_ICT", "YBR_RCT"):
+        state.photometric = "RGB"
+    if state.signed is None:
+        state.signed = arr.dtype.kind == "i"
+    return arr
+
+
+def _decode_jpegxl(src, info: PixelInfo, state: FrameState):
+    ts = info.transfer_syntax
+    ic = _imagecodecs(ts)
+    arr = _codec_call(ts, "JPEG XL", _need(ic, "jpegxl_decode", ts), src)
+    if info.samples_per_pixel == 3 and "YBR" in state.photometric:
+        state.photometric = "RGB"   # libjxl returns RGB samples
+    return arr
+
+
+def _decode_rle(src, info: PixelInfo, state: FrameState):
+    from fastdicom.pixels._rle import rle_decode_frame
+    if info.bits_allocated == 1:
+        raise PixelDataError("RLE Lossless with Bits Allocated 1 is not supported",
+                             tag=info.tag)
+    return rle_decode_frame(src, info.rows, info.columns, info.samples_per_pixel,
+                            info.bits_allocated, info.pixel_representation)
+
+
+def _decode_deflated_frame(src, info: PixelInfo, state: FrameState):
+    expected = info.frame_bytes
+    inflater = zlib.decompressobj(-15)
+    try:
+        out = inflater.decompress(src, expected + 1)
+    except zlib.error as exc:
+        raise PixelDataError("Deflated Image Frame Compression: corrupt deflate stream",
+                             tag=info.tag) from exc
+    if len(out) != expected and not (len(out) == expected + 1 and expected % 2):
+        raise PixelDataError(f"deflated frame inflates to {len(out)} bytes or more, "
+                             f"{expected} expected", tag=info.tag)
+    state.native = True
+    return out[:expected]
+
+
+def _decode_uncompressed(src, info: PixelInfo, state: FrameState):
+    expected = info.frame_bytes
+    if len(src) < expected:
+        raise PixelDataError(f"encapsulated uncompressed frame holds {len(src)} bytes, "
+                             f"{expected} expected", tag=info.tag)
+    state.native = True
+    return bytes(src[:expected])
+
+
+Decoder = Callable[[object, PixelInfo, FrameState], object]
+
+#: transfer syntax UID -> (name, decoder)
+DECODERS: dict[str, tuple[str, Decoder]] = {}
+for _ts in JPEG_SYNTAXES:
+    DECODERS[_ts] = ("imagecodecs.jpeg8", _decode_jpeg)
+for _ts in JPEG_LS_SYNTAXES:
+    DECODERS[_ts] = ("imagecodecs.jpegls", _decode_jpegls)
+for _ts in J2K_SYNTAXES:
+    DECODERS[_ts] = ("imagecodecs.jpeg2k", _decode_j2k)
+for _ts in JPEG_XL_SYNTAXES:
+    DECODERS[_ts] = ("imagecodecs.jpegxl", _decode_jpegxl)
+DECODERS[RLE] = ("fastdicom.rle", _decode_rle)
+DECODERS[DEFLATED_IMAGE_FRAME] = ("zlib", _decode_deflated_frame)
+DECODERS[ENCAPSULATED_UNCOMPRESSED] = ("native", _decode_uncompressed)
+
+
+def decoder_for(ts: str) -> Decoder:
+    entry = DECODERS.get(ts)
+    if entry is None:
+        raise UnsupportedTransferSyntaxError(f"no decoder for transfer syntax {ts}")
+    return entry[1]
+
+
+def available() -> dict[str, bool]:
+    """Transfer syntax -> whether its decoder can run here."""
+    try:
+        import imagecodecs
+    except ImportError:
+        imagecodecs = None
+    result = {}
+    for ts, (name, _f) in DECODERS.items():
+        if name.startswith("imagecodecs."):
+            codec = name.split(".")[1].upper()
+            result[ts] = imagecodecs is not None and bool(
+                getattr(getattr(imagecodecs, codec, None), "available", False))
+        else:
+            result[ts] = True
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# post-processing (pydicom's order)
+
+def correct_bits(arr: np.ndarray, shift: int) -> np.ndarray:
+    """``(arr << shift) >> shift`` in place: clears (unsigned) or sign-extends (signed) the
+    bits above ``itemsize*8 - shift``."""
+    if shift > 0 and arr.dtype.kind in "iu":
+        np.left_shift(arr, shift, out=arr)
+        np.right_shift(arr, shift, out=arr)
+    return arr
+
+
+def to_rgb(arr: np.ndarray) -> np.ndarray:
+    """YBR_FULL samples (..., 3) to RGB as pydicom does (uint8 via the Cython kernel)."""
+    if arr.dtype == np.uint8:
+        from fastdicom.pixels._color import ybr_full_to_rgb
+        if arr.flags.c_contiguous and arr.flags.writeable:
+            return ybr_full_to_rgb(arr, arr)
+        return ybr_full_to_rgb(arr)
+    # wider samples: pydicom's float32 arithmetic with an offset of half the range
+    bits = arr.dtype.itemsize * 8
+    kind = arr.dtype.kind
+    ybr = arr.astype(np.float32)
+    offset = np.float32(2 ** (bits - 1))
+    ybr[..., 1:] -= offset
+    matrix = np.asarray([[1.000, 1.000, 1.000],
+                         [0.000, -0.114 * 1.772 / 0.587, 1.772],
+                         [1.402, -0.299 * 1.402 / 0.587, 0.000]], dtype=np.float32)
+    rgb = np.dot(ybr, matrix)
+    rgb += np.float32(0.5)
+    np.floor(rgb, out=rgb)
+    lo, hi = (0, 2 ** bits - 1) if kind == "u" else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    np.clip(rgb, lo, hi, out=rgb)
+    return rgb.astype(arr.dtype)
+
+
+def _as_frame_shape(arr: np.ndarray, info: PixelInfo, ts: str) -> np.ndarray:
+    rows, cols, spp = info.rows, info.columns, info.samples_per_pixel
+    if arr.size != info.pixels_per_frame:
+        raise PixelDataError(f"decoded frame has {arr.size} samples, the header declares "
+                             f"{rows} x {cols} x {spp} = {info.pixels_per_frame} "
+                             f"(transfer syntax {ts})", tag=info.tag)
+    if spp == 1:
+        return arr.reshape(rows, cols)
+    if arr.shape == (spp, rows, cols) and arr.shape != (rows, cols, spp):
+        return arr.transpose(1, 2, 0)       # planar output
+    return arr.reshape(rows, cols, spp)
+
+
+def decode_frame(src, info: PixelInfo, *, as_rgb: bool = True, path=None,
+                 out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Decode one encoded frame to an array of ``info.frame_shape`` / ``info.dtype``."""
+    ts = info.transfer_syntax
+    decoder = decoder_for(ts)
+    state = FrameState(info.photometric)
+    try:
+        decoded = decoder(src, info, state)
+    except PixelDataError as exc:
+        raise exc.with_context(path=path, tag=info.tag)
+    if state.native:
+        from fastdicom.pixels.native import native_frame_from_bytes
+        arr = native_frame_from_bytes(decoded, info, index=0, as_rgb=as_rgb)
+        if out is not None:
+            out[...] = arr
+            return out
+        return arr
+    decoded = np.asarray(decoded)
+    try:
+        decoded = _as_frame_shape(decoded, info, ts)
+    except PixelDataError as exc:
+        raise exc.with_context(path=path)
+    # read the decoded samples with the data set's signedness (pydicom reinterprets bytes)
+    if decoded.dtype.kind in "iu" and info.tag == PIXEL_DATA:
+        kind = "ui"[info.pixel_representation]
+        decoded = decoded.view(np.dtype(f"{kind}{decoded.dtype.itemsize}")
+                               .newbyteorder(decoded.dtype.byteorder if
+                                             decoded.dtype.byteorder in "<>" else "="))
+    if out is None:
+        out = np.empty(info.frame_shape, dtype=info.dtype)
+    out[...] = decoded
+    if info.tag == PIXEL_DATA:
+        itembits = out.dtype.itemsize * 8
+        if ts in J2K_SYNTAXES:
+            if state.photometric in ("MONOCHROME1", "MONOCHROME2"):
+                precision = state.precision or info.bits_stored
+                signed = info.pixel_representation if state.signed is None else int(state.signed)
+                if signed != info.pixel_representation:
+                    correct_bits(out, itembits - precision)
+        elif ts in JPEG_LS_SYNTAXES:
+            if info.pixel_representation == 1:
+                correct_bits(out, itembits - (state.precision or info.bits_stored))
+        elif info.bits_allocated > info.bits_stored:
+            correct_bits(out, info.bits_allocated - info.bits_stored)
+    if as_rgb and state.photometric in ("YBR_FULL", "YBR_FULL_422") and out.ndim == 3:
+        converted = to_rgb(out)
+        if converted is not out:
+            out[...] = converted
+    return out

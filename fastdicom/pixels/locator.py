@@ -1,0 +1,312 @@
+"""Frame locator: what the pixel data of a data set looks like and where each frame lives.
+
+:func:`pixel_info` reads the Image Pixel module once per data set, checks it against the bytes
+present and the configured limits (in Python integers, before anything is allocated), and
+caches the result on the data set.  Native frames live at ``offset + k * stride`` in the
+context's buffer; encapsulated frames are located by :mod:`fastdicom.pixels.encaps`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from fastdicom import _dictionary as _dict
+from fastdicom.errors import (LimitExceededError, PixelDataError,
+                              UnsupportedTransferSyntaxError)
+
+__all__ = ["PixelInfo", "pixel_info", "num_frames", "pixel_cache", "NATIVE_SYNTAXES",
+           "PIXEL_DATA", "FLOAT_PIXEL_DATA", "DOUBLE_FLOAT_PIXEL_DATA"]
+
+PIXEL_DATA = 0x7FE00010
+FLOAT_PIXEL_DATA = 0x7FE00008
+DOUBLE_FLOAT_PIXEL_DATA = 0x7FE00009
+_PIXEL_KEYWORDS = {PIXEL_DATA: "PixelData", FLOAT_PIXEL_DATA: "FloatPixelData",
+                   DOUBLE_FLOAT_PIXEL_DATA: "DoubleFloatPixelData"}
+
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+#: transfer syntaxes whose pixel data is stored natively (not encapsulated)
+NATIVE_SYNTAXES = frozenset({IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE, DEFLATED_LE,
+                             "1.2.840.10008.1.2.4.95"})  # JPIP referenced deflate (no pixels)
+
+_F_ENCAPSULATED = 32
+_F_BIG_ENDIAN = 256
+
+
+@dataclass
+class PixelInfo:
+    """The Image Pixel description of one data set, checked against its buffer."""
+    tag: int                   # 7FE0,0010 / 0008 / 0009
+    keyword: str
+    vr: str
+    offset: int                # value offset in ctx.buffer
+    length: int                # value bytes present (clipped to the buffer)
+    index_pos: int             # the pixel element's entry in the element index
+    transfer_syntax: str       # as given, or the syntax the data set was read with
+    encapsulated: bool
+    big_endian: bool
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    planar_configuration: int
+    photometric: str
+    frames: int
+    frames_given: bool         # NumberOfFrames present (shape gets a frame axis when > 1)
+    pixels_per_frame: int      # rows * columns * samples
+    frame_bits: int            # native bits per frame (YBR_FULL_422 native: subsampled)
+    dtype: np.dtype            # dtype of the returned array (byte order as pydicom)
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes per native frame (bit-packed data: rounded up)."""
+        return (self.frame_bits + 7) // 8
+
+    @property
+    def frame_shape(self) -> tuple:
+        if self.samples_per_pixel == 1:
+            return (self.rows, self.columns)
+        return (self.rows, self.columns, self.samples_per_pixel)
+
+    @property
+    def decoded_frame_bytes(self) -> int:
+        return self.pixels_per_frame * self.dtype.itemsize
+
+
+def pixel_cache(ds) -> dict:
+    """The per-data-set pixel cache (PixelInfo, frame table...), created on first use."""
+    d = ds.__dict__
+    cache = d.get("_pixel_cache")
+    if cache is None:
+        cache = {}
+        d["_pixel_cache"] = cache
+    return cache
+
+
+def _context(ds):
+    ctx = ds.__dict__.get("_ctx")
+    return ctx, getattr(ctx, "path", None)
+
+
+def _int_value(ds, keyword: str, default: Optional[int], *, path, tag: int,
+               required: bool = True) -> Optional[int]:
+    """An integer header value: missing/empty -> default (or PixelDataError when required and
+    no default); multi-valued, text or non-integer values -> PixelDataError."""
+    value = ds.get(keyword, None)
+    if value is None or (isinstance(value, (str, bytes, list)) and len(value) == 0):
+        if default is None and required:
+            raise PixelDataError(f"the data set has no {keyword} value, needed to read pixel "
+                                 "data", path=path, tag=tag)
+        return default
+    if isinstance(value, (list, tuple)):
+        raise PixelDataError(f"{keyword} must hold one value, found {len(value)}", path=path,
+                             tag=tag)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float)):
+        raise PixelDataError(f"{keyword} is not a number", path=path, tag=tag)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise PixelDataError(f"{keyword} is not an integer", path=path, tag=tag)
+    return int(value)
+
+
+def _number_of_frames(ds, path) -> tuple[int, bool]:
+    if "NumberOfFrames" not in ds:
+        return 1, False
+    value = ds.get("NumberOfFrames", None)
+    if value is None or (isinstance(value, (str, list)) and len(value) == 0):
+        return 1, True  # an empty value counts as absent (pydicom assumes 1 frame)
+    if isinstance(value, (list, tuple)):
+        raise PixelDataError("NumberOfFrames must hold one value", path=path, tag=0x00280008)
+    if isinstance(value, str):
+        raise PixelDataError("NumberOfFrames is not an integer", path=path, tag=0x00280008)
+    try:
+        frames = int(value)
+    except (TypeError, ValueError):
+        raise PixelDataError("NumberOfFrames is not an integer", path=path,
+                             tag=0x00280008) from None
+    if frames != value:
+        raise PixelDataError("NumberOfFrames is not an integer", path=path, tag=0x00280008)
+    if frames < 1:
+        raise PixelDataError(f"NumberOfFrames must be at least 1, found {frames}", path=path,
+                             tag=0x00280008)
+    return frames, True
+
+
+def _transfer_syntax(ds, ctx) -> str:
+    ts = getattr(ctx, "transfer_syntax", None)
+    if ts:
+        return str(ts)
+    # no transfer syntax in the file: the encoding the data set was read with
+    if not getattr(ctx, "is_little_endian", True):
+        return EXPLICIT_BE
+    return IMPLICIT_LE if getattr(ctx, "is_implicit_VR", False) else EXPLICIT_LE
+
+
+def pixel_info(ds) -> PixelInfo:
+    """The checked pixel description of ``ds`` (cached on the data set)."""
+    cache = pixel_cache(ds)
+    info = cache.get("info")
+    if info is not None:
+        return info
+    ctx, path = _context(ds)
+    present = [t for t in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_FLOAT_PIXEL_DATA) if t in ds]
+    if not present:
+        raise PixelDataError("the data set has no Pixel Data, Float Pixel Data or Double Float "
+                             "Pixel Data element", path=path)
+    if len(present) > 1:
+        raise PixelDataError("more than one of Pixel Data, Float Pixel Data and Double Float "
+                             "Pixel Data is present", path=path, tag=present[1])
+    tag = present[0]
+    elem = ds[tag]
+    ts = _transfer_syntax(ds, ctx)
+    encapsulated = bool(elem.flags & _F_ENCAPSULATED)
+    if ts not in NATIVE_SYNTAXES:
+        entry = _dict.TRANSFER_SYNTAXES.get(ts)
+        if entry is None:
+            raise UnsupportedTransferSyntaxError(
+                f"unknown transfer syntax {ts!r}: cannot decode its pixel data", path=path,
+                tag=tag)
+        if entry.get("encapsulated") and not encapsulated:
+            raise PixelDataError(f"transfer syntax {ts} needs encapsulated pixel data, found "
+                                 "a defined-length value", path=path,
+                                 offset=elem.header_offset, tag=tag)
+    elif encapsulated:
+        raise PixelDataError(f"encapsulated (undefined-length) pixel data under the native "
+                             f"transfer syntax {ts}", path=path, offset=elem.header_offset,
+                             tag=tag)
+
+    kw = dict(path=path)
+    rows = _int_value(ds, "Rows", None, tag=0x00280010, **kw)
+    columns = _int_value(ds, "Columns", None, tag=0x00280011, **kw)
+    bits_allocated = _int_value(ds, "BitsAllocated", None, tag=0x00280100, **kw)
+    samples = _int_value(ds, "SamplesPerPixel", 1, tag=0x00280002, **kw)
+    bits_stored = _int_value(ds, "BitsStored", bits_allocated, tag=0x00280101, **kw)
+    representation = _int_value(ds, "PixelRepresentation", 0, tag=0x00280103, **kw)
+    planar = _int_value(ds, "PlanarConfiguration", 0, tag=0x00280006, **kw)
+    photometric = ds.get("PhotometricInterpretation", None)
+    if isinstance(photometric, list):
+        photometric = photometric[0] if photometric else None
+    photometric = str(photometric).strip() if photometric else "MONOCHROME2"
+    frames, frames_given = _number_of_frames(ds, path)
+
+    if rows < 1 or columns < 1:
+        raise PixelDataError(f"Rows and Columns must be positive, found {rows} x {columns}",
+                             path=path, tag=0x00280010)
+    if rows > 0xFFFF or columns > 0xFFFF:
+        raise PixelDataError(f"Rows and Columns must be at most 65535, found {rows} x {columns}",
+                             path=path, tag=0x00280010)
+    if bits_allocated not in (1, 8, 16, 32, 64):
+        raise PixelDataError(f"Bits Allocated must be 1, 8, 16, 32 or 64, found "
+                             f"{bits_allocated}", path=path, tag=0x00280100)
+    if samples not in (1, 3):
+        raise PixelDataError(f"Samples per Pixel must be 1 or 3, found {samples}", path=path,
+                             tag=0x00280002)
+    if representation not in (0, 1):
+        raise PixelDataError(f"Pixel Representation must be 0 or 1, found {representation}",
+                             path=path, tag=0x00280103)
+    if planar not in (0, 1):
+        planar = 0 if samples == 1 else planar
+        if planar not in (0, 1):
+            raise PixelDataError(f"Planar Configuration must be 0 or 1, found {planar}",
+                                 path=path, tag=0x00280006)
+    keyword = _PIXEL_KEYWORDS[tag]
+    if tag == PIXEL_DATA:
+        if not 1 <= bits_stored <= bits_allocated:
+            raise PixelDataError(f"Bits Stored must be 1..{bits_allocated} (Bits Allocated), "
+                                 f"found {bits_stored}", path=path, tag=0x00280101)
+    elif tag == FLOAT_PIXEL_DATA and bits_allocated != 32:
+        raise PixelDataError(f"Float Pixel Data needs Bits Allocated 32, found "
+                             f"{bits_allocated}", path=path, tag=0x00280100)
+    elif tag == DOUBLE_FLOAT_PIXEL_DATA and bits_allocated != 64:
+        raise PixelDataError(f"Double Float Pixel Data needs Bits Allocated 64, found "
+                             f"{bits_allocated}", path=path, tag=0x00280100)
+    if tag != PIXEL_DATA:
+        bits_stored = bits_allocated
+
+    big_endian = ts == EXPLICIT_BE or bool(elem.flags & _F_BIG_ENDIAN)
+    if tag == FLOAT_PIXEL_DATA:
+        base = np.dtype("float32")
+    elif tag == DOUBLE_FLOAT_PIXEL_DATA:
+        base = np.dtype("float64")
+    elif bits_allocated == 1:
+        base = np.dtype("uint8")
+    else:
+        base = np.dtype(f"{'ui'[representation]}{bits_allocated // 8}")
+    # pydicom returns big endian data with a big endian dtype
+    dtype = base.newbyteorder(">") if big_endian and base.itemsize > 1 else base.newbyteorder("<")
+
+    pixels = rows * columns * samples  # Python ints: no overflow
+    if bits_allocated == 1:
+        frame_bits = pixels
+    else:
+        frame_bits = pixels * bits_allocated
+    if photometric == "YBR_FULL_422" and not encapsulated and bits_allocated != 1:
+        frame_bits = (frame_bits // 8) // 3 * 2 * 8
+    limits = getattr(ctx, "limits", None)
+    budget = getattr(limits, "decode_budget", 8 << 30)
+    decoded_total = pixels * frames * dtype.itemsize
+    if decoded_total > budget:
+        raise LimitExceededError(
+            f"decoding needs {decoded_total} bytes ({rows} x {columns} x {samples} x {frames} "
+            f"frames), more than limits.decode_budget ({budget})", path=path, tag=tag)
+
+    buffer_len = len(ctx.buffer) if ctx is not None else 0
+    offset = int(elem.offset)
+    length = int(elem.length)
+    if offset < 0 or offset > buffer_len:
+        raise PixelDataError("pixel data value lies outside the data", path=path,
+                             offset=elem.header_offset, tag=tag)
+    length = max(0, min(length, buffer_len - offset))
+    info = PixelInfo(tag=tag, keyword=keyword, vr=elem.VR, offset=offset, length=length,
+                     index_pos=elem._index_pos, transfer_syntax=ts, encapsulated=encapsulated,
+                     big_endian=big_endian, rows=rows, columns=columns,
+                     samples_per_pixel=samples, bits_allocated=bits_allocated,
+                     bits_stored=bits_stored, pixel_representation=representation,
+                     planar_configuration=planar, photometric=photometric, frames=frames,
+                     frames_given=frames_given, pixels_per_frame=pixels,
+                     frame_bits=frame_bits, dtype=dtype)
+    if not encapsulated:
+        _check_native_length(info, path, elem.header_offset)
+    cache["info"] = info
+    return info
+
+
+def _check_native_length(info: PixelInfo, path, header_offset) -> None:
+    """Too few bytes -> PixelDataError; excess bytes are ignored (pydicom's rule)."""
+    needed = (info.frame_bits * info.frames + 7) // 8
+    actual = info.length
+    if actual < needed:
+        raise PixelDataError(
+            f"pixel data holds {actual} bytes, {needed} expected for {info.frames} frame(s) of "
+            f"{info.rows} x {info.columns} x {info.samples_per_pixel} at "
+            f"{info.bits_allocated} bits", path=path, offset=header_offset, tag=info.tag)
+    if info.photometric == "YBR_FULL_422" and actual > needed + needed % 2:
+        full = needed // 2 * 3
+        if actual >= full + full % 2:
+            raise PixelDataError(
+                "pixel data is a third larger than YBR_FULL_422 allows: the Photometric "
+                "Interpretation is probably RGB or YBR_FULL", path=path,
+                offset=header_offset, tag=info.tag)
+
+
+def num_frames(ds) -> int:
+    """Number of frames of the pixel data of ``ds`` (1 without NumberOfFrames)."""
+    return pixel_info(ds).frames
+
+
+def element_raw(ds, tag: int) -> Optional[bytes]:
+    """The raw value bytes of a root-level element, or None when absent."""
+    if tag not in ds:
+        return None
+    elem = ds[tag]
+    index = ds.__dict__.get("_index")
+    if index is not None and elem._index_pos >= 0:
+        return index.value(elem._index_pos)
+    value: Any = elem.value
+    return bytes(value) if value is not None else b""

@@ -1,0 +1,1181 @@
+"""Series: find, group into stacks, order slices, compute geometry and load volumes.
+
+* :func:`find_series` -- header-only scans (thread pool) grouped by Study/Series Instance UID
+  and then into *stacks*: instances of one series that differ in orientation, Rows/Columns,
+  pixel spacing, samples/bits, echo number/time, temporal position, trigger time or b-value
+  are separate stacks, each a :class:`SeriesInfo` with ``stack`` and ``split_reason``.
+* Slices are ordered by projecting ImagePositionPatient on the slice normal (cross product of
+  the ImageOrientationPatient row and column directions); without geometry by InstanceNumber
+  (with a :class:`~fastdicom.errors.DicomWarning`).  Duplicate positions, missing slices,
+  uneven spacing and gantry tilt are reported on :class:`Geometry` and warned.
+* :func:`load_series` -- one preallocated array; native pixel data is ``pread`` straight into
+  its destination slice (nogil) from a thread pool across files; encapsulated slices are
+  decoded in parallel.
+
+Geometry convention (all arrays are indexed ``[slice, row, column]``): ``Volume.affine`` is a
+4x4 matrix mapping ``(slice, row, column, 1)`` voxel indices to DICOM patient coordinates
+(LPS, millimetres) of the voxel *centre*; ``affine[:3, 3]`` is the centre of the first pixel
+of the first slice (``origin``); ``affine[:3, :3] = direction @ diag(spacing)``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+
+from ._scan import pread_into, read_file
+from .errors import (DicomError, DicomWarning, PixelDataError, SeriesError,
+                     UnsafePathError)
+
+__all__ = ["SeriesInfo", "Volume", "Geometry", "InstanceHeader", "find_series", "load_series",
+           "raw_floor_load", "scan_instance", "register_cli"]
+
+logger = logging.getLogger("fastdicom")
+
+_PIXEL_TAGS = {0x7FE00010: None, 0x7FE00008: "f4", 0x7FE00009: "f8"}
+_BIG_ENDIAN_TS = "1.2.840.10008.1.2.2"
+_DEFLATED_TS = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1"}
+_NATIVE_TS = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", _BIG_ENDIAN_TS}
+_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UR", b"UC"}
+
+# Tolerances: orientation cosines, pixel spacing (relative), slice spacing (relative/absolute).
+ORIENTATION_TOLERANCE = 1e-4
+SPACING_RELATIVE_TOLERANCE = 1e-3
+SLICE_RELATIVE_TOLERANCE = 0.01
+SLICE_ABSOLUTE_TOLERANCE = 1e-3
+TILT_TOLERANCE_DEGREES = 0.01
+
+
+# ---------------------------------------------------------------------------------------------
+# header records
+
+@dataclass(eq=False)
+class InstanceHeader:
+    """What a header-only scan of one file tells about its image (one frame or many)."""
+
+    path: str
+    study_uid: str = ""
+    series_uid: str = ""
+    sop_uid: str = ""
+    sop_class: str = ""
+    modality: str = ""
+    description: str = ""
+    series_number: Optional[int] = None
+    frame_of_reference: str = ""
+    rows: int = 0
+    columns: int = 0
+    samples: int = 1
+    bits_allocated: int = 0
+    bits_stored: int = 0
+    pixel_representation: int = 0
+    photometric: str = ""
+    planar_configuration: int = 0
+    n_frames: int = 1
+    position: Optional[tuple] = None
+    orientation: Optional[tuple] = None
+    spacing: Optional[tuple] = None
+    slice_thickness: Optional[float] = None
+    spacing_between_slices: Optional[float] = None
+    instance_number: Optional[int] = None
+    acquisition_number: Optional[int] = None
+    echo_number: Optional[int] = None
+    echo_time: Optional[float] = None
+    temporal_position: Optional[int] = None
+    trigger_time: Optional[float] = None
+    b_value: Optional[float] = None
+    image_type: tuple = ()
+    slope: float = 1.0
+    intercept: float = 0.0
+    has_rescale: bool = False
+    transfer_syntax: str = ""
+    little_endian: bool = True
+    pixel_tag: int = 0x7FE00010
+    pixel_offset: int = -1         # file offset of the native pixel value (-1: not direct)
+    pixel_length: int = 0
+    encapsulated: bool = False
+    file_size: int = -1
+    # enhanced multi-frame: per-frame geometry
+    frames: Optional[list] = None  # list of dicts per frame (position, orientation, ...)
+
+    @property
+    def dtype(self) -> Optional[np.dtype]:
+        return _native_dtype(self)
+
+    @property
+    def frame_bytes(self) -> int:
+        dt = self.dtype
+        return 0 if dt is None else self.rows * self.columns * self.samples * dt.itemsize
+
+
+def _native_dtype(h: InstanceHeader) -> Optional[np.dtype]:
+    if h.pixel_tag != 0x7FE00010:
+        return np.dtype("<" + _PIXEL_TAGS[h.pixel_tag])
+    kind = "i" if h.pixel_representation == 1 else "u"
+    if h.bits_allocated in (8, 16, 32, 64):
+        return np.dtype("<%s%d" % (kind, h.bits_allocated // 8))
+    return None
+
+
+def _num(value: Any, cast=float) -> Any:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple)) or (hasattr(value, "__len__") and
+                                             not isinstance(value, (str, bytes))):
+        if len(value) == 0:
+            return None
+        value = value[0]
+    try:
+        out = cast(float(value)) if cast is int else cast(value)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(out, float) and not math.isfinite(out):
+        return None
+    return out
+
+
+def _vec(value: Any, n: int) -> Optional[tuple]:
+    if value is None:
+        return None
+    try:
+        vals = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    if len(vals) != n or not all(math.isfinite(v) for v in vals):
+        return None
+    return tuple(vals)
+
+
+def _str(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _first_item(ds: Any, keyword: str) -> Any:
+    seq = ds.get(keyword) if ds is not None else None
+    if seq:
+        try:
+            return seq[0]
+        except (IndexError, TypeError):
+            return None
+    return None
+
+
+def _functional(per_frame: Any, shared: Any, seq_kw: str, kw: str) -> Any:
+    for group in (per_frame, shared):
+        item = _first_item(group, seq_kw)
+        if item is not None:
+            v = item.get(kw)
+            if v is not None:
+                return v
+    return None
+
+
+def _pixel_header(buf: Any, pos: int, explicit: bool, little: bool) -> Optional[tuple]:
+    """(tag, value offset, length) of the element header at ``pos`` in ``buf``."""
+    mv = memoryview(buf)
+    if pos < 0 or pos + 8 > len(mv):
+        return None
+    b = bytes(mv[pos:pos + 12])
+    order = "little" if little else "big"
+    tag = (int.from_bytes(b[0:2], order) << 16) | int.from_bytes(b[2:4], order)
+    if explicit:
+        vr = b[4:6]
+        if vr in _LONG_VRS:
+            if len(b) < 12:
+                return None
+            return tag, pos + 12, int.from_bytes(b[8:12], order)
+        return tag, pos + 8, int.from_bytes(b[6:8], order)
+    return tag, pos + 8, int.from_bytes(b[4:8], order)
+
+
+def scan_instance(path: Any) -> Optional[InstanceHeader]:
+    """Header-only scan of one file; None when it holds no image (no Pixel Data)."""
+    from .filereader import dcmread
+
+    path = os.fspath(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DicomWarning)
+        ds = dcmread(path, stop_before_pixels=True)
+    ctx = ds._ctx
+    index = ds._index
+    stop = index.stop_offset
+    if stop is None or stop < 0:
+        return None
+    buf = ctx.buffer
+    explicit = not ctx.is_implicit_VR
+    little = bool(ctx.is_little_endian)
+    ph = _pixel_header(buf, stop, explicit, little)
+    if ph is None and not ctx.inflated:
+        data, _, _ = read_file(path, stop + 12)
+        ph = _pixel_header(data, stop, explicit, little)
+    if ph is None or ph[0] not in _PIXEL_TAGS:
+        return None
+    g = ds.get
+    h = InstanceHeader(path=path)
+    h.study_uid = _str(g("StudyInstanceUID"))
+    h.series_uid = _str(g("SeriesInstanceUID"))
+    h.sop_uid = _str(g("SOPInstanceUID"))
+    h.sop_class = _str(g("SOPClassUID"))
+    h.modality = _str(g("Modality"))
+    h.description = _str(g("SeriesDescription"))
+    h.series_number = _num(g("SeriesNumber"), int)
+    h.frame_of_reference = _str(g("FrameOfReferenceUID"))
+    h.rows = _num(g("Rows"), int) or 0
+    h.columns = _num(g("Columns"), int) or 0
+    h.samples = _num(g("SamplesPerPixel"), int) or 1
+    h.bits_allocated = _num(g("BitsAllocated"), int) or 0
+    h.bits_stored = _num(g("BitsStored"), int) or h.bits_allocated
+    h.pixel_representation = _num(g("PixelRepresentation"), int) or 0
+    h.photometric = _str(g("PhotometricInterpretation"))
+    h.planar_configuration = _num(g("PlanarConfiguration"), int) or 0
+    h.n_frames = max(1, _num(g("NumberOfFrames"), int) or 1)
+    h.position = _vec(g("ImagePositionPatient"), 3)
+    h.orientation = _vec(g("ImageOrientationPatient"), 6)
+    h.spacing = _vec(g("PixelSpacing"), 2)
+    h.slice_thickness = _num(g("SliceThickness"))
+    h.spacing_between_slices = _num(g("SpacingBetweenSlices"))
+    h.instance_number = _num(g("InstanceNumber"), int)
+    h.acquisition_number = _num(g("AcquisitionNumber"), int)
+    h.echo_number = _num(g("EchoNumbers"), int)
+    h.echo_time = _num(g("EchoTime"))
+    h.temporal_position = _num(g("TemporalPositionIdentifier"), int)
+    h.trigger_time = _num(g("TriggerTime"))
+    h.b_value = _num(g("DiffusionBValue"))
+    it = g("ImageType")
+    h.image_type = tuple(str(v) for v in it) if isinstance(it, (list, tuple)) else \
+        ((str(it),) if it else ())
+    slope, intercept = g("RescaleSlope"), g("RescaleIntercept")
+    h.has_rescale = slope is not None or intercept is not None
+    h.slope = _num(slope) if _num(slope) is not None else 1.0
+    h.intercept = _num(intercept) if _num(intercept) is not None else 0.0
+    h.transfer_syntax = _str(ctx.transfer_syntax)
+    h.little_endian = little
+    h.pixel_tag = ph[0]
+    length = ph[2]
+    h.encapsulated = length == 0xFFFFFFFF
+    if not h.encapsulated and not ctx.inflated and h.transfer_syntax in _NATIVE_TS | {""}:
+        h.pixel_offset = ph[1]
+        h.pixel_length = length
+    per_frame = g("PerFrameFunctionalGroupsSequence")
+    shared = _first_item(ds, "SharedFunctionalGroupsSequence")
+    if per_frame or shared is not None:
+        _read_functional_groups(h, per_frame or [], shared)
+    try:
+        h.file_size = os.stat(path).st_size
+    except OSError:
+        h.file_size = -1
+    return h
+
+
+def _read_functional_groups(h: InstanceHeader, per_frame: Any, shared: Any) -> None:
+    frames = []
+    for i in range(h.n_frames):
+        pf = per_frame[i] if i < len(per_frame) else None
+        pos = _vec(_functional(pf, shared, "PlanePositionSequence", "ImagePositionPatient"), 3)
+        ori = _vec(_functional(pf, shared, "PlaneOrientationSequence",
+                               "ImageOrientationPatient"), 6)
+        spc = _vec(_functional(pf, shared, "PixelMeasuresSequence", "PixelSpacing"), 2)
+        thk = _num(_functional(pf, shared, "PixelMeasuresSequence", "SliceThickness"))
+        slope = _num(_functional(pf, shared, "PixelValueTransformationSequence",
+                                 "RescaleSlope"))
+        icpt = _num(_functional(pf, shared, "PixelValueTransformationSequence",
+                                "RescaleIntercept"))
+        content = _first_item(pf, "FrameContentSequence")
+        div = content.get("DimensionIndexValues") if content is not None else None
+        if div is not None and not isinstance(div, (list, tuple)):
+            div = [div]
+        temporal = _num(content.get("TemporalPositionIndex"), int) if content is not None \
+            else None
+        frames.append({"position": pos, "orientation": ori, "spacing": spc,
+                       "thickness": thk, "slope": slope, "intercept": icpt,
+                       "dimension_index": tuple(int(v) for v in div) if div else None,
+                       "temporal": temporal})
+    h.frames = frames
+    f0 = frames[0] if frames else {}
+    if h.position is None:
+        h.position = f0.get("position")
+    if h.orientation is None:
+        h.orientation = f0.get("orientation")
+    if h.spacing is None:
+        h.spacing = f0.get("spacing")
+    if h.slice_thickness is None:
+        h.slice_thickness = f0.get("thickness")
+    if not h.has_rescale and f0.get("slope") is not None:
+        h.has_rescale = True
+        h.slope = f0["slope"]
+        h.intercept = f0.get("intercept") or 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# geometry
+
+@dataclass
+class Geometry:
+    """Ordering and geometry of one stack, with what was found wrong."""
+
+    order: list                      # indices into the stack's instances (or frames), sorted
+    ordering: str                    # "position", "instance_number" or "file"
+    positions: np.ndarray            # (n, 3) LPS of the sorted slices (NaN when unknown)
+    origin: np.ndarray
+    direction: np.ndarray            # 3x3, columns = slice, row, column axes
+    spacing: tuple                   # (slice, row, column) mm
+    affine: np.ndarray
+    regular: bool = True
+    duplicate_positions: list = field(default_factory=list)   # groups of sorted indices
+    missing_slices: list = field(default_factory=list)        # (after sorted index, count)
+    uneven_spacing: bool = False
+    gantry_tilt_degrees: float = 0.0
+    slice_steps: Optional[np.ndarray] = None
+    issues: list = field(default_factory=list)
+
+    @property
+    def tilted(self) -> bool:
+        return abs(self.gantry_tilt_degrees) > TILT_TOLERANCE_DEGREES
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
+                     pixel_spacing: Optional[Sequence], *, instance_numbers: Sequence = (),
+                     slice_thickness: Optional[float] = None, label: str = "",
+                     warn: bool = True) -> Geometry:
+    """Order slices and derive the affine (see the module docstring for the convention)."""
+    n = len(positions)
+    issues: list = []
+    row_sp, col_sp = (float(pixel_spacing[0]), float(pixel_spacing[1])) if pixel_spacing \
+        else (1.0, 1.0)
+    if not pixel_spacing:
+        issues.append("no PixelSpacing; 1 mm assumed")
+    if orientation is not None:
+        r = np.asarray(orientation[:3], float)
+        c = np.asarray(orientation[3:6], float)
+        r, c = _unit(r), _unit(c)
+        normal = _unit(np.cross(r, c))
+        if not np.any(normal):
+            orientation = None
+    if orientation is None:
+        r = np.array([1.0, 0, 0])
+        c = np.array([0, 1.0, 0])
+        normal = np.array([0, 0, 1.0])
+    have_geometry = orientation is not None and n > 0 and all(p is not None for p in positions)
+    pos = np.array([p if p is not None else (np.nan,) * 3 for p in positions], float)
+    pos = pos.reshape(n, 3)
+    inst = [i if i is not None else None for i in instance_numbers] if instance_numbers \
+        else [None] * n
+    if have_geometry:
+        proj = pos @ normal
+        keys = [(float(proj[i]), inst[i] if inst[i] is not None else 0, i) for i in range(n)]
+        order = [k[2] for k in sorted(keys)]
+        ordering = "position"
+    else:
+        if all(v is not None for v in inst) and n:
+            order = sorted(range(n), key=lambda i: (inst[i], i))
+            ordering = "instance_number"
+            msg = "no usable ImagePositionPatient/ImageOrientationPatient; slices ordered by " \
+                  "InstanceNumber"
+        else:
+            order = list(range(n))
+            ordering = "file"
+            msg = "no usable geometry and no InstanceNumber; slices kept in file order"
+        issues.append(msg)
+        proj = np.arange(n, dtype=float)
+
+    spos = pos[order]
+    sproj = proj[order]
+    duplicates: list = []
+    missing: list = []
+    uneven = False
+    tilt = 0.0
+    steps = np.diff(sproj) if n > 1 else np.zeros(0)
+    default_step = float(slice_thickness) if slice_thickness else 1.0
+    step_vec = normal * default_step
+    if have_geometry and n > 1:
+        # duplicates: projections equal within the absolute tolerance
+        dup_mask = np.abs(steps) <= SLICE_ABSOLUTE_TOLERANCE
+        if dup_mask.any():
+            groups: list = []
+            cur = [0]
+            for i, d in enumerate(dup_mask):
+                if d:
+                    cur.append(i + 1)
+                else:
+                    if len(cur) > 1:
+                        groups.append(cur)
+                    cur = [i + 1]
+            if len(cur) > 1:
+                groups.append(cur)
+            duplicates = groups
+            issues.append(f"{sum(len(g) for g in groups)} slices share "
+                          f"{len(groups)} position(s)")
+        real = steps[~dup_mask]
+        if real.size:
+            nominal = float(np.median(real))
+            tol = max(SLICE_RELATIVE_TOLERANCE * abs(nominal), SLICE_ABSOLUTE_TOLERANCE)
+            off = np.abs(real - nominal) > tol
+            if off.any():
+                ratios = real / nominal
+                for i, d in enumerate(steps):
+                    if abs(d) <= SLICE_ABSOLUTE_TOLERANCE:
+                        continue
+                    q = d / nominal
+                    k = round(q)
+                    if k >= 2 and abs(d - k * nominal) <= tol:
+                        missing.append((i, int(k - 1)))
+                    elif abs(d - nominal) > tol:
+                        uneven = True
+                del ratios
+                if missing:
+                    issues.append(f"{sum(m[1] for m in missing)} missing slice(s) "
+                                  f"(gaps after sorted slices {[m[0] for m in missing]})")
+                if uneven:
+                    issues.append("uneven slice spacing (steps %.4g..%.4g mm, nominal %.4g)"
+                                  % (float(real.min()), float(real.max()), nominal))
+            # the step vector between consecutive slices (in position space)
+            n_steps = (n - 1 - sum(len(g) - 1 for g in duplicates)) + sum(m[1] for m in missing)
+            n_steps = max(1, n_steps)
+            step_vec = (spos[-1] - spos[0]) / n_steps
+            along = float(np.dot(step_vec, normal))
+            if abs(along) > 0:
+                cosang = min(1.0, abs(along) / float(np.linalg.norm(step_vec)))
+                tilt = math.degrees(math.acos(cosang))
+            if tilt > TILT_TOLERANCE_DEGREES:
+                issues.append("gantry tilt / sheared stack: slices step %.3f degrees off the "
+                              "slice normal" % tilt)
+            else:
+                tilt = 0.0
+                step_vec = normal * nominal
+    elif n > 1:
+        step_vec = normal * default_step
+    slice_spacing = float(np.linalg.norm(step_vec)) or default_step
+    slice_dir = _unit(step_vec) if np.any(step_vec) else normal
+    direction = np.column_stack([slice_dir, c, r])
+    spacing = (slice_spacing, row_sp, col_sp)
+    origin = spos[0].copy() if n and have_geometry else np.zeros(3)
+    if n and not have_geometry and pos.shape[0] and not np.isnan(spos[0]).any():
+        origin = spos[0].copy()
+    affine = np.eye(4)
+    affine[:3, 0] = slice_dir * slice_spacing
+    affine[:3, 1] = c * row_sp
+    affine[:3, 2] = r * col_sp
+    affine[:3, 3] = origin
+    regular = not (duplicates or missing or uneven) and ordering == "position"
+    geo = Geometry(order=order, ordering=ordering, positions=spos, origin=origin,
+                   direction=direction, spacing=spacing, affine=affine, regular=regular,
+                   duplicate_positions=duplicates, missing_slices=missing,
+                   uneven_spacing=uneven, gantry_tilt_degrees=tilt, slice_steps=steps,
+                   issues=issues)
+    if warn:
+        for msg in issues:
+            warnings.warn(f"{label}: {msg}" if label else msg, DicomWarning, stacklevel=3)
+    return geo
+
+
+# ---------------------------------------------------------------------------------------------
+# grouping
+
+_SPLIT_FIELDS = (
+    ("orientation", "orientation"),
+    ("rows/columns", "size"),
+    ("pixel spacing", "spacing"),
+    ("samples/bits", "layout"),
+    ("echo number", "echo_number"),
+    ("echo time", "echo_time"),
+    ("temporal position", "temporal_position"),
+    ("trigger time", "trigger_time"),
+    ("b-value", "b_value"),
+    ("multi-frame instance", "multiframe"),
+    ("acquisition number", "acquisition"),
+)
+
+
+def _round_vec(v: Optional[tuple], step: float) -> Optional[tuple]:
+    if v is None:
+        return None
+    return tuple(round(x / step) * step + 0.0 for x in v)
+
+
+def _stack_key(h: InstanceHeader) -> dict:
+    spc = None
+    if h.spacing is not None:
+        spc = tuple(round(float(x), 4) for x in h.spacing)
+    return {
+        "orientation": _round_vec(h.orientation, 1e-3),
+        "size": (h.rows, h.columns),
+        "spacing": spc,
+        "layout": (h.samples, h.bits_allocated, h.pixel_representation, h.pixel_tag),
+        "echo_number": h.echo_number,
+        "echo_time": None if h.echo_time is None else round(h.echo_time, 3),
+        "temporal_position": h.temporal_position,
+        "trigger_time": None if h.trigger_time is None else round(h.trigger_time, 2),
+        "b_value": None if h.b_value is None else round(h.b_value, 1),
+        "multiframe": h.path if h.n_frames > 1 else None,
+        "acquisition": None,
+    }
+
+
+def _orientation_close(a: Optional[tuple], b: Optional[tuple]) -> bool:
+    if a is None or b is None:
+        return a is b
+    return max(abs(x - y) for x, y in zip(a, b)) <= 1e-3
+
+
+@dataclass(eq=False)
+class SeriesInfo:
+    """One stack of one series (instances that form one volume)."""
+
+    StudyInstanceUID: str
+    SeriesInstanceUID: str
+    Modality: str
+    SeriesDescription: str
+    SeriesNumber: Optional[int]
+    stack: int
+    split_reason: Optional[str]
+    instances: list                  # InstanceHeader, in slice order
+    geometry: Optional[Geometry] = None
+    duplicates: list = field(default_factory=list)   # paths of same-SOP-UID duplicate files
+    skipped: list = field(default_factory=list)      # (path, reason)
+
+    @property
+    def num_instances(self) -> int:
+        return len(self.instances)
+
+    @property
+    def paths(self) -> list:
+        return [Path(h.path) for h in self.instances]
+
+    @property
+    def num_frames(self) -> int:
+        return sum(h.n_frames for h in self.instances)
+
+    @property
+    def shape(self) -> tuple:
+        h = self.instances[0]
+        tail = (h.rows, h.columns) + ((h.samples,) if h.samples > 1 else ())
+        if len(self.instances) == 1 and h.n_frames > 1:
+            shape4 = _multiframe_shape(h)
+            return shape4 + tail
+        return (len(self.instances),) + tail
+
+    @property
+    def dtype(self) -> Optional[np.dtype]:
+        dt = self.instances[0].dtype
+        return None if dt is None else dt.newbyteorder("=")
+
+    @property
+    def issues(self) -> list:
+        return list(self.geometry.issues) if self.geometry is not None else []
+
+    def __repr__(self) -> str:
+        split = f" split by {self.split_reason}" if self.split_reason else ""
+        return (f"<SeriesInfo {self.Modality} {self.SeriesInstanceUID} stack {self.stack}"
+                f"{split}: {self.num_instances} instance(s), shape {self.shape}>")
+
+
+def _multiframe_shape(h: InstanceHeader) -> tuple:
+    plan = _frame_plan(h, warn=False)[0]
+    return plan.shape
+
+
+def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
+    """(frame index array shaped (n,) or (t, n), Geometry) for a multi-frame instance."""
+    n = h.n_frames
+    frames = h.frames or []
+    positions = [f.get("position") for f in frames] if frames else [None] * n
+    if len(positions) < n:
+        positions += [None] * (n - len(positions))
+    orientation = h.orientation
+    if not frames or any(p is None for p in positions):
+        order = np.arange(n)
+        geo = compute_geometry([None] * n, orientation, h.spacing,
+                               instance_numbers=list(range(n)),
+                               slice_thickness=h.slice_thickness, warn=False)
+        geo.ordering = "frame"
+        geo.issues = [i for i in geo.issues if "InstanceNumber" not in i]
+        return order, geo
+    normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:6])) \
+        if orientation else np.array([0, 0, 1.0])
+    proj = np.array([float(np.dot(p, normal)) for p in positions])
+    # group frames by position (within tolerance)
+    uniq: list = []
+    slot = np.empty(n, int)
+    sorted_idx = np.argsort(proj, kind="stable")
+    for i in sorted_idx:
+        if uniq and abs(proj[i] - uniq[-1][0]) <= SLICE_ABSOLUTE_TOLERANCE:
+            uniq[-1][1].append(int(i))
+        else:
+            uniq.append((proj[i], [int(i)]))
+        slot[i] = len(uniq) - 1
+    counts = {len(u[1]) for u in uniq}
+    if len(uniq) < n and len(counts) == 1:
+        t = counts.pop()
+
+        def tkey(f: int) -> tuple:
+            fr = frames[f]
+            return (fr.get("temporal") if fr.get("temporal") is not None else 0,
+                    fr.get("dimension_index") or (), f)
+        grid = np.empty((t, len(uniq)), int)
+        for k, (_, members) in enumerate(uniq):
+            for j, f in enumerate(sorted(members, key=tkey)):
+                grid[j, k] = f
+        first = [positions[int(f)] for f in grid[0]]
+        geo = compute_geometry(first, orientation, h.spacing,
+                               slice_thickness=h.slice_thickness, label=h.path, warn=warn)
+        return grid, geo
+    geo = compute_geometry(positions, orientation, h.spacing,
+                           instance_numbers=list(range(n)),
+                           slice_thickness=h.slice_thickness, label=h.path, warn=warn)
+    return np.asarray(geo.order), geo
+
+
+def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
+    """Expand inputs to (file paths, [DicomDir]); DICOMDIRs are followed."""
+    from .dicomdir import read_dicomdir
+
+    if isinstance(paths_or_directory, (str, os.PathLike)):
+        items = [paths_or_directory]
+    else:
+        items = list(paths_or_directory)
+    files: list = []
+    dicomdirs: list = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            it = p.rglob("*") if recursive else p.iterdir()
+            for f in sorted(it):
+                if f.is_file():
+                    files.append(f)
+        else:
+            files.append(p)
+    out: list = []
+    seen: set = set()
+    for f in files:
+        if f.name.upper() == "DICOMDIR":
+            dd = read_dicomdir(f)
+            dicomdirs.append(dd)
+            for ref in dd.paths:
+                key = os.path.realpath(ref)
+                if key not in seen and os.path.isfile(ref):
+                    seen.add(key)
+                    out.append(str(ref))
+            continue
+        key = os.path.realpath(f)
+        if key not in seen:
+            seen.add(key)
+            out.append(str(f))
+    return out, dicomdirs
+
+
+def _default_workers(workers: Optional[int]) -> int:
+    if workers is None:
+        return max(1, min(8, os.cpu_count() or 1))
+    return max(1, int(workers))
+
+
+def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
+    headers: list = []
+    skipped: list = []
+
+    def one(p: str):
+        try:
+            return scan_instance(p), None
+        except (DicomError, OSError) as exc:
+            return None, exc
+
+    if workers > 1 and len(paths) > 8:
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(one, paths, chunksize=16))
+    else:
+        results = [one(p) for p in paths]
+    for p, (h, exc) in zip(paths, results):
+        if exc is not None:
+            if isinstance(exc, UnsafePathError):
+                raise exc
+            skipped.append((p, f"{type(exc).__name__}: {exc}"))
+            if p in explicit:
+                warnings.warn(f"{p}: not readable as DICOM ({type(exc).__name__})",
+                              DicomWarning, stacklevel=3)
+            else:
+                logger.debug("skipping %s: %s", p, exc)
+        elif h is not None:
+            headers.append(h)
+    return headers, skipped
+
+
+def _build_stacks(headers: list, warn: bool = True) -> list:
+    series: dict = {}
+    for h in headers:
+        series.setdefault((h.study_uid, h.series_uid), []).append(h)
+    result: list = []
+    for (study, uid), members in series.items():
+        # drop exact duplicates (same SOP Instance UID), keep the first path
+        by_sop: dict = {}
+        dups: list = []
+        unique: list = []
+        for h in sorted(members, key=lambda x: x.path):
+            if h.sop_uid and h.sop_uid in by_sop:
+                dups.append(h.path)
+                continue
+            if h.sop_uid:
+                by_sop[h.sop_uid] = h
+            unique.append(h)
+        if dups and warn:
+            warnings.warn(f"series {uid}: {len(dups)} duplicate file(s) of the same SOP "
+                          "instance ignored (listed in SeriesInfo.duplicates)", DicomWarning,
+                          stacklevel=3)
+        groups: list = []   # (key dict, [headers])
+        for h in unique:
+            key = _stack_key(h)
+            for gkey, gmembers in groups:
+                if all(_orientation_close(gkey[k], key[k]) if k == "orientation"
+                       else gkey[k] == key[k] for k in key):
+                    gmembers.append(h)
+                    break
+            else:
+                groups.append((key, [h]))
+        # repeated positions with different acquisition numbers: split by acquisition
+        refined: list = []
+        for key, gm in groups:
+            acq = {h.acquisition_number for h in gm}
+            if len(acq) > 1 and key["orientation"] is not None and \
+                    all(h.position is not None for h in gm):
+                pos = [tuple(round(v, 3) for v in h.position) for h in gm]
+                if len(set(pos)) < len(pos):
+                    for a in sorted(acq, key=lambda x: (x is None, x or 0)):
+                        k2 = dict(key, acquisition=a)
+                        refined.append((k2, [h for h in gm if h.acquisition_number == a]))
+                    continue
+            refined.append((key, gm))
+        groups = sorted(refined, key=lambda g: (-len(g[1]), g[1][0].path))
+        reason = None
+        if len(groups) > 1:
+            differing = [name for name, k in _SPLIT_FIELDS
+                         if len({repr(g[0][k]) for g in groups}) > 1]
+            reason = ", ".join(differing) or "unknown"
+        for k, (key, gm) in enumerate(groups):
+            first = gm[0]
+            info = SeriesInfo(StudyInstanceUID=study, SeriesInstanceUID=uid,
+                              Modality=first.modality, SeriesDescription=first.description,
+                              SeriesNumber=first.series_number, stack=k,
+                              split_reason=reason, instances=gm, duplicates=dups if k == 0
+                              else [])
+            if len(gm) == 1 and first.n_frames > 1:
+                info.geometry = _frame_plan(first, warn=warn)[1]
+            else:
+                label = f"series {uid}" + (f" stack {k}" if len(groups) > 1 else "")
+                info.geometry = compute_geometry(
+                    [h.position for h in gm], first.orientation, first.spacing,
+                    instance_numbers=[h.instance_number for h in gm],
+                    slice_thickness=first.spacing_between_slices or first.slice_thickness,
+                    label=label, warn=warn)
+                info.instances = [gm[i] for i in info.geometry.order]
+                info.geometry.order = list(range(len(gm)))
+            result.append(info)
+        if len(groups) > 1 and warn:
+            warnings.warn(f"series {uid} splits into {len(groups)} stacks by {reason}",
+                          DicomWarning, stacklevel=3)
+    result.sort(key=lambda s: (s.StudyInstanceUID, s.SeriesNumber if s.SeriesNumber
+                               is not None else -1, s.SeriesInstanceUID, s.stack))
+    return result
+
+
+def find_series(paths_or_directory: Any, *, recursive: bool = True,
+                workers: Optional[int] = None) -> list:
+    """Find the series (one :class:`SeriesInfo` per stack) among files, folders, DICOMDIRs.
+
+    Header-only scans run in a thread pool.  Files that are not DICOM or hold no image are
+    left out (logged; a warning for files named explicitly).  A DICOMDIR is followed; a
+    Referenced File ID leaving its folder raises :class:`UnsafePathError`.
+    """
+    paths, _ = _iter_inputs(paths_or_directory, recursive)
+    explicit = set()
+    if not isinstance(paths_or_directory, (str, os.PathLike)):
+        explicit = {os.fspath(p) for p in paths_or_directory if not Path(p).is_dir()}
+    elif not Path(paths_or_directory).is_dir():
+        explicit = {os.fspath(paths_or_directory)}
+    headers, _skipped = _scan_all(paths, _default_workers(workers), explicit)
+    return _build_stacks(headers)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+@dataclass(eq=False)
+class Volume:
+    """A loaded stack.  ``array`` is (slice, row, column[, sample]) or (t, slice, row, column).
+
+    ``affine`` maps ``(slice, row, column, 1)`` indices to LPS millimetres at voxel centres;
+    ``origin`` is the centre of voxel (0, 0, 0); ``direction`` columns are the unit slice, row
+    and column axes; ``spacing`` is (slice, row, column) in mm.  ``rescale_slope`` /
+    ``rescale_intercept`` are per slice (per frame for 4-D, shaped like ``array.shape[:-2]``).
+    """
+
+    array: np.ndarray
+    affine: np.ndarray
+    spacing: tuple
+    origin: np.ndarray
+    direction: np.ndarray
+    paths: list
+    positions: np.ndarray
+    rescale_slope: np.ndarray
+    rescale_intercept: np.ndarray
+    rescaled: bool
+    series: SeriesInfo
+    geometry: Geometry
+    skipped: list = field(default_factory=list)
+    frame_indices: Optional[np.ndarray] = None
+
+    @property
+    def shape(self) -> tuple:
+        return self.array.shape
+
+    def index_to_lps(self, index: Sequence) -> np.ndarray:
+        """LPS mm of the voxel centre at ``(slice, row, column)``."""
+        return (self.affine @ np.r_[np.asarray(index, float)[:3], 1.0])[:3]
+
+    def __repr__(self) -> str:
+        return (f"<Volume {self.array.shape} {self.array.dtype} spacing "
+                f"{tuple(round(s, 4) for s in self.spacing)}>")
+
+
+def raw_floor_load(paths: Sequence, offsets: Sequence, out: np.ndarray, *,
+                   workers: int = 1) -> np.ndarray:
+    """The raw-read floor: per file open + pread of the pixel bytes into ``out[k]``."""
+    def one(k: int) -> None:
+        pread_into(paths[k], out[k].view(np.uint8).reshape(-1), int(offsets[k]))
+    if workers <= 1:
+        for k in range(len(paths)):
+            one(k)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one, range(len(paths))))
+    return out
+
+
+def _check_errors_arg(errors: str) -> None:
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+
+
+def _decode_frame(path: str, frame: int) -> np.ndarray:
+    """Decode one frame with fastdicom's pixel module (fallback for non-direct layouts)."""
+    from .filereader import dcmread
+    ds = dcmread(path)
+    try:
+        from .pixels import get_frame  # type: ignore[attr-defined]
+    except ImportError:
+        get_frame = None
+    if get_frame is not None:
+        return np.asarray(get_frame(ds, frame))
+    if ds.num_frames > 1 if hasattr(ds, "num_frames") else False:
+        return np.asarray(ds.frame(frame))
+    return np.asarray(ds.pixel_array)
+
+
+def _sign_extend(a: np.ndarray, bits_stored: int) -> None:
+    shift = a.dtype.itemsize * 8 - bits_stored
+    if shift > 0:
+        np.left_shift(a, shift, out=a)
+        np.right_shift(a, shift, out=a)
+
+
+def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
+                workers: Optional[int] = None, progress: bool = False, errors: str = "raise",
+                out: Optional[np.ndarray] = None, stack: Optional[int] = None) -> Volume:
+    """Load one stack as a :class:`Volume` (see its docstring for the geometry convention).
+
+    ``source`` is a :class:`SeriesInfo`, a folder, a file or a list of paths (which must hold
+    exactly one stack, else :class:`SeriesError` lists them; ``stack=`` picks one when the
+    input is a single series).  ``rescale=True`` applies the per-slice modality LUT (rescale
+    slope/intercept) into float32 (or ``dtype``).  ``out`` is a destination array of the
+    volume's shape and dtype (e.g. ``np.memmap``).  ``errors="skip"`` zero-fills and lists
+    slices that cannot be read instead of raising.
+    """
+    _check_errors_arg(errors)
+    if isinstance(source, SeriesInfo):
+        info = source
+    else:
+        stacks = find_series(source)
+        if not stacks:
+            raise SeriesError("no image series found in the input")
+        if stack is not None:
+            uids = {s.SeriesInstanceUID for s in stacks}
+            if len(uids) > 1:
+                raise SeriesError(_describe_stacks("several series in the input", stacks))
+            chosen = [s for s in stacks if s.stack == stack]
+            if not chosen:
+                raise SeriesError(f"no stack {stack}; the input has " +
+                                  _describe_stacks("", stacks))
+            info = chosen[0]
+        elif len(stacks) > 1:
+            raise SeriesError(_describe_stacks("the input holds several stacks; pass a "
+                                               "SeriesInfo from find_series()", stacks))
+        else:
+            info = stacks[0]
+    headers = info.instances
+    if not headers:
+        raise SeriesError("empty series")
+    first = headers[0]
+    multiframe = len(headers) == 1 and first.n_frames > 1
+    geo = info.geometry
+    if geo is None:
+        raise SeriesError("series has no geometry")
+    if geo.duplicate_positions and not multiframe:
+        dup = sum(len(g) for g in geo.duplicate_positions)
+        if errors == "raise":
+            raise SeriesError(f"{dup} slices share positions; the stack is not one volume "
+                              "(errors='skip' keeps the first of each position)")
+    for h in headers:
+        if (h.rows, h.columns, h.samples, h.bits_allocated) != \
+                (first.rows, first.columns, first.samples, first.bits_allocated):
+            raise SeriesError("instances differ in Rows/Columns/SamplesPerPixel/"
+                              "BitsAllocated", path=h.path)
+
+    skipped: list = []
+    # plan: list of (dest index tuple, path, frame index, header)
+    if multiframe:
+        grid, geo = _frame_plan(first, warn=False)
+        grid = np.asarray(grid)
+        lead = grid.shape
+        plan = [(np.unravel_index(i, lead), first.path, int(f), first)
+                for i, f in enumerate(grid.reshape(-1))]
+        frame_info = first.frames or []
+        slopes = np.ones(lead)
+        icpts = np.zeros(lead)
+        for i, f in enumerate(grid.reshape(-1)):
+            fr = frame_info[int(f)] if int(f) < len(frame_info) else {}
+            s = fr.get("slope")
+            slopes.reshape(-1)[i] = s if s is not None else first.slope
+            ic = fr.get("intercept")
+            icpts.reshape(-1)[i] = ic if ic is not None else first.intercept
+        paths = [Path(first.path)]
+        frame_indices = grid
+    else:
+        keep = list(range(len(headers)))
+        if geo.duplicate_positions:
+            drop = set()
+            for g in geo.duplicate_positions:
+                drop.update(g[1:])
+            for i in sorted(drop):
+                skipped.append((headers[i].path, "duplicate position"))
+            keep = [i for i in keep if i not in drop]
+            warnings.warn(f"{len(drop)} slice(s) at duplicate positions skipped",
+                          DicomWarning, stacklevel=2)
+            headers = [headers[i] for i in keep]
+            geo = compute_geometry([h.position for h in headers], first.orientation,
+                                   first.spacing, slice_thickness=first.slice_thickness,
+                                   warn=False)
+            headers = [headers[i] for i in geo.order]
+        lead = (len(headers),)
+        plan = [((k,), h.path, 0, h) for k, h in enumerate(headers)]
+        slopes = np.array([h.slope for h in headers], float)
+        icpts = np.array([h.intercept for h in headers], float)
+        paths = [Path(h.path) for h in headers]
+        frame_indices = None
+
+    raw_dtype = first.dtype
+    if raw_dtype is None and not first.encapsulated:
+        raw_dtype = None  # decoded by the pixel module (e.g. 1-bit)
+    sample_shape = (first.rows, first.columns) + ((first.samples,) if first.samples > 1
+                                                  else ())
+    shape = tuple(lead) + sample_shape
+    if rescale:
+        target = np.dtype(dtype) if dtype is not None else np.dtype(np.float32)
+    elif dtype is not None:
+        target = np.dtype(dtype)
+    else:
+        target = raw_dtype.newbyteorder("=") if raw_dtype is not None else None
+    if target is None:
+        # dtype only known after decoding the first frame
+        probe = _decode_frame(first.path, plan[0][2])
+        target = probe.dtype
+    if out is not None:
+        if tuple(out.shape) != shape:
+            raise ValueError(f"out has shape {tuple(out.shape)}, the volume is {shape}")
+        if out.dtype != target:
+            raise ValueError(f"out has dtype {out.dtype}, the volume needs {target}")
+        array = out
+    else:
+        array = np.empty(shape, dtype=target)
+    if not rescale and not multiframe and len(set(zip(slopes.tolist(), icpts.tolist()))) > 1:
+        warnings.warn("rescale slope/intercept differ between slices; use rescale=True or "
+                      "the per-slice Volume.rescale_slope/intercept", DicomWarning,
+                      stacklevel=2)
+
+    frame_bytes = first.frame_bytes
+    direct_dtype = raw_dtype is not None and array.dtype == raw_dtype.newbyteorder("=") \
+        and array[(0,) * len(lead)].flags.c_contiguous
+
+    import threading
+    local = threading.local()
+
+    def scratch() -> np.ndarray:
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = np.empty(sample_shape, dtype=raw_dtype.newbyteorder("="))
+            local.buf = buf
+        return buf
+
+    def direct_ok(h: InstanceHeader, frame: int) -> bool:
+        return (h.pixel_offset >= 0 and raw_dtype is not None and
+                h.pixel_length >= frame_bytes * (frame + 1))
+
+    def finish_raw(a: np.ndarray, h: InstanceHeader) -> None:
+        if not h.little_endian and a.dtype.itemsize > 1:
+            a.byteswap(inplace=True)
+        if h.pixel_representation == 1 and h.pixel_tag == 0x7FE00010 and \
+                0 < h.bits_stored < h.bits_allocated:
+            _sign_extend(a, h.bits_stored)
+
+    def one(item: tuple) -> Optional[tuple]:
+        idx, path, frame, h = item
+        dest = array[idx]
+        try:
+            if direct_ok(h, frame):
+                target_buf = dest if direct_dtype else scratch()
+                got = pread_into(path, target_buf.view(np.uint8).reshape(-1),
+                                 h.pixel_offset + frame * frame_bytes,
+                                 expect_size=h.file_size)
+                if got != frame_bytes:
+                    raise PixelDataError("file changed or pixel data shorter than expected "
+                                         f"({got} of {frame_bytes} bytes)", path=path)
+                finish_raw(target_buf, h)
+                src = target_buf
+            else:
+                src = _decode_frame(path, frame)
+                if src.shape != sample_shape:
+                    raise PixelDataError(f"decoded frame has shape {src.shape}, expected "
+                                         f"{sample_shape}", path=path)
+            k = np.ravel_multi_index(idx, lead) if len(lead) > 1 else idx[0]
+            if rescale:
+                s = float(slopes.reshape(-1)[k])
+                ic = float(icpts.reshape(-1)[k])
+                np.multiply(src, s, out=dest, casting="unsafe")
+                if ic:
+                    dest += ic
+            elif src is not dest:
+                np.copyto(dest, src, casting="unsafe")
+            return None
+        except (DicomError, OSError) as exc:
+            if errors == "raise":
+                if isinstance(exc, DicomError):
+                    raise exc.with_context(path=path)
+                raise
+            dest[...] = 0
+            return (path, f"{type(exc).__name__}: {exc}")
+
+    n_workers = _default_workers(workers)
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(plan), unit="slice", desc="load_series")
+        except ImportError:
+            logger.warning("progress=True needs tqdm")
+    try:
+        if n_workers == 1 or len(plan) < 2:
+            results = []
+            for item in plan:
+                results.append(one(item))
+                if bar is not None:
+                    bar.update(1)
+        else:
+            with ThreadPoolExecutor(n_workers) as pool:
+                if bar is None:
+                    chunk = max(1, len(plan) // (n_workers * 8))
+                    results = list(pool.map(one, plan, chunksize=chunk))
+                else:
+                    futures = [pool.submit(one, item) for item in plan]
+                    results = []
+                    for fut in futures:
+                        results.append(fut.result())
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    for r in results:
+        if r is not None:
+            skipped.append(r)
+    if any(r is not None for r in results):
+        warnings.warn(f"{sum(r is not None for r in results)} slice(s) could not be read and "
+                      "were zero-filled (listed in Volume.skipped)", DicomWarning, stacklevel=2)
+    return Volume(array=array, affine=geo.affine.copy(), spacing=tuple(geo.spacing),
+                  origin=geo.origin.copy(), direction=geo.direction.copy(), paths=paths,
+                  positions=np.asarray(geo.positions), rescale_slope=slopes,
+                  rescale_intercept=icpts, rescaled=bool(rescale), series=info, geometry=geo,
+                  skipped=skipped, frame_indices=frame_indices)
+
+
+def _describe_stacks(prefix: str, stacks: list) -> str:
+    lines = [f"{s.SeriesInstanceUID} stack {s.stack} ({s.Modality}, {s.num_instances} "
+             f"instance(s), shape {s.shape}" +
+             (f", split by {s.split_reason}" if s.split_reason else "") + ")"
+             for s in stacks]
+    return (prefix + ": " if prefix else "") + "; ".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+def _cmd_series(args: Any) -> int:
+    stacks = find_series(args.path, recursive=not args.no_recursive)
+    if not stacks:
+        print("no image series found")
+        return 1
+    for s in stacks:
+        g = s.geometry
+        spacing = "x".join("%.4g" % v for v in g.spacing) if g else "?"
+        extra = f"  split: {s.split_reason}" if s.split_reason else ""
+        print(f"{s.SeriesInstanceUID}  stack {s.stack}  {s.Modality or '-':4s} "
+              f"{s.num_instances:5d} inst  shape {s.shape}  {s.dtype}  spacing {spacing} mm"
+              f"  {s.SeriesDescription!r}{extra}")
+        if g is not None:
+            for issue in g.issues:
+                print(f"    ! {issue}")
+    return 0
+
+
+def _cmd_load(args: Any) -> int:
+    stacks = find_series(args.path)
+    chosen = [s for s in stacks if args.series is None or s.SeriesInstanceUID == args.series]
+    if args.stack is not None:
+        chosen = [s for s in chosen if s.stack == args.stack]
+    if len(chosen) != 1:
+        msg = "no matching stack" if not chosen else \
+            _describe_stacks("several stacks match; use --series/--stack", chosen)
+        raise SeriesError(msg)
+    vol = load_series(chosen[0], rescale=args.rescale, workers=args.workers,
+                      progress=args.progress)
+    np.savez(args.output, array=vol.array, affine=vol.affine, spacing=np.asarray(vol.spacing))
+    print(f"wrote {args.output}: {vol.array.shape} {vol.array.dtype}")
+    return 0
+
+
+def register_cli(subparsers: Any) -> None:
+    """Add ``series`` and ``load`` subcommands to an argparse subparsers object."""
+    p = subparsers.add_parser("series", help="list series and stacks under a folder")
+    p.add_argument("path", nargs="+")
+    p.add_argument("--no-recursive", action="store_true")
+    p.set_defaults(func=_cmd_series)
+    q = subparsers.add_parser("load", help="load one stack into an .npz (array, affine, "
+                                           "spacing)")
+    q.add_argument("path", nargs="+")
+    q.add_argument("--series", help="SeriesInstanceUID")
+    q.add_argument("--stack", type=int, default=None)
+    q.add_argument("-o", "--output", required=True)
+    q.add_argument("--rescale", action="store_true")
+    q.add_argument("--workers", type=int, default=None)
+    q.add_argument("--progress", action="store_true")
+    q.set_defaults(func=_cmd_load)

@@ -1,0 +1,36 @@
+"""The fastdicom command line."""
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fastdicom.cli import main
+from fastdicom.testing import write_ct_series
+
+
+def test_dump_text_and_json(tmp_path, capsys):
+    paths = write_ct_series(tmp_path, n_slices=1, rows=16, columns=16)
+    assert main(["dump", str(paths[0]), "--depth", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "(0010,0020) LO PatientID" in out and "TransferSyntaxUID" in out
+    assert main(["dump", str(paths[0]), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["dataset"]["00280010"] == {"vr": "US", "Value": [16]}
+
+
+def test_bad_usage_and_bad_file(tmp_path, capsys):
+    assert main(["no-such-command"]) == 2
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(b"not dicom")
+    assert main(["dump", str(bad)]) == 1
+    assert "error" in capsys.readouterr().err
+
+
+def test_demo_runs(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "fastdicom", "demo", "--slices", "8",
+                           "--rows", "64", "--columns", "64"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "8 instances" in proc.stdout and "demo finished" in proc.stdout

@@ -1,0 +1,160 @@
+"""Dataset API and value types against pydicom (independent oracle) on generated files."""
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+import fastdicom
+from fastdicom.charset import PersonName
+from fastdicom.testing import EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, DEFLATED_LE, write_file
+from conformance import compare_datasets
+
+pydicom = pytest.importorskip("pydicom")
+
+ALL_VRS = [
+    (0x00080005, "CS", "ISO_IR 100"),
+    (0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"),
+    (0x00080018, "UI", "1.2.3.4.5"),
+    (0x00080020, "DA", "20240102"),
+    (0x00080030, "TM", "101112.5"),
+    (0x0008002A, "DT", "20240102101112"),
+    (0x00080054, "AE", ["AE_ONE", "AE_TWO"]),
+    (0x00080060, "CS", "CT"),
+    (0x00081030, "LO", "Brain ü"),
+    (0x00081150, "UI", "1.2"),
+    (0x00100010, "PN", "Müller^Jürgen"),
+    (0x00100020, "LO", "ID-1"),
+    (0x00101010, "AS", "042Y"),
+    (0x00104000, "LT", "line one\r\nline two"),
+    (0x00181000, "LO", ["A", "B"]),
+    (0x00181150, "IS", 12),
+    (0x00185100, "CS", "HFS"),
+    (0x00200032, "DS", [1.5, -2.25, 3.0]),
+    (0x00209161, "UI", "1.2.3"),
+    (0x00280010, "US", 4),
+    (0x00280011, "US", 2),
+    (0x00280030, "DS", [0.5, 0.5]),
+    (0x00281052, "DS", -1024),
+    (0x00209165, "AT", [0x00100010, 0x00200032]),
+    (0x00189219, "SS", -3),
+    (0x00189087, "FD", 1000.5),
+    (0x00189089, "FD", [1.0, 0.0, 0.0]),
+    (0x0018602C, "FD", 0.25),
+    (0x00720076, "FL", [1.5, 2.5]),
+    (0x00720066, "UL", 7),
+    (0x00720062, "SL", -7),
+    (0x00720082, "SV", -(2 ** 40)),
+    (0x00720083, "UV", 2 ** 40),
+    (0x0040A30A, "DS", "1.25"),
+    (0x00287FE0, "UR", "http://example.com/x"),
+    (0x00081199, "SQ", [[(0x00081150, "UI", "1.2.840.10008.5.1.4.1.1.2"),
+                         (0x00081155, "UI", "9.8.7")],
+                        [(0x00081150, "UI", "1.2.5")]]),
+    (0x00090010, "LO", "FASTDICOM TEST"),
+    (0x00091001, "LO", "private text"),
+    (0x00091002, "US", 77),
+    (0x0040A160, "UT", "some unlimited text"),
+    (0x00400280, "ST", "short text"),
+    (0x00189373, "OD", np.arange(4, dtype="<f8").tobytes()),
+    (0x00660016, "OF", np.arange(4, dtype="<f4").tobytes()),
+    (0x00660040, "OL", np.arange(4, dtype="<u4").tobytes()),
+    (0x00420011, "OB", b"\x00\x01\x02\x03"),
+    (0x7FE00010, "OW", np.arange(8, dtype="<u2").tobytes()),
+]
+
+
+@pytest.fixture(params=[EXPLICIT_LE, IMPLICIT_LE, EXPLICIT_BE, DEFLATED_LE])
+def sample(request):
+    buf = io.BytesIO()
+    write_file(buf, ALL_VRS, transfer_syntax=request.param)
+    return buf.getvalue()
+
+
+def test_every_vr_matches_pydicom(sample):
+    fd = fastdicom.dcmread(sample)
+    pd = pydicom.dcmread(io.BytesIO(sample))
+    assert compare_datasets(fd, pd) == []
+    assert compare_datasets(fd.file_meta, pd.file_meta) == []
+
+
+def test_pydicom_vocabulary(sample):
+    ds = fastdicom.dcmread(sample)
+    assert ds.PatientID == "ID-1"
+    assert ds["PatientID"].value == "ID-1"
+    assert ds[0x00100020].value == "ID-1"
+    assert ds[(0x0010, 0x0020)].value == "ID-1"
+    assert "PatientID" in ds and 0x00100020 in ds and "PatientSex" not in ds
+    assert ds.get("PatientSex", "none") == "none"
+    assert ds.get(0x00100020).value == "ID-1"
+    tags = [e.tag for e in ds]
+    assert tags == sorted(tags) and len(ds) == len(tags)
+    elem = ds["PatientName"]
+    assert isinstance(elem.value, PersonName)
+    assert elem.value.family_name == "Müller" and elem.keyword == "PatientName"
+    assert elem.name == "Patient's Name" and elem.VM == 1 and elem.offset > 0
+    assert ds.ImagePositionPatient == [1.5, -2.25, 3.0]
+    assert isinstance(ds.InstanceNumber if "InstanceNumber" in ds else ds[0x00181150].value, int)
+    assert ds.file_meta.TransferSyntaxUID in (EXPLICIT_LE, IMPLICIT_LE, EXPLICIT_BE, DEFLATED_LE)
+    seq = ds[0x00081199].value
+    assert len(seq) == 2 and seq[0][0x00081155].value == "9.8.7"
+    block = ds.private_block(0x0009, "FASTDICOM TEST")
+    if ds.is_implicit_VR:  # unknown private creator: UN bytes, as in pydicom
+        assert block[0x02].VR == "UN" and block[0x02].value == (77).to_bytes(2, "little")
+    else:
+        assert block[0x02].value == 77 and block[0x01].value == "private text"
+    with pytest.raises(AttributeError):
+        ds.PatientSex
+    with pytest.raises(KeyError):
+        ds[0x00100040]
+
+
+def test_header_only_and_specific_tags(tmp_path, sample):
+    path = tmp_path / "x.dcm"
+    path.write_bytes(sample)
+    ds = fastdicom.dcmread(path, stop_before_pixels=True)
+    assert 0x7FE00010 not in ds and ds.Rows == 4
+    ds = fastdicom.dcmread(path, specific_tags=["PatientID", 0x00280010])
+    assert [e.tag for e in ds] == [0x00080005, 0x00100020, 0x00280010]
+    for mode in ("mmap", "read"):
+        full = fastdicom.dcmread(path, mode=mode)
+        assert full[0x7FE00010].value == np.arange(8, dtype="<u2").tobytes() or \
+            full.file_meta.TransferSyntaxUID == EXPLICIT_BE
+
+
+def test_open_keeps_mapping_alive(tmp_path, sample):
+    path = tmp_path / "x.dcm"
+    path.write_bytes(sample)
+    with fastdicom.open(path) as f:
+        ds = f.dataset
+        view = memoryview(f.buffer)
+    assert ds.PatientID == "ID-1"
+    assert bytes(view[128:132]) == b"DICM"
+
+
+def test_no_preamble_requires_force():
+    buf = io.BytesIO()
+    write_file(buf, ALL_VRS[:5], preamble=None, write_meta=False, transfer_syntax=IMPLICIT_LE)
+    with pytest.raises(fastdicom.InvalidDicomError):
+        fastdicom.dcmread(buf.getvalue())
+    ds = fastdicom.dcmread(buf.getvalue(), force=True)
+    assert ds.SOPInstanceUID == "1.2.3.4.5"
+
+
+def test_to_json_and_to_pydicom(sample):
+    ds = fastdicom.dcmread(sample)
+    pd = pydicom.dcmread(io.BytesIO(sample))
+    assert ds.to_json_dict() == pd.to_json_dict()
+    converted = ds.to_pydicom()
+    assert converted.PatientID == pd.PatientID and converted.Rows == pd.Rows
+    assert str(converted.PatientName) == str(pd.PatientName)
+
+
+def test_errors_carry_context(tmp_path):
+    path = tmp_path / "bad.dcm"
+    path.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x40\x00" + b"1.2")
+    with pytest.raises(fastdicom.TruncatedError) as info:
+        fastdicom.dcmread(path)
+    assert info.value.path == str(path) and info.value.offset == 132 and info.value.tag == 0x00020010
+    with pytest.raises(fastdicom.InvalidDicomError):
+        fastdicom.dcmread(b"")
