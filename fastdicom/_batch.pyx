@@ -476,18 +476,23 @@ cdef int walk_top(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, bint m
     cdef uint32_t tag, length
     cdef uint16_t vr
     cdef int r, j
+    cdef const uint8_t* p
     while True:
         if at_end(s, pos):
             if s.io_errno:
                 return W_IO
             ppos[0] = pos
             return W_OK
+        if meta:
+            p = need(s, pos, 4)
+            if p == NULL:
+                return W_IO if s.io_errno else W_FALLBACK
+            if rd16(p, True) != 0x0002:
+                ppos[0] = pos
+                return W_OK
         r = element_header(s, pos, explicit, le, &tag, &vr, &length, &hdr)
         if r != W_OK:
             return r
-        if meta and (tag >> 16) != 0x0002:
-            ppos[0] = pos
-            return W_OK
         if (tag >> 16) == 0xFFFE:
             return W_FALLBACK
         if tag == TAG_PIXEL_DATA:

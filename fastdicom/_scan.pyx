@@ -241,6 +241,7 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
     cdef uint32_t tag, length
     cdef uint16_t vr, flags
     cdef int32_t idx, parent, depth
+    cdef int k
     cdef Frame* top
     cdef bint ex, le
     stack[0].kind = K_SEQ if as_sequence else K_ROOT
@@ -268,11 +269,21 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
                     st.trailing = limit - pos
                     break
                 if allow_clip and limit == end:
-                    # the data ends inside open sequences/items: close them all (lenient)
-                    st.n_clipped += 1
-                    st.err_offset = pos
-                    st.err_tag = 0
+                    # the data ends inside open sequences/items: close them all (lenient);
+                    # the error points at the innermost sequence left open (unless a value
+                    # or item cut short by the end was reported already)
                     st.trailing = limit - pos
+                    st.n_clipped += 1
+                    if st.n_clipped == 1:
+                        st.err_offset = pos
+                        st.err_tag = 0
+                    for k in range(sp, 0, -1):
+                        if st.n_clipped > 1:
+                            break
+                        if stack[k].kind == K_SEQ and stack[k].entry >= 0:
+                            st.err_offset = st.entries[stack[k].entry].header_offset
+                            st.err_tag = st.entries[stack[k].entry].tag
+                            break
                     while sp > 0:
                         idx = stack[sp].entry
                         if idx >= 0:
@@ -298,7 +309,10 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
                     if idx < 0:
                         return fail(st, ST_TOO_MANY if idx == -1 else ST_NO_MEMORY, pos, tag)
                     if length != UNDEF and <int64_t>length > limit - pos - 8:
-                        if not (allow_clip and limit == end):
+                        if limit != end:
+                            # runs past its defined-length sequence, not past the data
+                            return fail(st, ST_MALFORMED, pos, tag)
+                        if not allow_clip:
                             return fail(st, ST_TRUNCATED, pos, tag)
                         length = <uint32_t>(limit - pos - 8)
                         st.entries[idx].length = length
@@ -429,7 +443,10 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
             if <int64_t>length > limit - pos - hdr_len:
                 if limit - pos < hdr_len:
                     return fail(st, ST_TRUNCATED, pos, tag)
-                if not (allow_clip and limit == end):
+                if limit != end:
+                    # runs past its defined-length item, not past the data
+                    return fail(st, ST_MALFORMED, pos, tag)
+                if not allow_clip:
                     return fail(st, ST_TRUNCATED, pos, tag)
                 # the last element of the data set runs past the end: keep what is there
                 flags |= F_CLIPPED

@@ -147,10 +147,12 @@ def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> _H
     ts = h.transfer_syntax
     h.deflated = ts in _DEFLATED
     if ts is None or ts == "":
-        if h.meta_index is not None and validation == "raise":
+        if h.meta_index is not None:
+            # lenient: guessed from the body (ds.transfer_syntax_guessed) with a warning
             from .errors import UnsupportedTransferSyntaxError
-            raise UnsupportedTransferSyntaxError("file meta has no Transfer Syntax UID",
-                                                 path=path, offset=h.meta_start)
+            report(validation, UnsupportedTransferSyntaxError(
+                "file meta has no Transfer Syntax UID; guessing it from the data set",
+                path=path, offset=h.meta_start, tag=0x00020010))
         h.ts_guessed = True
         h.explicit, h.little = _guess_encoding(buf, pos)
     elif ts == _IMPLICIT_LE:
@@ -261,10 +263,11 @@ def _report_leniency(index, ctx: Context, partial: bool) -> None:
                                     offset=index.error_offset, tag=index.error_tag,
                                     inflated=ctx.inflated), stacklevel=5)
     if index.trailing and not partial:
-        report(mode, MalformedElementError(f"{index.trailing} trailing bytes after the last "
-                                           "element ignored", path=ctx.path,
-                                           offset=index.end - index.trailing,
-                                           inflated=ctx.inflated), stacklevel=5)
+        # fewer than 8 bytes left: an element header cut short by the end of the data
+        report(mode, TruncatedError(f"{index.trailing} trailing bytes after the last "
+                                    "element ignored (an element header cut short)",
+                                    path=ctx.path, offset=index.end - index.trailing,
+                                    inflated=ctx.inflated), stacklevel=5)
     if index.n_vr_retries:
         report(mode, MalformedElementError(f"{index.n_vr_retries} element(s) with invalid VR "
                                            "bytes read as implicit VR", path=ctx.path,

@@ -198,14 +198,57 @@ def _pixel_header(buf: Any, pos: int, explicit: bool, little: bool) -> Optional[
     return tag, pos + 8, int.from_bytes(b[4:8], order)
 
 
+class _RawReader:
+    """Fast decoding of a few root-level values straight from the element index."""
+
+    __slots__ = ("index", "order")
+
+    def __init__(self, index: Any, little: bool) -> None:
+        self.index = index
+        self.order = "little" if little else "big"
+
+    def _bytes(self, tag: int) -> Optional[bytes]:
+        i = self.index.find(tag, -1)
+        if i < 0:
+            return None
+        return self.index.value(i)
+
+    def text(self, tag: int) -> str:
+        b = self._bytes(tag)
+        return "" if not b else b.decode("latin-1").strip(" \0")
+
+    def us(self, tag: int) -> Optional[int]:
+        b = self._bytes(tag)
+        if not b or len(b) < 2:
+            return None
+        return int.from_bytes(b[:2], self.order)
+
+    def fd(self, tag: int) -> Optional[float]:
+        b = self._bytes(tag)
+        if not b or len(b) < 8:
+            return None
+        v = float(np.frombuffer(b[:8], "<f8" if self.order == "little" else ">f8")[0])
+        return v if math.isfinite(v) else None
+
+    def number(self, tag: int, cast=float) -> Any:
+        b = self._bytes(tag)
+        if not b:
+            return None
+        return _num(b.decode("latin-1").split("\\")[0].strip(" \0"), cast)
+
+    def vector(self, tag: int, n: int) -> Optional[tuple]:
+        b = self._bytes(tag)
+        if not b:
+            return None
+        return _vec(b.decode("latin-1").strip(" \0").split("\\"), n)
+
+
 def scan_instance(path: Any) -> Optional[InstanceHeader]:
     """Header-only scan of one file; None when it holds no image (no Pixel Data)."""
     from .filereader import dcmread
 
     path = os.fspath(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DicomWarning)
-        ds = dcmread(path, stop_before_pixels=True)
+    ds = dcmread(path, stop_before_pixels=True, validation="ignore")
     ctx = ds._ctx
     index = ds._index
     stop = index.stop_offset
@@ -220,44 +263,44 @@ def scan_instance(path: Any) -> Optional[InstanceHeader]:
         ph = _pixel_header(data, stop, explicit, little)
     if ph is None or ph[0] not in _PIXEL_TAGS:
         return None
-    g = ds.get
+    raw = _RawReader(index, little)
     h = InstanceHeader(path=path)
-    h.study_uid = _str(g("StudyInstanceUID"))
-    h.series_uid = _str(g("SeriesInstanceUID"))
-    h.sop_uid = _str(g("SOPInstanceUID"))
-    h.sop_class = _str(g("SOPClassUID"))
-    h.modality = _str(g("Modality"))
-    h.description = _str(g("SeriesDescription"))
-    h.series_number = _num(g("SeriesNumber"), int)
-    h.frame_of_reference = _str(g("FrameOfReferenceUID"))
-    h.rows = _num(g("Rows"), int) or 0
-    h.columns = _num(g("Columns"), int) or 0
-    h.samples = _num(g("SamplesPerPixel"), int) or 1
-    h.bits_allocated = _num(g("BitsAllocated"), int) or 0
-    h.bits_stored = _num(g("BitsStored"), int) or h.bits_allocated
-    h.pixel_representation = _num(g("PixelRepresentation"), int) or 0
-    h.photometric = _str(g("PhotometricInterpretation"))
-    h.planar_configuration = _num(g("PlanarConfiguration"), int) or 0
-    h.n_frames = max(1, _num(g("NumberOfFrames"), int) or 1)
-    h.position = _vec(g("ImagePositionPatient"), 3)
-    h.orientation = _vec(g("ImageOrientationPatient"), 6)
-    h.spacing = _vec(g("PixelSpacing"), 2)
-    h.slice_thickness = _num(g("SliceThickness"))
-    h.spacing_between_slices = _num(g("SpacingBetweenSlices"))
-    h.instance_number = _num(g("InstanceNumber"), int)
-    h.acquisition_number = _num(g("AcquisitionNumber"), int)
-    h.echo_number = _num(g("EchoNumbers"), int)
-    h.echo_time = _num(g("EchoTime"))
-    h.temporal_position = _num(g("TemporalPositionIdentifier"), int)
-    h.trigger_time = _num(g("TriggerTime"))
-    h.b_value = _num(g("DiffusionBValue"))
-    it = g("ImageType")
-    h.image_type = tuple(str(v) for v in it) if isinstance(it, (list, tuple)) else \
-        ((str(it),) if it else ())
-    slope, intercept = g("RescaleSlope"), g("RescaleIntercept")
+    h.study_uid = raw.text(0x0020000D)
+    h.series_uid = raw.text(0x0020000E)
+    h.sop_uid = raw.text(0x00080018)
+    h.sop_class = raw.text(0x00080016)
+    h.modality = raw.text(0x00080060)
+    h.description = _str(ds.get("SeriesDescription")) if index.find(0x0008103E, -1) >= 0 \
+        else ""
+    h.series_number = raw.number(0x00200011, int)
+    h.frame_of_reference = raw.text(0x00200052)
+    h.rows = raw.us(0x00280010) or 0
+    h.columns = raw.us(0x00280011) or 0
+    h.samples = raw.us(0x00280002) or 1
+    h.bits_allocated = raw.us(0x00280100) or 0
+    h.bits_stored = raw.us(0x00280101) or h.bits_allocated
+    h.pixel_representation = raw.us(0x00280103) or 0
+    h.photometric = raw.text(0x00280004)
+    h.planar_configuration = raw.us(0x00280006) or 0
+    h.n_frames = max(1, raw.number(0x00280008, int) or 1)
+    h.position = raw.vector(0x00200032, 3)
+    h.orientation = raw.vector(0x00200037, 6)
+    h.spacing = raw.vector(0x00280030, 2)
+    h.slice_thickness = raw.number(0x00180050)
+    h.spacing_between_slices = raw.number(0x00180088)
+    h.instance_number = raw.number(0x00200013, int)
+    h.acquisition_number = raw.number(0x00200012, int)
+    h.echo_number = raw.number(0x00180086, int)
+    h.echo_time = raw.number(0x00180081)
+    h.temporal_position = raw.number(0x00200100, int)
+    h.trigger_time = raw.number(0x00181060)
+    h.b_value = raw.fd(0x00189087)
+    it = raw.text(0x00080008)
+    h.image_type = tuple(it.split("\\")) if it else ()
+    slope, intercept = raw.number(0x00281053), raw.number(0x00281052)
     h.has_rescale = slope is not None or intercept is not None
-    h.slope = _num(slope) if _num(slope) is not None else 1.0
-    h.intercept = _num(intercept) if _num(intercept) is not None else 0.0
+    h.slope = slope if slope is not None else 1.0
+    h.intercept = intercept if intercept is not None else 0.0
     h.transfer_syntax = _str(ctx.transfer_syntax)
     h.little_endian = little
     h.pixel_tag = ph[0]
@@ -266,9 +309,9 @@ def scan_instance(path: Any) -> Optional[InstanceHeader]:
     if not h.encapsulated and not ctx.inflated and h.transfer_syntax in _NATIVE_TS | {""}:
         h.pixel_offset = ph[1]
         h.pixel_length = length
-    per_frame = g("PerFrameFunctionalGroupsSequence")
-    shared = _first_item(ds, "SharedFunctionalGroupsSequence")
-    if per_frame or shared is not None:
+    if index.find(0x52009230, -1) >= 0 or index.find(0x52009229, -1) >= 0:
+        per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+        shared = _first_item(ds, "SharedFunctionalGroupsSequence")
         _read_functional_groups(h, per_frame or [], shared)
     try:
         h.file_size = os.stat(path).st_size
@@ -870,18 +913,14 @@ def _check_errors_arg(errors: str) -> None:
 
 
 def _decode_frame(path: str, frame: int) -> np.ndarray:
-    """Decode one frame with fastdicom's pixel module (fallback for non-direct layouts)."""
+    """Decode one frame with fastdicom's pixel module (non-direct layouts, codecs)."""
     from .filereader import dcmread
-    ds = dcmread(path)
     try:
         from .pixels import get_frame  # type: ignore[attr-defined]
-    except ImportError:
-        get_frame = None
-    if get_frame is not None:
-        return np.asarray(get_frame(ds, frame))
-    if ds.num_frames > 1 if hasattr(ds, "num_frames") else False:
-        return np.asarray(ds.frame(frame))
-    return np.asarray(ds.pixel_array)
+    except ImportError as exc:  # pixel module not built
+        raise PixelDataError(f"cannot decode pixel data here: {exc}", path=path) from None
+    ds = dcmread(path, validation="ignore")
+    return np.asarray(get_frame(ds, frame))
 
 
 def _sign_extend(a: np.ndarray, bits_stored: int) -> None:

@@ -2,7 +2,9 @@
 # Run each atheris harness of fuzz/ for SECONDS (default 60) on a freshly generated seed corpus.
 #   tools/fuzz.sh [SECONDS] [HARNESS...]      e.g. tools/fuzz.sh 300 dcmread json
 # Env: PYTHON (default .venv/bin/python or python3), FUZZ_WORKDIR (default fuzz/work),
-#      FUZZ_JOBS (harnesses run in parallel, default 1).
+#      FUZZ_JOBS (harnesses run in parallel, default 1),
+#      FUZZ_CONTINUE=1 (restart after a finding until SECONDS are used up, keeping the corpus;
+#      findings are listed by their exception line in $FUZZ_WORKDIR/<harness>.findings).
 # Exits non-zero if any harness reports a finding; crash inputs go to $FUZZ_WORKDIR/artifacts/.
 set -u
 cd "$(dirname "$0")/.."
@@ -24,17 +26,38 @@ run_one() {
     else
         "$PY" fuzz/make_seeds.py "$corpus" >/dev/null
     fi
-    "$PY" "fuzz/fuzz_$name.py" "$corpus" -max_total_time="$SECONDS_PER" -timeout=10 \
-        -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
-        -artifact_prefix="$WORK/artifacts/$name-" >"$log" 2>&1
-    local rc=$?
+    local deadline=$(( $(date +%s) + SECONDS_PER )) left rc total=0 runs=0
+    : >"$WORK/$name.findings"
+    : >"$log"
+    while :; do
+        left=$(( deadline - $(date +%s) ))
+        [ "$left" -le 0 ] && break
+        "$PY" "fuzz/fuzz_$name.py" "$corpus" -max_total_time="$left" -timeout=10 \
+            -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
+            -artifact_prefix="$WORK/artifacts/$name-" >"$log.run" 2>&1
+        rc=$?
+        runs=$((runs + 1))
+        cat "$log.run" >>"$log"
+        total=$(( total + $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log.run" | grep -o '[0-9]*$' || echo 0) ))
+        if [ "$rc" -ne 0 ]; then
+            if grep -q 'Uncaught Python exception' "$log.run"; then
+                grep -A1 'Uncaught Python exception' "$log.run" | tail -1 | cut -c1-60
+            else
+                grep -o 'ERROR: libFuzzer: [a-z-]*' "$log.run" | head -1
+            fi >>"$WORK/$name.findings"
+        fi
+        [ "$rc" -eq 0 ] || [ "${FUZZ_CONTINUE:-0}" = 1 ] || break
+    done
+    rm -f "$log.run"
+    [ -s "$WORK/$name.findings" ] && rc=1 || rc=0
     local cov execs rate
     # atheris registers Python coverage counters dynamically: the "cov:" figure of libFuzzer's
     # status lines is the number of covered edges and must be non-zero
     cov=$(grep -o ' cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$')
-    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
-    rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$')
-    echo "fuzz_$name: rc=$rc coverage_edges=${cov:-0} executions=${execs:-?} exec_per_s=${rate:-?} log=$log"
+    execs=$total
+    rate=$(( total / (SECONDS_PER > 0 ? SECONDS_PER : 1) ))
+    echo "fuzz_$name: rc=$rc coverage_edges=${cov:-0} executions=$execs exec_per_s~$rate runs=$runs findings=$(sort -u "$WORK/$name.findings" | grep -c .) log=$log"
+    sort "$WORK/$name.findings" | uniq -c | sed "s/^/fuzz_$name finding: /"
     if [ "${cov:-0}" -eq 0 ]; then
         echo "fuzz_$name: no coverage counters (harness not instrumented?)" >&2
         return 1

@@ -76,6 +76,8 @@ class Task:
     check: Optional[Callable[[str, Any], None]] = None
     notes: list[str] = field(default_factory=list)
     series_size: Optional[int] = None   # for the scaling plot
+    in_ratio_chart: bool = True         # False for the extra points of the scaling plot
+    ours: str = "fastdicom"             # the impl whose ratio and speedups are the headline
 
 
 @dataclass

@@ -1,0 +1,99 @@
+"""Pixel data: frame location, native views, encapsulated frames and codecs.
+
+Arrays match pydicom 3's ``ds.pixel_array`` (same values, dtype — big endian data keeps a big
+endian dtype — and shape; YBR_FULL / YBR_FULL_422 converted to RGB unless ``as_rgb=False``).
+
+* :func:`frame_view` — frame ``i``; a read-only view on the file's buffer for native layouts
+  that need no conversion, else a new array.
+* :func:`get_frame` — frame ``i`` as a new, writeable array.
+* :func:`pixel_array` — all frames: (frames, rows, cols[, spp]) when NumberOfFrames > 1,
+  else (rows, cols[, spp]).
+* :func:`iter_frames` — frames one at a time; :func:`num_frames`;
+  :func:`encapsulated_frame` — the encoded bytes of a frame.
+
+Reading frame ``k`` touches only frame ``k``'s bytes; the encapsulated frame table is built
+once per data set and cached on it.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Optional
+
+import numpy as np
+
+from fastdicom.errors import LimitExceededError
+from fastdicom.pixels.codecs import decode_frame
+from fastdicom.pixels.encaps import encapsulated_frame, frame_table
+from fastdicom.pixels.locator import PixelInfo, num_frames, pixel_info
+from fastdicom.pixels.native import native_frames
+
+__all__ = ["frame_view", "get_frame", "pixel_array", "iter_frames", "num_frames",
+           "encapsulated_frame", "pixel_info", "PixelInfo"]
+
+
+def _ctx(ds):
+    return ds.__dict__["_ctx"]
+
+
+def _index(info: PixelInfo, index: int) -> int:
+    index = int(index)
+    if index < 0:
+        index += info.frames
+    if not 0 <= index < info.frames:
+        raise IndexError(f"frame index out of range for {info.frames} frame(s)")
+    return index
+
+
+def frame_view(ds, index: int, *, as_rgb: bool = True) -> np.ndarray:
+    """Frame ``index`` (rows, cols[, spp]): a read-only view on the buffer where the native
+    layout allows, otherwise a new array."""
+    info = pixel_info(ds)
+    index = _index(info, index)
+    ctx = _ctx(ds)
+    if info.encapsulated:
+        return decode_frame(encapsulated_frame(ds, index), info, as_rgb=as_rgb, path=ctx.path,
+                            validation=ctx.validation)
+    return native_frames(ctx.buffer, info, index, 1, as_rgb=as_rgb)[0]
+
+
+def get_frame(ds, index: int, *, as_rgb: bool = True) -> np.ndarray:
+    """Frame ``index`` as a new, writeable array (rows, cols[, spp])."""
+    arr = frame_view(ds, index, as_rgb=as_rgb)
+    if not arr.flags.writeable or not arr.flags.c_contiguous:
+        arr = np.array(arr)
+    return arr
+
+
+def iter_frames(ds, indices: Optional[Iterable[int]] = None, *,
+                as_rgb: bool = True) -> Iterator[np.ndarray]:
+    """Yield frames (new arrays) in ``indices`` order (all frames by default)."""
+    info = pixel_info(ds)
+    if indices is None:
+        indices = range(info.frames)
+    for index in indices:
+        yield get_frame(ds, index, as_rgb=as_rgb)
+
+
+def pixel_array(ds, *, as_rgb: bool = True) -> np.ndarray:
+    """All frames as a new array, shaped as pydicom's ``ds.pixel_array``."""
+    info = pixel_info(ds)
+    ctx = _ctx(ds)
+    n = info.frames
+    total = info.decoded_frame_bytes * n
+    budget = ctx.limits.decode_budget
+    if total > budget:  # pixel_info checked this too; keep the guard next to the allocation
+        raise LimitExceededError(f"decoding needs {total} bytes, more than "
+                                 f"limits.decode_budget ({budget})", path=ctx.path,
+                                 tag=info.tag)
+    if info.encapsulated:
+        frame_table(ds)  # validate the whole table before allocating
+        out = np.empty((n,) + info.frame_shape, dtype=info.dtype)
+        for k in range(n):
+            decode_frame(encapsulated_frame(ds, k), info, as_rgb=as_rgb, path=ctx.path,
+                         out=out[k], validation=ctx.validation)
+    else:
+        out = np.ascontiguousarray(native_frames(ctx.buffer, info, 0, n, as_rgb=as_rgb,
+                                                 view=False))
+    if n == 1:
+        out = out[0]
+    return out
+

@@ -61,10 +61,12 @@ _INSTALL = 'pip install "fastdicom[codecs]"'
 
 class FrameState:
     """What a decoder learns from one codestream (pydicom's runner options)."""
-    __slots__ = ("photometric", "precision", "signed", "native")
+    __slots__ = ("photometric", "precision", "signed", "native", "validation", "path")
 
-    def __init__(self, photometric: str):
+    def __init__(self, photometric: str, validation: str = "warn", path=None):
         self.photometric = photometric
+        self.validation = validation
+        self.path = path
         self.precision: Optional[int] = None
         self.signed: Optional[bool] = None
         self.native = False   # output is native-layout bytes (frame-level deflate/uncompressed)
@@ -252,7 +254,8 @@ def _decode_rle(src, info: PixelInfo, state: FrameState):
         raise PixelDataError("RLE Lossless with Bits Allocated 1 is not supported",
                              tag=info.tag)
     return rle_decode_frame(src, info.rows, info.columns, info.samples_per_pixel,
-                            info.bits_allocated, info.pixel_representation)
+                            info.bits_allocated, info.pixel_representation, path=state.path,
+                            validation=state.validation)
 
 
 def _decode_deflated_frame(src, info: PixelInfo, state: FrameState):
@@ -370,11 +373,11 @@ def _as_frame_shape(arr: np.ndarray, info: PixelInfo, ts: str) -> np.ndarray:
 
 
 def decode_frame(src, info: PixelInfo, *, as_rgb: bool = True, path=None,
-                 out: Optional[np.ndarray] = None) -> np.ndarray:
+                 out: Optional[np.ndarray] = None, validation: str = "warn") -> np.ndarray:
     """Decode one encoded frame to an array of ``info.frame_shape`` / ``info.dtype``."""
     ts = info.transfer_syntax
     decoder = decoder_for(ts)
-    state = FrameState(info.photometric)
+    state = FrameState(info.photometric, validation, path)
     try:
         decoded = decoder(src, info, state)
     except PixelDataError as exc:

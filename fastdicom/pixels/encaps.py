@@ -22,7 +22,7 @@ from typing import Union
 
 import numpy as np
 
-from fastdicom.errors import DicomWarning, EncapsulationError, report
+from fastdicom.errors import EncapsulationError, report
 from fastdicom.pixels.locator import PixelInfo, element_raw, pixel_cache, pixel_info
 
 __all__ = ["fragments", "frame_table", "encapsulated_frame", "basic_offset_table",

@@ -1,0 +1,843 @@
+"""Batch header scan: many files → one typed :class:`pyarrow.Table`, on a thread pool.
+
+``scan(paths, tags)`` reads only header bytes (a small ``pread``, extended when needed) of
+every file, walks to Pixel Data in nogil Cython (:mod:`fastdicom._batch`) and decodes the raw
+values of the requested tags to Arrow columns in vectorised form.  Files the fast path does not
+handle (no preamble, implicit-VR meta, contradictory encodings, truncated or malformed
+headers...) are read with the full Python reader, which gives the same lenient results and
+the same errors as :func:`fastdicom.dcmread`.  Pixels are never read; files are never mapped.
+
+Schema (fixed for a given ``tags`` list, see :func:`schema`):
+
+=================  =============================================================================
+``path``           string: the path as given / walked (undecodable bytes as ``\\udcXX`` escapes
+                   are replaced by U+FFFD here; :mod:`fastdicom.ingest` keeps them losslessly)
+``size``           int64: file size from ``fstat`` at open
+``mtime_ns``       int64
+one per keyword    typed from the data dictionary: US/SS/UL/SL/SV/UV/IS/AT → int64,
+                   FL/FD/DS → float64, text VRs → string (DA/TM/DT/PN in their DICOM form,
+                   trailing padding removed, PN decoded with Specific Character Set),
+                   OB/OW/UN/... → binary.  ``list<...>`` when the dictionary VM allows more
+                   than one value.  Absent or empty values are null (an empty text value of a
+                   single-valued text column is ``""``).
+``transfer_syntax`` string
+``pixel_offset``   int64: file offset of the Pixel Data value (null when absent or deflated)
+``pixel_length``   int64: its value length (for encapsulated data: bytes up to the sequence
+                   delimiter)
+``num_frames``     int64: NumberOfFrames, else 1 when Pixel Data is present, else null
+``error_type``     string: exception class name (``InvalidDicomError``, ``TruncatedError``,
+                   ``FileChangedError``, ``PermissionError``...) or null
+``error_message``  string: the message (never element values)
+=================  =============================================================================
+
+Rows with an error carry ``path``, ``size``/``mtime_ns`` when known, and nulls elsewhere.
+"""
+from __future__ import annotations
+
+import errno as _errno
+import glob as _glob
+import os
+import stat as _stat
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import Iterable, Iterator, Optional, Sequence, Union
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import _batch
+from . import tags as _tags
+from .errors import DicomError, FileChangedError, TruncatedError
+
+__all__ = ["DEFAULT_TAGS", "scan", "scan_batches", "schema", "iter_files", "WalkEntry",
+           "read_header_row"]
+
+#: The tags :func:`scan` reads by default: identity, hierarchy, geometry and pixel layout.
+DEFAULT_TAGS: tuple[str, ...] = (
+    "SpecificCharacterSet", "ImageType", "SOPClassUID", "SOPInstanceUID", "StudyDate",
+    "SeriesDate", "StudyTime", "AccessionNumber", "Modality", "Manufacturer",
+    "StudyDescription", "SeriesDescription", "PatientName", "PatientID", "IssuerOfPatientID",
+    "PatientBirthDate", "PatientSex", "BodyPartExamined", "SliceThickness",
+    "StudyInstanceUID", "SeriesInstanceUID", "StudyID", "SeriesNumber", "InstanceNumber",
+    "ImagePositionPatient", "ImageOrientationPatient", "FrameOfReferenceUID",
+    "SliceLocation", "SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames",
+    "Rows", "Columns", "PixelSpacing", "BitsAllocated", "BitsStored", "PixelRepresentation",
+    "WindowCenter", "WindowWidth", "RescaleIntercept", "RescaleSlope",
+)
+
+_TS_TAG = 0x00020010
+_CHARSET_TAG = 0x00080005
+_FRAMES_TAG = 0x00280008
+_INT_VRS = frozenset({"US", "SS", "UL", "SL", "SV", "UV", "IS", "AT"})
+_FLOAT_VRS = frozenset({"FL", "FD", "DS"})
+_BIN_FMT = {"US": "u2", "SS": "i2", "UL": "u4", "SL": "i4", "SV": "i8", "UV": "u8",
+            "FL": "f4", "FD": "f8"}
+_BYTES_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
+_BOTH_STRIP = frozenset({"AE", "DS", "IS"})
+DEFAULT_BATCH_FILES = 2048
+_CHUNK_FILES = 256
+
+
+class _Spec:
+    __slots__ = ("keyword", "tag", "vr", "multi", "type", "value_type")
+
+    def __init__(self, keyword, tag, vr, multi):
+        self.keyword, self.tag, self.vr, self.multi = keyword, tag, vr, multi
+        base = vr.split(" or ")[0] if vr else "UN"
+        if vr and " or " in vr and vr.startswith("OB"):
+            base = "OB"
+        if base in _INT_VRS:
+            t = pa.int64()
+        elif base in _FLOAT_VRS:
+            t = pa.float64()
+        elif base in _BYTES_VRS:
+            t = pa.binary()
+            self.multi = multi = False
+        else:
+            t = pa.string()
+        self.value_type = t
+        self.type = pa.list_(t) if multi else t
+
+
+@lru_cache(maxsize=256)
+def _specs(tags: tuple) -> tuple:
+    out = []
+    seen = set()
+    for t in tags:
+        if isinstance(t, str) and _tags.tag_for_keyword(t) is not None:
+            tag = _tags.tag_for_keyword(t)
+        else:
+            tag = _tags.parse_tag(t)
+        keyword = _tags.keyword_for_tag(tag) or f"x{tag:08X}"
+        if tag in seen:
+            continue
+        seen.add(tag)
+        vr = _tags.dictionary_vr(tag) or "UN"
+        if vr == "SQ":
+            raise ValueError(f"{keyword}: sequences cannot be scanned into a column")
+        if tag >= 0x7FE00010:
+            raise ValueError(f"{keyword}: tags from Pixel Data on are not scanned "
+                             "(see pixel_offset / pixel_length)")
+        vm = _tags.dictionary_vm(tag) or "1"
+        out.append(_Spec(keyword, tag, vr, vm != "1"))
+    return tuple(out)
+
+
+def schema(tags: Sequence = DEFAULT_TAGS) -> pa.Schema:
+    """The Arrow schema :func:`scan` returns for ``tags``."""
+    fields = [pa.field("path", pa.string()), pa.field("size", pa.int64()),
+              pa.field("mtime_ns", pa.int64())]
+    fields += [pa.field(s.keyword, s.type) for s in _specs(tuple(tags))]
+    fields += [pa.field("transfer_syntax", pa.string()), pa.field("pixel_offset", pa.int64()),
+               pa.field("pixel_length", pa.int64()), pa.field("num_frames", pa.int64()),
+               pa.field("error_type", pa.string()), pa.field("error_message", pa.string())]
+    return pa.schema(fields)
+
+
+# ----------------------------------------------------------------------------- walking
+
+class WalkEntry:
+    """One path found by :func:`iter_files`: ``kind`` is ``"file"``, ``"symlink"``,
+    ``"special"`` (fifo, socket, device) or ``"error"`` (with ``error``, an OSError)."""
+    __slots__ = ("path", "kind", "error", "is_dir")
+
+    def __init__(self, path, kind, error=None, is_dir=False):
+        self.path, self.kind, self.error, self.is_dir = path, kind, error, is_dir
+
+    def __repr__(self):
+        return f"WalkEntry({self.path!r}, {self.kind!r})"
+
+
+def _has_magic(s: str) -> bool:
+    return any(c in s for c in "*?[")
+
+
+def iter_files(paths, *, follow_symlinks: bool = False) -> Iterator[WalkEntry]:
+    """Walk files, directories (recursively, sorted, with ``os.scandir``) and globs.
+
+    Symlinks are reported as ``"symlink"`` and not followed unless ``follow_symlinks``
+    (then directories are visited once per (dev, ino), so loops end).  Unreadable directories
+    give an ``"error"`` entry with ``is_dir=True``.  A path given explicitly that is a symlink
+    is followed only with ``follow_symlinks``.
+    """
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    visited: set = set()
+    for p in paths:
+        p = os.fspath(p)
+        if isinstance(p, bytes):
+            p = os.fsdecode(p)
+        if not os.path.lexists(p) and _has_magic(p):
+            for g in sorted(_glob.glob(p, recursive=True)):
+                yield from _walk_one(g, follow_symlinks, visited)
+            continue
+        yield from _walk_one(p, follow_symlinks, visited)
+
+
+def _walk_one(p, follow, visited):
+    try:
+        st = os.lstat(p)
+    except OSError as exc:
+        yield WalkEntry(p, "error", exc)
+        return
+    if _stat.S_ISLNK(st.st_mode):
+        if not follow:
+            yield WalkEntry(p, "symlink")
+            return
+        try:
+            st = os.stat(p)
+        except OSError as exc:
+            yield WalkEntry(p, "error", exc)
+            return
+    if _stat.S_ISDIR(st.st_mode):
+        yield from _walk_dir(p, follow, visited, (st.st_dev, st.st_ino))
+    elif _stat.S_ISREG(st.st_mode):
+        yield WalkEntry(p, "file")
+    else:
+        yield WalkEntry(p, "special")
+
+
+def _walk_dir(top, follow, visited, key):
+    if key in visited:
+        return
+    visited.add(key)
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            yield WalkEntry(d, "error", exc, is_dir=True)
+            continue
+        subdirs = []
+        for e in entries:
+            try:
+                if e.is_symlink():
+                    if not follow:
+                        yield WalkEntry(e.path, "symlink")
+                        continue
+                    try:
+                        st = os.stat(e.path)
+                    except OSError as exc:   # dangling link or loop
+                        yield WalkEntry(e.path, "error", exc)
+                        continue
+                    if _stat.S_ISDIR(st.st_mode):
+                        k = (st.st_dev, st.st_ino)
+                        if k not in visited:
+                            visited.add(k)
+                            subdirs.append(e.path)
+                    elif _stat.S_ISREG(st.st_mode):
+                        yield WalkEntry(e.path, "file")
+                    else:
+                        yield WalkEntry(e.path, "special")
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    if follow:
+                        st = e.stat(follow_symlinks=False)
+                        k = (st.st_dev, st.st_ino)
+                        if k in visited:
+                            continue
+                        visited.add(k)
+                    subdirs.append(e.path)
+                elif e.is_file(follow_symlinks=False):
+                    yield WalkEntry(e.path, "file")
+                else:
+                    yield WalkEntry(e.path, "special")
+            except OSError as exc:
+                yield WalkEntry(e.path, "error", exc)
+        stack.extend(reversed(subdirs))
+
+
+# ----------------------------------------------------------------------------- per-file fallback
+
+def _err_row(exc: BaseException):
+    if isinstance(exc, DicomError):
+        msg = exc.message
+        return type(exc).__name__, msg, exc.offset, exc.tag
+    if isinstance(exc, OSError):
+        return type(exc).__name__, (exc.strerror or str(exc)), None, None
+    return type(exc).__name__, str(exc), None, None
+
+
+def read_header_row(path, tag_list: Sequence[int], *, nofollow: bool = False,
+                    find_pixels: bool = True):
+    """Read one file with the full Python reader; return a dict with ``values``
+    ``{tag: (vr, raw bytes)}``, ``little``, ``ts``, ``size``, ``mtime_ns``, pixel info, or an
+    ``error`` tuple ``(type, message, offset, tag)``."""
+    from .filereader import _NeedMore, read_buffer, HEADER_CHUNK
+    from .errors import InvalidDicomError
+    row = {"size": None, "mtime_ns": None, "error": None, "values": {}, "little": True,
+           "ts": None, "pixel_offset": None, "pixel_length": None, "deflated": False}
+    chunk = HEADER_CHUNK
+    try:
+        while True:
+            data, size, mtime, changed = _batch.read_checked(path, chunk, nofollow)
+            row["size"], row["mtime_ns"] = size, mtime
+            if changed:
+                raise FileChangedError("file changed while it was read", path=path)
+            partial = len(data) < size
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ds = read_buffer(data, path=path, stop_before_pixels=True,
+                                     validation="ignore", partial_size=size if partial else -1)
+                break
+            except _NeedMore:
+                chunk *= 8
+            except DicomError as exc:
+                if not partial or isinstance(exc, InvalidDicomError):
+                    raise
+                chunk *= 8
+        ctx = ds._ctx
+        index = ds._index
+        if index.n_clipped:
+            raise TruncatedError("the last element runs past the end of the file",
+                                 path=path, offset=index.error_offset,
+                                 tag=index.error_tag or None)
+        row["little"] = ctx.is_little_endian
+        row["ts"] = ctx.transfer_syntax
+        row["deflated"] = bool(ctx.inflated)
+        meta_index = getattr(ds.file_meta, "_index", None)
+        vals = row["values"]
+        for tag in tag_list:
+            idx = meta_index if (tag >> 16) == 2 else index
+            if idx is None:
+                continue
+            i = idx.find(tag, -1)
+            if i < 0:
+                continue
+            info = idx.info(i)
+            if info[2] & 1:     # undefined length: not a plain value
+                continue
+            vals[tag] = (info[1], idx.value(i), (tag >> 16) != 2 and not ctx.is_little_endian)
+        if find_pixels and index.stop_offset >= 0:
+            _pixel_info(row, ctx, index, path, size)
+    except (DicomError, OSError) as exc:
+        row["error"] = _err_row(exc)
+    return row
+
+
+def _pixel_info(row, ctx, index, path, size):
+    import struct
+    hdr_off = index.stop_offset
+    little = ctx.is_little_endian
+    explicit = not ctx.is_implicit_VR
+    e = "<" if little else ">"
+    buf = ctx.buffer
+    if ctx.inflated:
+        def get(off, n):
+            return bytes(buf[off:off + n])
+        total = len(buf)
+    else:
+        def get(off, n):
+            with open(path, "rb") as fh:
+                fh.seek(off)
+                return fh.read(n)
+        total = size
+    head = get(hdr_off, 12)
+    if len(head) < 8:
+        raise TruncatedError("Pixel Data header runs past the end of the file", path=path,
+                             offset=hdr_off, tag=0x7FE00010)
+    if explicit and head[4:6] in (b"OB", b"OW", b"UN", b"OV", b"OD", b"OF", b"OL"):
+        if len(head) < 12:
+            raise TruncatedError("Pixel Data header runs past the end of the file",
+                                 path=path, offset=hdr_off, tag=0x7FE00010)
+        length = struct.unpack(e + "I", head[8:12])[0]
+        start = hdr_off + 12
+    else:
+        length = struct.unpack(e + "I", head[4:8])[0]
+        start = hdr_off + 8
+    row["pixel_offset"] = None if ctx.inflated else start
+    if length != 0xFFFFFFFF:
+        if length > total - start:
+            raise TruncatedError(f"Pixel Data value of {length} bytes runs past the end of the "
+                                 f"file ({total - start} bytes left)", path=path,
+                                 offset=hdr_off, tag=0x7FE00010)
+        row["pixel_length"] = length
+        return
+    pos = start
+    for _ in range(10_000_000):
+        item = get(pos, 8)
+        if len(item) < 8:
+            raise TruncatedError("encapsulated Pixel Data ends without a sequence delimiter",
+                                 path=path, offset=pos, tag=0x7FE00010)
+        tag = (struct.unpack(e + "H", item[:2])[0] << 16) | struct.unpack(e + "H", item[2:4])[0]
+        ilen = struct.unpack(e + "I", item[4:8])[0]
+        if tag == 0xFFFEE0DD:
+            row["pixel_length"] = pos - start
+            return
+        if tag != 0xFFFEE000 or ilen == 0xFFFFFFFF or ilen > total - pos - 8:
+            from .errors import EncapsulationError
+            raise EncapsulationError("invalid item in encapsulated Pixel Data", path=path,
+                                     offset=pos, tag=0x7FE00010)
+        pos += 8 + ilen
+
+
+# ----------------------------------------------------------------------------- decoding
+
+def _display_path(p) -> str:
+    if isinstance(p, bytes):
+        p = os.fsdecode(p)
+    try:
+        p.encode("utf-8")
+        return p
+    except UnicodeEncodeError:
+        return p.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+@lru_cache(maxsize=256)
+def _encodings(raw: Optional[bytes]) -> tuple:
+    from . import charset
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tuple(charset.convert_encodings(raw or None, validation="ignore"))
+
+
+def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
+    """Decode one raw value to a Python value fitting the column type (generic, slow path)."""
+    from .values import decode_value
+    from .charset import PersonName
+    if not raw:
+        if spec.type == pa.string():
+            return ""
+        return None
+    if spec.value_type == pa.binary():
+        return raw
+    v = vr if vr else spec.vr
+    if " or " in v:
+        v = v.split(" or ")[0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            val = decode_value(v, raw, little_endian=not big, encodings=list(_encodings(cs)),
+                               validation="ignore")
+    except (ValueError, UnicodeError, LookupError):
+        return None
+    items = list(val) if isinstance(val, list) else [val]
+    out = []
+    for x in items:
+        if isinstance(x, PersonName):
+            x = str(x)
+        if spec.value_type == pa.int64():
+            try:
+                x = int(x) if x != "" else None
+            except (TypeError, ValueError):
+                x = None
+        elif spec.value_type == pa.float64():
+            try:
+                x = float(x) if x != "" else None
+            except (TypeError, ValueError):
+                x = None
+        elif spec.value_type == pa.string():
+            if isinstance(x, bytes):
+                x = x.decode("latin-1")
+            x = str(x)
+        out.append(x)
+    if spec.multi:
+        return out
+    return out[0] if out else None
+
+
+def _pyarrow_binary(offsets: np.ndarray, data: bytes, present: np.ndarray) -> pa.Array:
+    n = len(present)
+    validity = pa.py_buffer(np.packbits(present, bitorder="little").tobytes())
+    return pa.Array.from_buffers(pa.binary(), n, [validity, pa.py_buffer(offsets),
+                                                  pa.py_buffer(data)])
+
+
+def _strip(arr: pa.Array, vr: str) -> pa.Array:
+    if vr in _BOTH_STRIP:
+        return pc.utf8_trim(arr, characters=" \x00")
+    return pc.utf8_rtrim(arr, characters=" \x00")
+
+
+def _decode_column(spec: _Spec, col, big: np.ndarray, charsets: list, n: int) -> pa.Array:
+    offsets, data, vrs, present = col
+    vr = spec.vr
+    if (spec.tag >> 16) == 2:
+        big = np.zeros(n, bool)
+    if " or " in vr or vr == "AT" or vr == "UN" and spec.value_type != pa.binary():
+        return _slow_column(spec, col, big, charsets, n)
+    if spec.value_type == pa.binary():
+        return _pyarrow_binary(offsets, data, present)
+    lengths = np.diff(offsets)
+    try:
+        if vr in _BIN_FMT:
+            return _binary_numbers(spec, offsets, data, present, lengths, big, n)
+        u8 = np.frombuffer(data, np.uint8)
+        if len(u8) and u8.max() >= 0x80:
+            if vr not in _CHARSET_VRS:
+                return _slow_column(spec, col, big, charsets, n)
+            rows_non_ascii = np.unique(np.searchsorted(offsets, np.nonzero(u8 >= 0x80)[0],
+                                                       "right") - 1)
+            return _charset_column(spec, col, charsets, rows_non_ascii, n)
+        arr = _pyarrow_binary(offsets, data, present).cast(pa.string())
+        return _finish_text(spec, arr, present, lengths)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+        return _slow_column(spec, col, big, charsets, n)
+
+
+def _finish_text(spec, arr, present, lengths):
+    vr = spec.vr
+    empty = present & (lengths == 0)
+    if spec.multi:
+        lists = pc.split_pattern(arr, "\\")
+        flat = _strip(lists.flatten(), vr)
+        if spec.value_type != pa.string():
+            flat = _to_number(flat, spec.value_type)
+        mask = pa.array(~present | empty)
+        return pa.ListArray.from_arrays(lists.offsets, flat, mask=mask)
+    arr = _strip(arr, vr)
+    if spec.value_type != pa.string():
+        return _to_number(arr, spec.value_type)
+    return arr
+
+
+def _to_number(arr: pa.Array, typ) -> pa.Array:
+    arr = pc.if_else(pc.equal(pc.utf8_length(arr), 0), pa.scalar(None, pa.string()), arr)
+    try:
+        return arr.cast(typ)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        out = []
+        for s in arr.to_pylist():
+            if s is None:
+                out.append(None)
+                continue
+            try:
+                out.append(float(s) if typ == pa.float64() else int(float(s)))
+            except (ValueError, OverflowError):
+                out.append(None)
+        return pa.array(out, typ)
+
+
+def _binary_numbers(spec, offsets, data, present, lengths, big, n):
+    dt = np.dtype("<" + _BIN_FMT[spec.vr])
+    w = dt.itemsize
+    if np.any(lengths % w):
+        raise ValueError("length not a multiple of the value size")
+    vals = np.frombuffer(data, dt)
+    if big.any():
+        counts = lengths // w
+        swap = np.repeat(big, counts)
+        if swap.any():
+            vals = vals.copy()
+            vals[swap] = vals[swap].byteswap()
+    target = np.float64 if spec.value_type == pa.float64() else np.int64
+    vals = vals.astype(target)
+    if spec.multi:
+        mask = pa.array(~present | (lengths == 0))
+        return pa.ListArray.from_arrays(pa.array((offsets // w).astype(np.int32)),
+                                        pa.array(vals), mask=mask)
+    counts = lengths // w
+    ok = present & (counts >= 1)
+    firsts = (offsets[:-1] // w)[ok]
+    out = np.zeros(n, target)
+    out[ok] = vals[firsts]
+    return pa.array(out, mask=~ok)
+
+
+def _charset_column(spec, col, charsets, rows_non_ascii, n):
+    from .charset import decode_bytes
+    offsets, data, vrs, present = col
+    out: list = [None] * n
+    non_ascii = set(rows_non_ascii.tolist())
+    for i in range(n):
+        if not present[i]:
+            continue
+        raw = data[offsets[i]:offsets[i + 1]]
+        if i in non_ascii:
+            encs = _encodings(charsets[i])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                text = decode_bytes(raw, list(encs), validation="ignore")
+        else:
+            text = raw.decode("ascii")
+        if spec.multi:
+            out[i] = [t.rstrip(" \x00") for t in text.split("\\")] if text else None
+        else:
+            out[i] = text.rstrip(" \x00")
+    return pa.array(out, spec.type)
+
+
+def _slow_column(spec, col, big, charsets, n):
+    offsets, data, vrs, present = col
+    out = [None] * n
+    for i in range(n):
+        if present[i]:
+            raw = data[offsets[i]:offsets[i + 1]]
+            v = vrs[i]
+            vr = chr(v >> 8) + chr(v & 0xFF) if v else spec.vr
+            out[i] = _py_value(spec, vr, raw, bool(big[i]), charsets[i])
+    return pa.array(out, spec.type)
+
+
+# ----------------------------------------------------------------------------- chunks
+
+class _Plan:
+    def __init__(self, tags, find_pixels=True):
+        self.specs = _specs(tuple(tags))
+        self.schema = schema(tuple(tags))
+        internal = {s.tag for s in self.specs} | {_TS_TAG, _CHARSET_TAG, _FRAMES_TAG}
+        self.tag_list = sorted(internal)
+        self.tag_array = np.array(self.tag_list, np.uint32)
+        self.pos = {t: i for i, t in enumerate(self.tag_list)}
+        self.stop_tag = max(self.tag_list)
+        self.find_pixels = find_pixels
+
+
+_ERRNO_CLASS = {_errno.ENOENT: FileNotFoundError, _errno.EACCES: PermissionError,
+                _errno.EPERM: PermissionError, _errno.ELOOP: OSError,
+                _errno.EISDIR: IsADirectoryError}
+
+
+def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192):
+    """Scan ``paths``; return (RecordBatch, extra) where ``extra`` has per-row error offset/tag."""
+    n = len(paths)
+    r = _batch.extract(paths, plan.tag_array, stop_tag=plan.stop_tag,
+                       find_pixels=plan.find_pixels, nofollow=nofollow,
+                       header_bytes=header_bytes)
+    status = r["status"]
+    columns = list(r["columns"])
+    size = r["size"].copy()
+    mtime = r["mtime_ns"].copy()
+    flags = r["flags"]
+    pix_o = r["pixel_offset"].copy()
+    pix_l = r["pixel_length"].copy()
+    err_type: list = [None] * n
+    err_msg: list = [None] * n
+    err_off: list = [None] * n
+    err_tag: list = [None] * n
+    bad = np.nonzero(status != 0)[0]
+    fallback_rows = {}
+    for i in bad.tolist():
+        st = status[i]
+        path = paths[i]
+        if st == _batch.STATUS_FALLBACK:
+            fallback_rows[i] = read_header_row(path, plan.tag_list, nofollow=nofollow,
+                                               find_pixels=plan.find_pixels)
+            continue
+        if st == _batch.STATUS_OS_ERROR:
+            e = int(r["errno"][i])
+            cls = _ERRNO_CLASS.get(e, OSError)
+            err_type[i], err_msg[i] = cls.__name__, os.strerror(e)
+        elif st == _batch.STATUS_NOT_REGULAR:
+            err_type[i], err_msg[i] = "IsADirectoryError", "not a regular file"
+        elif st == _batch.STATUS_CHANGED:
+            err_type[i], err_msg[i] = "FileChangedError", "file changed while it was read"
+        elif st == _batch.STATUS_PIXEL_TRUNCATED:
+            err_type[i] = "TruncatedError"
+            err_msg[i] = "Pixel Data value runs past the end of the file"
+            err_off[i], err_tag[i] = int(r["err_offset"][i]), 0x7FE00010
+        pix_o[i] = pix_l[i] = -1
+    big = (flags & 1) == 0
+    big &= status == 0
+    pix_o[(flags & _batch.FLAG_DEFLATED) != 0] = -1
+    if fallback_rows:
+        columns = _patch_columns(plan, columns, fallback_rows, n)
+        big = big.copy()
+        for i, row in fallback_rows.items():
+            if row["size"] is not None:
+                size[i] = row["size"]
+                mtime[i] = row["mtime_ns"]
+            if row["error"] is not None:
+                err_type[i], err_msg[i], err_off[i], err_tag[i] = row["error"]
+                pix_o[i] = pix_l[i] = -1
+                continue
+            big[i] = not row["little"]
+            pix_o[i] = row["pixel_offset"] if row["pixel_offset"] is not None else -1
+            pix_l[i] = row["pixel_length"] if row["pixel_length"] is not None else -1
+    # per-row character sets
+    cs_col = columns[plan.pos[_CHARSET_TAG]]
+    cs_off, cs_data, _, cs_present = cs_col
+    if cs_present.any():
+        charsets = [cs_data[cs_off[i]:cs_off[i + 1]] if cs_present[i] else None
+                    for i in range(n)]
+    else:
+        charsets = [None] * n
+    arrays = [pa.array([_display_path(p) for p in paths], pa.string()),
+              pa.array(size, mask=size < 0), pa.array(mtime, mask=size < 0)]
+    for spec in plan.specs:
+        arrays.append(_decode_column(spec, columns[plan.pos[spec.tag]], big, charsets, n))
+    ts_spec = _Spec("TransferSyntaxUID", _TS_TAG, "UI", False)
+    ts = _decode_column(ts_spec, columns[plan.pos[_TS_TAG]], big, charsets, n)
+    fr_spec = _Spec("NumberOfFrames", _FRAMES_TAG, "IS", False)
+    frames = np.asarray(_decode_column(fr_spec, columns[plan.pos[_FRAMES_TAG]], big, charsets,
+                                       n).fill_null(-1), dtype=np.int64)
+    has_pix = pix_l >= 0
+    frames = np.where(frames >= 0, frames, np.where(has_pix, 1, -1))
+    ok = np.array([t is None for t in err_type])
+    arrays += [ts, pa.array(pix_o, mask=pix_o < 0), pa.array(pix_l, mask=pix_l < 0),
+               pa.array(frames, mask=(frames < 0) | ~ok),
+               pa.array(err_type, pa.string()), pa.array(err_msg, pa.string())]
+    batch = pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
+    return batch, (err_off, err_tag)
+
+
+def _patch_columns(plan, columns, rows: dict, n: int):
+    """Rebuild the raw columns with the values of fallback rows filled in."""
+    out = []
+    vr_codes = {}
+    for j, tag in enumerate(plan.tag_list):
+        offsets, data, vrs, present = columns[j]
+        pieces = []
+        new_off = np.zeros(n + 1, np.int64)
+        new_vrs = np.array(vrs, copy=True)
+        new_present = np.array(present, copy=True)
+        total = 0
+        for i in range(n):
+            row = rows.get(i)
+            if row is None:
+                piece = data[offsets[i]:offsets[i + 1]] if present[i] else b""
+            else:
+                v = row["values"].get(tag) if row["error"] is None else None
+                if v is None:
+                    piece = b""
+                    new_present[i] = False
+                else:
+                    vr, raw, _big = v
+                    piece = raw
+                    new_present[i] = True
+                    code = vr_codes.get(vr)
+                    if code is None:
+                        code = vr_codes[vr] = ((ord(vr[0]) << 8) | ord(vr[1])) if len(vr) == 2 else 0
+                    new_vrs[i] = code
+            pieces.append(piece)
+            total += len(piece)
+            new_off[i + 1] = total
+        out.append((new_off.astype(np.int32), b"".join(pieces), new_vrs, new_present))
+    return out
+
+
+def _chunks(it: Iterable, size: int) -> Iterator[list]:
+    buf = []
+    for x in it:
+        buf.append(x)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _input_paths(paths, follow_symlinks):
+    """Regular files to scan; other walk entries become error rows."""
+    for e in iter_files(paths, follow_symlinks=follow_symlinks):
+        yield e
+
+
+def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
+                 errors: str = "record", batch_size: int = DEFAULT_BATCH_FILES,
+                 follow_symlinks: bool = False) -> Iterator[pa.RecordBatch]:
+    """Like :func:`scan`, yielding :class:`pyarrow.RecordBatch` es of at most ``batch_size``
+    rows in input order; memory stays bounded by ``workers`` × ``batch_size`` rows."""
+    if errors not in ("record", "raise"):
+        raise ValueError("errors must be 'record' or 'raise'")
+    plan = _Plan(tags)
+    workers = workers or min(os.cpu_count() or 1, 8)
+
+    def entries_to_paths():
+        for e in _input_paths(paths, follow_symlinks):
+            if e.kind == "file" or (e.kind == "symlink" and follow_symlinks):
+                yield e.path, None
+            elif e.kind == "symlink":
+                yield e.path, ("SymlinkSkipped", "symbolic link not followed")
+            elif e.kind == "special":
+                yield e.path, ("IsADirectoryError", "not a regular file")
+            else:
+                exc = e.error
+                yield e.path, (type(exc).__name__, exc.strerror or str(exc))
+
+    def work(chunk):
+        plain = [p for p, err in chunk]
+        batch, _ = _scan_chunk(plan, plain, not follow_symlinks)
+        pre = [err for p, err in chunk]
+        if any(pre):
+            batch = _override_errors(batch, pre)
+        return batch
+
+    chunk_size = max(1, min(batch_size, _CHUNK_FILES))
+
+    def merged(results):
+        pending = []
+        count = 0
+        for b in results:
+            if errors == "raise":
+                _raise_first(b)
+            pending.append(b)
+            count += b.num_rows
+            if count >= batch_size:
+                yield from _rebatch(pending, batch_size)
+                pending, count = [], 0
+        if pending:
+            yield from _rebatch(pending, batch_size)
+
+    chunks = _chunks(entries_to_paths(), chunk_size)
+    if workers <= 1:
+        yield from merged(work(c) for c in chunks)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        yield from merged(_bounded_map(pool, work, chunks, 2 * workers))
+
+
+def _bounded_map(pool, fn, items, depth):
+    from collections import deque
+    q = deque()
+    for it in items:
+        q.append(pool.submit(fn, it))
+        if len(q) >= depth:
+            yield q.popleft().result()
+    while q:
+        yield q.popleft().result()
+
+
+def _rebatch(batches, size):
+    table = pa.Table.from_batches(batches)
+    for b in table.to_batches(max_chunksize=size):
+        yield b
+
+
+def _override_errors(batch, pre):
+    et = batch.column("error_type").to_pylist()
+    em = batch.column("error_message").to_pylist()
+    for i, err in enumerate(pre):
+        if err:
+            et[i], em[i] = err
+    cols = list(batch.columns)
+    names = batch.schema.names
+    cols[names.index("error_type")] = pa.array(et, pa.string())
+    cols[names.index("error_message")] = pa.array(em, pa.string())
+    return pa.RecordBatch.from_arrays(cols, schema=batch.schema)
+
+
+def _raise_first(batch):
+    et = batch.column("error_type")
+    if et.null_count == len(et):
+        return
+    i = next(k for k, v in enumerate(et.to_pylist()) if v is not None)
+    name = et[i].as_py()
+    msg = batch.column("error_message")[i].as_py()
+    path = batch.column("path")[i].as_py()
+    from . import errors as _e
+    cls = getattr(_e, name, None)
+    if isinstance(cls, type) and issubclass(cls, DicomError):
+        raise cls(msg, path=path)
+    raise OSError(f"{name}: {msg}: {path!r}")
+
+
+def scan(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
+         errors: str = "record", follow_symlinks: bool = False) -> pa.Table:
+    """Scan the headers of ``paths`` (files, directories walked recursively, globs) into a
+    :class:`pyarrow.Table` with the schema described in the module docstring.
+
+    ``workers`` threads (default: the CPU count, at most 8) run the nogil per-file scan.
+    ``errors="record"`` keeps a row per failing file with ``error_type``/``error_message``;
+    ``"raise"`` raises the first error.  Symlinks are not followed unless
+    ``follow_symlinks`` (skipped ones get ``error_type="SymlinkSkipped"``).
+    """
+    batches = list(scan_batches(paths, tags, workers=workers, errors=errors,
+                                follow_symlinks=follow_symlinks))
+    return pa.Table.from_batches(batches, schema=schema(tuple(tags)))

@@ -1,0 +1,68 @@
+"""Render a frame for display: modality LUT -> VOI (window) -> MONOCHROME1 inversion -> uint8,
+and write it as PNG (imagecodecs, else Pillow).  ``fastdicom render FILE [--frame N]
+[-o out.png] [--window C W]``."""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from fastdicom.errors import MissingCodecError
+
+__all__ = ["render", "write_png", "register_cli"]
+
+
+def render(path_or_ds, frame: int = 0, window: Optional[Sequence[float]] = None) -> np.ndarray:
+    """Frame ``frame`` of a file or data set as displayable uint8 pixels: (rows, cols) for
+    monochrome, (rows, cols, 3) for colour."""
+    from fastdicom.pixels import get_frame
+    from fastdicom.pixels.lut import to_display_uint8
+    if isinstance(path_or_ds, (str, os.PathLike)):
+        from fastdicom import dcmread
+        ds = dcmread(path_or_ds)
+    else:
+        ds = path_or_ds
+    arr = get_frame(ds, frame)
+    win = None if window is None else (float(window[0]), float(window[1]))
+    out = to_display_uint8(arr, ds, window=win)
+    return np.ascontiguousarray(out, dtype=np.uint8)
+
+
+def write_png(image: np.ndarray, path: Union[str, os.PathLike]) -> None:
+    """Write a uint8 image (rows, cols) or (rows, cols, 3) as PNG."""
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    try:
+        import imagecodecs
+        data = imagecodecs.png_encode(image)
+    except ImportError:
+        try:
+            from PIL import Image
+        except ImportError:
+            raise MissingCodecError('writing PNG needs imagecodecs or Pillow: '
+                                    'pip install "fastdicom[codecs]"') from None
+        Image.fromarray(image).save(os.fspath(path), format="PNG")
+        return
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def _cmd_render(args) -> int:
+    window = tuple(args.window) if args.window else None
+    image = render(args.file, frame=args.frame, window=window)
+    out = args.output or (os.path.splitext(os.path.basename(args.file))[0]
+                          + (f"_{args.frame}" if args.frame else "") + ".png")
+    write_png(image, out)
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """Add ``render`` to the ``fastdicom`` command."""
+    parser = subparsers.add_parser("render", help="render a frame to PNG")
+    parser.add_argument("file")
+    parser.add_argument("--frame", type=int, default=0, help="frame index (default 0)")
+    parser.add_argument("-o", "--output", default=None,
+                        help="PNG to write (default: FILE's name with .png)")
+    parser.add_argument("--window", type=float, nargs=2, metavar=("CENTER", "WIDTH"),
+                        default=None, help="window centre and width")
+    parser.set_defaults(func=_cmd_render)

@@ -1,0 +1,145 @@
+"""Tests for fastdicom.dicomdir: safe Referenced File ID resolution and corpus DICOMDIRs."""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastdicom.dicomdir import read_dicomdir, resolve_file_id
+from fastdicom.errors import DicomWarning, UnsafePathError
+from fastdicom.series import find_series, load_series
+from fastdicom.testing import write_ct_series, write_file
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CORPUS = DATA / "corpus"
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+
+def need_corpus() -> Path:
+    if not CORPUS.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"test corpus missing at {CORPUS}")
+        pytest.skip(f"test corpus not found at {CORPUS}")
+    return CORPUS
+
+
+def write_dicomdir(path: Path, file_ids: list) -> Path:
+    records = [[(0x00041400, "UL", 0), (0x00041410, "US", 0xFFFF),
+                (0x00041420, "UL", 0), (0x00041430, "CS", "IMAGE"),
+                (0x00041500, "CS", list(fid))] for fid in file_ids]
+    els = [(0x00041130, "CS", "FDTEST"), (0x00041200, "UL", 0), (0x00041202, "UL", 0),
+           (0x00041212, "US", 0), (0x00041220, "SQ", records)]
+    write_file(path, els, sop_class_uid=MEDIA_STORAGE_DIRECTORY,
+               sop_instance_uid="1.2.826.0.1.3680043.1.2.3")
+    return path
+
+
+@pytest.fixture()
+def fileset(tmp_path):
+    root = tmp_path / "media"
+    paths = write_ct_series(root / "SUB", 4, 8, 8, file_prefix="IM", shuffle_names=False)
+    return root, paths
+
+
+def test_good_dicomdir_followed(fileset):
+    root, paths = fileset
+    ids = [("SUB", p.name.upper().replace(".DCM", "")) for p in paths]
+    for p in paths:       # PS3.10 names: no extension
+        p.rename(p.with_suffix(""))
+    write_dicomdir(root / "DICOMDIR", ids)
+    dd = read_dicomdir(root / "DICOMDIR")
+    assert [r.record_type for r in dd.records] == ["IMAGE"] * 4
+    assert dd.paths == [p.with_suffix("").resolve() for p in paths]
+    stacks = find_series(root / "DICOMDIR")
+    assert len(stacks) == 1 and stacks[0].num_instances == 4
+    assert load_series(stacks[0]).array.shape == (4, 8, 8)
+
+
+def test_case_insensitive_match_on_disk(fileset):
+    root, paths = fileset
+    write_dicomdir(root / "DICOMDIR", [("SUB", "IM00000")])
+    (root / "SUB" / "IM00000.dcm").rename(root / "SUB" / "im00000")
+    assert read_dicomdir(root / "DICOMDIR").paths == [(root / "SUB" / "im00000").resolve()]
+
+
+@pytest.mark.parametrize("file_id", [
+    ("..", "SECRET"),
+    ("SUB", "..", "..", "SECRET"),
+    ("/etc", "PASSWD"),
+    ("", "ETC", "PASSWD"),
+    ("SUB/../../X",),
+    ("C:", "X"),
+    ("TOOLONGNAME1",),
+    ("lower",),
+    (".",),
+])
+def test_unsafe_file_ids(fileset, file_id):
+    root, _ = fileset
+    write_dicomdir(root / "DICOMDIR", [file_id])
+    with pytest.raises(UnsafePathError):
+        read_dicomdir(root / "DICOMDIR")
+    with pytest.raises(UnsafePathError):
+        find_series(root)
+
+
+def test_symlink_leaving_root(fileset, tmp_path):
+    root, _ = fileset
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "SECRET").write_bytes(b"x")
+    os.symlink(outside, root / "LINK")
+    os.symlink(outside / "SECRET", root / "FILE")
+    for fid in (("LINK", "SECRET"), ("FILE",)):
+        write_dicomdir(root / "DICOMDIR", [fid])
+        with pytest.raises(UnsafePathError):
+            read_dicomdir(root / "DICOMDIR")
+    # a symlink that stays inside the root is fine
+    (root / "SUB" / "IM00001.dcm").rename(root / "SUB" / "IM00001")
+    os.symlink(root / "SUB", root / "ALIAS")
+    write_dicomdir(root / "DICOMDIR", [("ALIAS", "IM00001")])
+    assert read_dicomdir(root / "DICOMDIR").paths == [(root / "SUB" / "IM00001").resolve()]
+
+
+def test_resolve_file_id_lenient():
+    with pytest.raises(UnsafePathError):
+        resolve_file_id("/tmp", ["..", "x"], strict=False)
+    assert resolve_file_id("/tmp", ["a.dcm"], strict=False) == Path(os.path.realpath("/tmp/a.dcm"))
+
+
+@pytest.mark.parametrize("rel,records,files", [
+    ("pydicom/test_files/dicomdirtests/DICOMDIR", 52, 31),
+    ("pydicom/test_files/dicomdirtests/DICOMDIR-bigEnd", 52, 31),
+    ("pydicom/test_files/dicomdirtests/DICOMDIR-implicit", 52, 31),
+    ("pydicom/test_files/dicomdirtests/DICOMDIR-reordered", 52, 31),
+    ("pydicom/test_files/dicomdirtests/DICOMDIR-nooffset", 52, 31),
+    ("pydicom/test_files/dicomdirtests/DICOMDIR-nopatient", 52, 31),
+    ("pydicom/test_files/dicomdirtests/DICOMDIR-empty.dcm", 0, 0),
+    ("pydicom/test_files/dicomdirtests/TINY_ALPHA/DICOMDIR", 53, 50),
+    ("dcm4che/test-data/DICOMDIR", 44, 11),
+    ("fo-dicom/Benchmark/DICOMDIR", 80, 20),
+])
+def test_corpus_dicomdirs(rel, records, files):
+    corpus = need_corpus()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DicomWarning)
+        dd = read_dicomdir(corpus / rel)
+    assert len(dd.records) == records
+    assert len(dd.paths) == files
+    root = (corpus / rel).resolve().parent
+    assert all(str(p).startswith(str(root)) for p in dd.paths)
+    walked = list(dd.walk())
+    assert len(walked) == records
+
+
+def test_corpus_dicomdir_hierarchy():
+    corpus = need_corpus()
+    dd = read_dicomdir(corpus / "pydicom/test_files/dicomdirtests/DICOMDIR")
+    assert [r.record_type for r in dd.roots] == ["PATIENT", "PATIENT"]
+    study = dd.roots[0].children[0]
+    assert study.record_type == "STUDY" and study.parent is dd.roots[0]
+    images = [r for r in dd.walk() if r.record_type == "IMAGE"]
+    assert len(images) == 31 and all(r.path.is_file() for r in images)
+    assert np.all([r.parent.record_type == "SERIES" for r in images])

@@ -1,0 +1,253 @@
+"""Encapsulated pixel data: BOT / EOT / fragment -> frame mapping, validation, codecs."""
+from __future__ import annotations
+
+import struct
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import fastdicom
+from fastdicom.errors import (EncapsulationError, MissingCodecError, PixelDataError,
+                              DicomError)
+from fastdicom.pixels._rle import rle_encode_frame
+from fastdicom.testing import encode_dataset, encode_element, encode_file_meta
+
+RLE = "1.2.840.10008.1.2.5"
+ROWS, COLS, N = 6, 5, 4
+
+
+def _frames(n=N):
+    rng = np.random.default_rng(7)
+    return rng.integers(0, 4000, size=(n, ROWS, COLS)).astype(np.uint16)
+
+
+def _header(n=N, extra=()):
+    return [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"), (0x00080018, "UI", "1.2.3"),
+            (0x00280002, "US", 1), (0x00280004, "CS", "MONOCHROME2"),
+            (0x00280008, "IS", str(n)), (0x00280010, "US", ROWS), (0x00280011, "US", COLS),
+            (0x00280100, "US", 16), (0x00280101, "US", 16), (0x00280102, "US", 15),
+            (0x00280103, "US", 0)] + list(extra)
+
+
+def _pad(b):
+    return b + b"\0" * (len(b) % 2)
+
+
+def _file(items, *, n=N, extra=(), ts=RLE):
+    """A Part 10 file whose pixel data items are exactly ``items`` (BOT value first)."""
+    body = encode_dataset(_header(n, extra) + [(0x7FE00010, "OB", items,
+                                                {"undefined_length": True})])
+    meta = encode_file_meta(transfer_syntax=ts, sop_class_uid="1.2", sop_instance_uid="1.3")
+    return b"\0" * 128 + b"DICM" + meta + body
+
+
+def _encoded(frames):
+    return [_pad(rle_encode_frame(f)) for f in frames]
+
+
+def _offsets(fragments):
+    pos, out = 0, []
+    for f in fragments:
+        out.append(pos)
+        pos += 8 + len(f)
+    return out
+
+
+def _read(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fastdicom.dcmread(data)
+
+
+def test_empty_bot_one_fragment_per_frame():
+    frames = _frames()
+    ds = _read(_file([b""] + _encoded(frames)))
+    np.testing.assert_array_equal(ds.pixel_array, frames)
+    assert isinstance(ds.encapsulated_frame(2), memoryview)
+    assert bytes(ds.encapsulated_frame(2)) == _encoded(frames)[2]
+
+
+def test_bot_with_split_fragments():
+    frames = _frames()
+    frags, bot = [], []
+    pos = 0
+    for enc in _encoded(frames):
+        half = (len(enc) // 2) & ~1
+        parts = [enc[:half], enc[half:]]
+        bot.append(pos)
+        for p in parts:
+            frags.append(p)
+            pos += 8 + len(p)
+    ds = _read(_file([struct.pack(f"<{len(bot)}I", *bot)] + frags))
+    np.testing.assert_array_equal(ds.pixel_array, frames)
+    assert isinstance(ds.encapsulated_frame(1), bytes)
+    np.testing.assert_array_equal(ds.frame(3), frames[3])
+    # the table is built once and cached
+    assert ds.__dict__["_pixel_cache"]["frame_table"] is not None
+
+
+def _bot_case(bot):
+    frags = _encoded(_frames())
+    return _read(_file([struct.pack(f"<{len(bot)}I", *bot)] + frags))
+
+
+@pytest.mark.parametrize("kind", ["past_end", "not_increasing", "not_boundary", "first_not_0",
+                                  "wrong_count"])
+def test_bad_bot(kind):
+    offs = _offsets(_encoded(_frames()))
+    bot = {"past_end": offs[:3] + [10 ** 6],
+           "not_increasing": [offs[0], offs[2], offs[1], offs[3]],
+           "not_boundary": [offs[0], offs[1] + 2, offs[2], offs[3]],
+           "first_not_0": [8] + offs[1:],
+           "wrong_count": offs[:3]}[kind]
+    ds = _bot_case(bot)
+    with pytest.raises(EncapsulationError):
+        ds.pixel_array
+    with pytest.raises(EncapsulationError):
+        ds.frame(0)
+
+
+def test_bot_length_not_multiple_of_4():
+    ds = _read(_file([b"\0\0\0\0\0\0"] + _encoded(_frames())))
+    with pytest.raises(EncapsulationError):
+        ds.pixel_array
+
+
+def _eot(offsets, lengths):
+    return [(0x7FE00001, "OV", struct.pack(f"<{len(offsets)}Q", *offsets)),
+            (0x7FE00002, "OV", struct.pack(f"<{len(lengths)}Q", *lengths))]
+
+
+def test_eot_valid():
+    frames = _frames()
+    enc = _encoded(frames)
+    ds = _read(_file([b""] + enc, extra=_eot(_offsets(enc), [len(e) for e in enc])))
+    np.testing.assert_array_equal(ds.pixel_array, frames)
+
+
+@pytest.mark.parametrize("kind", ["length", "count", "boundary", "missing_lengths"])
+def test_eot_inconsistent(kind):
+    enc = _encoded(_frames())
+    offs, lens = _offsets(enc), [len(e) for e in enc]
+    if kind == "length":
+        extra = _eot(offs, lens[:-1] + [lens[-1] + 2])
+    elif kind == "count":
+        extra = _eot(offs[:3], lens[:3])
+    elif kind == "boundary":
+        extra = _eot([offs[0], offs[1] + 4] + offs[2:], lens)
+    else:
+        extra = _eot(offs, lens)[:1]
+    ds = _read(_file([b""] + enc, extra=extra))
+    with pytest.raises(EncapsulationError):
+        ds.pixel_array
+
+
+def test_codestream_boundaries_without_bot():
+    """More fragments than frames and no offset table: frames end at EOI markers (FFD9)."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    frames = (_frames() // 16).astype(np.uint8)
+    codestreams = [_pad(bytes(imagecodecs.jpeg8_encode(f, level=95))) for f in frames]
+    frags = []
+    for enc in codestreams:
+        cut = (len(enc) // 2) & ~1
+        frags += [enc[:cut], enc[cut:]]
+    extra = [(0x00280100, "US", 8), (0x00280101, "US", 8), (0x00280102, "US", 7)]
+    header = [e for e in _header() if e[0] not in (0x00280100, 0x00280101, 0x00280102)]
+    body = encode_dataset(header + extra + [(0x7FE00010, "OB", [b""] + frags,
+                                             {"undefined_length": True})])
+    meta = encode_file_meta(transfer_syntax="1.2.840.10008.1.2.4.50", sop_class_uid="1.2",
+                            sop_instance_uid="1.3")
+    ds = _read(b"\0" * 128 + b"DICM" + meta + body)
+    for k in range(N):
+        assert bytes(ds.encapsulated_frame(k)) == codestreams[k]
+    arr = ds.pixel_array
+    assert arr.shape == (N, ROWS, COLS)
+    for k in range(N):
+        np.testing.assert_array_equal(arr[k], imagecodecs.jpeg8_decode(codestreams[k]))
+
+
+def test_fewer_fragments_than_frames():
+    enc = _encoded(_frames())
+    ds = _read(_file([b""] + enc[:2]))
+    with pytest.raises(EncapsulationError):
+        ds.pixel_array
+
+
+def test_fragment_past_end_is_detected_by_scanner():
+    enc = _encoded(_frames())
+    data = _file([b""] + enc)
+    # cut the file inside the last fragment (and drop the sequence delimiter)
+    cut = data[:len(data) - 8 - 5]
+    with pytest.raises(DicomError):
+        ds = fastdicom.dcmread(cut, validation="raise")
+        ds.pixel_array
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = fastdicom.dcmread(cut)
+        with pytest.raises(PixelDataError):
+            ds.pixel_array   # the last frame is cut short: RLE decoding fails
+
+
+def test_wrong_decoded_size_rle():
+    """RLE segments longer than Rows x Columns: RLEDecodeError under validation="raise";
+    a warning and the surplus discarded otherwise (pydicom's leniency)."""
+    from fastdicom.errors import DicomWarning, RLEDecodeError
+    big = np.zeros((ROWS + 2, COLS), dtype=np.uint16)
+    data = _file([b""] + [_pad(rle_encode_frame(big))] * N)
+    with pytest.raises(RLEDecodeError):
+        fastdicom.dcmread(data, validation="raise").pixel_array
+    with pytest.warns(DicomWarning):
+        fastdicom.dcmread(data).pixel_array
+    small = np.zeros((ROWS - 2, COLS), dtype=np.uint16)
+    data = _file([b""] + [_pad(rle_encode_frame(small))] * N)
+    with pytest.raises(PixelDataError):
+        _read(data).pixel_array
+
+
+def test_wrong_decoded_size_jpeg():
+    imagecodecs = pytest.importorskip("imagecodecs")
+    img = np.zeros((ROWS + 3, COLS), dtype=np.uint8)
+    enc = _pad(bytes(imagecodecs.jpeg8_encode(img)))
+    extra = [(0x00280100, "US", 8), (0x00280101, "US", 8), (0x00280102, "US", 7)]
+    body = encode_dataset([e for e in _header(1) if e[0] not in (0x00280100, 0x00280101,
+                                                                 0x00280102)] + extra +
+                          [(0x7FE00010, "OB", [b"", enc], {"undefined_length": True})])
+    meta = encode_file_meta(transfer_syntax="1.2.840.10008.1.2.4.50", sop_class_uid="1.2",
+                            sop_instance_uid="1.3")
+    ds = _read(b"\0" * 128 + b"DICM" + meta + body)
+    with pytest.raises(PixelDataError):
+        ds.pixel_array
+
+
+def test_missing_imagecodecs(monkeypatch):
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)
+    body = encode_dataset(_header(1) + [(0x7FE00010, "OB", [b"", b"\xff\xd8\xff\xd9"],
+                                         {"undefined_length": True})])
+    meta = encode_file_meta(transfer_syntax="1.2.840.10008.1.2.4.50", sop_class_uid="1.2",
+                            sop_instance_uid="1.3")
+    ds = _read(b"\0" * 128 + b"DICM" + meta + body)
+    with pytest.raises(MissingCodecError) as info:
+        ds.pixel_array
+    assert "1.2.840.10008.1.2.4.50" in str(info.value)
+    assert "fastdicom[codecs]" in str(info.value)
+    assert isinstance(info.value, ImportError)
+
+
+def test_deflated_image_frame_compression():
+    import zlib
+    frames = _frames()
+    frags = []
+    for f in frames:
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        frags.append(_pad(c.compress(f.astype("<u2").tobytes()) + c.flush()))
+    ds = _read(_file([b""] + frags, ts="1.2.840.10008.1.2.8.1"))
+    np.testing.assert_array_equal(ds.pixel_array, frames)
+
+
+def test_encapsulated_uncompressed():
+    frames = _frames()
+    ds = _read(_file([b""] + [f.astype("<u2").tobytes() for f in frames],
+                     ts="1.2.840.10008.1.2.1.98"))
+    np.testing.assert_array_equal(ds.pixel_array, frames)

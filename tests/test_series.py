@@ -1,0 +1,401 @@
+"""Tests for fastdicom.series: grouping, ordering, geometry and load_series."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastdicom
+from fastdicom.errors import DicomWarning, SeriesError
+from fastdicom.series import compute_geometry, find_series, load_series, register_cli
+from fastdicom.testing import (ct_instance_elements, multiframe_frame, write_ct_series,
+                               write_file, write_multiframe)
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CORPUS = DATA / "corpus"
+
+
+def need_corpus() -> Path:
+    if not CORPUS.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"test corpus missing at {CORPUS}")
+        pytest.skip(f"test corpus not found at {CORPUS}")
+    return CORPUS
+
+
+def quiet(fn, *a, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DicomWarning)
+        return fn(*a, **kw)
+
+
+def pydicom_stack(paths) -> np.ndarray:
+    pydicom = pytest.importorskip("pydicom")
+    return np.stack([pydicom.dcmread(str(p)).pixel_array for p in paths])
+
+
+def expected_affine(first_pos, orientation, spacing, step_vec) -> np.ndarray:
+    """Independent affine: columns (slice, row, column) in LPS at voxel centres."""
+    r = np.asarray(orientation[:3], float)
+    c = np.asarray(orientation[3:], float)
+    a = np.eye(4)
+    a[:3, 0] = step_vec
+    a[:3, 1] = c * spacing[0]
+    a[:3, 2] = r * spacing[1]
+    a[:3, 3] = first_pos
+    return a
+
+
+def oblique(alpha_deg=30.0, beta_deg=20.0):
+    a, b = math.radians(alpha_deg), math.radians(beta_deg)
+    r = np.array([math.cos(a), math.sin(a), 0.0])
+    c = np.array([-math.sin(a) * math.cos(b), math.cos(a) * math.cos(b), -math.sin(b)])
+    return tuple(np.round(np.r_[r, c], 6))
+
+
+def canonical(array, affine):
+    """Flip the slice axis so that it runs along +normal (references may sort either way)."""
+    normal = np.cross(affine[:3, 2], affine[:3, 1])
+    if np.dot(affine[:3, 0], normal) < 0:
+        affine = affine.copy()
+        affine[:3, 3] = affine[:3, 3] + (array.shape[0] - 1) * affine[:3, 0]
+        affine[:3, 0] = -affine[:3, 0]
+        array = array[::-1]
+    return array, affine
+
+
+# ---------------------------------------------------------------------------------------------
+# ordering, values and affine
+
+@pytest.mark.parametrize("order", ["ascending", "descending", "random"])
+def test_shuffled_names_and_instance_numbers(tmp_path, order):
+    paths = write_ct_series(tmp_path, 12, 32, 24, instance_number_order=order, seed=3)
+    stacks = find_series(tmp_path)
+    assert len(stacks) == 1
+    info = stacks[0]
+    assert info.paths == [Path(p) for p in paths]
+    assert info.num_instances == 12 and info.shape == (12, 32, 24)
+    assert info.dtype == np.int16 and info.split_reason is None and info.stack == 0
+    vol = load_series(info)
+    assert np.array_equal(vol.array, pydicom_stack(paths))
+    assert vol.geometry.regular and vol.geometry.ordering == "position"
+
+
+@pytest.mark.parametrize("orientation", [(1, 0, 0, 0, 1, 0), (1, 0, 0, 0, 0, -1),
+                                         (0, 1, 0, 0, 0, -1), oblique()])
+def test_affine_independent(tmp_path, orientation):
+    paths = write_ct_series(tmp_path, 7, 16, 20, orientation=orientation, spacing=(0.8, 0.6),
+                            slice_thickness=2.5)
+    pydicom = pytest.importorskip("pydicom")
+    dss = [pydicom.dcmread(str(p)) for p in paths]
+    pos = np.array([[float(v) for v in d.ImagePositionPatient] for d in dss])
+    vol = load_series(tmp_path)
+    step = (pos[-1] - pos[0]) / 6
+    exp = expected_affine(pos[0], [float(v) for v in dss[0].ImageOrientationPatient],
+                          (0.8, 0.6), step)
+    assert np.allclose(vol.affine, exp, atol=1e-4)
+    assert np.allclose(vol.spacing, (2.5, 0.8, 0.6), atol=1e-4)
+    assert np.allclose(vol.origin, pos[0])
+    assert np.allclose(vol.positions, pos)
+    # every voxel centre of the last slice's last pixel
+    far = pos[-1] + 15 * 0.8 * np.asarray(orientation[3:], float) \
+        + 19 * 0.6 * np.asarray(orientation[:3], float)
+    assert np.allclose(vol.index_to_lps((6, 15, 19)), far, atol=1e-3)
+    assert np.allclose(vol.direction.T @ vol.direction, np.eye(3), atol=1e-5)
+
+
+def test_negative_slice_direction(tmp_path):
+    paths = write_ct_series(tmp_path, 6, 16, 16, slice_spacing=-1.5)
+    info = find_series(tmp_path)[0]
+    assert info.paths == [Path(p) for p in reversed(paths)]
+    vol = load_series(info)
+    assert np.allclose(vol.affine[:3, 0], [0, 0, 1.5], atol=1e-4)
+    assert np.array_equal(vol.array, pydicom_stack(reversed(paths)))
+
+
+def _write_positions(directory, positions, *, orientation=(1, 0, 0, 0, 1, 0), seed="p",
+                     rows=16, columns=16, instance_numbers=None, drop=(), **kw):
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, p in enumerate(positions):
+        els = ct_instance_elements(rows=rows, columns=columns, index=i,
+                                   n_slices=len(positions), series_seed=seed,
+                                   study_seed="study-" + str(seed), position=p,
+                                   orientation=orientation,
+                                   instance_number=None if instance_numbers is None
+                                   else instance_numbers[i], **kw)
+        els = [e for e in els if e[0] not in drop]
+        path = directory / ("F%03d.dcm" % ((i * 7) % len(positions)))
+        write_file(path, els)
+        out.append(path)
+    return out
+
+
+def test_gantry_tilt_detected_and_sheared_affine(tmp_path):
+    positions = [(0.0, 0.4 * i, 2.0 * i) for i in range(8)]
+    paths = _write_positions(tmp_path, positions)
+    with pytest.warns(DicomWarning, match="tilt"):
+        info = find_series(tmp_path)[0]
+    g = info.geometry
+    assert g.tilted
+    assert g.gantry_tilt_degrees == pytest.approx(math.degrees(math.atan2(0.4, 2.0)), abs=1e-3)
+    vol = quiet(load_series, info)
+    assert np.allclose(vol.affine[:3, 0], [0, 0.4, 2.0], atol=1e-6)
+    assert np.allclose(vol.index_to_lps((7, 0, 0)), positions[-1])
+    assert info.paths == [Path(p) for p in paths]
+
+
+def test_float_jitter_is_regular_but_real_gap_is_caught():
+    pos = [(0.0, 0.0, 0.1 * 3 * i) for i in range(10)]      # 0.29999999999999716-like steps
+    g = compute_geometry(pos, (1, 0, 0, 0, 1, 0), (1, 1), warn=False)
+    assert g.regular and not g.missing_slices and not g.uneven_spacing
+    assert g.spacing[0] == pytest.approx(0.3)
+    gap = pos[:4] + pos[5:]
+    with pytest.warns(DicomWarning, match="missing"):
+        g = compute_geometry(gap, (1, 0, 0, 0, 1, 0), (1, 1))
+    assert g.missing_slices == [(3, 1)] and not g.regular
+    assert g.spacing[0] == pytest.approx(0.3)
+    uneven = [(0, 0, z) for z in (0, 1, 2, 3.4, 4.4)]
+    with pytest.warns(DicomWarning, match="uneven"):
+        g = compute_geometry(uneven, (1, 0, 0, 0, 1, 0), (1, 1))
+    assert g.uneven_spacing
+
+
+def test_missing_slice_in_folder(tmp_path):
+    paths = write_ct_series(tmp_path, 10, 16, 16, shuffle_names=False)
+    os.remove(paths[4])
+    with pytest.warns(DicomWarning, match="missing"):
+        info = find_series(tmp_path)[0]
+    assert info.geometry.missing_slices == [(3, 1)]
+    vol = quiet(load_series, info)
+    assert vol.array.shape[0] == 9 and vol.spacing[0] == pytest.approx(1.25)
+
+
+def test_duplicate_file_and_duplicate_position(tmp_path):
+    paths = write_ct_series(tmp_path, 6, 16, 16, shuffle_names=False)
+    shutil.copy(paths[2], tmp_path / "copy.dcm")          # same SOP Instance UID
+    with pytest.warns(DicomWarning, match="duplicate"):
+        info = find_series(tmp_path)[0]
+    assert info.num_instances == 6 and info.duplicates == [str(tmp_path / "copy.dcm")] or \
+        info.duplicates == [str(paths[2])]
+    # distinct instance at an existing position
+    els = ct_instance_elements(rows=16, columns=16, index=2, n_slices=6, series_seed="series-0",
+                               study_seed="study-0", instance_number=99)
+    els = [(t, v, ("9.9.9" if t == 0x00080018 else x)) for t, v, x in els]
+    write_file(tmp_path / "dup.dcm", els)
+    with pytest.warns(DicomWarning):
+        info = find_series(tmp_path)[0]
+    assert info.geometry.duplicate_positions
+    with pytest.raises(SeriesError, match="share positions"):
+        load_series(info)
+    with pytest.warns(DicomWarning):
+        vol = load_series(info, errors="skip")
+    assert vol.array.shape[0] == 6 and len(vol.skipped) == 1
+
+
+def test_localizer_inside_series_splits(tmp_path):
+    write_ct_series(tmp_path, 10, 32, 32, shuffle_names=False)
+    loc = ct_instance_elements(rows=24, columns=32, index=0, n_slices=1, series_seed="series-0",
+                               study_seed="study-0", orientation=(1, 0, 0, 0, 0, -1),
+                               position=(0, 0, 0), instance_number=1)
+    loc = [(t, v, ("1.2.3.4.5" if t == 0x00080018 else x)) for t, v, x in loc]
+    write_file(tmp_path / "LOCALIZER.dcm", loc)
+    with pytest.warns(DicomWarning, match="splits"):
+        stacks = find_series(tmp_path)
+    assert len(stacks) == 2
+    assert {s.SeriesInstanceUID for s in stacks} == {stacks[0].SeriesInstanceUID}
+    main, localizer = stacks
+    assert main.stack == 0 and main.num_instances == 10 and localizer.num_instances == 1
+    assert "orientation" in main.split_reason and "rows/columns" in main.split_reason
+    assert main.geometry.spacing[0] == pytest.approx(1.25)      # never the localizer's gap
+    with pytest.raises(SeriesError, match="several stacks"):
+        quiet(load_series, tmp_path)
+    vol = quiet(load_series, tmp_path, stack=0)
+    assert vol.array.shape == (10, 32, 32)
+
+
+def test_echo_and_temporal_split(tmp_path):
+    for echo in (1, 2):
+        _write_positions(tmp_path / ("e%d" % echo), [(0, 0, z) for z in range(4)], seed="mr",
+                         instance_numbers=[echo * 10 + k for k in range(4)])
+    # give the second folder another echo time by rewriting with an extra element
+    for i, p in enumerate(sorted((tmp_path / "e2").iterdir())):
+        els = ct_instance_elements(rows=16, columns=16, index=i, n_slices=4, series_seed="mr",
+                                   study_seed="study-mr", position=(0, 0, i))
+        els = [(t, v, (f"9.8.{i}" if t == 0x00080018 else x)) for t, v, x in els]
+        write_file(p, els + [(0x00180081, "DS", 30.0), (0x00180086, "IS", 2)])
+    with pytest.warns(DicomWarning):
+        stacks = find_series(tmp_path)
+    assert len(stacks) == 2
+    assert "echo number" in stacks[0].split_reason and "echo time" in stacks[0].split_reason
+    assert all(s.geometry.regular for s in stacks)
+
+
+def test_mixed_series_in_one_folder(tmp_path):
+    a = write_ct_series(tmp_path, 5, 16, 16, seed=1, file_prefix="A")
+    b = write_ct_series(tmp_path, 7, 20, 16, seed=2, file_prefix="B")
+    stacks = find_series(tmp_path)
+    assert sorted(s.num_instances for s in stacks) == [5, 7]
+    with pytest.raises(SeriesError, match="several stacks") as exc:
+        load_series(tmp_path)
+    assert stacks[0].SeriesInstanceUID in str(exc.value)
+    for s, paths in zip(sorted(stacks, key=lambda s: s.num_instances), (a, b)):
+        assert np.array_equal(load_series(s).array, pydicom_stack(paths))
+
+
+def test_instance_number_fallback(tmp_path):
+    _write_positions(tmp_path, [(0, 0, z) for z in range(5)], instance_numbers=[5, 4, 3, 2, 1],
+                     drop=(0x00200032,))
+    with pytest.warns(DicomWarning, match="InstanceNumber"):
+        info = find_series(tmp_path)[0]
+    assert info.geometry.ordering == "instance_number"
+    assert [h.instance_number for h in info.instances] == [1, 2, 3, 4, 5]
+
+
+def test_rescale_dtype_out_and_workers(tmp_path):
+    paths = write_ct_series(tmp_path, 9, 24, 24)
+    info = find_series(tmp_path)[0]
+    raw = pydicom_stack(paths)
+    vol = load_series(info, rescale=True, workers=3)
+    assert vol.array.dtype == np.float32 and vol.rescaled
+    assert np.array_equal(vol.array, raw.astype(np.float32) - 1024)
+    assert np.all(vol.rescale_slope == 1) and np.all(vol.rescale_intercept == -1024)
+    v64 = load_series(info, rescale=True, dtype=np.float64, workers=1)
+    assert v64.array.dtype == np.float64
+    mm = np.memmap(tmp_path / "vol.raw", dtype=np.int16, mode="w+", shape=info.shape)
+    vol = load_series(info, out=mm, workers=2, progress=True)
+    assert vol.array is mm and np.array_equal(np.asarray(mm), raw)
+    with pytest.raises(ValueError):
+        load_series(info, out=np.empty((1, 2, 3), np.int16))
+
+
+def test_bad_instance_raise_or_skip(tmp_path):
+    paths = write_ct_series(tmp_path, 6, 16, 16, shuffle_names=False)
+    info = find_series(tmp_path)[0]
+    with open(paths[3], "r+b") as fh:        # the file shrinks after the scan
+        fh.truncate(os.path.getsize(paths[3]) - 100)
+    with pytest.raises(fastdicom.DicomError):
+        load_series(info)
+    with pytest.warns(DicomWarning, match="zero-filled"):
+        vol = load_series(info, errors="skip")
+    assert [Path(p) for p, _ in vol.skipped] == [paths[3]]
+    assert not vol.array[3].any() and vol.array[2].any()
+
+
+def test_big_endian_and_implicit(tmp_path):
+    for ts in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2"):
+        d = tmp_path / ts
+        paths = write_ct_series(d, 4, 16, 16, transfer_syntax=ts)
+        assert np.array_equal(load_series(d).array, pydicom_stack(paths))
+
+
+# ---------------------------------------------------------------------------------------------
+# references: SimpleITK and highdicom
+
+@pytest.mark.parametrize("orientation", [(1, 0, 0, 0, 1, 0), oblique(25, -15)])
+def test_against_simpleitk(tmp_path, orientation):
+    sitk = pytest.importorskip("SimpleITK")
+    write_ct_series(tmp_path, 8, 20, 28, orientation=orientation, spacing=(0.9, 0.7),
+                    slice_thickness=1.5, instance_number_order="random")
+    reader = sitk.ImageSeriesReader()
+    names = reader.GetGDCMSeriesFileNames(str(tmp_path))
+    reader.SetFileNames(names)
+    img = reader.Execute()
+    ref = sitk.GetArrayFromImage(img)         # (slice, row, column), rescaled by ITK
+    d = np.asarray(img.GetDirection()).reshape(3, 3)
+    sx, sy, sz = img.GetSpacing()
+    ref_aff = np.eye(4)
+    ref_aff[:3, 0] = d[:, 2] * sz
+    ref_aff[:3, 1] = d[:, 1] * sy
+    ref_aff[:3, 2] = d[:, 0] * sx
+    ref_aff[:3, 3] = img.GetOrigin()
+    ref, ref_aff = canonical(ref, ref_aff)
+    vol = load_series(tmp_path, rescale=True)
+    assert np.allclose(vol.affine, ref_aff, atol=1e-3)
+    assert np.array_equal(vol.array, ref.astype(np.float32))
+
+
+def test_against_highdicom(tmp_path):
+    hd = pytest.importorskip("highdicom")
+    pydicom = pytest.importorskip("pydicom")
+    if not hasattr(hd, "get_volume_from_series"):
+        pytest.skip("highdicom without get_volume_from_series")
+    paths = write_ct_series(tmp_path, 6, 16, 24, orientation=oblique(10, 40), spacing=(0.5, 0.8))
+    dss = [pydicom.dcmread(str(p)) for p in paths]
+    ref = hd.get_volume_from_series(dss, dtype=np.float32)
+    arr, aff = canonical(np.asarray(ref.array), np.asarray(ref.affine))
+    vol = load_series(tmp_path, rescale=True)
+    assert np.allclose(vol.affine, aff, atol=1e-3)
+    assert np.array_equal(vol.array, arr)
+
+
+# ---------------------------------------------------------------------------------------------
+# multi-frame
+
+def test_synthetic_multiframe_functional_groups(tmp_path):
+    path = write_multiframe(tmp_path / "mf.dcm", 5, 12, 10, dtype=np.int16,
+                            functional_groups=True, slice_thickness=2.0, spacing=(0.5, 0.25))
+    stacks = find_series(path)
+    assert len(stacks) == 1 and stacks[0].shape == (5, 12, 10)
+    vol = load_series(stacks[0])
+    exp = np.stack([multiframe_frame(i, 5, 12, 10, dtype=np.int16) for i in range(5)])
+    assert np.array_equal(vol.array, exp)
+    assert np.allclose(vol.spacing, (2.0, 0.5, 0.25))
+    assert np.allclose(vol.affine[:3, 0], [0, 0, 2.0])
+
+
+def test_corpus_enhanced_multiframe():
+    corpus = need_corpus()
+    pydicom = pytest.importorskip("pydicom")
+    for rel in ("pydicom-data/eCT_Supplemental.dcm", "fo-dicom/Tests/MOVEKNEE.dcm",
+                "dcmqi/segmentations/23x38x3/multiframe/mf.dcm", "fo-dicom/Tests/mr_brucker.dcm"):
+        path = corpus / rel
+        if not path.exists():
+            continue
+        stacks = quiet(find_series, path)
+        assert len(stacks) == 1, rel
+        vol = quiet(load_series, stacks[0])
+        ref = pydicom.dcmread(str(path)).pixel_array
+        flat = vol.array.reshape((-1,) + vol.array.shape[-2:])
+        idx = np.asarray(vol.frame_indices).reshape(-1)
+        assert np.array_equal(flat, ref[idx]), rel
+        assert sorted(idx.tolist()) == list(range(ref.shape[0])), rel
+
+
+def test_corpus_dicomdir_series():
+    corpus = need_corpus()
+    pydicom = pytest.importorskip("pydicom")
+    dicomdir = corpus / "pydicom/test_files/dicomdirtests/DICOMDIR"
+    stacks = quiet(find_series, dicomdir)
+    assert sum(s.num_instances for s in stacks) == 31
+    for s in stacks:
+        vol = quiet(load_series, s, errors="skip")
+        ref = np.stack([pydicom.dcmread(str(p)).pixel_array for p in vol.paths])
+        ok = [k for k in range(len(vol.paths)) if str(vol.paths[k]) not in
+              {p for p, _ in vol.skipped}]
+        assert np.array_equal(vol.array[ok], ref[ok])
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+def test_cli_series_and_load(tmp_path, capsys):
+    write_ct_series(tmp_path / "s", 4, 8, 8)
+    parser = argparse.ArgumentParser()
+    register_cli(parser.add_subparsers())
+    args = parser.parse_args(["series", str(tmp_path / "s")])
+    assert args.func(args) == 0
+    uid = find_series(tmp_path / "s")[0].SeriesInstanceUID
+    assert uid in capsys.readouterr().out
+    out = tmp_path / "v.npz"
+    args = parser.parse_args(["load", str(tmp_path / "s"), "--series", uid, "-o", str(out)])
+    assert args.func(args) == 0
+    z = np.load(out)
+    assert z["array"].shape == (4, 8, 8) and z["affine"].shape == (4, 4)
+    assert np.allclose(z["spacing"], (1.25, 0.7, 0.7))
