@@ -112,13 +112,13 @@ def run_demo(n_slices: int = 200, rows: int = 512, columns: int = 512, directory
 
         # 5. a rendered slice
         try:
-            from .render import render_to_png
+            from .render import render, write_png
         except ImportError:
-            render_to_png = None
-        if render_to_png is not None:
+            render = None
+        if render is not None:
             png = root / "slice.png"
-            render_to_png(files[len(files) // 2], png)
-            _say(f"rendered one slice -> {png}")
+            write_png(render(paths[len(paths) // 2]), png)
+            _say(f"rendered the middle slice -> {png}")
         _say("demo finished")
         return 0
     finally:
@@ -140,12 +140,15 @@ def _raw_volume_floor(vol) -> float:
         offsets.append((str(p), elem.offset))
     out = np.empty_like(vol.array)
     flat = out.reshape(len(offsets), -1).view(np.uint8)
-    start = time.perf_counter()
-    for k, (p, off) in enumerate(offsets):
-        with open(p, "rb", buffering=0) as fh:
-            fh.seek(off)
-            fh.readinto(memoryview(flat[k]))
-    return time.perf_counter() - start
+    best = float("inf")
+    for _ in range(2):  # the first round also pays for faulting in the fresh array
+        start = time.perf_counter()
+        for k, (p, off) in enumerate(offsets):
+            with open(p, "rb", buffering=0) as fh:
+                fh.seek(off)
+                fh.readinto(memoryview(flat[k]))
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 if __name__ == "__main__":

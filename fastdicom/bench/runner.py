@@ -15,7 +15,6 @@ Nothing is cached between rounds by the harness: impls open their files afresh o
 """
 from __future__ import annotations
 
-import gc
 import os
 import statistics
 import threading
@@ -112,12 +111,12 @@ class Result:
 
 @dataclass
 class RunConfig:
-    max_rounds: int = 15
+    max_rounds: int = 25
     min_rounds: int = 3
     budget_s: float = 2.0          # per impl and mode, warm
     cold_rounds: int = 3
     cold_budget_s: float = 6.0
-    target_round_s: float = 0.05
+    target_round_s: float = 0.03
     cold: bool = True
     log: Optional[Callable[[str], None]] = None
 
@@ -202,7 +201,6 @@ def run_impl(task: Task, impl: Impl, cfg: RunConfig, mode: str) -> Result:
     res = Result(task.name, task.group, impl.label, impl.kind, impl.threads, mode, [], 1,
                  task.items, task.nbytes)
     max_rounds = min(cfg.max_rounds, impl.max_rounds or cfg.max_rounds)
-    gc_was = gc.isenabled()
     try:
         if mode == "warm":
             t0 = time.perf_counter()
@@ -216,7 +214,6 @@ def run_impl(task: Task, impl: Impl, cfg: RunConfig, mode: str) -> Result:
                 number = max(1, min(100_000, int(cfg.target_round_s / max(first, 1e-7))))
             res.number = number
             spent = 0.0
-            gc.disable()
             while len(res.per_item) < max_rounds:
                 dt = _time_calls(impl.fn, number)
                 spent += dt
@@ -228,12 +225,9 @@ def run_impl(task: Task, impl: Impl, cfg: RunConfig, mode: str) -> Result:
             rounds = min(cfg.cold_rounds, max_rounds)
             while len(res.per_item) < rounds:
                 drop_caches(task.files)
-                gc.disable()
                 t0 = time.perf_counter()
                 impl.fn()
                 dt = time.perf_counter() - t0
-                if gc_was:
-                    gc.enable()
                 spent += dt
                 res.per_item.append(dt / task.items)
                 if spent >= cfg.cold_budget_s:
@@ -241,9 +235,6 @@ def run_impl(task: Task, impl: Impl, cfg: RunConfig, mode: str) -> Result:
     except Exception as exc:  # a failing peer must not stop the run; it is reported
         res.error = f"{type(exc).__name__}: {exc}"
         res.per_item = []
-    finally:
-        if gc_was:
-            gc.enable()
     return res
 
 

@@ -1,0 +1,919 @@
+"""The embedded SQLite index and the resumable ingestion job (``fastdicom ingest``).
+
+Model (real world): Patient > Study > Series > Instance, keyed by StudyInstanceUID /
+SeriesInstanceUID / SOPInstanceUID.  PatientID is not globally unique: patients are keyed by
+(IssuerOfPatientID, PatientID) and studies keep IssuerOfPatientID and AccessionNumber.
+
+Tables (schema version in ``PRAGMA user_version``):
+
+* ``files``: the ledger, one row per path seen.  ``path`` (BLOB, the exact bytes of the path,
+  primary key), ``display`` (text), ``size``, ``mtime_ns``, ``state``, ``reason``,
+  ``sop_instance_uid``, ``sha256`` (only computed when a SOPInstanceUID collides).
+* ``instances``: one row per SOPInstanceUID, from the smallest path holding it (path, size,
+  mtime_ns, UIDs, transfer syntax, rows, columns, frames, pixel offset/length and the
+  requested tags as a JSON object in ``attributes``).
+* ``instance_copies``: every other file holding an indexed SOPInstanceUID, with its own row
+  and ``state`` ``duplicate`` (identical bytes) or ``conflict`` (different bytes).
+* ``series``, ``studies``, ``patients``: derived, recomputed for what each batch touches.
+* ``failures`` (path, error type, message without element values, offset, tag, time),
+  ``dir_errors`` (unreadable directories), ``batches`` (committed batches and their Parquet
+  part), ``meta``.
+
+States, one per input file: ``indexed``; ``unchanged`` (same path, size and mtime_ns as in
+the ledger — nothing is read); ``duplicate``; ``conflict``; ``skipped`` (symlinks, not
+followed by default; sockets/fifos/devices); ``failed`` (empty, not DICOM, truncated,
+malformed, unreadable, vanished, changed while read, no SOPInstanceUID); ``missing`` (in the
+ledger under an input root but gone; its instance row is removed and a copy, if any, takes
+its place).  When copies of one instance race, the smallest path (bytes order) wins.
+
+Atomicity: each batch is one ``BEGIN IMMEDIATE`` … ``COMMIT``; its Parquet part is written
+to ``part-<batch>.parquet.tmp``, fsynced, renamed and the directory fsynced inside that
+transaction; parts not referenced by ``batches`` and ``*.tmp`` files are deleted at start.
+A job killed at any point and re-run with the same command ends with the same index.
+One job per database at a time (an exclusive ``flock`` on ``<db>.lock``).
+
+Exit codes of ``fastdicom ingest``: 0 the job finished (even with failed files), 1 fatal
+error (database unwritable or locked by another job), 2 bad usage.  The last stdout line is a
+JSON object with the counts, which sum to ``files``.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import sys
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, asdict
+from typing import Optional, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from . import _batch
+from .batch import DEFAULT_TAGS, _Plan, _scan_chunk, iter_files, _display_path
+
+__all__ = ["ingest", "IngestResult", "IngestLockedError", "SCHEMA_VERSION", "STATES",
+           "register_cli", "demo_ingest", "export_parquet"]
+
+log = logging.getLogger("fastdicom")
+
+SCHEMA_VERSION = 1
+STATES = ("indexed", "unchanged", "duplicate", "conflict", "skipped", "failed", "missing")
+DEFAULT_BATCH_SIZE = 1000
+
+
+class IngestLockedError(RuntimeError):
+    """Another ingestion job holds the database."""
+
+
+@dataclass
+class IngestResult:
+    """The counts of one job; the states sum to ``files``."""
+    files: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    duplicate: int = 0
+    conflict: int = 0
+    skipped: int = 0
+    failed: int = 0
+    missing: int = 0
+    dir_errors: int = 0
+    batches: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    db: str = ""
+
+    def counts(self) -> dict:
+        d = {"files": self.files}
+        for s in STATES:
+            d[s] = getattr(self, s)
+        d["dir_errors"] = self.dir_errors
+        return d
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS files(
+    path BLOB PRIMARY KEY, display TEXT NOT NULL, size INTEGER, mtime_ns INTEGER,
+    state TEXT NOT NULL, reason TEXT, sop_instance_uid TEXT, sha256 BLOB) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_sop ON files(sop_instance_uid);
+CREATE TABLE IF NOT EXISTS failures(
+    path BLOB PRIMARY KEY, display TEXT NOT NULL, error_type TEXT, message TEXT,
+    offset INTEGER, tag INTEGER, time REAL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dir_errors(
+    path BLOB PRIMARY KEY, display TEXT NOT NULL, error_type TEXT, message TEXT,
+    errno INTEGER, time REAL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS instances(
+    sop_instance_uid TEXT PRIMARY KEY, path BLOB NOT NULL, display_path TEXT NOT NULL,
+    size INTEGER, mtime_ns INTEGER, sop_class_uid TEXT, series_instance_uid TEXT,
+    study_instance_uid TEXT, transfer_syntax_uid TEXT, rows INTEGER, columns INTEGER,
+    frames INTEGER, pixel_offset INTEGER, pixel_length INTEGER, attributes TEXT);
+CREATE INDEX IF NOT EXISTS instances_series ON instances(series_instance_uid);
+CREATE INDEX IF NOT EXISTS instances_study ON instances(study_instance_uid);
+CREATE INDEX IF NOT EXISTS instances_path ON instances(path);
+CREATE TABLE IF NOT EXISTS instance_copies(
+    path BLOB PRIMARY KEY, state TEXT NOT NULL, sop_instance_uid TEXT NOT NULL,
+    display_path TEXT NOT NULL, size INTEGER, mtime_ns INTEGER, sop_class_uid TEXT,
+    series_instance_uid TEXT, study_instance_uid TEXT, transfer_syntax_uid TEXT,
+    rows INTEGER, columns INTEGER, frames INTEGER, pixel_offset INTEGER,
+    pixel_length INTEGER, attributes TEXT) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS copies_sop ON instance_copies(sop_instance_uid);
+CREATE TABLE IF NOT EXISTS series(
+    series_instance_uid TEXT PRIMARY KEY, study_instance_uid TEXT, modality TEXT,
+    series_number INTEGER, series_description TEXT, num_instances INTEGER);
+CREATE INDEX IF NOT EXISTS series_study ON series(study_instance_uid);
+CREATE TABLE IF NOT EXISTS studies(
+    study_instance_uid TEXT PRIMARY KEY, patient_key TEXT, patient_id TEXT,
+    issuer_of_patient_id TEXT, patient_name TEXT, accession_number TEXT, study_date TEXT,
+    study_time TEXT, study_id TEXT, study_description TEXT, num_series INTEGER,
+    num_instances INTEGER);
+CREATE INDEX IF NOT EXISTS studies_patient ON studies(patient_key);
+CREATE TABLE IF NOT EXISTS patients(
+    patient_key TEXT PRIMARY KEY, patient_id TEXT, issuer_of_patient_id TEXT,
+    patient_name TEXT, patient_birth_date TEXT, patient_sex TEXT, num_studies INTEGER);
+CREATE TABLE IF NOT EXISTS batches(id INTEGER PRIMARY KEY, part TEXT, files INTEGER,
+    time REAL);
+"""
+
+_ROW_COLS = ("sop_instance_uid", "path", "display_path", "size", "mtime_ns", "sop_class_uid",
+             "series_instance_uid", "study_instance_uid", "transfer_syntax_uid", "rows",
+             "columns", "frames", "pixel_offset", "pixel_length", "attributes")
+_COPY_COLS = ("path", "state", "sop_instance_uid", "display_path", "size", "mtime_ns",
+              "sop_class_uid", "series_instance_uid", "study_instance_uid",
+              "transfer_syntax_uid", "rows", "columns", "frames", "pixel_offset",
+              "pixel_length", "attributes")
+_REQUIRED_TAGS = ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID",
+                  "Rows", "Columns", "PatientID", "IssuerOfPatientID", "PatientName",
+                  "AccessionNumber", "Modality", "SeriesNumber")
+
+
+# ----------------------------------------------------------------------------- database
+
+def _connect(db: str) -> sqlite3.Connection:
+    con = sqlite3.connect(db, isolation_level=None, timeout=5.0, check_same_thread=False)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute("PRAGMA temp_store=FILE")
+    return con
+
+
+def _init_schema(con: sqlite3.Connection, tags: Sequence[str]) -> None:
+    version = con.execute("PRAGMA user_version").fetchone()[0]
+    if version not in (0, SCHEMA_VERSION):
+        raise RuntimeError(f"index schema version {version} is not supported "
+                           f"(this fastdicom writes version {SCHEMA_VERSION})")
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        con.executescript("SAVEPOINT s;" + _SCHEMA + "RELEASE s;") if False else None
+        for stmt in _SCHEMA.strip().split(";"):
+            if stmt.strip():
+                con.execute(stmt)
+        if version == 0:
+            con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+class _Lock:
+    def __init__(self, db: str):
+        self.path = db + ".lock"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise IngestLockedError(f"another ingest job is running on {db!r} "
+                                    f"(lock {self.path!r} is held)") from None
+
+    def release(self):
+        if self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _fsync_dir(d: str) -> None:
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _clean_parts(con, parquet_dir: str) -> None:
+    os.makedirs(parquet_dir, exist_ok=True)
+    referenced = {r[0] for r in con.execute("SELECT part FROM batches WHERE part IS NOT NULL")}
+    removed = False
+    for name in os.listdir(parquet_dir):
+        if name.endswith(".tmp") or (name.startswith("part-") and name.endswith(".parquet")
+                                     and name not in referenced):
+            os.unlink(os.path.join(parquet_dir, name))
+            removed = True
+    if removed:
+        _fsync_dir(parquet_dir)
+
+
+def _write_part(parquet_dir: str, batch_id: int, table: pa.Table) -> str:
+    import pyarrow.parquet as pq
+    name = f"part-{batch_id:08d}.parquet"
+    final = os.path.join(parquet_dir, name)
+    tmp = final + ".tmp"
+    with open(tmp, "wb") as fh:
+        pq.write_table(table, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    pq.read_metadata(tmp)          # footer check
+    os.replace(tmp, final)
+    _fsync_dir(parquet_dir)
+    return name
+
+
+# ----------------------------------------------------------------------------- per-row logic
+
+def _sha256(path_bytes: bytes) -> Optional[bytes]:
+    try:
+        data, size, mtime, changed = _batch.read_checked(path_bytes, -1, True)
+    except OSError:
+        return None
+    return hashlib.sha256(data).digest()
+
+
+def _json_value(v):
+    if isinstance(v, bytes):
+        return v.hex()
+    return v
+
+
+class _Writer:
+    """Applies scanned rows to the database inside one transaction."""
+
+    def __init__(self, con, keywords):
+        self.con = con
+        self.keywords = keywords
+        self.touched_series: set = set()
+        self.touched_studies: set = set()
+        self.new_instance_rows: list = []
+
+    def ledger(self, path, display, size, mtime, state, reason=None, uid=None, sha=None):
+        self.con.execute(
+            "INSERT INTO files(path, display, size, mtime_ns, state, reason, sop_instance_uid,"
+            " sha256) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
+            " display=excluded.display, size=excluded.size, mtime_ns=excluded.mtime_ns,"
+            " state=excluded.state, reason=excluded.reason,"
+            " sop_instance_uid=excluded.sop_instance_uid, sha256=excluded.sha256",
+            (path, display, size, mtime, state, reason, uid, sha))
+
+    def set_state(self, path, state):
+        self.con.execute("UPDATE files SET state=? WHERE path=? AND state IS NOT ?",
+                         (state, path, state))
+
+    def fail(self, path, display, size, mtime, etype, msg, offset=None, tag=None):
+        self.unindex(path)
+        self.ledger(path, display, size, mtime, "failed", f"{etype}: {msg}")
+        self.con.execute(
+            "INSERT INTO failures(path, display, error_type, message, offset, tag, time)"
+            " VALUES(?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET display=excluded.display,"
+            " error_type=excluded.error_type, message=excluded.message,"
+            " offset=excluded.offset, tag=excluded.tag, time=excluded.time",
+            (path, display, etype, msg, offset, tag, time.time()))
+
+    def clear_failure(self, path):
+        self.con.execute("DELETE FROM failures WHERE path=?", (path,))
+
+    def _touch(self, series, study):
+        if series:
+            self.touched_series.add(series)
+        if study:
+            self.touched_studies.add(study)
+
+    def _hash_of(self, path):
+        r = self.con.execute("SELECT sha256 FROM files WHERE path=?", (path,)).fetchone()
+        if r is not None and r[0] is not None:
+            return r[0]
+        h = _sha256(path)
+        self.con.execute("UPDATE files SET sha256=? WHERE path=?", (h, path))
+        return h
+
+    def unindex(self, path):
+        """Remove whatever ``path`` contributed to instances/copies; promote a copy."""
+        con = self.con
+        r = con.execute("SELECT sop_instance_uid, series_instance_uid, study_instance_uid"
+                        " FROM instances WHERE path=?", (path,)).fetchone()
+        if r is not None:
+            uid = r[0]
+            con.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
+            self._touch(r[1], r[2])
+            self._promote(uid)
+        else:
+            con.execute("DELETE FROM instance_copies WHERE path=?", (path,))
+
+    def _promote(self, uid):
+        con = self.con
+        r = con.execute("SELECT " + ", ".join(_COPY_COLS) + " FROM instance_copies"
+                        " WHERE sop_instance_uid=? ORDER BY path LIMIT 1", (uid,)).fetchone()
+        if r is None:
+            return
+        row = dict(zip(_COPY_COLS, r))
+        con.execute("DELETE FROM instance_copies WHERE path=?", (row["path"],))
+        row.pop("state")
+        self._insert_instance(row)
+        self.set_state(row["path"], "indexed")
+        self._restate_copies(uid, row["path"])
+
+    def _restate_copies(self, uid, winner):
+        h = self._hash_of(winner)
+        for (p,) in self.con.execute("SELECT path FROM instance_copies WHERE"
+                                     " sop_instance_uid=?", (uid,)).fetchall():
+            hp = self._hash_of(p)
+            st = "duplicate" if (h is not None and hp == h) else "conflict"
+            self.con.execute("UPDATE instance_copies SET state=? WHERE path=? AND state!=?",
+                             (st, p, st))
+            self.set_state(p, st)
+
+    def _insert_instance(self, row):
+        self.con.execute("INSERT INTO instances(" + ", ".join(_ROW_COLS) + ") VALUES(" +
+                         ",".join("?" * len(_ROW_COLS)) + ")",
+                         tuple(row[c] for c in _ROW_COLS))
+        self._touch(row["series_instance_uid"], row["study_instance_uid"])
+        self.new_instance_rows.append(row["path"])
+
+    def place(self, row) -> str:
+        """Index one parsed file; return its state."""
+        con = self.con
+        uid, path = row["sop_instance_uid"], row["path"]
+        cur = con.execute("SELECT path FROM instances WHERE sop_instance_uid=?",
+                          (uid,)).fetchone()
+        if cur is None:
+            self._insert_instance(row)
+            return "indexed"
+        other = cur[0]
+        if other == path:
+            con.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
+            self._insert_instance(row)
+            return "indexed"
+        mine = self._hash_of(path)
+        if path < other:
+            # the new file wins: the old winner becomes a copy
+            old = con.execute("SELECT " + ", ".join(_ROW_COLS) + " FROM instances WHERE"
+                              " sop_instance_uid=?", (uid,)).fetchone()
+            old = dict(zip(_ROW_COLS, old))
+            con.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
+            self._insert_instance(row)
+            old["state"] = "conflict"
+            con.execute("INSERT OR REPLACE INTO instance_copies(" + ", ".join(_COPY_COLS) +
+                        ") VALUES(" + ",".join("?" * len(_COPY_COLS)) + ")",
+                        tuple(old[c] for c in _COPY_COLS))
+            self._restate_copies(uid, path)
+            return "indexed"
+        theirs = self._hash_of(other)
+        state = "duplicate" if (mine is not None and mine == theirs) else "conflict"
+        copy = dict(row)
+        copy["state"] = state
+        con.execute("INSERT OR REPLACE INTO instance_copies(" + ", ".join(_COPY_COLS) +
+                    ") VALUES(" + ",".join("?" * len(_COPY_COLS)) + ")",
+                    tuple(copy[c] for c in _COPY_COLS))
+        return state
+
+    def refresh_hierarchy(self):
+        con = self.con
+        patients = set()
+        for s in sorted(self.touched_series):
+            r = con.execute("SELECT study_instance_uid, attributes FROM instances WHERE"
+                            " series_instance_uid=? ORDER BY sop_instance_uid LIMIT 1",
+                            (s,)).fetchone()
+            if r is None:
+                con.execute("DELETE FROM series WHERE series_instance_uid=?", (s,))
+                continue
+            n = con.execute("SELECT count(*) FROM instances WHERE series_instance_uid=?",
+                            (s,)).fetchone()[0]
+            a = json.loads(r[1])
+            vals = (s, r[0], a.get("Modality"), _as_int(a.get("SeriesNumber")),
+                    a.get("SeriesDescription"), n)
+            _upsert(con, "series", ("series_instance_uid", "study_instance_uid", "modality",
+                                    "series_number", "series_description", "num_instances"),
+                    vals)
+        for st in sorted(self.touched_studies):
+            r = con.execute("SELECT attributes FROM instances WHERE study_instance_uid=?"
+                            " ORDER BY sop_instance_uid LIMIT 1", (st,)).fetchone()
+            old = con.execute("SELECT patient_key FROM studies WHERE study_instance_uid=?",
+                              (st,)).fetchone()
+            if old is not None:
+                patients.add(old[0])
+            if r is None:
+                con.execute("DELETE FROM studies WHERE study_instance_uid=?", (st,))
+                continue
+            ni, ns = con.execute("SELECT count(*), count(DISTINCT series_instance_uid) FROM"
+                                 " instances WHERE study_instance_uid=?", (st,)).fetchone()
+            a = json.loads(r[0])
+            key = f"{a.get('IssuerOfPatientID') or ''}\x1f{a.get('PatientID') or ''}"
+            patients.add(key)
+            vals = (st, key, a.get("PatientID"), a.get("IssuerOfPatientID"),
+                    a.get("PatientName"), a.get("AccessionNumber"), a.get("StudyDate"),
+                    a.get("StudyTime"), a.get("StudyID"), a.get("StudyDescription"), ns, ni)
+            _upsert(con, "studies", ("study_instance_uid", "patient_key", "patient_id",
+                                     "issuer_of_patient_id", "patient_name",
+                                     "accession_number", "study_date", "study_time",
+                                     "study_id", "study_description", "num_series",
+                                     "num_instances"), vals)
+        for key in sorted(patients):
+            r = con.execute("SELECT study_instance_uid FROM studies WHERE patient_key=?"
+                            " ORDER BY study_instance_uid LIMIT 1", (key,)).fetchone()
+            if r is None:
+                con.execute("DELETE FROM patients WHERE patient_key=?", (key,))
+                continue
+            n = con.execute("SELECT count(*) FROM studies WHERE patient_key=?",
+                            (key,)).fetchone()[0]
+            a = con.execute("SELECT attributes FROM instances WHERE study_instance_uid=?"
+                            " ORDER BY sop_instance_uid LIMIT 1", (r[0],)).fetchone()
+            a = json.loads(a[0]) if a else {}
+            vals = (key, a.get("PatientID"), a.get("IssuerOfPatientID"), a.get("PatientName"),
+                    a.get("PatientBirthDate"), a.get("PatientSex"), n)
+            _upsert(con, "patients", ("patient_key", "patient_id", "issuer_of_patient_id",
+                                      "patient_name", "patient_birth_date", "patient_sex",
+                                      "num_studies"), vals)
+        self.touched_series.clear()
+        self.touched_studies.clear()
+
+
+def _as_int(v):
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _upsert(con, table, cols, vals):
+    key = cols[0]
+    sets = ", ".join(f"{c}=excluded.{c}" for c in cols[1:])
+    changed = " OR ".join(f"{c} IS NOT excluded.{c}" for c in cols[1:])
+    con.execute(f"INSERT INTO {table}({', '.join(cols)}) VALUES({','.join('?' * len(cols))})"
+                f" ON CONFLICT({key}) DO UPDATE SET {sets} WHERE {changed}", vals)
+
+
+# ----------------------------------------------------------------------------- the job
+
+class _Prepared:
+    __slots__ = ("entries", "ledger", "scan_paths", "future", "batch")
+
+
+def _path_key(p: str) -> bytes:
+    return os.fsencode(p)
+
+
+def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT_TAGS,
+           parquet: Optional[str] = None, batch_size: int = DEFAULT_BATCH_SIZE,
+           follow_symlinks: bool = False, progress: Optional[bool] = None) -> IngestResult:
+    """Ingest ``paths`` (files, directories, globs) into the SQLite index ``db``.
+
+    Resumable and idempotent (see the module docstring); returns an :class:`IngestResult`
+    whose state counts sum to ``files``.  Raises :class:`IngestLockedError` when another job
+    holds ``db`` and :class:`sqlite3.Error` / :class:`OSError` when it cannot be written.
+    ``progress`` (default: stderr is a terminal) shows a tqdm bar on stderr.
+    """
+    t0 = time.perf_counter()
+    db = os.fspath(db)
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    paths = [os.fsdecode(os.fspath(p)) for p in paths]
+    tags = list(tags)
+    for t in _REQUIRED_TAGS:
+        if t not in tags:
+            tags.append(t)
+    plan = _Plan(tags)
+    keywords = [s.keyword for s in plan.specs]
+    lock = _Lock(db)
+    con = None
+    try:
+        con = _connect(db)
+        _init_schema(con, tags)
+        if parquet:
+            _clean_parts(con, parquet)
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS seen(path BLOB PRIMARY KEY) WITHOUT ROWID")
+        result = IngestResult(db=db)
+        workers = workers or min(os.cpu_count() or 1, 8)
+        if progress is None:
+            progress = sys.stderr.isatty()
+        bar = None
+        if progress:
+            try:
+                from tqdm import tqdm
+                bar = tqdm(unit=" files", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+            except ImportError:
+                bar = None
+        pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        try:
+            _run(con, plan, keywords, paths, follow_symlinks, batch_size, pool, workers,
+                 parquet, result, bar)
+            _mark_missing(con, paths, result)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            if bar is not None:
+                bar.close()
+        result.seconds = time.perf_counter() - t0
+        return result
+    finally:
+        if con is not None:
+            con.close()
+        lock.release()
+
+
+def _prepare(con, entries, plan, pool, workers):
+    prep = _Prepared()
+    prep.entries = entries
+    keys = [_path_key(e.path) for e in entries]
+    ledger = {}
+    for k in range(0, len(keys), 500):
+        part = keys[k:k + 500]
+        q = "SELECT path, size, mtime_ns, state FROM files WHERE path IN (%s)" % \
+            ",".join("?" * len(part))
+        for p, s, m, st in con.execute(q, part):
+            ledger[p] = (s, m, st)
+    prep.ledger = ledger
+    scan_idx = []
+    for i, e in enumerate(entries):
+        e.is_dir = keys[i]          # reuse the slot for the path key
+        if e.kind == "file":
+            try:
+                st = os.stat(e.path, follow_symlinks=False)
+            except OSError as exc:
+                e.kind, e.error = "error", exc
+                continue
+            e.error = (st.st_size, st.st_mtime_ns)
+            old = ledger.get(keys[i])
+            if old is not None and old[0] == st.st_size and old[1] == st.st_mtime_ns \
+                    and old[2] != "missing":
+                continue
+            scan_idx.append(i)
+    prep.scan_paths = scan_idx
+    prep.batch = None
+    prep.future = None
+    if scan_idx:
+        plist = [entries[i].path for i in scan_idx]
+        chunk = max(16, -(-len(plist) // max(1, workers)))
+        parts = [plist[k:k + chunk] for k in range(0, len(plist), chunk)]
+        if pool is not None:
+            prep.future = [pool.submit(_scan_chunk, plan, p, True) for p in parts]
+        else:
+            prep.future = [_scan_chunk(plan, p, True) for p in parts]
+    return prep
+
+
+def _run(con, plan, keywords, paths, follow, batch_size, pool, workers, parquet, result, bar):
+    walker = iter_files(paths, follow_symlinks=follow)
+    pending: deque = deque()
+
+    def entries_batches():
+        buf = []
+        for e in walker:
+            if e.kind == "error" and e.is_dir:
+                _record_dir_error(con, e, result)
+                continue
+            buf.append(e)
+            if len(buf) >= batch_size:
+                yield buf
+                buf = []
+        if buf:
+            yield buf
+
+    for entries in entries_batches():
+        pending.append(_prepare(con, entries, plan, pool, workers))
+        if len(pending) >= 2:
+            _commit(con, pending.popleft(), plan, keywords, parquet, result, bar)
+    while pending:
+        _commit(con, pending.popleft(), plan, keywords, parquet, result, bar)
+
+
+def _record_dir_error(con, e, result):
+    result.dir_errors += 1
+    exc = e.error
+    key = _path_key(e.path)
+    old = con.execute("SELECT error_type, message, errno FROM dir_errors WHERE path=?",
+                      (key,)).fetchone()
+    new = (type(exc).__name__, exc.strerror or str(exc), exc.errno)
+    if old is not None and tuple(old) == new:
+        return
+    con.execute("INSERT OR REPLACE INTO dir_errors(path, display, error_type, message, errno,"
+                " time) VALUES(?,?,?,?,?,?)", (key, _display_path(e.path), *new, time.time()))
+
+
+def _row_from(batch_cols, i, keywords, key, display):
+    attrs = {k: _json_value(batch_cols[k][i]) for k in keywords}
+    return {
+        "sop_instance_uid": attrs.get("SOPInstanceUID"),
+        "path": key, "display_path": display,
+        "size": batch_cols["size"][i], "mtime_ns": batch_cols["mtime_ns"][i],
+        "sop_class_uid": attrs.get("SOPClassUID"),
+        "series_instance_uid": attrs.get("SeriesInstanceUID"),
+        "study_instance_uid": attrs.get("StudyInstanceUID"),
+        "transfer_syntax_uid": batch_cols["transfer_syntax"][i],
+        "rows": attrs.get("Rows"), "columns": attrs.get("Columns"),
+        "frames": batch_cols["num_frames"][i],
+        "pixel_offset": batch_cols["pixel_offset"][i],
+        "pixel_length": batch_cols["pixel_length"][i],
+        "attributes": json.dumps(attrs, sort_keys=True, ensure_ascii=False),
+    }
+
+
+def _commit(con, prep, plan, keywords, parquet, result, bar):
+    entries, ledger = prep.entries, prep.ledger
+    scanned = {}
+    tables = []
+    if prep.future:
+        outs = [f.result() if hasattr(f, "result") else f for f in prep.future]
+        tables = [b for b, extra in outs]
+        k = 0
+        for b, (eoff, etag) in outs:
+            cols = b.to_pydict()
+            for i in range(b.num_rows):
+                scanned[prep.scan_paths[k]] = (cols, i, eoff[i], etag[i])
+                k += 1
+    counts = {s: 0 for s in STATES}
+    w = _Writer(con, keywords)
+    writes = False
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        con.executemany("INSERT OR IGNORE INTO seen(path) VALUES(?)",
+                        [(e.is_dir,) for e in entries])
+        for idx, e in enumerate(entries):
+            key = e.is_dir
+            display = _display_path(e.path)
+            old = ledger.get(key)
+            if e.kind == "file" and idx not in scanned:
+                st = old[2]
+                counts["unchanged" if st == "indexed" else st] += 1
+                continue
+            if e.kind in ("symlink", "special"):
+                try:
+                    lst = os.lstat(e.path)
+                    size, mtime = lst.st_size, lst.st_mtime_ns
+                except OSError:
+                    size = mtime = None
+                counts["skipped"] += 1
+                if old is not None and old[0] == size and old[1] == mtime and old[2] == "skipped":
+                    continue
+                writes = True
+                w.unindex(key)
+                w.clear_failure(key)
+                w.ledger(key, display, size, mtime, "skipped",
+                         "symbolic link not followed" if e.kind == "symlink"
+                         else "not a regular file")
+                continue
+            if e.kind == "error":
+                exc = e.error
+                counts["failed"] += 1
+                writes = True
+                w.fail(key, display, None, None, type(exc).__name__, exc.strerror or str(exc))
+                continue
+            cols, i, eoff, etag = scanned[idx]
+            size, mtime = cols["size"][i], cols["mtime_ns"][i]
+            result.bytes_read += min(size or 0, 8192)
+            writes = True
+            etype = cols["error_type"][i]
+            if etype is None and not cols["SOPInstanceUID"][i]:
+                etype, emsg = "InvalidDicomError", "no SOP Instance UID (0008,0018)"
+                eoff = etag = None
+            else:
+                emsg = cols["error_message"][i]
+            if etype is not None:
+                counts["failed"] += 1
+                w.fail(key, display, size, mtime, etype, emsg, eoff, etag)
+                continue
+            if old is not None:
+                w.unindex(key)
+                w.clear_failure(key)
+            row = _row_from(cols, i, keywords, key, display)
+            w.ledger(key, display, size, mtime, "indexed", None, row["sop_instance_uid"], None)
+            state = w.place(row)
+            if state != "indexed":
+                w.set_state(key, state)
+            counts[state] += 1
+        if w.touched_series or w.touched_studies:
+            w.refresh_hierarchy()
+        if writes:
+            bid = (con.execute("SELECT coalesce(max(id), 0) + 1 FROM batches").fetchone()[0])
+            part = None
+            if parquet and tables:
+                part = _batch_part(parquet, bid, tables, set(w.new_instance_rows), con)
+            con.execute("INSERT INTO batches(id, part, files, time) VALUES(?,?,?,?)",
+                        (bid, part, len(entries), time.time()))
+            result.batches += 1
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    result.files += len(entries)
+    for s, n in counts.items():
+        setattr(result, s, getattr(result, s) + n)
+    if bar is not None:
+        bar.update(len(entries))
+        bar.set_postfix(MB_s="%.1f" % (result.bytes_read / 1e6 / max(bar.format_dict.get(
+            "elapsed", 1) or 1, 1e-3)), refresh=False)
+
+
+def _batch_part(parquet, bid, tables, winners: set, con):
+    """The scan rows of the files that are instance rows after this batch."""
+    table = pa.concat_tables([pa.Table.from_batches([b]) for b in tables])
+    if not winners:
+        return None
+    keys = [os.fsencode(p) for p in table.column("path").to_pylist()]
+    # display paths can be lossy: re-derive from the instance rows' display text
+    disp = {r[0] for r in con.execute(
+        "SELECT display_path FROM instances WHERE path IN (%s)" % ",".join("?" * len(winners)),
+        list(winners))} if len(winners) < 900 else None
+    mask = []
+    for k, d in zip(keys, table.column("path").to_pylist()):
+        mask.append(k in winners or (disp is not None and d in disp))
+    table = table.filter(pa.array(mask))
+    if table.num_rows == 0:
+        return None
+    return _write_part(parquet, bid, table)
+
+
+def _mark_missing(con, roots, result):
+    rootkeys = [os.fsencode(os.path.abspath(r)) for r in roots]
+    rootkeys_raw = [os.fsencode(r) for r in roots]
+    cand = con.execute("SELECT f.path, f.display, f.size, f.mtime_ns FROM files f WHERE"
+                       " f.state != 'missing' AND NOT EXISTS (SELECT 1 FROM temp.seen s"
+                       " WHERE s.path = f.path)").fetchall()
+    gone = []
+    for p, d, s, m in cand:
+        for r in rootkeys_raw + rootkeys:
+            if p == r or p.startswith(r.rstrip(b"/") + b"/"):
+                if not os.path.lexists(os.fsdecode(p)):
+                    gone.append((p, d, s, m))
+                break
+    if gone:
+        w = _Writer(con, [])
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            for p, d, s, m in gone:
+                w.unindex(p)
+                w.clear_failure(p)
+                w.ledger(p, d, s, m, "missing", "file is gone")
+            if w.touched_series or w.touched_studies:
+                w.refresh_hierarchy()
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    result.missing += len(gone)
+    result.files += len(gone)
+
+
+# ----------------------------------------------------------------------------- export / demo
+
+def export_parquet(db, out) -> int:
+    """Write the whole ``instances`` table (attributes expanded to columns) to ``out``."""
+    import pyarrow.parquet as pq
+    con = sqlite3.connect(f"file:{os.fspath(db)}?mode=ro", uri=True)
+    try:
+        cur = con.execute("SELECT " + ", ".join(_ROW_COLS) + " FROM instances ORDER BY"
+                          " sop_instance_uid")
+        rows = []
+        for r in cur:
+            d = dict(zip(_ROW_COLS, r))
+            attrs = json.loads(d.pop("attributes") or "{}")
+            d["path"] = os.fsdecode(d["path"])
+            d["path"] = _display_path(d["path"])
+            for k, v in attrs.items():
+                if k not in d:
+                    d[k] = v
+            rows.append(d)
+    finally:
+        con.close()
+    table = pa.Table.from_pylist(rows) if rows else pa.table({c: pa.array([], pa.string())
+                                                             for c in _ROW_COLS})
+    tmp = os.fspath(out) + ".tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, out)
+    return table.num_rows
+
+
+def demo_ingest(directory, db_path) -> IngestResult:
+    """Ingest ``directory`` into ``db_path`` quietly (used by ``fastdicom demo``)."""
+    return ingest([directory], db_path, progress=False)
+
+
+def summary_text(r: IngestResult) -> str:
+    rate = r.files / r.seconds if r.seconds > 0 else 0.0
+    parts = ", ".join(f"{getattr(r, s)} {s}" for s in STATES)
+    text = f"{r.files} files in {r.seconds:.2f} s ({rate:,.0f} files/s): {parts}"
+    if r.dir_errors:
+        text += f"; {r.dir_errors} unreadable directories (see dir_errors)"
+    return text
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def _cmd_ingest(args) -> int:
+    tags = list(DEFAULT_TAGS)
+    if args.tags:
+        extra = [t.strip() for t in ",".join(args.tags).split(",") if t.strip()]
+        try:
+            _Plan(extra)
+        except (ValueError, KeyError) as exc:
+            print(f"fastdicom ingest: bad --tags: {exc}", file=sys.stderr)
+            return 2
+        tags = extra
+    try:
+        r = ingest(args.paths, args.db, workers=args.workers, tags=tags, parquet=args.parquet,
+                   batch_size=args.batch_size, follow_symlinks=args.follow_symlinks,
+                   progress=(not args.quiet and not args.json) and sys.stderr.isatty())
+    except IngestLockedError as exc:
+        print(f"fastdicom ingest: {exc}", file=sys.stderr)
+        print(json.dumps({"error": "locked", "message": str(exc)}))
+        return 1
+    except (sqlite3.Error, OSError, RuntimeError) as exc:
+        print(f"fastdicom ingest: fatal: {exc}", file=sys.stderr)
+        print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+        return 1
+    if not args.quiet and not args.json:
+        print(summary_text(r), file=sys.stderr)
+    print(json.dumps(r.counts()))
+    return 0
+
+
+def _cmd_ls(args) -> int:
+    if not os.path.exists(args.db):
+        print(f"fastdicom ls: no such database {args.db!r}", file=sys.stderr)
+        return 2
+    con = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
+    try:
+        if args.studies:
+            q = ("SELECT study_instance_uid, patient_id, accession_number, study_date,"
+                 " study_description, num_series, num_instances FROM studies ORDER BY"
+                 " patient_id, study_date, study_instance_uid")
+        elif args.series:
+            q = ("SELECT series_instance_uid, study_instance_uid, modality, series_number,"
+                 " series_description, num_instances FROM series ORDER BY study_instance_uid,"
+                 " series_number, series_instance_uid")
+        elif args.failures:
+            q = "SELECT display, error_type, message, offset, tag FROM failures ORDER BY path"
+        else:
+            q = "SELECT state, count(*) FROM files GROUP BY state ORDER BY state"
+        for row in con.execute(q):
+            print("\t".join("" if v is None else str(v) for v in row))
+    finally:
+        con.close()
+    return 0
+
+
+def _cmd_export(args) -> int:
+    try:
+        n = export_parquet(args.db, args.out)
+    except (sqlite3.Error, OSError) as exc:
+        print(f"fastdicom export: {exc}", file=sys.stderr)
+        return 1
+    print(f"{n} instances written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """Add ``ingest``, ``ls`` and ``export`` to the ``fastdicom`` command."""
+    p = subparsers.add_parser("ingest", help="index DICOM headers into SQLite (resumable)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--db", required=True, help="SQLite index to create or update")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--tags", action="append", help="comma-separated keywords to index")
+    p.add_argument("--parquet", metavar="DIR", help="also write one Parquet part per batch")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    p.add_argument("--follow-symlinks", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary text")
+    p.add_argument("--json", action="store_true", help="only the JSON summary line")
+    p.set_defaults(func=_cmd_ingest)
+    p = subparsers.add_parser("ls", help="browse an index")
+    p.add_argument("db")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--studies", action="store_true")
+    g.add_argument("--series", action="store_true")
+    g.add_argument("--failures", action="store_true")
+    p.set_defaults(func=_cmd_ls)
+    p = subparsers.add_parser("export", help="export the instance table to Parquet")
+    p.add_argument("db")
+    p.add_argument("out")
+    p.set_defaults(func=_cmd_export)
+
+
+def main(argv=None) -> int:
+    """Standalone entry point (``python -m fastdicom.ingest ingest ...``)."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="fastdicom")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register_cli(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
