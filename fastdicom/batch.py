@@ -142,10 +142,11 @@ def schema(tags: Sequence = DEFAULT_TAGS) -> pa.Schema:
 class WalkEntry:
     """One path found by :func:`iter_files`: ``kind`` is ``"file"``, ``"symlink"``,
     ``"special"`` (fifo, socket, device) or ``"error"`` (with ``error``, an OSError)."""
-    __slots__ = ("path", "kind", "error", "is_dir")
+    __slots__ = ("path", "kind", "error", "is_dir", "key")
 
     def __init__(self, path, kind, error=None, is_dir=False):
         self.path, self.kind, self.error, self.is_dir = path, kind, error, is_dir
+        self.key = None
 
     def __repr__(self):
         return f"WalkEntry({self.path!r}, {self.kind!r})"

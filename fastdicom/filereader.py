@@ -287,9 +287,17 @@ class _NeedMore(Exception):
     pass
 
 
+HEADER_PREAD_MAX = 64 << 20
+
+
 def _read_header_only(path, **kwargs) -> Dataset:
     chunk = HEADER_CHUNK
     while True:
+        if chunk > HEADER_PREAD_MAX:
+            # the header holds huge values (e.g. GiB-sized private OB before the pixel data):
+            # map the file rather than copy it into memory
+            mapped = MappedFile(path)
+            return read_buffer(mapped, path=path, owner=mapped, **kwargs)
         data, size, mtime = read_file(path, chunk)
         if len(data) >= size:
             return read_buffer(data, path=path, **kwargs)

@@ -172,7 +172,6 @@ def _init_schema(con: sqlite3.Connection, tags: Sequence[str]) -> None:
                            f"(this fastdicom writes version {SCHEMA_VERSION})")
     con.execute("BEGIN IMMEDIATE")
     try:
-        con.executescript("SAVEPOINT s;" + _SCHEMA + "RELEASE s;") if False else None
         for stmt in _SCHEMA.strip().split(";"):
             if stmt.strip():
                 con.execute(stmt)
@@ -542,14 +541,13 @@ def _prepare(con, entries, plan, pool, workers):
     prep.ledger = ledger
     scan_idx = []
     for i, e in enumerate(entries):
-        e.is_dir = keys[i]          # reuse the slot for the path key
+        e.key = keys[i]
         if e.kind == "file":
             try:
                 st = os.stat(e.path, follow_symlinks=False)
             except OSError as exc:
                 e.kind, e.error = "error", exc
                 continue
-            e.error = (st.st_size, st.st_mtime_ns)
             old = ledger.get(keys[i])
             if old is not None and old[0] == st.st_size and old[1] == st.st_mtime_ns \
                     and old[2] != "missing":
@@ -644,9 +642,9 @@ def _commit(con, prep, plan, keywords, parquet, result, bar):
     con.execute("BEGIN IMMEDIATE")
     try:
         con.executemany("INSERT OR IGNORE INTO seen(path) VALUES(?)",
-                        [(e.is_dir,) for e in entries])
+                        [(e.key,) for e in entries])
         for idx, e in enumerate(entries):
-            key = e.is_dir
+            key = e.key
             display = _display_path(e.path)
             old = ledger.get(key)
             if e.kind == "file" and idx not in scanned:
@@ -704,7 +702,8 @@ def _commit(con, prep, plan, keywords, parquet, result, bar):
             bid = (con.execute("SELECT coalesce(max(id), 0) + 1 FROM batches").fetchone()[0])
             part = None
             if parquet and tables:
-                part = _batch_part(parquet, bid, tables, set(w.new_instance_rows), con)
+                scan_keys = [entries[j].key for j in prep.scan_paths]
+                part = _batch_part(parquet, bid, tables, scan_keys, set(w.new_instance_rows))
             con.execute("INSERT INTO batches(id, part, files, time) VALUES(?,?,?,?)",
                         (bid, part, len(entries), time.time()))
             result.batches += 1
@@ -721,20 +720,12 @@ def _commit(con, prep, plan, keywords, parquet, result, bar):
             "elapsed", 1) or 1, 1e-3)), refresh=False)
 
 
-def _batch_part(parquet, bid, tables, winners: set, con):
-    """The scan rows of the files that are instance rows after this batch."""
-    table = pa.concat_tables([pa.Table.from_batches([b]) for b in tables])
+def _batch_part(parquet, bid, tables, scan_keys, winners: set):
+    """The scan rows of the files that became instance rows in this batch."""
     if not winners:
         return None
-    keys = [os.fsencode(p) for p in table.column("path").to_pylist()]
-    # display paths can be lossy: re-derive from the instance rows' display text
-    disp = {r[0] for r in con.execute(
-        "SELECT display_path FROM instances WHERE path IN (%s)" % ",".join("?" * len(winners)),
-        list(winners))} if len(winners) < 900 else None
-    mask = []
-    for k, d in zip(keys, table.column("path").to_pylist()):
-        mask.append(k in winners or (disp is not None and d in disp))
-    table = table.filter(pa.array(mask))
+    table = pa.concat_tables([pa.Table.from_batches([b]) for b in tables])
+    table = table.filter(pa.array([k in winners for k in scan_keys]))
     if table.num_rows == 0:
         return None
     return _write_part(parquet, bid, table)

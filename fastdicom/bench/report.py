@@ -318,9 +318,16 @@ def _ratio_chart(summary: Sequence[dict[str, Any]], path: Path) -> bool:
     ax.axvline(1.0, color="black", lw=1, ls="--")
     ratios = [r[3] for r in rows if r is not None]
     ax.set_xlim(min(0.5, min(ratios) / 1.5), max(ratios) * 3)
+    floor_of = {t["task"]: next((r["floor"] for m in t["modes"] for r in m["rows"]
+                                 if r["impl"] == t["ours"] and r["floor"]), None)
+                for t in summary}
     for task, ypos in headers:
-        ax.text(1.0, ypos - 0.75, f" {task}", fontsize=9, fontweight="bold", va="bottom",
-                transform=ax.get_yaxis_transform() if False else ax.transData, ha="left")
+        fl = floor_of.get(task)
+        ax.text(0.005, ypos - 0.72, f"{task}", fontsize=9, fontweight="bold", va="bottom",
+                ha="left", transform=ax.get_yaxis_transform())
+        if fl:
+            ax.text(0.995, ypos - 0.72, f"floor = {fl.removeprefix('floor: ')}", fontsize=7, color="#555555",
+                    va="bottom", ha="right", transform=ax.get_yaxis_transform())
     ax.set_xlabel("time ÷ raw floor (same syscalls from Python), warm cache — lower is better;"
                   " 1 = floor")
     ax.set_title("fastdicom vs peers, as multiples of the raw I/O floor")

@@ -1,0 +1,173 @@
+"""Dask integration: header tables of many files as a ``dask.dataframe.DataFrame``.
+
+``read_headers(paths_or_glob, tags, files_per_partition=...)`` lists the files once on the
+client, then builds the frame with ``dd.from_map`` over batches of paths; each partition is
+one :func:`fastdicom.batch.scan` of its batch (same schema), so it runs on any worker
+(everything passed to the workers pickles: lists of strings and a small callable object).
+Local paths use the nogil pread scanner; other fsspec URLs (``s3://``, ``gs://``,
+``memory://``...) read the first bytes of each file through fsspec (extended when needed)
+and parse them with :func:`fastdicom.filereader.read_buffer`.
+
+Cluster ingestion recipe (each partition → Parquet, then index)::
+
+    import dask.distributed, fastdicom.dask
+    client = dask.distributed.Client("scheduler:8786")
+    df = fastdicom.dask.read_headers("s3://bucket/landing/**/*.dcm", files_per_partition=5000)
+    df.to_parquet("s3://bucket/headers/", write_index=False)   # one part per partition
+    # then, on one machine: build the SQLite index from the shared tree (resumable),
+    #   fastdicom ingest /mnt/landing --db index.sqlite --parquet parts/
+    # or load the Parquet parts into your warehouse; rows carry path, size and mtime_ns so a
+    # later run can skip unchanged files.
+
+Spark and Ray use the same Arrow batches (:func:`fastdicom.batch.scan_batches`)::
+
+    # Spark: a DataFrame of paths → header rows, one Arrow batch in, one out
+    schema = fastdicom.batch.schema(tags)          # convert with pyspark's from_arrow_schema
+    def headers(batches):
+        for b in batches:
+            yield from fastdicom.batch.scan_batches(b.column("path").to_pylist(), tags)
+    spark_df = paths_df.mapInArrow(headers, spark_schema)
+
+    # Ray Data: batch_format="pyarrow"
+    ds = ray.data.from_items([{"path": p} for p in paths])
+    ds = ds.map_batches(lambda t: fastdicom.batch.scan(t["path"].to_pylist(), tags),
+                        batch_format="pyarrow", batch_size=2000)
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import pyarrow as pa
+
+from .batch import DEFAULT_TAGS, _Plan, _scan_chunk, iter_files, schema
+
+__all__ = ["read_headers", "ScanPartition"]
+
+_FIRST_READ = 16384
+
+
+def _is_url(p: str) -> bool:
+    return "://" in p and not p.startswith("file://")
+
+
+class ScanPartition:
+    """The picklable callable run per partition: scan one batch of paths to pandas."""
+
+    def __init__(self, tags: Sequence, storage_options: Optional[dict] = None,
+                 protocol: Optional[str] = None):
+        self.tags = tuple(tags)
+        self.storage_options = storage_options or {}
+        self.protocol = protocol
+
+    def table(self, paths: list) -> pa.Table:
+        plan = _Plan(self.tags)
+        if self.protocol is None:
+            batch, _ = _scan_chunk(plan, list(paths), True)
+            return pa.Table.from_batches([batch], schema=plan.schema)
+        return _scan_fsspec(plan, self.protocol, self.storage_options, list(paths))
+
+    def __call__(self, paths: list):
+        return self.table(paths).to_pandas(types_mapper=_types_mapper)
+
+
+def _types_mapper(t):
+    import pandas as pd
+    if t == pa.string():
+        return pd.StringDtype()
+    if t == pa.int64():
+        return pd.Int64Dtype()
+    if t == pa.float64():
+        return pd.Float64Dtype()
+    return None
+
+
+def _scan_fsspec(plan, protocol, storage_options, paths) -> pa.Table:
+    """Header rows of files on any fsspec filesystem, through the Python reader."""
+    import fsspec
+    from .batch import _decode_rows_from_buffers
+    fs = fsspec.filesystem(protocol, **storage_options)
+    rows = []
+    for p in paths:
+        rows.append(_read_remote(fs, p, plan))
+    return _decode_rows_from_buffers(plan, paths, rows)
+
+
+def _read_remote(fs, path, plan):
+    from .batch import _row_from_buffer
+    from .errors import DicomError
+    try:
+        info = fs.info(path)
+        size = int(info.get("size") or 0)
+        mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
+        mtime_ns = _mtime_ns(mtime)
+        n = _FIRST_READ
+        while True:
+            with fs.open(path, "rb") as fh:
+                data = fh.read(n)
+            row = _row_from_buffer(data, path, size, mtime_ns, plan)
+            if row is not None:
+                return row
+            n *= 8
+    except (OSError, DicomError, ValueError) as exc:
+        from .batch import _err_row
+        return {"size": None, "mtime_ns": None, "error": _err_row(exc), "values": {},
+                "little": True, "ts": None, "pixel_offset": None, "pixel_length": None,
+                "deflated": False}
+
+
+def _mtime_ns(m) -> Optional[int]:
+    if m is None:
+        return None
+    if hasattr(m, "timestamp"):
+        return int(m.timestamp() * 1e9)
+    try:
+        return int(float(m) * 1e9)
+    except (TypeError, ValueError):
+        return None
+
+
+def _list_paths(paths_or_glob, storage_options):
+    import fsspec
+    if isinstance(paths_or_glob, (str, os.PathLike)):
+        items = [os.fspath(paths_or_glob)]
+    else:
+        items = [os.fspath(p) for p in paths_or_glob]
+    urls = [p for p in items if _is_url(p)]
+    if not urls:
+        local = [p[7:] if p.startswith("file://") else p for p in items]
+        return None, [e.path for e in iter_files(local) if e.kind == "file"]
+    protocol = urls[0].split("://", 1)[0]
+    fs = fsspec.filesystem(protocol, **(storage_options or {}))
+    out = []
+    for p in items:
+        if any(c in p for c in "*?["):
+            found = sorted(fs.glob(p))
+        elif fs.isdir(p):
+            found = sorted(f for f in fs.find(p))
+        else:
+            found = [p]
+        for f in found:
+            out.append(f if "://" in f else f"{protocol}://{f.lstrip('/')}"
+                       if protocol != "memory" else f"memory://{f}" if not f.startswith("/")
+                       else f"memory://{f}")
+    return protocol, out
+
+
+def read_headers(paths_or_glob, tags: Sequence = DEFAULT_TAGS, *,
+                 files_per_partition: int = 2000, storage_options: Optional[dict] = None):
+    """A ``dask.dataframe.DataFrame`` of header rows (the :func:`fastdicom.batch.scan`
+    schema) for files, directories, globs or fsspec URLs, ``files_per_partition`` files per
+    partition."""
+    import dask.dataframe as dd
+    protocol, paths = _list_paths(paths_or_glob, storage_options)
+    if files_per_partition < 1:
+        raise ValueError("files_per_partition must be >= 1")
+    batches = [paths[i:i + files_per_partition] for i in range(0, len(paths),
+                                                                files_per_partition)]
+    func = ScanPartition(tags, storage_options, protocol)
+    meta = schema(tuple(tags)).empty_table().to_pandas(types_mapper=_types_mapper)
+    if not batches:
+        return dd.from_pandas(meta, npartitions=1)
+    return dd.from_map(func, batches, meta=meta, label="fastdicom-headers",
+                       enforce_metadata=False)

@@ -1,0 +1,280 @@
+"""The ingestion job: states, idempotence, locking, Parquet parts and kill -9 resumability."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from fastdicom import testing
+from fastdicom.ingest import IngestLockedError, STATES, ingest, demo_ingest, export_parquet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tiny_bytes(k: int, *, study: int, series: int, instance_number=None) -> bytes:
+    els = _BASE[:]
+    uid = testing.uid_from(("inst", k))
+    out = []
+    for tag, vr, value in els:
+        if tag == 0x00080018:
+            value = uid
+        elif tag == 0x0020000D:
+            value = testing.uid_from(("study", study))
+        elif tag == 0x0020000E:
+            value = testing.uid_from(("series", study, series))
+        elif tag == 0x00200013:
+            value = str(instance_number if instance_number is not None else k)
+        elif tag == 0x00100020:
+            value = "PAT%03d" % (study % 7)
+        out.append((tag, vr, value))
+    buf = io.BytesIO()
+    testing.write_file(buf, out)
+    return buf.getvalue()
+
+
+_BASE = testing.ct_instance_elements(rows=16, columns=16, private=False, sequences=True)
+
+
+def make_tree(root: Path, n_valid: int = 1800, seed: int = 0) -> dict:
+    """n_valid instances in nested dirs, 40 identical copies, 20 conflicting copies, junk."""
+    rng = random.Random(seed)
+    info = {"valid": [], "duplicates": [], "conflicts": [], "junk": [], "symlinks": []}
+    for k in range(n_valid):
+        study, series = k // 300, (k // 60) % 5
+        d = root / f"st{study:02d}" / f"se{series}"
+        d.mkdir(parents=True, exist_ok=True)
+        p = d / f"IM{k:05d}.dcm"
+        p.write_bytes(_tiny_bytes(k, study=study, series=series))
+        info["valid"].append(p)
+    dup_dir = root / "zz_copies"
+    dup_dir.mkdir()
+    for j, k in enumerate(rng.sample(range(n_valid), 60)):
+        src = info["valid"][k]
+        if j < 40:
+            p = dup_dir / f"dup{j:03d}.dcm"
+            p.write_bytes(src.read_bytes())
+            info["duplicates"].append(p)
+        else:
+            study, series = k // 300, (k // 60) % 5
+            # "a" sorts before "st..": some conflicting copies win the race for the UID
+            p = (root / ("a_conflict%03d.dcm" % j)) if j % 2 else dup_dir / f"conf{j:03d}.dcm"
+            p.write_bytes(_tiny_bytes(k, study=study, series=series, instance_number=99999))
+            info["conflicts"].append(p)
+    for s in range(6):
+        paths = testing.write_junk(root / f"junk{s}", seed=s)
+        for kind, p in paths.items():
+            if kind == "valid":
+                continue
+            info["junk"].append(p)
+    os.symlink(info["valid"][0], root / "link_to_file.dcm")
+    os.symlink(root, root / "st00" / "loop")
+    info["symlinks"] = [root / "link_to_file.dcm", root / "st00" / "loop"]
+    return info
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tree")
+    info = make_tree(root)
+    return root, info
+
+
+def _dump(db):
+    con = sqlite3.connect(db)
+    try:
+        inst = con.execute("SELECT * FROM instances ORDER BY sop_instance_uid").fetchall()
+        files = con.execute("SELECT path, size, mtime_ns, state, sop_instance_uid FROM files"
+                            " ORDER BY path").fetchall()
+        copies = con.execute("SELECT path, state, sop_instance_uid FROM instance_copies"
+                             " ORDER BY path").fetchall()
+        fails = con.execute("SELECT path, error_type FROM failures ORDER BY path").fetchall()
+        series = con.execute("SELECT * FROM series ORDER BY 1").fetchall()
+        studies = con.execute("SELECT * FROM studies ORDER BY 1").fetchall()
+        patients = con.execute("SELECT * FROM patients ORDER BY 1").fetchall()
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        con.close()
+    return dict(inst=inst, files=files, copies=copies, fails=fails, series=series,
+                studies=studies, patients=patients)
+
+
+def test_states_and_rerun(tree, tmp_path):
+    root, info = tree
+    db = str(tmp_path / "index.sqlite")
+    r = ingest([root], db, workers=2, batch_size=200)
+    c = r.counts()
+    assert sum(c[s] for s in STATES) == c["files"]
+    n_files = sum(1 for p in root.rglob("*") if p.is_file() or p.is_symlink())
+    assert c["files"] == n_files
+    assert c["skipped"] == 2
+    assert c["failed"] == len(info["junk"])
+    # distinct instances: valid + the junk "valid" file (identical for every seed or not)
+    d = _dump(db)
+    assert {Path(os.fsdecode(p)) for p, _ in d["fails"]} == set(info["junk"])
+    uids = {row[0] for row in d["inst"]}
+    assert len(uids) == c["indexed"]
+    assert (c["conflict"], c["duplicate"]) == (20, 40)
+    # conflicting copies whose path sorts first won the race
+    con = sqlite3.connect(db)
+    winners = {os.fsdecode(p) for (p,) in con.execute("SELECT path FROM instances")}
+    con.close()
+    for p in info["conflicts"]:
+        assert (str(p) in winners) == p.name.startswith("a_conflict")
+    # re-run: nothing parsed, nothing written
+    before = _dump(db)
+    mtime = os.stat(db).st_mtime_ns
+    r2 = ingest([root], db, workers=2, batch_size=200)
+    assert r2.indexed == 0 and r2.unchanged == c["indexed"]
+    assert r2.files == c["files"] and r2.failed == c["failed"]
+    assert _dump(db) == before
+    assert os.stat(db).st_mtime_ns == mtime or _dump(db) == before
+
+
+def test_missing_changed_and_lock(tmp_path):
+    root = tmp_path / "t"
+    paths = testing.write_ct_series(root, 6, 16, 16)
+    db = str(tmp_path / "i.sqlite")
+    r = ingest([root], db, workers=1)
+    assert r.indexed == 6
+    paths[0].unlink()
+    data = bytearray(paths[1].read_bytes())
+    paths[1].write_bytes(bytes(data[: len(data) - 100]))   # now truncated in Pixel Data
+    r = ingest([root], db, workers=1)
+    assert (r.missing, r.failed, r.unchanged, r.files) == (1, 1, 4, 6)
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM instances").fetchone()[0] == 4
+    states = dict(con.execute("SELECT state, count(*) FROM files GROUP BY state").fetchall())
+    con.close()
+    assert states == {"indexed": 4, "failed": 1, "missing": 1}
+    # a second job at once: clear error
+    from fastdicom.ingest import _Lock
+    lock = _Lock(db)
+    try:
+        with pytest.raises(IngestLockedError):
+            ingest([root], db)
+        out = subprocess.run([sys.executable, "-m", "fastdicom.ingest", "ingest", str(root),
+                              "--db", db, "--quiet"], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=str(ROOT))
+        assert out.returncode == 1
+        assert "another ingest job" in out.stderr
+        assert json.loads(out.stdout.strip().splitlines()[-1])["error"] == "locked"
+    finally:
+        lock.release()
+
+
+def test_cli_json_parquet_export(tmp_path):
+    root = tmp_path / "t"
+    testing.write_ct_series(root, 5, 16, 16)
+    testing.write_junk(root / "junk")
+    db = str(tmp_path / "i.sqlite")
+    parts = tmp_path / "parts"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    (parts).mkdir()
+    (parts / "part-99999999.parquet.tmp").write_bytes(b"junk")
+    (parts / "part-00000777.parquet").write_bytes(b"orphan")
+    out = subprocess.run([sys.executable, "-m", "fastdicom.ingest", "ingest", str(root),
+                          "--db", db, "--parquet", str(parts)], capture_output=True,
+                         text=True, env=env, cwd=str(ROOT))
+    assert out.returncode == 0, out.stderr
+    counts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert sum(counts[s] for s in STATES) == counts["files"] == 13
+    assert counts["indexed"] == 6 and counts["failed"] == 7
+    assert "files in" in out.stderr
+    names = sorted(os.listdir(parts))
+    assert names == ["part-00000001.parquet"]
+    t = pq.read_table(parts / names[0])
+    assert t.num_rows == 6 and "SOPInstanceUID" in t.column_names
+    assert export_parquet(db, tmp_path / "all.parquet") == 6
+    bad = subprocess.run([sys.executable, "-m", "fastdicom.ingest", "ingest", "--db"],
+                         capture_output=True, text=True, env=env, cwd=str(ROOT))
+    assert bad.returncode == 2
+    ls = subprocess.run([sys.executable, "-m", "fastdicom.ingest", "ls", db, "--failures"],
+                        capture_output=True, text=True, env=env, cwd=str(ROOT))
+    assert ls.returncode == 0 and len(ls.stdout.strip().splitlines()) == 7
+
+
+def test_non_utf8_path_and_demo(tmp_path):
+    root = tmp_path / "t"
+    root.mkdir()
+    data = _tiny_bytes(1, study=1, series=1)
+    name = os.fsencode(str(root)) + b"/caf\xe9.dcm"
+    with open(name, "wb") as fh:
+        fh.write(data)
+    db = str(tmp_path / "i.sqlite")
+    r = demo_ingest(root, db)
+    assert r.indexed == 1
+    con = sqlite3.connect(db)
+    (p,) = con.execute("SELECT path FROM files").fetchone()
+    con.close()
+    assert p == name
+
+
+def _count(db):
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return con.execute("SELECT count(*) FROM files").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill9_resume_matches_uninterrupted(tree, tmp_path):
+    root, info = tree
+    ref_db = str(tmp_path / "ref.sqlite")
+    ref = ingest([root], ref_db, workers=2, batch_size=50)
+    total = ref.files
+    db = str(tmp_path / "killed.sqlite")
+    parts = tmp_path / "parts"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "fastdicom.ingest", "ingest", str(root), "--db", db,
+           "--batch-size", "50", "--workers", "2", "--quiet", "--parquet", str(parts)]
+    rng = random.Random(1234)
+    landed = 0
+    for attempt in range(4):
+        proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        before = _count(db)
+        t_end = time.time() + 30
+        while time.time() < t_end and proc.poll() is None and _count(db) <= before:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.08))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        n = _count(db)
+        if proc.returncode == -signal.SIGKILL and 0 < n < total:
+            landed += 1
+    assert landed >= 1, "no kill landed mid-run"
+    out = subprocess.run(cmd[:-2] + ["--parquet", str(parts)], env=env, cwd=str(ROOT),
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    counts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert counts["files"] == total
+    assert sum(counts[s] for s in STATES) == total
+    a, b = _dump(ref_db), _dump(db)
+    assert a["inst"] == b["inst"]
+    assert a["files"] == b["files"]
+    assert a["copies"] == b["copies"]
+    assert a["fails"] == b["fails"]
+    assert (a["series"], a["studies"], a["patients"]) == (b["series"], b["studies"],
+                                                         b["patients"])
+    assert {Path(os.fsdecode(p)) for p, _ in b["fails"]} == set(info["junk"])
+    # Parquet: no temp or orphan parts, every part readable, every row once
+    con = sqlite3.connect(db)
+    referenced = {r[0] for r in con.execute("SELECT part FROM batches WHERE part IS NOT NULL")}
+    con.close()
+    names = set(os.listdir(parts))
+    assert names == referenced
+    rows = sum(pq.read_metadata(parts / n).num_rows for n in names)
+    assert rows >= len(a["inst"])
