@@ -11,7 +11,7 @@ Every length read from the data is checked against the bytes that remain before 
 loop iteration consumes at least 8 bytes, so no input can make it read out of bounds or loop
 forever.
 """
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int16_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
@@ -485,6 +485,18 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
 
 cdef dict _VR_STR = {}
 
+MISSING = object()
+SLOW = object()
+_MULTI = None
+_NUMSTR = None
+
+
+def _set_value_types(multi, numstr):
+    """Called once by fastdicom.values: the list type for VM > 1 and the DS/IS decoder."""
+    global _MULTI, _NUMSTR
+    _MULTI = multi
+    _NUMSTR = numstr
+
 
 cdef class ElementIndex:
     """The flat element index of one scanned data set (see module docstring)."""
@@ -578,6 +590,89 @@ cdef class ElementIndex:
         if e.value_offset < 0 or e.value_offset > self.view.shape[0] or n > self.view.shape[0] - e.value_offset:
             raise IndexError(i)
         return PyBytes_FromStringAndSize(<const char*>&self.view[0] + e.value_offset if n else NULL, n)
+
+    def fast_value(self, uint32_t tag, int32_t parent, bint latin1_text):
+        """The decoded value of child ``tag`` of ``parent`` for the common simple cases, in C.
+
+        Returns ``MISSING`` when there is no such element and ``SLOW`` when the general
+        Python decoder must handle it (empty, implicit VR, odd, clipped, multi-byte charsets,
+        PN, bytes VRs...).  Values equal what :func:`fastdicom.values.decode_value` gives.
+        """
+        cdef int32_t i = self.find(tag, parent)
+        if i < 0:
+            return MISSING
+        cdef Entry* e = &self.entries[i]
+        if e.vr == 0 or e.length <= 0 or (e.flags & (F_CLIPPED | F_ODD | F_SQ_BLOB | F_UN_SQ | F_ENCAPSULATED)):
+            return SLOW
+        cdef int64_t n = e.length
+        if e.value_offset < 0 or e.value_offset > self.view.shape[0] or n > self.view.shape[0] - e.value_offset:
+            return SLOW
+        cdef const uint8_t* p = &self.view[0] + e.value_offset
+        cdef bint le = not (e.flags & F_BIG_ENDIAN)
+        cdef uint16_t vr = e.vr
+        cdef int64_t k, size, m
+        cdef str text
+        cdef list parts
+        cdef uint32_t u32
+        cdef uint64_t u64
+        cdef float f32
+        cdef double f64
+        if vr == VRC(b'U', b'I') or vr == VRC(b'C', b'S') or vr == VRC(b'D', b'A') or vr == VRC(b'T', b'M') or vr == VRC(b'D', b'T') or vr == VRC(b'A', b'S'):
+            m = n
+            while m > 0 and (p[m - 1] == 32 or p[m - 1] == 0):
+                m -= 1
+            text = PyUnicode_DecodeLatin1(<const char*>p, m, NULL)
+            if "\\" in text:
+                return _MULTI(text.split("\\"))
+            return text
+        if vr == VRC(b'S', b'H') or vr == VRC(b'L', b'O'):
+            if not latin1_text:
+                return SLOW
+            for k in range(n):
+                if p[k] == 0x1B:
+                    return SLOW
+            text = PyUnicode_DecodeLatin1(<const char*>p, n, NULL)
+            if "\\" in text:
+                return _MULTI([t.rstrip("\x00 ") for t in text.split("\\")])
+            return text.rstrip("\x00 ")
+        if vr == VRC(b'U', b'S') or vr == VRC(b'S', b'S'):
+            size = 2
+        elif vr == VRC(b'U', b'L') or vr == VRC(b'S', b'L') or vr == VRC(b'F', b'L'):
+            size = 4
+        elif vr == VRC(b'F', b'D'):
+            size = 8
+        elif vr == VRC(b'I', b'S') or vr == VRC(b'D', b'S'):
+            return _NUMSTR(PyBytes_FromStringAndSize(<const char*>p, n), vr == VRC(b'D', b'S'))
+        else:
+            return SLOW
+        if n % size:
+            return SLOW
+        parts = []
+        k = 0
+        while k < n:
+            if size == 2:
+                u32 = rd16(p + k, le)
+                if vr == VRC(b'S', b'S'):
+                    parts.append(<int16_t>u32)
+                else:
+                    parts.append(u32)
+            elif size == 4:
+                u32 = rd32(p + k, le)
+                if vr == VRC(b'U', b'L'):
+                    parts.append(u32)
+                elif vr == VRC(b'S', b'L'):
+                    parts.append(<int32_t>u32)
+                else:
+                    memcpy(&f32, &u32, 4)
+                    parts.append(f32)
+            else:
+                u64 = (<uint64_t>rd32(p + k + (0 if le else 4), le)) | ((<uint64_t>rd32(p + k + (4 if le else 0), le)) << 32)
+                memcpy(&f64, &u64, 8)
+                parts.append(f64)
+            k += size
+        if len(parts) == 1:
+            return parts[0]
+        return _MULTI(parts)
 
     def text(self, int32_t i):
         """The value of entry i as a latin-1 str with trailing spaces and NULs removed."""

@@ -78,7 +78,7 @@ _BYTES_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
 _BOTH_STRIP = frozenset({"AE", "DS", "IS"})
 DEFAULT_BATCH_FILES = 2048
-_CHUNK_FILES = 256
+_CHUNK_FILES = 1024
 
 
 class _Spec:
@@ -171,18 +171,27 @@ def iter_files(paths, *, follow_symlinks: bool = False) -> Iterator[WalkEntry]:
         p = os.fspath(p)
         if isinstance(p, bytes):
             p = os.fsdecode(p)
-        if not os.path.lexists(p) and _has_magic(p):
-            for g in sorted(_glob.glob(p, recursive=True)):
-                yield from _walk_one(g, follow_symlinks, visited)
+        try:
+            st = os.lstat(p)
+        except OSError as exc:
+            if _has_magic(p):
+                for g in sorted(_glob.glob(p, recursive=True)):
+                    yield from _walk_one(g, follow_symlinks, visited)
+                continue
+            yield WalkEntry(p, "error", exc)
             continue
-        yield from _walk_one(p, follow_symlinks, visited)
+        yield from _walk_one(p, follow_symlinks, visited, st)
 
 
-def _walk_one(p, follow, visited):
-    try:
-        st = os.lstat(p)
-    except OSError as exc:
-        yield WalkEntry(p, "error", exc)
+def _walk_one(p, follow, visited, st=None):
+    if st is None:
+        try:
+            st = os.lstat(p)
+        except OSError as exc:
+            yield WalkEntry(p, "error", exc)
+            return
+    if _stat.S_ISREG(st.st_mode):
+        yield WalkEntry(p, "file")
         return
     if _stat.S_ISLNK(st.st_mode):
         if not follow:
@@ -264,65 +273,114 @@ def _err_row(exc: BaseException):
     return type(exc).__name__, str(exc), None, None
 
 
+def _empty_row():
+    return {"size": None, "mtime_ns": None, "error": None, "values": {}, "little": True,
+            "ts": None, "pixel_offset": None, "pixel_length": None, "deflated": False}
+
+
+class _NeedMoreBytes(Exception):
+    pass
+
+
+def _parse_buffer(row, data, path, size, tag_list, find_pixels, get):
+    """Fill ``row`` from the first bytes ``data`` of a file of ``size`` bytes; raises
+    _NeedMoreBytes when more bytes are needed, DicomError on bad data."""
+    from .filereader import _NeedMore, read_buffer
+    from .errors import InvalidDicomError
+    partial = len(data) < size
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = read_buffer(data, path=path, stop_before_pixels=True,
+                             validation="ignore", partial_size=size if partial else -1)
+    except _NeedMore:
+        raise _NeedMoreBytes() from None
+    except DicomError as exc:
+        if not partial or isinstance(exc, InvalidDicomError):
+            raise
+        raise _NeedMoreBytes() from None
+    ctx = ds._ctx
+    index = ds._index
+    if index.n_clipped:
+        raise TruncatedError("the last element runs past the end of the file",
+                             path=path, offset=index.error_offset,
+                             tag=index.error_tag or None)
+    row["little"] = ctx.is_little_endian
+    row["ts"] = ctx.transfer_syntax
+    row["deflated"] = bool(ctx.inflated)
+    meta_index = getattr(ds.file_meta, "_index", None)
+    vals = row["values"]
+    for tag in tag_list:
+        idx = meta_index if (tag >> 16) == 2 else index
+        if idx is None:
+            continue
+        i = idx.find(tag, -1)
+        if i < 0:
+            continue
+        info = idx.info(i)
+        if info[2] & 1:     # undefined length: not a plain value
+            continue
+        vals[tag] = (info[1], idx.value(i), (tag >> 16) != 2 and not ctx.is_little_endian)
+    if find_pixels and index.stop_offset >= 0:
+        _pixel_info(row, ctx, index, path, size, get)
+
+
 def read_header_row(path, tag_list: Sequence[int], *, nofollow: bool = False,
                     find_pixels: bool = True):
     """Read one file with the full Python reader; return a dict with ``values``
-    ``{tag: (vr, raw bytes)}``, ``little``, ``ts``, ``size``, ``mtime_ns``, pixel info, or an
-    ``error`` tuple ``(type, message, offset, tag)``."""
-    from .filereader import _NeedMore, read_buffer, HEADER_CHUNK
-    from .errors import InvalidDicomError
-    row = {"size": None, "mtime_ns": None, "error": None, "values": {}, "little": True,
-           "ts": None, "pixel_offset": None, "pixel_length": None, "deflated": False}
+    ``{tag: (vr, raw bytes, big endian)}``, ``little``, ``ts``, ``size``, ``mtime_ns``, pixel
+    info, or an ``error`` tuple ``(type, message, offset, tag)``."""
+    from .filereader import HEADER_CHUNK
+    row = _empty_row()
     chunk = HEADER_CHUNK
+
+    def get(off, n):
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_NOFOLLOW if nofollow else 0))
+        try:
+            return os.pread(fd, n, off)
+        finally:
+            os.close(fd)
     try:
         while True:
             data, size, mtime, changed = _batch.read_checked(path, chunk, nofollow)
             row["size"], row["mtime_ns"] = size, mtime
             if changed:
                 raise FileChangedError("file changed while it was read", path=path)
-            partial = len(data) < size
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    ds = read_buffer(data, path=path, stop_before_pixels=True,
-                                     validation="ignore", partial_size=size if partial else -1)
+                _parse_buffer(row, data, path, size, tag_list, find_pixels, get)
                 break
-            except _NeedMore:
+            except _NeedMoreBytes:
+                row["values"] = {}
                 chunk *= 8
-            except DicomError as exc:
-                if not partial or isinstance(exc, InvalidDicomError):
-                    raise
-                chunk *= 8
-        ctx = ds._ctx
-        index = ds._index
-        if index.n_clipped:
-            raise TruncatedError("the last element runs past the end of the file",
-                                 path=path, offset=index.error_offset,
-                                 tag=index.error_tag or None)
-        row["little"] = ctx.is_little_endian
-        row["ts"] = ctx.transfer_syntax
-        row["deflated"] = bool(ctx.inflated)
-        meta_index = getattr(ds.file_meta, "_index", None)
-        vals = row["values"]
-        for tag in tag_list:
-            idx = meta_index if (tag >> 16) == 2 else index
-            if idx is None:
-                continue
-            i = idx.find(tag, -1)
-            if i < 0:
-                continue
-            info = idx.info(i)
-            if info[2] & 1:     # undefined length: not a plain value
-                continue
-            vals[tag] = (info[1], idx.value(i), (tag >> 16) != 2 and not ctx.is_little_endian)
-        if find_pixels and index.stop_offset >= 0:
-            _pixel_info(row, ctx, index, path, size)
     except (DicomError, OSError) as exc:
         row["error"] = _err_row(exc)
     return row
 
 
-def _pixel_info(row, ctx, index, path, size):
+def _row_from_buffer(data, path, size, mtime_ns, plan):
+    """A row from the first bytes of a (remote) file, or None when more bytes are needed."""
+    row = _empty_row()
+    row["size"], row["mtime_ns"] = size, mtime_ns
+
+    def get(off, n):
+        if off + n > len(data) and len(data) < size:
+            raise _NeedMoreBytes()
+        return bytes(data[off:off + n])
+    try:
+        _parse_buffer(row, data, path, size, plan.tag_list, plan.find_pixels, get)
+    except _NeedMoreBytes:
+        return None
+    except DicomError as exc:
+        row["error"] = _err_row(exc)
+    return row
+
+
+def _decode_rows_from_buffers(plan, paths, rows):
+    batch, _ = _scan_chunk(plan, list(paths), False, rows=rows)
+    return pa.Table.from_batches([batch], schema=plan.schema)
+
+
+def _pixel_info(row, ctx, index, path, size, get_file):
     import struct
     hdr_off = index.stop_offset
     little = ctx.is_little_endian
@@ -334,10 +392,7 @@ def _pixel_info(row, ctx, index, path, size):
             return bytes(buf[off:off + n])
         total = len(buf)
     else:
-        def get(off, n):
-            with open(path, "rb") as fh:
-                fh.seek(off)
-                return fh.read(n)
+        get = get_file
         total = size
     head = get(hdr_off, 12)
     if len(head) < 8:
@@ -470,10 +525,11 @@ def _decode_column(spec: _Spec, col, big: np.ndarray, charsets: list, n: int) ->
         if vr in _BIN_FMT:
             return _binary_numbers(spec, offsets, data, present, lengths, big, n)
         u8 = np.frombuffer(data, np.uint8)
-        if len(u8) and u8.max() >= 0x80:
+        special = (u8 >= 0x80) | (u8 == 0x1B) if len(u8) else None
+        if special is not None and special.any():
             if vr not in _CHARSET_VRS:
                 return _slow_column(spec, col, big, charsets, n)
-            rows_non_ascii = np.unique(np.searchsorted(offsets, np.nonzero(u8 >= 0x80)[0],
+            rows_non_ascii = np.unique(np.searchsorted(offsets, np.nonzero(special)[0],
                                                        "right") - 1)
             return _charset_column(spec, col, charsets, rows_non_ascii, n)
         arr = _pyarrow_binary(offsets, data, present).cast(pa.string())
@@ -542,26 +598,35 @@ def _binary_numbers(spec, offsets, data, present, lengths, big, n):
 
 
 def _charset_column(spec, col, charsets, rows_non_ascii, n):
-    from .charset import decode_bytes
+    from .charset import decode_bytes, decode_text
     offsets, data, vrs, present = col
-    out: list = [None] * n
-    non_ascii = set(rows_non_ascii.tolist())
-    for i in range(n):
-        if not present[i]:
-            continue
-        raw = data[offsets[i]:offsets[i + 1]]
-        if i in non_ascii:
+    arr = _pyarrow_binary(offsets, data, present)
+    out = arr.to_pylist()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in rows_non_ascii.tolist():
+            raw = out[i]
+            if raw is None:
+                continue
             encs = _encodings(charsets[i])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            if b"\x1b" not in raw and len(encs) == 1:
+                text = raw.decode(encs[0], "replace")
+            elif spec.vr == "PN":
+                value = decode_text(raw, list(encs), "PN", validation="ignore")
+                if isinstance(value, list):
+                    text = "\\".join(str(v) for v in value)
+                else:
+                    text = str(value)
+            else:
                 text = decode_bytes(raw, list(encs), validation="ignore")
-        else:
-            text = raw.decode("ascii")
-        if spec.multi:
-            out[i] = [t.rstrip(" \x00") for t in text.split("\\")] if text else None
-        else:
-            out[i] = text.rstrip(" \x00")
-    return pa.array(out, spec.type)
+            out[i] = text
+    for i in range(n):
+        v = out[i]
+        if isinstance(v, bytes):
+            out[i] = v.decode("ascii")
+    arr = pa.array(out, pa.string())
+    lengths = np.diff(offsets)
+    return _finish_text(spec, arr, present, lengths)
 
 
 def _slow_column(spec, col, big, charsets, n):
@@ -595,12 +660,28 @@ _ERRNO_CLASS = {_errno.ENOENT: FileNotFoundError, _errno.EACCES: PermissionError
                 _errno.EISDIR: IsADirectoryError}
 
 
-def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192):
-    """Scan ``paths``; return (RecordBatch, extra) where ``extra`` has per-row error offset/tag."""
+def _all_fallback(plan, n):
+    nt = len(plan.tag_list)
+    return {"status": np.full(n, _batch.STATUS_FALLBACK, np.int32),
+            "errno": np.zeros(n, np.int32), "size": np.full(n, -1, np.int64),
+            "mtime_ns": np.zeros(n, np.int64), "flags": np.zeros(n, np.int32),
+            "pixel_header": np.full(n, -1, np.int64), "pixel_offset": np.full(n, -1, np.int64),
+            "pixel_length": np.full(n, -1, np.int64), "err_offset": np.full(n, -1, np.int64),
+            "columns": [(np.zeros(n + 1, np.int32), b"", np.zeros(n, np.uint16),
+                         np.zeros(n, bool)) for _ in range(nt)]}
+
+
+def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192,
+                rows: Optional[list] = None):
+    """Scan ``paths``; return (RecordBatch, extra) where ``extra`` has per-row error offset/tag.
+    With ``rows`` (from :func:`_row_from_buffer`), only assemble those."""
     n = len(paths)
-    r = _batch.extract(paths, plan.tag_array, stop_tag=plan.stop_tag,
-                       find_pixels=plan.find_pixels, nofollow=nofollow,
-                       header_bytes=header_bytes)
+    if rows is None:
+        r = _batch.extract(paths, plan.tag_array, stop_tag=plan.stop_tag,
+                           find_pixels=plan.find_pixels, nofollow=nofollow,
+                           header_bytes=header_bytes)
+    else:
+        r = _all_fallback(plan, n)
     status = r["status"]
     columns = list(r["columns"])
     size = r["size"].copy()
@@ -618,7 +699,7 @@ def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 81
         st = status[i]
         path = paths[i]
         if st == _batch.STATUS_FALLBACK:
-            fallback_rows[i] = read_header_row(path, plan.tag_list, nofollow=nofollow,
+            fallback_rows[i] = rows[i] if rows is not None else read_header_row(path, plan.tag_list, nofollow=nofollow,
                                                find_pixels=plan.find_pixels)
             continue
         if st == _batch.STATUS_OS_ERROR:
@@ -659,7 +740,11 @@ def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 81
                     for i in range(n)]
     else:
         charsets = [None] * n
-    arrays = [pa.array([_display_path(p) for p in paths], pa.string()),
+    try:
+        path_array = pa.array(paths, pa.string())
+    except (pa.ArrowException, UnicodeError, TypeError):
+        path_array = pa.array([_display_path(p) for p in paths], pa.string())
+    arrays = [path_array,
               pa.array(size, mask=size < 0), pa.array(mtime, mask=size < 0)]
     for spec in plan.specs:
         arrays.append(_decode_column(spec, columns[plan.pos[spec.tag]], big, charsets, n))
@@ -679,36 +764,35 @@ def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 81
 
 
 def _patch_columns(plan, columns, rows: dict, n: int):
-    """Rebuild the raw columns with the values of fallback rows filled in."""
+    """The raw columns with the values of fallback rows inserted (their slots are empty)."""
     out = []
-    vr_codes = {}
+    order = sorted(rows)
     for j, tag in enumerate(plan.tag_list):
         offsets, data, vrs, present = columns[j]
-        pieces = []
-        new_off = np.zeros(n + 1, np.int64)
+        inserts = []
+        for i in order:
+            row = rows[i]
+            v = row["values"].get(tag) if row["error"] is None else None
+            if v is not None:
+                inserts.append((i, v[0], v[1]))
+        if not inserts:
+            out.append(columns[j])
+            continue
+        extra = np.zeros(n + 1, np.int64)
         new_vrs = np.array(vrs, copy=True)
         new_present = np.array(present, copy=True)
-        total = 0
-        for i in range(n):
-            row = rows.get(i)
-            if row is None:
-                piece = data[offsets[i]:offsets[i + 1]] if present[i] else b""
-            else:
-                v = row["values"].get(tag) if row["error"] is None else None
-                if v is None:
-                    piece = b""
-                    new_present[i] = False
-                else:
-                    vr, raw, _big = v
-                    piece = raw
-                    new_present[i] = True
-                    code = vr_codes.get(vr)
-                    if code is None:
-                        code = vr_codes[vr] = ((ord(vr[0]) << 8) | ord(vr[1])) if len(vr) == 2 else 0
-                    new_vrs[i] = code
-            pieces.append(piece)
-            total += len(piece)
-            new_off[i + 1] = total
+        pieces = []
+        prev = 0
+        for i, vr, raw in inserts:
+            cut = int(offsets[i])
+            pieces.append(data[prev:cut])
+            pieces.append(raw)
+            prev = cut
+            extra[i + 1] += len(raw)
+            new_present[i] = True
+            new_vrs[i] = ((ord(vr[0]) << 8) | ord(vr[1])) if len(vr) == 2 else 0
+        pieces.append(data[prev:])
+        new_off = offsets.astype(np.int64) + np.cumsum(extra)
         out.append((new_off.astype(np.int32), b"".join(pieces), new_vrs, new_present))
     return out
 
@@ -761,6 +845,11 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
         return batch
 
     chunk_size = max(1, min(batch_size, _CHUNK_FILES))
+    if workers > 1:
+        if isinstance(paths, (list, tuple)) and len(paths) > 1:
+            chunk_size = max(64, min(chunk_size, -(-len(paths) // workers)))
+        else:
+            chunk_size = max(1, min(chunk_size, _CHUNK_FILES // 2))
 
     def merged(results):
         pending = []

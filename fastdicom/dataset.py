@@ -12,7 +12,7 @@ from typing import Any, Iterator, Optional
 
 from . import _dictionary as _dict
 from . import tags as _tags
-from ._scan import scan as _scan
+from ._scan import scan as _scan, MISSING as _MISSING, SLOW as _SLOW
 from .errors import DicomWarning, MalformedElementError, Limits, DEFAULT_LIMITS, status_error
 from .values import decode_value, empty_value, MultiValue
 
@@ -31,6 +31,7 @@ F_BIG_ENDIAN = 256
 F_SQ_BLOB = 512
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+_LATIN1_CHARSETS = (["iso8859"], ["latin_1"], ("iso8859",), ("latin_1",))
 _ASCII_SPLIT_VRS = frozenset({"UI", "CS", "DA", "TM", "DT", "AS"})
 
 
@@ -403,6 +404,17 @@ class Dataset:
             raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
         d = self.__dict__
         elem = d["_elements"].get(tag)
+        if elem is None and "_only" not in d and "_deleted" not in d and d["_index"] is not None:
+            latin1 = d.get("_latin1")
+            if latin1 is None:
+                latin1 = d["_latin1"] = self._charset() in _LATIN1_CHARSETS
+            value = d["_index"].fast_value(tag, d["_item"], latin1)
+            if value is _MISSING:
+                raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
+            if value is not _SLOW:
+                if tag not in _PIXEL_TAGS:
+                    d[name] = value
+                return value
         if elem is None:
             if "_only" in d or "_deleted" in d:
                 elem = self._element(tag) if self._visible(tag) else None

@@ -25,7 +25,7 @@ from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, FileChangedError,
 
 __all__ = ["dcmread", "open_file", "DicomFile", "read_buffer", "HEADER_CHUNK"]
 
-HEADER_CHUNK = 16384
+HEADER_CHUNK = 8192
 _META_END = 0x0002FFFF
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"

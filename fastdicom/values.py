@@ -199,3 +199,15 @@ def _retry(vr, raw, little_endian, encodings, validation):
 
 def warn_value(message: str) -> None:
     warnings.warn(message, DicomWarning, stacklevel=3)
+
+
+def _numeric_string_value(raw: bytes, is_ds: bool) -> Any:
+    return decode_value("DS" if is_ds else "IS", raw)
+
+
+def _install_fast_path() -> None:
+    from . import _scan
+    _scan._set_value_types(MultiValue, _numeric_string_value)
+
+
+_install_fast_path()

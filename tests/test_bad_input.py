@@ -623,6 +623,17 @@ def test_specific_character_set_with_non_text_vr():
     assert str(ds.PatientName) == "Doe^John"
 
 
+@pytest.mark.parametrize("vr", ["LO", "SH", "PN", "UT"])
+def test_specific_character_set_with_charset_dependent_vr(vr):
+    # fuzz finding (fuzz_dcmread, RecursionError): (0008,0005) written with a VR whose decoding
+    # needs the character set looked up (0008,0005) again, without end
+    data = head() + el(0x00080005, vr, txt("ISO_IR 100")) + PN
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = read(data)
+    assert str(ds.PatientName) == "Doe^John"
+
+
 # ---------------------------------------------------------------------------------------------
 # Rows 22-29: pixel data
 
@@ -1163,12 +1174,16 @@ def test_fuzz_json_non_numeric_is_value():
 
 
 def test_fuzz_sq_value_that_is_not_a_sequence():
-    # implicit VR: a sequence tag whose bytes are not items falls back to text/bytes
-    data = head(IMPLICIT_LE) + el(0x00081110, "", b"abcdefgh", explicit=False) + PN_IMPLICIT
+    # mutation-run finding: implicit VR, a sequence tag whose bytes are not items; the value
+    # falls back to text (pydicom's retry) but the element kept VR "SQ", so consumers that
+    # trust VR == "SQ" (to_json_dict) failed with AttributeError
+    data = head(IMPLICIT_LE) + el(0x00081110, "", b"ab\\cd\\ef\\gh", explicit=False) + PN_IMPLICIT
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = fastdicom.dcmread(data)
-        ds.ReferencedStudySequence
+        elem = ds[0x00081110]
+        if elem.VR == "SQ":
+            assert all(isinstance(x, fastdicom.Dataset) for x in elem.value), elem.value
         try:
             ds.to_json_dict()
         except DicomError:

@@ -29,8 +29,12 @@ def test_bad_usage_and_bad_file(tmp_path, capsys):
 
 
 def test_demo_runs(tmp_path):
+    import os
+    from pathlib import Path
+    import fastdicom
+    env = dict(os.environ, PYTHONPATH=str(Path(fastdicom.__file__).resolve().parents[1]))
     proc = subprocess.run([sys.executable, "-m", "fastdicom", "demo", "--slices", "8",
                            "--rows", "64", "--columns", "64"], capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path)
+                          timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "8 instances" in proc.stdout and "demo finished" in proc.stdout

@@ -157,6 +157,8 @@ def summarize(tasks: Sequence[Task], results: Sequence[Result]) -> list[dict[str
 def _x(v: Optional[float], digits: int = 2) -> str:
     if v is None or v != v:
         return "—"
+    if v < 0.1:
+        return f"{v:.2g}×"
     return f"{v:.{digits}f}×" if v < 100 else f"{v:.0f}×"
 
 
@@ -326,8 +328,9 @@ def _ratio_chart(summary: Sequence[dict[str, Any]], path: Path) -> bool:
         ax.text(0.005, ypos - 0.72, f"{task}", fontsize=9, fontweight="bold", va="bottom",
                 ha="left", transform=ax.get_yaxis_transform())
         if fl:
-            ax.text(0.995, ypos - 0.72, f"floor = {fl.removeprefix('floor: ')}", fontsize=7, color="#555555",
-                    va="bottom", ha="right", transform=ax.get_yaxis_transform())
+            ax.text(0.995, ypos - 0.72, "floor = " + fl.removeprefix("floor: "), fontsize=7,
+                    color="#555555", va="bottom", ha="right",
+                    transform=ax.get_yaxis_transform())
     ax.set_xlabel("time ÷ raw floor (same syscalls from Python), warm cache — lower is better;"
                   " 1 = floor")
     ax.set_title("fastdicom vs peers, as multiples of the raw I/O floor")
@@ -360,14 +363,25 @@ def _scaling_chart(summary: Sequence[dict[str, Any]], path: Path) -> bool:
                     (t["series_size"] / 2 ** 20, r["time_s"] * t["items_per_call"], r["kind"]))
     if not series:
         return False
-    fig, ax = plt.subplots(figsize=(8, 5.2))
+    series = {k: v for k, v in series.items() if len(v) >= 2}   # lines, not lone points
+    if not series:
+        return False
+    fig, ax = plt.subplots(figsize=(9, 5.6))
     markers = "osD^v<>p*h"
-    for k, (impl, pts) in enumerate(sorted(series.items())):
+    peer_colors = iter(["#e07b39", "#2ca02c", "#9467bd", "#8c564b", "#d62728", "#bcbd22"])
+    ours_colors = iter(["#1f6fb4", "#17becf", "#08306b"])
+
+    def order(item):
+        return ({"ours": 0, "floor": 1, "peer": 2}[item[1][0][2]], item[0])
+
+    for k, (impl, pts) in enumerate(sorted(series.items(), key=order)):
         pts.sort()
         kind = pts[0][2]
         style = {"ours": "-", "floor": "--", "peer": ":"}[kind]
+        color = {"ours": lambda: next(ours_colors, None), "floor": lambda: "#555555",
+                 "peer": lambda: next(peer_colors, None)}[kind]()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker=markers[k % len(markers)],
-                label=impl, lw=2 if kind == "ours" else 1.5)
+                label=impl, lw=2.2 if kind == "ours" else 1.5, color=color)
     sizes = sorted({p[0] for pts in series.values() for p in pts})
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -376,7 +390,7 @@ def _scaling_chart(summary: Sequence[dict[str, Any]], path: Path) -> bool:
     ax.set_ylabel("seconds to load the series into one volume (warm cache)")
     ax.set_title("Cost against series size (straight line of slope 1 = linear)")
     ax.grid(which="both", alpha=0.25)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -15,6 +15,7 @@ Nothing is cached between rounds by the harness: impls open their files afresh o
 """
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import threading
@@ -115,7 +116,7 @@ class RunConfig:
     min_rounds: int = 3
     budget_s: float = 2.0          # per impl and mode, warm
     cold_rounds: int = 3
-    cold_budget_s: float = 6.0
+    cold_budget_s: float = 8.0   # per impl (cold rounds are interleaved)
     target_round_s: float = 0.03
     cold: bool = True
     log: Optional[Callable[[str], None]] = None
@@ -238,23 +239,50 @@ def run_impl(task: Task, impl: Impl, cfg: RunConfig, mode: str) -> Result:
     return res
 
 
+def _cold_round(task: Task, impl: Impl, res: Result) -> None:
+    gc.collect()                  # release mappings of earlier rounds: mapped pages stay cached
+    drop_caches(task.files)
+    t0 = time.perf_counter()
+    impl.fn()
+    res.per_item.append((time.perf_counter() - t0) / task.items)
+
+
 def run_task(task: Task, cfg: RunConfig) -> list[Result]:
-    """Time every impl of ``task`` (warm, then cold when asked); return the results."""
+    """Time every impl of ``task``: warm, impl after impl; then, when asked, cold rounds
+    interleaved across impls (round-robin, so drifting disk conditions hit all alike)."""
     results = []
-    modes = ["warm"] + (["cold"] if task.cold and cfg.cold and _FADV_DONTNEED is not None
-                        and task.files else [])
-    for mode in modes:
-        for impl in task.impls:
-            if mode == "cold" and not impl.cold:
-                continue
-            r = run_impl(task, impl, cfg, mode)
-            results.append(r)
-            if r.error:
-                _log(cfg, f"  {task.name} [{mode}] {impl.label}: ERROR {r.error}")
-            else:
-                _log(cfg, f"  {task.name} [{mode}] {impl.label}: "
-                          f"{fmt_time(r.median)}/{task.unit} ({len(r.per_item)} rounds)")
+    for impl in task.impls:
+        r = run_impl(task, impl, cfg, "warm")
+        results.append(r)
+        _report(cfg, task, r)
+    if not (task.cold and cfg.cold and _FADV_DONTNEED is not None and task.files):
+        return results
+    cold = [(impl, Result(task.name, task.group, impl.label, impl.kind, impl.threads, "cold",
+                          [], 1, task.items, task.nbytes))
+            for impl in task.impls if impl.cold]
+    t_start = time.perf_counter()
+    for k in range(cfg.cold_rounds):
+        for impl, r in cold:
+            if r.error is None and len(r.per_item) < min(cfg.cold_rounds,
+                                                         impl.max_rounds or cfg.cold_rounds):
+                try:
+                    _cold_round(task, impl, r)
+                except Exception as exc:
+                    r.error, r.per_item = f"{type(exc).__name__}: {exc}", []
+        if time.perf_counter() - t_start > cfg.cold_budget_s * len(cold) and k >= 0:
+            break
+    for impl, r in cold:
+        results.append(r)
+        _report(cfg, task, r)
     return results
+
+
+def _report(cfg: RunConfig, task: Task, r: Result) -> None:
+    if r.error:
+        _log(cfg, f"  {task.name} [{r.mode}] {r.impl}: ERROR {r.error}")
+    else:
+        _log(cfg, f"  {task.name} [{r.mode}] {r.impl}: "
+                  f"{fmt_time(r.median)}/{task.unit} ({len(r.per_item)} rounds)")
 
 
 def fmt_time(s: float) -> str:

@@ -109,7 +109,7 @@ def _independence(plan: datagen.Plan) -> Task:
     return Task("frame", "frame: size independence", "random frame (open + copy + close) of a "
                 f"{small_n}-frame vs a {large_n}-frame file: the cost must not grow with the "
                 "file", "frame", 1, impls, nbytes=datagen.SLICE_BYTES, files=files,
-                missing=missing,
+                missing=missing, ours=labels[0],
                 goals=[Goal("large file within 20% of the small one", labels[1], labels[0],
                             "within", 0.2, issue=4)])
 

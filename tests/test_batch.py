@@ -1,0 +1,194 @@
+"""Batch header scan: schema, typed values vs pydicom, errors, walking, threads."""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from fastdicom import testing
+from fastdicom.batch import DEFAULT_TAGS, scan, scan_batches, schema
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _data_dir():
+    if not DATA.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"test data missing: {DATA}")
+        pytest.skip(f"test data not found at {DATA}")
+    return DATA
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mixed")
+    testing.write_mixed_set(root / "mixed", 24)
+    testing.write_ct_series(root / "ct", 4, 32, 32, transfer_syntax=testing.RLE_LOSSLESS) \
+        if testing.builtin_frame_encoder(testing.RLE_LOSSLESS) else None
+    junk = testing.write_junk(root / "junk")
+    return root, junk
+
+
+def test_schema_fixed():
+    s = schema(["Rows", "PixelSpacing", "PatientName", "ImageType", "SliceThickness",
+                "InstanceNumber", "StudyDate"])
+    assert s.names[:3] == ["path", "size", "mtime_ns"]
+    assert s.field("Rows").type == pa.int64()
+    assert s.field("PixelSpacing").type == pa.list_(pa.float64())
+    assert s.field("PatientName").type == pa.string()
+    assert s.field("ImageType").type == pa.list_(pa.string())
+    assert s.field("SliceThickness").type == pa.float64()
+    assert s.field("InstanceNumber").type == pa.int64()
+    assert s.names[-6:] == ["transfer_syntax", "pixel_offset", "pixel_length", "num_frames",
+                            "error_type", "error_message"]
+    with pytest.raises(ValueError):
+        schema(["ReferencedImageSequence"])
+
+
+def test_scan_mixed_matches_dcmread(mixed):
+    import fastdicom
+    root, junk = mixed
+    t = scan(root, workers=2)
+    assert t.schema == schema(DEFAULT_TAGS)
+    rows = t.to_pylist()
+    by_path = {r["path"]: r for r in rows}
+    assert len(rows) == sum(1 for p in root.rglob("*") if p.is_file())
+    for kind, p in junk.items():
+        r = by_path[str(p)]
+        if kind in ("valid", "dicm_only"):
+            assert r["error_type"] is None
+        else:
+            assert r["error_type"] is not None, kind
+    for p in (root / "mixed").iterdir():
+        r = by_path[str(p)]
+        assert r["error_type"] is None
+        ds = fastdicom.dcmread(p)
+        assert r["SOPInstanceUID"] == ds.SOPInstanceUID
+        assert r["Rows"] == ds.Rows and r["Columns"] == ds.Columns
+        assert r["PatientName"] == str(ds.PatientName)
+        assert r["ImagePositionPatient"] == pytest.approx([float(v) for v in
+                                                           ds.ImagePositionPatient])
+        assert r["transfer_syntax"] == ds.file_meta.TransferSyntaxUID
+        el = ds["PixelData"]
+        assert r["pixel_length"] == el.length
+        if not ds._ctx.inflated:
+            assert r["pixel_offset"] == el.offset
+            raw = p.read_bytes()[r["pixel_offset"]:r["pixel_offset"] + r["pixel_length"]]
+            assert len(raw) == r["pixel_length"]
+        else:
+            assert r["pixel_offset"] is None
+        assert r["num_frames"] == 1
+
+
+def test_threads_same_result_and_batches(mixed):
+    root, _ = mixed
+    a = scan(root, workers=1)
+    b = scan(root, workers=2)
+    assert a.equals(b)
+    batches = list(scan_batches(root, workers=2, batch_size=7))
+    assert all(x.num_rows <= 7 for x in batches)
+    assert pa.Table.from_batches(batches).equals(a)
+
+
+def test_globs_symlinks_and_raise(mixed, tmp_path):
+    root, junk = mixed
+    t = scan(str(root / "mixed" / "MX0000*.dcm"))
+    assert t.num_rows == 10
+    link = tmp_path / "link.dcm"
+    os.symlink(next((root / "mixed").iterdir()), link)
+    loop = tmp_path / "loop"
+    os.symlink(tmp_path, loop)
+    t = scan(tmp_path)
+    assert sorted(t.column("error_type").to_pylist()) == ["SymlinkSkipped", "SymlinkSkipped"]
+    t = scan(tmp_path, follow_symlinks=True)
+    assert t.column("error_type").to_pylist() == [None]
+    from fastdicom.errors import InvalidDicomError
+    with pytest.raises(InvalidDicomError):
+        scan(junk["text"], errors="raise")
+
+
+def test_changed_size_detected(tmp_path):
+    # a file that grows between the two fstat calls cannot be simulated portably; a vanished
+    # file is an OSError row
+    t = scan([str(tmp_path / "nope.dcm")])
+    assert t.column("error_type").to_pylist() == ["FileNotFoundError"]
+
+
+def _pydicom_value(elem):
+    from pydicom.multival import MultiValue
+    v = elem.value
+    if isinstance(v, (list, MultiValue)):
+        return [_plain(x) for x in v]
+    return _plain(v)
+
+
+def _plain(x):
+    from pydicom.valuerep import PersonName
+    if isinstance(x, PersonName):
+        return str(x)
+    if isinstance(x, float) or type(x).__name__ in ("DSfloat", "DSdecimal"):
+        return float(x)
+    if isinstance(x, int):
+        return int(x)
+    return x
+
+
+def _same(ours, theirs):
+    if isinstance(ours, list):
+        if not isinstance(theirs, list):
+            theirs = [theirs]
+        return len(ours) == len(theirs) and all(_same(a, b) for a, b in zip(ours, theirs))
+    if isinstance(theirs, list):
+        return False
+    if isinstance(ours, str) and isinstance(theirs, str):
+        return ours == theirs.strip(" ")    # we strip the padding of each value
+    if isinstance(ours, float) and isinstance(theirs, (int, float)):
+        return math.isclose(ours, theirs, rel_tol=1e-9) or (math.isnan(ours) and math.isnan(theirs))
+    return ours == theirs
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_typed_columns_vs_pydicom_on_corpus():
+    pydicom = pytest.importorskip("pydicom")
+    corpus = _data_dir() / "corpus"
+    files = sorted(str(p) for p in corpus.rglob("*") if p.is_file() and p.name != "MANIFEST.tsv")
+    t = scan(files, workers=2)
+    keywords = [k for k in DEFAULT_TAGS if k != "SpecificCharacterSet"]
+    checked = mismatches = 0
+    bad = []
+    warnings.simplefilter("ignore")
+    for r in t.to_pylist():
+        if r["error_type"] is not None:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(r["path"], stop_before_pixels=True)
+        except Exception:
+            continue
+        for k in keywords:
+            if k not in ds or ds[k].VR == "SQ":
+                continue
+            theirs = ds[k].value
+            ours = r[k]
+            if theirs in ("", None) or theirs == []:
+                continue
+            try:
+                theirs = _pydicom_value(ds[k])
+            except Exception:
+                continue
+            checked += 1
+            if not _same(ours, theirs):
+                mismatches += 1
+                bad.append((r["path"], k, ours, theirs))
+    print(f"corpus: {t.num_rows} files, {checked} values compared, {mismatches} differ")
+    assert checked > 5000
+    # a handful of corpus files hold deliberately invalid values (pydicom keeps the text)
+    for b in bad[:20]:
+        print(b)
+    assert mismatches <= checked * 0.002, bad[:20]
