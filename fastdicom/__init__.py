@@ -19,4 +19,17 @@ __all__ = [
     "EncapsulationError", "RLEDecodeError", "MissingCodecError", "SeriesError",
     "UnsafePathError", "FileChangedError",
     "find_series", "load_series", "SeriesInfo", "Volume", "read_dicomdir",
+    "scan", "scan_batches", "DEFAULT_TAGS", "ingest",
 ]
+
+_LAZY = {"scan": "batch", "scan_batches": "batch", "DEFAULT_TAGS": "batch"}
+
+
+def __getattr__(name):
+    # the batch/ingest layers import pyarrow: load them on first use only
+    import importlib
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name == "ingest":  # a callable module: fastdicom.ingest(paths, db, ...)
+        return importlib.import_module(".ingest", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

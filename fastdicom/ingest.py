@@ -908,3 +908,13 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``fastdicom.ingest(paths, db, ...)`` calls :func:`ingest`; the module stays importable."""
+
+    def __call__(self, *args, **kwargs):
+        return ingest(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule
