@@ -964,3 +964,38 @@ def pread_into(path, dest, int64_t offset, *, int64_t expect_size=-1):
         import os
         raise OSError(err, os.strerror(err), path)
     return got
+
+
+cdef class KeywordAttribute:
+    """Non-data descriptor behind ``ds.<Keyword>`` on Dataset.
+
+    The first access decodes the value (in C for the common simple VRs) and stores it in the
+    instance dict, so later reads are plain attribute lookups; no AttributeError is raised and
+    caught on the way, which is what makes ``__getattr__`` slow.
+    """
+    cdef readonly uint32_t tag
+    cdef readonly str name
+    cdef bint cache
+
+    def __init__(self, uint32_t tag, str name):
+        self.tag = tag
+        self.name = name
+        self.cache = not (tag == 0x7FE00010 or tag == 0x7FE00008 or tag == 0x7FE00009)
+
+    def __get__(self, obj, objtype):
+        if obj is None:
+            return self
+        cdef dict d = obj.__dict__
+        cdef object index = d.get("_index")
+        cdef object latin1 = d.get("_latin1")
+        cdef object value
+        if (index is not None and latin1 is not None and self.tag not in <dict>d["_elements"]
+                and "_only" not in d and "_deleted" not in d):
+            value = (<ElementIndex>index).fast_value(self.tag, d["_item"], latin1 is True)
+            if value is MISSING:
+                raise AttributeError(f"{type(obj).__name__} object has no attribute {self.name!r}")
+            if value is not SLOW:
+                if self.cache:
+                    d[self.name] = value
+                return value
+        return obj._keyword_value(self.name, self.tag)

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Optional
 
 from . import _dictionary as _dict
 from . import tags as _tags
-from ._scan import scan as _scan, MISSING as _MISSING, SLOW as _SLOW
+from ._scan import scan as _scan, MISSING as _MISSING, SLOW as _SLOW, KeywordAttribute
 from .errors import DicomWarning, MalformedElementError, Limits, DEFAULT_LIMITS, status_error
 from .values import decode_value, empty_value, MultiValue
 
@@ -31,6 +31,7 @@ F_BIG_ENDIAN = 256
 F_SQ_BLOB = 512
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+_CHARSET_CACHE: dict = {}
 _LATIN1_CHARSETS = (["iso8859"], ["latin_1"], ("iso8859",), ("latin_1",))
 _ASCII_SPLIT_VRS = frozenset({"UI", "CS", "DA", "TM", "DT", "AS"})
 
@@ -370,6 +371,21 @@ class Dataset:
 
     def _charset(self) -> list:
         enc = self.__dict__["_encodings"]
+        if enc is None and self.__dict__["_index"] is not None and not self.__dict__["_elements"]:
+            # common case: read the term straight from the index (cached per distinct value)
+            raw = self.__dict__["_index"].fast_value(0x00080005, self.__dict__["_item"], True)
+            if raw is _MISSING or (isinstance(raw, str) and raw in _dict.CHARACTER_SETS):
+                parent = self.__dict__["_parent"]
+                if raw is _MISSING and parent is not None:
+                    enc = parent._charset()
+                else:
+                    key = None if raw is _MISSING else raw
+                    enc = _CHARSET_CACHE.get(key)
+                    if enc is None:
+                        from .charset import convert_encodings
+                        enc = _CHARSET_CACHE[key] = convert_encodings(key)
+                self.__dict__["_encodings"] = enc
+                return enc
         if enc is None:
             elem = self._element(0x00080005)
             if elem is not None:
@@ -398,38 +414,23 @@ class Dataset:
         return cached
 
     # -- pydicom vocabulary -----------------------------------------------------------------
-    def __getattr__(self, name: str) -> Any:
-        tag = _KEYWORD_TO_TAG.get(name)
-        if tag is None or name[0] == "_":
-            raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
+    def _keyword_value(self, name: str, tag: int) -> Any:
+        """``ds.<Keyword>`` when the C fast path (KeywordAttribute) cannot answer."""
         d = self.__dict__
-        elem = d["_elements"].get(tag)
-        if elem is None and "_only" not in d and "_deleted" not in d and d["_index"] is not None:
-            latin1 = d.get("_latin1")
-            if latin1 is None:
-                latin1 = d["_latin1"] = self._charset() in _LATIN1_CHARSETS
-            value = d["_index"].fast_value(tag, d["_item"], latin1)
-            if value is _MISSING:
-                raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
-            if value is not _SLOW:
-                if tag not in _PIXEL_TAGS:
-                    d[name] = value
-                return value
+        if d.get("_latin1") is None and d["_index"] is not None:
+            d["_latin1"] = self._charset() in _LATIN1_CHARSETS
+            return getattr(self, name)  # now the fast path can answer
+        elem = self._element(tag) if self._visible(tag) else None
         if elem is None:
-            if "_only" in d or "_deleted" in d:
-                elem = self._element(tag) if self._visible(tag) else None
-            else:
-                index = d["_index"]
-                i = index.find(tag, d["_item"]) if index is not None else -1
-                if i >= 0:
-                    elem = self._make_element(i)
-                    d["_elements"][tag] = elem
-            if elem is None:
-                raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
+            raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
         value = elem.value
         if tag not in _PIXEL_TAGS:
             d[name] = value  # later reads are plain attribute lookups
         return value
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for names that are not DICOM keywords (those are descriptors)
+        raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         tag = _KEYWORD_TO_TAG.get(name)
@@ -541,7 +542,8 @@ class Dataset:
         return sorted(e.keyword for e in self if e.keyword)
 
     def __dir__(self):
-        return list(super().__dir__()) + self.dir()
+        names = [n for n in super().__dir__() if n not in _KEYWORD_TO_TAG]
+        return names + self.dir()
 
     def __bool__(self) -> bool:
         return True
@@ -677,3 +679,12 @@ class PrivateBlock:
         for elem in self.dataset:
             if lo <= elem.tag <= lo + 0xFF:
                 yield elem
+
+
+def _install_keyword_attributes() -> None:
+    for keyword, tag in _KEYWORD_TO_TAG.items():
+        if keyword.isidentifier() and keyword not in Dataset.__dict__:
+            setattr(Dataset, keyword, KeywordAttribute(tag, keyword))
+
+
+_install_keyword_attributes()

@@ -51,7 +51,7 @@ class BaseTag(int):
 class DSfloat(float):
     """A decoded DS value: a float that remembers the text it came from."""
 
-    original_string: str
+    __slots__ = ("original_string",)
 
     def __new__(cls, text: str):
         value = float.__new__(cls, text)
@@ -67,8 +67,6 @@ class DSfloat(float):
 
 class IS(int):
     """A decoded IS value: an int that remembers the text it came from."""
-
-    original_string: str
 
     def __new__(cls, text: str):
         try:

@@ -19,6 +19,11 @@ tar -C "$SRC" --exclude='./.venv' --exclude='./build' --exclude='./.git' --exclu
     --exclude='*.c' --exclude='__pycache__' --exclude='./fuzz/work' \
     --exclude='./fastdicom/build' -cf - . | tar -C "$DEST" -xf -
 
+# the tests find the shared test data at <repo>/../shared/data: point the copy's parent there
+if [ -d "$(dirname "$SRC")/shared" ] && [ ! -e "$(dirname "$DEST")/shared" ]; then
+    ln -s "$(dirname "$SRC")/shared" "$(dirname "$DEST")/shared"
+fi
+
 echo "== building the extensions with -fsanitize=$FASTDICOM_SANITIZE"
 ( cd "$DEST" && CC=${CC:-gcc} "$PY" setup.py build_ext --inplace -j 2 >build.log 2>&1 ) || {
     tail -30 "$DEST/build.log"; echo "asan build failed" >&2; exit 2; }
