@@ -488,14 +488,16 @@ cdef dict _VR_STR = {}
 MISSING = object()
 SLOW = object()
 _MULTI = None
-_NUMSTR = None
+_DS = None
+_IS = None
 
 
-def _set_value_types(multi, numstr):
-    """Called once by fastdicom.values: the list type for VM > 1 and the DS/IS decoder."""
-    global _MULTI, _NUMSTR
+def _set_value_types(multi, ds_type, is_type):
+    """Called once by fastdicom.values: the list type for VM > 1 and the DS/IS types."""
+    global _MULTI, _DS, _IS
     _MULTI = multi
-    _NUMSTR = numstr
+    _DS = ds_type
+    _IS = is_type
 
 
 cdef class ElementIndex:
@@ -642,7 +644,23 @@ cdef class ElementIndex:
         elif vr == VRC(b'F', b'D'):
             size = 8
         elif vr == VRC(b'I', b'S') or vr == VRC(b'D', b'S'):
-            return _NUMSTR(PyBytes_FromStringAndSize(<const char*>p, n), vr == VRC(b'D', b'S'))
+            text = PyUnicode_DecodeLatin1(<const char*>p, n, NULL)
+            if vr == VRC(b'D', b'S'):
+                text = text.strip(" \x00")
+                ctor = _DS
+            else:
+                text = text.rstrip(" \x00")
+                ctor = _IS
+            parts = []
+            try:
+                for item in text.split("\\"):
+                    item = item.strip(" \x00")
+                    parts.append(ctor(item) if item else "")
+            except ValueError:
+                return SLOW
+            if len(parts) == 1:
+                return parts[0]
+            return _MULTI(parts)
         else:
             return SLOW
         if n % size:
@@ -673,6 +691,26 @@ cdef class ElementIndex:
         if len(parts) == 1:
             return parts[0]
         return _MULTI(parts)
+
+    def meta_summary(self):
+        """(body_start, group_length, group_length_offset, meta_bytes_after_it, transfer_syntax)
+        of a scanned file meta group (-1 / None where absent)."""
+        cdef int64_t body = self.stop_offset if self.stop_offset >= 0 else self.end
+        cdef int64_t declared = -1, gl_offset = -1, actual = 0
+        cdef int32_t i = self.find(0x00020000, -1), nxt
+        cdef Entry* e
+        if i >= 0:
+            e = &self.entries[i]
+            if e.length == 4 and e.value_offset >= 0 and e.value_offset <= self.view.shape[0] - 4:
+                declared = rd32(&self.view[0] + e.value_offset, True)
+                gl_offset = e.header_offset
+                nxt = e.next
+                actual = body - self.entries[nxt].header_offset if nxt < self.count else 0
+        ts = None
+        i = self.find(0x00020010, -1)
+        if i >= 0:
+            ts = self.text(i).strip()
+        return body, declared, gl_offset, actual, ts
 
     def text(self, int32_t i):
         """The value of entry i as a latin-1 str with trailing spaces and NULs removed."""

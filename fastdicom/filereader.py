@@ -91,10 +91,10 @@ class _Header:
 def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> _Header:
     h = _Header()
     n = len(buf)
-    if n >= 132 and bytes(buf[128:132]) == b"DICM":
+    if n >= 132 and buf[128:132] == b"DICM":
         h.preamble = bytes(buf[:128])
         pos = 132
-    elif n >= 4 and bytes(buf[:4]) == b"DICM":
+    elif n >= 4 and buf[:4] == b"DICM":
         h.preamble = None
         pos = 4
     else:
@@ -123,25 +123,11 @@ def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> _H
                      allow_clip=False)
         _check_status(meta, path)
         h.meta_index = meta
-        body = meta.stop_offset if meta.stop_offset >= 0 else meta.end
-        # group length check
-        gl = meta.find(0x00020000, -1)
-        if gl >= 0:
-            raw = meta.value(gl)
-            if len(raw) == 4:
-                declared = int.from_bytes(raw, "little")
-                first = meta.next(gl)
-                if first < len(meta):
-                    actual = body - meta.info(first)[5]
-                else:
-                    actual = 0
-                if declared != actual:
-                    report(validation, MalformedElementError(
-                        f"file meta group length says {declared} bytes, found {actual}",
-                        path=path, offset=meta.info(gl)[5], tag=0x00020000))
-        ts = meta.find(0x00020010, -1)
-        if ts >= 0:
-            h.transfer_syntax = meta.value(ts).decode("latin-1").rstrip("\x00 ").strip()
+        body, declared, gl_offset, actual, h.transfer_syntax = meta.meta_summary()
+        if declared >= 0 and declared != actual:
+            report(validation, MalformedElementError(
+                f"file meta group length says {declared} bytes, found {actual}",
+                path=path, offset=gl_offset, tag=0x00020000))
         pos = body
     h.body_start = pos
     ts = h.transfer_syntax
@@ -238,7 +224,7 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
     ds = Dataset._from_index(index, -1, ctx)
     if only is not None:
         ds.__dict__["_only"] = only
-    meta_ctx = Context(buf, path, validation, limits, False, owner)
+    meta_ctx = ctx if not inflated else Context(buf, path, validation, limits, False, owner)
     if h.meta_index is not None:
         fm = FileMetaDataset._from_index(h.meta_index, -1, meta_ctx)
     else:

@@ -205,7 +205,7 @@ def _numeric_string_value(raw: bytes, is_ds: bool) -> Any:
 
 def _install_fast_path() -> None:
     from . import _scan
-    _scan._set_value_types(MultiValue, _numeric_string_value)
+    _scan._set_value_types(MultiValue, DSfloat, IS)
 
 
 _install_fast_path()

@@ -140,7 +140,8 @@ def summarize(tasks: Sequence[Task], results: Sequence[Result]) -> list[dict[str
         goals = []
         for g in task.goals:
             v = _goal_value(g, idx, task)
-            goals.append({"goal": g.text, "issue": g.issue, "mode": g.mode, "numerator": g.numerator,
+            goals.append({"goal": g.text, "issue": g.issue, "mode": g.mode,
+                          "numerator": g.numerator,
                           "denominator": g.denominator, "op": g.op, "target": g.value,
                           "measured": v, "met": _goal_met(g, v)})
         out.append({"group": task.group, "task": task.name, "title": task.title,
@@ -183,7 +184,8 @@ def ratios_table(summary: Sequence[dict[str, Any]]) -> str:
         for name in t["missing"]:
             if name not in peer_names and not name.startswith("fastdicom"):
                 peer_names.append(name)
-    head = ["task", "cache", "fastdicom", "floor", "ratio to floor"] + [f"vs {p}" for p in peer_names]
+    head = (["task", "cache", "fastdicom", "floor", "ratio to floor"]
+            + [f"vs {p}" for p in peer_names])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for t in summary:
         for m in t["modes"]:

@@ -81,7 +81,6 @@ def _rle(plan: datagen.Plan) -> Task:
     buf = np.empty(datagen.SLICE_BYTES, np.uint8)
 
     def floor():
-        src = np.frombuffer(frames[0][: 1], np.uint8)  # noqa: F841
         for _ in frames:
             out = buf.copy()  # memcpy of one decoded frame's bytes into a new array
         return out
