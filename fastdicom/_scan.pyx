@@ -895,6 +895,24 @@ cdef class MappedFile:
             length = self.size - offset
         madvise(<char*>self.addr + start, <size_t>(length + offset - start), MADV_WILLNEED)
 
+    def populate(self, Py_ssize_t address, Py_ssize_t length):
+        """Fault in the pages of ``[address, address+length)`` (a range inside this map, e.g.
+        a frame view about to be copied) in one call: MADV_POPULATE_READ where the kernel has
+        it, else MADV_WILLNEED.  Avoids one page fault per 4 KiB on the copy."""
+        cdef size_t base = <size_t>self.addr
+        cdef size_t start, stop, page = 4096
+        if self.addr == NULL or length <= 0:
+            return
+        if <size_t>address < base or <size_t>address >= base + <size_t>self.size:
+            return
+        if <size_t>length > base + <size_t>self.size - <size_t>address:
+            length = <Py_ssize_t>(base + <size_t>self.size - <size_t>address)
+        start = (<size_t>address // page) * page
+        stop = <size_t>address + <size_t>length
+        with nogil:
+            if madvise(<void*>start, stop - start, 22) != 0:  # MADV_POPULATE_READ (Linux 5.14)
+                madvise(<void*>start, stop - start, MADV_WILLNEED)
+
     def __getbuffer__(self, Py_buffer* view, int flags):
         if flags & PyBUF_WRITABLE:
             raise BufferError("MappedFile is read-only")

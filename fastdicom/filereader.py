@@ -392,6 +392,18 @@ class DicomFile:
         return self.dataset.pixel_array
 
     def close(self) -> None:
+        """Drop this object's references to the map; views handed out keep it alive.
+
+        Also clears the data set's element caches, which break the reference cycles
+        between elements and their data set, so the map is released as soon as the last
+        view goes away instead of at the next garbage collection."""
+        ds = getattr(self, "dataset", None)
+        if ds is not None:
+            d = ds.__dict__
+            d["_elements"] = {}
+            d["_pixel_cache"] = None
+            for key in [k for k, v in d.items() if isinstance(v, list) and k[:1].isupper()]:
+                del d[key]
         self._buffer = None
 
     def __enter__(self) -> "DicomFile":

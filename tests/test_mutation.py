@@ -150,7 +150,7 @@ for p in paths:
         outcome = "MEMORY"
     except BaseException as exc:
         import traceback
-        outcome = "BUG:" + type(exc).__name__ + ":" + traceback.format_exc().replace("\n", "|")[-600:]
+        outcome = "BUG:" + type(exc).__name__ + ":" + traceback.format_exc().replace("\n", "|")[-1500:]
     dt = time.perf_counter() - t0
     sys.stdout.write("END " + json.dumps([p, outcome, dt]) + "\n"); sys.stdout.flush()
 """
@@ -264,10 +264,13 @@ if __name__ == "__main__":
     stats["seconds"] = round(time.time() - t0, 1)
     bugs = stats.pop("bugs")
     print(json.dumps(stats, indent=1, default=str))
+    import re
     sigs = {}
     for p, outcome in bugs:
-        sig = outcome.split("|")[-2] if "|" in outcome else outcome
-        sigs.setdefault(sig.strip(), []).append(p)
+        frames = re.findall(r'File "[^"]*?(fastdicom/[^"]+)", line (\d+)', outcome)
+        where = f"{frames[-1][0]}:{frames[-1][1]}" if frames else "?"
+        exc = outcome[4:].split(":", 1)[0]
+        sigs.setdefault(f"{exc} at {where}", []).append(p)
     print(f"bugs: {len(bugs)} in {len(sigs)} signatures")
     for sig, ps in sorted(sigs.items(), key=lambda x: -len(x[1])):
         print(f"  {len(ps):5d}  {sig[:200]}  e.g. {Path(ps[0]).name}")
