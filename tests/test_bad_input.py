@@ -1153,7 +1153,7 @@ def test_no_blanket_except_programming_errors_propagate(monkeypatch):
                         lambda *a, **k: broken())
     ds = fastdicom.dcmread(head() + el(0x00100020, "LO", txt("ID1")))
     with pytest.raises(TypeError):
-        ds.PatientID
+        ds[0x00100020].value  # the general decoding path (decode_value)
 
 
 # ---------------------------------------------------------------------------------------------

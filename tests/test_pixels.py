@@ -332,3 +332,21 @@ def test_big_endian_keeps_big_endian_dtype(tmp_path):
     np.testing.assert_array_equal(be, le)
     with fastdicom.open(path) as f:
         assert not f.frame(1).flags.writeable   # still a zero-copy view
+
+
+def test_get_frame_reads_with_pread_and_matches_view(tmp_path):
+    import os
+    from fastdicom.testing import write_multiframe
+    path = write_multiframe(tmp_path / "mf.dcm", 6, 32, 24, dtype=np.uint16, fill="random", seed=5)
+    with fastdicom.open(path) as f:
+        for k in range(6):
+            new = f.dataset.frame(k)
+            view = f.frame(k)
+            assert new.flags.writeable and not np.shares_memory(new, view)
+            assert new.dtype == view.dtype and (new == view).all()
+        # truncated behind our back: a clean error, never SIGBUS
+        os.truncate(path, os.path.getsize(path) - 100)
+        with pytest.raises(fastdicom.FileChangedError):
+            f.dataset.frame(5)
+        with pytest.raises(fastdicom.FileChangedError):
+            f.frame(5)

@@ -72,12 +72,13 @@ def _random_frame(plan: datagen.Plan) -> Task:
     else:
         missing["pydicom"] = peers.available("pydicom")[1]
 
-    def dicomsdl_frame():
-        import dicomsdl
-        it = itertools.cycle(seq)
-        return lambda: dicomsdl.open(path).pixelData(index=next(it), storedvalue=True)
+    it_sdl = itertools.cycle(seq)
 
-    peer(impls, missing, "dicomsdl", "dicomsdl", dicomsdl_frame(), max_rounds=3, cold=False)
+    def dicomsdl_frame():
+        import dicomsdl  # imported only when the peer is installed and measured
+        return dicomsdl.open(path).pixelData(index=next(it_sdl), storedvalue=True)
+
+    peer(impls, missing, "dicomsdl", "dicomsdl", dicomsdl_frame, max_rounds=3, cold=False)
     size = datagen.format_size(data.nbytes)
     return Task("frame", "frame: random frame", f"open a {n}-frame 512×512 uint16 multi-frame "
                 f"({size}) afresh, copy a random frame into a new array, close", "frame", 1,
