@@ -32,6 +32,7 @@ F_SQ_BLOB = 512
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _CHARSET_CACHE: dict = {}
+_FRESH = {"_encodings": None, "_tags_cache": None, "file_meta": None, "_pixel_cache": None}
 _LATIN1_CHARSETS = (["iso8859"], ["latin_1"], ("iso8859",), ("latin_1",))
 _ASCII_SPLIT_VRS = frozenset({"UI", "CS", "DA", "TM", "DT", "AS"})
 
@@ -176,15 +177,12 @@ class Dataset:
     def _from_index(cls, index, item: int, ctx: Context, parent: "Dataset | None" = None):
         self = cls.__new__(cls)
         d = self.__dict__
+        d.update(_FRESH)
         d["_index"] = index
         d["_item"] = item
         d["_ctx"] = ctx
         d["_parent"] = parent
         d["_elements"] = {}
-        d["_encodings"] = None
-        d["_tags_cache"] = None
-        d["file_meta"] = None
-        d["_pixel_cache"] = None
         return self
 
     # -- element access -------------------------------------------------------------------
@@ -585,6 +583,16 @@ class Dataset:
     @property
     def preamble(self):
         return self.__dict__["_ctx"].preamble
+
+    @property
+    def preamble_kind(self) -> str:
+        """What the 128-byte preamble holds: "none", "zero", "pe", "elf", "tiff" or "other"
+        (an executable header makes the file a CVE-2019-11687 polyglot)."""
+        kind = self.__dict__.get("preamble_kind")
+        if kind is None:
+            from .filereader import _preamble_kind
+            kind = _preamble_kind(self.__dict__["_ctx"].preamble)
+        return kind
 
     def walk(self, callback, recursive: bool = True) -> None:
         for elem in self:

@@ -230,10 +230,12 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
     else:
         fm = FileMetaDataset._from_index(None, -1, meta_ctx)
     ds.__dict__["file_meta"] = fm
-    ds.__dict__["preamble_kind"] = _preamble_kind(h.preamble)
-    ds.__dict__["transfer_syntax_guessed"] = h.ts_guessed
-    if ds.__dict__["preamble_kind"] in ("pe", "elf"):
-        warnings.warn(f"the preamble holds an executable ({ds.__dict__['preamble_kind'].upper()}) "
+    d = ds.__dict__
+    d["transfer_syntax_guessed"] = h.ts_guessed
+    preamble = h.preamble
+    if preamble is not None and (preamble[:2] == b"MZ" or preamble[:4] == b"\x7fELF"):
+        kind = d["preamble_kind"] = _preamble_kind(preamble)
+        warnings.warn(f"the preamble holds an executable ({kind.upper()}) "
                       "header (CVE-2019-11687 polyglot)" + (f" in {path!r}" if path else ""),
                       DicomWarning, stacklevel=3)
     return ds
