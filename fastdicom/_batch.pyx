@@ -18,7 +18,7 @@ its own except I/O errors and files that changed while read.
 Every length read from the file is checked against the file size (or the inflated bytes)
 before it is used; nesting depth and item counts are bounded.
 """
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int16_t, int32_t, int64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memcmp, memset
 from libc.errno cimport errno, EINTR
@@ -283,6 +283,7 @@ cdef struct Walk:
     int64_t pixel_offset
     int64_t pixel_length
     bint encapsulated
+    bint check_deflated
 
 
 cdef inline int find_tag(Walk* w, uint32_t tag) noexcept nogil:
@@ -443,7 +444,7 @@ cdef int pixel_extent(Walk* w, Src* s, int64_t pos, int64_t hdr, uint32_t length
     if length != UNDEF:
         w.pixel_length = length
         if s.inflating:
-            if length > 0 and at_end(s, start + length - 1):
+            if w.check_deflated and length > 0 and at_end(s, start + length - 1):
                 return W_PIXEL_TRUNC
         elif <int64_t>length > s.fsize - start:
             return W_PIXEL_TRUNC
@@ -653,16 +654,360 @@ cdef int process_file(Walk* w, Src* s, const char* path, bint nofollow, int64_t 
     close(s.fd)
     return res
 
+# ----------------------------------------------------------------------------- column finishing
+# After the per-file loop (still without the GIL), each requested tag's raw values are turned
+# into the buffers of its final Arrow array, so Python only wraps them.  A column whose data
+# does not fit the strict fast grammar (non-ASCII text, numbers outside [+-]digits[.digits]
+# [e[+-]digits], binary lengths not a multiple of the value size...) is marked ``odd`` and
+# decoded by the generic Python code from its raw values instead.
+
+cdef extern from "<stdlib.h>" nogil:
+    double strtod(const char* s, char** end)
+
+cdef enum:
+    K_RAW = 0
+    K_STR = 1
+    K_STRLIST = 2
+    K_INT = 3
+    K_FLOAT = 4
+    K_INTLIST = 5
+    K_FLOATLIST = 6
+    K_BIN = 7
+    K_BINLIST = 8
+
+KIND_RAW = K_RAW
+KIND_STR = K_STR
+KIND_STRLIST = K_STRLIST
+KIND_INT = K_INT
+KIND_FLOAT = K_FLOAT
+KIND_INTLIST = K_INTLIST
+KIND_FLOATLIST = K_FLOATLIST
+KIND_BIN = K_BIN
+KIND_BINLIST = K_BINLIST
+#: binary formats for KIND_BIN / KIND_BINLIST (param bits 4..7)
+BIN_FORMATS = {"US": 1, "SS": 2, "UL": 3, "SL": 4, "SV": 5, "UV": 6, "FL": 7, "FD": 8}
+
+
+cdef struct ColOut:
+    int kind
+    bint strip_both
+    int fmt
+    bint grp2
+    bint odd
+    int64_t nchild
+    Arena valid        # row validity bitmap
+    Arena loff         # int32 offsets (string offsets or list offsets), n + 1
+    Arena vals         # int64/float64 per row (scalars) or per child (numeric lists)
+    Arena data         # string bytes (text kinds)
+    Arena coff         # int32 child string offsets (STRLIST)
+    Arena cvalid       # child validity bitmap (numeric lists)
+
+
+cdef int reserve(Arena* a, int64_t extra) noexcept nogil:
+    cdef int64_t newcap
+    cdef char* grown
+    if a.length + extra <= a.cap:
+        return 0
+    newcap = a.cap * 2 if a.cap > 0 else 4096
+    while newcap < a.length + extra:
+        newcap *= 2
+    grown = <char*>realloc(a.data, <size_t>newcap)
+    if grown == NULL:
+        return -1
+    a.data = grown
+    a.cap = newcap
+    return 0
+
+
+cdef inline int put_i32(Arena* a, int32_t v) noexcept nogil:
+    if reserve(a, 4) != 0:
+        return -1
+    memcpy(a.data + a.length, &v, 4)
+    a.length += 4
+    return 0
+
+
+cdef inline int put_8(Arena* a, const void* v) noexcept nogil:
+    if reserve(a, 8) != 0:
+        return -1
+    memcpy(a.data + a.length, v, 8)
+    a.length += 8
+    return 0
+
+
+cdef inline int set_bit(Arena* a, int64_t k, bint on) noexcept nogil:
+    """Bit ``k`` of bitmap ``a`` (grown and zero-filled as needed)."""
+    cdef int64_t nb = (k >> 3) + 1
+    if nb > a.length:
+        if reserve(a, nb - a.length) != 0:
+            return -1
+        memset(a.data + a.length, 0, <size_t>(nb - a.length))
+        a.length = nb
+    if on:
+        a.data[k >> 3] = <char>(<uint8_t>a.data[k >> 3] | (1 << (k & 7)))
+    return 0
+
+
+cdef inline void strip(const uint8_t* p, int64_t* b, int64_t* e, bint both) noexcept nogil:
+    while e[0] > b[0] and (p[e[0] - 1] == 0x20 or p[e[0] - 1] == 0):
+        e[0] -= 1
+    if both:
+        while b[0] < e[0] and (p[b[0]] == 0x20 or p[b[0]] == 0):
+            b[0] += 1
+
+
+cdef inline bint has_special(const uint8_t* p, int64_t b, int64_t e) noexcept nogil:
+    cdef int64_t k
+    for k in range(b, e):
+        if p[k] >= 0x80 or p[k] == 0x1B:
+            return True
+    return False
+
+
+cdef bint parse_int(const uint8_t* p, int64_t n, int64_t* out) noexcept nogil:
+    """Strict ``-?[0-9]{1,18}``."""
+    cdef int64_t k = 0, v = 0
+    cdef bint neg = False
+    if n > 0 and p[0] == b'-':
+        neg = True
+        k = 1
+    if n - k < 1 or n - k > 18:
+        return False
+    while k < n:
+        if p[k] < b'0' or p[k] > b'9':
+            return False
+        v = v * 10 + (p[k] - 48)
+        k += 1
+    out[0] = -v if neg else v
+    return True
+
+
+cdef bint parse_float(const uint8_t* p, int64_t n, double* out) noexcept nogil:
+    """Strict ``[+-]?(d+(.d*)?|.d+)([eE][+-]?d+)?`` (at most 63 characters), via strtod."""
+    cdef char buf[64]
+    cdef char* end
+    cdef int64_t k = 0, digits = 0
+    if n < 1 or n > 63:
+        return False
+    if p[k] == b'+' or p[k] == b'-':
+        k += 1
+    while k < n and b'0' <= p[k] <= b'9':
+        k += 1
+        digits += 1
+    if k < n and p[k] == b'.':
+        k += 1
+        while k < n and b'0' <= p[k] <= b'9':
+            k += 1
+            digits += 1
+    if digits == 0:
+        return False
+    if k < n and (p[k] == b'e' or p[k] == b'E'):
+        k += 1
+        if k < n and (p[k] == b'+' or p[k] == b'-'):
+            k += 1
+        if k >= n or not (b'0' <= p[k] <= b'9'):
+            return False
+        while k < n and b'0' <= p[k] <= b'9':
+            k += 1
+    if k != n:
+        return False
+    memcpy(buf, p, <size_t>n)
+    buf[n] = 0
+    out[0] = strtod(buf, &end)
+    return end == buf + n
+
+
+cdef inline bint read_bin(const uint8_t* p, int fmt, bint big, int64_t* iv, double* fv) noexcept nogil:
+    """One binary value; returns True when it is a float."""
+    cdef uint8_t t[8]
+    cdef int w, k
+    cdef uint16_t u16
+    cdef uint32_t u32
+    cdef uint64_t u64
+    cdef float f32
+    w = 2 if fmt <= 2 else (4 if fmt <= 4 or fmt == 7 else 8)
+    if big:
+        for k in range(w):
+            t[k] = p[w - 1 - k]
+    else:
+        memcpy(t, p, <size_t>w)
+    if fmt == 1:
+        memcpy(&u16, t, 2)
+        iv[0] = u16
+    elif fmt == 2:
+        memcpy(&u16, t, 2)
+        iv[0] = <int16_t>u16
+    elif fmt == 3:
+        memcpy(&u32, t, 4)
+        iv[0] = u32
+    elif fmt == 4:
+        memcpy(&u32, t, 4)
+        iv[0] = <int32_t>u32
+    elif fmt == 5 or fmt == 6:
+        memcpy(&u64, t, 8)
+        iv[0] = <int64_t>u64
+    elif fmt == 7:
+        memcpy(&f32, t, 4)
+        fv[0] = f32
+        return True
+    else:
+        memcpy(fv, t, 8)
+        return True
+    return False
+
+
+cdef inline int bin_width(int fmt) noexcept nogil:
+    return 2 if fmt <= 2 else (4 if fmt <= 4 or fmt == 7 else 8)
+
+
+cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const uint8_t* present,
+                       int ntags, int j, Py_ssize_t n, const int32_t* status,
+                       const int32_t* flags) noexcept nogil:
+    """Fill ``c`` from the raw values of one tag; sets ``c.odd`` when Python must decode it."""
+    cdef Py_ssize_t i
+    cdef int64_t b, e, ib, ie, k, w, cnt
+    cdef bint pres, big, isf
+    cdef int64_t iv = 0
+    cdef double fv = 0.0
+    cdef int kind = c.kind
+    cdef bint want_float = (kind == K_FLOAT or kind == K_FLOATLIST)
+    if put_i32(&c.loff, 0) != 0:
+        return -1
+    if kind == K_STRLIST and put_i32(&c.coff, 0) != 0:
+        return -1
+    if set_bit(&c.valid, n - 1 if n > 0 else 0, False) != 0:
+        return -1
+    for i in range(n):
+        pres = present[<int64_t>i * ntags + j] != 0
+        b = offs[i]
+        e = offs[i + 1]
+        big = (not c.grp2) and status[i] == R_OK and (flags[i] & 1) == 0
+        if kind == K_STR:
+            if pres:
+                strip(raw, &b, &e, c.strip_both)
+                if has_special(raw, b, e):
+                    c.odd = True
+                    return 0
+                if reserve(&c.data, e - b) != 0:
+                    return -1
+                memcpy(c.data.data + c.data.length, raw + b, <size_t>(e - b))
+                c.data.length += e - b
+                set_bit(&c.valid, i, True)
+            if put_i32(&c.loff, <int32_t>c.data.length) != 0:
+                return -1
+        elif kind == K_INT or kind == K_FLOAT:
+            if pres:
+                strip(raw, &b, &e, True)
+                if e > b:
+                    if kind == K_INT:
+                        if not parse_int(raw + b, e - b, &iv):
+                            c.odd = True
+                            return 0
+                    elif not parse_float(raw + b, e - b, <double*>&iv):
+                        c.odd = True
+                        return 0
+                    set_bit(&c.valid, i, True)
+                else:
+                    iv = 0
+            else:
+                iv = 0
+            if not pres:
+                iv = 0
+            if put_8(&c.vals, &iv) != 0:
+                return -1
+        elif kind == K_STRLIST or kind == K_INTLIST or kind == K_FLOATLIST:
+            if pres and e > b:
+                set_bit(&c.valid, i, True)
+                ib = b
+                while True:
+                    ie = ib
+                    while ie < e and raw[ie] != 0x5C:
+                        ie += 1
+                    k = ie        # end of this item, before stripping
+                    b = ib
+                    strip(raw, &ib, &ie, c.strip_both or kind != K_STRLIST)
+                    if kind == K_STRLIST:
+                        if has_special(raw, ib, ie):
+                            c.odd = True
+                            return 0
+                        if reserve(&c.data, ie - ib) != 0:
+                            return -1
+                        memcpy(c.data.data + c.data.length, raw + ib, <size_t>(ie - ib))
+                        c.data.length += ie - ib
+                        if put_i32(&c.coff, <int32_t>c.data.length) != 0:
+                            return -1
+                    else:
+                        iv = 0
+                        if ie > ib:
+                            if kind == K_INTLIST:
+                                if not parse_int(raw + ib, ie - ib, &iv):
+                                    c.odd = True
+                                    return 0
+                            elif not parse_float(raw + ib, ie - ib, <double*>&iv):
+                                c.odd = True
+                                return 0
+                            if set_bit(&c.cvalid, c.nchild, True) != 0:
+                                return -1
+                        elif set_bit(&c.cvalid, c.nchild, False) != 0:
+                            return -1
+                        if put_8(&c.vals, &iv) != 0:
+                            return -1
+                    c.nchild += 1
+                    if k >= e:
+                        break
+                    ib = k + 1
+            if put_i32(&c.loff, <int32_t>c.nchild) != 0:
+                return -1
+        elif kind == K_BIN or kind == K_BINLIST:
+            w = bin_width(c.fmt)
+            if pres and (e - b) % w != 0:
+                c.odd = True
+                return 0
+            cnt = (e - b) // w if pres else 0
+            if kind == K_BIN:
+                iv = 0
+                if cnt >= 1:
+                    isf = read_bin(raw + b, c.fmt, big, &iv, <double*>&iv)
+                    set_bit(&c.valid, i, True)
+                if put_8(&c.vals, &iv) != 0:
+                    return -1
+            else:
+                if cnt >= 1:
+                    set_bit(&c.valid, i, True)
+                    for k in range(cnt):
+                        iv = 0
+                        isf = read_bin(raw + b + k * w, c.fmt, big, &iv, <double*>&iv)
+                        if put_8(&c.vals, &iv) != 0:
+                            return -1
+                    c.nchild += cnt
+                if put_i32(&c.loff, <int32_t>c.nchild) != 0:
+                    return -1
+    return 0
+
+
+cdef object arena_bytes(Arena* a):
+    if a.length <= 0:
+        return b""
+    return PyBytes_FromStringAndSize(a.data, a.length)
+
 
 def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFFF,
             bint find_pixels=True, bint nofollow=False, int64_t header_bytes=8192,
-            int max_depth=64, int64_t max_inflated=1 << 30):
+            int max_depth=64, int64_t max_inflated=1 << 30, kinds=None, params=None,
+            bint check_deflated=True):
     """Extract the raw values of ``tags`` (sorted, must include (0002,0010)) from each path.
 
     Returns a dict of numpy arrays: ``status``, ``errno``, ``size``, ``mtime_ns``, ``flags``,
     ``pixel_header``, ``pixel_offset``, ``pixel_length``, ``err_offset``; and ``columns``:
     one ``(offsets int32[n+1], data bytes, vr uint16[n], present bool[n])`` per tag.
-    Runs without the GIL from the first open to the last close.
+
+    With ``kinds`` (uint8 per tag, ``KIND_*``) and ``params`` (int32 per tag: bit 0 strip
+    leading padding too, bits 4-7 the ``BIN_FORMATS`` code, bit 8 the tag is in group 0002),
+    ``decoded`` holds per tag None (raw kind) or a tuple ``(odd, valid, offsets, values, data,
+    child_offsets, child_valid, nchild)`` of bytes: the buffers of the final Arrow array
+    (``odd`` True: use the raw values instead).  ``check_deflated=False`` does not inflate
+    the Pixel Data of deflated files to check that it is complete.
+    Runs without the GIL from the first open to the last close, column finishing included.
     """
     cdef Py_ssize_t n = len(paths), i
     cdef int nt = tags.shape[0], j, tsj = -1
@@ -697,10 +1042,24 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
     cdef Src s
     cdef int res, fl, en
     cdef int64_t sz, mt, eo
-    if cpaths == NULL or arenas == NULL:
+    cdef ColOut* cols = <ColOut*>malloc((nt + 1) * sizeof(ColOut))
+    cdef const uint8_t* c_present_p
+    cdef int32_t* c_status_p
+    cdef int32_t* c_flags_p
+    cdef int32_t* c_offsets_p
+    if cpaths == NULL or arenas == NULL or cols == NULL:
         free(cpaths)
         free(arenas)
+        free(cols)
         raise MemoryError()
+    memset(cols, 0, (nt + 1) * sizeof(ColOut))
+    if kinds is not None:
+        for j in range(nt):
+            cols[j].kind = int(kinds[j])
+            pv = int(params[j])
+            cols[j].strip_both = (pv & 1) != 0
+            cols[j].fmt = (pv >> 4) & 15
+            cols[j].grp2 = (pv & 256) != 0
     for i in range(n):
         p = paths[i]
         b = p if isinstance(p, bytes) else (<str>p).encode("utf-8", "surrogateescape")
@@ -715,10 +1074,12 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
         if j > 0 and tags[j] <= tags[j - 1]:
             free(cpaths)
             free(arenas)
+            free(cols)
             raise ValueError("tags must be sorted and unique")
     if tsj < 0:
         free(cpaths)
         free(arenas)
+        free(cols)
         raise ValueError("tags must include (0002,0010) Transfer Syntax UID")
     memset(&s, 0, sizeof(Src))
     s.max_inflated = max_inflated
@@ -730,6 +1091,11 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
     w.stop_tag = stop_tag
     w.find_pixels = find_pixels
     w.max_depth = max_depth
+    w.check_deflated = check_deflated
+    c_present_p = &c_present[0, 0] if n > 0 and nt > 0 else NULL
+    c_status_p = &c_status[0] if n > 0 else NULL
+    c_flags_p = &c_flags[0] if n > 0 else NULL
+    c_offsets_p = &c_offsets[0, 0] if nt > 0 else NULL
     try:
         with nogil:
             for i in range(n):
@@ -761,6 +1127,24 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
                         arenas[j].length = c_offsets[j, i]   # roll back this row's values
                         c_present[i, j] = 0
                     c_offsets[j, i + 1] = <int32_t>arenas[j].length
+            if n > 0:
+                for j in range(nt):
+                    if cols[j].kind != K_RAW:
+                        if finish_column(&cols[j], <const uint8_t*>arenas[j].data,
+                                         c_offsets_p + <int64_t>j * (n + 1), c_present_p, nt,
+                                         j, n, c_status_p, c_flags_p) != 0:
+                            cols[j].odd = True
+        decoded = []
+        for j in range(nt):
+            if cols[j].kind == K_RAW or n == 0:
+                decoded.append(None)
+            elif cols[j].odd:
+                decoded.append((True, None, None, None, None, None, None, 0))
+            else:
+                decoded.append((False, arena_bytes(&cols[j].valid), arena_bytes(&cols[j].loff),
+                                arena_bytes(&cols[j].vals), arena_bytes(&cols[j].data),
+                                arena_bytes(&cols[j].coff), arena_bytes(&cols[j].cvalid),
+                                cols[j].nchild))
         columns = []
         for j in range(nt):
             data = PyBytes_FromStringAndSize(arenas[j].data, arenas[j].length) \
@@ -769,6 +1153,13 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
     finally:
         for j in range(nt):
             free(arenas[j].data)
+            free(cols[j].valid.data)
+            free(cols[j].loff.data)
+            free(cols[j].vals.data)
+            free(cols[j].data.data)
+            free(cols[j].coff.data)
+            free(cols[j].cvalid.data)
+        free(cols)
         free(arenas)
         free(cpaths)
         free(s.buf)
@@ -776,7 +1167,8 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
         free(s.out)
     return {"status": status, "errno": errnos, "size": sizes, "mtime_ns": mtimes,
             "flags": flags, "pixel_header": pix_h, "pixel_offset": pix_o,
-            "pixel_length": pix_l, "err_offset": err_off, "columns": columns}
+            "pixel_length": pix_l, "err_offset": err_off, "columns": columns,
+            "decoded": decoded}
 
 
 def read_checked(path, int64_t max_bytes=-1, bint nofollow=False):

@@ -216,6 +216,11 @@ class Dataset:
         elem._loaded = False
         elem._dataset = self
         elem._index_pos = i
+        if vr == "SQ" and flags & F_SQ_BLOB:
+            # decide now whether the value really holds items, so VR "SQ" always means a
+            # Sequence of Datasets (else it becomes UN bytes, with a warning)
+            elem._value = self._decode_sq_blob(elem)
+            elem._loaded = True
         return elem
 
     def _resolve_vr(self, tag: int, vr: str, flags: int, length: int) -> str:
@@ -360,11 +365,11 @@ class Dataset:
             if ctx.validation == "raise":
                 raise error
             if ctx.validation == "warn":
-                warnings.warn(f"value of VR SQ is not a sequence; decoded as text or bytes "
-                              f"instead ({error})", DicomWarning, stacklevel=5)
-            from .values import _retry
-            return _retry("SQ", self.__dict__["_index"].value(elem._index_pos), little,
-                          self._charset(), "ignore")
+                warnings.warn(f"value of VR SQ is not a sequence; kept as UN bytes "
+                              f"({error})", DicomWarning, stacklevel=5)
+            # not a sequence after all: keep the bytes as UN (so VR "SQ" always means items)
+            elem.VR = "UN"
+            return self.__dict__["_index"].value(elem._index_pos)
         return Sequence(Dataset._from_index(sub, item, ctx, self) for item in sub.children(-1))
 
     def _charset(self) -> list:
@@ -387,9 +392,18 @@ class Dataset:
         if enc is None:
             elem = self._element(0x00080005)
             if elem is not None:
-                value = elem.value
+                # decode the defined terms as CS whatever VR the file gave the element (a
+                # charset-dependent VR here would need the charset to decode itself)
                 from .charset import convert_encodings
-                enc = convert_encodings(value)
+                if elem._index_pos >= 0 and self.__dict__["_index"] is not None:
+                    raw = self.__dict__["_index"].value(elem._index_pos)
+                    text = raw.decode("latin-1").rstrip(" \x00")
+                    value = [t.strip() for t in text.split("\\")] if "\\" in text else text.strip()
+                else:
+                    value = elem.value
+                if not isinstance(value, (str, list)):
+                    value = None
+                enc = convert_encodings(value, validation=self.__dict__["_ctx"].validation)
             else:
                 parent = self.__dict__["_parent"]
                 if parent is not None:

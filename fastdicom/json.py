@@ -28,9 +28,10 @@ def _is_empty(value, vr: str) -> bool:
 def _number(value, kind):
     if value is None or value == "":
         return None if kind is not str else value
-    if kind is float:
-        return float(value)
-    return int(value)
+    try:
+        return float(value) if kind is float else int(value)
+    except (TypeError, ValueError):
+        return str(value)  # a malformed IS/DS kept as text in lenient mode
 
 
 def element_to_json(elem, bulk_data_threshold: int,

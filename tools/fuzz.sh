@@ -33,7 +33,7 @@ if [ "${FUZZ_NATIVE:-0}" = 1 ]; then
     ( cd "$NATIVE" && FASTDICOM_SANITIZE=address,fuzzer-no-link CC=clang-14 \
         LDSHARED="clang-14 -shared" "$PY" setup.py build_ext --inplace -j 2 >build.log 2>&1 ) \
         || { tail -20 "$NATIVE/build.log"; echo "native fuzz build failed" >&2; exit 2; }
-    SITE=$("$PY" -c 'import atheris, os; print(os.path.dirname(atheris.__file__))')
+    SITE=$("$PY" -c 'import atheris, os; print(os.path.dirname(os.path.dirname(atheris.__file__)))')
     RUN_PATH=$NATIVE
     PRELOAD=$SITE/asan_with_fuzzer.so
 fi
@@ -61,6 +61,11 @@ run_one() {
         runs=$((runs + 1))
         cat "$log.run" >>"$log"
         total=$(( total + $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log.run" | grep -o '[0-9]*$' || echo 0) ))
+        if ! grep -q 'INITED' "$log.run"; then
+            echo "harness failed to start" >>"$WORK/$name.findings"
+            tail -5 "$log.run" >&2
+            break
+        fi
         if [ "$rc" -ne 0 ]; then
             if grep -q 'Uncaught Python exception' "$log.run"; then
                 grep -A1 'Uncaught Python exception' "$log.run" | tail -1 | cut -c1-60
