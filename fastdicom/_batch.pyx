@@ -31,6 +31,7 @@ cdef extern from "<fcntl.h>" nogil:
     int O_RDONLY
     int O_CLOEXEC
     int O_NOFOLLOW
+    int O_NONBLOCK
 
 cdef extern from "<unistd.h>" nogil:
     ssize_t pread(int fd, void* buf, size_t count, long offset)
@@ -534,7 +535,8 @@ cdef int process_file(Walk* w, Src* s, const char* path, bint nofollow, int64_t 
     cdef int tsj
     cdef uint32_t TS_TAG = 0x00020010u
     cdef uint8_t* grown
-    s.fd = c_open(path, O_RDONLY | O_CLOEXEC | (O_NOFOLLOW if nofollow else 0))
+    # O_NONBLOCK: a fifo given as a path must not block the open (regular files ignore it)
+    s.fd = c_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (O_NOFOLLOW if nofollow else 0))
     if s.fd < 0:
         err_errno[0] = errno
         return R_OS_ERROR
@@ -693,6 +695,7 @@ cdef struct ColOut:
     bint strip_both
     int fmt
     bint grp2
+    bint charset_vr
     bint odd
     int64_t nchild
     Arena valid        # row validity bitmap
@@ -762,6 +765,105 @@ cdef inline bint has_special(const uint8_t* p, int64_t b, int64_t e) noexcept no
         if p[k] >= 0x80 or p[k] == 0x1B:
             return True
     return False
+
+
+cdef enum:
+    CS_LATIN1 = 0      # no / empty Specific Character Set, ISO_IR 6 or ISO_IR 100
+    CS_UTF8 = 1        # ISO_IR 192
+    CS_OTHER = 2       # anything else: non-ASCII values are decoded in Python
+
+
+cdef inline bint utf8_valid(const uint8_t* p, int64_t b, int64_t e) noexcept nogil:
+    """Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF)."""
+    cdef int64_t k = b
+    cdef uint8_t c
+    cdef uint32_t cp
+    cdef int m, t
+    while k < e:
+        c = p[k]
+        if c < 0x80:
+            k += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            m = 1
+            cp = c & 0x1F
+        elif 0xE0 <= c <= 0xEF:
+            m = 2
+            cp = c & 0x0F
+        elif 0xF0 <= c <= 0xF4:
+            m = 3
+            cp = c & 0x07
+        else:
+            return False
+        if k + m >= e:
+            return False
+        for t in range(1, m + 1):
+            if (p[k + t] & 0xC0) != 0x80:
+                return False
+            cp = (cp << 6) | (p[k + t] & 0x3F)
+        if (m == 2 and (cp < 0x800 or 0xD800 <= cp <= 0xDFFF)) or (m == 3 and (cp < 0x10000 or cp > 0x10FFFF)):
+            return False
+        k += m + 1
+    return True
+
+
+cdef int append_text(Arena* out, const uint8_t* p, int64_t b, int64_t e, int cls,
+                     bint charset_vr) noexcept nogil:
+    """Append value bytes [b, e) as UTF-8: 0 ok, 1 Python must decode it, -1 no memory."""
+    cdef int64_t k, extra = 0
+    cdef uint8_t c
+    cdef char* q
+    for k in range(b, e):
+        c = p[k]
+        if c == 0x1B:
+            return 1
+        if c >= 0x80:
+            extra += 1
+    if extra and (not charset_vr or cls == CS_OTHER):
+        return 1
+    if extra and cls == CS_UTF8:
+        if not utf8_valid(p, b, e):
+            return 1
+        extra = 0
+    if reserve(out, e - b + extra) != 0:
+        return -1
+    q = out.data + out.length
+    if not extra:
+        memcpy(q, p + b, <size_t>(e - b))
+    else:
+        for k in range(b, e):
+            c = p[k]
+            if c < 0x80:
+                q[0] = <char>c
+                q += 1
+            else:
+                q[0] = <char>(0xC0 | (c >> 6))
+                q[1] = <char>(0x80 | (c & 0x3F))
+                q += 2
+    out.length += e - b + extra
+    return 0
+
+
+cdef void charset_classes(uint8_t* cls, const uint8_t* raw, const int32_t* offs,
+                          const uint8_t* present, int ntags, int j, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int64_t b, e
+    for i in range(n):
+        cls[i] = CS_LATIN1
+        if j < 0 or not present[<int64_t>i * ntags + j]:
+            continue
+        b = offs[i]
+        e = offs[i + 1]
+        strip(raw, &b, &e, True)
+        if e == b:
+            continue
+        if (e - b == 10 and memcmp(raw + b, b"ISO_IR 100", 10) == 0) or \
+                (e - b == 8 and memcmp(raw + b, b"ISO_IR 6", 8) == 0):
+            cls[i] = CS_LATIN1
+        elif e - b == 10 and memcmp(raw + b, b"ISO_IR 192", 10) == 0:
+            cls[i] = CS_UTF8
+        else:
+            cls[i] = CS_OTHER
 
 
 cdef bint parse_int(const uint8_t* p, int64_t n, int64_t* out) noexcept nogil:
@@ -862,7 +964,7 @@ cdef inline int bin_width(int fmt) noexcept nogil:
 
 cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const uint8_t* present,
                        int ntags, int j, Py_ssize_t n, const int32_t* status,
-                       const int32_t* flags) noexcept nogil:
+                       const int32_t* flags, const uint8_t* cls) noexcept nogil:
     """Fill ``c`` from the raw values of one tag; sets ``c.odd`` when Python must decode it."""
     cdef Py_ssize_t i
     cdef int64_t b, e, ib, ie, k, w, cnt
@@ -870,6 +972,7 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
     cdef int64_t iv = 0
     cdef double fv = 0.0
     cdef int kind = c.kind
+    cdef int r
     cdef bint want_float = (kind == K_FLOAT or kind == K_FLOATLIST)
     if put_i32(&c.loff, 0) != 0:
         return -1
@@ -885,13 +988,10 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
         if kind == K_STR:
             if pres:
                 strip(raw, &b, &e, c.strip_both)
-                if has_special(raw, b, e):
+                r = append_text(&c.data, raw, b, e, cls[i], c.charset_vr)
+                if r != 0:
                     c.odd = True
-                    return 0
-                if reserve(&c.data, e - b) != 0:
-                    return -1
-                memcpy(c.data.data + c.data.length, raw + b, <size_t>(e - b))
-                c.data.length += e - b
+                    return r if r < 0 else 0
                 set_bit(&c.valid, i, True)
             if put_i32(&c.loff, <int32_t>c.data.length) != 0:
                 return -1
@@ -927,13 +1027,10 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
                     b = ib
                     strip(raw, &ib, &ie, c.strip_both or kind != K_STRLIST)
                     if kind == K_STRLIST:
-                        if has_special(raw, ib, ie):
+                        r = append_text(&c.data, raw, ib, ie, cls[i], c.charset_vr)
+                        if r != 0:
                             c.odd = True
-                            return 0
-                        if reserve(&c.data, ie - ib) != 0:
-                            return -1
-                        memcpy(c.data.data + c.data.length, raw + ib, <size_t>(ie - ib))
-                        c.data.length += ie - ib
+                            return r if r < 0 else 0
                         if put_i32(&c.coff, <int32_t>c.data.length) != 0:
                             return -1
                     else:
@@ -1002,7 +1099,8 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
     one ``(offsets int32[n+1], data bytes, vr uint16[n], present bool[n])`` per tag.
 
     With ``kinds`` (uint8 per tag, ``KIND_*``) and ``params`` (int32 per tag: bit 0 strip
-    leading padding too, bits 4-7 the ``BIN_FORMATS`` code, bit 8 the tag is in group 0002),
+    leading padding too, bits 4-7 the ``BIN_FORMATS`` code, bit 8 the tag is in group 0002,
+    bit 9 text decoded with Specific Character Set (ISO_IR 6/100 and 192 are done here)),
     ``decoded`` holds per tag None (raw kind) or a tuple ``(odd, valid, offsets, values, data,
     child_offsets, child_valid, nchild)`` of bytes: the buffers of the final Arrow array
     (``odd`` True: use the raw values instead).  ``check_deflated=False`` does not inflate
@@ -1043,14 +1141,17 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
     cdef int res, fl, en
     cdef int64_t sz, mt, eo
     cdef ColOut* cols = <ColOut*>malloc((nt + 1) * sizeof(ColOut))
+    cdef uint8_t* cls = <uint8_t*>malloc(n + 1)
+    cdef int csj
     cdef const uint8_t* c_present_p
     cdef int32_t* c_status_p
     cdef int32_t* c_flags_p
     cdef int32_t* c_offsets_p
-    if cpaths == NULL or arenas == NULL or cols == NULL:
+    if cpaths == NULL or arenas == NULL or cols == NULL or cls == NULL:
         free(cpaths)
         free(arenas)
         free(cols)
+        free(cls)
         raise MemoryError()
     memset(cols, 0, (nt + 1) * sizeof(ColOut))
     if kinds is not None:
@@ -1060,6 +1161,7 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
             cols[j].strip_both = (pv & 1) != 0
             cols[j].fmt = (pv >> 4) & 15
             cols[j].grp2 = (pv & 256) != 0
+            cols[j].charset_vr = (pv & 512) != 0
     for i in range(n):
         p = paths[i]
         b = p if isinstance(p, bytes) else (<str>p).encode("utf-8", "surrogateescape")
@@ -1075,11 +1177,13 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
             free(cpaths)
             free(arenas)
             free(cols)
+            free(cls)
             raise ValueError("tags must be sorted and unique")
     if tsj < 0:
         free(cpaths)
         free(arenas)
         free(cols)
+        free(cls)
         raise ValueError("tags must include (0002,0010) Transfer Syntax UID")
     memset(&s, 0, sizeof(Src))
     s.max_inflated = max_inflated
@@ -1127,12 +1231,19 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
                         arenas[j].length = c_offsets[j, i]   # roll back this row's values
                         c_present[i, j] = 0
                     c_offsets[j, i + 1] = <int32_t>arenas[j].length
-            if n > 0:
+            if n > 0 and kinds is not None:
+                csj = -1
+                for j in range(nt):
+                    if tags[j] == 0x00080005u:
+                        csj = j
+                charset_classes(cls, <const uint8_t*>(arenas[csj].data if csj >= 0 else NULL),
+                                c_offsets_p + <int64_t>(csj if csj >= 0 else 0) * (n + 1),
+                                c_present_p, nt, csj, n)
                 for j in range(nt):
                     if cols[j].kind != K_RAW:
                         if finish_column(&cols[j], <const uint8_t*>arenas[j].data,
                                          c_offsets_p + <int64_t>j * (n + 1), c_present_p, nt,
-                                         j, n, c_status_p, c_flags_p) != 0:
+                                         j, n, c_status_p, c_flags_p, cls) != 0:
                             cols[j].odd = True
         decoded = []
         for j in range(nt):
@@ -1160,6 +1271,7 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
             free(cols[j].coff.data)
             free(cols[j].cvalid.data)
         free(cols)
+        free(cls)
         free(arenas)
         free(cpaths)
         free(s.buf)

@@ -636,7 +636,7 @@ def scan_headers(list paths, cls):
         raise MemoryError()
     try:
         for i in range(n):
-            b = (<str>paths[i]).encode("utf-8", "surrogateescape")
+            b = (<str?>paths[i]).encode("utf-8", "surrogateescape")
             encoded.append(b)
             cpaths[i] = PyBytes_AS_STRING(b)
         with nogil:

@@ -647,7 +647,8 @@ def _kind(spec: _Spec) -> tuple:
     """(kind, params) of the nogil column finisher in :mod:`fastdicom._batch` for ``spec``;
     mirrors the choices of :func:`_decode_column` (raw kinds are decoded in Python)."""
     vr = spec.vr
-    params = (1 if vr in _BOTH_STRIP else 0) | (256 if (spec.tag >> 16) == 2 else 0)
+    params = (1 if vr in _BOTH_STRIP else 0) | (256 if (spec.tag >> 16) == 2 else 0) | \
+        (512 if vr in _CHARSET_VRS else 0)
     if " or " in vr or vr == "AT" or vr == "UN" or spec.value_type == pa.binary():
         return _batch.KIND_RAW, 0
     if vr in _BIN_FMT:
@@ -952,11 +953,12 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     rows in input order; memory stays bounded by ``workers`` × ``batch_size`` rows."""
     if errors not in ("record", "raise"):
         raise ValueError("errors must be 'record' or 'raise'")
-    plan = _Plan(tags)
+    plan = _Plan(tags, check_deflated=False)
     workers = workers or min(os.cpu_count() or 1, 8)
+    nofollow = not follow_symlinks
 
-    def entries_to_paths():
-        for e in _input_paths(paths, follow_symlinks):
+    def _walk_entries(src):
+        for e in _input_paths(src, follow_symlinks):
             if e.kind == "file" or (e.kind == "symlink" and follow_symlinks):
                 yield e.path, None
             elif e.kind == "symlink":
@@ -967,12 +969,29 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
                 exc = e.error
                 yield e.path, (type(exc).__name__, exc.strerror or str(exc))
 
+    listed = isinstance(paths, (list, tuple)) and all(type(p) is str for p in paths)
+
     def work(chunk):
         plain = [p for p, err in chunk]
-        batch, _ = _scan_chunk(plan, plain, not follow_symlinks)
+        batch, _ = _scan_chunk(plan, plain, nofollow)
         pre = [err for p, err in chunk]
         if any(pre):
             batch = _override_errors(batch, pre)
+        return batch
+
+    def work_listed(plain):
+        # A slice of an explicit list of paths: scanned straight away, without a walk (no
+        # lstat per file); open(O_NOFOLLOW) + fstat tell symlinks, directories and specials
+        # apart, and a slice holding any of those (or a glob) is redone with the walk.
+        batch, _ = _scan_chunk(plan, plain, nofollow)
+        if batch.column("error_type").null_count != batch.num_rows:
+            et = batch.column("error_type").to_pylist()
+            for p, e in zip(plain, et):
+                if e is None:
+                    continue
+                if e in ("IsADirectoryError", "OSError") or (e == "FileNotFoundError"
+                                                              and _has_magic(p)):
+                    return work(list(_walk_entries(plain)))
         return batch
 
     chunk_size = max(1, min(batch_size, _CHUNK_FILES))
@@ -983,25 +1002,27 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
             chunk_size = max(1, min(chunk_size, _CHUNK_FILES // 2))
 
     def merged(results):
-        pending = []
-        count = 0
+        # chunks never exceed batch_size rows: no re-batching, no copies
         for b in results:
             if errors == "raise":
                 _raise_first(b)
-            pending.append(b)
-            count += b.num_rows
-            if count >= batch_size:
-                yield from _rebatch(pending, batch_size)
-                pending, count = [], 0
-        if pending:
-            yield from _rebatch(pending, batch_size)
+            if b.num_rows > batch_size:
+                for k in range(0, b.num_rows, batch_size):
+                    yield b.slice(k, batch_size)
+            else:
+                yield b
 
-    chunks = _chunks(entries_to_paths(), chunk_size)
+    if listed:
+        fn = work_listed
+        chunks = (list(paths[k:k + chunk_size]) for k in range(0, len(paths), chunk_size))
+    else:
+        fn = work
+        chunks = _chunks(_walk_entries(paths), chunk_size)
     if workers <= 1:
-        yield from merged(work(c) for c in chunks)
+        yield from merged(fn(c) for c in chunks)
         return
     with ThreadPoolExecutor(workers) as pool:
-        yield from merged(_bounded_map(pool, work, chunks, 2 * workers))
+        yield from merged(_bounded_map(pool, fn, chunks, 2 * workers))
 
 
 def _bounded_map(pool, fn, items, depth):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,11 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from ._scan import pread_into, read_file
+
+try:  # nogil header extractor and slice reader; the general path is used without it
+    from . import _series
+except ImportError:  # pragma: no cover - extension not built
+    _series = None
 from .errors import (DicomError, DicomWarning, PixelDataError, SeriesError,
                      UnsafePathError)
 
@@ -694,18 +700,18 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
     files: list = []
     dicomdirs: list = []
     for item in items:
-        p = Path(item)
-        if p.is_dir():
-            it = p.rglob("*") if recursive else p.iterdir()
-            for f in sorted(it):
-                if f.is_file():
-                    files.append(f)
+        p = os.fspath(Path(item))       # normalised as pathlib does
+        if os.path.isdir(p):
+            found: list = []
+            _walk_dir(p, recursive, found)
+            found.sort()
+            files.extend(found)
         else:
-            files.append(p)
+            files.append((p, None))
     out: list = []
     seen: set = set()
-    for f in files:
-        if f.name.upper() == "DICOMDIR":
+    for f, key in files:
+        if os.path.basename(f).upper() == "DICOMDIR":
             dd = read_dicomdir(f)
             dicomdirs.append(dd)
             for ref in dd.paths:
@@ -714,17 +720,53 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
                     seen.add(key)
                     out.append(str(ref))
             continue
-        key = os.path.realpath(f)
+        if key is None:
+            key = os.path.realpath(f)
         if key not in seen:
             seen.add(key)
-            out.append(str(f))
+            out.append(f)
     return out, dicomdirs
+
+
+def _walk_dir(top: str, recursive: bool, out: list) -> None:
+    """Append (path, canonical path) of the files under ``top`` (like ``Path.rglob("*")`` /
+    ``iterdir()`` + ``is_file()``: symlinked files are included, symlinked folders are not
+    entered).  The canonical path is derived from the folder's ``realpath`` without a system
+    call per file (only symlinks are resolved one by one)."""
+    stack = [(top, os.path.realpath(top))]
+    sep = os.sep
+    while stack:
+        folder, real = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except (PermissionError, FileNotFoundError, NotADirectoryError):
+            continue
+        for e in entries:
+            try:
+                if e.is_symlink():
+                    if e.is_file():
+                        out.append((e.path, os.path.realpath(e.path)))
+                elif e.is_dir():
+                    if recursive:
+                        stack.append((e.path, real + sep + e.name))
+                elif e.is_file():
+                    out.append((e.path, real + sep + e.name))
+            except OSError:
+                continue
 
 
 def _default_workers(workers: Optional[int]) -> int:
     if workers is None:
         return max(1, min(8, os.cpu_count() or 1))
     return max(1, int(workers))
+
+
+def _chunk_bounds(n: int, parts: int) -> list:
+    """``parts`` (at most ``n``) contiguous (start, stop) ranges covering ``range(n)``."""
+    parts = max(1, min(parts, n))
+    edges = [n * k // parts for k in range(parts + 1)]
+    return [(edges[k], edges[k + 1]) for k in range(parts) if edges[k + 1] > edges[k]]
 
 
 def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
@@ -737,7 +779,25 @@ def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
         except (DicomError, OSError) as exc:
             return None, exc
 
-    if workers > 1 and len(paths) > 8:
+    if _series is not None and paths:
+        # nogil header extraction in a few big chunks; files it cannot handle exactly
+        # (unusual encodings, functional groups, anything malformed) take the general path
+        if workers > 1 and len(paths) >= 64:
+            bounds = _chunk_bounds(len(paths), workers * 4)
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(lambda b: _series.scan_headers(paths[b[0]:b[1]],
+                                                                     InstanceHeader), bounds))
+            fast = [r for part in parts for r in part]
+        else:
+            fast = _series.scan_headers(paths, InstanceHeader)
+        slow = [p for p, r in zip(paths, fast) if r is False]
+        if workers > 1 and len(slow) > 8:
+            with ThreadPoolExecutor(workers) as pool:
+                slow_results = iter(list(pool.map(one, slow, chunksize=16)))
+        else:
+            slow_results = iter([one(p) for p in slow])
+        results = [(r, None) if r is not False else next(slow_results) for r in fast]
+    elif workers > 1 and len(paths) > 8:
         with ThreadPoolExecutor(workers) as pool:
             results = list(pool.map(one, paths, chunksize=16))
     else:
@@ -779,15 +839,23 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
                           "instance ignored (listed in SeriesInfo.duplicates)", DicomWarning,
                           stacklevel=3)
         groups: list = []   # (key dict, [headers])
+        exact: dict = {}    # key values -> members (same group as the tolerant search finds)
         for h in unique:
             key = _stack_key(h)
+            hkey = tuple(key.values())
+            members = exact.get(hkey)
+            if members is not None:
+                members.append(h)
+                continue
             for gkey, gmembers in groups:
                 if all(_orientation_close(gkey[k], key[k]) if k == "orientation"
                        else gkey[k] == key[k] for k in key):
                     gmembers.append(h)
+                    exact[hkey] = gmembers
                     break
             else:
                 groups.append((key, [h]))
+                exact[hkey] = groups[-1][1]
         # repeated positions with different acquisition numbers: split by acquisition
         refined: list = []
         for key, gm in groups:
@@ -946,7 +1014,7 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
     if isinstance(source, SeriesInfo):
         info = source
     else:
-        stacks = find_series(source)
+        stacks = find_series(source, workers=workers)
         if not stacks:
             raise SeriesError("no image series found in the input")
         if stack is not None:
@@ -1123,8 +1191,12 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
             bar = tqdm(total=len(plan), unit="slice", desc="load_series")
         except ImportError:
             logger.warning("progress=True needs tqdm")
+    bulk = _bulk_plan(headers, array, raw_dtype, frame_bytes, multiframe, rescale,
+                      direct_dtype, len(lead))
     try:
-        if n_workers == 1 or len(plan) < 2:
+        if bulk is not None:
+            results = _bulk_read(headers, array, frame_bytes, bulk, n_workers, bar, errors)
+        elif n_workers == 1 or len(plan) < 2:
             results = []
             for item in plan:
                 results.append(one(item))
@@ -1155,6 +1227,82 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                   positions=np.asarray(geo.positions), rescale_slope=slopes,
                   rescale_intercept=icpts, rescaled=bool(rescale), series=info, geometry=geo,
                   skipped=skipped, frame_indices=frame_indices)
+
+
+def _sign_shift(h: InstanceHeader) -> int:
+    if h.pixel_representation == 1 and h.pixel_tag == 0x7FE00010 and \
+            0 < h.bits_stored < h.bits_allocated:
+        return h.bits_allocated - h.bits_stored
+    return 0
+
+
+def _bulk_plan(headers: list, array: np.ndarray, raw_dtype: Any, frame_bytes: int,
+               multiframe: bool, rescale: bool, direct_dtype: bool, ndim_lead: int) -> Any:
+    """(itemsize, sign-extension shift) when every slice can be read by the nogil bulk reader
+    straight into its row of ``array`` (native little-endian layout, one frame per file,
+    no rescale), else None."""
+    if _series is None or multiframe or rescale or not direct_dtype or ndim_lead != 1 or \
+            raw_dtype is None or frame_bytes <= 0 or not array.flags.c_contiguous or \
+            sys.byteorder != "little":
+        return None
+    itemsize = raw_dtype.itemsize
+    shift = _sign_shift(headers[0])
+    if shift and itemsize not in (1, 2, 4):
+        return None
+    for h in headers:
+        if h.pixel_offset < 0 or h.pixel_length < frame_bytes or not h.little_endian or \
+                _sign_shift(h) != shift:
+            return None
+    return (itemsize if shift else 1, shift)
+
+
+def _bulk_read(headers: list, array: np.ndarray, frame_bytes: int, bulk: tuple,
+               n_workers: int, bar: Any, errors: str) -> list:
+    """Read every slice with :func:`fastdicom._series.read_slices` (nogil, a few big chunks of
+    files per thread, each file: open + fstat + pread into its row + close)."""
+    n = len(headers)
+    itemsize, shift = bulk
+    bpaths = [os.fsencode(h.path) for h in headers]
+    offsets = np.fromiter((h.pixel_offset for h in headers), np.int64, n)
+    sizes = np.fromiter((h.file_size for h in headers), np.int64, n)
+    dest = array.reshape(n, -1).view(np.uint8)
+    got = np.zeros(n, np.int64)
+
+    def run(bounds: tuple) -> None:
+        _series.read_slices(bpaths, offsets, sizes, dest, bounds[0], bounds[1], got,
+                            itemsize, shift)
+        if bar is not None:
+            bar.update(bounds[1] - bounds[0])
+
+    if n_workers <= 1 or n < 2:
+        parts = _chunk_bounds(n, 1 if bar is None else max(1, n // 32))
+        for b in parts:
+            run(b)
+    else:
+        # a few chunks per thread: large enough that per-task overhead vanishes, small
+        # enough that a slow (cold) file does not leave the other thread idle for long
+        nchunks = n_workers * 8 if bar is None else max(n_workers * 8, n // 32)
+        with ThreadPoolExecutor(n_workers) as pool:
+            list(pool.map(run, _chunk_bounds(n, nchunks)))
+    results: list = [None] * n
+    bad = np.flatnonzero(got != frame_bytes)
+    for k in bad.tolist():
+        h = headers[k]
+        r = int(got[k])
+        if r == -1:
+            exc: Exception = PixelDataError("file changed since the header scan (size differs)",
+                                            path=h.path)
+        elif r <= -1000:
+            err = -r - 1000
+            exc = OSError(err, os.strerror(err), h.path)
+        else:
+            exc = PixelDataError("file changed or pixel data shorter than expected "
+                                 f"({r} of {frame_bytes} bytes)", path=h.path)
+        if errors == "raise":
+            raise exc
+        dest[k] = 0
+        results[k] = (h.path, f"{type(exc).__name__}: {exc}")
+    return results
 
 
 def _describe_stacks(prefix: str, stacks: list) -> str:

@@ -20,15 +20,11 @@ from pydicom.multival import MultiValue  # noqa: E402
 from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS  # noqa: E402
 from pydicom.valuerep import PersonName as PdPersonName  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CORPUS = DATA / "corpus"
+from _data import CORPUS, SHARED as DATA, require_shared  # noqa: E402
 
 
 def _require_data() -> None:
-    if not CORPUS.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"shared test data missing at {DATA}")
-        pytest.skip(f"shared test data not found at {DATA}")
+    require_shared()
 
 
 def _corpus_files() -> list:
