@@ -59,6 +59,7 @@ cdef extern from "<zlib.h>" nogil:
     int inflateInit2(z_stream* strm, int windowBits)
     int inflate(z_stream* strm, int flush)
     int inflateEnd(z_stream* strm)
+    int inflateReset(z_stream* strm)
     int Z_OK
     int Z_STREAM_END
     int Z_NO_FLUSH
@@ -211,7 +212,7 @@ cdef const uint8_t* file_window(Src* s, int64_t pos, int64_t n) noexcept nogil:
 
 cdef int inflate_more(Src* s, int64_t need) noexcept nogil:
     """Inflate until s.out_have >= need or the stream ends; 0 ok, -1 error/limit."""
-    cdef int64_t got = 0, newcap
+    cdef int64_t got = 0, newcap, step
     cdef uint8_t* grown
     cdef int zr, err
     while s.out_have < need and not s.z_end:
@@ -238,9 +239,13 @@ cdef int inflate_more(Src* s, int64_t need) noexcept nogil:
             s.out = grown
             s.out_cap = newcap
         s.zs.next_out = s.out + s.out_have
-        s.zs.avail_out = <unsigned int>(s.out_cap - s.out_have)
+        # inflate only about as far as needed (header elements, not the pixels behind them)
+        step = need - s.out_have + 1024
+        if step > s.out_cap - s.out_have:
+            step = s.out_cap - s.out_have
+        s.zs.avail_out = <unsigned int>step
         zr = inflate(&s.zs, Z_NO_FLUSH)
-        s.out_have = s.out_cap - s.zs.avail_out
+        s.out_have += step - s.zs.avail_out
         if zr == Z_STREAM_END:
             s.z_end = True
         elif zr != Z_OK and zr != Z_BUF_ERROR:
@@ -532,7 +537,7 @@ cdef int process_file(Walk* w, Src* s, const char* path, bint nofollow, int64_t 
     cdef const uint8_t* ts
     cdef int64_t tslen
     cdef bint explicit, le
-    cdef int tsj
+    cdef int tsj, zr
     cdef uint32_t TS_TAG = 0x00020010u
     cdef uint8_t* grown
     # O_NONBLOCK: a fifo given as a path must not block the open (regular files ignore it)
@@ -606,8 +611,13 @@ cdef int process_file(Walk* w, Src* s, const char* path, bint nofollow, int64_t 
                 res = -1
             if res != -1:
                 if s.inflating:
-                    memset(&s.zs, 0, sizeof(z_stream))
-                    if inflateInit2(&s.zs, -15) == Z_OK:
+                    # one inflate state per extract() call, reset for each file
+                    if s.z_open:
+                        zr = inflateReset(&s.zs)
+                    else:
+                        memset(&s.zs, 0, sizeof(z_stream))
+                        zr = inflateInit2(&s.zs, -15)
+                    if zr == Z_OK:
                         s.z_open = True
                         s.comp_pos = pos
                         s.zs.avail_in = 0
@@ -642,9 +652,6 @@ cdef int process_file(Walk* w, Src* s, const char* path, bint nofollow, int64_t 
                 res = R_FALLBACK
             flags[0] = (1 if le else 0) | (2 if explicit else 0) | (4 if s.inflating else 0) | \
                 (8 if w.encapsulated else 0) | (16 if w.pixel_offset >= 0 else 0)
-            if s.z_open:
-                inflateEnd(&s.zs)
-                s.z_open = False
     elif p == NULL and s.io_errno:
         res = R_OS_ERROR
     if res == R_OS_ERROR:
@@ -1274,6 +1281,8 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
         free(cls)
         free(arenas)
         free(cpaths)
+        if s.z_open:
+            inflateEnd(&s.zs)
         free(s.buf)
         free(s.zin)
         free(s.out)

@@ -23,8 +23,11 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 cdef extern from "<fcntl.h>" nogil:
     int c_open "open"(const char* path, int flags, ...)
+    int openat(int dirfd, const char* path, int flags, ...)
     int O_RDONLY
     int O_CLOEXEC
+    int O_DIRECTORY
+    int O_PATH
 
 cdef extern from "<unistd.h>" nogil:
     ssize_t pread(int fd, void* buf, size_t count, long offset)
@@ -203,6 +206,38 @@ cdef int pread_full(int fd, uint8_t* dst, int64_t count, int64_t offset, int64_t
         done += r
     got[0] = done
     return 0
+
+cdef struct DirCache:
+    int fd              # the folder of the last path (O_PATH), or -1
+    const char* dir     # points into that path (kept alive by the caller)
+    Py_ssize_t len      # length of the folder part, -1 when none is cached
+
+cdef int open_file(DirCache* dc, const char* path, Py_ssize_t plen) noexcept nogil:
+    """open(path, O_RDONLY) through a cached descriptor of its folder (openat on the base
+    name): consecutive files of one folder skip the walk over the folder's path."""
+    cdef Py_ssize_t k = plen - 1
+    cdef char tmp[4096]
+    while k >= 0 and path[k] != 47:
+        k -= 1
+    if k <= 0 or k >= 4096 or k == plen - 1:
+        return c_open(path, O_RDONLY | O_CLOEXEC)
+    if dc.len != k or memcmp(dc.dir, path, k) != 0:
+        if dc.fd >= 0:
+            close(dc.fd)
+        memcpy(tmp, path, k)
+        tmp[k] = 0
+        dc.fd = c_open(tmp, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        dc.dir = path
+        dc.len = k if dc.fd >= 0 else -1
+        if dc.fd < 0:
+            return c_open(path, O_RDONLY | O_CLOEXEC)
+    return openat(dc.fd, path + k + 1, O_RDONLY | O_CLOEXEC)
+
+cdef inline void close_dir(DirCache* dc) noexcept nogil:
+    if dc.fd >= 0:
+        close(dc.fd)
+    dc.fd = -1
+    dc.len = -1
 
 cdef const uint8_t* need(Src* s, int64_t pos, int64_t n) noexcept nogil:
     """Pointer to file bytes [pos, pos+n), reading a new window when needed; NULL if the
@@ -483,7 +518,7 @@ cdef int decode_value(Out* o, int j, const uint8_t* p, int64_t n) noexcept nogil
 # ---------------------------------------------------------------------------------------------
 # one file
 
-cdef int scan_one(const char* path, Src* s, Out* o) noexcept nogil:
+cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* o) noexcept nogil:
     cdef stat_t sb
     cdef const uint8_t* p
     cdef int64_t pos, hdr, ts_len = 0
@@ -507,7 +542,9 @@ cdef int scan_one(const char* path, Src* s, Out* o) noexcept nogil:
     o.pixel_offset = -1
     o.pixel_length = 0
     o.size = -1
-    s.fd = c_open(path, O_RDONLY | O_CLOEXEC)
+    if path == NULL:
+        return ST_FALLBACK
+    s.fd = open_file(dc, path, plen)
     if s.fd < 0:
         return ST_FALLBACK
     s.base = 0
@@ -611,37 +648,44 @@ cdef object _flt(Out* o, int field):
     return None if o.fval[field] != o.fval[field] else o.fval[field]
 
 
-def scan_headers(list paths, cls):
+def scan_headers(list paths, cls, bint objects=True):
     """Header-scan ``paths`` (str); returns a list with, per path, an instance of ``cls``
     (attributes set through its ``__dict__``), None (a DICOM file with no Pixel Data) or
     False (use the general path)."""
     cdef Py_ssize_t n = len(paths), i
     cdef list encoded = []
     cdef const char** cpaths = <const char**>malloc(max(n, 1) * sizeof(char*))
+    cdef Py_ssize_t* lens = <Py_ssize_t*>malloc(max(n, 1) * sizeof(Py_ssize_t))
+    cdef DirCache dc
     cdef Out* outs = <Out*>malloc(max(n, 1) * sizeof(Out))
     cdef Src src
     cdef Out* o
     cdef list result = []
     cdef dict d
     cdef object h, slope, icpt, it, bs, pos, ori, spc, path, nf
-    if cpaths == NULL or outs == NULL:
-        free(cpaths)
-        free(outs)
-        raise MemoryError()
+    dc.fd = -1
+    dc.len = -1
+    dc.dir = NULL
     src.buf = <uint8_t*>malloc(WINDOW)
     src.cap = WINDOW
-    if src.buf == NULL:
+    if cpaths == NULL or outs == NULL or lens == NULL or src.buf == NULL:
         free(cpaths)
         free(outs)
+        free(lens)
+        free(src.buf)
         raise MemoryError()
     try:
         for i in range(n):
             b = (<str?>paths[i]).encode("utf-8", "surrogateescape")
             encoded.append(b)
-            cpaths[i] = PyBytes_AS_STRING(b)
+            cpaths[i] = NULL if b"\0" in b else PyBytes_AS_STRING(b)
+            lens[i] = PyBytes_GET_SIZE(b)
         with nogil:
             for i in range(n):
-                outs[i].status = scan_one(cpaths[i], &src, &outs[i])
+                outs[i].status = scan_one(cpaths[i], lens[i], &dc, &src, &outs[i])
+            close_dir(&dc)
+        if not objects:
+            return [outs[i].status for i in range(n)]
         new = object.__new__
         for i in range(n):
             o = &outs[i]
@@ -713,6 +757,7 @@ def scan_headers(list paths, cls):
     finally:
         free(src.buf)
         free(cpaths)
+        free(lens)
         free(outs)
     return result
 
@@ -720,10 +765,11 @@ def scan_headers(list paths, cls):
 # ---------------------------------------------------------------------------------------------
 # pixel reads
 
-cdef int64_t read_one(const char* path, uint8_t* dst, int64_t nbytes, int64_t offset,
-                      int64_t expect_size, int itemsize, int shift) noexcept nogil:
+cdef int64_t read_one(const char* path, Py_ssize_t plen, DirCache* dc, uint8_t* dst,
+                      int64_t nbytes, int64_t offset, int64_t expect_size, int itemsize,
+                      int shift) noexcept nogil:
     """Bytes read (>= 0), -1 size changed, or -(1000 + errno)."""
-    cdef int fd = c_open(path, O_RDONLY | O_CLOEXEC)
+    cdef int fd = open_file(dc, path, plen)
     cdef stat_t sb
     cdef int64_t got = 0, k, m
     cdef int err
@@ -778,16 +824,29 @@ def read_slices(list paths, const int64_t[::1] offsets, const int64_t[::1] sizes
     if nbytes % itemsize:
         raise ValueError("read_slices: row size not a multiple of the item size")
     cdef const char** cpaths = <const char**>malloc(max(stop - start, 1) * sizeof(char*))
-    if cpaths == NULL:
+    cdef Py_ssize_t* lens = <Py_ssize_t*>malloc(max(stop - start, 1) * sizeof(Py_ssize_t))
+    cdef DirCache dc
+    dc.fd = -1
+    dc.len = -1
+    dc.dir = NULL
+    if cpaths == NULL or lens == NULL:
+        free(cpaths)
+        free(lens)
         raise MemoryError()
     try:
         for k in range(start, stop):
-            cpaths[k - start] = PyBytes_AS_STRING(<bytes?>paths[k])
+            b = <bytes?>paths[k]
+            if b"\0" in b:
+                raise ValueError("embedded null byte in a path")
+            cpaths[k - start] = PyBytes_AS_STRING(b)
+            lens[k - start] = PyBytes_GET_SIZE(b)
         if nbytes == 0:
             return
         with nogil:
             for k in range(start, stop):
-                result[k] = read_one(cpaths[k - start], &dest[k, 0], nbytes, offsets[k],
-                                     sizes[k], itemsize, shift)
+                result[k] = read_one(cpaths[k - start], lens[k - start], &dc, &dest[k, 0],
+                                     nbytes, offsets[k], sizes[k], itemsize, shift)
+            close_dir(&dc)
     finally:
         free(cpaths)
+        free(lens)

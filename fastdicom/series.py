@@ -19,6 +19,7 @@ of the first slice (``origin``); ``affine[:3, :3] = direction @ diag(spacing)``.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -556,14 +557,31 @@ def _round_vec(v: Optional[tuple], step: float) -> Optional[tuple]:
     return tuple(round(x / step) * step + 0.0 for x in v)
 
 
+_KEY_MEMO: dict = {}   # (kind, raw tuple) -> rounded tuple: slices of a stack share them
+
+
+def _memo_round(kind: int, v: Optional[tuple]) -> Optional[tuple]:
+    if v is None:
+        return None
+    key = (kind, v)
+    try:
+        r = _KEY_MEMO.get(key)
+    except TypeError:   # not hashable (a list)
+        key, r = None, None
+    if r is None:
+        if len(_KEY_MEMO) > 4096:
+            _KEY_MEMO.clear()
+        r = _round_vec(v, 1e-3) if kind == 0 else tuple(round(float(x), 4) for x in v)
+        if key is not None:
+            _KEY_MEMO[key] = r
+    return r
+
+
 def _stack_key(h: InstanceHeader) -> dict:
-    spc = None
-    if h.spacing is not None:
-        spc = tuple(round(float(x), 4) for x in h.spacing)
     return {
-        "orientation": _round_vec(h.orientation, 1e-3),
+        "orientation": _memo_round(0, h.orientation),
         "size": (h.rows, h.columns),
-        "spacing": spc,
+        "spacing": _memo_round(1, h.spacing),
         "layout": (h.samples, h.bits_allocated, h.pixel_representation, h.pixel_tag),
         "echo_number": h.echo_number,
         "echo_time": None if h.echo_time is None else round(h.echo_time, 3),
@@ -916,8 +934,16 @@ def find_series(paths_or_directory: Any, *, recursive: bool = True,
         explicit = {os.fspath(p) for p in paths_or_directory if not Path(p).is_dir()}
     elif not Path(paths_or_directory).is_dir():
         explicit = {os.fspath(paths_or_directory)}
-    headers, _skipped = _scan_all(paths, _default_workers(workers), explicit)
-    return _build_stacks(headers)
+    # many small objects are made here; a cyclic GC pass over them all costs more than the
+    # header scan itself and frees nothing (no cycles)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        headers, _skipped = _scan_all(paths, _default_workers(workers), explicit)
+        return _build_stacks(headers)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 # ---------------------------------------------------------------------------------------------
