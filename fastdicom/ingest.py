@@ -150,6 +150,14 @@ _COPY_COLS = ("path", "state", "sop_instance_uid", "display_path", "size", "mtim
               "sop_class_uid", "series_instance_uid", "study_instance_uid",
               "transfer_syntax_uid", "rows", "columns", "frames", "pixel_offset",
               "pixel_length", "attributes")
+_LEDGER_SQL = (
+    "INSERT INTO files(path, display, size, mtime_ns, state, reason, sop_instance_uid,"
+    " sha256) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
+    " display=excluded.display, size=excluded.size, mtime_ns=excluded.mtime_ns,"
+    " state=excluded.state, reason=excluded.reason,"
+    " sop_instance_uid=excluded.sop_instance_uid, sha256=excluded.sha256")
+_INSERT_INSTANCE_SQL = ("INSERT INTO instances(" + ", ".join(_ROW_COLS) + ") VALUES(" +
+                        ",".join("?" * len(_ROW_COLS)) + ")")
 _REQUIRED_TAGS = ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID",
                   "Rows", "Columns", "PatientID", "IssuerOfPatientID", "PatientName",
                   "AccessionNumber", "Modality", "SeriesNumber")
@@ -264,13 +272,7 @@ class _Writer:
         self.new_instance_rows: list = []
 
     def ledger(self, path, display, size, mtime, state, reason=None, uid=None, sha=None):
-        self.con.execute(
-            "INSERT INTO files(path, display, size, mtime_ns, state, reason, sop_instance_uid,"
-            " sha256) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
-            " display=excluded.display, size=excluded.size, mtime_ns=excluded.mtime_ns,"
-            " state=excluded.state, reason=excluded.reason,"
-            " sop_instance_uid=excluded.sop_instance_uid, sha256=excluded.sha256",
-            (path, display, size, mtime, state, reason, uid, sha))
+        self.con.execute(_LEDGER_SQL, (path, display, size, mtime, state, reason, uid, sha))
 
     def set_state(self, path, state):
         self.con.execute("UPDATE files SET state=? WHERE path=? AND state IS NOT ?",
@@ -340,9 +342,7 @@ class _Writer:
             self.set_state(p, st)
 
     def _insert_instance(self, row):
-        self.con.execute("INSERT INTO instances(" + ", ".join(_ROW_COLS) + ") VALUES(" +
-                         ",".join("?" * len(_ROW_COLS)) + ")",
-                         tuple(row[c] for c in _ROW_COLS))
+        self.con.execute(_INSERT_INSTANCE_SQL, tuple(row[c] for c in _ROW_COLS))
         self._touch(row["series_instance_uid"], row["study_instance_uid"])
         self.new_instance_rows.append(row["path"])
 
@@ -543,15 +543,17 @@ def _prepare(con, entries, plan, pool, workers):
     for i, e in enumerate(entries):
         e.key = keys[i]
         if e.kind == "file":
-            try:
-                st = os.stat(e.path, follow_symlinks=False)
-            except OSError as exc:
-                e.kind, e.error = "error", exc
-                continue
             old = ledger.get(keys[i])
-            if old is not None and old[0] == st.st_size and old[1] == st.st_mtime_ns \
-                    and old[2] != "missing":
-                continue
+            if old is not None:
+                # only a file already in the ledger needs a stat (to be found unchanged);
+                # a new one is scanned at once (a vanished file gives its error row there)
+                try:
+                    st = os.stat(e.path, follow_symlinks=False)
+                except OSError as exc:
+                    e.kind, e.error = "error", exc
+                    continue
+                if old[0] == st.st_size and old[1] == st.st_mtime_ns and old[2] != "missing":
+                    continue
             scan_idx.append(i)
     prep.scan_paths = scan_idx
     prep.batch = None
@@ -605,7 +607,37 @@ def _record_dir_error(con, e, result):
                 " time) VALUES(?,?,?,?,?,?)", (key, _display_path(e.path), *new, time.time()))
 
 
-def _row_from(batch_cols, i, keywords, key, display):
+
+def _attributes_json(cols, keywords, n) -> list:
+    """The ``attributes`` JSON text of each of ``n`` rows, built column-wise (the same text
+    as ``json.dumps(attrs, sort_keys=True, ensure_ascii=False)``)."""
+    order = sorted(keywords)
+    lists = []
+    for k in order:
+        col = cols[k]
+        if any(isinstance(v, bytes) for v in col):
+            col = [_json_value(v) for v in col]
+        lists.append(col)
+    enc = json.JSONEncoder(ensure_ascii=False).encode      # keys already sorted
+    return [enc(dict(zip(order, vals))) for vals in zip(*lists)]
+
+
+def _row_from(batch_cols, i, keywords, key, display, attributes=None):
+    if attributes is not None:
+        return {
+            "sop_instance_uid": batch_cols["SOPInstanceUID"][i],
+            "path": key, "display_path": display,
+            "size": batch_cols["size"][i], "mtime_ns": batch_cols["mtime_ns"][i],
+            "sop_class_uid": batch_cols["SOPClassUID"][i],
+            "series_instance_uid": batch_cols["SeriesInstanceUID"][i],
+            "study_instance_uid": batch_cols["StudyInstanceUID"][i],
+            "transfer_syntax_uid": batch_cols["transfer_syntax"][i],
+            "rows": batch_cols["Rows"][i], "columns": batch_cols["Columns"][i],
+            "frames": batch_cols["num_frames"][i],
+            "pixel_offset": batch_cols["pixel_offset"][i],
+            "pixel_length": batch_cols["pixel_length"][i],
+            "attributes": attributes,
+        }
     attrs = {k: _json_value(batch_cols[k][i]) for k in keywords}
     return {
         "sop_instance_uid": attrs.get("SOPInstanceUID"),
@@ -633,9 +665,30 @@ def _commit(con, prep, plan, keywords, parquet, result, bar):
         k = 0
         for b, (eoff, etag) in outs:
             cols = b.to_pydict()
+            cols["__attributes__"] = _attributes_json(cols, keywords, b.num_rows)
             for i in range(b.num_rows):
                 scanned[prep.scan_paths[k]] = (cols, i, eoff[i], etag[i])
                 k += 1
+    # UIDs of this batch already indexed: one query per 500 instead of one per file
+    indexed_uids = set()
+    if scanned:
+        uids = list({c["SOPInstanceUID"][i] for c, i, _, _ in scanned.values()
+                     if c["SOPInstanceUID"][i]})
+        for k in range(0, len(uids), 500):
+            part = uids[k:k + 500]
+            indexed_uids.update(r[0] for r in con.execute(
+                "SELECT sop_instance_uid FROM instances WHERE sop_instance_uid IN (%s)"
+                % ",".join("?" * len(part)), part))
+    bulk_ledger: list = []
+    bulk_inst: list = []
+
+    def flush():
+        if bulk_ledger:
+            con.executemany(_LEDGER_SQL, bulk_ledger)
+            bulk_ledger.clear()
+        if bulk_inst:
+            con.executemany(_INSERT_INSTANCE_SQL, bulk_inst)
+            bulk_inst.clear()
     counts = {s: 0 for s in STATES}
     w = _Writer(con, keywords)
     writes = False
@@ -687,15 +740,28 @@ def _commit(con, prep, plan, keywords, parquet, result, bar):
                 counts["failed"] += 1
                 w.fail(key, display, size, mtime, etype, emsg, eoff, etag)
                 continue
+            row = _row_from(cols, i, keywords, key, display, cols["__attributes__"][i])
+            uid = row["sop_instance_uid"]
+            if old is None and uid not in indexed_uids:
+                # the common case: a new file with a new UID, written in bulk
+                indexed_uids.add(uid)
+                bulk_ledger.append((key, display, size, mtime, "indexed", None, uid, None))
+                bulk_inst.append(tuple(row[c] for c in _ROW_COLS))
+                w._touch(row["series_instance_uid"], row["study_instance_uid"])
+                w.new_instance_rows.append(key)
+                counts["indexed"] += 1
+                continue
+            flush()
+            indexed_uids.add(uid)
             if old is not None:
                 w.unindex(key)
                 w.clear_failure(key)
-            row = _row_from(cols, i, keywords, key, display)
             w.ledger(key, display, size, mtime, "indexed", None, row["sop_instance_uid"], None)
             state = w.place(row)
             if state != "indexed":
                 w.set_state(key, state)
             counts[state] += 1
+        flush()
         if w.touched_series or w.touched_studies:
             w.refresh_hierarchy()
         if writes:
