@@ -32,6 +32,7 @@ F_SQ_BLOB = 512
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _CHARSET_CACHE: dict = {}
+_LUT_DESCRIPTOR_TAGS = frozenset({0x00283002, 0x00281101, 0x00281102, 0x00281103})
 _FRESH = {"_encodings": None, "_tags_cache": None, "file_meta": None, "_pixel_cache": None}
 _LATIN1_CHARSETS = (["iso8859"], ["latin_1"], ("iso8859",), ("latin_1",))
 _ASCII_SPLIT_VRS = frozenset({"UI", "CS", "DA", "TM", "DT", "AS"})
@@ -294,10 +295,9 @@ class Dataset:
         if vr == "US or SS" or vr == "US or SS or OW":
             if tag == 0x7FE00010:
                 return "OW"
-            if vr == "US or SS or OW" and tag & 0xFFFF0000 == 0x00280000 and (tag & 0xFFF0) in (0x1200, 0x1210, 0x1220):
-                pass
-            if tag in (0x00283002, 0x00281101, 0x00281102, 0x00281103, 0x00283002 ):
-                # LUT descriptors: first value signedness from PixelRepresentation; VR US
+            if tag in _LUT_DESCRIPTOR_TAGS:
+                # LUT descriptors are US (the first mapped value's sign follows
+                # PixelRepresentation, which the LUT functions apply), as in pydicom
                 return "US"
             pr = self._lookup_up(0x00280103)
             if pr is None:

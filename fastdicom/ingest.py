@@ -609,17 +609,37 @@ def _record_dir_error(con, e, result):
 
 
 def _attributes_json(cols, keywords, n) -> list:
-    """The ``attributes`` JSON text of each of ``n`` rows, built column-wise (the same text
-    as ``json.dumps(attrs, sort_keys=True, ensure_ascii=False)``)."""
-    order = sorted(keywords)
-    lists = []
-    for k in order:
-        col = cols[k]
-        if any(isinstance(v, bytes) for v in col):
-            col = [_json_value(v) for v in col]
-        lists.append(col)
-    enc = json.JSONEncoder(ensure_ascii=False).encode      # keys already sorted
-    return [enc(dict(zip(order, vals))) for vals in zip(*lists)]
+    """The ``attributes`` JSON text of each of ``n`` rows, built column-wise: the same text
+    as ``json.dumps(attrs, sort_keys=True, ensure_ascii=False)``, with the text of repeated
+    values (spacing, orientation, study-level strings...) encoded once per batch."""
+    from array import array
+    enc = json.JSONEncoder(ensure_ascii=False).encode
+    frags = []
+    for k in sorted(keywords):
+        prefix = enc(k) + ": "
+        memo: dict = {}
+        out = []
+        for v in cols[k]:
+            if isinstance(v, bytes):
+                v = _json_value(v)
+            if isinstance(v, list):
+                try:
+                    key = array("d", v).tobytes() if v and isinstance(v[0], float) else tuple(v)
+                except TypeError:
+                    key = None
+            elif isinstance(v, float):
+                key = ("f", v.hex()) if v == 0.0 else v
+            else:
+                key = v
+            if key is None:
+                out.append(prefix + enc(v))
+                continue
+            t = memo.get(key)
+            if t is None:
+                t = memo[key] = prefix + enc(v)
+            out.append(t)
+        frags.append(out)
+    return ["{" + ", ".join(row) + "}" for row in zip(*frags)]
 
 
 def _row_from(batch_cols, i, keywords, key, display, attributes=None):

@@ -158,3 +158,21 @@ def test_errors_carry_context(tmp_path):
     assert info.value.path == str(path) and info.value.offset == 132 and info.value.tag == 0x00020010
     with pytest.raises(fastdicom.InvalidDicomError):
         fastdicom.dcmread(b"")
+
+
+def test_new_dataset_and_modification(sample):
+    ds = fastdicom.Dataset()
+    ds.PatientID = "X1"
+    ds.Rows = 7
+    assert ds.PatientID == "X1" and ds.Rows == 7 and len(ds) == 2
+    assert [e.keyword for e in ds] == ["PatientID", "Rows"]
+    assert ds.to_json_dict() == {"00100020": {"vr": "LO", "Value": ["X1"]},
+                                 "00280010": {"vr": "US", "Value": [7]}}
+    read = fastdicom.dcmread(sample)
+    assert read.PatientID == "ID-1"
+    read.PatientID = "changed"
+    assert read.PatientID == "changed" and read["PatientID"].value == "changed"
+    del read.PatientID
+    assert "PatientID" not in read
+    with pytest.raises(AttributeError):
+        read.PatientID
