@@ -116,8 +116,8 @@ CREATE TABLE IF NOT EXISTS instances(
     size INTEGER, mtime_ns INTEGER, sop_class_uid TEXT, series_instance_uid TEXT,
     study_instance_uid TEXT, transfer_syntax_uid TEXT, rows INTEGER, columns INTEGER,
     frames INTEGER, pixel_offset INTEGER, pixel_length INTEGER, attributes TEXT);
-CREATE INDEX IF NOT EXISTS instances_series ON instances(series_instance_uid);
-CREATE INDEX IF NOT EXISTS instances_study ON instances(study_instance_uid);
+CREATE INDEX IF NOT EXISTS instances_series ON instances(series_instance_uid, sop_instance_uid);
+CREATE INDEX IF NOT EXISTS instances_study ON instances(study_instance_uid, sop_instance_uid);
 CREATE INDEX IF NOT EXISTS instances_path ON instances(path);
 CREATE TABLE IF NOT EXISTS instance_copies(
     path BLOB PRIMARY KEY, state TEXT NOT NULL, sop_instance_uid TEXT NOT NULL,
@@ -167,6 +167,10 @@ _REQUIRED_TAGS = ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyIn
 
 def _connect(db: str) -> sqlite3.Connection:
     con = sqlite3.connect(db, isolation_level=None, timeout=5.0, check_same_thread=False)
+    # larger pages for a new database (fewer page writes per batch; ignored for an existing
+    # one) and a bounded page cache big enough for a batch
+    con.execute("PRAGMA page_size=16384")
+    con.execute("PRAGMA cache_size=-32768")
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
     con.execute("PRAGMA temp_store=FILE")
@@ -498,6 +502,9 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
         if parquet:
             _clean_parts(con, parquet)
         con.execute("CREATE TEMP TABLE IF NOT EXISTS seen(path BLOB PRIMARY KEY) WITHOUT ROWID")
+        # with an empty ledger at the start, every ledger row is written by this job for a
+        # path it saw: nothing can be missing, so the paths seen need not be kept
+        track_seen = con.execute("SELECT 1 FROM files LIMIT 1").fetchone() is not None
         result = IngestResult(db=db)
         workers = workers or min(os.cpu_count() or 1, 8)
         if progress is None:
@@ -512,8 +519,9 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
         pool = ThreadPoolExecutor(workers) if workers > 1 else None
         try:
             _run(con, plan, keywords, paths, follow_symlinks, batch_size, pool, workers,
-                 parquet, result, bar)
-            _mark_missing(con, paths, result)
+                 parquet, result, bar, track_seen)
+            if track_seen:
+                _mark_missing(con, paths, result)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -569,7 +577,8 @@ def _prepare(con, entries, plan, pool, workers):
     return prep
 
 
-def _run(con, plan, keywords, paths, follow, batch_size, pool, workers, parquet, result, bar):
+def _run(con, plan, keywords, paths, follow, batch_size, pool, workers, parquet, result, bar,
+         track_seen=True):
     walker = iter_files(paths, follow_symlinks=follow)
     pending: deque = deque()
 
@@ -589,9 +598,9 @@ def _run(con, plan, keywords, paths, follow, batch_size, pool, workers, parquet,
     for entries in entries_batches():
         pending.append(_prepare(con, entries, plan, pool, workers))
         if len(pending) >= 2:
-            _commit(con, pending.popleft(), plan, keywords, parquet, result, bar)
+            _commit(con, pending.popleft(), plan, keywords, parquet, result, bar, track_seen)
     while pending:
-        _commit(con, pending.popleft(), plan, keywords, parquet, result, bar)
+        _commit(con, pending.popleft(), plan, keywords, parquet, result, bar, track_seen)
 
 
 def _record_dir_error(con, e, result):
@@ -608,38 +617,66 @@ def _record_dir_error(con, e, result):
 
 
 
-def _attributes_json(cols, keywords, n) -> list:
-    """The ``attributes`` JSON text of each of ``n`` rows, built column-wise: the same text
-    as ``json.dumps(attrs, sort_keys=True, ensure_ascii=False)``, with the text of repeated
-    values (spacing, orientation, study-level strings...) encoded once per batch."""
-    from array import array
+def _json_texts(arr: pa.Array) -> Optional[pa.Array]:
+    """The JSON text of every value of ``arr`` (as ``json.dumps(..., ensure_ascii=False)``
+    writes it, ``null`` for nulls), computed column-wise with Arrow kernels; None when the
+    column holds values this does not cover exactly (the caller then encodes it per value)."""
+    import pyarrow.compute as pc
+    t = arr.type
+    if pa.types.is_list(t):
+        child = _json_texts(arr.values)
+        if child is None:
+            return None
+        lists = pa.ListArray.from_arrays(arr.offsets, child.fill_null("null"),
+                                         mask=arr.is_null())
+        joined = pc.binary_join(lists, ", ")
+        return pc.binary_join_element_wise("[", joined, "]", "").fill_null("null")
+    if t == pa.string():
+        data = arr.buffers()[2]
+        if data is not None and data.size:
+            b = np.frombuffer(data, np.uint8)
+            if ((b < 0x20) | (b == 0x22) | (b == 0x5C)).any():
+                return None      # something to escape (bytes beyond the slice count too)
+        return pc.binary_join_element_wise('"', arr, '"', "").fill_null("null")
+    if t == pa.int64():
+        return arr.cast(pa.string()).fill_null("null")
+    if t == pa.float64():
+        v = np.asarray(arr.fill_null(0.0))
+        with np.errstate(invalid="ignore"):
+            mag = np.abs(v)
+            if not ((mag == 0.0) | ((mag >= 1e-4) & (mag < 1e15))).all():
+                return None      # exponent notation or non-finite: Python's repr decides
+            integral = np.floor(v) == v
+        text = arr.cast(pa.string())
+        if integral.any():       # Arrow writes 2.0 as "2", Python as "2.0"
+            text = pc.if_else(pa.array(integral), pc.binary_join_element_wise(text, ".0", ""),
+                              text)
+        return text.fill_null("null")
+    return None
+
+
+def _attributes_json(batch: pa.RecordBatch, keywords) -> list:
+    """The ``attributes`` JSON text of each row of ``batch``: the same text as
+    ``json.dumps(attrs, sort_keys=True, ensure_ascii=False)``, built column-wise."""
+    import pyarrow.compute as pc
     enc = json.JSONEncoder(ensure_ascii=False).encode
-    frags = []
-    for k in sorted(keywords):
-        prefix = enc(k) + ": "
-        memo: dict = {}
-        out = []
-        for v in cols[k]:
-            if isinstance(v, bytes):
-                v = _json_value(v)
-            if isinstance(v, list):
-                try:
-                    key = array("d", v).tobytes() if v and isinstance(v[0], float) else tuple(v)
-                except TypeError:
-                    key = None
-            elif isinstance(v, float):
-                key = ("f", v.hex()) if v == 0.0 else v
-            else:
-                key = v
-            if key is None:
-                out.append(prefix + enc(v))
-                continue
-            t = memo.get(key)
-            if t is None:
-                t = memo[key] = prefix + enc(v)
-            out.append(t)
-        frags.append(out)
-    return ["{" + ", ".join(row) + "}" for row in zip(*frags)]
+    args: list = []
+    for n, k in enumerate(sorted(keywords)):
+        col = batch.column(k)
+        text = _json_texts(col)
+        if text is None:
+            text = pa.array([enc(_json_value(v)) for v in col.to_pylist()], pa.string())
+        args.append(("{" if n == 0 else ", ") + enc(k) + ": ")
+        args.append(text)
+    if not args:
+        return ["{}"] * batch.num_rows
+    args.append("}")
+    return pc.binary_join_element_wise(*args, "").to_pylist()
+
+
+_ROW_FIELDS = ("size", "mtime_ns", "SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID",
+               "StudyInstanceUID", "transfer_syntax", "Rows", "Columns", "num_frames",
+               "pixel_offset", "pixel_length", "error_type", "error_message")
 
 
 def _row_from(batch_cols, i, keywords, key, display, attributes=None):
@@ -675,7 +712,50 @@ def _row_from(batch_cols, i, keywords, key, display, attributes=None):
     }
 
 
-def _commit(con, prep, plan, keywords, parquet, result, bar):
+def _bulk_batch(prep, scanned, indexed_uids, keywords):
+    """Column-wise ledger and instance rows when every entry of the batch is a new path,
+    parsed without error, with a SOPInstanceUID not indexed and not repeated in the batch;
+    else None (the per-file logic then runs)."""
+    entries = prep.entries
+    n = len(entries)
+    if prep.ledger or len(scanned) != n or not n:
+        return None
+    parts = []
+    prev = None
+    for idx in range(n):
+        cols, i, _, _ = scanned[idx]
+        if cols is not prev:
+            parts.append((cols, i))
+            prev = cols
+        elif entries[idx].kind != "file":
+            return None
+    if any(e.kind != "file" for e in entries):
+        return None
+
+    def col(name):
+        out = []
+        for cols, start in parts:
+            out.extend(cols[name][start:])
+        return out
+    if any(v is not None for v in col("error_type")):
+        return None
+    uids = col("SOPInstanceUID")
+    if not all(uids) or len(set(uids)) != n or not indexed_uids.isdisjoint(uids):
+        return None
+    keys = [e.key for e in entries]
+    displays = [_display_path(e.path) for e in entries]
+    size, mtime = col("size"), col("mtime_ns")
+    series, studies = col("SeriesInstanceUID"), col("StudyInstanceUID")
+    ledger_rows = list(zip(keys, displays, size, mtime, ["indexed"] * n, [None] * n, uids,
+                           [None] * n))
+    inst_rows = list(zip(uids, keys, displays, size, mtime, col("SOPClassUID"), series, studies,
+                         col("transfer_syntax"), col("Rows"), col("Columns"), col("num_frames"),
+                         col("pixel_offset"), col("pixel_length"), col("__attributes__")))
+    nbytes = sum(min(x or 0, 8192) for x in size)
+    return keys, series, studies, ledger_rows, inst_rows, nbytes
+
+
+def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True):
     entries, ledger = prep.entries, prep.ledger
     scanned = {}
     tables = []
@@ -684,8 +764,8 @@ def _commit(con, prep, plan, keywords, parquet, result, bar):
         tables = [b for b, extra in outs]
         k = 0
         for b, (eoff, etag) in outs:
-            cols = b.to_pydict()
-            cols["__attributes__"] = _attributes_json(cols, keywords, b.num_rows)
+            cols = {name: b.column(name).to_pylist() for name in _ROW_FIELDS}
+            cols["__attributes__"] = _attributes_json(b, keywords)
             for i in range(b.num_rows):
                 scanned[prep.scan_paths[k]] = (cols, i, eoff[i], etag[i])
                 k += 1
@@ -714,9 +794,22 @@ def _commit(con, prep, plan, keywords, parquet, result, bar):
     writes = False
     con.execute("BEGIN IMMEDIATE")
     try:
-        con.executemany("INSERT OR IGNORE INTO seen(path) VALUES(?)",
-                        [(e.key,) for e in entries])
-        for idx, e in enumerate(entries):
+        if track_seen:
+            con.executemany("INSERT OR IGNORE INTO seen(path) VALUES(?)",
+                            [(e.key,) for e in entries])
+        fast = _bulk_batch(prep, scanned, indexed_uids, keywords)
+        if fast is not None:
+            # every file new, parsed and of a new UID: column-wise rows, two executemany
+            keys, series, studies, ledger_rows, inst_rows, nbytes = fast
+            con.executemany(_LEDGER_SQL, ledger_rows)
+            con.executemany(_INSERT_INSTANCE_SQL, inst_rows)
+            w.touched_series.update(x for x in series if x)
+            w.touched_studies.update(x for x in studies if x)
+            w.new_instance_rows.extend(keys)
+            counts["indexed"] += len(keys)
+            result.bytes_read += nbytes
+            writes = True
+        for idx, e in (() if fast is not None else enumerate(entries)):
             key = e.key
             display = _display_path(e.path)
             old = ledger.get(key)

@@ -159,12 +159,15 @@ def _imagecodecs(ts: str):
     return imagecodecs
 
 
+# what a codec library raises on bad data (imagecodecs: RuntimeError subclasses; some checks
+# raise ValueError); anything else is a bug of ours and propagates
+_CODEC_ERRORS = (RuntimeError, ValueError, OverflowError)
+
+
 def _codec_call(ts: str, name: str, func, src, **kwargs):
     try:
         return func(src, **kwargs)
-    except (MemoryError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # the codec library's own error types (imagecodecs.*Error...)
+    except _CODEC_ERRORS as exc:  # imagecodecs' *Error types derive from RuntimeError
         raise PixelDataError(f"{name} failed to decode a frame of transfer syntax {ts}: "
                              f"{type(exc).__name__}") from exc
 
@@ -194,7 +197,7 @@ def _decode_jpeg(src, info: PixelInfo, state: FrameState):
     if jpeg8 is not None and ic.JPEG8.available:
         try:
             return jpeg8(src, **kwargs)
-        except Exception as exc:  # fall back to the lossless-only decoders
+        except _CODEC_ERRORS as exc:  # fall back to the lossless-only decoders
             errors.append(exc)
     for name in ("ljpeg_decode", "jpegsof3_decode"):
         func = getattr(ic, name, None)
@@ -202,7 +205,7 @@ def _decode_jpeg(src, info: PixelInfo, state: FrameState):
             continue
         try:
             return func(src)
-        except Exception as exc:
+        except _CODEC_ERRORS as exc:
             errors.append(exc)
     if not errors:
         raise MissingCodecError(f"decoding transfer syntax {ts} needs imagecodecs with "
