@@ -20,7 +20,7 @@ before it is used; nesting depth and item counts are bounded.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int16_t, int32_t, int64_t
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy, memcmp, memset
+from libc.string cimport memcpy, memcmp, memset, strrchr
 from libc.errno cimport errno, EINTR
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
@@ -28,6 +28,9 @@ import numpy as np
 
 cdef extern from "<fcntl.h>" nogil:
     int c_open "open"(const char* path, int flags, ...)
+    int c_openat "openat"(int dirfd, const char* path, int flags, ...)
+    int O_DIRECTORY
+    int O_PATH
     int O_RDONLY
     int O_CLOEXEC
     int O_NOFOLLOW
@@ -112,7 +115,11 @@ cdef struct Arena:
 
 cdef struct Src:
     int fd
+    int dirfd             # the directory of the previous path (see open_in_dir), or -1
+    size_t dirlen
+    char dirname[4096]
     int64_t fsize
+    int64_t window        # bytes per pread when a new window is needed
     uint8_t* buf          # file window [base, base + have)
     int64_t cap
     int64_t base
@@ -188,7 +195,9 @@ cdef const uint8_t* file_window(Src* s, int64_t pos, int64_t n) noexcept nogil:
         return s.buf + (pos - s.base)
     if pos < 0 or n < 0 or n > s.fsize or pos > s.fsize - n:
         return NULL
-    want = n if n > CHUNK else CHUNK
+    # sequential header walks read 64 KiB windows; the walk over the items of encapsulated
+    # Pixel Data jumps from header to header, so it reads small windows (not the pixels)
+    want = n if n > s.window else s.window
     if want > s.fsize - pos:
         want = s.fsize - pos
     if want > s.cap:
@@ -219,8 +228,16 @@ cdef int inflate_more(Src* s, int64_t need) noexcept nogil:
         if s.zs.avail_in == 0:
             if s.comp_pos >= s.fsize:
                 return -1     # compressed data ended before the deflate stream did
-            err = pread_full(s.fd, s.zin, CHUNK if CHUNK < s.fsize - s.comp_pos else s.fsize - s.comp_pos,
-                             s.comp_pos, &got)
+            if s.base <= s.comp_pos < s.base + s.have:
+                # compressed bytes already read with the header window (the window is not
+                # touched while inflating): no second read
+                got = s.base + s.have - s.comp_pos
+                s.zs.next_in = s.buf + (s.comp_pos - s.base)
+                s.zs.avail_in = <unsigned int>got
+                s.comp_pos += got
+                continue
+            err = pread_full(s.fd, s.zin, CHUNK if CHUNK < s.fsize - s.comp_pos
+                             else s.fsize - s.comp_pos, s.comp_pos, &got)
             if err or got == 0:
                 s.io_errno = err
                 return -1
@@ -457,6 +474,7 @@ cdef int pixel_extent(Walk* w, Src* s, int64_t pos, int64_t hdr, uint32_t length
         return W_OK
     w.encapsulated = True
     p2 = start
+    s.window = 512
     while True:
         p = need(s, p2, 8)
         if p == NULL:
@@ -527,6 +545,34 @@ cdef int walk_top(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, bint m
             return r
 
 
+cdef int open_in_dir(Src* s, const char* path, int flags) noexcept nogil:
+    """open(path, flags), as openat() on a descriptor of its directory kept while the next
+    paths share it (files of one folder come together), so the kernel walks only the last
+    component.  Any failure on that route falls back to open(path) for the exact errno."""
+    cdef const char* slash = strrchr(path, 47)
+    cdef size_t dlen
+    cdef int fd
+    if slash == NULL or slash == path or slash[1] == 0:
+        return c_open(path, flags)
+    dlen = <size_t>(slash - path)
+    if not (s.dirfd >= 0 and dlen == s.dirlen and memcmp(path, s.dirname, dlen) == 0):
+        if s.dirfd >= 0:
+            close(s.dirfd)
+            s.dirfd = -1
+        if dlen >= sizeof(s.dirname):
+            return c_open(path, flags)
+        memcpy(s.dirname, path, dlen)
+        s.dirname[dlen] = 0
+        s.dirfd = c_open(s.dirname, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        s.dirlen = dlen
+        if s.dirfd < 0:
+            return c_open(path, flags)
+    fd = c_openat(s.dirfd, slash + 1, flags)
+    if fd < 0:
+        return c_open(path, flags)
+    return fd
+
+
 cdef int process_file(Walk* w, Src* s, const char* path, bint nofollow, int64_t header_bytes,
                       int64_t* size, int64_t* mtime, int* err_errno, int* flags,
                       int64_t* err_offset) noexcept nogil:
@@ -541,7 +587,8 @@ cdef int process_file(Walk* w, Src* s, const char* path, bint nofollow, int64_t 
     cdef uint32_t TS_TAG = 0x00020010u
     cdef uint8_t* grown
     # O_NONBLOCK: a fifo given as a path must not block the open (regular files ignore it)
-    s.fd = c_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (O_NOFOLLOW if nofollow else 0))
+    s.fd = open_in_dir(s, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+                       (O_NOFOLLOW if nofollow else 0))
     if s.fd < 0:
         err_errno[0] = errno
         return R_OS_ERROR
@@ -555,6 +602,7 @@ cdef int process_file(Walk* w, Src* s, const char* path, bint nofollow, int64_t 
         close(s.fd)
         return R_NOT_REGULAR
     s.fsize = sb.st_size
+    s.window = CHUNK
     s.io_errno = 0
     s.inflating = False
     s.z_end = False
@@ -808,7 +856,9 @@ cdef inline bint utf8_valid(const uint8_t* p, int64_t b, int64_t e) noexcept nog
             if (p[k + t] & 0xC0) != 0x80:
                 return False
             cp = (cp << 6) | (p[k + t] & 0x3F)
-        if (m == 2 and (cp < 0x800 or 0xD800 <= cp <= 0xDFFF)) or (m == 3 and (cp < 0x10000 or cp > 0x10FFFF)):
+        if m == 2 and (cp < 0x800 or 0xD800 <= cp <= 0xDFFF):
+            return False
+        if m == 3 and (cp < 0x10000 or cp > 0x10FFFF):
             return False
         k += m + 1
     return True
@@ -926,7 +976,8 @@ cdef bint parse_float(const uint8_t* p, int64_t n, double* out) noexcept nogil:
     return end == buf + n
 
 
-cdef inline bint read_bin(const uint8_t* p, int fmt, bint big, int64_t* iv, double* fv) noexcept nogil:
+cdef inline bint read_bin(const uint8_t* p, int fmt, bint big, int64_t* iv,
+                          double* fv) noexcept nogil:
     """One binary value; returns True when it is a float."""
     cdef uint8_t t[8]
     cdef int w, k
@@ -980,7 +1031,6 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
     cdef double fv = 0.0
     cdef int kind = c.kind
     cdef int r
-    cdef bint want_float = (kind == K_FLOAT or kind == K_FLOATLIST)
     if put_i32(&c.loff, 0) != 0:
         return -1
     if kind == K_STRLIST and put_i32(&c.coff, 0) != 0:
@@ -1193,6 +1243,7 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
         free(cls)
         raise ValueError("tags must include (0002,0010) Transfer Syntax UID")
     memset(&s, 0, sizeof(Src))
+    s.dirfd = -1
     s.max_inflated = max_inflated
     w.tags = &tags[0] if nt > 0 else NULL
     w.ntags = nt
@@ -1283,6 +1334,8 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
         free(cpaths)
         if s.z_open:
             inflateEnd(&s.zs)
+        if s.dirfd >= 0:
+            close(s.dirfd)
         free(s.buf)
         free(s.zin)
         free(s.out)

@@ -969,7 +969,10 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
                 exc = e.error
                 yield e.path, (type(exc).__name__, exc.strerror or str(exc))
 
-    listed = isinstance(paths, (list, tuple)) and all(type(p) is str for p in paths)
+    # a long explicit list of paths is scanned without a walk (see work_listed); a short
+    # one (e.g. a few directories) is walked
+    listed = isinstance(paths, (list, tuple)) and len(paths) > 64 and \
+        all(type(p) is str for p in paths)
 
     def work(chunk):
         plain = [p for p, err in chunk]
@@ -991,7 +994,7 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
                     continue
                 if e in ("IsADirectoryError", "OSError") or (e == "FileNotFoundError"
                                                               and _has_magic(p)):
-                    return work(list(_walk_entries(plain)))
+                    return _Redo(plain)     # walked lazily by the consumer, in order
         return batch
 
     chunk_size = max(1, min(batch_size, _CHUNK_FILES))
@@ -1001,9 +1004,18 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
         else:
             chunk_size = max(1, min(chunk_size, _CHUNK_FILES // 2))
 
+    pool = None
+
     def merged(results):
         # chunks never exceed batch_size rows: no re-batching, no copies
         for b in results:
+            if isinstance(b, _Redo):
+                sub = _chunks(_walk_entries(b.paths), chunk_size)
+                if pool is None:
+                    yield from merged(work(c) for c in sub)
+                else:
+                    yield from merged(_bounded_map(pool, work, sub, 2 * workers))
+                continue
             if errors == "raise":
                 _raise_first(b)
             if b.num_rows > batch_size:
@@ -1023,6 +1035,14 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
         return
     with ThreadPoolExecutor(workers) as pool:
         yield from merged(_bounded_map(pool, fn, chunks, 2 * workers))
+
+
+class _Redo:
+    """A slice of listed paths holding directories, symlinks, specials or globs."""
+    __slots__ = ("paths",)
+
+    def __init__(self, paths):
+        self.paths = paths
 
 
 def _bounded_map(pool, fn, items, depth):

@@ -12,6 +12,11 @@
   its destination slice (nogil) from a thread pool across files; encapsulated slices are
   decoded in parallel.
 
+The hot paths are in :mod:`fastdicom._series` (nogil): the header scan of a chunk of files
+(only the tags grouping/sorting/stacking need, plus the Pixel Data offset; anything unusual
+falls back to the general ``dcmread`` path per file) and the bulk slice reader (chunks of
+files per task; the calling thread works too, helper threads claim chunks one at a time).
+
 Geometry convention (all arrays are indexed ``[slice, row, column]``): ``Volume.affine`` is a
 4x4 matrix mapping ``(slice, row, column, 1)`` voxel indices to DICOM patient coordinates
 (LPS, millimetres) of the voxel *centre*; ``affine[:3, 3]`` is the centre of the first pixel
@@ -20,10 +25,12 @@ of the first slice (``origin``); ``affine[:3, :3] = direction @ diag(spacing)``.
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import math
 import os
 import sys
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -780,6 +787,59 @@ def _default_workers(workers: Optional[int]) -> int:
     return max(1, int(workers))
 
 
+_HELPERS: Optional[ThreadPoolExecutor] = None
+_HELPERS_LOCK = threading.Lock()
+
+
+def _helpers() -> ThreadPoolExecutor:
+    """A process-wide pool of helper threads (started lazily, kept for later calls, so a
+    small series does not pay for thread start-up)."""
+    global _HELPERS
+    with _HELPERS_LOCK:
+        if _HELPERS is None:
+            _HELPERS = ThreadPoolExecutor(max(4, min(32, os.cpu_count() or 1)),
+                                          thread_name_prefix="fastdicom-series")
+        return _HELPERS
+
+
+def _run_chunks(fn: Any, tasks: Sequence, workers: int) -> None:
+    """Call ``fn(task)`` for every task on ``workers`` threads: the calling thread and
+    ``workers - 1`` helpers claim tasks one at a time, so a helper that gets no CPU (a busy
+    machine) costs nothing -- the caller simply does more of the work."""
+    if workers <= 1 or len(tasks) <= 1:
+        for t in tasks:
+            fn(t)
+        return
+    counter = itertools.count()
+    n = len(tasks)
+    failed: list = []
+
+    def worker() -> None:
+        while not failed:
+            i = next(counter)       # atomic under the GIL
+            if i >= n:
+                return
+            try:
+                fn(tasks[i])
+            except BaseException as exc:
+                failed.append(exc)
+                raise
+
+    pool = _helpers()
+    futures = [pool.submit(worker) for _ in range(min(workers, n) - 1)]
+    try:
+        worker()
+    except BaseException:
+        pass
+    for f in futures:       # helpers may still write into shared results: wait for them
+        try:
+            f.result()
+        except BaseException:
+            pass
+    if failed:
+        raise failed[0]
+
+
 def _chunk_bounds(n: int, parts: int) -> list:
     """``parts`` (at most ``n``) contiguous (start, stop) ranges covering ``range(n)``."""
     parts = max(1, min(parts, n))
@@ -801,10 +861,13 @@ def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
         # nogil header extraction in a few big chunks; files it cannot handle exactly
         # (unusual encodings, functional groups, anything malformed) take the general path
         if workers > 1 and len(paths) >= 64:
-            bounds = _chunk_bounds(len(paths), workers * 4)
-            with ThreadPoolExecutor(workers) as pool:
-                parts = list(pool.map(lambda b: _series.scan_headers(paths[b[0]:b[1]],
-                                                                     InstanceHeader), bounds))
+            bounds = _chunk_bounds(len(paths), max(workers * 4, len(paths) // 64))
+            parts: list = [None] * len(bounds)
+
+            def scan_part(k: int) -> None:
+                b = bounds[k]
+                parts[k] = _series.scan_headers(paths[b[0]:b[1]], InstanceHeader)
+            _run_chunks(scan_part, range(len(bounds)), workers)
             fast = [r for part in parts for r in part]
         else:
             fast = _series.scan_headers(paths, InstanceHeader)
@@ -1115,7 +1178,7 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
         plan = [((k,), h.path, 0, h) for k, h in enumerate(headers)]
         slopes = np.array([h.slope for h in headers], float)
         icpts = np.array([h.intercept for h in headers], float)
-        paths = [Path(h.path) for h in headers]
+        paths = _path_objects([h.path for h in headers])
         frame_indices = None
 
     raw_dtype = first.dtype
@@ -1219,6 +1282,8 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
             logger.warning("progress=True needs tqdm")
     bulk = _bulk_plan(headers, array, raw_dtype, frame_bytes, multiframe, rescale,
                       direct_dtype, len(lead))
+    if workers is None and bulk is not None and len(headers) * frame_bytes < (16 << 20):
+        n_workers = 1       # a small volume: waking helper threads costs more than it saves
     try:
         if bulk is not None:
             results = _bulk_read(headers, array, frame_bytes, bulk, n_workers, bar, errors)
@@ -1253,6 +1318,27 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                   positions=np.asarray(geo.positions), rescale_slope=slopes,
                   rescale_intercept=icpts, rescaled=bool(rescale), series=info, geometry=geo,
                   skipped=skipped, frame_indices=frame_indices)
+
+
+def _path_objects(strs: list) -> list:
+    """``[Path(s) for s in strs]``, with the folder parsed once per folder (pathlib's child
+    constructor when it has one; the plain constructor otherwise)."""
+    child = getattr(Path, "_make_child_relpath", None)
+    if child is None:
+        return [Path(s) for s in strs]
+    parents: dict = {}
+    out = []
+    sep = os.sep
+    for s in strs:
+        head, _, name = s.rpartition(sep)
+        if not head or not name or name in (".", ".."):
+            out.append(Path(s))
+            continue
+        parent = parents.get(head)
+        if parent is None:
+            parent = parents[head] = Path(head)
+        out.append(child(parent, name))
+    return out
 
 
 def _sign_shift(h: InstanceHeader) -> int:
@@ -1301,15 +1387,14 @@ def _bulk_read(headers: list, array: np.ndarray, frame_bytes: int, bulk: tuple,
             bar.update(bounds[1] - bounds[0])
 
     if n_workers <= 1 or n < 2:
-        parts = _chunk_bounds(n, 1 if bar is None else max(1, n // 32))
-        for b in parts:
-            run(b)
+        _run_chunks(run, _chunk_bounds(n, 1 if bar is None else max(1, n // 32)), 1)
     else:
-        # a few chunks per thread: large enough that per-task overhead vanishes, small
-        # enough that a slow (cold) file does not leave the other thread idle for long
-        nchunks = n_workers * 8 if bar is None else max(n_workers * 8, n // 32)
-        with ThreadPoolExecutor(n_workers) as pool:
-            list(pool.map(run, _chunk_bounds(n, nchunks)))
+        # chunks of about 8 MiB: per-chunk overhead vanishes, and threads claiming chunks
+        # one at a time stay balanced even when one of them gets less CPU or a slow disk
+        nchunks = max(n_workers * 4, (n * frame_bytes) >> 23)
+        if bar is not None:
+            nchunks = max(nchunks, n // 32)
+        _run_chunks(run, _chunk_bounds(n, nchunks), n_workers)
     results: list = [None] * n
     bad = np.flatnonzero(got != frame_bytes)
     for k in bad.tolist():

@@ -192,3 +192,69 @@ def test_typed_columns_vs_pydicom_on_corpus():
     for b in bad[:20]:
         print(b)
     assert mismatches <= checked * 0.002, bad[:20]
+
+
+def _python_decoded(paths, tags):
+    """The same chunk decoded by the generic Python column code (no nogil finisher)."""
+    from fastdicom.batch import _Plan, _scan_chunk
+    plan = _Plan(tags, check_deflated=False)
+    plan.kinds = np.zeros_like(plan.kinds)
+    return _scan_chunk(plan, paths, True)[0]
+
+
+def test_nogil_columns_match_python_decoding(tmp_path):
+    # values the column finisher handles (latin-1 / UTF-8 text, DS/IS numbers and lists,
+    # binary numbers in both byte orders, empty and padded values) and ones it hands back
+    # (escapes, odd numbers): every column equals the generic Python decoding
+    from fastdicom.batch import _Plan, _scan_chunk
+    tags = ["SpecificCharacterSet", "PatientName", "StudyDescription", "ImageType",
+            "SliceThickness", "InstanceNumber", "ImagePositionPatient", "WindowCenter",
+            "Rows", "AcquisitionMatrix", "PixelSpacing", "SeriesNumber", "ImageComments"]
+    cases = [
+        ("ISO_IR 100", "M\xfcller^J\xfcrgen", "Thorax ", "ORIGINAL\\PRIMARY\\AXIAL ", "1.25",
+         " 17 ", "-179.2\\-179.2\\1228.125", "40\\400", "2.5e1\\ .5 "),
+        ("ISO_IR 192", "\u5c71\u7530^\u592a\u90ce", "", "DERIVED", "", "", "1\\\\3", "",
+         "1.\\+2"),
+        ("", "Plain^Name", "  lead", "A\\B", "NaN", "12.0", "1e400\\0\\-0", "abc", "7"),
+        ("ISO 2022 IR 87", "\x1b$B;3ED\x1b(B", "x", "", "3", "-4", "", "1", "1\\2"),
+    ]
+    paths = []
+    for k, (cs, pn, desc, it, st, inst, ipp, wc, ps) in enumerate(cases):
+        for ts in (testing.EXPLICIT_LE, testing.EXPLICIT_BE, testing.IMPLICIT_LE):
+            els = [(0x00080005, "CS", cs), (0x00080008, "CS", it),
+                   (0x00081030, "LO", desc), (0x00100010, "PN", pn),
+                   (0x00180050, "DS", st), (0x00181310, "US", [0, 512, 256, 0]),
+                   (0x00200011, "IS", ""), (0x00200013, "IS", inst),
+                   (0x00200032, "DS", ipp), (0x00280010, "US", 16 + k),
+                   (0x00280030, "DS", ps), (0x00281050, "DS", wc)]
+            els = [(t, vr, v.encode("latin-1" if cs != "ISO_IR 192" else "utf-8")
+                    if isinstance(v, str) and vr in ("PN", "LO") and cs != "ISO 2022 IR 87"
+                    else v) for t, vr, v in els]
+            p = tmp_path / f"c{k}_{len(paths)}.dcm"
+            try:
+                testing.write_file(p, els, transfer_syntax=ts)
+            except (TypeError, ValueError):
+                continue
+            paths.append(str(p))
+    assert paths
+    plan = _Plan(tags, check_deflated=False)
+    for p in paths + [paths]:
+        chunk = p if isinstance(p, list) else [p]
+        fast = _scan_chunk(plan, chunk, True)[0]
+        slow = _python_decoded(chunk, tags)
+        for name in fast.schema.names:
+            assert repr(fast.column(name).to_pylist()) == \
+                repr(slow.column(name).to_pylist()), (p, name)
+
+
+def test_long_list_with_directories_keeps_order(mixed):
+    root, _ = mixed
+    files = sorted(str(p) for p in (root / "mixed").iterdir())
+    listed = files[:12] * 6 + [str(root / "junk")] + files[12:] + \
+        [str(root / "mixed" / "MX0000*.dcm")]
+    t = scan(listed, workers=2, tags=["Rows"])
+    walked = scan([str(root / "junk")], workers=1, tags=["Rows"])
+    globbed = scan(str(root / "mixed" / "MX0000*.dcm"), workers=1, tags=["Rows"])
+    expect = files[:12] * 6 + walked.column("path").to_pylist() + files[12:] + \
+        globbed.column("path").to_pylist()
+    assert t.column("path").to_pylist() == expect

@@ -399,3 +399,74 @@ def test_cli_series_and_load(tmp_path, capsys):
     z = np.load(out)
     assert z["array"].shape == (4, 8, 8) and z["affine"].shape == (4, 4)
     assert np.allclose(z["spacing"], (1.25, 0.7, 0.7))
+
+
+# ---------------------------------------------------------------------------------------------
+# the nogil fast paths (header extractor, bulk slice reader) agree with the general path
+
+def _fast_headers(paths):
+    _series = pytest.importorskip("fastdicom._series")
+    from fastdicom.series import InstanceHeader
+    return _series.scan_headers([str(p) for p in paths], InstanceHeader)
+
+
+@pytest.mark.parametrize("ts", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+def test_fast_header_scan_matches_general_path(tmp_path, ts):
+    import dataclasses
+    from fastdicom.series import scan_instance
+    paths = write_ct_series(tmp_path, 5, 16, 16, transfer_syntax=ts, orientation=oblique(),
+                            bits_stored=12)
+    for p, h in zip(paths, _fast_headers(paths)):
+        assert h is not False, f"{p}: fast path not taken"
+        assert dataclasses.asdict(h) == dataclasses.asdict(scan_instance(p))
+
+
+def test_fast_header_scan_matches_general_path_on_corpus():
+    """Every corpus file the fast extractor accepts gives exactly the general path's header;
+    files the general path rejects are never accepted."""
+    import dataclasses
+    from fastdicom.series import scan_instance
+    files = sorted(p for p in need_corpus().rglob("*") if p.is_file())
+    fast = _fast_headers(files)
+    taken = 0
+    for p, h in zip(files, fast):
+        if h is False:
+            continue
+        try:
+            ref = quiet(scan_instance, p)
+        except (fastdicom.DicomError, OSError) as exc:
+            pytest.fail(f"{p}: fast path accepted a file the general path rejects ({exc})")
+        if h is None or ref is None:
+            assert h is ref, p
+            continue
+        taken += 1
+        assert dataclasses.asdict(h) == dataclasses.asdict(ref), p
+    assert taken > 0
+
+
+def test_fast_header_scan_falls_back(tmp_path):
+    junk = tmp_path / "junk.dcm"
+    junk.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI")   # truncated meta
+    missing = tmp_path / "missing.dcm"
+    paths = write_ct_series(tmp_path / "be", 1, 8, 8, transfer_syntax="1.2.840.10008.1.2.2")
+    assert _fast_headers([junk, missing, paths[0]]) == [False, False, False]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_bulk_read_signed_12_bit_and_workers(tmp_path, workers):
+    paths = write_ct_series(tmp_path, 37, 12, 10, bits_stored=12)
+    vol = load_series(tmp_path, workers=workers)
+    assert np.array_equal(vol.array, pydicom_stack(paths))
+    assert vol.paths == paths
+
+
+def test_bulk_read_missing_file_raise_or_skip(tmp_path):
+    paths = write_ct_series(tmp_path, 5, 8, 8, shuffle_names=False)
+    info = find_series(tmp_path)[0]
+    paths[1].unlink()
+    with pytest.raises(FileNotFoundError):
+        load_series(info)
+    with pytest.warns(DicomWarning, match="zero-filled"):
+        vol = load_series(info, errors="skip", workers=2)
+    assert [Path(p) for p, _ in vol.skipped] == [paths[1]]
+    assert not vol.array[1].any() and vol.array[0].any()
