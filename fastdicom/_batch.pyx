@@ -274,6 +274,8 @@ cdef int inflate_more(Src* s, int64_t need) noexcept nogil:
 
 cdef inline const uint8_t* need(Src* s, int64_t pos, int64_t n) noexcept nogil:
     if not s.inflating:
+        if pos >= s.base and n >= 0 and pos + n <= s.base + s.have:
+            return s.buf + (pos - s.base)       # the common case, inlined
         return file_window(s, pos, n)
     if pos < 0 or n < 0:
         return NULL
@@ -941,25 +943,46 @@ cdef bint parse_int(const uint8_t* p, int64_t n, int64_t* out) noexcept nogil:
     return True
 
 
+cdef double POW10[23]
+POW10[:] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
+            1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22]
+
+
 cdef bint parse_float(const uint8_t* p, int64_t n, double* out) noexcept nogil:
-    """Strict ``[+-]?(d+(.d*)?|.d+)([eE][+-]?d+)?`` (at most 63 characters), via strtod."""
+    """Strict ``[+-]?(d+(.d*)?|.d+)([eE][+-]?d+)?`` (at most 63 characters).
+
+    Plain decimals of at most 15 digits are m / 10**f with both exact in a double, so one
+    division rounds correctly (the same value as strtod); anything else goes to strtod."""
     cdef char buf[64]
     cdef char* end
-    cdef int64_t k = 0, digits = 0
+    cdef int64_t k = 0, digits = 0, frac = 0
+    cdef uint64_t m = 0
+    cdef bint neg = False
     if n < 1 or n > 63:
         return False
     if p[k] == b'+' or p[k] == b'-':
+        neg = p[k] == b'-'
         k += 1
     while k < n and b'0' <= p[k] <= b'9':
+        if digits < 19:
+            m = m * 10 + (p[k] - 48)
         k += 1
         digits += 1
     if k < n and p[k] == b'.':
         k += 1
         while k < n and b'0' <= p[k] <= b'9':
+            if digits < 19:
+                m = m * 10 + (p[k] - 48)
             k += 1
             digits += 1
+            frac += 1
     if digits == 0:
         return False
+    if k == n and digits <= 15 and frac <= 22:
+        out[0] = (<double>m) / POW10[frac]
+        if neg:
+            out[0] = -out[0]
+        return True
     if k < n and (p[k] == b'e' or p[k] == b'E'):
         k += 1
         if k < n and (p[k] == b'+' or p[k] == b'-'):

@@ -32,6 +32,12 @@ transaction; parts not referenced by ``batches`` and ``*.tmp`` files are deleted
 A job killed at any point and re-run with the same command ends with the same index.
 One job per database at a time (an exclusive ``flock`` on ``<db>.lock``).
 
+Throughput: the common case of a batch (every file new, parsed, with a SOPInstanceUID not yet
+indexed) is written with two ``executemany`` calls from column-wise rows; the ``attributes``
+JSON is built column-wise with Arrow kernels (the same text as ``json.dumps(...,
+sort_keys=True, ensure_ascii=False)``); the UIDs of a batch are checked with one query per
+500; only files already in the ledger are ``stat``-ed.  New databases use 16 KiB pages.
+
 Exit codes of ``fastdicom ingest``: 0 the job finished (even with failed files), 1 fatal
 error (database unwritable or locked by another job), 2 bad usage.  The last stdout line is a
 JSON object with the counts, which sum to ``files``.
