@@ -33,7 +33,7 @@ F_SQ_BLOB = 512
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _CHARSET_CACHE: dict = {}
 _LUT_DESCRIPTOR_TAGS = frozenset({0x00283002, 0x00281101, 0x00281102, 0x00281103})
-_FRESH = {"_encodings": None, "_tags_cache": None, "file_meta": None, "_pixel_cache": None}
+_FRESH = {"_encodings": None, "_tags_cache": None, "_pixel_cache": None}
 _LATIN1_CHARSETS = (["iso8859"], ["latin_1"], ("iso8859",), ("latin_1",))
 _ASCII_SPLIT_VRS = frozenset({"UI", "CS", "DA", "TM", "DT", "AS"})
 
@@ -45,17 +45,18 @@ class Context:
                  "is_little_endian", "is_implicit_VR", "transfer_syntax", "__weakref__")
 
     def __init__(self, buffer, path=None, validation="warn", limits: Limits = DEFAULT_LIMITS,
-                 inflated=False, owner=None):
+                 inflated=False, owner=None, preamble=None, is_little_endian=True,
+                 is_implicit_VR=False, transfer_syntax=None):
         self.buffer = buffer
         self.path = path
         self.validation = validation
         self.limits = limits
         self.inflated = inflated
         self.owner = owner
-        self.preamble = None
-        self.is_little_endian = True
-        self.is_implicit_VR = False
-        self.transfer_syntax = None
+        self.preamble = preamble
+        self.is_little_endian = is_little_endian
+        self.is_implicit_VR = is_implicit_VR
+        self.transfer_syntax = transfer_syntax
 
 
 class DataElement:
@@ -171,7 +172,7 @@ class Dataset:
         d["_elements"] = {}
         d["_encodings"] = None
         d["_tags_cache"] = None
-        d["file_meta"] = None
+        d["_file_meta"] = None
         d["_pixel_cache"] = None
 
     @classmethod
@@ -581,6 +582,22 @@ class Dataset:
             if value == private_creator:
                 return PrivateBlock(self, group, slot, private_creator)
         raise KeyError(f"private creator not found in group {group:04X}")
+
+    @property
+    def file_meta(self) -> "Optional[FileMetaDataset]":
+        """The file meta information group (built on first access)."""
+        d = self.__dict__
+        fm = d.get("_file_meta")
+        if fm is None:
+            src = d.get("_meta_src")
+            if src is not None:
+                index, ctx = src
+                fm = d["_file_meta"] = FileMetaDataset._from_index(index, -1, ctx)
+        return fm
+
+    @file_meta.setter
+    def file_meta(self, value) -> None:
+        self.__dict__["_file_meta"] = value
 
     @property
     def is_little_endian(self) -> bool:

@@ -26,6 +26,7 @@ from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, FileChangedError,
 __all__ = ["dcmread", "open_file", "DicomFile", "read_buffer", "HEADER_CHUNK"]
 
 HEADER_CHUNK = 8192
+_VALIDATION_MODES = frozenset(("raise", "warn", "ignore"))
 _META_END = 0x0002FFFF
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -177,9 +178,11 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
     ``partial_size`` >= 0 says ``buf`` holds only the first bytes of a file of that size:
     a :class:`TruncatedError` at the end of ``buf`` then means "read more".
     """
-    validation = check_validation(validation)
-    limits = limits or DEFAULT_LIMITS
-    if not isinstance(buf, (bytes, memoryview)):
+    if validation not in _VALIDATION_MODES:
+        check_validation(validation)
+    if limits is None:
+        limits = DEFAULT_LIMITS
+    if type(buf) is not bytes and not isinstance(buf, memoryview):
         buf = memoryview(buf)
     h = _parse_header(buf, path, force, validation, limits)
     stop_tag = 0xFFFFFFFF
@@ -215,22 +218,17 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
         if partial_size >= 0 and len(buf) < partial_size and index.status in (1, 11):
             raise _NeedMore()
         _check_status(index, path, inflated)
-    ctx = Context(data, path, validation, limits, inflated, owner)
-    ctx.preamble = h.preamble
-    ctx.is_little_endian = h.little
-    ctx.is_implicit_VR = not explicit
-    ctx.transfer_syntax = h.transfer_syntax
-    _report_leniency(index, ctx, partial_size >= 0 and len(buf) < partial_size)
+    ctx = Context(data, path, validation, limits, inflated, owner, h.preamble, h.little,
+                  not explicit, h.transfer_syntax)
+    if index.n_clipped or index.trailing or index.n_vr_retries or index.n_odd:
+        _report_leniency(index, ctx, partial_size >= 0 and len(buf) < partial_size)
     ds = Dataset._from_index(index, -1, ctx)
-    if only is not None:
-        ds.__dict__["_only"] = only
-    meta_ctx = ctx if not inflated else Context(buf, path, validation, limits, False, owner)
-    if h.meta_index is not None:
-        fm = FileMetaDataset._from_index(h.meta_index, -1, meta_ctx)
-    else:
-        fm = FileMetaDataset._from_index(None, -1, meta_ctx)
-    ds.__dict__["file_meta"] = fm
     d = ds.__dict__
+    if only is not None:
+        d["_only"] = only
+    # the file meta Dataset is built on first access of ds.file_meta
+    d["_meta_src"] = (h.meta_index, ctx if not inflated else
+                      Context(buf, path, validation, limits, False, owner))
     d["transfer_syntax_guessed"] = h.ts_guessed
     preamble = h.preamble
     if preamble is not None and (preamble[:2] == b"MZ" or preamble[:4] == b"\x7fELF"):
@@ -309,6 +307,22 @@ def dcmread(fp, *, stop_before_pixels: bool = False, specific_tags: Optional[Ite
     or ``specific_tags``) always use ``pread`` of the first bytes, extended when needed.
     Values are decoded lazily.  Raises a :class:`~fastdicom.errors.DicomError` on bad input.
     """
+    if type(fp) is str and (stop_before_pixels or specific_tags is not None):
+        # the hot header-only path: one small pread, no keyword dict
+        data, size, _ = read_file(fp, HEADER_CHUNK)
+        if len(data) >= size:
+            return read_buffer(data, path=fp, stop_before_pixels=stop_before_pixels,
+                               specific_tags=specific_tags, force=force,
+                               validation=validation, limits=limits)
+        try:
+            return read_buffer(data, path=fp, stop_before_pixels=stop_before_pixels,
+                               specific_tags=specific_tags, force=force,
+                               validation=validation, limits=limits, partial_size=size)
+        except _NeedMore:
+            pass
+        except DicomError as exc:
+            if isinstance(exc, InvalidDicomError):
+                raise
     kwargs = dict(stop_before_pixels=stop_before_pixels, specific_tags=specific_tags,
                   force=force, validation=validation, limits=limits)
     if isinstance(fp, (str, os.PathLike)):
