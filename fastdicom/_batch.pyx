@@ -23,32 +23,14 @@ from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memcmp, memset, strrchr
 from libc.errno cimport errno, EINTR
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, pread_full, pread,
+                                     close, c_open, c_openat, fstat, stat_t, timespec_t,
+                                     O_RDONLY, O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY)
 
 import numpy as np
 
 cdef extern from "<fcntl.h>" nogil:
-    int c_open "open"(const char* path, int flags, ...)
-    int c_openat "openat"(int dirfd, const char* path, int flags, ...)
-    int O_DIRECTORY
     int O_PATH
-    int O_RDONLY
-    int O_CLOEXEC
-    int O_NOFOLLOW
-    int O_NONBLOCK
-
-cdef extern from "<unistd.h>" nogil:
-    ssize_t pread(int fd, void* buf, size_t count, long offset)
-    int close(int fd)
-
-cdef extern from "<sys/stat.h>" nogil:
-    cdef struct timespec_t "timespec":
-        long tv_sec
-        long tv_nsec
-    cdef struct stat_t "stat":
-        long st_size
-        unsigned int st_mode
-        timespec_t st_mtim
-    int fstat(int fd, stat_t* buf)
 
 cdef extern from "<zlib.h>" nogil:
     ctypedef struct z_stream:
@@ -138,51 +120,6 @@ cdef struct Src:
     int64_t max_inflated
 
 
-cdef inline uint16_t rd16(const uint8_t* p, bint le) noexcept nogil:
-    if le:
-        return p[0] | (<uint16_t>p[1] << 8)
-    return p[1] | (<uint16_t>p[0] << 8)
-
-
-cdef inline uint32_t rd32(const uint8_t* p, bint le) noexcept nogil:
-    if le:
-        return p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
-    return p[3] | (<uint32_t>p[2] << 8) | (<uint32_t>p[1] << 16) | (<uint32_t>p[0] << 24)
-
-
-cdef inline uint32_t rdtag(const uint8_t* p, bint le) noexcept nogil:
-    return (<uint32_t>rd16(p, le) << 16) | rd16(p + 2, le)
-
-
-cdef inline bint is_upper(uint8_t c) noexcept nogil:
-    return 0x41 <= c <= 0x5A
-
-
-cdef inline bint is_long_vr(uint8_t a, uint8_t b) noexcept nogil:
-    if a == b'O':
-        return b == b'B' or b == b'D' or b == b'F' or b == b'L' or b == b'V' or b == b'W'
-    if a == b'U':
-        return b == b'C' or b == b'N' or b == b'R' or b == b'T' or b == b'V'
-    if a == b'S':
-        return b == b'Q' or b == b'V'
-    return False
-
-
-cdef int pread_full(int fd, uint8_t* dst, int64_t count, int64_t offset, int64_t* got) noexcept nogil:
-    cdef ssize_t r
-    cdef int64_t done = 0
-    while done < count:
-        r = pread(fd, dst + done, <size_t>(count - done), <long>(offset + done))
-        if r < 0:
-            if errno == EINTR:
-                continue
-            got[0] = done
-            return errno
-        if r == 0:
-            break
-        done += r
-    got[0] = done
-    return 0
 
 
 cdef const uint8_t* file_window(Src* s, int64_t pos, int64_t n) noexcept nogil:

@@ -17,6 +17,9 @@ from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.buffer cimport PyBUF_WRITABLE
 from cpython.unicode cimport PyUnicode_DecodeLatin1
+from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, pread_full, pread,
+                                     close, c_open, c_openat, fstat, stat_t, timespec_t,
+                                     O_RDONLY, O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY)
 
 import numpy as np
 
@@ -32,26 +35,6 @@ cdef extern from "<sys/mman.h>" nogil:
     int MADV_SEQUENTIAL
     void* MAP_FAILED
 
-cdef extern from "<fcntl.h>" nogil:
-    int open(const char* path, int flags, ...)
-    int O_RDONLY
-    int O_CLOEXEC
-    int O_NOFOLLOW
-
-cdef extern from "<unistd.h>" nogil:
-    ssize_t pread(int fd, void* buf, size_t count, long offset)
-    int close(int fd)
-
-cdef extern from "<sys/stat.h>" nogil:
-    cdef struct timespec_t "timespec":
-        long tv_sec
-        long tv_nsec
-    cdef struct stat_t "stat":
-        long st_size
-        unsigned int st_mode
-        timespec_t st_mtim
-    int fstat(int fd, stat_t* buf)
-
 from libc.errno cimport errno, EINTR
 
 cdef extern from "<sys/uio.h>" nogil:
@@ -64,19 +47,6 @@ cdef extern from "<sys/uio.h>" nogil:
 # ---------------------------------------------------------------------------------------------
 # Byte readers
 
-cdef inline uint16_t rd16(const uint8_t* p, bint le) noexcept nogil:
-    if le:
-        return <uint16_t>(p[0] | (<uint16_t>p[1] << 8))
-    return <uint16_t>((<uint16_t>p[0] << 8) | p[1])
-
-cdef inline uint32_t rd32(const uint8_t* p, bint le) noexcept nogil:
-    if le:
-        return (<uint32_t>p[0]) | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
-    return (<uint32_t>p[3]) | (<uint32_t>p[2] << 8) | (<uint32_t>p[1] << 16) | (<uint32_t>p[0] << 24)
-
-cdef inline uint32_t rdtag(const uint8_t* p, bint le) noexcept nogil:
-    return (<uint32_t>rd16(p, le) << 16) | rd16(p + 2, le)
-
 cdef inline uint16_t VRC(char a, char b) noexcept nogil:
     return <uint16_t>((<uint16_t><uint8_t>a << 8) | <uint8_t>b)
 
@@ -85,16 +55,9 @@ cdef uint16_t VR_UN = VRC(b'U', b'N')
 cdef uint16_t VR_OB = VRC(b'O', b'B')
 cdef uint16_t VR_OW = VRC(b'O', b'W')
 
-cdef inline bint is_long_vr(uint16_t vr) noexcept nogil:
-    # VRs with a 2-byte reserved field and a 32-bit length in explicit VR
-    cdef uint8_t a = vr >> 8, b = vr & 0xFF
-    if a == b'O':
-        return b == b'B' or b == b'D' or b == b'F' or b == b'L' or b == b'V' or b == b'W'
-    if a == b'U':
-        return b == b'C' or b == b'N' or b == b'R' or b == b'T' or b == b'V'
-    if a == b'S':
-        return b == b'Q' or b == b'V'
-    return False
+cdef inline bint is_long_vr_code(uint16_t vr) noexcept nogil:
+    return is_long_vr(vr >> 8, vr & 0xFF)
+
 
 cdef inline bint is_known_vr(uint16_t vr) noexcept nogil:
     cdef uint8_t a = vr >> 8, b = vr & 0xFF
@@ -381,7 +344,7 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
                     flags |= F_IMPLICIT
                     length = rd32(buf + pos + 4, le)
                     hdr_len = 8
-                elif is_long_vr(vr):
+                elif is_long_vr_code(vr):
                     if limit - pos < 12:
                         return fail(st, ST_TRUNCATED, pos, tag)
                     length = rd32(buf + pos + 8, le)
@@ -847,7 +810,7 @@ cdef class MappedFile:
         cdef stat_t sb
         cdef void* a
         with nogil:
-            fd = open(cpath, O_RDONLY | O_CLOEXEC)
+            fd = c_open(cpath, O_RDONLY | O_CLOEXEC)
         if fd < 0:
             import os
             raise OSError(errno, os.strerror(errno), path)
@@ -935,21 +898,6 @@ cdef class MappedFile:
         self.exports -= 1
 
 
-cdef int pread_full(int fd, char* dst, int64_t count, int64_t offset, int64_t* got) noexcept nogil:
-    cdef ssize_t r
-    cdef int64_t done = 0
-    while done < count:
-        r = pread(fd, dst + done, <size_t>(count - done), <long>(offset + done))
-        if r < 0:
-            if errno == EINTR:
-                continue
-            got[0] = done
-            return errno
-        if r == 0:
-            break
-        done += r
-    got[0] = done
-    return 0
 
 
 def read_file(path, Py_ssize_t max_bytes=-1, bint nofollow=False):
@@ -965,7 +913,7 @@ def read_file(path, Py_ssize_t max_bytes=-1, bint nofollow=False):
     cdef bytes out
     cdef char* dst
     with nogil:
-        fd = open(cpath, O_RDONLY | O_CLOEXEC | (O_NOFOLLOW if nofollow else 0))
+        fd = c_open(cpath, O_RDONLY | O_CLOEXEC | (O_NOFOLLOW if nofollow else 0))
     if fd < 0:
         import os
         e = errno
@@ -1005,7 +953,7 @@ def pread_into(path, dest, int64_t offset, *, int64_t expect_size=-1):
     cdef int fd, err = 0
     cdef stat_t sb
     with nogil:
-        fd = open(cpath, O_RDONLY | O_CLOEXEC)
+        fd = c_open(cpath, O_RDONLY | O_CLOEXEC)
         if fd >= 0:
             if fstat(fd, &sb) != 0:
                 err = errno

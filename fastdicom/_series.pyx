@@ -24,13 +24,9 @@ from libc.string cimport memcpy, memcmp, memset
 from libc.errno cimport errno, EINTR, EAGAIN
 from libc.math cimport isfinite, NAN
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-
-cdef extern from "<fcntl.h>" nogil:
-    int c_open "open"(const char* path, int flags, ...)
-    int openat(int dirfd, const char* path, int flags, ...)
-    int O_RDONLY
-    int O_CLOEXEC
-    int O_DIRECTORY
+from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, pread_full, pread,
+                                     close, c_open, c_openat, fstat, stat_t, timespec_t,
+                                     O_RDONLY, O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY)
 
 cdef extern from *:
     """
@@ -67,15 +63,6 @@ cdef extern from *:
     ssize_t fd_pread_nowait(int fd, void* buf, size_t n, long off) nogil
     void fd_willneed(int fd, long off, long len) nogil
 
-cdef extern from "<unistd.h>" nogil:
-    ssize_t pread(int fd, void* buf, size_t count, long offset)
-    int close(int fd)
-
-cdef extern from "<sys/stat.h>" nogil:
-    cdef struct stat_t "stat":
-        long st_size
-        unsigned int st_mode
-    int fstat(int fd, stat_t* buf)
 
 # ---------------------------------------------------------------------------------------------
 # result layout
@@ -231,21 +218,6 @@ cdef struct Src:
     uint8_t* buf
     int64_t cap
 
-cdef int pread_full(int fd, uint8_t* dst, int64_t count, int64_t offset, int64_t* got) noexcept nogil:
-    cdef ssize_t r
-    cdef int64_t done = 0
-    while done < count:
-        r = pread(fd, dst + done, <size_t>(count - done), <long>(offset + done))
-        if r < 0:
-            if errno == EINTR:
-                continue
-            got[0] = done
-            return errno
-        if r == 0:
-            break
-        done += r
-    got[0] = done
-    return 0
 
 cdef struct DirCache:
     int fd              # the folder of the last path (O_PATH), or -1
@@ -271,7 +243,7 @@ cdef int open_file(DirCache* dc, const char* path, Py_ssize_t plen) noexcept nog
         dc.len = k if dc.fd >= 0 else -1
         if dc.fd < 0:
             return c_open(path, O_RDONLY | O_CLOEXEC)
-    return openat(dc.fd, path + k + 1, O_RDONLY | O_CLOEXEC)
+    return c_openat(dc.fd, path + k + 1, O_RDONLY | O_CLOEXEC)
 
 cdef inline void close_dir(DirCache* dc) noexcept nogil:
     if dc.fd >= 0:
@@ -304,24 +276,6 @@ cdef const uint8_t* need(Src* s, int64_t pos, int64_t n) noexcept nogil:
     s.have = got
     return s.buf
 
-cdef inline uint16_t rd16(const uint8_t* p) noexcept nogil:
-    return <uint16_t>(p[0] | (p[1] << 8))
-
-cdef inline uint32_t rd32(const uint8_t* p) noexcept nogil:
-    return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
-
-cdef inline uint32_t rdtag(const uint8_t* p) noexcept nogil:
-    return (<uint32_t>rd16(p) << 16) | rd16(p + 2)
-
-cdef inline bint is_upper(uint8_t c) noexcept nogil:
-    return 65 <= c <= 90
-
-cdef inline bint long_vr(uint8_t a, uint8_t b) noexcept nogil:
-    if a == 79:   # O
-        return b == 66 or b == 87 or b == 70 or b == 68 or b == 76 or b == 86  # OB OW OF OD OL OV
-    if a == 85:   # U
-        return b == 78 or b == 84 or b == 82 or b == 67   # UN UT UR UC
-    return a == 83 and b == 81   # SQ
 
 cdef int elem_header(Src* s, int64_t pos, bint explicit, uint32_t* tag, uint16_t* vr,
                      uint32_t* length, int64_t* hdr) noexcept nogil:
@@ -329,23 +283,23 @@ cdef int elem_header(Src* s, int64_t pos, bint explicit, uint32_t* tag, uint16_t
     cdef const uint8_t* p = need(s, pos, 8)
     if p == NULL:
         return -1
-    tag[0] = rdtag(p)
+    tag[0] = rdtag(p, True)
     if (tag[0] >> 16) == 0xFFFEu or not explicit:
         vr[0] = 0
-        length[0] = rd32(p + 4)
+        length[0] = rd32(p + 4, True)
         hdr[0] = 8
         return 0
     if not (is_upper(p[4]) and is_upper(p[5])):
         return -1
     vr[0] = <uint16_t>((p[4] << 8) | p[5])
-    if long_vr(p[4], p[5]):
+    if is_long_vr(p[4], p[5]):
         p = need(s, pos, 12)
         if p == NULL:
             return -1
-        length[0] = rd32(p + 8)
+        length[0] = rd32(p + 8, True)
         hdr[0] = 12
     else:
-        length[0] = rd16(p + 6)
+        length[0] = rd16(p + 6, True)
         hdr[0] = 8
     return 0
 
@@ -364,8 +318,8 @@ cdef int64_t skip_undefined(Src* s, int64_t pos, bint explicit, int depth) noexc
         p = need(s, pos, 8)
         if p == NULL:
             return -1
-        tag = rdtag(p)
-        length = rd32(p + 4)
+        tag = rdtag(p, True)
+        length = rd32(p + 4, True)
         if tag == 0xFFFEE0DDu:
             return pos + 8
         if tag != 0xFFFEE000u:
@@ -488,7 +442,7 @@ cdef int decode_value(Out* o, int j, const uint8_t* p, int64_t n) noexcept nogil
         return 0
     if kind == K_US:
         if n >= 2:
-            o.ival[field] = rd16(p)
+            o.ival[field] = rd16(p, True)
         return 0
     if kind == K_FD:
         if n >= 8:
@@ -605,7 +559,7 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
             p = need(s, pos, 8)
             if p == NULL:
                 break
-            if rd16(p) != 0x0002:
+            if rd16(p, True) != 0x0002:
                 break
             if elem_header(s, pos, True, &tag, &vr, &length, &hdr) != 0 or length == UNDEF:
                 p = NULL

@@ -1,0 +1,77 @@
+# Inline, bounds-agnostic byte readers and I/O helpers shared by the Cython modules
+# (_scan, _batch, _series).  Callers check that the bytes they read are inside their buffer.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int64_t
+from libc.errno cimport errno, EINTR
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t pread(int fd, void* buf, size_t count, long offset)
+    int close(int fd)
+
+cdef extern from "<fcntl.h>" nogil:
+    int c_open "open"(const char* path, int flags, ...)
+    int c_openat "openat"(int dirfd, const char* path, int flags, ...)
+    int O_RDONLY
+    int O_CLOEXEC
+    int O_NOFOLLOW
+    int O_NONBLOCK
+    int O_DIRECTORY
+
+cdef extern from "<sys/stat.h>" nogil:
+    cdef struct timespec_t "timespec":
+        long tv_sec
+        long tv_nsec
+    cdef struct stat_t "stat":
+        long st_size
+        unsigned int st_mode
+        timespec_t st_mtim
+    int fstat(int fd, stat_t* buf)
+
+
+cdef inline uint16_t rd16(const uint8_t* p, bint le) noexcept nogil:
+    if le:
+        return <uint16_t>(p[0] | (<uint16_t>p[1] << 8))
+    return <uint16_t>((<uint16_t>p[0] << 8) | p[1])
+
+
+cdef inline uint32_t rd32(const uint8_t* p, bint le) noexcept nogil:
+    if le:
+        return (<uint32_t>p[0]) | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+    return (<uint32_t>p[3]) | (<uint32_t>p[2] << 8) | (<uint32_t>p[1] << 16) | (<uint32_t>p[0] << 24)
+
+
+cdef inline uint32_t rdtag(const uint8_t* p, bint le) noexcept nogil:
+    return (<uint32_t>rd16(p, le) << 16) | rd16(p + 2, le)
+
+
+cdef inline bint is_upper(uint8_t c) noexcept nogil:
+    return 0x41 <= c <= 0x5A
+
+
+cdef inline bint is_long_vr(uint8_t a, uint8_t b) noexcept nogil:
+    """VRs with a reserved field and a 32-bit length in explicit VR (PS3.5 7.1.2)."""
+    if a == b'O':
+        return b == b'B' or b == b'D' or b == b'F' or b == b'L' or b == b'V' or b == b'W'
+    if a == b'U':
+        return b == b'C' or b == b'N' or b == b'R' or b == b'T' or b == b'V'
+    if a == b'S':
+        return b == b'Q' or b == b'V'
+    return False
+
+
+cdef inline int pread_full(int fd, void* dst, int64_t count, int64_t offset,
+                           int64_t* got) noexcept nogil:
+    """pread until ``count`` bytes, EOF or an error; returns 0 or errno, ``got`` = bytes read."""
+    cdef ssize_t r
+    cdef int64_t done = 0
+    while done < count:
+        r = pread(fd, <char*>dst + done, <size_t>(count - done), <long>(offset + done))
+        if r < 0:
+            if errno == EINTR:
+                continue
+            got[0] = done
+            return errno
+        if r == 0:
+            break
+        done += r
+    got[0] = done
+    return 0
