@@ -194,7 +194,8 @@ cdef int scan_fragments(ScanState* st, const uint8_t* buf, int64_t pos, int64_t 
 cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end,
                    bint explicit, bint little, uint32_t stop_tag, uint32_t stop_below,
                    bint stop_before_pixels,
-                   int32_t max_depth, bint allow_clip, bint lenient_vr, bint as_sequence) noexcept nogil:
+                   int32_t max_depth, bint allow_clip, bint lenient_vr, bint as_sequence,
+                   int64_t defer_sq_bytes) noexcept nogil:
     cdef Frame* stack = <Frame*>malloc((2 * <size_t>max_depth + 4) * sizeof(Frame))
     if stack == NULL:
         return ST_NO_MEMORY
@@ -421,6 +422,15 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
                 # the dictionary says SQ but the value is not a list of items: keep it as an
                 # unscanned value (decoded lazily, with pydicom's fallbacks)
                 vr = 0
+            if vr == VR_SQ and defer_sq_bytes > 0 and <int64_t>length >= defer_sq_bytes:
+                # a large defined-length sequence (e.g. per-frame functional groups): index
+                # it when it is first accessed (pydicom also reads these lazily)
+                idx = add_entry(st, tag, vr, flags | F_SQ_BLOB, pos, pos + hdr_len, length,
+                                parent, depth)
+                if idx < 0:
+                    return fail(st, ST_TOO_MANY if idx == -1 else ST_NO_MEMORY, pos, tag)
+                pos += hdr_len + <int64_t>length
+                continue
             if vr == VR_SQ:
                 if sp + 1 >= 2 * max_depth + 2:
                     return fail(st, ST_TOO_DEEP, pos, tag)
@@ -722,7 +732,7 @@ assert ENTRY_DTYPE.itemsize == sizeof(Entry)
 def scan(buffer, Py_ssize_t start=0, Py_ssize_t end=-1, *, bint explicit=True, uint32_t stop_below=0,
          bint little_endian=True, uint32_t stop_tag=0xFFFFFFFF, bint stop_before_pixels=False,
          int max_depth=64, int max_elements=10_000_000, bint allow_clip=True,
-         bint lenient_vr=True, bint as_sequence=False):
+         bint lenient_vr=True, bint as_sequence=False, int64_t defer_sq_bytes=0):
     """Scan ``buffer[start:end]`` (any object with the buffer protocol) into an ElementIndex.
 
     Never raises for bad data: the result's ``status`` (0 = OK) and ``error_offset`` /
@@ -759,7 +769,8 @@ def scan(buffer, Py_ssize_t start=0, Py_ssize_t end=-1, *, bint explicit=True, u
     with nogil:
         if n > 0:
             status = scan_core(&st, p, start, end, explicit, little_endian, stop_tag,
-                               stop_below, stop_before_pixels, max_depth, allow_clip, lenient_vr, as_sequence)
+                               stop_below, stop_before_pixels, max_depth, allow_clip, lenient_vr, as_sequence,
+                               defer_sq_bytes)
         else:
             status = ST_OK
     idx.entries = st.entries

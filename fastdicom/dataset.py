@@ -13,7 +13,8 @@ from typing import Any, Iterator, Optional
 from . import _dictionary as _dict
 from . import tags as _tags
 from ._scan import scan as _scan, MISSING as _MISSING, SLOW as _SLOW, KeywordAttribute
-from .errors import DicomWarning, MalformedElementError, Limits, DEFAULT_LIMITS, status_error
+from .errors import (DicomWarning, MalformedElementError, Limits, DEFAULT_LIMITS, status_error,
+                     NestingTooDeepError, LimitExceededError)
 from .values import decode_value, empty_value, MultiValue
 
 _KEYWORD_TO_TAG = _dict.KEYWORD_TO_TAG
@@ -32,6 +33,8 @@ F_SQ_BLOB = 512
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _CHARSET_CACHE: dict = {}
+# defined-length sequences of at least this many bytes are indexed on first access
+DEFER_SQ_BYTES = 65536
 _LUT_DESCRIPTOR_TAGS = frozenset({0x00283002, 0x00281101, 0x00281102, 0x00281103})
 _FRESH = {"_encodings": None, "_tags_cache": None, "_pixel_cache": None}
 _LATIN1_CHARSETS = (["iso8859"], ["latin_1"], ("iso8859",), ("latin_1",))
@@ -350,28 +353,43 @@ class Dataset:
                             encodings=encodings, validation=ctx.validation)
 
     def _decode_sq_blob(self, elem: DataElement) -> Sequence:
-        """A defined-length value whose VR resolved to SQ after the scan (implicit VR private
-        sequences, UN for known sequence tags): scan its items now."""
+        """A defined-length value scanned on first access: a large sequence the scan deferred,
+        or a value whose VR resolved to SQ after the scan (implicit VR private sequences, UN
+        for known sequence tags)."""
         ctx: Context = self.__dict__["_ctx"]
+        index = self.__dict__["_index"]
         start, end = elem.offset, elem.offset + elem.length
         little = not elem.flags & F_BIG_ENDIAN
+        depth = self.__dict__.get("_depth_base", 0) + index.depth(elem._index_pos)
+        remaining = ctx.limits.max_depth - depth
+        if remaining < 1:
+            raise NestingTooDeepError("sequence nesting deeper than limits.max_depth",
+                                      path=ctx.path, offset=elem.header_offset, tag=elem.tag,
+                                      inflated=ctx.inflated)
         # explicit data sets detect implicit VR items per item (pydicom's rule)
         sub = _scan(ctx.buffer, start, end, explicit=not elem.flags & F_IMPLICIT,
-                    little_endian=little, max_depth=ctx.limits.max_depth,
+                    little_endian=little, max_depth=remaining,
                     max_elements=ctx.limits.max_elements, allow_clip=ctx.validation != "raise",
-                    as_sequence=True)
+                    as_sequence=True, defer_sq_bytes=DEFER_SQ_BYTES)
         if sub.status != 0:
             error = status_error(sub.status, path=ctx.path, offset=sub.error_offset,
                                  tag=sub.error_tag, inflated=ctx.inflated)
-            if ctx.validation == "raise":
+            declared_sq = not elem.flags & F_IMPLICIT and index.info(elem._index_pos)[1] == "SQ"
+            if ctx.validation == "raise" or declared_sq or \
+                    isinstance(error, (NestingTooDeepError, LimitExceededError)):
                 raise error
             if ctx.validation == "warn":
                 warnings.warn(f"value of VR SQ is not a sequence; kept as UN bytes "
                               f"({error})", DicomWarning, stacklevel=5)
             # not a sequence after all: keep the bytes as UN (so VR "SQ" always means items)
             elem.VR = "UN"
-            return self.__dict__["_index"].value(elem._index_pos)
-        return Sequence(Dataset._from_index(sub, item, ctx, self) for item in sub.children(-1))
+            return index.value(elem._index_pos)
+        items = Sequence()
+        for item in sub.children(-1):
+            ds = Dataset._from_index(sub, item, ctx, self)
+            ds.__dict__["_depth_base"] = depth + 1
+            items.append(ds)
+        return items
 
     def _charset(self) -> list:
         enc = self.__dict__["_encodings"]

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Optional
 from . import _dictionary as _dict
 from . import tags as _tags
 from ._scan import MappedFile, read_file, scan as _scan
-from .dataset import Context, Dataset, FileMetaDataset, F_ODD, F_CLIPPED
+from .dataset import Context, Dataset, FileMetaDataset, F_ODD, F_CLIPPED, DEFER_SQ_BYTES
 from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, FileChangedError,
                      InvalidDicomError, LimitExceededError, Limits, MalformedElementError,
                      TruncatedError, check_validation, report, status_error)
@@ -213,7 +213,7 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
     index = _scan(data, start, explicit=explicit, little_endian=h.little, stop_tag=stop_tag,
                   stop_before_pixels=stop_before_pixels, max_depth=limits.max_depth,
                   max_elements=limits.max_elements, allow_clip=partial_size < 0,
-                  lenient_vr=validation != "raise")
+                  lenient_vr=validation != "raise", defer_sq_bytes=DEFER_SQ_BYTES)
     if index.status != 0:
         if partial_size >= 0 and len(buf) < partial_size and index.status in (1, 11):
             raise _NeedMore()

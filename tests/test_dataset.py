@@ -176,3 +176,41 @@ def test_new_dataset_and_modification(sample):
     assert "PatientID" not in read
     with pytest.raises(AttributeError):
         read.PatientID
+
+
+def test_large_sequences_are_indexed_on_first_access():
+    from fastdicom.dataset import DEFER_SQ_BYTES
+    items = [[(0x00209111, "SQ", [[(0x00209157, "UL", [1, k])]]),
+              (0x00209113, "SQ", [[(0x00200032, "DS", [0.5, 1.5, float(k)])]])]
+             for k in range(3000)]
+    elements = [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.4.1"), (0x00080018, "UI", "1.2.3"),
+                (0x00100020, "LO", "ID"), (0x52009230, "SQ", items)]
+    for ts in (EXPLICIT_LE, IMPLICIT_LE):
+        buf = io.BytesIO()
+        write_file(buf, elements, transfer_syntax=ts)
+        data = buf.getvalue()
+        assert len(data) > 2 * DEFER_SQ_BYTES
+        ds = fastdicom.dcmread(data)
+        assert len(ds._index) < 20  # the per-frame items were not indexed at read time
+        pd = pydicom.dcmread(io.BytesIO(data))
+        assert compare_datasets(ds, pd) == []
+        seq = ds.PerFrameFunctionalGroupsSequence
+        assert len(seq) == 3000
+        assert seq[2999].PlanePositionSequence[0].ImagePositionPatient == [0.5, 1.5, 2999.0]
+
+
+def test_depth_limit_holds_across_deferred_sequences():
+    from fastdicom.dataset import DEFER_SQ_BYTES
+    # nest defined-length sequences, each padded past the deferral size, 70 deep
+    inner = [(0x00100020, "LO", "x" * 64)]
+    for _ in range(70):
+        pad = (0x00091001, "OB", b"\0" * DEFER_SQ_BYTES)
+        inner = [(0x00091010 - 0x1000, "LO", "FASTDICOM TEST"), pad, (0x00400260, "SQ", [inner])]
+        inner = sorted(inner)
+    buf = io.BytesIO()
+    write_file(buf, [(0x00080016, "UI", "1.2"), (0x00080018, "UI", "1.2.3")] + inner)
+    ds = fastdicom.dcmread(buf.getvalue())
+    with pytest.raises(fastdicom.NestingTooDeepError):
+        node = ds
+        for _ in range(80):
+            node = node[0x00400260].value[0]
