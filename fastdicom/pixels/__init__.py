@@ -55,10 +55,11 @@ def frame_view(ds, index: int, *, as_rgb: bool = True) -> np.ndarray:
     return native_frames(ctx.buffer, info, index, 1, as_rgb=as_rgb)[0]
 
 
-def _pread_frame(ds, info: PixelInfo, index: int, as_rgb: bool):
-    """Native frame of a memory-mapped file read with ``pread`` straight into a new array:
-    no page faults on the map, the same system calls as a raw read.  None when the layout
-    needs the general path."""
+def _pread_frames(ds, info: PixelInfo, start: int, count: int, as_rgb: bool):
+    """Native frames ``start .. start+count-1`` of a memory-mapped file read with ``pread``
+    straight into a new array (count, rows, cols[, spp]): no page faults on the map, the same
+    system calls as a raw read, and a file truncated meanwhile raises FileChangedError instead
+    of SIGBUS.  None when the layout needs the general path."""
     from fastdicom._scan import MappedFile, pread_into
     from fastdicom.errors import FileChangedError
     from fastdicom.pixels.native import _be_swap_ow, _correct, needs_bit_correction
@@ -70,15 +71,16 @@ def _pread_frame(ds, info: PixelInfo, index: int, as_rgb: bool):
             or (as_rgb and info.photometric in ("YBR_FULL", "YBR_FULL_422"))
             or info.photometric == "YBR_FULL_422"):
         return None
-    nbytes = info.frame_bytes
+    nbytes = info.frame_bytes * count
     out = np.empty(nbytes // info.dtype.itemsize, dtype=info.dtype)
-    got = pread_into(ctx.path, out.view(np.uint8), info.offset + index * nbytes,
+    got = pread_into(ctx.path, out.view(np.uint8), info.offset + start * info.frame_bytes,
                      expect_size=owner.size)
     if got != nbytes:
         raise FileChangedError("file changed since it was opened", path=ctx.path,
                                tag=info.tag)
-    shape = (info.rows, info.columns) if info.samples_per_pixel == 1 else \
-        (info.rows, info.columns, info.samples_per_pixel)
+    shape = (count, info.rows, info.columns)
+    if info.samples_per_pixel > 1:
+        shape += (info.samples_per_pixel,)
     arr = out.reshape(shape)
     if info.bits_allocated > info.bits_stored and arr.dtype.kind in "iu" \
             and needs_bit_correction(arr, info):
@@ -94,9 +96,9 @@ def get_frame(ds, index: int, *, as_rgb: bool = True) -> np.ndarray:
     SIGBUS)."""
     info = pixel_info(ds)
     index = _index(info, index)
-    arr = _pread_frame(ds, info, index, as_rgb)
+    arr = _pread_frames(ds, info, index, 1, as_rgb)
     if arr is not None:
-        return arr
+        return arr[0]
     arr = frame_view(ds, index, as_rgb=as_rgb)
     if not arr.flags.writeable or not arr.flags.c_contiguous:
         arr = np.array(arr)
@@ -131,8 +133,10 @@ def pixel_array(ds, *, as_rgb: bool = True) -> np.ndarray:
             decode_frame(encapsulated_frame(ds, k), info, as_rgb=as_rgb, path=ctx.path,
                          out=out[k], validation=ctx.validation)
     else:
-        out = np.ascontiguousarray(native_frames(ctx.buffer, info, 0, n, as_rgb=as_rgb,
-                                                 view=False))
+        out = _pread_frames(ds, info, 0, n, as_rgb)
+        if out is None:
+            out = np.ascontiguousarray(native_frames(ctx.buffer, info, 0, n, as_rgb=as_rgb,
+                                                     view=False))
     if n == 1:
         out = out[0]
     return out
