@@ -78,7 +78,7 @@ def run_demo(n_slices: int = 200, rows: int = 512, columns: int = 512, directory
                 arr = dcmread(f).pixel_array
             t_pix = (time.perf_counter() - t0) / len(sample)
             _say(f"pixel_array per instance: {arr.shape} {arr.dtype} in {t_pix * 1e3:.3f} ms "
-                 f"(open + parse + copy out of the map; min {arr.min()}, max {arr.max()})")
+                 f"(open + parse + pread into a new array; min {arr.min()}, max {arr.max()})")
         except ImportError as exc:
             _say(f"pixel decoding unavailable: {exc}")
 
@@ -119,8 +119,14 @@ def run_demo(n_slices: int = 200, rows: int = 512, columns: int = 512, directory
             render = None
         if render is not None:
             png = root / "slice.png"
-            write_png(render(paths[len(paths) // 2]), png)
-            _say(f"rendered the middle slice -> {png}")
+            image = render(paths[len(paths) // 2])
+            try:
+                write_png(image, png)
+                _say(f"rendered the middle slice ({image.shape[1]}x{image.shape[0]} 8-bit) "
+                     f"-> {png}")
+            except ImportError as exc:  # MissingCodecError: no PNG encoder installed
+                _say(f"rendered the middle slice ({image.shape[1]}x{image.shape[0]} 8-bit); "
+                     f"not written: {exc}")
         _say("demo finished")
         return 0
     finally:
