@@ -38,3 +38,18 @@ def test_demo_runs(tmp_path):
                           timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "8 instances" in proc.stdout and "demo finished" in proc.stdout
+
+
+def test_demo_runs_without_optional_codecs(tmp_path):
+    # the README's first command installs only the runtime dependencies: the demo must finish
+    import os
+    from pathlib import Path
+    import fastdicom
+    env = dict(os.environ, PYTHONPATH=str(Path(fastdicom.__file__).resolve().parents[1]))
+    code = ("import sys; sys.modules['imagecodecs'] = None; sys.modules['PIL'] = None\n"
+            "from fastdicom.demo import run_demo\n"
+            "sys.exit(run_demo(n_slices=6, rows=32, columns=32))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "not written" in proc.stdout and "demo finished" in proc.stdout
