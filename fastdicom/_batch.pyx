@@ -282,7 +282,8 @@ cdef int store(Walk* w, Src* s, int j, uint16_t vr, int64_t pos, int64_t length)
                 return W_FALLBACK
             a.data = grown
             a.cap = newcap
-        memcpy(a.data + a.length, p, <size_t>length)
+        if length > 0:
+            memcpy(a.data + a.length, p, <size_t>length)
         a.length += length
     w.present[k] = 1
     w.vrs[k] = vr
@@ -825,7 +826,8 @@ cdef int append_text(Arena* out, const uint8_t* p, int64_t b, int64_t e, int cls
         return -1
     q = out.data + out.length
     if not extra:
-        memcpy(q, p + b, <size_t>(e - b))
+        if e > b:  # memcpy with a NULL pointer is undefined even for 0 bytes
+            memcpy(q, p + b, <size_t>(e - b))
     else:
         for k in range(b, e):
             c = p[k]

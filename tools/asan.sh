@@ -31,8 +31,12 @@ echo "== building the extensions with -fsanitize=$FASTDICOM_SANITIZE"
 LIBASAN=$(gcc -print-file-name=libasan.so)
 LIBUBSAN=$(gcc -print-file-name=libubsan.so)
 export PYTHONMALLOC=malloc
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:halt_on_error=1:print_stacktrace=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+# reports also go to files: pytest captures fd 2, so a report printed there would be lost
+# when the sanitizer ends the process
+REPORTS="$DEST/sanitizer-reports"
+mkdir -p "$REPORTS"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:halt_on_error=1:print_stacktrace=1:log_path=$REPORTS/asan}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:log_path=$REPORTS/ubsan}
 export LD_PRELOAD="$LIBASAN:$LIBUBSAN"
 export PYTHONPATH="$DEST"
 cd "$DEST"
@@ -57,4 +61,11 @@ for name in mods:
 PY
 
 echo "== running the test suite under ASan+UBSan"
-"$PY" -m pytest -q -p no:cacheprovider "${@:-tests}"
+rc=0
+"$PY" -m pytest -q -p no:cacheprovider "${@:-tests}" || rc=$?
+if compgen -G "$REPORTS/*" >/dev/null; then
+    echo "== sanitizer reports:" >&2
+    cat "$REPORTS"/* >&2
+    exit 1
+fi
+exit $rc
