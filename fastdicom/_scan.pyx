@@ -566,7 +566,7 @@ cdef class ElementIndex:
             raise IndexError(i)
         return PyBytes_FromStringAndSize(<const char*>&self.view[0] + e.value_offset if n else NULL, n)
 
-    def fast_value(self, uint32_t tag, int32_t parent, bint latin1_text):
+    def fast_value(self, uint32_t tag, int32_t parent, int latin1_text):
         """The decoded value of child ``tag`` of ``parent`` for the common simple cases, in C.
 
         Returns ``MISSING`` when there is no such element and ``SLOW`` when the general
@@ -601,7 +601,7 @@ cdef class ElementIndex:
                 return _MULTI(text.split("\\"))
             return text
         if vr == VRC(b'S', b'H') or vr == VRC(b'L', b'O'):
-            if not latin1_text:
+            if latin1_text != 1:  # 0: another charset; -1: not known yet
                 return SLOW
             for k in range(n):
                 if p[k] == 0x1B:
@@ -1004,9 +1004,10 @@ cdef class KeywordAttribute:
         cdef object index = d.get("_index")
         cdef object latin1 = d.get("_latin1")
         cdef object value
-        if (index is not None and latin1 is not None and self.tag not in <dict>d["_elements"]
+        if (index is not None and self.tag not in <dict>d["_elements"]
                 and "_only" not in d and "_deleted" not in d):
-            value = (<ElementIndex>index).fast_value(self.tag, d["_item"], latin1 is True)
+            value = (<ElementIndex>index).fast_value(
+                self.tag, d["_item"], -1 if latin1 is None else (1 if latin1 is True else 0))
             if value is MISSING:
                 raise AttributeError(f"{type(obj).__name__} object has no attribute {self.name!r}")
             if value is not SLOW:

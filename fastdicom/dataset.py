@@ -153,6 +153,16 @@ class DataElement:
 
 
 _new_element = object.__new__
+_PIXELS = None
+
+
+def _pixels():
+    """fastdicom.pixels, imported on first use (it pulls in the codec registry)."""
+    global _PIXELS
+    if _PIXELS is None:
+        from . import pixels
+        _PIXELS = pixels
+    return _PIXELS
 
 
 class Sequence(list):
@@ -541,11 +551,27 @@ class Dataset:
             return default
 
     def __contains__(self, key) -> bool:
-        try:
-            tag = key if isinstance(key, int) else _tags.parse_tag(key)
-        except (KeyError, ValueError, TypeError):
+        if isinstance(key, str):
+            tag = _KEYWORD_TO_TAG.get(key)
+            if tag is None:
+                try:
+                    tag = _tags.parse_tag(key)
+                except (KeyError, ValueError, TypeError):
+                    return False
+        elif isinstance(key, int):
+            tag = key
+        else:
+            try:
+                tag = _tags.parse_tag(key)
+            except (KeyError, ValueError, TypeError):
+                return False
+        d = self.__dict__
+        if tag in d["_elements"]:
+            return self._visible(tag)
+        index = d["_index"]
+        if index is None or not self._visible(tag):
             return False
-        return self._visible(tag) and self._element(tag) is not None
+        return index.find(tag, d["_item"]) >= 0  # no DataElement built just to answer
 
     def __len__(self) -> int:
         return sum(1 for t in self._all_tags() if self._visible(t))
@@ -690,8 +716,8 @@ class Dataset:
         return pixel_array(self)
 
     def frame(self, index: int, **kwargs):
-        from .pixels import get_frame
-        return get_frame(self, index, **kwargs)
+        """Frame ``index`` as a new array (native data of a mapped file is read with pread)."""
+        return _pixels().get_frame(self, index, **kwargs)
 
     def iter_frames(self, indices=None, **kwargs):
         from .pixels import iter_frames

@@ -20,11 +20,12 @@ from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
-from fastdicom.errors import LimitExceededError
+from fastdicom._scan import MappedFile, pread_into
+from fastdicom.errors import FileChangedError, LimitExceededError
 from fastdicom.pixels.codecs import decode_frame
 from fastdicom.pixels.encaps import encapsulated_frame, frame_table
 from fastdicom.pixels.locator import PixelInfo, num_frames, pixel_info
-from fastdicom.pixels.native import native_frames
+from fastdicom.pixels.native import _be_swap_ow, _correct, native_frames, needs_bit_correction
 
 __all__ = ["frame_view", "get_frame", "pixel_array", "iter_frames", "num_frames",
            "encapsulated_frame", "pixel_info", "PixelInfo"]
@@ -60,9 +61,6 @@ def _pread_frames(ds, info: PixelInfo, start: int, count: int, as_rgb: bool):
     straight into a new array (count, rows, cols[, spp]): no page faults on the map, the same
     system calls as a raw read, and a file truncated meanwhile raises FileChangedError instead
     of SIGBUS.  None when the layout needs the general path."""
-    from fastdicom._scan import MappedFile, pread_into
-    from fastdicom.errors import FileChangedError
-    from fastdicom.pixels.native import _be_swap_ow, _correct, needs_bit_correction
     ctx = _ctx(ds)
     owner = ctx.owner
     if (info.encapsulated or not isinstance(owner, MappedFile) or ctx.inflated

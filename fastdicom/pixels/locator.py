@@ -98,7 +98,7 @@ def _int_value(ds, keyword: str, default: Optional[int], *, path, tag: int,
                required: bool = True) -> Optional[int]:
     """An integer header value: missing/empty -> default (or PixelDataError when required and
     no default); multi-valued, text or non-integer values -> PixelDataError."""
-    value = ds.get(keyword, None)
+    value = getattr(ds, keyword, None)
     if value is None or (isinstance(value, (str, bytes, list)) and len(value) == 0):
         if default is None and required:
             raise PixelDataError(f"the data set has no {keyword} value, needed to read pixel "
@@ -155,7 +155,15 @@ def pixel_info(ds) -> PixelInfo:
     if info is not None:
         return info
     ctx, path = _context(ds)
-    present = [t for t in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_FLOAT_PIXEL_DATA) if t in ds]
+    d = ds.__dict__
+    index = d.get("_index")
+    if index is not None and not d.get("_elements") and "_only" not in d and "_deleted" not in d:
+        # unmodified data set read from a buffer: ask the element index directly
+        item = d["_item"]
+        present = [t for t in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_FLOAT_PIXEL_DATA)
+                   if index.find(t, item) >= 0]
+    else:
+        present = [t for t in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_FLOAT_PIXEL_DATA) if t in ds]
     if not present:
         raise PixelDataError("the data set has no Pixel Data, Float Pixel Data or Double Float "
                              "Pixel Data element", path=path)
