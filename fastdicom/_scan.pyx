@@ -33,6 +33,7 @@ cdef extern from "<sys/mman.h>" nogil:
     int MAP_SHARED
     int MADV_WILLNEED
     int MADV_SEQUENTIAL
+    int MADV_RANDOM
     void* MAP_FAILED
 
 from libc.errno cimport errno, EINTR
@@ -840,6 +841,10 @@ cdef class MappedFile:
                     import os
                     raise OSError(errno, os.strerror(errno), path)
                 self.addr = a
+                # no speculative readahead around page faults: touching the header of a
+                # multi-GiB file must not read megabytes; ranges about to be read in full
+                # (frames, fragments) are announced with advise_willneed()
+                madvise(a, <size_t>self.size, MADV_RANDOM)
         finally:
             close(fd)
 
@@ -869,10 +874,9 @@ cdef class MappedFile:
             length = self.size - offset
         madvise(<char*>self.addr + start, <size_t>(length + offset - start), MADV_WILLNEED)
 
-    def populate(self, Py_ssize_t address, Py_ssize_t length):
-        """Fault in the pages of ``[address, address+length)`` (a range inside this map, e.g.
-        a frame view about to be copied) in one call: MADV_POPULATE_READ where the kernel has
-        it, else MADV_WILLNEED.  Avoids one page fault per 4 KiB on the copy."""
+    def willneed_at(self, Py_ssize_t address, Py_ssize_t length):
+        """Start reading ``[address, address+length)`` (a range inside this map, e.g. a
+        frame view about to be copied) ahead with MADV_WILLNEED; ignored outside the map."""
         cdef size_t base = <size_t>self.addr
         cdef size_t start, stop, page = 4096
         if self.addr == NULL or length <= 0:
@@ -884,8 +888,7 @@ cdef class MappedFile:
         start = (<size_t>address // page) * page
         stop = <size_t>address + <size_t>length
         with nogil:
-            if madvise(<void*>start, stop - start, 22) != 0:  # MADV_POPULATE_READ (Linux 5.14)
-                madvise(<void*>start, stop - start, MADV_WILLNEED)
+            madvise(<void*>start, stop - start, MADV_WILLNEED)
 
     def __getbuffer__(self, Py_buffer* view, int flags):
         if flags & PyBUF_WRITABLE:

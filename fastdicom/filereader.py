@@ -395,7 +395,12 @@ class DicomFile:
         """Frame ``index``: a read-only numpy view on the file where the layout allows."""
         from .pixels import frame_view
         self.check_unchanged()
-        return frame_view(self.dataset, index)
+        view = frame_view(self.dataset, index)
+        if self.mode == "mmap" and not view.flags.writeable:
+            # a view on the map: have the kernel read its pages ahead in one request (the map
+            # is MADV_RANDOM, so a cold view would otherwise fault in page by page)
+            self._buffer.willneed_at(view.__array_interface__["data"][0], view.nbytes)
+        return view
 
     def encapsulated_frame(self, index: int):
         from .pixels import encapsulated_frame

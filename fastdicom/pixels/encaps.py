@@ -228,7 +228,11 @@ def encapsulated_frame(ds, index: int) -> Union[memoryview, bytes]:
     if not 0 <= index < n:
         raise IndexError(f"frame index {index} out of range for {n} frames")
     parts = table[index]
-    buf = memoryview(ds.__dict__["_ctx"].buffer)
+    owner = ds.__dict__["_ctx"].buffer
+    advise = getattr(owner, "advise_willneed", None)
+    if advise is not None:  # a memory map: read the frame's range ahead in one go
+        advise(parts[0][0], parts[-1][0] + parts[-1][1] - parts[0][0])
+    buf = memoryview(owner)
     if len(parts) == 1:
         voff, length = parts[0]
         return buf[voff:voff + length]
