@@ -9,10 +9,7 @@ import argparse
 import importlib
 import json
 import logging
-import os
 import sys
-import tempfile
-import time
 
 _PLUGIN_MODULES = ("fastdicom.render", "fastdicom.series", "fastdicom.ingest", "fastdicom.bench")
 

@@ -6,15 +6,14 @@ Values are decoded lazily, on first access, and cached.  The vocabulary is pydic
 """
 from __future__ import annotations
 
-import base64
 import warnings
 from typing import Any, Iterator, Optional
 
 from . import _dictionary as _dict
 from . import tags as _tags
-from ._scan import scan as _scan, MISSING as _MISSING, SLOW as _SLOW, KeywordAttribute
-from .errors import (DicomWarning, MalformedElementError, Limits, DEFAULT_LIMITS, status_error,
-                     NestingTooDeepError, LimitExceededError)
+from ._scan import scan as _scan, MISSING as _MISSING, KeywordAttribute
+from .errors import (DicomWarning, Limits, DEFAULT_LIMITS, status_error, NestingTooDeepError,
+                     LimitExceededError)
 from .values import decode_value, empty_value, MultiValue
 
 _KEYWORD_TO_TAG = _dict.KEYWORD_TO_TAG

@@ -32,8 +32,6 @@ def _floor_header(paths) -> float:
 
 def run_demo(n_slices: int = 200, rows: int = 512, columns: int = 512, directory=None,
              keep: bool = False) -> int:
-    import numpy as np
-
     from . import dcmread
     from .testing import write_ct_series
 
@@ -139,7 +137,6 @@ def run_demo(n_slices: int = 200, rows: int = 512, columns: int = 512, directory
 def _raw_volume_floor(vol) -> float:
     import numpy as np
 
-    from .dataset import Dataset  # noqa: F401  (import cost excluded from the floor)
     from . import dcmread
     offsets = []
     for p in vol.paths:

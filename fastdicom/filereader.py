@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import warnings
 import zlib
-from typing import Any, Iterable, Optional
+from typing import Iterable, Optional
 
 from . import _dictionary as _dict
 from . import tags as _tags
 from ._scan import MappedFile, read_file, scan as _scan
-from .dataset import Context, Dataset, FileMetaDataset, F_ODD, F_CLIPPED, DEFER_SQ_BYTES
+from .dataset import Context, Dataset, F_ODD, DEFER_SQ_BYTES
 from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, FileChangedError,
                      InvalidDicomError, LimitExceededError, Limits, MalformedElementError,
                      TruncatedError, check_validation, report, status_error)

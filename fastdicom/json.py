@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import math
 from typing import Any, Callable, Optional
 
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW",

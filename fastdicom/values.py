@@ -9,11 +9,10 @@ OB/OW/OF/OD/OL/OV/UN: ``bytes``.  Empty values: ``""`` for text VRs, ``None`` fo
 from __future__ import annotations
 
 import struct
-import warnings
 from typing import Any
 
 from . import charset as _charset
-from .errors import DicomWarning, MalformedElementError
+from .errors import MalformedElementError
 
 TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
                       "UI", "UR", "UT"})
@@ -186,21 +185,14 @@ def _retry(vr, raw, little_endian, encodings, validation):
         if other == vr:
             continue
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return decode_value(other, raw, little_endian=little_endian,
-                                    encodings=encodings, validation="raise")
+            # validation="raise": a lenient recovery raises instead of warning, so no
+            # warning filter is needed (warnings.catch_warnings is not thread-safe)
+            return decode_value(other, raw, little_endian=little_endian,
+                                encodings=encodings, validation="raise")
         except (ValueError, struct.error, UnicodeError, LookupError):
             continue
     return raw
 
-
-def warn_value(message: str) -> None:
-    warnings.warn(message, DicomWarning, stacklevel=3)
-
-
-def _numeric_string_value(raw: bytes, is_ds: bool) -> Any:
-    return decode_value("DS" if is_ds else "IS", raw)
 
 
 def _install_fast_path() -> None:
