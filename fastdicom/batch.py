@@ -49,7 +49,6 @@ import errno as _errno
 import glob as _glob
 import os
 import stat as _stat
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Iterable, Iterator, Optional, Sequence, Union
@@ -300,10 +299,9 @@ def _parse_buffer(row, data, path, size, tag_list, find_pixels, get):
     from .errors import InvalidDicomError
     partial = len(data) < size
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = read_buffer(data, path=path, stop_before_pixels=True,
-                             validation="ignore", partial_size=size if partial else -1)
+        # validation="ignore": no warnings to silence (catch_warnings is not thread-safe)
+        ds = read_buffer(data, path=path, stop_before_pixels=True,
+                         validation="ignore", partial_size=size if partial else -1)
     except _NeedMore:
         raise _NeedMoreBytes() from None
     except DicomError as exc:
@@ -459,9 +457,7 @@ def _display_path(p) -> str:
 @lru_cache(maxsize=256)
 def _encodings(raw: Optional[bytes]) -> tuple:
     from . import charset
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return tuple(charset.convert_encodings(raw or None, validation="ignore"))
+    return tuple(charset.convert_encodings(raw or None, validation="ignore"))
 
 
 def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
@@ -478,10 +474,8 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
     if " or " in v:
         v = v.split(" or ")[0]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            val = decode_value(v, raw, little_endian=not big, encodings=list(_encodings(cs)),
-                               validation="ignore")
+        val = decode_value(v, raw, little_endian=not big, encodings=list(_encodings(cs)),
+                           validation="ignore")
     except (ValueError, UnicodeError, LookupError):
         return None
     items = list(val) if isinstance(val, list) else [val]
@@ -613,24 +607,22 @@ def _charset_column(spec, col, charsets, rows_non_ascii, n):
     offsets, data, vrs, present = col
     arr = _pyarrow_binary(offsets, data, present)
     out = arr.to_pylist()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for i in rows_non_ascii.tolist():
-            raw = out[i]
-            if raw is None:
-                continue
-            encs = _encodings(charsets[i])
-            if b"\x1b" not in raw and len(encs) == 1:
-                text = raw.decode(encs[0], "replace")
-            elif spec.vr == "PN":
-                value = decode_text(raw, list(encs), "PN", validation="ignore")
-                if isinstance(value, list):
-                    text = "\\".join(str(v) for v in value)
-                else:
-                    text = str(value)
+    for i in rows_non_ascii.tolist():
+        raw = out[i]
+        if raw is None:
+            continue
+        encs = _encodings(charsets[i])
+        if b"\x1b" not in raw and len(encs) == 1:
+            text = raw.decode(encs[0], "replace")
+        elif spec.vr == "PN":
+            value = decode_text(raw, list(encs), "PN", validation="ignore")
+            if isinstance(value, list):
+                text = "\\".join(str(v) for v in value)
             else:
-                text = decode_bytes(raw, list(encs), validation="ignore")
-            out[i] = text
+                text = str(value)
+        else:
+            text = decode_bytes(raw, list(encs), validation="ignore")
+        out[i] = text
     for i in range(n):
         v = out[i]
         if isinstance(v, bytes):

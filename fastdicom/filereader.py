@@ -233,6 +233,7 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
     preamble = h.preamble
     if preamble is not None and (preamble[:2] == b"MZ" or preamble[:4] == b"\x7fELF"):
         kind = d["preamble_kind"] = _preamble_kind(preamble)
+    if preamble is not None and validation != "ignore" and d.get("preamble_kind") in ("pe", "elf"):
         warnings.warn(f"the preamble holds an executable ({kind.upper()}) "
                       "header (CVE-2019-11687 polyglot)" + (f" in {path!r}" if path else ""),
                       DicomWarning, stacklevel=3)
