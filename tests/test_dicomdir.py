@@ -13,17 +13,12 @@ from fastdicom.errors import DicomWarning, UnsafePathError
 from fastdicom.series import find_series, load_series
 from fastdicom.testing import write_ct_series, write_file
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CORPUS = DATA / "corpus"
+from _data import require_shared  # noqa: E402
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 
 
 def need_corpus() -> Path:
-    if not CORPUS.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"test corpus missing at {CORPUS}")
-        pytest.skip(f"test corpus not found at {CORPUS}")
-    return CORPUS
+    return require_shared() / "corpus"
 
 
 def write_dicomdir(path: Path, file_ids: list) -> Path:

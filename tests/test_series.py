@@ -17,16 +17,11 @@ from fastdicom.series import compute_geometry, find_series, load_series, registe
 from fastdicom.testing import (ct_instance_elements, multiframe_frame, write_ct_series,
                                write_file, write_multiframe)
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CORPUS = DATA / "corpus"
+from _data import require_shared  # noqa: E402
 
 
 def need_corpus() -> Path:
-    if not CORPUS.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"test corpus missing at {CORPUS}")
-        pytest.skip(f"test corpus not found at {CORPUS}")
-    return CORPUS
+    return require_shared() / "corpus"
 
 
 def quiet(fn, *a, **kw):
