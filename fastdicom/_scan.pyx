@@ -557,15 +557,23 @@ cdef class ElementIndex:
             raise IndexError(i)
         return self.entries[i].tag
 
-    def value(self, int32_t i):
-        """The raw value bytes of entry i (a copy)."""
+    cdef const uint8_t* _value_ptr(self, int32_t i, int64_t* n) except? NULL:
+        """Pointer to the value of entry i and its length, checked against the buffer."""
         if i < 0 or i >= self.count:
             raise IndexError(i)
         cdef Entry* e = &self.entries[i]
-        cdef int64_t n = e.length
-        if e.value_offset < 0 or e.value_offset > self.view.shape[0] or n > self.view.shape[0] - e.value_offset:
+        n[0] = e.length
+        if e.value_offset < 0 or e.value_offset > self.view.shape[0] or n[0] > self.view.shape[0] - e.value_offset:
             raise IndexError(i)
-        return PyBytes_FromStringAndSize(<const char*>&self.view[0] + e.value_offset if n else NULL, n)
+        if n[0] == 0:
+            return NULL
+        return &self.view[0] + e.value_offset
+
+    def value(self, int32_t i):
+        """The raw value bytes of entry i (a copy)."""
+        cdef int64_t n
+        cdef const uint8_t* p = self._value_ptr(i, &n)
+        return PyBytes_FromStringAndSize(<const char*>p, n)
 
     def fast_value(self, uint32_t tag, int32_t parent, int latin1_text):
         """The decoded value of child ``tag`` of ``parent`` for the common simple cases, in C.
@@ -688,13 +696,8 @@ cdef class ElementIndex:
 
     def text(self, int32_t i):
         """The value of entry i as a latin-1 str with trailing spaces and NULs removed."""
-        if i < 0 or i >= self.count:
-            raise IndexError(i)
-        cdef Entry* e = &self.entries[i]
-        cdef int64_t n = e.length
-        if e.value_offset < 0 or e.value_offset > self.view.shape[0] or n > self.view.shape[0] - e.value_offset:
-            raise IndexError(i)
-        cdef const uint8_t* p = &self.view[0] + e.value_offset if n else NULL
+        cdef int64_t n
+        cdef const uint8_t* p = self._value_ptr(i, &n)
         while n > 0 and (p[n - 1] == 32 or p[n - 1] == 0):
             n -= 1
         return PyUnicode_DecodeLatin1(<const char*>p, n, NULL)

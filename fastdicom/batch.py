@@ -706,6 +706,21 @@ def _all_fallback(plan, n):
                          np.zeros(n, bool)) for _ in range(nt)]}
 
 
+def _record_status(st, r, i, err_type, err_msg, err_off, err_tag) -> None:
+    """The one place a per-file status of the nogil reader becomes an error row."""
+    if st == _batch.STATUS_OS_ERROR:
+        e = int(r["errno"][i])
+        err_type[i], err_msg[i] = _ERRNO_CLASS.get(e, OSError).__name__, os.strerror(e)
+    elif st == _batch.STATUS_NOT_REGULAR:
+        err_type[i], err_msg[i] = "IsADirectoryError", "not a regular file"
+    elif st == _batch.STATUS_CHANGED:
+        err_type[i], err_msg[i] = "FileChangedError", "file changed while it was read"
+    elif st == _batch.STATUS_PIXEL_TRUNCATED:
+        err_type[i] = "TruncatedError"
+        err_msg[i] = "Pixel Data value runs past the end of the file"
+        err_off[i], err_tag[i] = int(r["err_offset"][i]), 0x7FE00010
+
+
 def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192,
                 rows: Optional[list] = None):
     """Scan ``paths``; return (RecordBatch, extra) where ``extra`` has per-row error offset/tag.
@@ -740,18 +755,7 @@ def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 81
             fallback_rows[i] = rows[i] if rows is not None else read_header_row(path, plan.tag_list, nofollow=nofollow,
                                                find_pixels=plan.find_pixels)
             continue
-        if st == _batch.STATUS_OS_ERROR:
-            e = int(r["errno"][i])
-            cls = _ERRNO_CLASS.get(e, OSError)
-            err_type[i], err_msg[i] = cls.__name__, os.strerror(e)
-        elif st == _batch.STATUS_NOT_REGULAR:
-            err_type[i], err_msg[i] = "IsADirectoryError", "not a regular file"
-        elif st == _batch.STATUS_CHANGED:
-            err_type[i], err_msg[i] = "FileChangedError", "file changed while it was read"
-        elif st == _batch.STATUS_PIXEL_TRUNCATED:
-            err_type[i] = "TruncatedError"
-            err_msg[i] = "Pixel Data value runs past the end of the file"
-            err_off[i], err_tag[i] = int(r["err_offset"][i]), 0x7FE00010
+        _record_status(st, r, i, err_type, err_msg, err_off, err_tag)
         pix_o[i] = pix_l[i] = -1
     big = (flags & 1) == 0
     big &= status == 0
@@ -842,18 +846,7 @@ def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
         pix_l = pix_l.copy()
         for i in np.nonzero(~ok)[0].tolist():
             st = status[i]
-            if st == _batch.STATUS_OS_ERROR:
-                e = int(r["errno"][i])
-                cls = _ERRNO_CLASS.get(e, OSError)
-                err_type[i], err_msg[i] = cls.__name__, os.strerror(e)
-            elif st == _batch.STATUS_NOT_REGULAR:
-                err_type[i], err_msg[i] = "IsADirectoryError", "not a regular file"
-            elif st == _batch.STATUS_CHANGED:
-                err_type[i], err_msg[i] = "FileChangedError", "file changed while it was read"
-            elif st == _batch.STATUS_PIXEL_TRUNCATED:
-                err_type[i] = "TruncatedError"
-                err_msg[i] = "Pixel Data value runs past the end of the file"
-                err_off[i], err_tag[i] = int(r["err_offset"][i]), 0x7FE00010
+            _record_status(st, r, i, err_type, err_msg, err_off, err_tag)
             pix_o[i] = pix_l[i] = -1
     deflated = (flags & _batch.FLAG_DEFLATED) != 0
     if deflated.any():
