@@ -116,6 +116,8 @@ cdef struct ScanState:
     int32_t n_clipped
     int32_t n_vr_retries
     int32_t n_odd
+    int64_t vsize        # > 0: buf holds only the first bytes of data of this size
+    int64_t virtual_end  # end of a root pixel element whose value lies past the buffer
 
 
 cdef inline int32_t add_entry(ScanState* st, uint32_t tag, uint16_t vr, uint16_t flags,
@@ -411,6 +413,18 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
                 if limit != end:
                     # runs past its defined-length item, not past the data
                     return fail(st, ST_MALFORMED, pos, tag)
+                if (sp == 0 and st.vsize > 0 and vr != VR_SQ and <int64_t>length <= st.vsize - pos - hdr_len
+                        and (tag == 0x7FE00010 or tag == 0x7FE00008 or tag == 0x7FE00009)):
+                    # a prefix of a file: the pixel value lies past the bytes read; index it
+                    # whole and stop (its value is read from the file when asked for)
+                    if vr == 0 or vr == VR_UN:
+                        flags |= F_SQ_BLOB
+                    idx = add_entry(st, tag, vr, flags, pos, pos + hdr_len, length, parent,
+                                    depth)
+                    if idx < 0:
+                        return fail(st, ST_TOO_MANY if idx == -1 else ST_NO_MEMORY, pos, tag)
+                    st.virtual_end = pos + hdr_len + <int64_t>length
+                    break
                 if not allow_clip:
                     return fail(st, ST_TRUNCATED, pos, tag)
                 # the last element of the data set runs past the end: keep what is there
@@ -492,6 +506,8 @@ cdef class ElementIndex:
     cdef readonly int32_t n_clipped
     cdef readonly int32_t n_vr_retries
     cdef readonly int32_t n_odd
+    cdef readonly int64_t virtual_end
+    cdef object full     # the whole file (a lazy MappedFile) when ``buffer`` is a prefix
 
     def __dealloc__(self):
         free(self.entries)
@@ -563,11 +579,29 @@ cdef class ElementIndex:
             raise IndexError(i)
         cdef Entry* e = &self.entries[i]
         n[0] = e.length
+        if self.full is not None and e.value_offset + n[0] > self.view.shape[0]:
+            self._widen()
         if e.value_offset < 0 or e.value_offset > self.view.shape[0] or n[0] > self.view.shape[0] - e.value_offset:
             raise IndexError(i)
         if n[0] == 0:
             return NULL
         return &self.view[0] + e.value_offset
+
+    cdef int _widen(self) except -1:
+        """Switch from the prefix the index was scanned on to the whole file (maps it)."""
+        full = self.full
+        self.view = full
+        self.buffer = full
+        self.full = None
+        return 0
+
+    def attach_file(self, full):
+        """Declare ``full`` (an object with the buffer protocol, e.g. a lazy MappedFile)
+        as the whole data this index was scanned a prefix of; values past the prefix are
+        read from it, which is touched only then."""
+        if len(full) < self.view.shape[0]:
+            raise ValueError("the whole data is shorter than the prefix")
+        self.full = full
 
     def value(self, int32_t i):
         """The raw value bytes of entry i (a copy)."""
@@ -707,6 +741,8 @@ cdef class ElementIndex:
         if i < 0 or i >= self.count:
             raise IndexError(i)
         cdef Entry* e = &self.entries[i]
+        if self.full is not None and e.value_offset + e.length > self.view.shape[0]:
+            self._widen()
         return memoryview(self.buffer)[e.value_offset:e.value_offset + e.length]
 
     def parent(self, int32_t i):
@@ -736,11 +772,17 @@ assert ENTRY_DTYPE.itemsize == sizeof(Entry)
 def scan(buffer, Py_ssize_t start=0, Py_ssize_t end=-1, *, bint explicit=True, uint32_t stop_below=0,
          bint little_endian=True, uint32_t stop_tag=0xFFFFFFFF, bint stop_before_pixels=False,
          int max_depth=64, int max_elements=10_000_000, bint allow_clip=True,
-         bint lenient_vr=True, bint as_sequence=False, int64_t defer_sq_bytes=0):
+         bint lenient_vr=True, bint as_sequence=False, int64_t defer_sq_bytes=0,
+         int64_t virtual_size=-1):
     """Scan ``buffer[start:end]`` (any object with the buffer protocol) into an ElementIndex.
 
     Never raises for bad data: the result's ``status`` (0 = OK) and ``error_offset`` /
     ``error_tag`` say what went wrong; :func:`fastdicom.errors.status_error` maps them.
+
+    ``virtual_size`` > ``len(buffer)`` says the buffer holds only the first bytes of data of
+    that size: a root-level pixel element whose defined-length value runs past the buffer but
+    not past ``virtual_size`` is indexed whole and ends the scan (``virtual_end``); see
+    :meth:`ElementIndex.attach_file`.
     """
     cdef const uint8_t[::1] view
     cdef ElementIndex idx = ElementIndex.__new__(ElementIndex)
@@ -769,6 +811,8 @@ def scan(buffer, Py_ssize_t start=0, Py_ssize_t end=-1, *, bint explicit=True, u
     st.n_clipped = 0
     st.n_vr_retries = 0
     st.n_odd = 0
+    st.vsize = virtual_size if (virtual_size > n and end == n) else 0
+    st.virtual_end = -1
     cdef const uint8_t* p = &view[0] if n > 0 else NULL
     with nogil:
         if n > 0:
@@ -793,6 +837,7 @@ def scan(buffer, Py_ssize_t start=0, Py_ssize_t end=-1, *, bint explicit=True, u
     idx.n_clipped = st.n_clipped
     idx.n_vr_retries = st.n_vr_retries
     idx.n_odd = st.n_odd
+    idx.virtual_end = st.virtual_end
     return idx
 
 
@@ -800,7 +845,12 @@ def scan(buffer, Py_ssize_t start=0, Py_ssize_t end=-1, *, bint explicit=True, u
 # File access: POSIX mmap with the descriptor closed at once, and pread into owned buffers
 
 cdef class MappedFile:
-    """A read-only POSIX memory map of a whole file; the descriptor is closed at once.
+    """A read-only POSIX memory map of a whole file.
+
+    By default the file is mapped at once and the descriptor closed.  With ``lazy=True`` the
+    descriptor stays open (until :meth:`close`) and the map is made on the first buffer
+    export, so a reader that needs only a header prefix and one frame (:meth:`pread`,
+    :meth:`pread_into`) never pays for the map and its page faults.
 
     The map is released when the last reference goes away (every numpy view or memoryview of
     it holds one), never under a live view.  A file truncated by another process while mapped
@@ -808,22 +858,24 @@ cdef class MappedFile:
     size at open; use ``mode="read"`` for files others may modify.
     """
     cdef void* addr
+    cdef int fd
     cdef readonly Py_ssize_t size
     cdef readonly int64_t mtime_ns
     cdef readonly object path
+    cdef bytes bpath
     cdef Py_ssize_t shape[1]
     cdef Py_ssize_t strides[1]
     cdef int exports
 
-    def __cinit__(self, path):
+    def __cinit__(self, path, bint lazy=False):
         self.addr = NULL
+        self.fd = -1
         self.size = 0
         self.path = path
-        cdef bytes bpath = path.encode("utf-8", "surrogateescape") if isinstance(path, str) else bytes(path)
-        cdef const char* cpath = bpath
+        self.bpath = path.encode("utf-8", "surrogateescape") if isinstance(path, str) else bytes(path)
+        cdef const char* cpath = self.bpath
         cdef int fd
         cdef stat_t sb
-        cdef void* a
         with nogil:
             fd = c_open(cpath, O_RDONLY | O_CLOEXEC)
         if fd < 0:
@@ -837,24 +889,118 @@ cdef class MappedFile:
                 raise IsADirectoryError(21, "not a regular file", path)
             self.size = sb.st_size
             self.mtime_ns = <int64_t>sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec
-            if self.size > 0:
-                with nogil:
-                    a = mmap(NULL, <size_t>self.size, PROT_READ, MAP_SHARED, fd, 0)
-                if a == MAP_FAILED:
-                    import os
-                    raise OSError(errno, os.strerror(errno), path)
-                self.addr = a
-                # no speculative readahead around page faults: touching the header of a
-                # multi-GiB file must not read megabytes; ranges about to be read in full
-                # (frames, fragments) are announced with advise_willneed()
-                madvise(a, <size_t>self.size, MADV_RANDOM)
+            if lazy:
+                self.fd = fd
+                fd = -1
+            else:
+                self._map_fd(fd)
         finally:
+            if fd >= 0:
+                close(fd)
+
+    cdef int _map_fd(self, int fd) except -1:
+        cdef void* a
+        if self.size > 0:
+            with nogil:
+                a = mmap(NULL, <size_t>self.size, PROT_READ, MAP_SHARED, fd, 0)
+            if a == MAP_FAILED:
+                import os
+                raise OSError(errno, os.strerror(errno), self.path)
+            self.addr = a
+            # no speculative readahead around page faults: touching the header of a
+            # multi-GiB file must not read megabytes; ranges about to be read in full
+            # (frames, fragments) are announced with advise_willneed()
+            madvise(a, <size_t>self.size, MADV_RANDOM)
+        return 0
+
+    cdef int _open_checked(self) except -1:
+        """The open descriptor, or the file opened again and checked to be unchanged."""
+        cdef const char* cpath = self.bpath
+        cdef int fd
+        cdef stat_t sb
+        if self.fd >= 0:
+            return self.fd
+        with nogil:
+            fd = c_open(cpath, O_RDONLY | O_CLOEXEC)
+        if fd < 0:
+            import os
+            raise OSError(errno, os.strerror(errno), self.path)
+        if (fstat(fd, &sb) != 0 or sb.st_size != self.size
+                or <int64_t>sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec != self.mtime_ns):
             close(fd)
+            from fastdicom.errors import FileChangedError
+            raise FileChangedError("file changed since it was opened", path=self.path)
+        return fd
+
+    cdef int _ensure_map(self) except -1:
+        cdef int fd
+        cdef stat_t sb
+        if self.addr != NULL or self.size == 0:
+            return 0
+        fd = self._open_checked()
+        try:
+            if fstat(fd, &sb) != 0 or sb.st_size < self.size:
+                from fastdicom.errors import FileChangedError
+                raise FileChangedError("file was truncated since it was opened", path=self.path)
+            self._map_fd(fd)
+        finally:
+            if fd != self.fd:
+                close(fd)
+        return 0
+
+    @property
+    def mapped(self):
+        """True once the file is mapped."""
+        return self.addr != NULL
+
+    def pread_into(self, dest, int64_t offset):
+        """Read ``len(dest)`` bytes at ``offset`` into the writable buffer ``dest`` with pread
+        (nogil): the open descriptor of a lazy map, else the file opened again.  Returns the
+        bytes read, or -1 (nothing read) when the file's size is no longer the size at open."""
+        cdef uint8_t[::1] out = dest
+        cdef int64_t n = out.shape[0], got = 0
+        cdef int fd = self._open_checked(), err = 0
+        cdef stat_t sb
+        with nogil:
+            if fstat(fd, &sb) != 0:
+                err = errno
+            elif sb.st_size != self.size:
+                got = -1
+            elif n > 0:
+                err = pread_full(fd, <char*>&out[0], n, offset, &got)
+            if fd != self.fd:
+                close(fd)
+        if err:
+            import os
+            raise OSError(err, os.strerror(err), self.path)
+        return got
+
+    def pread(self, int64_t offset, Py_ssize_t length):
+        """Up to ``length`` bytes at ``offset`` as a new bytes object (see :meth:`pread_into`)."""
+        if offset < 0 or length < 0:
+            raise ValueError("negative offset or length")
+        if length > self.size - offset:
+            length = max(0, self.size - offset)
+        out = bytearray(length)
+        got = self.pread_into(out, offset)
+        if got < 0:
+            from fastdicom.errors import FileChangedError
+            raise FileChangedError("file changed since it was opened", path=self.path)
+        return bytes(out[:got]) if got < length else bytes(out)
+
+    def close(self):
+        """Close the descriptor of a lazy map (the map itself lives while referenced)."""
+        if self.fd >= 0:
+            close(self.fd)
+            self.fd = -1
 
     def __dealloc__(self):
         if self.addr != NULL:
             munmap(self.addr, <size_t>self.size)
             self.addr = NULL
+        if self.fd >= 0:
+            close(self.fd)
+            self.fd = -1
 
     def __len__(self):
         return self.size
@@ -896,6 +1042,7 @@ cdef class MappedFile:
     def __getbuffer__(self, Py_buffer* view, int flags):
         if flags & PyBUF_WRITABLE:
             raise BufferError("MappedFile is read-only")
+        self._ensure_map()
         self.shape[0] = self.size
         self.strides[0] = 1
         view.buf = self.addr if self.addr != NULL else <void*>b""

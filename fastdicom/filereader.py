@@ -1,7 +1,9 @@
 """dcmread / open: preamble, file meta, transfer syntax, deflate, buffer ownership.
 
-``mode="mmap"`` (the default for paths) maps the file with POSIX ``mmap()`` and closes the
-descriptor at once.  Residual risk: if another process truncates a mapped file, touching the
+``mode="mmap"`` (the default for paths) maps the file with POSIX ``mmap()``.  ``dcmread`` maps
+at once and closes the descriptor; :class:`DicomFile` (``fastdicom.open``) keeps the descriptor
+until ``close()``, reads the header from a ``pread`` prefix and maps the file only when a view
+or a value past the header needs it, so opening a file to copy one frame costs two small reads.  Residual risk: if another process truncates a mapped file, touching the
 lost pages raises SIGBUS, which kills the interpreter.  fastdicom checks the file size at open
 and again before each frame access, but cannot close the window between that check and the
 copy.  Use ``mode="read"`` (an owned buffer filled with ``pread``) for files on storage that
@@ -172,14 +174,23 @@ def _guess_encoding(buf, pos: int):
 def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
                 specific_tags: Optional[Iterable] = None, force: bool = False,
                 validation: str = "warn", limits: Optional[Limits] = None,
-                owner=None, partial_size: int = -1) -> Dataset:
+                owner=None, partial_size: int = -1, whole=None) -> Dataset:
     """Read a data set from any object with the buffer protocol (zero-copy).
 
     ``partial_size`` >= 0 says ``buf`` holds only the first bytes of a file of that size:
     a :class:`TruncatedError` at the end of ``buf`` then means "read more".
+
+    ``whole`` (with ``partial_size``): the whole file, e.g. a lazy :class:`MappedFile`.  The
+    prefix ``buf`` must then hold every element but the value of a last, defined-length pixel
+    element ending exactly at the end of the file; that value is read from ``whole`` when
+    asked for.  Anything else (or anything a strict read would report) raises ``_NeedMore``
+    or a DicomError, and the caller reads ``whole`` itself.
     """
     if validation not in _VALIDATION_MODES:
         check_validation(validation)
+    ctx_validation = validation
+    if whole is not None:
+        validation = "raise"  # a prefix attempt: anything lenient is left to the full read
     if limits is None:
         limits = DEFAULT_LIMITS
     if type(buf) is not bytes and not isinstance(buf, memoryview):
@@ -213,12 +224,19 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
     index = _scan(data, start, explicit=explicit, little_endian=h.little, stop_tag=stop_tag,
                   stop_before_pixels=stop_before_pixels, max_depth=limits.max_depth,
                   max_elements=limits.max_elements, allow_clip=partial_size < 0,
-                  lenient_vr=validation != "raise", defer_sq_bytes=DEFER_SQ_BYTES)
+                  lenient_vr=validation != "raise", defer_sq_bytes=DEFER_SQ_BYTES,
+                  virtual_size=partial_size if whole is not None else -1)
+    if whole is not None:
+        if (index.status != 0 or index.virtual_end != partial_size or inflated
+                or index.n_clipped or index.trailing):
+            raise _NeedMore()
+        index.attach_file(whole)
+        data = whole  # the context's buffer: the whole file, mapped on first buffer export
     if index.status != 0:
         if partial_size >= 0 and len(buf) < partial_size and index.status in (1, 11):
             raise _NeedMore()
         _check_status(index, path, inflated)
-    ctx = Context(data, path, validation, limits, inflated, owner, h.preamble, h.little,
+    ctx = Context(data, path, ctx_validation, limits, inflated, owner, h.preamble, h.little,
                   not explicit, h.transfer_syntax)
     if index.n_clipped or index.trailing or index.n_vr_retries or index.n_odd:
         _report_leniency(index, ctx, partial_size >= 0 and len(buf) < partial_size)
@@ -233,7 +251,7 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
     preamble = h.preamble
     if preamble is not None and (preamble[:2] == b"MZ" or preamble[:4] == b"\x7fELF"):
         kind = d["preamble_kind"] = _preamble_kind(preamble)
-    if preamble is not None and validation != "ignore" and d.get("preamble_kind") in ("pe", "elf"):
+    if preamble is not None and ctx_validation != "ignore" and d.get("preamble_kind") in ("pe", "elf"):
         warnings.warn(f"the preamble holds an executable ({kind.upper()}) "
                       "header (CVE-2019-11687 polyglot)" + (f" in {path!r}" if path else ""),
                       DicomWarning, stacklevel=3)
@@ -299,6 +317,26 @@ def _read_header_only(path, **kwargs) -> Dataset:
             chunk *= 8
 
 
+_PREFIX_CHUNKS = (HEADER_CHUNK, 64 << 10)
+
+
+def _read_prefix(mf: MappedFile, kwargs: dict) -> Optional[Dataset]:
+    """The data set of a lazily mapped file read from a pread prefix, when everything but
+    the value of its last (pixel) element fits in one; None when the file needs a full read."""
+    size = mf.size
+    for chunk in _PREFIX_CHUNKS:
+        if chunk >= size:
+            return None
+        try:
+            return read_buffer(mf.pread(0, chunk), owner=mf, partial_size=size, whole=mf,
+                               **kwargs)
+        except _NeedMore:
+            continue
+        except DicomError:
+            return None  # the full read reports it, as configured
+    return None
+
+
 def dcmread(fp, *, stop_before_pixels: bool = False, specific_tags: Optional[Iterable] = None,
             force: bool = False, mode: str = "mmap", validation: str = "warn",
             limits: Optional[Limits] = None, defer_size=None) -> Dataset:
@@ -355,25 +393,34 @@ def dcmread(fp, *, stop_before_pixels: bool = False, specific_tags: Optional[Ite
 class DicomFile:
     """An open DICOM file: owns the buffer (a memory map by default) and its data set.
 
-    ``close()`` drops the file's reference only; views handed out keep the map alive.
+    In ``mmap`` mode the descriptor stays open until :meth:`close`; the header is read with
+    ``pread`` and the file is mapped on first need (a view, a value past the header).
+    ``close()`` closes the descriptor and drops the file's reference; views handed out keep
+    the map alive.
     """
 
     def __init__(self, path, *, mode: str = "mmap", validation: str = "warn",
                  limits: Optional[Limits] = None, force: bool = False):
         self.path = os.fspath(path)
         self.mode = mode
+        kwargs = dict(path=self.path, validation=validation, limits=limits, force=force)
         if mode == "mmap":
-            self._buffer = MappedFile(self.path)
-            self.size = self._buffer.size
-            self.mtime_ns = self._buffer.mtime_ns
+            # the descriptor stays open until close(); the map is made only when a view or
+            # a value past the header needs it
+            self._buffer = mf = MappedFile(self.path, lazy=True)
+            self.size = mf.size
+            self.mtime_ns = mf.mtime_ns
+            self.dataset = _read_prefix(mf, kwargs)
+            if self.dataset is None:
+                self.dataset = read_buffer(mf, owner=mf, **kwargs)
+            return
         elif mode == "read":
             self._buffer, self.size, self.mtime_ns = read_file(self.path)
             if len(self._buffer) != self.size:
                 raise FileChangedError("file size changed while reading", path=self.path)
         else:
             raise ValueError(f"mode must be 'mmap' or 'read', not {mode!r}")
-        self.dataset = read_buffer(self._buffer, path=self.path, owner=self._buffer,
-                                   validation=validation, limits=limits, force=force)
+        self.dataset = read_buffer(self._buffer, owner=self._buffer, **kwargs)
 
     def check_unchanged(self) -> None:
         """Raise FileChangedError if the file on disk is now smaller than when opened."""
@@ -426,6 +473,8 @@ class DicomFile:
             d["_pixel_cache"] = None
             for key in [k for k, v in d.items() if isinstance(v, list) and k[:1].isupper()]:
                 del d[key]
+        if isinstance(self._buffer, MappedFile):
+            self._buffer.close()  # the descriptor; the map lives while views hold it
         self._buffer = None
 
     def __enter__(self) -> "DicomFile":

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
-from fastdicom._scan import MappedFile, pread_into
+from fastdicom._scan import MappedFile
 from fastdicom.errors import FileChangedError, LimitExceededError
 from fastdicom.pixels.codecs import decode_frame
 from fastdicom.pixels.encaps import encapsulated_frame, frame_table
@@ -71,8 +71,7 @@ def _pread_frames(ds, info: PixelInfo, start: int, count: int, as_rgb: bool):
         return None
     nbytes = info.frame_bytes * count
     out = np.empty(nbytes // info.dtype.itemsize, dtype=info.dtype)
-    got = pread_into(ctx.path, out.view(np.uint8), info.offset + start * info.frame_bytes,
-                     expect_size=owner.size)
+    got = owner.pread_into(out.view(np.uint8), info.offset + start * info.frame_bytes)
     if got != nbytes:
         raise FileChangedError("file changed since it was opened", path=ctx.path,
                                tag=info.tag)

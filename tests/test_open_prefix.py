@@ -1,0 +1,214 @@
+"""fastdicom.open: header from a pread prefix, file mapped only on need.
+
+The prefix path must give exactly the data set a full read gives (elements, values, pixels,
+warnings), and fall back to the full read whenever the prefix cannot hold the whole header.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import fastdicom
+from fastdicom import testing
+from fastdicom.filereader import HEADER_CHUNK
+
+from tests._data import CORPUS, require_shared
+
+
+def _mf(tmp_path, name="mf.dcm", n=5, rows=40, cols=30, **kw):
+    return testing.write_multiframe(tmp_path / name, n, rows, cols, dtype=np.uint16,
+                                    fill="random", seed=11, **kw)
+
+
+def _full(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fastdicom.dcmread(path, mode="read")
+
+
+def test_frame_copy_needs_no_map(tmp_path):
+    path = _mf(tmp_path)
+    expected = _full(path).pixel_array
+    with fastdicom.open(path) as f:
+        ds = f.dataset
+        for k in (4, 0, 2):
+            np.testing.assert_array_equal(ds.frame(k), expected[k])
+        assert ds.Rows == 40 and ds.NumberOfFrames == 5
+        assert not f.buffer.mapped            # header from pread, frames with pread
+        # the pixel value lies past the prefix: reading it maps the file, same bytes
+        raw = ds.PixelData
+        assert f.buffer.mapped
+        assert raw == expected.tobytes()
+        assert np.shares_memory(f.frame(1), np.frombuffer(f.buffer, dtype=np.uint8))
+
+
+def test_same_elements_as_full_read(tmp_path):
+    path = _mf(tmp_path)
+    ref = _full(path)
+    with fastdicom.open(path) as f:
+        assert not f.buffer.mapped
+        assert [e.tag for e in f.dataset] == [e.tag for e in ref]
+        assert f.dataset.to_json_dict() == ref.to_json_dict()
+        assert f.dataset.file_meta.to_json_dict() == ref.file_meta.to_json_dict()
+        pe, re = f.dataset[0x7FE00010], ref[0x7FE00010]
+        assert (pe.VR, pe.offset, pe.length) == (re.VR, re.offset, re.length)
+
+
+def test_implicit_vr_prefix(tmp_path):
+    els = testing.ct_instance_elements(rows=64, columns=64)
+    path = tmp_path / "implicit.dcm"
+    testing.write_file(path, els, transfer_syntax="1.2.840.10008.1.2")
+    ref = _full(path)
+    with fastdicom.open(path) as f:
+        np.testing.assert_array_equal(f.dataset.frame(0), ref.pixel_array)
+        assert not f.buffer.mapped
+        assert f.dataset.to_json_dict() == ref.to_json_dict()
+
+
+def test_header_past_first_chunk_uses_a_larger_prefix(tmp_path):
+    # a 20 KiB private value before the pixels: beyond the first pread, within the second
+    big = [(0x00090010, "LO", "FASTDICOM"), (0x00091001, "OB", b"\x01" * 20000)]
+    els = testing.ct_instance_elements(rows=256, columns=256) + big
+    path = tmp_path / "big.dcm"
+    testing.write_file(path, els)
+    assert os.path.getsize(path) > HEADER_CHUNK
+    ref = _full(path)
+    with fastdicom.open(path) as f:
+        assert not f.buffer.mapped
+        np.testing.assert_array_equal(f.dataset.frame(0), ref.pixel_array)
+        assert f.dataset.to_json_dict() == ref.to_json_dict()
+
+
+def test_huge_header_falls_back_to_the_map(tmp_path):
+    big = [(0x00090010, "LO", "FASTDICOM"), (0x00091001, "OB", b"\x02" * 200_000)]
+    path = tmp_path / "huge.dcm"
+    testing.write_file(path, testing.ct_instance_elements(rows=32, columns=32) + big)
+    ref = _full(path)
+    with fastdicom.open(path) as f:
+        assert f.buffer.mapped
+        np.testing.assert_array_equal(f.dataset.frame(0), ref.pixel_array)
+        assert f.dataset.to_json_dict() == ref.to_json_dict()
+
+
+def test_element_after_pixel_data_falls_back(tmp_path):
+    path = _mf(tmp_path)
+    with open(path, "ab") as fh:   # Data Set Trailing Padding (FFFC,FFFC) OB, 4 bytes
+        fh.write(bytes.fromhex("fcfffcff") + b"OB\0\0" + (4).to_bytes(4, "little") + b"\0" * 4)
+    ref = _full(path)
+    with fastdicom.open(path) as f:
+        assert 0xFFFCFFFC in f.dataset
+        assert f.dataset.to_json_dict() == ref.to_json_dict()
+        np.testing.assert_array_equal(f.dataset.frame(3), ref.pixel_array[3])
+
+
+def test_truncated_pixels_same_as_full_read(tmp_path):
+    path = _mf(tmp_path)
+    os.truncate(path, os.path.getsize(path) - 1000)
+    with pytest.warns(fastdicom.DicomWarning) as full_warnings:
+        ref = fastdicom.dcmread(path, mode="read")
+    with pytest.warns(fastdicom.DicomWarning) as open_warnings:
+        f = fastdicom.open(path)
+    assert [str(w.message) for w in open_warnings] == [str(w.message) for w in full_warnings]
+    with f:
+        assert f.dataset.to_json_dict() == ref.to_json_dict()
+        with pytest.raises(fastdicom.PixelDataError):
+            f.dataset.frame(0)
+
+
+def test_lenient_header_warns_once(tmp_path):
+    # an odd-length value in the header: reported by the full read only, never twice
+    els = testing.ct_instance_elements(rows=16, columns=16)
+    path = tmp_path / "odd.dcm"
+    testing.write_file(path, els)
+    data = path.read_bytes()
+    pos = data.index(bytes.fromhex("e07f1000"))          # before the Pixel Data element
+    odd = bytes.fromhex("29000110") + b"OB\0\0" + (3).to_bytes(4, "little") + b"abc"
+    path.write_bytes(data[:pos] + odd + data[pos:])
+    with warnings.catch_warnings(record=True) as w_full:
+        warnings.simplefilter("always")
+        fastdicom.dcmread(path, mode="read")
+    with warnings.catch_warnings(record=True) as w_open:
+        warnings.simplefilter("always")
+        fastdicom.open(path).close()
+    assert any("odd value length" in str(w.message) for w in w_full)
+    assert [str(w.message) for w in w_open] == [str(w.message) for w in w_full]
+
+
+def test_polyglot_warning_obeys_validation(tmp_path):
+    path = _mf(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[:4] = b"\x7fELF"
+    path.write_bytes(bytes(data))
+    with pytest.warns(fastdicom.DicomWarning, match="ELF"):
+        fastdicom.open(path).close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with fastdicom.open(path, validation="ignore") as f:
+            assert f.dataset.preamble_kind == "elf"
+            assert not f.buffer.mapped
+
+
+def test_replaced_file_after_close_is_detected(tmp_path):
+    path = _mf(tmp_path)
+    f = fastdicom.open(path)
+    ds = f.dataset
+    f.close()
+    np.testing.assert_array_equal(ds.frame(1), _full(path).pixel_array[1])  # reopened, same
+    os.replace(_mf(tmp_path, "other.dcm", n=6), path)
+    with pytest.raises(fastdicom.FileChangedError):
+        ds.frame(1)
+
+
+def test_descriptor_closed_on_close(tmp_path):
+    path = _mf(tmp_path)
+    before = len(os.listdir("/proc/self/fd"))
+    files = [fastdicom.open(path) for _ in range(20)]
+    assert len(os.listdir("/proc/self/fd")) >= before + 20
+    for f in files:
+        f.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_corpus_open_equals_full_read():
+    """Every corpus file: fastdicom.open gives the data set (and native pixels) of a full
+    read, whichever path it takes; the prefix path is taken for some of them."""
+    require_shared()
+    import csv
+    with open(CORPUS / "MANIFEST.tsv", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    n_prefix = n_files = 0
+    for row in rows:
+        path = CORPUS / row["path"]
+        try:
+            ref = _full(path)
+        except fastdicom.DicomError:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with pytest.raises(fastdicom.DicomError):
+                    fastdicom.open(path).close()
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            f = fastdicom.open(path)
+        with f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            n_files += 1
+            prefix = not f.buffer.mapped
+            n_prefix += prefix
+            if prefix:  # native pixels, read with pread: equal to the full read's
+                try:
+                    expected_pixels = ref.pixel_array
+                except fastdicom.DicomError as exc:
+                    with pytest.raises(type(exc)):
+                        f.dataset.pixel_array
+                else:
+                    np.testing.assert_array_equal(f.dataset.pixel_array, expected_pixels)
+            try:
+                expected = ref.to_json_dict()
+            except fastdicom.DicomError:
+                continue
+            assert f.dataset.to_json_dict() == expected, path
+    assert n_files > 400 and n_prefix > 50, (n_files, n_prefix)
