@@ -15,7 +15,8 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, int16_t, int32_t, int64_t,
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
-from cpython.buffer cimport PyBUF_WRITABLE
+from cpython.buffer cimport (PyBUF_WRITABLE, PyBUF_C_CONTIGUOUS, PyObject_GetBuffer,
+                             PyBuffer_Release)
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, pread_full, pread,
                                      close, c_open, c_openat, fstat, stat_t, timespec_t,
@@ -708,6 +709,125 @@ cdef class ElementIndex:
             return parts[0]
         return _MULTI(parts)
 
+    cdef const uint8_t* _plain(self, int32_t parent, uint32_t tag, uint16_t vr, int64_t* n,
+                               int* state, bint* le) noexcept:
+        """The value of a plain child element (its VR or implicit, not clipped/odd/nested,
+        inside the scanned bytes): state 1 and a pointer; 0 when absent; -1 otherwise."""
+        cdef int32_t i = self.find(tag, parent)
+        cdef Entry* e
+        if i < 0:
+            state[0] = 0
+            return NULL
+        e = &self.entries[i]
+        state[0] = -1
+        if (e.vr != 0 and e.vr != vr) or e.length <= 0 or (e.flags & (
+                F_CLIPPED | F_ODD | F_UN_SQ | F_ENCAPSULATED | F_UNDEFINED)):
+            return NULL
+        if e.value_offset < 0 or e.value_offset > self.view.shape[0] or e.length > self.view.shape[0] - e.value_offset:
+            return NULL
+        n[0] = e.length
+        le[0] = not (e.flags & F_BIG_ENDIAN)
+        state[0] = 1
+        return &self.view[0] + e.value_offset
+
+    cdef int _us(self, int32_t parent, uint32_t tag, int64_t dflt, int64_t* out) noexcept:
+        """A single US value (default when absent); -1 when not plain."""
+        cdef int64_t n = 0
+        cdef int state
+        cdef bint le = True
+        cdef const uint8_t* p = self._plain(parent, tag, VRC(b'U', b'S'), &n, &state, &le)
+        if state == 0:
+            out[0] = dflt
+            return 0
+        if state < 0 or n != 2:
+            return -1
+        out[0] = rd16(p, le)
+        return 0
+
+    def pixel_module(self, int32_t parent=-1):
+        """The Image Pixel module of item ``parent`` decoded in C, for the plain case:
+        ``(tag, entry, vr, flags, value_offset, length, header_offset, rows, columns,
+        bits_allocated, samples, bits_stored, representation, planar, photometric, frames,
+        frames_given)`` with the defaults pydicom assumes for absent optional values, or None
+        when anything is not plain (the general Python path then decides and reports)."""
+        cdef int32_t pos = -1, i, k
+        cdef uint32_t t
+        cdef uint32_t ptags[3]
+        ptags[0] = 0x7FE00010
+        ptags[1] = 0x7FE00008
+        ptags[2] = 0x7FE00009
+        for k in range(3):
+            i = self.find(ptags[k], parent)
+            if i >= 0:
+                if pos >= 0:
+                    return None
+                pos = i
+        if pos < 0:
+            return None
+        cdef int64_t rows, columns, bits, samples, stored, representation, planar
+        if (self._us(parent, 0x00280010, -1, &rows) or rows < 0
+                or self._us(parent, 0x00280011, -1, &columns) or columns < 0
+                or self._us(parent, 0x00280100, -1, &bits) or bits < 0
+                or self._us(parent, 0x00280002, 1, &samples)
+                or self._us(parent, 0x00280101, bits, &stored)
+                or self._us(parent, 0x00280103, 0, &representation)
+                or self._us(parent, 0x00280006, 0, &planar)):
+            return None
+        cdef int64_t n = 0, m, frames = 1
+        cdef int state
+        cdef bint le = True
+        cdef const uint8_t* p = self._plain(parent, 0x00280004, VRC(b'C', b'S'), &n, &state, &le)
+        cdef str photometric = "MONOCHROME2"
+        if state < 0:
+            return None
+        if state == 1:
+            m = n
+            while m > 0 and (p[m - 1] == 32 or p[m - 1] == 0):
+                m -= 1
+            k = 0
+            while k < m and p[k] == 32:
+                k += 1
+            if k == m:
+                return None
+            for i in range(k, m):
+                if p[i] == 0x5C or p[i] < 0x20 or p[i] > 0x7E:
+                    return None
+            photometric = PyUnicode_DecodeLatin1(<const char*>p + k, m - k, NULL)
+        p = self._plain(parent, 0x00280008, VRC(b'I', b'S'), &n, &state, &le)
+        if state < 0:
+            return None
+        if state == 1:
+            m = n
+            while m > 0 and (p[m - 1] == 32 or p[m - 1] == 0):
+                m -= 1
+            k = 0
+            while k < m and p[k] == 32:
+                k += 1
+            if k == m or m - k > 9:
+                return None
+            frames = 0
+            for i in range(k, m):
+                if not (0x30 <= p[i] <= 0x39):
+                    return None
+                frames = frames * 10 + (p[i] - 0x30)
+            if frames < 1:
+                return None
+        cdef Entry* e = &self.entries[pos]
+        vr = _VR_STR.get(e.vr)
+        if vr is None:
+            vr = chr(e.vr >> 8) + chr(e.vr & 0xFF) if e.vr else ''
+            _VR_STR[e.vr] = vr
+        return (e.tag, pos, vr, e.flags, e.value_offset, e.length, e.header_offset, rows,
+                columns, bits, samples, stored, representation, planar, photometric, frames,
+                state == 1)
+
+    def fast_values(self, tuple tags, int32_t parent, int latin1_text):
+        """:meth:`fast_value` of each of ``tags`` (a list with MISSING / SLOW sentinels)."""
+        cdef list out = []
+        for tag in tags:
+            out.append(self.fast_value(tag, parent, latin1_text))
+        return out
+
     def meta_summary(self):
         """(body_start, group_length, group_length_offset, meta_bytes_after_it, transfer_syntax)
         of a scanned file meta group (-1 / None where absent)."""
@@ -956,20 +1076,26 @@ cdef class MappedFile:
     def pread_into(self, dest, int64_t offset):
         """Read ``len(dest)`` bytes at ``offset`` into the writable buffer ``dest`` with pread
         (nogil): the open descriptor of a lazy map, else the file opened again.  Returns the
-        bytes read, or -1 (nothing read) when the file's size is no longer the size at open."""
-        cdef uint8_t[::1] out = dest
-        cdef int64_t n = out.shape[0], got = 0
-        cdef int fd = self._open_checked(), err = 0
+        bytes read, or -1 (nothing read) when the file's size is no longer the size at open.
+        ``dest`` may be any writable C-contiguous buffer (e.g. a numpy array of any dtype)."""
+        cdef Py_buffer buf
+        PyObject_GetBuffer(dest, &buf, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS)
+        cdef int64_t n = buf.len, got = 0
+        cdef int fd = -1, err = 0
         cdef stat_t sb
-        with nogil:
-            if fstat(fd, &sb) != 0:
-                err = errno
-            elif sb.st_size != self.size:
-                got = -1
-            elif n > 0:
-                err = pread_full(fd, <char*>&out[0], n, offset, &got)
-            if fd != self.fd:
-                close(fd)
+        try:
+            fd = self._open_checked()
+            with nogil:
+                if fstat(fd, &sb) != 0:
+                    err = errno
+                elif sb.st_size != self.size:
+                    got = -1
+                elif n > 0:
+                    err = pread_full(fd, <char*>buf.buf, n, offset, &got)
+                if fd != self.fd:
+                    close(fd)
+        finally:
+            PyBuffer_Release(&buf)
         if err:
             import os
             raise OSError(err, os.strerror(err), self.path)
@@ -981,12 +1107,27 @@ cdef class MappedFile:
             raise ValueError("negative offset or length")
         if length > self.size - offset:
             length = max(0, self.size - offset)
-        out = bytearray(length)
-        got = self.pread_into(out, offset)
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, length)
+        cdef int fd = self._open_checked(), err = 0
+        cdef int64_t got = 0
+        cdef stat_t sb
+        cdef char* dst = PyBytes_AS_STRING(out)
+        with nogil:
+            if fstat(fd, &sb) != 0:
+                err = errno
+            elif sb.st_size != self.size:
+                got = -1
+            elif length > 0:
+                err = pread_full(fd, dst, length, offset, &got)
+            if fd != self.fd:
+                close(fd)
+        if err:
+            import os
+            raise OSError(err, os.strerror(err), self.path)
         if got < 0:
             from fastdicom.errors import FileChangedError
             raise FileChangedError("file changed since it was opened", path=self.path)
-        return bytes(out[:got]) if got < length else bytes(out)
+        return out[:got] if got < length else out
 
     def close(self):
         """Close the descriptor of a lazy map (the map itself lives while referenced)."""

@@ -212,3 +212,85 @@ def test_corpus_open_equals_full_read():
                 continue
             assert f.dataset.to_json_dict() == expected, path
     assert n_files > 400 and n_prefix > 50, (n_files, n_prefix)
+
+
+# ------------------------------------------------------------------------------------------
+# the Image Pixel module decoded in C (ElementIndex.pixel_module) equals the general path
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from fastdicom.pixels.locator import _module_general  # noqa: E402
+
+
+def _compare_module(ds):
+    d = ds.__dict__
+    fast = d["_index"].pixel_module(d["_item"])
+    if fast is None:
+        return False
+    general = _module_general(ds, None)
+    if not fast[2]:   # implicit VR: the element resolves the pixel VR
+        fast = fast[:2] + (general[2],) + fast[3:]
+    assert fast == general
+    assert all(type(a) is type(b) for a, b in zip(fast, general))
+    return True
+
+
+_US = st.one_of(st.none(), st.integers(0, 0xFFFF))
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=_US, columns=_US, bits=st.sampled_from([None, 1, 8, 12, 16, 32]), spp=_US,
+       stored=_US, representation=_US, planar=_US,
+       photometric=st.one_of(st.none(), st.sampled_from(
+           ["MONOCHROME2", "RGB ", " YBR_FULL", "", "A\\B", "PALETTE COLOR"])),
+       frames=st.one_of(st.none(), st.sampled_from(
+           ["1", "7 ", " 12", "0", "-3", "+4", "1.0", "", "2\\3", "0005", "1234567890"])),
+       ts=st.sampled_from(["1.2.840.10008.1.2", "1.2.840.10008.1.2.1",
+                           "1.2.840.10008.1.2.2"]))
+def test_pixel_module_c_equals_general(tmp_path_factory, rows, columns, bits, spp, stored,
+                                       representation, planar, photometric, frames, ts):
+    els = [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"), (0x00080018, "UI", "1.2.3")]
+    for tag, vr, value in ((0x00280002, "US", spp), (0x00280004, "CS", photometric),
+                           (0x00280006, "US", planar), (0x00280008, "IS", frames),
+                           (0x00280010, "US", rows), (0x00280011, "US", columns),
+                           (0x00280100, "US", bits), (0x00280101, "US", stored),
+                           (0x00280103, "US", representation)):
+        if value is not None:
+            els.append((tag, vr, value))
+    els.append((0x7FE00010, "OW", b"\0" * 64))
+    path = tmp_path_factory.mktemp("pm") / "m.dcm"
+    testing.write_file(path, els, transfer_syntax=ts)
+    ds = _full(path)
+    d = ds.__dict__
+    fast = d["_index"].pixel_module(d["_item"])
+    try:
+        general = _module_general(ds, None)
+    except fastdicom.DicomError:
+        # the general path rejects it: the C path must not call it plain
+        assert fast is None, fast
+        return
+    if fast is not None:
+        assert _compare_module(ds)
+
+
+def test_pixel_module_c_equals_general_on_corpus():
+    require_shared()
+    import csv
+    with open(CORPUS / "MANIFEST.tsv", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    n_fast = 0
+    for row in rows:
+        try:
+            ds = _full(CORPUS / row["path"])
+        except fastdicom.DicomError:
+            continue
+        if "_index" not in ds.__dict__:
+            continue
+        try:
+            _module_general(ds, None)
+        except fastdicom.DicomError:
+            d = ds.__dict__
+            assert d["_index"].pixel_module(d["_item"]) is None, row["path"]
+            continue
+        n_fast += _compare_module(ds)
+    assert n_fast > 300

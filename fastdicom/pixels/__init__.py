@@ -56,11 +56,12 @@ def frame_view(ds, index: int, *, as_rgb: bool = True) -> np.ndarray:
     return native_frames(ctx.buffer, info, index, 1, as_rgb=as_rgb)[0]
 
 
-def _pread_frames(ds, info: PixelInfo, start: int, count: int, as_rgb: bool):
+def _pread_frames(ds, info: PixelInfo, start: int, count: int, as_rgb: bool, squeeze=False):
     """Native frames ``start .. start+count-1`` of a memory-mapped file read with ``pread``
-    straight into a new array (count, rows, cols[, spp]): no page faults on the map, the same
-    system calls as a raw read, and a file truncated meanwhile raises FileChangedError instead
-    of SIGBUS.  None when the layout needs the general path."""
+    straight into a new array (count, rows, cols[, spp]; without the first axis when
+    ``squeeze``): no page faults on the map, the same system calls as a raw read, and a file
+    truncated meanwhile raises FileChangedError instead of SIGBUS.  None when the layout needs
+    the general path."""
     ctx = _ctx(ds)
     owner = ctx.owner
     if (info.encapsulated or not isinstance(owner, MappedFile) or ctx.inflated
@@ -69,16 +70,13 @@ def _pread_frames(ds, info: PixelInfo, start: int, count: int, as_rgb: bool):
             or (as_rgb and info.photometric in ("YBR_FULL", "YBR_FULL_422"))
             or info.photometric == "YBR_FULL_422"):
         return None
-    nbytes = info.frame_bytes * count
-    out = np.empty(nbytes // info.dtype.itemsize, dtype=info.dtype)
-    got = owner.pread_into(out.view(np.uint8), info.offset + start * info.frame_bytes)
-    if got != nbytes:
+    frame_bytes = info.frame_bytes
+    shape = (count,) + info.frame_shape if not squeeze else info.frame_shape
+    arr = np.empty(shape, dtype=info.dtype)
+    got = owner.pread_into(arr, info.offset + start * frame_bytes)
+    if got != frame_bytes * count:
         raise FileChangedError("file changed since it was opened", path=ctx.path,
                                tag=info.tag)
-    shape = (count, info.rows, info.columns)
-    if info.samples_per_pixel > 1:
-        shape += (info.samples_per_pixel,)
-    arr = out.reshape(shape)
     if info.bits_allocated > info.bits_stored and arr.dtype.kind in "iu" \
             and needs_bit_correction(arr, info):
         _correct(arr, info)
@@ -93,9 +91,9 @@ def get_frame(ds, index: int, *, as_rgb: bool = True) -> np.ndarray:
     SIGBUS)."""
     info = pixel_info(ds)
     index = _index(info, index)
-    arr = _pread_frames(ds, info, index, 1, as_rgb)
+    arr = _pread_frames(ds, info, index, 1, as_rgb, squeeze=True)
     if arr is not None:
-        return arr[0]
+        return arr
     arr = frame_view(ds, index, as_rgb=as_rgb)
     if not arr.flags.writeable or not arr.flags.c_contiguous:
         arr = np.array(arr)

@@ -94,11 +94,12 @@ def _context(ds):
     return ctx, getattr(ctx, "path", None)
 
 
-def _int_value(ds, keyword: str, default: Optional[int], *, path, tag: int,
+def _int_value(value, keyword: str, default: Optional[int], *, path, tag: int,
                required: bool = True) -> Optional[int]:
     """An integer header value: missing/empty -> default (or PixelDataError when required and
     no default); multi-valued, text or non-integer values -> PixelDataError."""
-    value = getattr(ds, keyword, None)
+    if type(value) is int:
+        return value
     if value is None or (isinstance(value, (str, bytes, list)) and len(value) == 0):
         if default is None and required:
             raise PixelDataError(f"the data set has no {keyword} value, needed to read pixel "
@@ -115,10 +116,19 @@ def _int_value(ds, keyword: str, default: Optional[int], *, path, tag: int,
     return int(value)
 
 
-def _number_of_frames(ds, path) -> tuple[int, bool]:
-    if "NumberOfFrames" not in ds:
+_ABSENT = object()
+_PIXEL_TAGS = (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_FLOAT_PIXEL_DATA)
+#: the Image Pixel module values pixel_info reads (NumberOfFrames last)
+_MODULE_KEYWORDS = ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "BitsStored",
+                    "PixelRepresentation", "PlanarConfiguration", "PhotometricInterpretation",
+                    "NumberOfFrames")
+
+
+def _number_of_frames(value, path) -> tuple[int, bool]:
+    if value is _ABSENT:
         return 1, False
-    value = ds.get("NumberOfFrames", None)
+    if type(value) is int and value >= 1:
+        return value, True
     if value is None or (isinstance(value, (str, list)) and len(value) == 0):
         return 1, True  # an empty value counts as absent (pydicom assumes 1 frame)
     if isinstance(value, (list, tuple)):
@@ -138,6 +148,27 @@ def _number_of_frames(ds, path) -> tuple[int, bool]:
     return frames, True
 
 
+_DTYPES: dict = {}
+
+
+def _dtype(tag: int, bits_allocated: int, representation: int, big_endian: bool) -> np.dtype:
+    """The dtype pydicom returns (big endian data keeps a big endian dtype); cached."""
+    key = (tag, bits_allocated, representation, big_endian)
+    dtype = _DTYPES.get(key)
+    if dtype is None:
+        if tag == FLOAT_PIXEL_DATA:
+            base = np.dtype("float32")
+        elif tag == DOUBLE_FLOAT_PIXEL_DATA:
+            base = np.dtype("float64")
+        elif bits_allocated == 1:
+            base = np.dtype("uint8")
+        else:
+            base = np.dtype(f"{'ui'[representation]}{bits_allocated // 8}")
+        dtype = _DTYPES[key] = base.newbyteorder(">" if big_endian and base.itemsize > 1
+                                                 else "<")
+    return dtype
+
+
 def _transfer_syntax(ds, ctx) -> str:
     ts = getattr(ctx, "transfer_syntax", None)
     if ts:
@@ -146,6 +177,38 @@ def _transfer_syntax(ds, ctx) -> str:
     if not getattr(ctx, "is_little_endian", True):
         return EXPLICIT_BE
     return IMPLICIT_LE if getattr(ctx, "is_implicit_VR", False) else EXPLICIT_LE
+
+
+def _module_general(ds, path) -> tuple:
+    """What :meth:`ElementIndex.pixel_module` gives, for any data set (modified, or with
+    values that are not plain), checked in Python with the errors a bad value deserves."""
+    present = [t for t in _PIXEL_TAGS if t in ds]
+    if not present:
+        raise PixelDataError("the data set has no Pixel Data, Float Pixel Data or Double Float "
+                             "Pixel Data element", path=path)
+    if len(present) > 1:
+        raise PixelDataError("more than one of Pixel Data, Float Pixel Data and Double Float "
+                             "Pixel Data is present", path=path, tag=present[1])
+    tag = present[0]
+    elem = ds[tag]
+    (v_rows, v_columns, v_bits, v_samples, v_stored, v_repr, v_planar, photometric,
+     v_frames) = [getattr(ds, kw, None) for kw in _MODULE_KEYWORDS[:8]] + \
+        [getattr(ds, "NumberOfFrames", _ABSENT)]
+    kw = dict(path=path)
+    rows = _int_value(v_rows, "Rows", None, tag=0x00280010, **kw)
+    columns = _int_value(v_columns, "Columns", None, tag=0x00280011, **kw)
+    bits_allocated = _int_value(v_bits, "BitsAllocated", None, tag=0x00280100, **kw)
+    samples = _int_value(v_samples, "SamplesPerPixel", 1, tag=0x00280002, **kw)
+    bits_stored = _int_value(v_stored, "BitsStored", bits_allocated, tag=0x00280101, **kw)
+    representation = _int_value(v_repr, "PixelRepresentation", 0, tag=0x00280103, **kw)
+    planar = _int_value(v_planar, "PlanarConfiguration", 0, tag=0x00280006, **kw)
+    if isinstance(photometric, list):
+        photometric = photometric[0] if photometric else None
+    photometric = str(photometric).strip() if photometric else "MONOCHROME2"
+    frames, frames_given = _number_of_frames(v_frames, path)
+    return (tag, elem._index_pos, elem.VR, elem.flags, elem.offset, elem.length,
+            elem.header_offset, rows, columns, bits_allocated, samples, bits_stored,
+            representation, planar, photometric, frames, frames_given)
 
 
 def pixel_info(ds) -> PixelInfo:
@@ -157,23 +220,19 @@ def pixel_info(ds) -> PixelInfo:
     ctx, path = _context(ds)
     d = ds.__dict__
     index = d.get("_index")
+    module = None
     if index is not None and not d.get("_elements") and "_only" not in d and "_deleted" not in d:
-        # unmodified data set read from a buffer: ask the element index directly
-        item = d["_item"]
-        present = [t for t in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_FLOAT_PIXEL_DATA)
-                   if index.find(t, item) >= 0]
-    else:
-        present = [t for t in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_FLOAT_PIXEL_DATA) if t in ds]
-    if not present:
-        raise PixelDataError("the data set has no Pixel Data, Float Pixel Data or Double Float "
-                             "Pixel Data element", path=path)
-    if len(present) > 1:
-        raise PixelDataError("more than one of Pixel Data, Float Pixel Data and Double Float "
-                             "Pixel Data is present", path=path, tag=present[1])
-    tag = present[0]
-    elem = ds[tag]
+        # unmodified data set read from a buffer: the plain case is decoded in C
+        module = index.pixel_module(d["_item"])
+        if module is not None and not module[2]:
+            module = None  # implicit VR: the element resolves the pixel VR
+    if module is None:
+        module = _module_general(ds, path)
+    (tag, index_pos, vr, flags, value_offset, value_length, header_offset, rows, columns,
+     bits_allocated, samples, bits_stored, representation, planar, photometric, frames,
+     frames_given) = module
     ts = _transfer_syntax(ds, ctx)
-    encapsulated = bool(elem.flags & _F_ENCAPSULATED)
+    encapsulated = bool(flags & _F_ENCAPSULATED)
     if ts not in NATIVE_SYNTAXES:
         entry = _dict.TRANSFER_SYNTAXES.get(ts)
         if entry is None:
@@ -183,25 +242,12 @@ def pixel_info(ds) -> PixelInfo:
         if entry.get("encapsulated") and not encapsulated:
             raise PixelDataError(f"transfer syntax {ts} needs encapsulated pixel data, found "
                                  "a defined-length value", path=path,
-                                 offset=elem.header_offset, tag=tag)
+                                 offset=header_offset, tag=tag)
     elif encapsulated:
         raise PixelDataError(f"encapsulated (undefined-length) pixel data under the native "
-                             f"transfer syntax {ts}", path=path, offset=elem.header_offset,
+                             f"transfer syntax {ts}", path=path, offset=header_offset,
                              tag=tag)
 
-    kw = dict(path=path)
-    rows = _int_value(ds, "Rows", None, tag=0x00280010, **kw)
-    columns = _int_value(ds, "Columns", None, tag=0x00280011, **kw)
-    bits_allocated = _int_value(ds, "BitsAllocated", None, tag=0x00280100, **kw)
-    samples = _int_value(ds, "SamplesPerPixel", 1, tag=0x00280002, **kw)
-    bits_stored = _int_value(ds, "BitsStored", bits_allocated, tag=0x00280101, **kw)
-    representation = _int_value(ds, "PixelRepresentation", 0, tag=0x00280103, **kw)
-    planar = _int_value(ds, "PlanarConfiguration", 0, tag=0x00280006, **kw)
-    photometric = ds.get("PhotometricInterpretation", None)
-    if isinstance(photometric, list):
-        photometric = photometric[0] if photometric else None
-    photometric = str(photometric).strip() if photometric else "MONOCHROME2"
-    frames, frames_given = _number_of_frames(ds, path)
 
     if rows < 1 or columns < 1:
         raise PixelDataError(f"Rows and Columns must be positive, found {rows} x {columns}",
@@ -237,17 +283,8 @@ def pixel_info(ds) -> PixelInfo:
     if tag != PIXEL_DATA:
         bits_stored = bits_allocated
 
-    big_endian = ts == EXPLICIT_BE or bool(elem.flags & _F_BIG_ENDIAN)
-    if tag == FLOAT_PIXEL_DATA:
-        base = np.dtype("float32")
-    elif tag == DOUBLE_FLOAT_PIXEL_DATA:
-        base = np.dtype("float64")
-    elif bits_allocated == 1:
-        base = np.dtype("uint8")
-    else:
-        base = np.dtype(f"{'ui'[representation]}{bits_allocated // 8}")
-    # pydicom returns big endian data with a big endian dtype
-    dtype = base.newbyteorder(">") if big_endian and base.itemsize > 1 else base.newbyteorder("<")
+    big_endian = ts == EXPLICIT_BE or bool(flags & _F_BIG_ENDIAN)
+    dtype = _dtype(tag, bits_allocated, representation, big_endian)
 
     pixels = rows * columns * samples  # Python ints: no overflow
     if bits_allocated == 1:
@@ -265,14 +302,14 @@ def pixel_info(ds) -> PixelInfo:
             f"frames), more than limits.decode_budget ({budget})", path=path, tag=tag)
 
     buffer_len = len(ctx.buffer) if ctx is not None else 0
-    offset = int(elem.offset)
-    length = int(elem.length)
+    offset = int(value_offset)
+    length = int(value_length)
     if offset < 0 or offset > buffer_len:
         raise PixelDataError("pixel data value lies outside the data", path=path,
-                             offset=elem.header_offset, tag=tag)
+                             offset=header_offset, tag=tag)
     length = max(0, min(length, buffer_len - offset))
-    info = PixelInfo(tag=tag, keyword=keyword, vr=elem.VR, offset=offset, length=length,
-                     index_pos=elem._index_pos, transfer_syntax=ts, encapsulated=encapsulated,
+    info = PixelInfo(tag=tag, keyword=keyword, vr=vr, offset=offset, length=length,
+                     index_pos=index_pos, transfer_syntax=ts, encapsulated=encapsulated,
                      big_endian=big_endian, rows=rows, columns=columns,
                      samples_per_pixel=samples, bits_allocated=bits_allocated,
                      bits_stored=bits_stored, pixel_representation=representation,
@@ -280,7 +317,7 @@ def pixel_info(ds) -> PixelInfo:
                      frames_given=frames_given, pixels_per_frame=pixels,
                      frame_bits=frame_bits, dtype=dtype)
     if not encapsulated:
-        _check_native_length(info, path, elem.header_offset)
+        _check_native_length(info, path, header_offset)
     cache["info"] = info
     return info
 
