@@ -68,7 +68,7 @@ __all__ = ["ingest", "IngestResult", "IngestLockedError", "SCHEMA_VERSION", "STA
 
 log = logging.getLogger("fastdicom")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATES = ("indexed", "unchanged", "duplicate", "conflict", "skipped", "failed", "missing")
 DEFAULT_BATCH_SIZE = 1000
 
@@ -110,7 +110,6 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS files(
     path BLOB PRIMARY KEY, display TEXT NOT NULL, size INTEGER, mtime_ns INTEGER,
     state TEXT NOT NULL, reason TEXT, sop_instance_uid TEXT, sha256 BLOB) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS files_sop ON files(sop_instance_uid);
 CREATE TABLE IF NOT EXISTS failures(
     path BLOB PRIMARY KEY, display TEXT NOT NULL, error_type TEXT, message TEXT,
     offset INTEGER, tag INTEGER, time REAL) WITHOUT ROWID;
@@ -123,8 +122,6 @@ CREATE TABLE IF NOT EXISTS instances(
     study_instance_uid TEXT, transfer_syntax_uid TEXT, rows INTEGER, columns INTEGER,
     frames INTEGER, pixel_offset INTEGER, pixel_length INTEGER, attributes TEXT);
 CREATE INDEX IF NOT EXISTS instances_series ON instances(series_instance_uid, sop_instance_uid);
-CREATE INDEX IF NOT EXISTS instances_study ON instances(study_instance_uid, sop_instance_uid);
-CREATE INDEX IF NOT EXISTS instances_path ON instances(path);
 CREATE TABLE IF NOT EXISTS instance_copies(
     path BLOB PRIMARY KEY, state TEXT NOT NULL, sop_instance_uid TEXT NOT NULL,
     display_path TEXT NOT NULL, size INTEGER, mtime_ns INTEGER, sop_class_uid TEXT,
@@ -134,7 +131,8 @@ CREATE TABLE IF NOT EXISTS instance_copies(
 CREATE INDEX IF NOT EXISTS copies_sop ON instance_copies(sop_instance_uid);
 CREATE TABLE IF NOT EXISTS series(
     series_instance_uid TEXT PRIMARY KEY, study_instance_uid TEXT, modality TEXT,
-    series_number INTEGER, series_description TEXT, num_instances INTEGER);
+    series_number INTEGER, series_description TEXT, num_instances INTEGER,
+    first_sop_instance_uid TEXT);
 CREATE INDEX IF NOT EXISTS series_study ON series(study_instance_uid);
 CREATE TABLE IF NOT EXISTS studies(
     study_instance_uid TEXT PRIMARY KEY, patient_key TEXT, patient_id TEXT,
@@ -183,17 +181,33 @@ def _connect(db: str) -> sqlite3.Connection:
     return con
 
 
+# version 1 -> 2: three secondary indexes dropped (each cost a B-tree insert per file; the
+# lookups they served go through files.path and series.study_instance_uid instead) and
+# series.first_sop_instance_uid added (a study's first instance without a study index)
+_MIGRATE_1_TO_2 = """
+DROP INDEX IF EXISTS files_sop;
+DROP INDEX IF EXISTS instances_study;
+DROP INDEX IF EXISTS instances_path;
+ALTER TABLE series ADD COLUMN first_sop_instance_uid TEXT;
+UPDATE series SET first_sop_instance_uid = (SELECT min(sop_instance_uid) FROM instances i
+    WHERE i.series_instance_uid = series.series_instance_uid)
+"""
+
+
 def _init_schema(con: sqlite3.Connection, tags: Sequence[str]) -> None:
     version = con.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (0, SCHEMA_VERSION):
+    if version not in (0, 1, SCHEMA_VERSION):
         raise RuntimeError(f"index schema version {version} is not supported "
                            f"(this fastdicom writes version {SCHEMA_VERSION})")
     con.execute("BEGIN IMMEDIATE")
     try:
+        if version == 1:
+            for stmt in _MIGRATE_1_TO_2.strip().split(";"):
+                con.execute(stmt)
         for stmt in _SCHEMA.strip().split(";"):
             if stmt.strip():
                 con.execute(stmt)
-        if version == 0:
+        if version != SCHEMA_VERSION:
             con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         con.execute("COMMIT")
     except BaseException:
@@ -318,8 +332,10 @@ class _Writer:
     def unindex(self, path):
         """Remove whatever ``path`` contributed to instances/copies; promote a copy."""
         con = self.con
-        r = con.execute("SELECT sop_instance_uid, series_instance_uid, study_instance_uid"
-                        " FROM instances WHERE path=?", (path,)).fetchone()
+        r = con.execute("SELECT i.sop_instance_uid, i.series_instance_uid,"
+                        " i.study_instance_uid FROM files f JOIN instances i ON"
+                        " i.sop_instance_uid = f.sop_instance_uid AND i.path = f.path"
+                        " WHERE f.path=?", (path,)).fetchone()
         if r is not None:
             uid = r[0]
             con.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
@@ -394,12 +410,20 @@ class _Writer:
         return state
 
     def refresh_hierarchy(self):
+        """Recompute the series, studies and patients the batch touched.  A series belongs
+        to the study of its first instance (smallest SOPInstanceUID); a study's values come
+        from its first instance, found through its series (no per-study instance index)."""
         con = self.con
         patients = set()
+        studies = set(self.touched_studies)
         for s in sorted(self.touched_series):
-            r = con.execute("SELECT study_instance_uid, attributes FROM instances WHERE"
-                            " series_instance_uid=? ORDER BY sop_instance_uid LIMIT 1",
-                            (s,)).fetchone()
+            old = con.execute("SELECT study_instance_uid FROM series WHERE"
+                              " series_instance_uid=?", (s,)).fetchone()
+            if old is not None and old[0] is not None:
+                studies.add(old[0])
+            r = con.execute("SELECT study_instance_uid, attributes, sop_instance_uid FROM"
+                            " instances WHERE series_instance_uid=? ORDER BY sop_instance_uid"
+                            " LIMIT 1", (s,)).fetchone()
             if r is None:
                 con.execute("DELETE FROM series WHERE series_instance_uid=?", (s,))
                 continue
@@ -407,22 +431,24 @@ class _Writer:
                             (s,)).fetchone()[0]
             a = json.loads(r[1])
             vals = (s, r[0], a.get("Modality"), _as_int(a.get("SeriesNumber")),
-                    a.get("SeriesDescription"), n)
+                    a.get("SeriesDescription"), n, r[2])
             _upsert(con, "series", ("series_instance_uid", "study_instance_uid", "modality",
-                                    "series_number", "series_description", "num_instances"),
-                    vals)
-        for st in sorted(self.touched_studies):
-            r = con.execute("SELECT attributes FROM instances WHERE study_instance_uid=?"
-                            " ORDER BY sop_instance_uid LIMIT 1", (st,)).fetchone()
+                                    "series_number", "series_description", "num_instances",
+                                    "first_sop_instance_uid"), vals)
+        for st in sorted(x for x in studies if x):
             old = con.execute("SELECT patient_key FROM studies WHERE study_instance_uid=?",
                               (st,)).fetchone()
             if old is not None:
                 patients.add(old[0])
+            ns, ni, first = con.execute(
+                "SELECT count(*), sum(num_instances), min(first_sop_instance_uid) FROM series"
+                " WHERE study_instance_uid=?", (st,)).fetchone()
+            r = None if first is None else con.execute(
+                "SELECT attributes FROM instances WHERE sop_instance_uid=?",
+                (first,)).fetchone()
             if r is None:
                 con.execute("DELETE FROM studies WHERE study_instance_uid=?", (st,))
                 continue
-            ni, ns = con.execute("SELECT count(*), count(DISTINCT series_instance_uid) FROM"
-                                 " instances WHERE study_instance_uid=?", (st,)).fetchone()
             a = json.loads(r[0])
             key = f"{a.get('IssuerOfPatientID') or ''}\x1f{a.get('PatientID') or ''}"
             patients.add(key)
@@ -442,8 +468,10 @@ class _Writer:
                 continue
             n = con.execute("SELECT count(*) FROM studies WHERE patient_key=?",
                             (key,)).fetchone()[0]
-            a = con.execute("SELECT attributes FROM instances WHERE study_instance_uid=?"
-                            " ORDER BY sop_instance_uid LIMIT 1", (r[0],)).fetchone()
+            a = con.execute("SELECT i.attributes FROM series s JOIN instances i ON"
+                            " i.sop_instance_uid = s.first_sop_instance_uid WHERE"
+                            " s.study_instance_uid=? ORDER BY s.first_sop_instance_uid LIMIT 1",
+                            (r[0],)).fetchone()
             a = json.loads(a[0]) if a else {}
             vals = (key, a.get("PatientID"), a.get("IssuerOfPatientID"), a.get("PatientName"),
                     a.get("PatientBirthDate"), a.get("PatientSex"), n)
