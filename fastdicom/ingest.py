@@ -32,11 +32,15 @@ transaction; parts not referenced by ``batches`` and ``*.tmp`` files are deleted
 A job killed at any point and re-run with the same command ends with the same index.
 One job per database at a time (an exclusive ``flock`` on ``<db>.lock``).
 
-Throughput: the common case of a batch (every file new, parsed, with a SOPInstanceUID not yet
-indexed) is written with two ``executemany`` calls from column-wise rows; the ``attributes``
-JSON is built column-wise with Arrow kernels (the same text as ``json.dumps(...,
-sort_keys=True, ensure_ascii=False)``); the UIDs of a batch are checked with one query per
-500; only files already in the ledger are ``stat``-ed.  New databases use 16 KiB pages.
+Throughput: a pipeline -- the calling thread walks, reads the ledger (through a second,
+read-only connection), scans and assembles batch k+1 while a single writer thread commits
+batch k; every write goes through that thread, in order.  The common case of a batch (every
+file new, parsed, with a SOPInstanceUID not yet indexed) is written with two ``executemany``
+calls from column-wise rows; the ``attributes`` JSON is built in C
+(:func:`fastdicom._rows.json_objects`, the same text as ``json.dumps(..., sort_keys=True,
+ensure_ascii=False)``); the UIDs of a batch are checked with one query per 500; only files
+already in the ledger are ``stat``-ed; a file costs four B-tree inserts (ledger, instance
+row, SOPInstanceUID and series indexes).  New databases use 16 KiB pages.
 
 Exit codes of ``fastdicom ingest``: 0 the job finished (even with failed files), 1 fatal
 error (database unwritable or locked by another job), 2 bad usage.  The last stdout line is a
@@ -61,6 +65,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import _batch
+from ._rows import json_objects
 from .batch import DEFAULT_TAGS, _Plan, _scan_chunk, iter_files, _display_path
 
 __all__ = ["ingest", "IngestResult", "IngestLockedError", "SCHEMA_VERSION", "STATES",
@@ -192,6 +197,21 @@ ALTER TABLE series ADD COLUMN first_sop_instance_uid TEXT;
 UPDATE series SET first_sop_instance_uid = (SELECT min(sop_instance_uid) FROM instances i
     WHERE i.series_instance_uid = series.series_instance_uid)
 """
+
+
+def _ro_uri(db) -> str:
+    """A read-only SQLite URI for ``db`` (percent-encoded: any path works)."""
+    from pathlib import Path
+    return Path(os.path.abspath(os.fspath(db))).as_uri() + "?mode=ro"
+
+
+def _connect_reader(db: str) -> sqlite3.Connection:
+    """A second connection for the ledger lookups of the walking thread (WAL: it reads the
+    last committed state while the writer thread writes)."""
+    con = sqlite3.connect(_ro_uri(db), uri=True, isolation_level=None, timeout=5.0,
+                          check_same_thread=False)
+    con.execute("PRAGMA cache_size=-8192")
+    return con
 
 
 def _init_schema(con: sqlite3.Connection, tags: Sequence[str]) -> None:
@@ -500,7 +520,7 @@ def _upsert(con, table, cols, vals):
 # ----------------------------------------------------------------------------- the job
 
 class _Prepared:
-    __slots__ = ("entries", "ledger", "scan_paths", "future", "batch")
+    __slots__ = ("entries", "ledger", "scan_paths", "future", "batch", "scanned", "tables")
 
 
 def _path_key(p: str) -> bytes:
@@ -551,12 +571,15 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
             except ImportError:
                 bar = None
         pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        rcon = _connect_reader(db) if track_seen else None
         try:
-            _run(con, plan, keywords, paths, follow_symlinks, batch_size, pool, workers,
+            _run(con, rcon, plan, keywords, paths, follow_symlinks, batch_size, pool, workers,
                  parquet, result, bar, track_seen)
             if track_seen:
                 _mark_missing(con, paths, result)
         finally:
+            if rcon is not None:
+                rcon.close()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             if bar is not None:
@@ -569,16 +592,18 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
         lock.release()
 
 
-def _prepare(con, entries, plan, pool, workers):
+def _prepare(rcon, entries, plan, pool, workers):
+    """Ledger lookup (none when ``rcon`` is None: the ledger was empty at the start) and the
+    scan of what is new or changed, started on ``pool`` (or run here)."""
     prep = _Prepared()
     prep.entries = entries
     keys = [_path_key(e.path) for e in entries]
     ledger = {}
-    for k in range(0, len(keys), 500):
+    for k in range(0, len(keys) if rcon is not None else 0, 500):
         part = keys[k:k + 500]
         q = "SELECT path, size, mtime_ns, state FROM files WHERE path IN (%s)" % \
             ",".join("?" * len(part))
-        for p, s, m, st in con.execute(q, part):
+        for p, s, m, st in rcon.execute(q, part):
             ledger[p] = (s, m, st)
     prep.ledger = ledger
     scan_idx = []
@@ -611,16 +636,27 @@ def _prepare(con, entries, plan, pool, workers):
     return prep
 
 
-def _run(con, plan, keywords, paths, follow, batch_size, pool, workers, parquet, result, bar,
-         track_seen=True):
+def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, parquet, result,
+         bar, track_seen=True):
+    """The pipeline: this thread walks, looks up the ledger (through ``rcon``, a second
+    connection: a batch's paths are written only by its own commit, so the committed state
+    is exact), scans and assembles batch k+1 while the writer thread commits batch k.  Every
+    database write goes through the single writer thread, in order."""
     walker = iter_files(paths, follow_symlinks=follow)
     pending: deque = deque()
+    inflight: deque = deque()
+    writer = ThreadPoolExecutor(1, thread_name_prefix="fastdicom-ingest-writer")
+
+    def submit(fn, *args):
+        inflight.append(writer.submit(fn, *args))
+        while len(inflight) > 1:
+            inflight.popleft().result()   # at most one commit in flight: memory stays bounded
 
     def entries_batches():
         buf = []
         for e in walker:
             if e.kind == "error" and e.is_dir:
-                _record_dir_error(con, e, result)
+                submit(_record_dir_error, con, e, result)
                 continue
             buf.append(e)
             if len(buf) >= batch_size:
@@ -629,12 +665,23 @@ def _run(con, plan, keywords, paths, follow, batch_size, pool, workers, parquet,
         if buf:
             yield buf
 
-    for entries in entries_batches():
-        pending.append(_prepare(con, entries, plan, pool, workers))
-        if len(pending) >= 2:
-            _commit(con, pending.popleft(), plan, keywords, parquet, result, bar, track_seen)
-    while pending:
-        _commit(con, pending.popleft(), plan, keywords, parquet, result, bar, track_seen)
+    def commit(prep):
+        _collect(prep, keywords)
+        submit(_commit, con, prep, plan, keywords, parquet, result, bar, track_seen)
+
+    try:
+        for entries in entries_batches():
+            pending.append(_prepare(rcon, entries, plan, pool, workers))
+            if len(pending) >= 2:
+                commit(pending.popleft())
+        while pending:
+            commit(pending.popleft())
+        while inflight:
+            inflight.popleft().result()
+    finally:
+        for f in inflight:
+            f.cancel()
+        writer.shutdown(wait=True)
 
 
 def _record_dir_error(con, e, result):
@@ -693,9 +740,14 @@ def _attributes_json(batch: pa.RecordBatch, keywords) -> list:
     """The ``attributes`` JSON text of each row of ``batch``: the same text as
     ``json.dumps(attrs, sort_keys=True, ensure_ascii=False)``, built column-wise."""
     import pyarrow.compute as pc
+    order = sorted(keywords)
+    try:
+        return json_objects(order, [batch.column(k) for k in order])   # in C
+    except TypeError:
+        pass  # a column type the C encoder does not cover (e.g. bytes): Arrow kernels
     enc = json.JSONEncoder(ensure_ascii=False).encode
     args: list = []
-    for n, k in enumerate(sorted(keywords)):
+    for n, k in enumerate(order):
         col = batch.column(k)
         text = _json_texts(col)
         if text is None:
@@ -789,8 +841,8 @@ def _bulk_batch(prep, scanned, indexed_uids, keywords):
     return keys, series, studies, ledger_rows, inst_rows, nbytes
 
 
-def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True):
-    entries, ledger = prep.entries, prep.ledger
+def _collect(prep, keywords):
+    """The scan results of a prepared batch as rows (``prep.scanned``) and Arrow tables."""
     scanned = {}
     tables = []
     if prep.future:
@@ -803,6 +855,13 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True):
             for i in range(b.num_rows):
                 scanned[prep.scan_paths[k]] = (cols, i, eoff[i], etag[i])
                 k += 1
+    prep.scanned, prep.tables = scanned, tables
+
+
+def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True):
+    """Write one collected batch in one transaction (on the writer thread)."""
+    entries, ledger = prep.entries, prep.ledger
+    scanned, tables = prep.scanned, prep.tables
     # UIDs of this batch already indexed: one query per 500 instead of one per file
     indexed_uids = set()
     if scanned:
@@ -980,7 +1039,7 @@ def _mark_missing(con, roots, result):
 def export_parquet(db, out) -> int:
     """Write the whole ``instances`` table (attributes expanded to columns) to ``out``."""
     import pyarrow.parquet as pq
-    con = sqlite3.connect(f"file:{os.fspath(db)}?mode=ro", uri=True)
+    con = sqlite3.connect(_ro_uri(db), uri=True)
     try:
         cur = con.execute("SELECT " + ", ".join(_ROW_COLS) + " FROM instances ORDER BY"
                           " sop_instance_uid")
@@ -1052,7 +1111,7 @@ def _cmd_ls(args) -> int:
     if not os.path.exists(args.db):
         print(f"fastdicom ls: no such database {args.db!r}", file=sys.stderr)
         return 2
-    con = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
+    con = sqlite3.connect(_ro_uri(args.db), uri=True)
     try:
         if args.studies:
             q = ("SELECT study_instance_uid, patient_id, accession_number, study_date,"

@@ -278,3 +278,59 @@ def test_kill9_resume_matches_uninterrupted(tree, tmp_path):
     assert names == referenced
     rows = sum(pq.read_metadata(parts / n).num_rows for n in names)
     assert rows >= len(a["inst"])
+
+
+def test_schema_v1_is_migrated(tmp_path):
+    """A version-1 index (three more indexes, no series.first_sop_instance_uid) is upgraded in
+    place and then ends exactly like an index built by this version."""
+    root = tmp_path / "tree"
+    for k in range(120):
+        d = root / f"st{k // 60}" / f"se{(k // 20) % 3}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"IM{k:04d}.dcm").write_bytes(_tiny_bytes(k, study=k // 60, series=(k // 20) % 3))
+    part = [p for p in sorted(root.rglob("*.dcm"))][:70]
+    staged = tmp_path / "staged"
+    for p in part:
+        q = staged / p.relative_to(root)
+        q.parent.mkdir(parents=True, exist_ok=True)
+        q.write_bytes(p.read_bytes())
+        os.utime(q, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns))
+    old_db = str(tmp_path / "old.sqlite")
+    ingest([staged], old_db, workers=1)
+    con = sqlite3.connect(old_db)
+    con.executescript("""
+        CREATE INDEX files_sop ON files(sop_instance_uid);
+        CREATE INDEX instances_study ON instances(study_instance_uid, sop_instance_uid);
+        CREATE INDEX instances_path ON instances(path);
+        ALTER TABLE series DROP COLUMN first_sop_instance_uid;
+        PRAGMA user_version=1;""")
+    con.close()
+    # the same tree grows: the upgraded index and a fresh one must agree
+    for p in sorted(root.rglob("*.dcm")):
+        q = staged / p.relative_to(root)
+        if not q.exists():
+            q.parent.mkdir(parents=True, exist_ok=True)
+            q.write_bytes(p.read_bytes())
+    r = ingest([staged], old_db, workers=1)
+    assert r.unchanged == 70 and r.indexed == 50
+    new_db = str(tmp_path / "new.sqlite")
+    ingest([staged], new_db, workers=1)
+    old, new = _dump(old_db), _dump(new_db)
+    for key in ("inst", "files", "series", "studies", "patients"):
+        assert old[key] == new[key], key
+    con = sqlite3.connect(old_db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert not names & {"files_sop", "instances_study", "instances_path"}
+    studies = dict(con.execute("SELECT study_instance_uid, num_instances FROM studies"))
+    assert sorted(studies.values()) == [60, 60]
+    con.close()
+
+
+def test_future_schema_version_is_refused(tmp_path):
+    db = str(tmp_path / "future.sqlite")
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA user_version=99")
+    con.close()
+    with pytest.raises(RuntimeError, match="version 99"):
+        ingest([tmp_path], db, workers=1)

@@ -1,0 +1,69 @@
+"""fastdicom._rows.json_objects: the same text as json.dumps, for every Arrow value it takes."""
+from __future__ import annotations
+
+import json
+import math
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fastdicom._rows import json_objects
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+_FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=64)
+_INT = st.integers(-2**63, 2**63 - 1)
+_KINDS = {
+    "str": (pa.string(), _TEXT), "int": (pa.int64(), _INT), "float": (pa.float64(), _FLOAT),
+}
+
+
+@st.composite
+def _columns(draw):
+    n = draw(st.integers(0, 8))
+    names = draw(st.lists(st.text(min_size=1, max_size=6), min_size=0, max_size=5,
+                          unique=True))
+    cols = []
+    for _ in names:
+        kind = draw(st.sampled_from(sorted(_KINDS)))
+        typ, values = _KINDS[kind]
+        is_list = draw(st.booleans())
+        item = st.one_of(st.none(), values)
+        if is_list:
+            item = st.one_of(st.none(), st.lists(st.one_of(st.none(), values), max_size=4))
+            typ = pa.list_(typ)
+        pad = draw(st.integers(0, 2))        # sliced arrays: a non-zero offset
+        data = draw(st.lists(item, min_size=n + pad, max_size=n + pad))
+        cols.append(pa.array(data, typ).slice(pad))
+    return names, cols, n
+
+
+def _expected(names, cols, n):
+    rows = []
+    for i in range(n):
+        obj = {k: c[i].as_py() for k, c in zip(names, cols)}
+        rows.append(json.dumps(obj, ensure_ascii=False))
+    return rows
+
+
+@settings(max_examples=300, deadline=None)
+@given(_columns())
+def test_json_objects_equals_json_dumps(spec):
+    names, cols, n = spec
+    if not cols:
+        return
+    assert json_objects(names, cols) == _expected(names, cols, n)
+
+
+def test_special_values():
+    cols = [pa.array(['a"\\\b\f\n\r\t\x00\x1f\x7f é \u2028 😀', None]),
+            pa.array([-0.0, math.inf]), pa.array([[math.nan, -math.inf], [None]],
+                                                 pa.list_(pa.float64()))]
+    names = ["s", "f", "l"]
+    assert json_objects(names, cols) == _expected(names, cols, 2)
+    assert json.loads(json_objects(names, cols)[0])["s"] == cols[0][0].as_py()
+
+
+def test_unsupported_type_raises_type_error():
+    with pytest.raises(TypeError):
+        json_objects(["b"], [pa.array([b"\x00"])])
