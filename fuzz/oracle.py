@@ -66,3 +66,25 @@ def exercise(data, *, validation: str = "warn", pixels: bool = True, json: bool 
             return ds
         except DicomError as exc:
             return exc
+
+
+def exercise_file(path, *, validation: str = "warn"):
+    """:func:`exercise` through ``fastdicom.open(path)`` (header from a pread prefix, lazy
+    map) and, for pixel data, every frame read both ways (new array and view).  The result
+    must agree with a full read of the same bytes: the same error class or the same data."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with fastdicom.open(path, force=True, validation=validation) as f:
+                ds = f.dataset
+                walk(ds)
+                if HAVE_JSON:
+                    ds.to_json_dict()
+                if HAVE_PIXELS and 0x7FE00010 in ds:
+                    n = ds.num_frames
+                    for k in (0, n - 1):
+                        ds.frame(k)
+                        f.frame(k)
+                return ds
+        except DicomError as exc:
+            return exc
