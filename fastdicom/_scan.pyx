@@ -1021,8 +1021,8 @@ cdef class MappedFile:
     cdef int _map_fd(self, int fd) except -1:
         cdef void* a
         if self.size > 0:
-            with nogil:
-                a = mmap(NULL, <size_t>self.size, PROT_READ, MAP_SHARED, fd, 0)
+            # with the GIL held: two threads exporting a lazy map at once must not both map
+            a = mmap(NULL, <size_t>self.size, PROT_READ, MAP_SHARED, fd, 0)
             if a == MAP_FAILED:
                 import os
                 raise OSError(errno, os.strerror(errno), self.path)
