@@ -472,6 +472,17 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
         free(stack)
 
 
+cdef inline void trim_text(const uint8_t* p, int64_t n, int64_t* start, int64_t* stop) noexcept:
+    """[start, stop) of a text value without leading spaces and trailing spaces/NULs."""
+    cdef int64_t m = n, k = 0
+    while m > 0 and (p[m - 1] == 32 or p[m - 1] == 0):
+        m -= 1
+    while k < m and p[k] == 32:
+        k += 1
+    start[0] = k
+    stop[0] = m
+
+
 cdef dict _VR_STR = {}
 
 MISSING = object()
@@ -750,8 +761,8 @@ cdef class ElementIndex:
         bits_allocated, samples, bits_stored, representation, planar, photometric, frames,
         frames_given)`` with the defaults pydicom assumes for absent optional values, or None
         when anything is not plain (the general Python path then decides and reports)."""
-        cdef int32_t pos = -1, i, k
-        cdef uint32_t t
+        cdef int32_t pos = -1, i
+        cdef int64_t k, j
         cdef uint32_t ptags[3]
         ptags[0] = 0x7FE00010
         ptags[1] = 0x7FE00008
@@ -781,35 +792,25 @@ cdef class ElementIndex:
         if state < 0:
             return None
         if state == 1:
-            m = n
-            while m > 0 and (p[m - 1] == 32 or p[m - 1] == 0):
-                m -= 1
-            k = 0
-            while k < m and p[k] == 32:
-                k += 1
+            trim_text(p, n, &k, &m)
             if k == m:
                 return None
-            for i in range(k, m):
-                if p[i] == 0x5C or p[i] < 0x20 or p[i] > 0x7E:
+            for j in range(k, m):
+                if p[j] == 0x5C or p[j] < 0x20 or p[j] > 0x7E:
                     return None
             photometric = PyUnicode_DecodeLatin1(<const char*>p + k, m - k, NULL)
         p = self._plain(parent, 0x00280008, VRC(b'I', b'S'), &n, &state, &le)
         if state < 0:
             return None
         if state == 1:
-            m = n
-            while m > 0 and (p[m - 1] == 32 or p[m - 1] == 0):
-                m -= 1
-            k = 0
-            while k < m and p[k] == 32:
-                k += 1
+            trim_text(p, n, &k, &m)
             if k == m or m - k > 9:
                 return None
             frames = 0
-            for i in range(k, m):
-                if not (0x30 <= p[i] <= 0x39):
+            for j in range(k, m):
+                if not (0x30 <= p[j] <= 0x39):
                     return None
-                frames = frames * 10 + (p[i] - 0x30)
+                frames = frames * 10 + (p[j] - 0x30)
             if frames < 1:
                 return None
         cdef Entry* e = &self.entries[pos]

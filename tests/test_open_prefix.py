@@ -15,7 +15,7 @@ import fastdicom
 from fastdicom import testing
 from fastdicom.filereader import HEADER_CHUNK
 
-from tests._data import CORPUS, require_shared
+from _data import CORPUS, require_shared  # noqa: E402
 
 
 def _mf(tmp_path, name="mf.dcm", n=5, rows=40, cols=30, **kw):
