@@ -94,7 +94,8 @@ class _Header:
 def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> _Header:
     h = _Header()
     n = len(buf)
-    if n >= 132 and buf[128:132] == b"DICM":
+    if n >= 132 and (buf.startswith(b"DICM", 128) if type(buf) is bytes
+                     else buf[128:132] == b"DICM"):
         h.preamble = bytes(buf[:128])
         pos = 132
     elif n >= 4 and buf[:4] == b"DICM":
@@ -124,7 +125,8 @@ def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> _H
                      stop_below=0x00020000,
                      max_depth=limits.max_depth, max_elements=limits.max_elements,
                      allow_clip=False)
-        _check_status(meta, path)
+        if meta.status:
+            _check_status(meta, path)
         h.meta_index = meta
         body, declared, gl_offset, actual, h.transfer_syntax = meta.meta_summary()
         if declared >= 0 and declared != actual:
@@ -144,19 +146,18 @@ def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> _H
                 path=path, offset=h.meta_start, tag=0x00020010))
         h.ts_guessed = True
         h.explicit, h.little = _guess_encoding(buf, pos)
-    elif ts == _IMPLICIT_LE:
-        h.explicit, h.little = False, True
-    elif ts == _EXPLICIT_BE:
-        h.explicit, h.little = True, False
     else:
-        info = _dict.TRANSFER_SYNTAXES.get(ts)
-        if info is not None:
-            h.explicit, h.little = bool(info["explicit_vr"]), bool(info["little_endian"])
-        else:
-            # unknown syntax: headers are explicit VR little endian (PS3.5 A.4); pixel
-            # decoding raises UnsupportedTransferSyntaxError later
-            h.explicit, h.little = True, True
+        # unknown syntax: headers are explicit VR little endian (PS3.5 A.4); pixel decoding
+        # raises UnsupportedTransferSyntaxError later
+        h.explicit, h.little = _TS_ENCODING.get(ts, (True, True))
     return h
+
+
+#: (explicit VR, little endian) of each known transfer syntax
+_TS_ENCODING = {ts: (bool(info["explicit_vr"]), bool(info["little_endian"]))
+                for ts, info in _dict.TRANSFER_SYNTAXES.items()}
+_TS_ENCODING[_IMPLICIT_LE] = (False, True)
+_TS_ENCODING[_EXPLICIT_BE] = (True, False)
 
 
 def _guess_encoding(buf, pos: int):
