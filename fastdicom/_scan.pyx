@@ -980,6 +980,8 @@ cdef class MappedFile:
     """
     cdef void* addr
     cdef int fd
+    cdef int readers          # preads in flight on the kept descriptor
+    cdef bint want_close      # close() asked while readers > 0
     cdef readonly Py_ssize_t size
     cdef readonly int64_t mtime_ns
     cdef readonly object path
@@ -991,6 +993,8 @@ cdef class MappedFile:
     def __cinit__(self, path, bint lazy=False):
         self.addr = NULL
         self.fd = -1
+        self.readers = 0
+        self.want_close = False
         self.size = 0
         self.path = path
         self.bpath = path.encode("utf-8", "surrogateescape") if isinstance(path, str) else bytes(path)
@@ -1035,12 +1039,10 @@ cdef class MappedFile:
         return 0
 
     cdef int _open_checked(self) except -1:
-        """The open descriptor, or the file opened again and checked to be unchanged."""
+        """The file opened again (a private descriptor), checked to be unchanged."""
         cdef const char* cpath = self.bpath
         cdef int fd
         cdef stat_t sb
-        if self.fd >= 0:
-            return self.fd
         with nogil:
             fd = c_open(cpath, O_RDONLY | O_CLOEXEC)
         if fd < 0:
@@ -1053,20 +1055,60 @@ cdef class MappedFile:
             raise FileChangedError("file changed since it was opened", path=self.path)
         return fd
 
+    cdef int _acquire_fd(self) except -1:
+        """A descriptor to read with (GIL held): the kept one, counted as in use so that
+        close() from another thread defers closing it (its number cannot be reused under a
+        pread in flight), or a private one the caller releases."""
+        if self.fd >= 0 and not self.want_close:
+            self.readers += 1
+            return self.fd
+        return self._open_checked()
+
+    cdef void _release_fd(self, int fd, bint shared) noexcept:
+        if not shared:
+            close(fd)
+            return
+        self.readers -= 1
+        if self.readers == 0 and self.want_close:
+            close(self.fd)
+            self.fd = -1
+            self.want_close = False
+
     cdef int _ensure_map(self) except -1:
         cdef int fd
+        cdef bint shared
         cdef stat_t sb
         if self.addr != NULL or self.size == 0:
             return 0
-        fd = self._open_checked()
+        fd = self._acquire_fd()
+        shared = fd == self.fd
         try:
             if fstat(fd, &sb) != 0 or sb.st_size < self.size:
                 from fastdicom.errors import FileChangedError
                 raise FileChangedError("file was truncated since it was opened", path=self.path)
             self._map_fd(fd)
         finally:
-            if fd != self.fd:
-                close(fd)
+            self._release_fd(fd, shared)
+        return 0
+
+    cdef int _pread_checked(self, char* dst, int64_t n, int64_t offset,
+                            int64_t* got) except -1:
+        """pread ``n`` bytes at ``offset`` (nogil); got = -1 when the size changed."""
+        cdef int fd = self._acquire_fd(), err = 0
+        cdef bint shared = fd == self.fd
+        cdef stat_t sb
+        got[0] = 0
+        with nogil:
+            if fstat(fd, &sb) != 0:
+                err = errno
+            elif sb.st_size != self.size:
+                got[0] = -1
+            elif n > 0:
+                err = pread_full(fd, dst, n, offset, got)
+        self._release_fd(fd, shared)
+        if err:
+            import os
+            raise OSError(err, os.strerror(err), self.path)
         return 0
 
     @property
@@ -1080,26 +1122,12 @@ cdef class MappedFile:
         bytes read, or -1 (nothing read) when the file's size is no longer the size at open.
         ``dest`` may be any writable C-contiguous buffer (e.g. a numpy array of any dtype)."""
         cdef Py_buffer buf
+        cdef int64_t got = 0
         PyObject_GetBuffer(dest, &buf, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS)
-        cdef int64_t n = buf.len, got = 0
-        cdef int fd = -1, err = 0
-        cdef stat_t sb
         try:
-            fd = self._open_checked()
-            with nogil:
-                if fstat(fd, &sb) != 0:
-                    err = errno
-                elif sb.st_size != self.size:
-                    got = -1
-                elif n > 0:
-                    err = pread_full(fd, <char*>buf.buf, n, offset, &got)
-                if fd != self.fd:
-                    close(fd)
+            self._pread_checked(<char*>buf.buf, buf.len, offset, &got)
         finally:
             PyBuffer_Release(&buf)
-        if err:
-            import os
-            raise OSError(err, os.strerror(err), self.path)
         return got
 
     def pread(self, int64_t offset, Py_ssize_t length):
@@ -1109,32 +1137,22 @@ cdef class MappedFile:
         if length > self.size - offset:
             length = max(0, self.size - offset)
         cdef bytes out = PyBytes_FromStringAndSize(NULL, length)
-        cdef int fd = self._open_checked(), err = 0
         cdef int64_t got = 0
-        cdef stat_t sb
-        cdef char* dst = PyBytes_AS_STRING(out)
-        with nogil:
-            if fstat(fd, &sb) != 0:
-                err = errno
-            elif sb.st_size != self.size:
-                got = -1
-            elif length > 0:
-                err = pread_full(fd, dst, length, offset, &got)
-            if fd != self.fd:
-                close(fd)
-        if err:
-            import os
-            raise OSError(err, os.strerror(err), self.path)
+        self._pread_checked(PyBytes_AS_STRING(out), length, offset, &got)
         if got < 0:
             from fastdicom.errors import FileChangedError
             raise FileChangedError("file changed since it was opened", path=self.path)
         return out[:got] if got < length else out
 
     def close(self):
-        """Close the descriptor of a lazy map (the map itself lives while referenced)."""
-        if self.fd >= 0:
-            close(self.fd)
-            self.fd = -1
+        """Close the descriptor of a lazy map (the map itself lives while referenced); with
+        reads in flight on other threads, the last of them closes it."""
+        if self.fd >= 0 and not self.want_close:
+            if self.readers:
+                self.want_close = True
+            else:
+                close(self.fd)
+                self.fd = -1
 
     def __dealloc__(self):
         if self.addr != NULL:

@@ -294,3 +294,52 @@ def test_pixel_module_c_equals_general_on_corpus():
             continue
         n_fast += _compare_module(ds)
     assert n_fast > 300
+
+
+def test_close_under_concurrent_reads_never_reads_another_file(tmp_path):
+    """close() while other threads pread frames: the kept descriptor is closed by the last
+    reader, so its number is never reused under a read in flight (a read must never return
+    bytes of another file); later reads reopen the file by path."""
+    import threading
+    path = _mf(tmp_path, n=8, rows=64, cols=64)
+    expected = _full(path).pixel_array
+    others = [_mf(tmp_path, f"o{k}.dcm", n=8, rows=64, cols=64) for k in range(3)]
+    for k, o in enumerate(others):   # same layout, different pixels
+        data = bytearray(o.read_bytes())
+        data[-expected.nbytes:] = bytes([k + 1]) * expected.nbytes
+        o.write_bytes(bytes(data))
+    f = fastdicom.open(path)
+    ds = f.dataset
+    errors, bad = [], []
+    stop = threading.Event()
+
+    def reader(seed):
+        import random
+        rng = random.Random(seed)
+        while not stop.is_set():
+            k = rng.randrange(8)
+            try:
+                got = ds.frame(k)
+            except Exception as exc:  # noqa: BLE001 - recorded, asserted below
+                errors.append(exc)
+                return
+            if not np.array_equal(got, expected[k]):
+                bad.append(k)
+
+    threads = [threading.Thread(target=reader, args=(s,)) for s in range(3)]
+    for t in threads:
+        t.start()
+    import time
+    try:
+        time.sleep(0.05)
+        f.close()
+        t_end = time.time() + 0.3
+        while time.time() < t_end:   # reuse descriptor numbers as fast as possible
+            for o in others:
+                with fastdicom.open(o) as g:
+                    g.dataset.frame(0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert not errors and not bad
