@@ -228,7 +228,8 @@ def _markdown(info: dict[str, Any], config: dict[str, Any], summary: Sequence[di
         f"- series size: {config['size_text']}; groups: {', '.join(config['groups'])};"
         f" wall time {config['elapsed_s']:.0f} s",
         "",
-        "Times are medians per item over rounds. *ratio to floor* = time ÷ the raw floor's time "
+        "Times are medians per item over rounds; the rounds of a task's implementations are "
+        "interleaved (one round of each in turn). *ratio to floor* = time ÷ the raw floor's time "
         "(the same system calls from Python: `os.open` + `os.pread`/`readinto` of the same bytes "
         "+ `close`), measured in the same run on the same files. *vs X* = X's time ÷ fastdicom's "
         "time (above 1: fastdicom is faster). Cold = page cache dropped "

@@ -2,11 +2,12 @@
 
 A :class:`Task` is one job ("read 8 header values of a 512x512 CT instance") done by several
 :class:`Impl`\\ s: fastdicom, the raw floor, and peers.  :func:`run_task` times every impl in the
-same process, on the same files, one after the other:
+same process, on the same files:
 
 * one untimed warm-up call per impl (its result goes to ``Task.check``);
 * warm rounds: each round calls the impl ``number`` times (calibrated so a round lasts at least
-  ``target_round_s``); rounds are capped by count *and* by a time budget;
+  ``target_round_s``); rounds are capped by count *and* by a time budget, and interleaved
+  across impls (one round of each in turn), so drift during the run hits every impl alike;
 * cold rounds (when ``Task.cold``): before each round every file of the task is dropped from
   the page cache with ``posix_fadvise(POSIX_FADV_DONTNEED)``; one call per round.
 
@@ -198,45 +199,46 @@ def _log(cfg: RunConfig, msg: str) -> None:
         cfg.log(msg)
 
 
-def run_impl(task: Task, impl: Impl, cfg: RunConfig, mode: str) -> Result:
-    res = Result(task.name, task.group, impl.label, impl.kind, impl.threads, mode, [], 1,
+def _calibrate(task: Task, impl: Impl, cfg: RunConfig) -> Result:
+    """One untimed warm-up call (its value goes to ``task.check``) and the number of calls
+    per round; the Result carries the error when the impl fails."""
+    res = Result(task.name, task.group, impl.label, impl.kind, impl.threads, "warm", [], 1,
                  task.items, task.nbytes)
-    max_rounds = min(cfg.max_rounds, impl.max_rounds or cfg.max_rounds)
     try:
-        if mode == "warm":
-            t0 = time.perf_counter()
-            value = impl.fn()                               # warm-up + correctness
-            first = time.perf_counter() - t0
-            if task.check is not None:
-                task.check(impl.label, value)
-            del value
-            number = 1
-            if first < cfg.target_round_s:
-                number = max(1, min(100_000, int(cfg.target_round_s / max(first, 1e-7))))
-            res.number = number
-            spent = 0.0
-            while len(res.per_item) < max_rounds:
-                dt = _time_calls(impl.fn, number)
-                spent += dt
-                res.per_item.append(dt / (number * task.items))
-                if spent >= cfg.budget_s and len(res.per_item) >= cfg.min_rounds:
-                    break
-        else:
-            spent = 0.0
-            rounds = min(cfg.cold_rounds, max_rounds)
-            while len(res.per_item) < rounds:
-                drop_caches(task.files)
-                t0 = time.perf_counter()
-                impl.fn()
-                dt = time.perf_counter() - t0
-                spent += dt
-                res.per_item.append(dt / task.items)
-                if spent >= cfg.cold_budget_s:
-                    break
+        t0 = time.perf_counter()
+        value = impl.fn()                               # warm-up + correctness
+        first = time.perf_counter() - t0
+        if task.check is not None:
+            task.check(impl.label, value)
+        del value
+        if first < cfg.target_round_s:
+            res.number = max(1, min(100_000, int(cfg.target_round_s / max(first, 1e-7))))
     except Exception as exc:  # a failing peer must not stop the run; it is reported
         res.error = f"{type(exc).__name__}: {exc}"
-        res.per_item = []
     return res
+
+
+def _warm_rounds(task: Task, cfg: RunConfig, runs: list) -> None:
+    """Warm rounds interleaved across impls (round-robin): a machine whose speed drifts
+    during the run (other tenants, frequency, memory state) moves every impl alike, so the
+    ratios of one run compare like with like.  Each impl stops at its round cap, or once it
+    has spent ``budget_s`` and has ``min_rounds`` rounds."""
+    active = [(impl, res, [0.0]) for impl, res in runs if res.error is None]
+    while active:
+        for item in list(active):
+            impl, res, spent = item
+            cap = min(cfg.max_rounds, impl.max_rounds or cfg.max_rounds)
+            try:
+                dt = _time_calls(impl.fn, res.number)
+            except Exception as exc:
+                res.error, res.per_item = f"{type(exc).__name__}: {exc}", []
+                active.remove(item)
+                continue
+            spent[0] += dt
+            res.per_item.append(dt / (res.number * task.items))
+            if len(res.per_item) >= cap or (spent[0] >= cfg.budget_s
+                                            and len(res.per_item) >= cfg.min_rounds):
+                active.remove(item)
 
 
 def _prewarm(files) -> None:
@@ -261,13 +263,13 @@ def _cold_round(task: Task, impl: Impl, res: Result) -> None:
 
 
 def run_task(task: Task, cfg: RunConfig) -> list[Result]:
-    """Time every impl of ``task``: warm, impl after impl; then, when asked, cold rounds
-    interleaved across impls (round-robin, so drifting disk conditions hit all alike)."""
-    results = []
+    """Time every impl of ``task``: warm rounds, then (when asked) cold rounds, both
+    interleaved across impls (round-robin, so drifting conditions hit all alike)."""
     _prewarm(task.files)  # "warm" means warm for every impl, not only for the later ones
-    for impl in task.impls:
-        r = run_impl(task, impl, cfg, "warm")
-        results.append(r)
+    runs = [(impl, _calibrate(task, impl, cfg)) for impl in task.impls]
+    _warm_rounds(task, cfg, runs)
+    results = [r for _, r in runs]
+    for r in results:
         _report(cfg, task, r)
     if not (task.cold and cfg.cold and _FADV_DONTNEED is not None and task.files):
         return results
