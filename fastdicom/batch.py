@@ -48,6 +48,7 @@ from __future__ import annotations
 import errno as _errno
 import glob as _glob
 import os
+import threading
 import stat as _stat
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -1029,8 +1030,23 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     if workers <= 1:
         yield from merged(fn(c) for c in chunks)
         return
-    with ThreadPoolExecutor(workers) as pool:
-        yield from merged(_bounded_map(pool, fn, chunks, 2 * workers))
+    pool = _scan_pool(workers)
+    yield from merged(_bounded_map(pool, fn, chunks, 2 * workers))
+
+
+_POOLS: dict = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _scan_pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``workers`` scan threads, made once: a scan does not pay for
+    starting threads, and they start warm (tasks never wait on other tasks of the pool)."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ThreadPoolExecutor(
+                workers, thread_name_prefix=f"fastdicom-scan{workers}")
+        return pool
 
 
 class _Redo:
