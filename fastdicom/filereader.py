@@ -425,6 +425,8 @@ class DicomFile:
 
     def check_unchanged(self) -> None:
         """Raise FileChangedError if the file on disk is now smaller than when opened."""
+        if self._buffer is None:
+            raise ValueError("DicomFile is closed")
         if self.mode == "mmap" and not self._buffer.check():
             raise FileChangedError("file was truncated or removed since it was mapped",
                                    path=self.path)

@@ -343,3 +343,15 @@ def test_close_under_concurrent_reads_never_reads_another_file(tmp_path):
         for t in threads:
             t.join(timeout=30)
     assert not errors and not bad
+
+
+def test_closed_dicomfile_says_so(tmp_path):
+    path = _mf(tmp_path)
+    f = fastdicom.open(path)
+    f.close()
+    for call in (lambda: f.frame(0), lambda: f.encapsulated_frame(0), lambda: f.pixel_array,
+                 lambda: f.buffer):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+    # the data set itself stays usable: the file is opened again (and checked) when needed
+    np.testing.assert_array_equal(f.dataset.frame(2), _full(path).pixel_array[2])
