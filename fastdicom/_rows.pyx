@@ -52,6 +52,16 @@ cdef int put(Out* o, const char* s, Py_ssize_t k) except -1:
     return 0
 
 cdef const char* HEX = b"0123456789abcdef"
+# the json module's two-character escapes of control characters (\b \t \n \f \r); the
+# others are written \u00XX
+cdef char SHORT_ESC[32]
+for _c in range(32):
+    SHORT_ESC[_c] = 0
+SHORT_ESC[8] = 98
+SHORT_ESC[9] = 116
+SHORT_ESC[10] = 110
+SHORT_ESC[12] = 102
+SHORT_ESC[13] = 114
 
 cdef int put_str(Out* o, const uint8_t* s, Py_ssize_t k) except -1:
     cdef Py_ssize_t i
@@ -67,20 +77,8 @@ cdef int put_str(Out* o, const uint8_t* s, Py_ssize_t k) except -1:
             o.n += 2
         elif c < 0x20:
             o.buf[o.n] = 92
-            if c == 10:
-                o.buf[o.n + 1] = 110
-                o.n += 2
-            elif c == 13:
-                o.buf[o.n + 1] = 114
-                o.n += 2
-            elif c == 9:
-                o.buf[o.n + 1] = 116
-                o.n += 2
-            elif c == 8:
-                o.buf[o.n + 1] = 98
-                o.n += 2
-            elif c == 12:
-                o.buf[o.n + 1] = 102
+            if SHORT_ESC[c]:
+                o.buf[o.n + 1] = SHORT_ESC[c]
                 o.n += 2
             else:
                 memcpy(o.buf + o.n + 1, b"u00", 3)

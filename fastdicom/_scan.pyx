@@ -998,20 +998,9 @@ cdef class MappedFile:
         self.size = 0
         self.path = path
         self.bpath = path.encode("utf-8", "surrogateescape") if isinstance(path, str) else bytes(path)
-        cdef const char* cpath = self.bpath
-        cdef int fd
         cdef stat_t sb
-        with nogil:
-            fd = c_open(cpath, O_RDONLY | O_CLOEXEC)
-        if fd < 0:
-            import os
-            raise OSError(errno, os.strerror(errno), path)
+        cdef int fd = self._open_stat(&sb)
         try:
-            if fstat(fd, &sb) != 0:
-                import os
-                raise OSError(errno, os.strerror(errno), path)
-            if (sb.st_mode & 0o170000) != 0o100000:
-                raise IsADirectoryError(21, "not a regular file", path)
             self.size = sb.st_size
             self.mtime_ns = <int64_t>sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec
             if lazy:
@@ -1038,17 +1027,31 @@ cdef class MappedFile:
             madvise(a, <size_t>self.size, MADV_RANDOM)
         return 0
 
-    cdef int _open_checked(self) except -1:
-        """The file opened again (a private descriptor), checked to be unchanged."""
+    cdef int _open_stat(self, stat_t* sb) except -1:
+        """Open the path read-only and fstat it; a regular file or OSError."""
         cdef const char* cpath = self.bpath
-        cdef int fd
-        cdef stat_t sb
+        cdef int fd, err
         with nogil:
             fd = c_open(cpath, O_RDONLY | O_CLOEXEC)
         if fd < 0:
+            err = errno
             import os
-            raise OSError(errno, os.strerror(errno), self.path)
-        if (fstat(fd, &sb) != 0 or sb.st_size != self.size
+            raise OSError(err, os.strerror(err), self.path)
+        if fstat(fd, sb) != 0:
+            err = errno
+            close(fd)
+            import os
+            raise OSError(err, os.strerror(err), self.path)
+        if (sb.st_mode & 0o170000) != 0o100000:
+            close(fd)
+            raise IsADirectoryError(21, "not a regular file", self.path)
+        return fd
+
+    cdef int _open_checked(self) except -1:
+        """The file opened again (a private descriptor), checked to be unchanged."""
+        cdef stat_t sb
+        cdef int fd = self._open_stat(&sb)
+        if (sb.st_size != self.size
                 or <int64_t>sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec != self.mtime_ns):
             close(fd)
             from fastdicom.errors import FileChangedError
