@@ -24,6 +24,7 @@ from libc.string cimport memcpy, memcmp, memset, strrchr
 from libc.errno cimport errno, EINTR
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, pread_full, pread,
+                                open_regular,
                                      close, c_open, c_openat, fstat, stat_t, timespec_t,
                                      O_RDONLY, O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY)
 
@@ -1314,24 +1315,13 @@ def read_checked(path, int64_t max_bytes=-1, bint nofollow=False):
     returned fewer bytes than its size said).
     """
     cdef bytes bpath = path if isinstance(path, bytes) else (<str>path).encode("utf-8", "surrogateescape")
-    cdef const char* cpath = bpath
     cdef int fd, err = 0
     cdef stat_t sb, sb2
     cdef int64_t want, got = 0
     cdef bint changed = False
     cdef uint8_t* dst
-    with nogil:
-        fd = c_open(cpath, O_RDONLY | O_CLOEXEC | (O_NOFOLLOW if nofollow else 0))
-    if fd < 0:
-        import os
-        e = errno
-        raise OSError(e, os.strerror(e), path)
+    fd = open_regular(bpath, O_NOFOLLOW if nofollow else 0, &sb, path)
     try:
-        if fstat(fd, &sb) != 0:
-            import os
-            raise OSError(errno, os.strerror(errno), path)
-        if (sb.st_mode & 0o170000) != 0o100000:
-            raise IsADirectoryError(21, "not a regular file", path)
         want = sb.st_size if (max_bytes < 0 or max_bytes > sb.st_size) else max_bytes
         out = PyBytes_FromStringAndSize(NULL, want)
         dst = <uint8_t*>PyBytes_AS_STRING(out)

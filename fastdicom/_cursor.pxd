@@ -75,3 +75,25 @@ cdef inline int pread_full(int fd, void* dst, int64_t count, int64_t offset,
         done += r
     got[0] = done
     return 0
+
+
+cdef inline int open_regular(bytes bpath, int extra_flags, stat_t* sb, object path) except -1:
+    """open(O_RDONLY | O_CLOEXEC | extra_flags) + fstat: the descriptor of a regular file, or
+    OSError / IsADirectoryError (naming ``path``) with nothing left open."""
+    cdef const char* cpath = bpath
+    cdef int fd, err
+    with nogil:
+        fd = c_open(cpath, O_RDONLY | O_CLOEXEC | extra_flags)
+    if fd < 0:
+        err = errno
+        import os
+        raise OSError(err, os.strerror(err), path)
+    if fstat(fd, sb) != 0:
+        err = errno
+        close(fd)
+        import os
+        raise OSError(err, os.strerror(err), path)
+    if (sb.st_mode & 0o170000) != 0o100000:
+        close(fd)
+        raise IsADirectoryError(21, "not a regular file", path)
+    return fd

@@ -19,6 +19,7 @@ from cpython.buffer cimport (PyBUF_WRITABLE, PyBUF_C_CONTIGUOUS, PyObject_GetBuf
                              PyBuffer_Release)
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, pread_full, pread,
+                                     open_regular,
                                      close, c_open, c_openat, fstat, stat_t, timespec_t,
                                      O_RDONLY, O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY)
 
@@ -1029,23 +1030,7 @@ cdef class MappedFile:
 
     cdef int _open_stat(self, stat_t* sb) except -1:
         """Open the path read-only and fstat it; a regular file or OSError."""
-        cdef const char* cpath = self.bpath
-        cdef int fd, err
-        with nogil:
-            fd = c_open(cpath, O_RDONLY | O_CLOEXEC)
-        if fd < 0:
-            err = errno
-            import os
-            raise OSError(err, os.strerror(err), self.path)
-        if fstat(fd, sb) != 0:
-            err = errno
-            close(fd)
-            import os
-            raise OSError(err, os.strerror(err), self.path)
-        if (sb.st_mode & 0o170000) != 0o100000:
-            close(fd)
-            raise IsADirectoryError(21, "not a regular file", self.path)
-        return fd
+        return open_regular(self.bpath, 0, sb, self.path)
 
     cdef int _open_checked(self) except -1:
         """The file opened again (a private descriptor), checked to be unchanged."""
@@ -1233,24 +1218,13 @@ def read_file(path, Py_ssize_t max_bytes=-1, bint nofollow=False):
     Returns ``(data, size, mtime_ns)`` where ``size``/``mtime_ns`` come from fstat at open.
     """
     cdef bytes bpath = path.encode("utf-8", "surrogateescape") if isinstance(path, str) else bytes(path)
-    cdef const char* cpath = bpath
     cdef int fd, err = 0
     cdef stat_t sb
     cdef int64_t size, want, got = 0
     cdef bytes out
     cdef char* dst
-    with nogil:
-        fd = c_open(cpath, O_RDONLY | O_CLOEXEC | (O_NOFOLLOW if nofollow else 0))
-    if fd < 0:
-        import os
-        e = errno
-        raise OSError(e, os.strerror(e), path)
+    fd = open_regular(bpath, O_NOFOLLOW if nofollow else 0, &sb, path)
     try:
-        if fstat(fd, &sb) != 0:
-            import os
-            raise OSError(errno, os.strerror(errno), path)
-        if (sb.st_mode & 0o170000) != 0o100000:
-            raise IsADirectoryError(21, "not a regular file", path)
         size = sb.st_size
         want = size if (max_bytes < 0 or max_bytes > size) else max_bytes
         out = PyBytes_FromStringAndSize(NULL, want)
