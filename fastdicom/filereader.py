@@ -326,7 +326,7 @@ def _read_prefix(mf: MappedFile, kwargs: dict) -> Optional[Dataset]:
     the value of its last (pixel) element fits in one; None when the file needs a full read."""
     size = mf.size
     for chunk in _PREFIX_CHUNKS:
-        if chunk >= size:
+        if chunk >= size or chunk < 132:   # a prefix must hold the preamble and 'DICM'
             return None
         try:
             return read_buffer(mf.pread(0, chunk), owner=mf, partial_size=size, whole=mf,

@@ -1,12 +1,16 @@
 """atheris harness: pixel decoding (native, RLE, encapsulated).
 
-Two kinds of input, chosen by the first byte:
-* even: a whole DICOM file -> dcmread, then every frame through fastdicom.pixels (pixel_array,
-  frame(i), encapsulated_frame(i)) when that module provides them;
+Three kinds of input, chosen by the first byte:
+* 0 mod 4: a whole DICOM file -> dcmread, then every frame through fastdicom.pixels
+  (pixel_array, frame(i), encapsulated_frame(i)) when that module provides them;
+* 2 mod 4: a whole DICOM file in a memfd, read through ``fastdicom.open`` (header from a pread
+  prefix, lazy map; the prefix sizes are shrunk so small inputs take that path) and through a
+  full read: both must give the same data set (or the same error class) and the same frames;
 * odd: a raw RLE frame -> fastdicom.pixels._rle.rle_decode_frame with rows/columns/samples/bits
   taken from the next bytes (also into a preallocated buffer).
-Any exception other than fastdicom.DicomError is a finding.
+Any exception other than fastdicom.DicomError is a finding, and so is a disagreement.
 """
+import json
 import os
 import sys
 import warnings
@@ -24,6 +28,9 @@ with atheris.instrument_imports(include=["fastdicom", "oracle"]):
         import fastdicom.pixels as pixels
 
 BITS = (8, 16, 32, 1, 12, 64, 0, 24)
+# small prefixes, so that fuzz-sized files take fastdicom.open's prefix path
+from fastdicom import filereader  # noqa: E402
+filereader._PREFIX_CHUNKS = (160, 600)
 
 
 def _dicom(data: bytes) -> None:
@@ -54,6 +61,43 @@ def _rle_frame(data: bytes) -> None:
     _rle.rle_decode_frame_into(src, out, rows, cols, spp, bits, validation=mode)
 
 
+def _outcome(fn):
+    try:
+        return fn()
+    except DicomError as exc:
+        return type(exc).__name__
+
+
+def _json_text(ds) -> str:
+    out = _outcome(ds.to_json_dict)
+    return out if isinstance(out, str) else json.dumps(out, sort_keys=True, default=repr)
+
+
+def _file(data: bytes) -> None:
+    fd = os.memfd_create("fuzz")
+    try:
+        os.write(fd, data)
+        path = f"/proc/self/fd/{fd}"
+        full = _outcome(lambda: fastdicom.dcmread(path, mode="read", force=True))
+        try:
+            f = fastdicom.open(path, force=True)
+        except DicomError as exc:
+            assert isinstance(full, str) and full == type(exc).__name__, (full, exc)
+            return
+        with f:
+            assert not isinstance(full, str), full
+            # compared as text: NaN values (FD/FL) are never equal as floats
+            assert _json_text(f.dataset) == _json_text(full)
+            if 0x7FE00010 in full and oracle.HAVE_PIXELS:
+                a = _outcome(lambda: full.frame(0))
+                b = _outcome(lambda: f.dataset.frame(0))
+                assert type(a) is type(b), (a, b)
+                if not isinstance(a, str):
+                    assert np.array_equal(a, b)
+    finally:
+        os.close(fd)
+
+
 def TestOneInput(data: bytes) -> None:
     if not data:
         return
@@ -62,6 +106,8 @@ def TestOneInput(data: bytes) -> None:
         try:
             if data[0] & 1:
                 _rle_frame(data[1:])
+            elif data[0] & 2:
+                _file(data[1:])
             else:
                 _dicom(data[1:])
         except DicomError:
