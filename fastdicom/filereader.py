@@ -333,8 +333,10 @@ def _read_prefix(mf: MappedFile, kwargs: dict) -> Optional[Dataset]:
                                **kwargs)
         except _NeedMore:
             continue
-        except DicomError:
+        except InvalidDicomError:
             return None  # the full read reports it, as configured
+        except DicomError:
+            continue     # maybe an artefact of the cut: a longer prefix, else the full read
     return None
 
 

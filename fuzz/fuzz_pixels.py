@@ -30,7 +30,7 @@ with atheris.instrument_imports(include=["fastdicom", "oracle"]):
 BITS = (8, 16, 32, 1, 12, 64, 0, 24)
 # small prefixes, so that fuzz-sized files take fastdicom.open's prefix path
 from fastdicom import filereader  # noqa: E402
-filereader._PREFIX_CHUNKS = (160, 600)
+filereader._PREFIX_CHUNKS = (160, 620, 1100)
 
 
 def _dicom(data: bytes) -> None:

@@ -130,8 +130,11 @@ def seeds() -> dict:
 
 
 def pixel_seeds() -> dict:
-    """Seeds of fuzz_pixels.py: b"\\x00" + a DICOM file, or b"\\x01" + parameters + RLE frame."""
-    out = {name: b"\x00" + data for name, data in seeds().items()}
+    """Seeds of fuzz_pixels.py: b"\\x00" + a DICOM file (read from bytes), b"\\x02" + the same
+    file (read through fastdicom.open from a memfd), or b"\\x01" + parameters + RLE frame."""
+    files = seeds()
+    out = {name: b"\x00" + data for name, data in files.items()}
+    out.update({"open_" + name: b"\x02" + data for name, data in files.items()})
     rle = T.builtin_frame_encoder(T.RLE_LOSSLESS)
     if rle is not None:
         for k, (bits, spp) in enumerate(((8, 1), (16, 1), (8, 3), (32, 1))):
