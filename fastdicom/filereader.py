@@ -3,8 +3,9 @@
 ``mode="mmap"`` (the default for paths) maps the file with POSIX ``mmap()``.  ``dcmread`` maps
 at once and closes the descriptor; :class:`DicomFile` (``fastdicom.open``) keeps the descriptor
 until ``close()``, reads the header from a ``pread`` prefix and maps the file only when a view
-or a value past the header needs it, so opening a file to copy one frame costs two small reads.  Residual risk: if another process truncates a mapped file, touching the
-lost pages raises SIGBUS, which kills the interpreter.  fastdicom checks the file size at open
+or a value past the header needs it, so opening a file to copy one frame costs two reads.
+Residual risk: if another process truncates a mapped file, touching the lost pages raises
+SIGBUS, which kills the interpreter.  fastdicom checks the file size at open
 and again before each frame access, but cannot close the window between that check and the
 copy.  Use ``mode="read"`` (an owned buffer filled with ``pread``) for files on storage that
 others may modify; header-only reads (``stop_before_pixels``/``specific_tags``), batch scans and

@@ -225,7 +225,8 @@ def pixel_info(ds) -> PixelInfo:
         # unmodified data set read from a buffer: the plain case is decoded in C
         module = index.pixel_module(d["_item"])
         if module is not None and not module[2]:
-            module = None  # implicit VR: the element resolves the pixel VR
+            # implicit VR: the element resolves the pixel VR (OB or OW, as pydicom)
+            module = module[:2] + (ds[module[0]].VR,) + module[3:]
     if module is None:
         module = _module_general(ds, path)
     (tag, index_pos, vr, flags, value_offset, value_length, header_offset, rows, columns,
