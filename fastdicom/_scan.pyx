@@ -531,6 +531,8 @@ cdef class ElementIndex:
 
     cpdef int32_t find(self, uint32_t tag, int32_t parent=-1):
         """Index of the child element ``tag`` of ``parent`` (-1 = root), or -1."""
+        if parent < -1 or parent >= self.count:
+            return -1
         cdef int32_t i = parent + 1
         cdef int32_t stop = self.count if parent < 0 else self.entries[parent].next
         cdef Entry* e
@@ -554,6 +556,8 @@ cdef class ElementIndex:
     def children(self, int32_t parent=-1):
         """Indices of the direct children of ``parent`` (-1 = root) in file order."""
         cdef list out = []
+        if parent < -1 or parent >= self.count:
+            raise IndexError(parent)
         cdef int32_t i = parent + 1
         cdef int32_t stop = self.count if parent < 0 else self.entries[parent].next
         while i < stop:
@@ -563,6 +567,8 @@ cdef class ElementIndex:
 
     def child_tags(self, int32_t parent=-1):
         cdef list out = []
+        if parent < -1 or parent >= self.count:
+            raise IndexError(parent)
         cdef int32_t i = parent + 1
         cdef int32_t stop = self.count if parent < 0 else self.entries[parent].next
         while i < stop:

@@ -173,3 +173,18 @@ def test_random_datasets_scan_like_walker(elements, enc, undefined):
     got = entries(index)
     assert [(t, o, ln, d) for t, _, o, ln, d in got] == [(t, o, ln, d) for t, _, o, ln, d in expected]
     assert len(index) <= len(buf) // 8 + 1
+
+
+def test_element_index_rejects_out_of_range_parents():
+    """A parent index past the entries (or below the root) is refused, never read."""
+    from fastdicom import testing
+    index = scan(encode_dataset(testing.ct_instance_elements(rows=4, columns=4)))
+    assert index.status == 0 and index.count > 10
+    assert index.find(0x00100010, -1) >= 0
+    for parent in (index.count, index.count + 10, 2**31 - 1, -2, -(2**31)):
+        assert index.find(0x00100010, parent) == -1
+        assert index.pixel_module(parent) is None
+        with pytest.raises(IndexError):
+            index.children(parent)
+        with pytest.raises(IndexError):
+            index.child_tags(parent)
