@@ -541,7 +541,7 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
     db = os.fspath(db)
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
-    paths = [os.fsdecode(os.fspath(p)) for p in paths]
+    paths = _prune_roots([os.fsdecode(os.fspath(p)) for p in paths])
     tags = list(tags)
     for t in _REQUIRED_TAGS:
         if t not in tags:
@@ -590,6 +590,27 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
         if con is not None:
             con.close()
         lock.release()
+
+
+def _prune_roots(paths: list) -> list:
+    """The input paths without repeats and without those inside a directory also given
+    (``d`` and ``d/x.dcm``, in either order): the walk would yield their files twice, and a
+    file must end in exactly one state.  Globs are kept as given."""
+    from .batch import _has_magic
+    absolute = [None if _has_magic(p) else os.path.abspath(p) for p in paths]
+    dirs = {a for p, a in zip(paths, absolute)
+            if a is not None and os.path.isdir(p) and not os.path.islink(p)}
+    seen: set = set()
+    out = []
+    for p, a in zip(paths, absolute):
+        if a is None:
+            out.append(p)
+            continue
+        if a in seen or any(a != d and a.startswith(d.rstrip(os.sep) + os.sep) for d in dirs):
+            continue
+        seen.add(a)
+        out.append(p)
+    return out
 
 
 def _prepare(rcon, entries, plan, pool, workers):

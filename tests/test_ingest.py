@@ -334,3 +334,19 @@ def test_future_schema_version_is_refused(tmp_path):
     con.close()
     with pytest.raises(RuntimeError, match="version 99"):
         ingest([tmp_path], db, workers=1)
+
+
+def test_overlapping_inputs_count_each_file_once(tmp_path):
+    """A directory and a file inside it (either order), or a directory twice: each file is
+    seen once and ends in exactly one state."""
+    root = tmp_path / "d"
+    (root / "sub").mkdir(parents=True)
+    for k in range(6):
+        (root / ("sub" if k % 2 else "") / f"IM{k}.dcm").write_bytes(
+            _tiny_bytes(k, study=0, series=0))
+    one = root / "IM0.dcm"
+    for n, paths in enumerate(([root, one], [one, root], [root, root / "sub", root],
+                               [root / "sub", str(root) + "/../d"])):
+        r = ingest([str(p) for p in paths], str(tmp_path / f"i{n}.sqlite"), workers=1)
+        c = r.counts()
+        assert c["files"] == 6 and c["indexed"] == 6, (paths, c)
