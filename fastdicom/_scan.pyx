@@ -829,13 +829,6 @@ cdef class ElementIndex:
                 columns, bits, samples, stored, representation, planar, photometric, frames,
                 state == 1)
 
-    def fast_values(self, tuple tags, int32_t parent, int latin1_text):
-        """:meth:`fast_value` of each of ``tags`` (a list with MISSING / SLOW sentinels)."""
-        cdef list out = []
-        for tag in tags:
-            out.append(self.fast_value(tag, parent, latin1_text))
-        return out
-
     def meta_summary(self):
         """(body_start, group_length, group_length_offset, meta_bytes_after_it, transfer_syntax)
         of a scanned file meta group (-1 / None where absent)."""
