@@ -269,3 +269,296 @@ def json_objects(list keys, list arrays):
 def _json_key(key):
     import json
     return json.dumps(key, ensure_ascii=False)
+
+
+# ----------------------------------------------------------------------------- SQLite rows
+# The index's common case -- a batch of new files, parsed, with new SOPInstanceUIDs -- is
+# written here: two prepared statements bound straight from the Arrow columns, the whole
+# loop without the GIL (the sqlite3 module binds every parameter of every row holding it,
+# which the scanning threads then wait for).  It runs on the connection of the caller's
+# ``sqlite3.Connection`` (inside the caller's transaction) with the functions of the very
+# SQLite library that module uses, found with dlsym; when either cannot be had safely,
+# ``sqlite_available()`` is False and the caller binds in Python.
+
+from cpython.object cimport PyObject
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+cdef extern from "dlfcn.h" nogil:
+    void* dlopen(const char* filename, int flags)
+    void* dlsym(void* handle, const char* symbol)
+    int RTLD_NOW
+    int RTLD_NOLOAD
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+
+ctypedef void sqlite3
+ctypedef void sqlite3_stmt
+ctypedef int (*f_prepare)(sqlite3*, const char*, int, sqlite3_stmt**, const char**) noexcept nogil
+ctypedef int (*f_bind_i64)(sqlite3_stmt*, int, int64_t) noexcept nogil
+ctypedef int (*f_bind_text)(sqlite3_stmt*, int, const char*, int, void*) noexcept nogil
+ctypedef int (*f_bind_null)(sqlite3_stmt*, int) noexcept nogil
+ctypedef int (*f_stmt)(sqlite3_stmt*) noexcept nogil
+ctypedef int (*f_db)(sqlite3*) noexcept nogil
+ctypedef const char* (*f_errmsg)(sqlite3*) noexcept nogil
+ctypedef const char* (*f_filename)(sqlite3*, const char*) noexcept nogil
+
+cdef struct SqliteApi:
+    f_prepare prepare_v2
+    f_bind_i64 bind_int64
+    f_bind_text bind_text
+    f_bind_text bind_blob
+    f_bind_null bind_null
+    f_stmt step
+    f_stmt reset
+    f_stmt finalize
+    f_db changes
+    f_db total_changes
+    f_errmsg errmsg
+    f_filename db_filename
+
+cdef SqliteApi API
+cdef bint API_OK = False
+cdef int SQLITE_OK = 0
+cdef int SQLITE_DONE = 101
+
+
+cdef void* _sym(void* h, const char* name):
+    return dlsym(h, name) if h != NULL else NULL
+
+
+cdef _load_api():
+    global API_OK
+    import sys
+    if sys.implementation.name != "cpython":
+        return
+    try:
+        import _sqlite3
+        path = _sqlite3.__file__.encode()
+    except (ImportError, AttributeError):
+        return
+    # the library the sqlite3 module is linked with (or the module itself, when SQLite is
+    # linked in statically and its symbols are visible): never a second copy of SQLite
+    cdef void* h = dlopen(path, RTLD_NOW | RTLD_NOLOAD)
+    API.prepare_v2 = <f_prepare>_sym(h, b"sqlite3_prepare_v2")
+    API.bind_int64 = <f_bind_i64>_sym(h, b"sqlite3_bind_int64")
+    API.bind_text = <f_bind_text>_sym(h, b"sqlite3_bind_text")
+    API.bind_blob = <f_bind_text>_sym(h, b"sqlite3_bind_blob")
+    API.bind_null = <f_bind_null>_sym(h, b"sqlite3_bind_null")
+    API.step = <f_stmt>_sym(h, b"sqlite3_step")
+    API.reset = <f_stmt>_sym(h, b"sqlite3_reset")
+    API.finalize = <f_stmt>_sym(h, b"sqlite3_finalize")
+    API.changes = <f_db>_sym(h, b"sqlite3_changes")
+    API.total_changes = <f_db>_sym(h, b"sqlite3_total_changes")
+    API.errmsg = <f_errmsg>_sym(h, b"sqlite3_errmsg")
+    API.db_filename = <f_filename>_sym(h, b"sqlite3_db_filename")
+    API_OK = (API.prepare_v2 != NULL and API.bind_int64 != NULL and API.bind_text != NULL
+              and API.bind_blob != NULL and API.bind_null != NULL and API.step != NULL
+              and API.reset != NULL and API.finalize != NULL and API.changes != NULL
+              and API.total_changes != NULL and API.errmsg != NULL
+              and API.db_filename != NULL)
+
+_load_api()
+
+FORCE_PYTHON = False   # tests set this to exercise the caller's Python binding
+
+
+def sqlite_available() -> bool:
+    """True when :func:`sqlite_insert_new` can run (CPython, SQLite symbols found)."""
+    return API_OK and not FORCE_PYTHON
+
+
+cdef sqlite3* _handle(object con, str db_path) except NULL:
+    """The ``sqlite3*`` of a CPython ``sqlite3.Connection`` (its first field since pysqlite;
+    checked against the connection's own file name and change counter before use)."""
+    import os
+    import sqlite3 as _sq
+    if not isinstance(con, _sq.Connection):
+        raise TypeError("not a sqlite3.Connection")
+    cdef sqlite3* db = (<sqlite3**>((<char*><PyObject*>con) + sizeof(PyObject)))[0]
+    if db == NULL:
+        raise ValueError("the connection is closed")
+    changes = con.total_changes       # raises on a closed connection
+    name = API.db_filename(db, b"main")
+    if name == NULL or os.path.realpath(name.decode("utf-8", "surrogateescape")) != \
+            os.path.realpath(db_path) or API.total_changes(db) != changes:
+        raise RuntimeError("sqlite3.Connection layout not recognised")
+    return db
+
+
+cdef struct Texts:
+    const char** p
+    int* n
+
+
+cdef int _texts(list objs, Texts* t, bint is_bytes) except -1:
+    cdef Py_ssize_t i, k = len(objs), size
+    t.p = <const char**>malloc(max(k, 1) * sizeof(char*))
+    t.n = <int*>malloc(max(k, 1) * sizeof(int))
+    if t.p == NULL or t.n == NULL:
+        raise MemoryError()
+    for i in range(k):
+        o = objs[i]
+        if is_bytes:
+            if type(o) is not bytes:
+                raise TypeError("expected bytes")
+            t.p[i] = PyBytes_AS_STRING(o)
+            size = PyBytes_GET_SIZE(o)
+        else:
+            if type(o) is not str:
+                raise TypeError("expected str")
+            t.p[i] = PyUnicode_AsUTF8AndSize(o, &size)
+        if size > 0x7fffffff:
+            raise ValueError("value too long for SQLite")
+        t.n[i] = <int>size
+    return 0
+
+
+cdef struct Flat:
+    # plain pointers of a non-list _Col, for the loop without the GIL
+    int kind
+    const uint8_t* valid
+    int64_t off
+    const int32_t* soffs
+    const uint8_t* data
+
+
+cdef Flat _flat(_Col c):
+    cdef Flat f
+    f.kind, f.valid, f.off, f.soffs, f.data = c.kind, c.valid, c.off, c.soffs, c.data
+    return f
+
+
+cdef inline int _bind_col(sqlite3_stmt* st, int pos, const Flat* c, int64_t i) noexcept nogil:
+    cdef int64_t a, b, k = i + c.off
+    if c.valid != NULL and not (c.valid[k >> 3] >> (k & 7)) & 1:
+        return API.bind_null(st, pos)
+    if c.kind == K_INT:
+        return API.bind_int64(st, pos, (<const int64_t*>c.data)[k])
+    a = c.soffs[k]
+    b = c.soffs[k + 1]
+    return API.bind_text(st, pos, <const char*>(c.data + a), <int>(b - a), NULL)
+
+
+def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list keys,
+                      list attributes, list arrays, const int64_t[::1] rows):
+    """Insert, for each batch row ``i`` in ``rows``, its instance row then (when inserted)
+    its ledger row, inside the caller's open transaction, without the GIL.
+
+    ``instance_sql`` takes (uid, path, display, size, mtime_ns, sop_class, series, study,
+    transfer_syntax, rows, columns, frames, pixel_offset, pixel_length, attributes) and must
+    do nothing on an existing SOPInstanceUID; ``ledger_sql`` takes (path, display, size,
+    mtime_ns, uid).  ``arrays`` are the Arrow columns (size, mtime_ns, SOPInstanceUID,
+    SOPClassUID, SeriesInstanceUID, StudyInstanceUID, transfer_syntax, Rows, Columns,
+    num_frames, pixel_offset, pixel_length, display path); ``keys`` (bytes) and
+    ``attributes`` (str) are indexed like them.  Returns a uint8 array: 1 inserted, 0 the
+    SOPInstanceUID was already indexed (nothing written for that file).
+    """
+    import numpy as np
+    import sqlite3 as _sq
+    if not API_OK:
+        raise RuntimeError("SQLite functions not available")
+    cdef sqlite3* db = _handle(con, db_path)
+    cdef Py_ssize_t n = len(keys), m = rows.shape[0], j
+    cdef int64_t i
+    if len(attributes) != n or len(arrays) != 13:
+        raise ValueError("sqlite_insert_new: inconsistent inputs")
+    cdef list cols = [_column(a) for a in arrays]
+    cdef _Col c
+    for c, a in zip(cols, arrays):
+        if c.is_list or len(a) != n:
+            raise TypeError("sqlite_insert_new: unsupported column")
+    for j in range(m):
+        if rows[j] < 0 or rows[j] >= n:
+            raise IndexError("sqlite_insert_new: row out of range")
+    cdef Flat f[13]
+    for j, kind in enumerate((K_INT, K_INT, K_STR, K_STR, K_STR, K_STR, K_STR, K_INT, K_INT,
+                              K_INT, K_INT, K_INT, K_STR)):
+        c = cols[j]
+        if c.kind != kind:
+            raise TypeError("sqlite_insert_new: unexpected column type")
+        f[j] = _flat(c)
+    cdef const Flat* c_size = &f[0]
+    cdef const Flat* c_mtime = &f[1]
+    cdef const Flat* c_uid = &f[2]
+    cdef const Flat* c_cls = &f[3]
+    cdef const Flat* c_ser = &f[4]
+    cdef const Flat* c_stu = &f[5]
+    cdef const Flat* c_ts = &f[6]
+    cdef const Flat* c_rows = &f[7]
+    cdef const Flat* c_cols = &f[8]
+    cdef const Flat* c_fr = &f[9]
+    cdef const Flat* c_po = &f[10]
+    cdef const Flat* c_pl = &f[11]
+    cdef const Flat* c_disp = &f[12]
+    cdef Texts tk, ta
+    tk.p = ta.p = NULL
+    tk.n = ta.n = NULL
+    cdef sqlite3_stmt* si = NULL
+    cdef sqlite3_stmt* sl = NULL
+    cdef bytes q_inst = instance_sql.encode(), q_led = ledger_sql.encode()
+    cdef const char* qi = q_inst
+    cdef const char* ql = q_led
+    cdef int rc = SQLITE_OK
+    cdef object out = np.zeros(m, np.uint8)
+    cdef uint8_t[::1] res = out
+    cdef const char* err = NULL
+    try:
+        _texts(keys, &tk, True)
+        _texts(attributes, &ta, False)
+        with nogil:
+            rc = API.prepare_v2(db, qi, -1, &si, NULL)
+            if rc == SQLITE_OK:
+                rc = API.prepare_v2(db, ql, -1, &sl, NULL)
+            j = 0
+            while rc == SQLITE_OK and j < m:
+                i = rows[j]
+                # every parameter is bound on every row: nothing stale from the last one
+                rc = (_bind_col(si, 1, c_uid, i) or
+                      API.bind_blob(si, 2, tk.p[i], tk.n[i], NULL) or
+                      _bind_col(si, 3, c_disp, i) or
+                      _bind_col(si, 4, c_size, i) or _bind_col(si, 5, c_mtime, i) or
+                      _bind_col(si, 6, c_cls, i) or _bind_col(si, 7, c_ser, i) or
+                      _bind_col(si, 8, c_stu, i) or _bind_col(si, 9, c_ts, i) or
+                      _bind_col(si, 10, c_rows, i) or _bind_col(si, 11, c_cols, i) or
+                      _bind_col(si, 12, c_fr, i) or _bind_col(si, 13, c_po, i) or
+                      _bind_col(si, 14, c_pl, i) or
+                      API.bind_text(si, 15, ta.p[i], ta.n[i], NULL))
+                if rc != SQLITE_OK:
+                    break
+                rc = API.step(si)
+                API.reset(si)
+                if rc != SQLITE_DONE:
+                    break
+                rc = SQLITE_OK
+                if API.changes(db) == 0:
+                    j += 1          # the UID is indexed already: the caller places it
+                    continue
+                rc = (API.bind_blob(sl, 1, tk.p[i], tk.n[i], NULL) or
+                      _bind_col(sl, 2, c_disp, i) or
+                      _bind_col(sl, 3, c_size, i) or _bind_col(sl, 4, c_mtime, i) or
+                      _bind_col(sl, 5, c_uid, i))
+                if rc != SQLITE_OK:
+                    break
+                rc = API.step(sl)
+                API.reset(sl)
+                if rc != SQLITE_DONE:
+                    break
+                rc = SQLITE_OK
+                res[j] = 1
+                j += 1
+            if rc != SQLITE_OK:
+                err = API.errmsg(db)
+            if si != NULL:
+                API.finalize(si)
+            if sl != NULL:
+                API.finalize(sl)
+        if rc != SQLITE_OK:
+            raise _sq.OperationalError((err or b"SQLite error").decode("utf-8", "replace")
+                                       + f" (code {rc})")
+    finally:
+        free(tk.p)
+        free(tk.n)
+        free(ta.p)
+        free(ta.n)
+    return out

@@ -34,13 +34,19 @@ One job per database at a time (an exclusive ``flock`` on ``<db>.lock``).
 
 Throughput: a pipeline -- the calling thread walks, reads the ledger (through a second,
 read-only connection), scans and assembles batch k+1 while a single writer thread commits
-batch k; every write goes through that thread, in order.  The common case of a batch (every
-file new, parsed, with a SOPInstanceUID not yet indexed) is written with two ``executemany``
-calls from column-wise rows; the ``attributes`` JSON is built in C
+batch k; every write goes through that thread, in order.  The common case of a batch (a
+file new, parsed, with a SOPInstanceUID not yet indexed) is written by
+:func:`fastdicom._rows.sqlite_insert_new`: two prepared statements bound straight from the
+Arrow columns of the scan, the whole loop without the GIL (binding each parameter through the
+sqlite3 module holds the GIL the scanning threads need), on the writer's own connection and
+transaction, with the functions of the SQLite library the sqlite3 module itself uses.  A UID
+it finds indexed (by an earlier batch or an earlier file of the batch) is left to the
+per-file logic.  Where that C writer is not available (another interpreter, SQLite not
+reachable), the same rows go through ``executemany``.  The ``attributes`` JSON is built in C
 (:func:`fastdicom._rows.json_objects`, the same text as ``json.dumps(..., sort_keys=True,
-ensure_ascii=False)``); the UIDs of a batch are checked with one query per 500; only files
-already in the ledger are ``stat``-ed; a file costs four B-tree inserts (ledger, instance
-row, SOPInstanceUID and series indexes).  New databases use 16 KiB pages.
+ensure_ascii=False)``); only files already in the ledger are ``stat``-ed; a file costs four
+B-tree inserts (ledger, instance row, SOPInstanceUID and series indexes).  New databases use
+16 KiB pages.
 
 Exit codes of ``fastdicom ingest``: 0 the job finished (even with failed files), 1 fatal
 error (database unwritable or locked by another job), 2 bad usage.  The last stdout line is a
@@ -64,7 +70,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pyarrow as pa
 
-from . import _batch
+from . import _batch, _rows
 from ._rows import json_objects
 from .batch import DEFAULT_TAGS, _Plan, _scan_chunk, iter_files, _display_path
 
@@ -167,6 +173,14 @@ _LEDGER_SQL = (
     " sop_instance_uid=excluded.sop_instance_uid, sha256=excluded.sha256")
 _INSERT_INSTANCE_SQL = ("INSERT INTO instances(" + ", ".join(_ROW_COLS) + ") VALUES(" +
                         ",".join("?" * len(_ROW_COLS)) + ")")
+# the statements of the C writer (fastdicom._rows.sqlite_insert_new): a UID already indexed
+# leaves the file to the per-file logic
+_C_INSTANCE_SQL = _INSERT_INSTANCE_SQL + " ON CONFLICT(sop_instance_uid) DO NOTHING"
+_C_LEDGER_SQL = _LEDGER_SQL.replace("VALUES(?,?,?,?,?,?,?,?)",
+                                    "VALUES(?1,?2,?3,?4,'indexed',NULL,?5,NULL)")
+_C_COLUMNS = ("size", "mtime_ns", "SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID",
+              "StudyInstanceUID", "transfer_syntax", "Rows", "Columns", "num_frames",
+              "pixel_offset", "pixel_length", "path")
 _REQUIRED_TAGS = ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID",
                   "Rows", "Columns", "PatientID", "IssuerOfPatientID", "PatientName",
                   "AccessionNumber", "Modality", "SeriesNumber")
@@ -520,7 +534,22 @@ def _upsert(con, table, cols, vals):
 # ----------------------------------------------------------------------------- the job
 
 class _Prepared:
-    __slots__ = ("entries", "ledger", "scan_paths", "future", "batch", "scanned", "tables")
+    __slots__ = ("entries", "ledger", "scan_paths", "future", "batch", "scanned", "tables",
+                 "chunks")
+
+
+class _Columns(dict):
+    """The Python values of a scanned RecordBatch's columns, converted on first use (the C
+    writer reads the Arrow columns; only files taking the per-file logic need these)."""
+    __slots__ = ("batch",)
+
+    def __init__(self, batch, attributes):
+        super().__init__(__attributes__=attributes)
+        self.batch = batch
+
+    def __missing__(self, name):
+        v = self[name] = self.batch.column(name).to_pylist()
+        return v
 
 
 def _path_key(p: str) -> bytes:
@@ -597,16 +626,23 @@ def _prune_roots(paths: list) -> list:
     (``d`` and ``d/x.dcm``, in either order): the walk would yield their files twice, and a
     file must end in exactly one state.  Globs are kept as given."""
     from .batch import _has_magic
-    absolute = [None if _has_magic(p) else os.path.abspath(p) for p in paths]
+    absolute = [None if _has_magic(p) else os.path.abspath(p)
+                for p in paths]
+    # only an input that is a path prefix of another can hold it: those alone are stat-ed
+    # (a list of many files costs no system call here)
+    heads = sorted({a.rstrip(os.sep) + os.sep for a in absolute if a is not None})
+    prefixes = {h for h, nxt in zip(heads, heads[1:]) if nxt.startswith(h)}
     dirs = {a for p, a in zip(paths, absolute)
-            if a is not None and os.path.isdir(p) and not os.path.islink(p)}
+            if a is not None and a.rstrip(os.sep) + os.sep in prefixes
+            and os.path.isdir(p) and not os.path.islink(p)}
     seen: set = set()
     out = []
     for p, a in zip(paths, absolute):
         if a is None:
             out.append(p)
             continue
-        if a in seen or any(a != d and a.startswith(d.rstrip(os.sep) + os.sep) for d in dirs):
+        if a in seen or (dirs and any(a != d and a.startswith(d.rstrip(os.sep) + os.sep)
+                                      for d in dirs)):
             continue
         seen.add(a)
         out.append(p)
@@ -781,10 +817,6 @@ def _attributes_json(batch: pa.RecordBatch, keywords) -> list:
     return pc.binary_join_element_wise(*args, "").to_pylist()
 
 
-_ROW_FIELDS = ("size", "mtime_ns", "SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID",
-               "StudyInstanceUID", "transfer_syntax", "Rows", "Columns", "num_frames",
-               "pixel_offset", "pixel_length", "error_type", "error_message")
-
 
 def _row_from(batch_cols, i, keywords, key, display, attributes=None):
     if attributes is not None:
@@ -866,26 +898,29 @@ def _collect(prep, keywords):
     """The scan results of a prepared batch as rows (``prep.scanned``) and Arrow tables."""
     scanned = {}
     tables = []
+    chunks = []
     if prep.future:
         outs = [f.result() if hasattr(f, "result") else f for f in prep.future]
         tables = [b for b, extra in outs]
         k = 0
         for b, (eoff, etag) in outs:
-            cols = {name: b.column(name).to_pylist() for name in _ROW_FIELDS}
-            cols["__attributes__"] = _attributes_json(b, keywords)
+            cols = _Columns(b, _attributes_json(b, keywords))
+            chunks.append((cols, prep.scan_paths[k:k + b.num_rows]))
             for i in range(b.num_rows):
                 scanned[prep.scan_paths[k]] = (cols, i, eoff[i], etag[i])
                 k += 1
-    prep.scanned, prep.tables = scanned, tables
+    prep.scanned, prep.tables, prep.chunks = scanned, tables, chunks
 
 
 def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True):
     """Write one collected batch in one transaction (on the writer thread)."""
     entries, ledger = prep.entries, prep.ledger
     scanned, tables = prep.scanned, prep.tables
-    # UIDs of this batch already indexed: one query per 500 instead of one per file
+    in_c = bool(scanned) and _rows.sqlite_available()
+    # UIDs of this batch already indexed: one query per 500 instead of one per file (the C
+    # writer finds them itself)
     indexed_uids = set()
-    if scanned:
+    if scanned and not in_c:
         uids = list({c["SOPInstanceUID"][i] for c, i, _, _ in scanned.values()
                      if c["SOPInstanceUID"][i]})
         for k in range(0, len(uids), 500):
@@ -911,7 +946,12 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True):
         if track_seen:
             con.executemany("INSERT OR IGNORE INTO seen(path) VALUES(?)",
                             [(e.key,) for e in entries])
-        fast = _bulk_batch(prep, scanned, indexed_uids, keywords)
+        done: set = set()
+        if in_c:
+            done = _insert_new_c(con, prep, result, w)
+            counts["indexed"] += len(done)
+            writes = writes or bool(done)
+        fast = None if in_c else _bulk_batch(prep, scanned, indexed_uids, keywords)
         if fast is not None:
             # every file new, parsed and of a new UID: column-wise rows, two executemany
             keys, series, studies, ledger_rows, inst_rows, nbytes = fast
@@ -924,6 +964,8 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True):
             result.bytes_read += nbytes
             writes = True
         for idx, e in (() if fast is not None else enumerate(entries)):
+            if idx in done:
+                continue
             key = e.key
             display = _display_path(e.path)
             old = ledger.get(key)
@@ -969,7 +1011,7 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True):
                 continue
             row = _row_from(cols, i, keywords, key, display, cols["__attributes__"][i])
             uid = row["sop_instance_uid"]
-            if old is None and uid not in indexed_uids:
+            if not in_c and old is None and uid not in indexed_uids:
                 # the common case: a new file with a new UID, written in bulk
                 indexed_uids.add(uid)
                 bulk_ledger.append((key, display, size, mtime, "indexed", None, uid, None))
@@ -1011,6 +1053,44 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True):
         bar.update(len(entries))
         bar.set_postfix(MB_s="%.1f" % (result.bytes_read / 1e6 / max(bar.format_dict.get(
             "elapsed", 1) or 1, 1e-3)), refresh=False)
+
+
+def _insert_new_c(con, prep, result, w) -> set:
+    """Write, without the GIL, the files of the batch that are new paths, parsed, with a
+    SOPInstanceUID; returns the entry indices written.  A UID already indexed (by an earlier
+    batch or an earlier file of this one) is left to the per-file logic, which decides
+    between the copies."""
+    import pyarrow.compute as pc
+    done: set = set()
+    entries, ledger = prep.entries, prep.ledger
+    for cols, eidx in prep.chunks:
+        b = cols.batch
+        uid = b.column("SOPInstanceUID")
+        ok = pc.and_(b.column("error_type").is_null(),
+                     pc.fill_null(pc.greater(pc.utf8_length(uid), 0), False))
+        mask = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
+        keys = [entries[k].key for k in eidx]
+        if ledger:
+            mask &= np.fromiter((k not in ledger for k in keys), bool, len(keys))
+        rows = np.flatnonzero(mask).astype(np.int64)
+        if not len(rows):
+            continue
+        written = _rows.sqlite_insert_new(
+            con, result.db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, cols["__attributes__"],
+            [b.column(c) for c in _C_COLUMNS], rows)
+        rows = rows[written.astype(bool)]
+        if not len(rows):
+            continue
+        sel = pa.array(rows)
+        w.touched_series.update(x for x in b.column("SeriesInstanceUID").take(sel).to_pylist()
+                                if x)
+        w.touched_studies.update(x for x in b.column("StudyInstanceUID").take(sel).to_pylist()
+                                 if x)
+        w.new_instance_rows.extend(keys[i] for i in rows.tolist())
+        done.update(eidx[i] for i in rows.tolist())
+        size = np.asarray(b.column("size").take(sel).fill_null(0))
+        result.bytes_read += int(np.minimum(size, 8192).sum())
+    return done
 
 
 def _batch_part(parquet, bid, tables, scan_keys, winners: set):

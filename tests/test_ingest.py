@@ -350,3 +350,146 @@ def test_overlapping_inputs_count_each_file_once(tmp_path):
         r = ingest([str(p) for p in paths], str(tmp_path / f"i{n}.sqlite"), workers=1)
         c = r.counts()
         assert c["files"] == 6 and c["indexed"] == 6, (paths, c)
+
+
+def _full_dump(db):
+    """Every row of the index but times (``failures.time``, ``batches``, ``meta``)."""
+    con = sqlite3.connect(db)
+    try:
+        out = {t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+               for t in ("files", "instances", "instance_copies", "series", "studies",
+                         "patients")}
+        out["failures"] = con.execute("SELECT path, display, error_type, message, offset, tag"
+                                      " FROM failures ORDER BY 1").fetchall()
+    finally:
+        con.close()
+    return out
+
+
+def test_c_writer_matches_python_binding(tree, tmp_path, monkeypatch):
+    """The rows the C writer binds from the Arrow columns equal those the sqlite3 module binds,
+    on a first ingest and on a second one whose new files collide with indexed UIDs (earlier
+    batches and the same batch), in small and large batches."""
+    from fastdicom import _rows
+    if not _rows.sqlite_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("the C writer is not available on this interpreter")
+        pytest.skip("the C writer is not available on this interpreter")
+    root, info = tree
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    # an identical copy and a conflicting copy of indexed instances, a path that sorts first
+    # (it takes the UID over), and two new files sharing one new UID
+    (extra / "0first.dcm").write_bytes(_tiny_bytes(5, study=0, series=0, instance_number=7))
+    (extra / "dup.dcm").write_bytes(info["valid"][6].read_bytes())
+    (extra / "twin_a.dcm").write_bytes(_tiny_bytes(90001, study=9, series=1))
+    (extra / "twin_b.dcm").write_bytes(_tiny_bytes(90001, study=9, series=1,
+                                                   instance_number=3))
+    (extra / "new.dcm").write_bytes(_tiny_bytes(90002, study=9, series=1))
+    dumps = {}
+    for force in (False, True):
+        monkeypatch.setattr(_rows, "FORCE_PYTHON", force)
+        for bs in (37, 1000):
+            db = str(tmp_path / f"i{int(force)}_{bs}.sqlite")
+            first = ingest([root], db, workers=2, batch_size=bs)
+            second = ingest([root, extra], db, workers=2, batch_size=bs)
+            dumps[force, bs] = (_full_dump(db), first.as_dict(), second.as_dict())
+    ref = dumps[True, 1000]
+    for k, (d, c1, c2) in dumps.items():
+        assert d == ref[0], k
+        for a, b in ((c1, ref[1]), (c2, ref[2])):
+            assert {s: a[s] for s in STATES} == {s: b[s] for s in STATES}, k
+    d, _, counts = ref
+    assert counts["duplicate"] >= 1 and counts["conflict"] >= 1
+    state = {Path(os.fsdecode(r[0])): r[4] for r in d["files"]}
+    # the extra folder's paths sort before the tree's: they win their UIDs
+    assert str(extra) < str(root)
+    assert (state[extra / "0first.dcm"], state[info["valid"][5]]) == ("indexed", "conflict")
+    assert (state[extra / "dup.dcm"], state[info["valid"][6]]) == ("indexed", "duplicate")
+    assert (state[extra / "twin_a.dcm"], state[extra / "twin_b.dcm"]) == ("indexed",
+                                                                          "conflict")
+    assert state[extra / "new.dcm"] == "indexed"
+
+
+def _c_table(db):
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("CREATE TABLE instances(sop_instance_uid TEXT PRIMARY KEY, path BLOB,"
+                " display_path TEXT, size INTEGER, mtime_ns INTEGER, sop_class_uid TEXT,"
+                " series_instance_uid TEXT, study_instance_uid TEXT, transfer_syntax_uid TEXT,"
+                " rows INTEGER, columns INTEGER, frames INTEGER, pixel_offset INTEGER,"
+                " pixel_length INTEGER, attributes TEXT)")
+    con.execute("CREATE TABLE files(path BLOB PRIMARY KEY, display TEXT, size INTEGER,"
+                " mtime_ns INTEGER, state TEXT, reason TEXT, sop_instance_uid TEXT,"
+                " sha256 BLOB)")
+    return con
+
+
+def test_sqlite_insert_new_binds_arrow_values_exactly(tmp_path):
+    """Hand-built Arrow columns (nulls, a sliced array, non-ASCII text, a repeated UID) come
+    back from SQLite value for value; bad inputs are refused before anything is written."""
+    import numpy as np
+    import pyarrow as pa
+    from fastdicom import _rows
+    from fastdicom.ingest import _C_INSTANCE_SQL, _C_LEDGER_SQL
+    if not _rows.sqlite_available():
+        pytest.skip("the C writer is not available on this interpreter")
+    db = str(tmp_path / "c.sqlite")
+    con = _c_table(db)
+    n = 4
+    ints = lambda *v: pa.array(list(v), pa.int64())
+    uids = pa.array(["x", "1.2", "1.3", "1.4", "1.2"]).slice(1)      # sliced: offset 1
+    cols = [ints(10, None, 30, 40), ints(1, 2, 3, -(2 ** 63)), uids,
+            pa.array(["c", None, "c", "c"]), pa.array(["s1", "s1", "s2", "s2"]),
+            pa.array(["st", "st", "st", "st"]), pa.array(["1.2.840.10008.1.2.1"] * n),
+            ints(512, 0, None, 1), ints(512, 0, None, 1), ints(1, 1, 1, 1),
+            ints(100, None, 300, 400), ints(2 ** 40, 0, 3, 4),
+            pa.array(["/d/a", "/d/Müller", "/d/c", "/d/d"])]
+    keys = [b"/d/a", "/d/Müller".encode(), b"/d/c\xff", b"/d/d"]
+    attrs = ['{"a": 1}', '{"n": "Jürgen"}', "{}", '{"dup": true}']
+    con.execute("BEGIN")
+    out = _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs, cols,
+                                  np.arange(n, dtype=np.int64))
+    con.execute("COMMIT")
+    # row 3 repeats the UID of row 0: not written, anywhere
+    assert out.tolist() == [1, 1, 1, 0]
+    got = con.execute("SELECT * FROM instances ORDER BY rowid").fetchall()
+    assert got == [
+        ("1.2", b"/d/a", "/d/a", 10, 1, "c", "s1", "st", "1.2.840.10008.1.2.1", 512, 512, 1,
+         100, 2 ** 40, '{"a": 1}'),
+        ("1.3", "/d/Müller".encode(), "/d/Müller", None, 2, None, "s1", "st",
+         "1.2.840.10008.1.2.1", 0, 0, 1, None, 0, '{"n": "Jürgen"}'),
+        ("1.4", b"/d/c\xff", "/d/c", 30, 3, "c", "s2", "st", "1.2.840.10008.1.2.1", None,
+         None, 1, 300, 3, "{}")]
+    assert con.execute("SELECT path, display, size, mtime_ns, state, reason, sop_instance_uid,"
+                       " sha256 FROM files ORDER BY path").fetchall() == [
+        ("/d/Müller".encode(), "/d/Müller", None, 2, "indexed", None, "1.3", None),
+        (b"/d/a", "/d/a", 10, 1, "indexed", None, "1.2", None),
+        (b"/d/c\xff", "/d/c", 30, 3, "indexed", None, "1.4", None)]
+    rows = np.arange(n, dtype=np.int64)
+    before = con.total_changes
+    with pytest.raises(IndexError):
+        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs, cols,
+                                np.array([0, n], np.int64))
+    with pytest.raises(TypeError):       # a column of another type
+        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs,
+                                cols[:7] + [pa.array(["1"] * n)] + cols[8:], rows)
+    with pytest.raises(TypeError):       # keys must be bytes
+        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL,
+                                [k.decode("latin-1") for k in keys], attrs, cols, rows)
+    with pytest.raises(ValueError):      # lengths disagree
+        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys[:2], attrs,
+                                cols, rows)
+    with pytest.raises(RuntimeError):    # not the connection of that file
+        _rows.sqlite_insert_new(con, str(tmp_path / "other.sqlite"), _C_INSTANCE_SQL,
+                                _C_LEDGER_SQL, keys, attrs, cols, rows)
+    with pytest.raises(TypeError):
+        _rows.sqlite_insert_new(object(), db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs,
+                                cols, rows)
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL.replace("instances", "nope"),
+                                _C_LEDGER_SQL, keys, attrs, cols, rows)
+    assert con.total_changes == before
+    con.close()
+    with pytest.raises((ValueError, sqlite3.ProgrammingError)):
+        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs, cols,
+                                rows)
