@@ -215,17 +215,20 @@ cdef _Col _column(object arr):
     return c
 
 
-def json_objects(list keys, list arrays):
-    """The JSON object text of every row (see the module docstring); a list of str."""
+def json_rows(list keys, list arrays):
+    """The JSON object text of every row (see the module docstring), as one UTF-8 ``bytes``
+    and an int64 array of ``n + 1`` offsets into it (row i is ``data[off[i]:off[i + 1]]``)."""
+    import numpy as np
     cdef int64_t n = len(arrays[0]) if arrays else 0
     cdef int64_t i, j, a, b
-    cdef Py_ssize_t k, nk = len(keys), start
+    cdef Py_ssize_t k, nk = len(keys)
     cdef Out o
     cdef list cols = [_column(arr) for arr in arrays]
     cdef list heads = []
     cdef bytes head
     cdef _Col c
-    cdef list out = []
+    offsets = np.empty(n + 1, np.int64)
+    cdef int64_t[::1] off = offsets
     for k in range(nk):
         heads.append((("{" if k == 0 else ", ") + _json_key(keys[k]) + ": ").encode())
         if len(arrays[k]) != n:
@@ -235,7 +238,7 @@ def json_objects(list keys, list arrays):
     o.cap = 0
     try:
         for i in range(n):
-            o.n = 0
+            off[i] = o.n
             if nk == 0:
                 put(&o, b"{}", 2)
             for k in range(nk):
@@ -260,10 +263,30 @@ def json_objects(list keys, list arrays):
                     put(&o, b"]", 1)
             if nk:
                 put(&o, b"}", 1)
-            out.append(PyUnicode_DecodeUTF8(o.buf, o.n, NULL))
+        off[n] = o.n
+        data = o.buf[:o.n] if o.n else b""
     finally:
         free(o.buf)
-    return out
+    return data, offsets
+
+
+def json_objects(list keys, list arrays):
+    """The JSON object text of every row (see the module docstring); a list of str."""
+    data, offsets = json_rows(keys, arrays)
+    return split_rows(data, offsets)
+
+
+def split_rows(bytes data, const int64_t[::1] offsets):
+    """The rows of :func:`json_rows`'s output as a list of str."""
+    cdef Py_ssize_t i, n = offsets.shape[0] - 1
+    cdef const char* p = data
+    if n >= 0 and (offsets[0] < 0 or offsets[n] > len(data)):
+        raise ValueError("split_rows: offsets out of range")
+    for i in range(n):
+        if offsets[i + 1] < offsets[i]:
+            raise ValueError("split_rows: offsets out of order")
+    return [PyUnicode_DecodeUTF8(p + offsets[i], offsets[i + 1] - offsets[i], NULL)
+            for i in range(n)]
 
 
 def _json_key(key):
@@ -288,9 +311,6 @@ cdef extern from "dlfcn.h" nogil:
     void* dlsym(void* handle, const char* symbol)
     int RTLD_NOW
     int RTLD_NOLOAD
-
-cdef extern from "Python.h":
-    const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
 
 ctypedef void sqlite3
 ctypedef void sqlite3_stmt
@@ -391,7 +411,7 @@ cdef struct Texts:
     int* n
 
 
-cdef int _texts(list objs, Texts* t, bint is_bytes) except -1:
+cdef int _texts(list objs, Texts* t) except -1:
     cdef Py_ssize_t i, k = len(objs), size
     t.p = <const char**>malloc(max(k, 1) * sizeof(char*))
     t.n = <int*>malloc(max(k, 1) * sizeof(int))
@@ -399,15 +419,10 @@ cdef int _texts(list objs, Texts* t, bint is_bytes) except -1:
         raise MemoryError()
     for i in range(k):
         o = objs[i]
-        if is_bytes:
-            if type(o) is not bytes:
-                raise TypeError("expected bytes")
-            t.p[i] = PyBytes_AS_STRING(o)
-            size = PyBytes_GET_SIZE(o)
-        else:
-            if type(o) is not str:
-                raise TypeError("expected str")
-            t.p[i] = PyUnicode_AsUTF8AndSize(o, &size)
+        if type(o) is not bytes:
+            raise TypeError("expected bytes")
+        t.p[i] = PyBytes_AS_STRING(o)
+        size = PyBytes_GET_SIZE(o)
         if size > 0x7fffffff:
             raise ValueError("value too long for SQLite")
         t.n[i] = <int>size
@@ -441,7 +456,8 @@ cdef inline int _bind_col(sqlite3_stmt* st, int pos, const Flat* c, int64_t i) n
 
 
 def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list keys,
-                      list attributes, list arrays, const int64_t[::1] rows):
+                      bytes attributes, const int64_t[::1] attr_offsets, list arrays,
+                      const int64_t[::1] rows):
     """Insert, for each batch row ``i`` in ``rows``, its instance row then (when inserted)
     its ledger row, inside the caller's open transaction, without the GIL.
 
@@ -450,8 +466,9 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
     do nothing on an existing SOPInstanceUID; ``ledger_sql`` takes (path, display, size,
     mtime_ns, uid).  ``arrays`` are the Arrow columns (size, mtime_ns, SOPInstanceUID,
     SOPClassUID, SeriesInstanceUID, StudyInstanceUID, transfer_syntax, Rows, Columns,
-    num_frames, pixel_offset, pixel_length, display path); ``keys`` (bytes) and
-    ``attributes`` (str) are indexed like them.  Returns a uint8 array: 1 inserted, 0 the
+    num_frames, pixel_offset, pixel_length, display path); ``keys`` (bytes) are indexed
+    like them, and so are the rows of ``attributes`` (UTF-8 text, row i at
+    ``attr_offsets[i]:attr_offsets[i + 1]``, as :func:`json_rows` gives).  Returns a uint8 array: 1 inserted, 0 the
     SOPInstanceUID was already indexed (nothing written for that file).
     """
     import numpy as np
@@ -461,8 +478,15 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
     cdef sqlite3* db = _handle(con, db_path)
     cdef Py_ssize_t n = len(keys), m = rows.shape[0], j
     cdef int64_t i
-    if len(attributes) != n or len(arrays) != 13:
+    if attr_offsets.shape[0] != n + 1 or len(arrays) != 13:
         raise ValueError("sqlite_insert_new: inconsistent inputs")
+    if attr_offsets[0] < 0 or attr_offsets[n] > len(attributes):
+        raise ValueError("sqlite_insert_new: attribute offsets out of range")
+    for j in range(n):
+        if attr_offsets[j + 1] < attr_offsets[j] or \
+                attr_offsets[j + 1] - attr_offsets[j] > 0x7fffffff:
+            raise ValueError("sqlite_insert_new: attribute offsets out of order")
+    cdef const char* adata = attributes
     cdef list cols = [_column(a) for a in arrays]
     cdef _Col c
     for c, a in zip(cols, arrays):
@@ -491,9 +515,9 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
     cdef const Flat* c_po = &f[10]
     cdef const Flat* c_pl = &f[11]
     cdef const Flat* c_disp = &f[12]
-    cdef Texts tk, ta
-    tk.p = ta.p = NULL
-    tk.n = ta.n = NULL
+    cdef Texts tk
+    tk.p = NULL
+    tk.n = NULL
     cdef sqlite3_stmt* si = NULL
     cdef sqlite3_stmt* sl = NULL
     cdef bytes q_inst = instance_sql.encode(), q_led = ledger_sql.encode()
@@ -504,8 +528,7 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
     cdef uint8_t[::1] res = out
     cdef const char* err = NULL
     try:
-        _texts(keys, &tk, True)
-        _texts(attributes, &ta, False)
+        _texts(keys, &tk)
         with nogil:
             rc = API.prepare_v2(db, qi, -1, &si, NULL)
             if rc == SQLITE_OK:
@@ -523,7 +546,8 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
                       _bind_col(si, 10, c_rows, i) or _bind_col(si, 11, c_cols, i) or
                       _bind_col(si, 12, c_fr, i) or _bind_col(si, 13, c_po, i) or
                       _bind_col(si, 14, c_pl, i) or
-                      API.bind_text(si, 15, ta.p[i], ta.n[i], NULL))
+                      API.bind_text(si, 15, adata + attr_offsets[i],
+                                    <int>(attr_offsets[i + 1] - attr_offsets[i]), NULL))
                 if rc != SQLITE_OK:
                     break
                 rc = API.step(si)
@@ -559,6 +583,4 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
     finally:
         free(tk.p)
         free(tk.n)
-        free(ta.p)
-        free(ta.n)
     return out

@@ -43,7 +43,7 @@ transaction, with the functions of the SQLite library the sqlite3 module itself 
 it finds indexed (by an earlier batch or an earlier file of the batch) is left to the
 per-file logic.  Where that C writer is not available (another interpreter, SQLite not
 reachable), the same rows go through ``executemany``.  The ``attributes`` JSON is built in C
-(:func:`fastdicom._rows.json_objects`, the same text as ``json.dumps(..., sort_keys=True,
+(:func:`fastdicom._rows.json_rows`, the same text as ``json.dumps(..., sort_keys=True,
 ensure_ascii=False)``); only files already in the ledger are ``stat``-ed; a file costs four
 B-tree inserts (ledger, instance row, SOPInstanceUID and series indexes).  New databases use
 16 KiB pages.
@@ -71,7 +71,6 @@ import numpy as np
 import pyarrow as pa
 
 from . import _batch, _rows
-from ._rows import json_objects
 from .batch import DEFAULT_TAGS, _Plan, _scan_chunk, iter_files, _display_path
 
 __all__ = ["ingest", "IngestResult", "IngestLockedError", "SCHEMA_VERSION", "STATES",
@@ -541,14 +540,18 @@ class _Prepared:
 class _Columns(dict):
     """The Python values of a scanned RecordBatch's columns, converted on first use (the C
     writer reads the Arrow columns; only files taking the per-file logic need these)."""
-    __slots__ = ("batch",)
+    __slots__ = ("batch", "json")
 
     def __init__(self, batch, attributes):
-        super().__init__(__attributes__=attributes)
+        super().__init__()
         self.batch = batch
+        self.json = attributes       # (UTF-8 bytes, row offsets)
 
     def __missing__(self, name):
-        v = self[name] = self.batch.column(name).to_pylist()
+        if name == "__attributes__":
+            v = self[name] = _rows.split_rows(*self.json)
+        else:
+            v = self[name] = self.batch.column(name).to_pylist()
         return v
 
 
@@ -589,7 +592,8 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
         # path it saw: nothing can be missing, so the paths seen need not be kept
         track_seen = con.execute("SELECT 1 FROM files LIMIT 1").fetchone() is not None
         result = IngestResult(db=db)
-        workers = workers or min(os.cpu_count() or 1, 8)
+        # the writer thread needs a core of its own: the scan gets the others
+        workers = workers or max(1, min((os.cpu_count() or 1) - 1, 8))
         if progress is None:
             progress = sys.stderr.isatty()
         bar = None
@@ -793,15 +797,23 @@ def _json_texts(arr: pa.Array) -> Optional[pa.Array]:
     return None
 
 
-def _attributes_json(batch: pa.RecordBatch, keywords) -> list:
-    """The ``attributes`` JSON text of each row of ``batch``: the same text as
-    ``json.dumps(attrs, sort_keys=True, ensure_ascii=False)``, built column-wise."""
-    import pyarrow.compute as pc
+def _attributes_json(batch: pa.RecordBatch, keywords) -> tuple:
+    """The ``attributes`` JSON text of each row of ``batch`` -- the same text as
+    ``json.dumps(attrs, sort_keys=True, ensure_ascii=False)`` -- as UTF-8 bytes and the
+    offsets of the rows in them (:func:`fastdicom._rows.json_rows`)."""
     order = sorted(keywords)
     try:
-        return json_objects(order, [batch.column(k) for k in order])   # in C
+        return _rows.json_rows(order, [batch.column(k) for k in order])   # in C
     except TypeError:
-        pass  # a column type the C encoder does not cover (e.g. bytes): Arrow kernels
+        # a column type the C encoder does not cover (e.g. bytes): Arrow kernels
+        texts = [t.encode() for t in _attributes_json_arrow(batch, order)]
+    offsets = np.zeros(len(texts) + 1, np.int64)
+    np.cumsum([len(t) for t in texts], out=offsets[1:])
+    return b"".join(texts), offsets
+
+
+def _attributes_json_arrow(batch: pa.RecordBatch, order) -> list:
+    import pyarrow.compute as pc
     enc = json.JSONEncoder(ensure_ascii=False).encode
     args: list = []
     for n, k in enumerate(order):
@@ -1076,7 +1088,7 @@ def _insert_new_c(con, prep, result, w) -> set:
         if not len(rows):
             continue
         written = _rows.sqlite_insert_new(
-            con, result.db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, cols["__attributes__"],
+            con, result.db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *cols.json,
             [b.column(c) for c in _C_COLUMNS], rows)
         rows = rows[written.astype(bool)]
         if not len(rows):

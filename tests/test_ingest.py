@@ -445,9 +445,11 @@ def test_sqlite_insert_new_binds_arrow_values_exactly(tmp_path):
             ints(100, None, 300, 400), ints(2 ** 40, 0, 3, 4),
             pa.array(["/d/a", "/d/Müller", "/d/c", "/d/d"])]
     keys = [b"/d/a", "/d/Müller".encode(), b"/d/c\xff", b"/d/d"]
-    attrs = ['{"a": 1}', '{"n": "Jürgen"}', "{}", '{"dup": true}']
+    texts = ['{"a": 1}', '{"n": "Jürgen"}', "{}", '{"dup": true}']
+    attrs = (b"".join(t.encode() for t in texts),
+             np.cumsum([0] + [len(t.encode()) for t in texts]).astype(np.int64))
     con.execute("BEGIN")
-    out = _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs, cols,
+    out = _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *attrs, cols,
                                   np.arange(n, dtype=np.int64))
     con.execute("COMMIT")
     # row 3 repeats the UID of row 0: not written, anywhere
@@ -468,28 +470,34 @@ def test_sqlite_insert_new_binds_arrow_values_exactly(tmp_path):
     rows = np.arange(n, dtype=np.int64)
     before = con.total_changes
     with pytest.raises(IndexError):
-        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs, cols,
+        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *attrs, cols,
                                 np.array([0, n], np.int64))
     with pytest.raises(TypeError):       # a column of another type
-        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs,
+        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *attrs,
                                 cols[:7] + [pa.array(["1"] * n)] + cols[8:], rows)
     with pytest.raises(TypeError):       # keys must be bytes
         _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL,
-                                [k.decode("latin-1") for k in keys], attrs, cols, rows)
+                                [k.decode("latin-1") for k in keys], *attrs, cols, rows)
     with pytest.raises(ValueError):      # lengths disagree
-        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys[:2], attrs,
+        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys[:2], *attrs,
                                 cols, rows)
+    with pytest.raises(ValueError):      # attribute offsets past the text
+        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs[0][:-1],
+                                attrs[1], cols, rows)
+    with pytest.raises(ValueError):      # attribute offsets out of order
+        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs[0],
+                                attrs[1][::-1].copy(), cols, rows)
     with pytest.raises(RuntimeError):    # not the connection of that file
         _rows.sqlite_insert_new(con, str(tmp_path / "other.sqlite"), _C_INSTANCE_SQL,
-                                _C_LEDGER_SQL, keys, attrs, cols, rows)
+                                _C_LEDGER_SQL, keys, *attrs, cols, rows)
     with pytest.raises(TypeError):
-        _rows.sqlite_insert_new(object(), db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs,
+        _rows.sqlite_insert_new(object(), db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *attrs,
                                 cols, rows)
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL.replace("instances", "nope"),
-                                _C_LEDGER_SQL, keys, attrs, cols, rows)
+                                _C_LEDGER_SQL, keys, *attrs, cols, rows)
     assert con.total_changes == before
     con.close()
     with pytest.raises((ValueError, sqlite3.ProgrammingError)):
-        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs, cols,
+        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *attrs, cols,
                                 rows)

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from fastdicom import _rows
 from fastdicom._rows import json_objects
 
 _TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
@@ -67,3 +68,36 @@ def test_special_values():
 def test_unsupported_type_raises_type_error():
     with pytest.raises(TypeError):
         json_objects(["b"], [pa.array([b"\x00"])])
+
+
+def test_json_rows_offsets_and_split():
+    """json_rows gives one UTF-8 text with row offsets; split_rows gives back the rows, equal
+    to json_objects; bad offsets are refused."""
+    import numpy as np
+    keys = ["a", "é"]
+    arrays = [pa.array(["x", None, "ü\"q"]), pa.array([[1.5, None], None, []],
+                                                      pa.list_(pa.float64()))]
+    data, off = _rows.json_rows(keys, arrays)
+    assert off.dtype == np.int64 and off[0] == 0 and off[-1] == len(data)
+    rows = [data[off[i]:off[i + 1]].decode() for i in range(3)]
+    assert rows == [json.dumps({"a": "x", "é": [1.5, None]}, ensure_ascii=False),
+                    json.dumps({"a": None, "é": None}, ensure_ascii=False),
+                    json.dumps({"a": "ü\"q", "é": []}, ensure_ascii=False)]
+    assert _rows.split_rows(data, off) == rows == _rows.json_objects(keys, arrays)
+    with pytest.raises(ValueError):
+        _rows.split_rows(data[:-1], off)
+    with pytest.raises(ValueError):
+        _rows.split_rows(data, off[::-1].copy())
+
+
+def test_attributes_json_arrow_fallback_matches_json_dumps():
+    """A column the C encoder does not take (binary) goes through the Arrow kernels; the text
+    is still json.dumps's, bytes as hex."""
+    import numpy as np
+    from fastdicom.ingest import _attributes_json
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([b"\x01\xff", None]), pa.array([1, 2], pa.int64())], names=["B", "A"])
+    data, off = _attributes_json(batch, ["B", "A"])
+    rows = [data[off[i]:off[i + 1]].decode() for i in range(2)]
+    assert rows == [json.dumps({"A": 1, "B": "01ff"}, sort_keys=True),
+                    json.dumps({"A": 2, "B": None}, sort_keys=True)]
