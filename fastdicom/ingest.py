@@ -199,6 +199,36 @@ def _connect(db: str) -> sqlite3.Connection:
     return con
 
 
+class _Checkpointer:
+    """Copies the WAL into the database file on its own thread and connection (passive
+    checkpoints: they neither wait for nor block the writer), so that the writer, whose
+    automatic checkpoints are off, never waits for a checkpoint's page copies and fsyncs.
+    A checkpoint that fails loses nothing (the WAL keeps the commits); it is logged and tried
+    again after the next commit."""
+
+    def __init__(self, db: str):
+        self.con = sqlite3.connect(db, isolation_level=None, timeout=5.0,
+                                   check_same_thread=False)
+        self.con.execute("PRAGMA synchronous=NORMAL")
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="fastdicom-ingest-checkpoint")
+        self.pending = None
+
+    def poke(self) -> None:
+        """Start a checkpoint unless one is running (called after each commit)."""
+        if self.pending is None or self.pending.done():
+            self.pending = self.pool.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            self.con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint failed (tried again after the next commit): %s", exc)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.con.close()
+
+
 # version 1 -> 2: three secondary indexes dropped (each cost a B-tree insert per file; the
 # lookups they served go through files.path and series.study_instance_uid instead) and
 # series.first_sop_instance_uid added (a study's first instance without a study index)
@@ -605,12 +635,15 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
                 bar = None
         pool = ThreadPoolExecutor(workers) if workers > 1 else None
         rcon = _connect_reader(db) if track_seen else None
+        con.execute("PRAGMA wal_autocheckpoint=0")
+        ckpt = _Checkpointer(db)
         try:
             _run(con, rcon, plan, keywords, paths, follow_symlinks, batch_size, pool, workers,
-                 parquet, result, bar, track_seen)
+                 parquet, result, bar, track_seen, ckpt)
             if track_seen:
                 _mark_missing(con, paths, result)
         finally:
+            ckpt.close()
             if rcon is not None:
                 rcon.close()
             if pool is not None:
@@ -698,7 +731,7 @@ def _prepare(rcon, entries, plan, pool, workers):
 
 
 def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, parquet, result,
-         bar, track_seen=True):
+         bar, track_seen=True, ckpt=None):
     """The pipeline: this thread walks, looks up the ledger (through ``rcon``, a second
     connection: a batch's paths are written only by its own commit, so the committed state
     is exact), scans and assembles batch k+1 while the writer thread commits batch k.  Every
@@ -728,7 +761,7 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, pa
 
     def commit(prep):
         _collect(prep, keywords)
-        submit(_commit, con, prep, plan, keywords, parquet, result, bar, track_seen)
+        submit(_commit, con, prep, plan, keywords, parquet, result, bar, track_seen, ckpt)
 
     try:
         for entries in entries_batches():
@@ -924,7 +957,7 @@ def _collect(prep, keywords):
     prep.scanned, prep.tables, prep.chunks = scanned, tables, chunks
 
 
-def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True):
+def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ckpt=None):
     """Write one collected batch in one transaction (on the writer thread)."""
     entries, ledger = prep.entries, prep.ledger
     scanned, tables = prep.scanned, prep.tables
@@ -1058,6 +1091,8 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True):
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    if ckpt is not None:
+        ckpt.poke()
     result.files += len(entries)
     for s, n in counts.items():
         setattr(result, s, getattr(result, s) + n)
