@@ -747,15 +747,19 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, pa
             inflight.popleft().result()   # at most one commit in flight: memory stays bounded
 
     def entries_batches():
+        # the first batches are small and each is twice the last, up to batch_size: the
+        # writer starts early, so a small job is pipelined too
+        size = min(batch_size, max(32, batch_size // 16))
         buf = []
         for e in walker:
             if e.kind == "error" and e.is_dir:
                 submit(_record_dir_error, con, e, result)
                 continue
             buf.append(e)
-            if len(buf) >= batch_size:
+            if len(buf) >= size:
                 yield buf
                 buf = []
+                size = min(batch_size, 2 * size)
         if buf:
             yield buf
 
