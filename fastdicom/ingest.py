@@ -202,21 +202,41 @@ def _connect(db: str) -> sqlite3.Connection:
 class _Checkpointer:
     """Copies the WAL into the database file on its own thread and connection (passive
     checkpoints: they neither wait for nor block the writer), so that the writer, whose
-    automatic checkpoints are off, never waits for a checkpoint's page copies and fsyncs.
+    automatic checkpoints are off, does not wait for a checkpoint's page copies and fsyncs.
     A checkpoint that fails loses nothing (the WAL keeps the commits); it is logged and tried
-    again after the next commit."""
+    again after the next commit.
 
-    def __init__(self, db: str):
+    SQLite starts the WAL over only when a write transaction begins with every frame copied
+    back; a writer that always begins while a checkpoint runs would grow it without bound.
+    So once the WAL passes ``wal_limit`` bytes, :meth:`settle` (called by the writer before
+    it begins) finishes the checkpoint first: the WAL stays within about that size."""
+
+    def __init__(self, db: str, wal_limit: int = 64 << 20):
         self.con = sqlite3.connect(db, isolation_level=None, timeout=5.0,
                                    check_same_thread=False)
         self.con.execute("PRAGMA synchronous=NORMAL")
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="fastdicom-ingest-checkpoint")
         self.pending = None
+        self.wal = db + "-wal"
+        self.wal_limit = wal_limit
 
     def poke(self) -> None:
         """Start a checkpoint unless one is running (called after each commit)."""
         if self.pending is None or self.pending.done():
             self.pending = self.pool.submit(self._checkpoint)
+
+    def settle(self) -> None:
+        """Before a write transaction: when the WAL is past its limit, wait for the running
+        checkpoint and copy what is left, so that the transaction starts the WAL over."""
+        try:
+            if os.stat(self.wal).st_size < self.wal_limit:
+                return
+        except OSError:
+            return
+        if self.pending is not None:
+            self.pending.result()
+        self.pending = self.pool.submit(self._checkpoint)
+        self.pending.result()
 
     def _checkpoint(self) -> None:
         try:
@@ -990,6 +1010,8 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
     counts = {s: 0 for s in STATES}
     w = _Writer(con, keywords)
     writes = False
+    if ckpt is not None:
+        ckpt.settle()
     con.execute("BEGIN IMMEDIATE")
     try:
         if track_seen:
