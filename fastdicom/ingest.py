@@ -199,6 +199,9 @@ def _connect(db: str) -> sqlite3.Connection:
     return con
 
 
+_WAL_LIMIT = 64 << 20     # bytes of WAL past which the writer waits for the checkpoint
+
+
 class _Checkpointer:
     """Copies the WAL into the database file on its own thread and connection (passive
     checkpoints: they neither wait for nor block the writer), so that the writer, whose
@@ -211,14 +214,14 @@ class _Checkpointer:
     So once the WAL passes ``wal_limit`` bytes, :meth:`settle` (called by the writer before
     it begins) finishes the checkpoint first: the WAL stays within about that size."""
 
-    def __init__(self, db: str, wal_limit: int = 64 << 20):
+    def __init__(self, db: str, wal_limit: Optional[int] = None):
         self.con = sqlite3.connect(db, isolation_level=None, timeout=5.0,
                                    check_same_thread=False)
         self.con.execute("PRAGMA synchronous=NORMAL")
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="fastdicom-ingest-checkpoint")
         self.pending = None
         self.wal = db + "-wal"
-        self.wal_limit = wal_limit
+        self.wal_limit = _WAL_LIMIT if wal_limit is None else wal_limit
 
     def poke(self) -> None:
         """Start a checkpoint unless one is running (called after each commit)."""
