@@ -80,7 +80,10 @@ log = logging.getLogger("fastdicom")
 
 SCHEMA_VERSION = 2
 STATES = ("indexed", "unchanged", "duplicate", "conflict", "skipped", "failed", "missing")
-DEFAULT_BATCH_SIZE = 1000
+# files per atomic commit.  With random SOPInstanceUIDs nearly every leaf page of the UID
+# index is rewritten by a commit once the index is large: larger batches share those writes
+# (200,000 tiny files: 28.5 us/file with 1000, 21 with 2000; peak RSS +14 MiB)
+DEFAULT_BATCH_SIZE = 2000
 
 
 class IngestLockedError(RuntimeError):
@@ -1327,7 +1330,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--tags", action="append", help="comma-separated keywords to index")
     p.add_argument("--parquet", metavar="DIR", help="also write one Parquet part per batch")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                   help=f"files per atomic commit (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--follow-symlinks", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress or summary text")
     p.add_argument("--json", action="store_true", help="only the JSON summary line")
