@@ -8,11 +8,12 @@ decimal, floats as ``repr`` (``NaN``/``Infinity`` as the json module writes them
 ``[a, b]``, nulls as ``null``.  Columns are Arrow arrays of string, int64, float64 or lists of
 those; anything else raises TypeError (the caller then encodes in Python).
 """
-from libc.stdint cimport uint8_t, int32_t, int64_t
+from libc.stdint cimport uint8_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from libc.math cimport isnan, isinf
 from cpython.mem cimport PyMem_Free
+from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
 cdef extern from "Python.h":
@@ -64,13 +65,25 @@ SHORT_ESC[12] = 102
 SHORT_ESC[13] = 114
 
 cdef int put_str(Out* o, const uint8_t* s, Py_ssize_t k) except -1:
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, j
     cdef uint8_t c
     grow(o, 6 * k + 2)
     o.buf[o.n] = 34
     o.n += 1
-    for i in range(k):
+    i = 0
+    while i < k:
+        # a run of bytes that need no escape, copied at once
+        j = i
+        while j < k and s[j] >= 0x20 and s[j] != 34 and s[j] != 92:
+            j += 1
+        if j > i:
+            memcpy(o.buf + o.n, s + i, j - i)
+            o.n += j - i
+            i = j
+            if i == k:
+                break
         c = s[i]
+        i += 1
         if c == 34 or c == 92:
             o.buf[o.n] = 92
             o.buf[o.n + 1] = c
@@ -112,19 +125,42 @@ cdef int put_int(Out* o, int64_t v) except -1:
     o.n += k
     return 0
 
+# repr() of recent doubles, direct-mapped by their bits: the values of a column repeat from
+# row to row (orientation, spacing, windows, rescale), and repr is the costly part of a row
+cdef struct FloatText:
+    uint64_t bits
+    int n               # 0: empty slot
+    char text[32]
+
+cdef enum:
+    FLOAT_SLOTS = 512
+cdef FloatText FLOAT_CACHE[FLOAT_SLOTS]
+memset(FLOAT_CACHE, 0, sizeof(FLOAT_CACHE))
+
+
 cdef int put_float(Out* o, double v) except -1:
     cdef char* s
     cdef Py_ssize_t k
+    cdef uint64_t bits
+    cdef FloatText* slot
     if isnan(v):
         return put(o, b"NaN", 3)
     if isinf(v):
         return put(o, b"Infinity", 8) if v > 0 else put(o, b"-Infinity", 9)
+    memcpy(&bits, &v, 8)
+    slot = &FLOAT_CACHE[((bits * 0x9E3779B97F4A7C15ULL) >> 55) & (FLOAT_SLOTS - 1)]
+    if slot.n and slot.bits == bits:
+        return put(o, slot.text, slot.n)
     s = PyOS_double_to_string(v, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
     try:
         k = 0
         while s[k]:
             k += 1
         put(o, s, k)
+        if k < 32:          # (the GIL is held: one writer at a time)
+            memcpy(slot.text, s, k)
+            slot.n = <int>k
+            slot.bits = bits
     finally:
         PyMem_Free(s)
     return 0
@@ -225,7 +261,6 @@ def json_rows(list keys, list arrays):
     cdef Out o
     cdef list cols = [_column(arr) for arr in arrays]
     cdef list heads = []
-    cdef bytes head
     cdef _Col c
     offsets = np.empty(n + 1, np.int64)
     cdef int64_t[::1] off = offsets
@@ -233,6 +268,18 @@ def json_rows(list keys, list arrays):
         heads.append((("{" if k == 0 else ", ") + _json_key(keys[k]) + ": ").encode())
         if len(arrays[k]) != n:
             raise ValueError("json_objects: columns of different lengths")
+    # the keys' text and the columns as C arrays (borrowed: the lists keep them alive)
+    cdef bytes head_text = b"".join(heads)
+    cdef const char* hp = head_text
+    head_off = np.zeros(nk + 1, np.int64)
+    cdef int64_t[::1] ho = head_off
+    for k in range(nk):
+        ho[k + 1] = ho[k] + len(heads[k])
+    cdef PyObject** cp = <PyObject**>malloc(max(nk, 1) * sizeof(PyObject*))
+    if cp == NULL:
+        raise MemoryError()
+    for k in range(nk):
+        cp[k] = <PyObject*>cols[k]
     o.buf = NULL
     o.n = 0
     o.cap = 0
@@ -242,9 +289,8 @@ def json_rows(list keys, list arrays):
             if nk == 0:
                 put(&o, b"{}", 2)
             for k in range(nk):
-                head = heads[k]
-                put(&o, head, len(head))
-                c = cols[k]
+                put(&o, hp + ho[k], ho[k + 1] - ho[k])
+                c = <_Col>cp[k]
                 if not c.is_valid(i):
                     put(&o, b"null", 4)
                 elif not c.is_list:
@@ -267,6 +313,7 @@ def json_rows(list keys, list arrays):
         data = o.buf[:o.n] if o.n else b""
     finally:
         free(o.buf)
+        free(cp)
     return data, offsets
 
 
@@ -303,7 +350,6 @@ def _json_key(key):
 # SQLite library that module uses, found with dlsym; when either cannot be had safely,
 # ``sqlite_available()`` is False and the caller binds in Python.
 
-from cpython.object cimport PyObject
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 cdef extern from "dlfcn.h" nogil:

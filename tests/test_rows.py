@@ -101,3 +101,18 @@ def test_attributes_json_arrow_fallback_matches_json_dumps():
     rows = [data[off[i]:off[i + 1]].decode() for i in range(2)]
     assert rows == [json.dumps({"A": 1, "B": "01ff"}, sort_keys=True),
                     json.dumps({"A": 2, "B": None}, sort_keys=True)]
+
+
+def test_float_text_cache_never_mixes_values():
+    """json_rows keeps the repr of recent doubles by their bits: many distinct values (more
+    than its slots, so they collide), repeated, negative zero and subnormals still come out
+    exactly as json.dumps writes them."""
+    import random
+    rng = random.Random(3)
+    base = [0.0, -0.0, 5e-324, -2.2250738585072014e-308, 1e16, 1e-05, 0.1, 1024.0]
+    base += [rng.uniform(-1e6, 1e6) for _ in range(3000)] + [rng.random() for _ in range(3000)]
+    values = base + base[::-1] + rng.sample(base, 2000)
+    arrays = [pa.array(values, pa.float64())]
+    data, off = _rows.json_rows(["v"], arrays)
+    got = [data[off[i]:off[i + 1]].decode() for i in range(len(values))]
+    assert got == [json.dumps({"v": v}) for v in values]

@@ -118,6 +118,11 @@ class Plan:
         return out
 
     @property
+    def ingest_files(self) -> int:
+        """Tiny instances for the ingest rate (large enough that per-job costs amortize)."""
+        return 64 if self.tiny else (4000 if self.quick else 20000)
+
+    @property
     def header_files(self) -> int:
         """Instances for the per-file header benchmarks (scan / mixed set)."""
         return 64 if self.tiny else (512 if self.quick else 2000)
@@ -268,3 +273,15 @@ def mixed_set(n: int) -> DataSet:
 def header_set(n: int) -> DataSet:
     """``n`` 512x512 CT instances (a series) for per-file header benchmarks."""
     return ct_series(n)
+
+
+def tiny_series(n: int) -> DataSet:
+    """``n`` 16x16 CT instances in series folders of 200 (ingest rate, peak-RSS checks)."""
+    def build(tmp: Path) -> dict[str, Any]:
+        from fastdicom import testing
+        paths: list = []
+        for s in range(0, n, 200):
+            paths += testing.write_ct_series(tmp / f"s{s // 200:04d}", min(200, n - s), 16, 16,
+                                             seed=s // 200)
+        return {"paths": paths}
+    return _cached(f"tiny-{n}", build)
