@@ -452,6 +452,18 @@ cdef sqlite3* _handle(object con, str db_path) except NULL:
     return db
 
 
+def sqlite_connection_ok(con, str db_path) -> bool:
+    """True when :func:`sqlite_insert_new` can run on ``con``, the open connection of the
+    database file ``db_path`` (see :func:`sqlite_available`)."""
+    if not sqlite_available():
+        return False
+    try:
+        _handle(con, db_path)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    return True
+
+
 cdef struct Texts:
     const char** p
     int* n

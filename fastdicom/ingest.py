@@ -663,9 +663,13 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
         rcon = _connect_reader(db) if track_seen else None
         con.execute("PRAGMA wal_autocheckpoint=0")
         ckpt = _Checkpointer(db)
+        # the C writer, when it can run on this connection (else executemany)
+        c_db = os.path.abspath(db)
+        if not _rows.sqlite_connection_ok(con, c_db):
+            c_db = None
         try:
             _run(con, rcon, plan, keywords, paths, follow_symlinks, batch_size, pool, workers,
-                 parquet, result, bar, track_seen, ckpt)
+                 parquet, result, bar, track_seen, ckpt, c_db)
             if track_seen:
                 _mark_missing(con, paths, result)
         finally:
@@ -757,7 +761,7 @@ def _prepare(rcon, entries, plan, pool, workers):
 
 
 def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, parquet, result,
-         bar, track_seen=True, ckpt=None):
+         bar, track_seen=True, ckpt=None, c_db=None):
     """The pipeline: this thread walks, looks up the ledger (through ``rcon``, a second
     connection: a batch's paths are written only by its own commit, so the committed state
     is exact), scans and assembles batch k+1 while the writer thread commits batch k.  Every
@@ -791,7 +795,8 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, pa
 
     def commit(prep):
         _collect(prep, keywords)
-        submit(_commit, con, prep, plan, keywords, parquet, result, bar, track_seen, ckpt)
+        submit(_commit, con, prep, plan, keywords, parquet, result, bar, track_seen, ckpt,
+               c_db)
 
     try:
         for entries in entries_batches():
@@ -987,11 +992,12 @@ def _collect(prep, keywords):
     prep.scanned, prep.tables, prep.chunks = scanned, tables, chunks
 
 
-def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ckpt=None):
+def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ckpt=None,
+            c_db=None):
     """Write one collected batch in one transaction (on the writer thread)."""
     entries, ledger = prep.entries, prep.ledger
     scanned, tables = prep.scanned, prep.tables
-    in_c = bool(scanned) and _rows.sqlite_available()
+    in_c = bool(scanned) and c_db is not None
     # UIDs of this batch already indexed: one query per 500 instead of one per file (the C
     # writer finds them itself)
     indexed_uids = set()
@@ -1025,7 +1031,7 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
                             [(e.key,) for e in entries])
         done: set = set()
         if in_c:
-            done = _insert_new_c(con, prep, result, w)
+            done = _insert_new_c(con, c_db, prep, result, w)
             counts["indexed"] += len(done)
             writes = writes or bool(done)
         fast = None if in_c else _bulk_batch(prep, scanned, indexed_uids, keywords)
@@ -1134,7 +1140,7 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
             "elapsed", 1) or 1, 1e-3)), refresh=False)
 
 
-def _insert_new_c(con, prep, result, w) -> set:
+def _insert_new_c(con, db_path, prep, result, w) -> set:
     """Write, without the GIL, the files of the batch that are new paths, parsed, with a
     SOPInstanceUID; returns the entry indices written.  A UID already indexed (by an earlier
     batch or an earlier file of this one) is left to the per-file logic, which decides
@@ -1155,7 +1161,7 @@ def _insert_new_c(con, prep, result, w) -> set:
         if not len(rows):
             continue
         written = _rows.sqlite_insert_new(
-            con, result.db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *cols.json,
+            con, db_path, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *cols.json,
             [b.column(c) for c in _C_COLUMNS], rows)
         rows = rows[written.astype(bool)]
         if not len(rows):

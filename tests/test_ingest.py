@@ -435,6 +435,9 @@ def test_sqlite_insert_new_binds_arrow_values_exactly(tmp_path):
         pytest.skip("the C writer is not available on this interpreter")
     db = str(tmp_path / "c.sqlite")
     con = _c_table(db)
+    assert _rows.sqlite_connection_ok(con, db)
+    assert not _rows.sqlite_connection_ok(con, str(tmp_path / "other.sqlite"))
+    assert not _rows.sqlite_connection_ok(object(), db)
     n = 4
     ints = lambda *v: pa.array(list(v), pa.int64())
     uids = pa.array(["x", "1.2", "1.3", "1.4", "1.2"]).slice(1)      # sliced: offset 1
@@ -538,3 +541,30 @@ def _ref_index(root, tmp_path):
     db = str(tmp_path / "ref.sqlite")
     ingest([root], db, workers=1, batch_size=40)
     return db
+
+
+def test_relative_db_path_uses_the_c_writer(tmp_path, monkeypatch):
+    """A database named relative to the working directory still gets the C writer (its
+    connection is matched by absolute path), and the rows are complete."""
+    import fastdicom.ingest as I
+    from fastdicom import _rows
+    if not _rows.sqlite_available():
+        pytest.skip("the C writer is not available on this interpreter")
+    src = tmp_path / "src"
+    src.mkdir()
+    for k in range(30):
+        (src / f"f{k}.dcm").write_bytes(_tiny_bytes(k, study=1, series=1))
+    calls = []
+    real = _rows.sqlite_insert_new
+
+    def spy(*a, **k):
+        calls.append(len(a[-1]))
+        return real(*a, **k)
+    monkeypatch.setattr(I._rows, "sqlite_insert_new", spy)
+    monkeypatch.chdir(tmp_path)
+    r = ingest(["src"], "rel.sqlite", workers=1)
+    assert r.indexed == 30 and sum(calls) == 30
+    con = sqlite3.connect(tmp_path / "rel.sqlite")
+    assert con.execute("SELECT count(*) FROM instances").fetchone()[0] == 30
+    assert con.execute("SELECT count(*) FROM files WHERE state='indexed'").fetchone()[0] == 30
+    con.close()
