@@ -111,8 +111,10 @@ def _independence(plan: datagen.Plan) -> Task:
                 f"{small_n}-frame vs a {large_n}-frame file: the cost must not grow with the "
                 "file", "frame", 1, impls, nbytes=datagen.SLICE_BYTES, files=files,
                 missing=missing, ours=labels[0],
-                goals=[Goal("large file within 20% of the small one", labels[1], labels[0],
-                            "within", 0.2, issue=4)])
+                # one-sided: O(frame) work means the large file is not slower; it may be
+                # faster when the page cache serves it faster (its floor then is too)
+                goals=[Goal("large file ≤ 1.2× the small one", labels[1], labels[0], "<=", 1.2,
+                            issue=4)])
 
 
 def build(plan: datagen.Plan) -> list[Task]:
