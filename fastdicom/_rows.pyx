@@ -10,7 +10,7 @@ those; anything else raises TypeError (the caller then encodes in Python).
 """
 from libc.stdint cimport uint8_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memset, strncpy, strlen
 from libc.math cimport isnan, isinf
 from cpython.mem cimport PyMem_Free
 from cpython.object cimport PyObject
@@ -513,6 +513,40 @@ cdef inline int _bind_col(sqlite3_stmt* st, int pos, const Flat* c, int64_t i) n
     return API.bind_text(st, pos, <const char*>(c.data + a), <int>(b - a), NULL)
 
 
+# the parameters of the two statements: a column of ``arrays`` by number, P_KEY the path
+# key (a blob), P_ATTR the attributes text
+cdef enum:
+    P_KEY = -1
+    P_ATTR = -2
+cdef int INSTANCE_PARAMS[15]
+INSTANCE_PARAMS[:] = [2, P_KEY, 12, 0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, P_ATTR]
+cdef int LEDGER_PARAMS[5]
+LEDGER_PARAMS[:] = [P_KEY, 12, 0, 1, 2]
+
+
+cdef int _bind_row(sqlite3_stmt* st, const int* params, int np_, const Flat* cols,
+                   const char* key, int nkey, const char* attr, int nattr,
+                   int64_t i) noexcept nogil:
+    cdef int k, rc = SQLITE_OK
+    for k in range(np_):
+        if params[k] == P_KEY:
+            rc = API.bind_blob(st, k + 1, key, nkey, NULL)
+        elif params[k] == P_ATTR:
+            rc = API.bind_text(st, k + 1, attr, nattr, NULL)
+        else:
+            rc = _bind_col(st, k + 1, &cols[params[k]], i)
+        if rc != SQLITE_OK:
+            return rc
+    return SQLITE_OK
+
+
+cdef int _run_stmt(sqlite3_stmt* st) noexcept nogil:
+    """Step a bound statement to its end and reset it: SQLITE_OK or the error code."""
+    cdef int rc = API.step(st)
+    API.reset(st)
+    return SQLITE_OK if rc == SQLITE_DONE else rc
+
+
 def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list keys,
                       bytes attributes, const int64_t[::1] attr_offsets, list arrays,
                       const int64_t[::1] rows):
@@ -560,19 +594,6 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
         if c.kind != kind:
             raise TypeError("sqlite_insert_new: unexpected column type")
         f[j] = _flat(c)
-    cdef const Flat* c_size = &f[0]
-    cdef const Flat* c_mtime = &f[1]
-    cdef const Flat* c_uid = &f[2]
-    cdef const Flat* c_cls = &f[3]
-    cdef const Flat* c_ser = &f[4]
-    cdef const Flat* c_stu = &f[5]
-    cdef const Flat* c_ts = &f[6]
-    cdef const Flat* c_rows = &f[7]
-    cdef const Flat* c_cols = &f[8]
-    cdef const Flat* c_fr = &f[9]
-    cdef const Flat* c_po = &f[10]
-    cdef const Flat* c_pl = &f[11]
-    cdef const Flat* c_disp = &f[12]
     cdef Texts tk
     tk.p = NULL
     tk.n = NULL
@@ -585,6 +606,8 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
     cdef object out = np.zeros(m, np.uint8)
     cdef uint8_t[::1] res = out
     cdef const char* err = NULL
+    cdef char errbuf[256]
+    memset(errbuf, 0, sizeof(errbuf))
     try:
         _texts(keys, &tk)
         with nogil:
@@ -595,49 +618,37 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
             while rc == SQLITE_OK and j < m:
                 i = rows[j]
                 # every parameter is bound on every row: nothing stale from the last one
-                rc = (_bind_col(si, 1, c_uid, i) or
-                      API.bind_blob(si, 2, tk.p[i], tk.n[i], NULL) or
-                      _bind_col(si, 3, c_disp, i) or
-                      _bind_col(si, 4, c_size, i) or _bind_col(si, 5, c_mtime, i) or
-                      _bind_col(si, 6, c_cls, i) or _bind_col(si, 7, c_ser, i) or
-                      _bind_col(si, 8, c_stu, i) or _bind_col(si, 9, c_ts, i) or
-                      _bind_col(si, 10, c_rows, i) or _bind_col(si, 11, c_cols, i) or
-                      _bind_col(si, 12, c_fr, i) or _bind_col(si, 13, c_po, i) or
-                      _bind_col(si, 14, c_pl, i) or
-                      API.bind_text(si, 15, adata + attr_offsets[i],
-                                    <int>(attr_offsets[i + 1] - attr_offsets[i]), NULL))
+                rc = _bind_row(si, INSTANCE_PARAMS, 15, f, tk.p[i], tk.n[i],
+                               adata + attr_offsets[i],
+                               <int>(attr_offsets[i + 1] - attr_offsets[i]), i)
                 if rc != SQLITE_OK:
                     break
-                rc = API.step(si)
-                API.reset(si)
-                if rc != SQLITE_DONE:
+                rc = _run_stmt(si)
+                if rc != SQLITE_OK:
                     break
-                rc = SQLITE_OK
                 if API.changes(db) == 0:
                     j += 1          # the UID is indexed already: the caller places it
                     continue
-                rc = (API.bind_blob(sl, 1, tk.p[i], tk.n[i], NULL) or
-                      _bind_col(sl, 2, c_disp, i) or
-                      _bind_col(sl, 3, c_size, i) or _bind_col(sl, 4, c_mtime, i) or
-                      _bind_col(sl, 5, c_uid, i))
+                rc = _bind_row(sl, LEDGER_PARAMS, 5, f, tk.p[i], tk.n[i], NULL, 0, i)
                 if rc != SQLITE_OK:
                     break
-                rc = API.step(sl)
-                API.reset(sl)
-                if rc != SQLITE_DONE:
+                rc = _run_stmt(sl)
+                if rc != SQLITE_OK:
                     break
-                rc = SQLITE_OK
                 res[j] = 1
                 j += 1
             if rc != SQLITE_OK:
+                # copied before the statements are finalized (which may replace it)
                 err = API.errmsg(db)
+                if err != NULL:
+                    strncpy(errbuf, err, 255)
             if si != NULL:
                 API.finalize(si)
             if sl != NULL:
                 API.finalize(sl)
         if rc != SQLITE_OK:
-            raise _sq.OperationalError((err or b"SQLite error").decode("utf-8", "replace")
-                                       + f" (code {rc})")
+            msg = errbuf[:strlen(errbuf)].decode("utf-8", "replace") or "SQLite error"
+            raise _sq.OperationalError(f"{msg} (code {rc})")
     finally:
         free(tk.p)
         free(tk.n)
