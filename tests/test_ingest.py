@@ -568,3 +568,29 @@ def test_relative_db_path_uses_the_c_writer(tmp_path, monkeypatch):
     assert con.execute("SELECT count(*) FROM instances").fetchone()[0] == 30
     assert con.execute("SELECT count(*) FROM files WHERE state='indexed'").fetchone()[0] == 30
     con.close()
+
+
+def test_c_writer_matches_python_binding_on_corpus(tmp_path, monkeypatch):
+    """The conformance corpus (real files from other projects: many syntaxes, character sets,
+    odd UIDs, duplicates, broken files) gives the same index through the C writer as through
+    the sqlite3 module's binding, in one job and in a job over two halves."""
+    from fastdicom import _rows
+    from _data import require_shared
+    if not _rows.sqlite_available():
+        pytest.skip("the C writer is not available on this interpreter")
+    corpus = require_shared() / "corpus"
+    files = sorted(str(p) for p in corpus.rglob("*") if p.is_file() and p.name != "MANIFEST.tsv")
+    dumps = []
+    for force in (False, True):
+        monkeypatch.setattr(_rows, "FORCE_PYTHON", force)
+        db = str(tmp_path / f"c{int(force)}.sqlite")
+        half = len(files) // 2
+        ingest(files[half:], db, workers=2, batch_size=64)
+        r = ingest(files, db, workers=2, batch_size=64)
+        dumps.append((_full_dump(db), {s: getattr(r, s) for s in STATES}))
+    assert dumps[0] == dumps[1]
+    counts = dumps[0][1]
+    # the second job re-reads only the first half: the indexed files of the second half are
+    # unchanged (its failed and duplicate files keep their states)
+    assert sum(counts.values()) == len(files) and counts["unchanged"] > 100
+    assert len(dumps[0][0]["instances"]) > 300
