@@ -491,6 +491,32 @@ SLOW = object()
 _MULTI = None
 _DS = None
 _IS = None
+cdef object _FLOAT_NEW = float.__new__
+cdef object _INT_NEW = int.__new__
+
+
+cdef object _number(object ctor, str item):
+    """``ctor(item)`` for the DS and IS types (a float / int that keeps its text), built
+    without running their Python ``__new__``; anything but a plain number is left to it."""
+    try:
+        v = (_FLOAT_NEW if ctor is _DS else _INT_NEW)(ctor, item)
+    except ValueError:
+        return ctor(item)      # e.g. IS "1.0": the type's own rules (or its ValueError)
+    v.original_string = item
+    return v
+
+
+# Specific Character Set terms whose text decodes as latin-1 (the fast path's SH/LO), and
+# whether a data set without the element does: given by fastdicom.dataset
+cdef object _LATIN1_TERMS = frozenset()
+cdef bint _LATIN1_DEFAULT = False
+
+
+def _set_latin1_terms(terms, bint default):
+    """Called once by fastdicom.dataset (see ``Dataset._charset``)."""
+    global _LATIN1_TERMS, _LATIN1_DEFAULT
+    _LATIN1_TERMS = frozenset(terms)
+    _LATIN1_DEFAULT = default
 
 
 def _set_value_types(multi, ds_type, is_type):
@@ -690,7 +716,7 @@ cdef class ElementIndex:
             try:
                 for item in text.split("\\"):
                     item = item.strip(" \x00")
-                    parts.append(ctor(item) if item else "")
+                    parts.append(_number(ctor, item) if item else "")
             except ValueError:
                 return SLOW
             if len(parts) == 1:
@@ -1292,7 +1318,19 @@ cdef class KeywordAttribute:
         cdef dict d = obj.__dict__
         cdef object index = d.get("_index")
         cdef object latin1 = d.get("_latin1")
-        cdef object value
+        cdef object value, cs
+        if (latin1 is None and index is not None and d.get("_parent") is None
+                and d.get("_encodings") is None and not d.get("_elements")
+                and "_deleted" not in d and "_only" not in d):
+            # a root data set read from a file: its charset from the index, in the common
+            # cases Dataset._charset decides the same way (the rest is left to it)
+            cs = (<ElementIndex>index).fast_value(0x00080005, d["_item"], 1)
+            if cs is MISSING:
+                latin1 = _LATIN1_DEFAULT
+            elif type(cs) is str and cs in _LATIN1_TERMS:
+                latin1 = True
+            if latin1 is not None:
+                d["_latin1"] = latin1
         if (index is not None and self.tag not in <dict>d["_elements"]
                 and "_only" not in d and "_deleted" not in d):
             value = (<ElementIndex>index).fast_value(

@@ -37,6 +37,16 @@ DEFER_SQ_BYTES = 65536
 _LUT_DESCRIPTOR_TAGS = frozenset({0x00283002, 0x00281101, 0x00281102, 0x00281103})
 _FRESH = {"_encodings": None, "_tags_cache": None, "_pixel_cache": None}
 _LATIN1_CHARSETS = (["iso8859"], ["latin_1"], ("iso8859",), ("latin_1",))
+
+
+def _register_latin1_terms() -> None:
+    """Tell the C keyword fast path which single Specific Character Set terms (and whether a
+    missing element) make ``_charset() in _LATIN1_CHARSETS``: it then need not ask."""
+    from ._scan import _set_latin1_terms
+    from .charset import convert_encodings
+    terms = [t for t in _dict.CHARACTER_SETS
+             if t and "\\" not in t and convert_encodings(t) in _LATIN1_CHARSETS]
+    _set_latin1_terms(terms, convert_encodings(None) in _LATIN1_CHARSETS)
 _ASCII_SPLIT_VRS = frozenset({"UI", "CS", "DA", "TM", "DT", "AS"})
 
 
@@ -402,7 +412,9 @@ class Dataset:
 
     def _charset(self) -> list:
         enc = self.__dict__["_encodings"]
-        if enc is None and self.__dict__["_index"] is not None and not self.__dict__["_elements"]:
+        visible = self._visible(0x00080005)
+        if (enc is None and self.__dict__["_index"] is not None and not self.__dict__["_elements"]
+                and visible):
             # common case: read the term straight from the index (cached per distinct value)
             raw = self.__dict__["_index"].fast_value(0x00080005, self.__dict__["_item"], True)
             if raw is _MISSING or (isinstance(raw, str) and raw in _dict.CHARACTER_SETS):
@@ -418,7 +430,7 @@ class Dataset:
                 self.__dict__["_encodings"] = enc
                 return enc
         if enc is None:
-            elem = self._element(0x00080005)
+            elem = self._element(0x00080005) if visible else None
             if elem is not None:
                 # decode the defined terms as CS whatever VR the file gave the element (a
                 # charset-dependent VR here would need the charset to decode itself)
@@ -502,7 +514,12 @@ class Dataset:
         self.__dict__["_tags_cache"] = None
         self.__dict__.pop(_tags.keyword_for_tag(tag), None)
         if tag == 0x00080005:
-            self.__dict__["_encodings"] = None
+            self._charset_changed()
+
+    def _charset_changed(self) -> None:
+        # values not decoded yet follow the new Specific Character Set
+        self.__dict__["_encodings"] = None
+        self.__dict__.pop("_latin1", None)
 
     def __delitem__(self, key) -> None:
         tag = _tags.parse_tag(key)
@@ -516,6 +533,8 @@ class Dataset:
             self.__dict__.setdefault("_deleted", set()).add(tag)
         self.__dict__["_tags_cache"] = None
         self.__dict__.pop(_tags.keyword_for_tag(tag), None)
+        if tag == 0x00080005:
+            self._charset_changed()
 
     def _visible(self, tag: int) -> bool:
         d = self.__dict__
@@ -770,3 +789,6 @@ def _install_keyword_attributes() -> None:
 
 
 _install_keyword_attributes()
+
+
+_register_latin1_terms()

@@ -87,20 +87,16 @@ def _inflate(data, start: int, limits: Limits, path) -> bytes:
     raise MalformedElementError("deflate stream is corrupt", path=path, offset=start)
 
 
-class _Header:
-    __slots__ = ("preamble", "meta_index", "meta_start", "body_start", "transfer_syntax",
-                 "explicit", "little", "deflated", "ts_guessed")
-
-
-def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> _Header:
-    h = _Header()
+def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> tuple:
+    """The preamble and file meta group of ``buf``: ``(preamble, meta_index, body_start,
+    transfer_syntax, explicit, little, deflated, ts_guessed)`` (the data set's encoding)."""
     n = len(buf)
     if n >= 132 and (buf.startswith(b"DICM", 128) if type(buf) is bytes
                      else buf[128:132] == b"DICM"):
-        h.preamble = bytes(buf[:128])
+        preamble = bytes(buf[:128])
         pos = 132
     elif n >= 4 and buf[:4] == b"DICM":
-        h.preamble = None
+        preamble = None
         pos = 4
     else:
         if not force:
@@ -109,15 +105,13 @@ def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> _H
             raise InvalidDicomError(
                 "no 128-byte preamble followed by 'DICM' (use force=True to read anyway)",
                 path=path, offset=min(n, 128))
-        h.preamble = None
+        preamble = None
         pos = 0
-    h.meta_start = pos
-    h.meta_index = None
-    h.transfer_syntax = None
-    h.ts_guessed = False
+    meta_start = pos
+    meta = ts = None
     # file meta group: always explicit VR little endian (pydicom detects implicit, with a warning)
     if n - pos >= 8 and buf[pos] == 0x02 and buf[pos + 1] == 0x00:
-        explicit_meta = _looks_explicit(buf, pos)
+        explicit_meta = 0x40 < buf[pos + 4] < 0x5B and 0x40 < buf[pos + 5] < 0x5B
         if not explicit_meta:
             report(validation, MalformedElementError(
                 "file meta information is encoded with implicit VR", path=path, offset=pos,
@@ -128,30 +122,28 @@ def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> _H
                      allow_clip=False)
         if meta.status:
             _check_status(meta, path)
-        h.meta_index = meta
-        body, declared, gl_offset, actual, h.transfer_syntax = meta.meta_summary()
+        body, declared, gl_offset, actual, ts = meta.meta_summary()
         if declared >= 0 and declared != actual:
             report(validation, MalformedElementError(
                 f"file meta group length says {declared} bytes, found {actual}",
                 path=path, offset=gl_offset, tag=0x00020000))
         pos = body
-    h.body_start = pos
-    ts = h.transfer_syntax
-    h.deflated = ts in _DEFLATED
     if ts is None or ts == "":
-        if h.meta_index is not None:
+        if meta is not None:
             # lenient: guessed from the body (ds.transfer_syntax_guessed) with a warning
             from .errors import UnsupportedTransferSyntaxError
             report(validation, UnsupportedTransferSyntaxError(
                 "file meta has no Transfer Syntax UID; guessing it from the data set",
-                path=path, offset=h.meta_start, tag=0x00020010))
-        h.ts_guessed = True
-        h.explicit, h.little = _guess_encoding(buf, pos)
-    else:
-        # unknown syntax: headers are explicit VR little endian (PS3.5 A.4); pixel decoding
-        # raises UnsupportedTransferSyntaxError later
-        h.explicit, h.little = _TS_ENCODING.get(ts, (True, True))
-    return h
+                path=path, offset=meta_start, tag=0x00020010))
+        explicit, little = _guess_encoding(buf, pos)
+        return preamble, meta, pos, ts, explicit, little, False, True
+    # unknown syntax: headers are explicit VR little endian (PS3.5 A.4); pixel decoding
+    # raises UnsupportedTransferSyntaxError later
+    explicit, little = _TS_ENCODING.get(ts, _EXPLICIT_LE_ENCODING)
+    return preamble, meta, pos, ts, explicit, little, ts in _DEFLATED, False
+
+
+_EXPLICIT_LE_ENCODING = (True, True)
 
 
 #: (explicit VR, little endian) of each known transfer syntax
@@ -197,7 +189,8 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
         limits = DEFAULT_LIMITS
     if type(buf) is not bytes and not isinstance(buf, memoryview):
         buf = memoryview(buf)
-    h = _parse_header(buf, path, force, validation, limits)
+    (preamble, meta_index, start, transfer_syntax, explicit, little, deflated,
+     ts_guessed) = _parse_header(buf, path, force, validation, limits)
     stop_tag = 0xFFFFFFFF
     only = None
     if specific_tags is not None:
@@ -205,25 +198,23 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
         only.add(0x00080005)
         stop_tag = max(only)
     data = buf
-    start = h.body_start
     inflated = False
-    if h.deflated:
+    if deflated:
         if partial_size >= 0:
             raise _NeedMore()
         data = _inflate(buf, start, limits, path)
         start = 0
         inflated = True
-    explicit = h.explicit
-    if len(data) - start >= 6 and not h.ts_guessed:
+    if len(data) - start >= 6 and not ts_guessed:
         # a body whose VR encoding contradicts the transfer syntax is detected and read
-        found_explicit = _looks_explicit(data, start)
+        found_explicit = 0x40 < data[start + 4] < 0x5B and 0x40 < data[start + 5] < 0x5B
         if found_explicit != explicit and not (data[start] == 0xFE and data[start + 1] == 0xFF):
             report(validation, MalformedElementError(
                 f"transfer syntax says {'explicit' if explicit else 'implicit'} VR, data is "
                 f"{'explicit' if found_explicit else 'implicit'} VR; reading it as found",
                 path=path, offset=start))
             explicit = found_explicit
-    index = _scan(data, start, explicit=explicit, little_endian=h.little, stop_tag=stop_tag,
+    index = _scan(data, start, explicit=explicit, little_endian=little, stop_tag=stop_tag,
                   stop_before_pixels=stop_before_pixels, max_depth=limits.max_depth,
                   max_elements=limits.max_elements, allow_clip=partial_size < 0,
                   lenient_vr=validation != "raise", defer_sq_bytes=DEFER_SQ_BYTES,
@@ -238,8 +229,8 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
         if partial_size >= 0 and len(buf) < partial_size and index.status in (1, 11):
             raise _NeedMore()
         _check_status(index, path, inflated)
-    ctx = Context(data, path, ctx_validation, limits, inflated, owner, h.preamble, h.little,
-                  not explicit, h.transfer_syntax)
+    ctx = Context(data, path, ctx_validation, limits, inflated, owner, preamble, little,
+                  not explicit, transfer_syntax)
     if index.n_clipped or index.trailing or index.n_vr_retries or index.n_odd:
         _report_leniency(index, ctx, partial_size >= 0 and len(buf) < partial_size)
     ds = Dataset._from_index(index, -1, ctx)
@@ -247,16 +238,15 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
     if only is not None:
         d["_only"] = only
     # the file meta Dataset is built on first access of ds.file_meta
-    d["_meta_src"] = (h.meta_index, ctx if not inflated else
+    d["_meta_src"] = (meta_index, ctx if not inflated else
                       Context(buf, path, validation, limits, False, owner))
-    d["transfer_syntax_guessed"] = h.ts_guessed
-    preamble = h.preamble
-    if preamble is not None and (preamble[:2] == b"MZ" or preamble[:4] == b"\x7fELF"):
+    d["transfer_syntax_guessed"] = ts_guessed
+    if preamble is not None and preamble.startswith((b"MZ", b"\x7fELF")):
         kind = d["preamble_kind"] = _preamble_kind(preamble)
-    if preamble is not None and ctx_validation != "ignore" and d.get("preamble_kind") in ("pe", "elf"):
-        warnings.warn(f"the preamble holds an executable ({kind.upper()}) "
-                      "header (CVE-2019-11687 polyglot)" + (f" in {path!r}" if path else ""),
-                      DicomWarning, stacklevel=3)
+        if ctx_validation != "ignore":
+            warnings.warn(f"the preamble holds an executable ({kind.upper()}) "
+                          "header (CVE-2019-11687 polyglot)" + (f" in {path!r}" if path else ""),
+                          DicomWarning, stacklevel=3)
     return ds
 
 

@@ -214,3 +214,57 @@ def test_depth_limit_holds_across_deferred_sequences():
         node = ds
         for _ in range(80):
             node = node[0x00400260].value[0]
+
+
+def _charset_file(charset, patient_id: bytes, extra=()) -> bytes:
+    from fastdicom import testing
+    out = []
+    for tag, vr, v in testing.ct_instance_elements(rows=4, columns=4, private=False,
+                                                   sequences=False):
+        if tag == 0x00080005:
+            if charset is None:
+                continue
+            v = charset
+        if tag == 0x00100020:
+            v = patient_id
+        elif isinstance(v, str) and not v.isascii():
+            v = v.encode("ascii", "replace")      # the rest stays plain ASCII
+        out.append((tag, vr, v))
+    out += list(extra)
+    out.sort(key=lambda e: e[0])
+    buf = io.BytesIO()
+    write_file(buf, out)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("charset", [None, "", "ISO_IR 6", "ISO_IR 100", "ISO 2022 IR 100",
+                                     "ISO_IR 192", "ISO_IR 144", "GB18030", "ISO_IR 101",
+                                     "ISO 2022 IR 6\\ISO 2022 IR 87", "ISO_IR 13"])
+def test_keyword_fast_path_charset_matches_general_decoder(charset):
+    """ds.<Keyword> (C fast path, which decides the charset itself for a root data set) gives
+    what the general decoder gives for the element, for every kind of Specific Character Set."""
+    raw = "Müller-Щ".encode("utf-8")
+    data = _charset_file(charset, raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = fastdicom.dcmread(data).PatientID
+        ds = fastdicom.dcmread(data)
+        general = ds[0x00100020].value
+    assert fast == general
+
+
+def test_changing_specific_character_set_redecodes_values_not_read_yet():
+    """Setting or deleting SpecificCharacterSet after other values were read: values read
+    afterwards follow the new character set (a cached choice is dropped)."""
+    data = _charset_file("ISO_IR 192", "Müller".encode("utf-8"))
+    ds = fastdicom.dcmread(data)
+    assert ds.PatientID == "Müller"
+    ds = fastdicom.dcmread(data)
+    ds.Modality
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    assert ds.PatientID == "Müller".encode("utf-8").decode("latin-1")
+    ds = fastdicom.dcmread(data)
+    ds.Modality
+    del ds.SpecificCharacterSet
+    assert "SpecificCharacterSet" not in ds
+    assert ds.PatientID == ds[0x00100020].value != "Müller"
