@@ -47,6 +47,8 @@ def _register_latin1_terms() -> None:
     terms = [t for t in _dict.CHARACTER_SETS
              if t and "\\" not in t and convert_encodings(t) in _LATIN1_CHARSETS]
     _set_latin1_terms(terms, convert_encodings(None) in _LATIN1_CHARSETS)
+
+
 _ASCII_SPLIT_VRS = frozenset({"UI", "CS", "DA", "TM", "DT", "AS"})
 
 
