@@ -560,8 +560,9 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
     SOPClassUID, SeriesInstanceUID, StudyInstanceUID, transfer_syntax, Rows, Columns,
     num_frames, pixel_offset, pixel_length, display path); ``keys`` (bytes) are indexed
     like them, and so are the rows of ``attributes`` (UTF-8 text, row i at
-    ``attr_offsets[i]:attr_offsets[i + 1]``, as :func:`json_rows` gives).  Returns a uint8 array: 1 inserted, 0 the
-    SOPInstanceUID was already indexed (nothing written for that file).
+    ``attr_offsets[i]:attr_offsets[i + 1]``, as :func:`json_rows` gives).  Returns a uint8
+    array: 1 inserted, 0 the SOPInstanceUID was already indexed (nothing written for that
+    file).
     """
     import numpy as np
     import sqlite3 as _sq
