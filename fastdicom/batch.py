@@ -164,7 +164,7 @@ class WalkEntry:
 
 
 def _has_magic(s: str) -> bool:
-    return any(c in s for c in "*?[")
+    return "*" in s or "?" in s or "[" in s
 
 
 def iter_files(paths, *, follow_symlinks: bool = False) -> Iterator[WalkEntry]:

@@ -693,8 +693,7 @@ def _prune_roots(paths: list) -> list:
     (``d`` and ``d/x.dcm``, in either order): the walk would yield their files twice, and a
     file must end in exactly one state.  Globs are kept as given."""
     from .batch import _has_magic
-    absolute = [None if _has_magic(p) else os.path.abspath(p)
-                for p in paths]
+    absolute = [None if _has_magic(p) else _absolute(p) for p in paths]
     # only an input that is a path prefix of another can hold it: those alone are stat-ed
     # (a list of many files costs no system call here)
     heads = sorted({a.rstrip(os.sep) + os.sep for a in absolute if a is not None})
@@ -714,6 +713,15 @@ def _prune_roots(paths: list) -> list:
         seen.add(a)
         out.append(p)
     return out
+
+
+def _absolute(p: str) -> str:
+    """``os.path.abspath(p)``; a path that is already absolute and normal is kept as is
+    (normalising thousands of listed files costs more than the rest of the pruning)."""
+    if (p.startswith("/") and not p.endswith(("/", "/.", "/..")) and "//" not in p
+            and "/./" not in p and "/../" not in p):
+        return p
+    return os.path.abspath(p)
 
 
 def _prepare(rcon, entries, plan, pool, workers):

@@ -594,3 +594,16 @@ def test_c_writer_matches_python_binding_on_corpus(tmp_path, monkeypatch):
     # unchanged (its failed and duplicate files keep their states)
     assert sum(counts.values()) == len(files) and counts["unchanged"] > 100
     assert len(dumps[0][0]["instances"]) > 300
+
+
+def test_absolute_equals_abspath():
+    """The pruning's shortcut for paths that are already absolute and normal gives exactly
+    os.path.abspath, for any mix of slashes, dots and names."""
+    from hypothesis import given, settings, strategies as st
+    from fastdicom.ingest import _absolute
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.text(alphabet="/.a", max_size=14))
+    def check(p):
+        assert _absolute(p) == os.path.abspath(p)
+    check()
