@@ -9,6 +9,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 
 _PLUGIN_MODULES = ("fastdicom.render", "fastdicom.series", "fastdicom.ingest", "fastdicom.bench")
@@ -104,8 +105,12 @@ def main(argv=None) -> int:
     except DicomError as exc:
         print(f"fastdicom: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader of stdout went away (``| head``): not an error; nothing more reaches it
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
     except OSError as exc:
         print(f"fastdicom: error: {exc}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        return 0

@@ -268,10 +268,22 @@ UPDATE series SET first_sop_instance_uid = (SELECT min(sop_instance_uid) FROM in
 """
 
 
-def _ro_uri(db) -> str:
-    """A read-only SQLite URI for ``db`` (percent-encoded: any path works)."""
+def _ro_uri(db, mode: str = "ro") -> str:
+    """A SQLite URI for ``db`` opened with ``mode`` (percent-encoded: any path works)."""
     from pathlib import Path
-    return Path(os.path.abspath(os.fspath(db))).as_uri() + "?mode=ro"
+    return Path(os.path.abspath(os.fspath(db))).as_uri() + "?mode=" + mode
+
+
+def _connect_browse(db) -> sqlite3.Connection:
+    """A connection for reading an index outside a job (``ls``, ``export``).  Read-write
+    with ``query_only`` where allowed, because a read-only connection to a WAL database
+    leaves its ``-wal``/``-shm`` files behind when it closes last; read-only otherwise."""
+    try:
+        con = sqlite3.connect(_ro_uri(db, "rw"), uri=True)
+        con.execute("PRAGMA query_only=ON")
+        return con
+    except sqlite3.OperationalError:
+        return sqlite3.connect(_ro_uri(db), uri=True)
 
 
 def _connect_reader(db: str) -> sqlite3.Connection:
@@ -1233,7 +1245,7 @@ def _mark_missing(con, roots, result):
 def export_parquet(db, out) -> int:
     """Write the whole ``instances`` table (attributes expanded to columns) to ``out``."""
     import pyarrow.parquet as pq
-    con = sqlite3.connect(_ro_uri(db), uri=True)
+    con = _connect_browse(db)
     try:
         cur = con.execute("SELECT " + ", ".join(_ROW_COLS) + " FROM instances ORDER BY"
                           " sop_instance_uid")
@@ -1305,7 +1317,7 @@ def _cmd_ls(args) -> int:
     if not os.path.exists(args.db):
         print(f"fastdicom ls: no such database {args.db!r}", file=sys.stderr)
         return 2
-    con = sqlite3.connect(_ro_uri(args.db), uri=True)
+    con = _connect_browse(args.db)
     try:
         if args.studies:
             q = ("SELECT study_instance_uid, patient_id, accession_number, study_date,"

@@ -201,6 +201,35 @@ def test_cli_json_parquet_export(tmp_path):
     ls = subprocess.run([sys.executable, "-m", "fastdicom.ingest", "ls", db, "--failures"],
                         capture_output=True, text=True, env=env, cwd=str(ROOT))
     assert ls.returncode == 0 and len(ls.stdout.strip().splitlines()) == 7
+    # browsing and exporting leave no -wal/-shm files beside the index
+    assert sorted(p.name for p in tmp_path.glob("i.sqlite*")) == ["i.sqlite", "i.sqlite.lock"]
+
+
+def test_cli_output_to_a_closed_pipe_is_not_an_error(tmp_path, monkeypatch, capsys):
+    """`fastdicom ls ... | head -1`: the reader going away ends the command quietly, exit 0."""
+    from fastdicom import cli
+    root = tmp_path / "t"
+    testing.write_junk(root)
+    db = str(tmp_path / "i.sqlite")
+    ingest([root], db, workers=1)
+    r, w = os.pipe()
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return w
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    try:
+        assert cli.main(["ls", db, "--failures"]) == 0
+    finally:
+        os.close(r)
+        os.close(w)
+    assert "error" not in capsys.readouterr().err
 
 
 def test_non_utf8_path_and_demo(tmp_path):
