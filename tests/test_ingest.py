@@ -636,3 +636,62 @@ def test_absolute_equals_abspath():
     def check(p):
         assert _absolute(p) == os.path.abspath(p)
     check()
+
+
+def test_c_writer_matches_python_binding_through_changes(tmp_path, monkeypatch):
+    """Three jobs over a tree that changes between them -- files rewritten with a new UID or
+    with other contents under the same UID, files deleted, new copies that sort first and
+    last for indexed UIDs -- end in the same index through the C writer and through the
+    sqlite3 module's binding (the same changes and the same mtimes on both trees)."""
+    from fastdicom import _rows
+    if not _rows.sqlite_available():
+        pytest.skip("the C writer is not available on this interpreter")
+    base = 1_700_000_000 * 10 ** 9
+    dumps = []
+    for force in (False, True):
+        monkeypatch.setattr(_rows, "FORCE_PYTHON", force)
+        root = tmp_path / f"tree{int(force)}"
+
+        def put(p, data, stamp):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+            os.utime(p, ns=(stamp, stamp))
+        files = {}
+        for k in range(240):
+            files[k] = root / f"s{k % 3}" / f"f{k:04d}.dcm"
+            put(files[k], _tiny_bytes(k, study=k % 2, series=k % 3), base)
+        db = str(tmp_path / f"i{int(force)}.sqlite")
+        states = [ingest([root], db, workers=2, batch_size=50).as_dict()]
+        r = random.Random(11)          # the same changes on both trees
+        for step in (1, 2):
+            stamp = base + step * 10 ** 9
+            for k in r.sample(sorted(files), 30):
+                kind = r.randrange(4)
+                p = files[k]
+                if kind == 0:          # rewritten with a new UID
+                    put(p, _tiny_bytes(10_000 + k + 1000 * step, study=1, series=1), stamp)
+                elif kind == 1:        # other contents, same UID
+                    put(p, _tiny_bytes(k, study=k % 2, series=k % 3,
+                                       instance_number=500 + step), stamp)
+                elif kind == 2:        # deleted
+                    if p.exists():
+                        p.unlink()
+                else:                  # copies of the UID that sort first and last
+                    data = p.read_bytes() if p.exists() else _tiny_bytes(k, study=0, series=0)
+                    put(root / f"a{k}_{step}.dcm", data, stamp)
+                    put(root / "s2" / f"z{k}_{step}.dcm",
+                        _tiny_bytes(k, study=0, series=0, instance_number=7), stamp)
+            states.append(ingest([root], db, workers=2, batch_size=50).as_dict())
+        con = sqlite3.connect(db)
+        con.execute("UPDATE failures SET time = 0")
+        con.commit()
+        con.close()
+        # paths differ by the tree's folder: compare them relative to it
+        text = repr(_full_dump(db)).replace(repr(os.fsencode(str(root)))[2:-1], "<root>")
+        dumps.append((text.replace(str(root), "<root>"),
+                      [{s: c[s] for s in STATES} for c in states]))
+    assert dumps[0][1] == dumps[1][1]
+    assert dumps[0][0] == dumps[1][0]
+    final = dumps[0][1][-1]
+    assert final["missing"] > 0 and final["conflict"] > 0 and final["duplicate"] > 0
+    assert final["unchanged"] > 100 and final["indexed"] > 0
