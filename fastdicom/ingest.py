@@ -607,13 +607,23 @@ class _Prepared:
 
 class _Columns(dict):
     """The Python values of a scanned RecordBatch's columns, converted on first use (the C
-    writer reads the Arrow columns; only files taking the per-file logic need these)."""
-    __slots__ = ("batch", "json")
+    writer reads the Arrow columns; only files taking the per-file logic need these), and
+    the ``attributes`` JSON of its rows, made on first use too: on the writer thread, which
+    the scanning thread then does not wait for."""
+    __slots__ = ("batch", "keywords", "_json")
 
-    def __init__(self, batch, attributes):
+    def __init__(self, batch, keywords):
         super().__init__()
         self.batch = batch
-        self.json = attributes       # (UTF-8 bytes, row offsets)
+        self.keywords = keywords
+        self._json = None
+
+    @property
+    def json(self):
+        """(UTF-8 bytes, row offsets) of the rows' ``attributes`` JSON."""
+        if self._json is None:
+            self._json = _attributes_json(self.batch, self.keywords)
+        return self._json
 
     def __missing__(self, name):
         if name == "__attributes__":
@@ -1004,7 +1014,7 @@ def _collect(prep, keywords):
         tables = [b for b, extra in outs]
         k = 0
         for b, (eoff, etag) in outs:
-            cols = _Columns(b, _attributes_json(b, keywords))
+            cols = _Columns(b, keywords)
             chunks.append((cols, prep.scan_paths[k:k + b.num_rows]))
             for i in range(b.num_rows):
                 scanned[prep.scan_paths[k]] = (cols, i, eoff[i], etag[i])
