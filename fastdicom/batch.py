@@ -293,15 +293,37 @@ class _NeedMoreBytes(Exception):
     pass
 
 
-def _parse_buffer(row, data, path, size, tag_list, find_pixels, get):
+def _check_forced_start(data, path):
+    """With ``force``, a file without preamble + ``DICM`` is read only when it starts with
+    a tag of group 0000 (command sets: little endian only), 0002, 0004 or 0008 and element
+    below 0100, as raw data sets and ACR-NEMA files do: a video or an archive is not read as
+    far as a garbage length says."""
+    from .errors import InvalidDicomError
+    if len(data) >= 132 and data[128:132] == b"DICM" or data[:4] == b"DICM":
+        return
+    if not len(data):
+        raise InvalidDicomError("empty file", path=path, offset=0)
+    if len(data) >= 8:
+        for g, e, groups in (((data[1] << 8) | data[0], (data[3] << 8) | data[2], (0, 2, 4, 8)),
+                             ((data[0] << 8) | data[1], (data[2] << 8) | data[3], (2, 4, 8))):
+            if g in groups and e < 0x100:
+                return
+    raise InvalidDicomError(
+        "no 128-byte preamble followed by 'DICM', and the first bytes are not a tag of"
+        " group 0000, 0002, 0004 or 0008", path=path, offset=0)
+
+
+def _parse_buffer(row, data, path, size, tag_list, find_pixels, get, force=False):
     """Fill ``row`` from the first bytes ``data`` of a file of ``size`` bytes; raises
     _NeedMoreBytes when more bytes are needed, DicomError on bad data."""
     from .filereader import _NeedMore, read_buffer
     from .errors import InvalidDicomError
     partial = len(data) < size
+    if force:
+        _check_forced_start(data, path)
     try:
         # validation="ignore": no warnings to silence (catch_warnings is not thread-safe)
-        ds = read_buffer(data, path=path, stop_before_pixels=True,
+        ds = read_buffer(data, path=path, stop_before_pixels=True, force=force,
                          validation="ignore", partial_size=size if partial else -1)
     except _NeedMore:
         raise _NeedMoreBytes() from None
@@ -336,7 +358,7 @@ def _parse_buffer(row, data, path, size, tag_list, find_pixels, get):
 
 
 def read_header_row(path, tag_list: Sequence[int], *, nofollow: bool = False,
-                    find_pixels: bool = True):
+                    find_pixels: bool = True, force: bool = False):
     """Read one file with the full Python reader; return a dict with ``values``
     ``{tag: (vr, raw bytes, big endian)}``, ``little``, ``ts``, ``size``, ``mtime_ns``, pixel
     info, or an ``error`` tuple ``(type, message, offset, tag)``."""
@@ -357,7 +379,7 @@ def read_header_row(path, tag_list: Sequence[int], *, nofollow: bool = False,
             if changed:
                 raise FileChangedError("file changed while it was read", path=path)
             try:
-                _parse_buffer(row, data, path, size, tag_list, find_pixels, get)
+                _parse_buffer(row, data, path, size, tag_list, find_pixels, get, force)
                 break
             except _NeedMoreBytes:
                 row["values"] = {}
@@ -377,7 +399,7 @@ def _row_from_buffer(data, path, size, mtime_ns, plan):
             raise _NeedMoreBytes()
         return bytes(data[off:off + n])
     try:
-        _parse_buffer(row, data, path, size, plan.tag_list, plan.find_pixels, get)
+        _parse_buffer(row, data, path, size, plan.tag_list, plan.find_pixels, get, plan.force)
     except _NeedMoreBytes:
         return None
     except DicomError as exc:
@@ -673,7 +695,8 @@ _CHARSET_SPEC = _Spec("SpecificCharacterSet", _CHARSET_TAG, "CS", True)
 
 
 class _Plan:
-    def __init__(self, tags, find_pixels=True, check_deflated=True):
+    def __init__(self, tags, find_pixels=True, check_deflated=True, force=False):
+        self.force = bool(force)
         self.specs = _specs(tuple(tags))
         self.schema = schema(tuple(tags))
         internal = {s.tag for s in self.specs} | {_TS_TAG, _CHARSET_TAG, _FRAMES_TAG}
@@ -753,8 +776,9 @@ def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 81
         st = status[i]
         path = paths[i]
         if st == _batch.STATUS_FALLBACK:
-            fallback_rows[i] = rows[i] if rows is not None else read_header_row(path, plan.tag_list, nofollow=nofollow,
-                                               find_pixels=plan.find_pixels)
+            fallback_rows[i] = rows[i] if rows is not None else read_header_row(
+                path, plan.tag_list, nofollow=nofollow, find_pixels=plan.find_pixels,
+                force=plan.force)
             continue
         _record_status(st, r, i, err_type, err_msg, err_off, err_tag)
         pix_o[i] = pix_l[i] = -1
@@ -945,12 +969,13 @@ def _input_paths(paths, follow_symlinks):
 
 def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
                  errors: str = "record", batch_size: int = DEFAULT_BATCH_FILES,
-                 follow_symlinks: bool = False) -> Iterator[pa.RecordBatch]:
+                 follow_symlinks: bool = False, force: bool = False
+                 ) -> Iterator[pa.RecordBatch]:
     """Like :func:`scan`, yielding :class:`pyarrow.RecordBatch` es of at most ``batch_size``
     rows in input order; memory stays bounded by ``workers`` × ``batch_size`` rows."""
     if errors not in ("record", "raise"):
         raise ValueError("errors must be 'record' or 'raise'")
-    plan = _Plan(tags, check_deflated=False)
+    plan = _Plan(tags, check_deflated=False, force=force)
     workers = workers or min(os.cpu_count() or 1, 8)
     nofollow = not follow_symlinks
 
@@ -1103,7 +1128,8 @@ def _raise_first(batch):
 
 
 def scan(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
-         errors: str = "record", follow_symlinks: bool = False) -> pa.Table:
+         errors: str = "record", follow_symlinks: bool = False,
+         force: bool = False) -> pa.Table:
     """Scan the headers of ``paths`` (files, directories walked recursively, globs) into a
     :class:`pyarrow.Table` with the schema described in the module docstring.
 
@@ -1111,7 +1137,10 @@ def scan(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
     ``errors="record"`` keeps a row per failing file with ``error_type``/``error_message``;
     ``"raise"`` raises the first error.  Symlinks are not followed unless
     ``follow_symlinks`` (skipped ones get ``error_type="SymlinkSkipped"``).
+    ``force`` also reads files without the 128-byte preamble and ``DICM`` (raw data sets,
+    ACR-NEMA), as ``dcmread(force=True)`` does, when their first tag is of group 0000, 0002,
+    0004 or 0008; other files still fail with ``InvalidDicomError``.
     """
     batches = list(scan_batches(paths, tags, workers=workers, errors=errors,
-                                follow_symlinks=follow_symlinks))
+                                follow_symlinks=follow_symlinks, force=force))
     return pa.Table.from_batches(batches, schema=schema(tuple(tags)))

@@ -55,13 +55,14 @@ class ScanPartition:
     """The picklable callable run per partition: scan one batch of paths to pandas."""
 
     def __init__(self, tags: Sequence, storage_options: Optional[dict] = None,
-                 protocol: Optional[str] = None):
+                 protocol: Optional[str] = None, force: bool = False):
         self.tags = tuple(tags)
         self.storage_options = storage_options or {}
         self.protocol = protocol
+        self.force = bool(force)
 
     def table(self, paths: list) -> pa.Table:
-        plan = _Plan(self.tags)
+        plan = _Plan(self.tags, force=self.force)
         if self.protocol is None:
             batch, _ = _scan_chunk(plan, list(paths), True)
             return pa.Table.from_batches([batch], schema=plan.schema)
@@ -79,6 +80,10 @@ def _types_mapper(t):
         return pd.Int64Dtype()
     if t == pa.float64():
         return pd.Float64Dtype()
+    if pa.types.is_list(t):
+        # an object column of arrays would be turned into their text by dask's string
+        # conversion: list columns stay Arrow-backed (elements are Python lists)
+        return pd.ArrowDtype(t)
     return None
 
 
@@ -155,17 +160,18 @@ def _list_paths(paths_or_glob, storage_options):
 
 
 def read_headers(paths_or_glob, tags: Sequence = DEFAULT_TAGS, *,
-                 files_per_partition: int = 2000, storage_options: Optional[dict] = None):
+                 files_per_partition: int = 2000, storage_options: Optional[dict] = None,
+                 force: bool = False):
     """A ``dask.dataframe.DataFrame`` of header rows (the :func:`fastdicom.batch.scan`
     schema) for files, directories, globs or fsspec URLs, ``files_per_partition`` files per
-    partition."""
+    partition.  ``force`` as in :func:`fastdicom.batch.scan`."""
     import dask.dataframe as dd
     protocol, paths = _list_paths(paths_or_glob, storage_options)
     if files_per_partition < 1:
         raise ValueError("files_per_partition must be >= 1")
     batches = [paths[i:i + files_per_partition] for i in range(0, len(paths),
                                                                 files_per_partition)]
-    func = ScanPartition(tags, storage_options, protocol)
+    func = ScanPartition(tags, storage_options, protocol, force)
     meta = schema(tuple(tags)).empty_table().to_pandas(types_mapper=_types_mapper)
     if not batches:
         return dd.from_pandas(meta, npartitions=1)

@@ -87,6 +87,10 @@ def _inflate(data, start: int, limits: Limits, path) -> bytes:
     raise MalformedElementError("deflate stream is corrupt", path=path, offset=start)
 
 
+#: the message of the InvalidDicomError for a file without preamble + DICM (force reads it)
+NO_PREAMBLE = "no 128-byte preamble followed by 'DICM' (use force=True to read anyway)"
+
+
 def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> tuple:
     """The preamble and file meta group of ``buf``: ``(preamble, meta_index, body_start,
     transfer_syntax, explicit, little, deflated, ts_guessed)`` (the data set's encoding)."""
@@ -102,9 +106,7 @@ def _parse_header(buf, path, force: bool, validation: str, limits: Limits) -> tu
         if not force:
             if n == 0:
                 raise InvalidDicomError("empty file", path=path, offset=0)
-            raise InvalidDicomError(
-                "no 128-byte preamble followed by 'DICM' (use force=True to read anyway)",
-                path=path, offset=min(n, 128))
+            raise InvalidDicomError(NO_PREAMBLE, path=path, offset=min(n, 128))
         preamble = None
         pos = 0
     meta_start = pos

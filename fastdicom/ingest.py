@@ -72,6 +72,7 @@ import pyarrow as pa
 
 from . import _batch, _rows
 from .batch import DEFAULT_TAGS, _Plan, _scan_chunk, iter_files, _display_path
+from .filereader import NO_PREAMBLE
 
 __all__ = ["ingest", "IngestResult", "IngestLockedError", "SCHEMA_VERSION", "STATES",
            "register_cli", "demo_ingest", "export_parquet"]
@@ -180,6 +181,8 @@ _INSERT_INSTANCE_SQL = ("INSERT INTO instances(" + ", ".join(_ROW_COLS) + ") VAL
 _C_INSTANCE_SQL = _INSERT_INSTANCE_SQL + " ON CONFLICT(sop_instance_uid) DO NOTHING"
 _C_LEDGER_SQL = _LEDGER_SQL.replace("VALUES(?,?,?,?,?,?,?,?)",
                                     "VALUES(?1,?2,?3,?4,'indexed',NULL,?5,NULL)")
+#: the ledger reason of a file failed only for want of a preamble (``force`` reads it again)
+_NO_PREAMBLE_REASON = "InvalidDicomError: " + NO_PREAMBLE
 _C_COLUMNS = ("size", "mtime_ns", "SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID",
               "StudyInstanceUID", "transfer_syntax", "Rows", "Columns", "num_frames",
               "pixel_offset", "pixel_length", "path")
@@ -639,13 +642,17 @@ def _path_key(p: str) -> bytes:
 
 def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT_TAGS,
            parquet: Optional[str] = None, batch_size: int = DEFAULT_BATCH_SIZE,
-           follow_symlinks: bool = False, progress: Optional[bool] = None) -> IngestResult:
+           follow_symlinks: bool = False, progress: Optional[bool] = None,
+           force: bool = False) -> IngestResult:
     """Ingest ``paths`` (files, directories, globs) into the SQLite index ``db``.
 
     Resumable and idempotent (see the module docstring); returns an :class:`IngestResult`
     whose state counts sum to ``files``.  Raises :class:`IngestLockedError` when another job
     holds ``db`` and :class:`sqlite3.Error` / :class:`OSError` when it cannot be written.
     ``progress`` (default: stderr is a terminal) shows a tqdm bar on stderr.
+    ``force`` also reads files without the preamble and ``DICM`` (see
+    :func:`fastdicom.scan`); files an earlier job failed for that reason alone are then read
+    again even when unchanged.
     """
     t0 = time.perf_counter()
     db = os.fspath(db)
@@ -656,7 +663,7 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
     for t in _REQUIRED_TAGS:
         if t not in tags:
             tags.append(t)
-    plan = _Plan(tags)
+    plan = _Plan(tags, force=force)
     keywords = [s.keyword for s in plan.specs]
     lock = _Lock(db)
     con = None
@@ -755,10 +762,10 @@ def _prepare(rcon, entries, plan, pool, workers):
     ledger = {}
     for k in range(0, len(keys) if rcon is not None else 0, 500):
         part = keys[k:k + 500]
-        q = "SELECT path, size, mtime_ns, state FROM files WHERE path IN (%s)" % \
+        q = "SELECT path, size, mtime_ns, state, reason FROM files WHERE path IN (%s)" % \
             ",".join("?" * len(part))
-        for p, s, m, st in rcon.execute(q, part):
-            ledger[p] = (s, m, st)
+        for p, s, m, st, why in rcon.execute(q, part):
+            ledger[p] = (s, m, st, why)
     prep.ledger = ledger
     scan_idx = []
     for i, e in enumerate(entries):
@@ -773,7 +780,8 @@ def _prepare(rcon, entries, plan, pool, workers):
                 except OSError as exc:
                     e.kind, e.error = "error", exc
                     continue
-                if old[0] == st.st_size and old[1] == st.st_mtime_ns and old[2] != "missing":
+                if old[0] == st.st_size and old[1] == st.st_mtime_ns and old[2] != "missing" \
+                        and not (plan.force and old[3] == _NO_PREAMBLE_REASON):
                     continue
             scan_idx.append(i)
     prep.scan_paths = scan_idx
@@ -1308,6 +1316,7 @@ def _cmd_ingest(args) -> int:
     try:
         r = ingest(args.paths, args.db, workers=args.workers, tags=tags, parquet=args.parquet,
                    batch_size=args.batch_size, follow_symlinks=args.follow_symlinks,
+                   force=args.force,
                    progress=(not args.quiet and not args.json) and sys.stderr.isatty())
     except IngestLockedError as exc:
         print(f"fastdicom ingest: {exc}", file=sys.stderr)
@@ -1369,6 +1378,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                    help=f"files per atomic commit (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--follow-symlinks", action="store_true")
+    p.add_argument("--force", action="store_true",
+                   help="also read files without the 128-byte preamble and DICM (raw data "
+                        "sets, ACR-NEMA)")
     p.add_argument("--quiet", action="store_true", help="no progress or summary text")
     p.add_argument("--json", action="store_true", help="only the JSON summary line")
     p.set_defaults(func=_cmd_ingest)

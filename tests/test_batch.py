@@ -258,3 +258,85 @@ def test_long_list_with_directories_keeps_order(mixed):
     expect = files[:12] * 6 + walked.column("path").to_pylist() + files[12:] + \
         globbed.column("path").to_pylist()
     assert t.column("path").to_pylist() == expect
+
+
+def _forced_files(root):
+    """Raw data sets (no preamble, no ``DICM``) in three encodings, one with a file meta
+    group but no ``DICM``, and non-DICOM files that ``force`` must still refuse."""
+    els = testing.ct_instance_elements(rows=8, columns=8, private=False)
+    out = {}
+    for name, ts, meta in (("raw_implicit", testing.IMPLICIT_LE, False),
+                           ("raw_explicit_be", testing.EXPLICIT_BE, False),
+                           ("meta_no_dicm", testing.EXPLICIT_LE, True)):
+        p = root / f"{name}.dcm"
+        testing.write_file(p, els, transfer_syntax=ts, preamble=None, write_meta=meta)
+        assert p.read_bytes()[128:132] != b"DICM"
+        out[name] = p
+    out["text"] = root / "notes.txt"
+    out["text"].write_bytes(b"not a DICOM file at all\n" * 50)
+    # an MP4-like file: a big declared box length right at the start
+    out["video"] = root / "clip.mp4"
+    out["video"].write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(4096))
+    out["empty"] = root / "empty.dcm"
+    out["empty"].write_bytes(b"")
+    return out
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_force_reads_raw_data_sets_like_pydicom(tmp_path):
+    pydicom = pytest.importorskip("pydicom")
+    files = _forced_files(tmp_path)
+    paths = [str(p) for p in files.values()]
+    plain = {r["path"]: r for r in scan(paths).to_pylist()}
+    forced = {r["path"]: r for r in scan(paths, force=True, workers=2).to_pylist()}
+    for name in ("raw_implicit", "raw_explicit_be", "meta_no_dicm"):
+        p = str(files[name])
+        assert plain[p]["error_type"] == "InvalidDicomError"
+        assert "force" in plain[p]["error_message"]
+        r = forced[p]
+        assert r["error_type"] is None, (name, r["error_message"])
+        ds = pydicom.dcmread(p, force=True, stop_before_pixels=True)
+        compared = 0
+        for k in DEFAULT_TAGS:
+            if k not in ds or ds[k].VR == "SQ" or ds[k].value in ("", None, []):
+                assert r[k] in (None, [], ""), (name, k, r[k])
+                continue
+            assert _same(r[k], _pydicom_value(ds[k])), (name, k, r[k], ds[k].value)
+            compared += 1
+        assert compared >= 10
+        assert r["SOPInstanceUID"] == str(ds.SOPInstanceUID)
+    # the meta group is read without DICM: the transfer syntax is known
+    assert forced[str(files["meta_no_dicm"])]["transfer_syntax"] == testing.EXPLICIT_LE
+    for name in ("text", "video"):
+        r = forced[str(files[name])]
+        assert r["error_type"] == "InvalidDicomError", (name, r)
+        assert "first bytes" in r["error_message"]
+    assert forced[str(files["empty"])]["error_message"] == "empty file"
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_force_on_corpus_files_without_preamble():
+    """Every corpus file refused for want of a preamble: with ``force``, the scanned values
+    are pydicom's (``dcmread(force=True)``)."""
+    pydicom = pytest.importorskip("pydicom")
+    corpus = _data_dir() / "corpus"
+    files = sorted(str(p) for p in corpus.rglob("*") if p.is_file() and p.name != "MANIFEST.tsv")
+    t = scan(files, workers=2)
+    refused = [r["path"] for r in t.to_pylist() if r["error_type"] == "InvalidDicomError"
+               and "preamble" in r["error_message"]]
+    assert len(refused) >= 10
+    compared = read = 0
+    for r in scan(refused, force=True).to_pylist():
+        try:
+            ds = pydicom.dcmread(r["path"], force=True, stop_before_pixels=True)
+            values = {k: _pydicom_value(ds[k]) for k in DEFAULT_TAGS
+                      if k in ds and ds[k].VR != "SQ" and ds[k].value not in ("", None, [])}
+        except Exception:
+            continue        # pydicom cannot read it either: no oracle
+        if r["error_type"] is not None:
+            continue
+        read += 1
+        for k, v in values.items():
+            assert _same(r[k], v), (r["path"], k, r[k], v)
+            compared += 1
+    assert read >= 8 and compared >= 50, (read, compared)

@@ -11,6 +11,11 @@ from fastdicom.batch import scan
 dd = pytest.importorskip("dask.dataframe")
 
 
+def pd_na():
+    import pandas as pd
+    return pd.NA
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("dask")
@@ -34,6 +39,16 @@ def test_local_cluster_two_processes(tree):
     assert len(pdf) == len(ref) == 28
     assert sorted(pdf["SOPInstanceUID"].dropna()) == sorted(ref["SOPInstanceUID"].dropna())
     assert int(pdf["error_type"].notna().sum()) == 6
+    # multi-valued columns come back as lists of numbers (not their text)
+    ours = {u: v for u, v in zip(pdf["SOPInstanceUID"], pdf["PixelSpacing"]) if u is not pd_na()}
+    theirs = {u: v for u, v in zip(ref["SOPInstanceUID"], ref["PixelSpacing"]) if u is not None}
+    checked = 0
+    for u, v in theirs.items():
+        if v is None:
+            continue
+        assert [float(x) for x in ours[u]] == [float(x) for x in v], u
+        checked += 1
+    assert checked >= 10
 
 
 def test_memory_filesystem(tree):
@@ -57,3 +72,38 @@ def test_memory_filesystem(tree):
     assert list(pdf["PatientName"][:20]) == list(ref["PatientName"])
     assert list(pdf["pixel_length"][:20]) == list(ref["pixel_length"])
     assert pdf["error_type"].iloc[20] == "InvalidDicomError"
+
+
+def test_force_local_and_memory(tmp_path):
+    """``force`` reaches the partitions: raw data sets (no preamble) are read, locally and
+    through fsspec, with the values of a local forced scan; text still fails."""
+    fsspec = pytest.importorskip("fsspec")
+    from fastdicom.dask import read_headers, ScanPartition
+    els = testing.ct_instance_elements(rows=8, columns=8, private=False)
+    local = []
+    for k, ts in enumerate((testing.IMPLICIT_LE, testing.EXPLICIT_LE, testing.EXPLICIT_BE)):
+        p = tmp_path / f"raw{k}.dcm"
+        testing.write_file(p, els, transfer_syntax=ts, preamble=None, write_meta=False)
+        local.append(p)
+    text = tmp_path / "zz.txt"
+    text.write_bytes(b"plain text, not DICOM\n" * 10)
+    local.append(text)
+    tags = ["SOPInstanceUID", "Rows", "PatientName", "PixelSpacing"]
+    assert pickle.loads(pickle.dumps(ScanPartition(tags, force=True))).force
+    ref = scan(local, tags, force=True).to_pandas()
+    assert ref["error_type"].isna().sum() == 3
+    fs = fsspec.filesystem("memory")
+    for p in local:
+        with fs.open(f"/forced/{p.name}", "wb") as fh:
+            fh.write(p.read_bytes())
+    for src in (str(tmp_path), "memory:///forced/*"):
+        plain = read_headers(src, tags, files_per_partition=2).compute(scheduler="sync")
+        assert list(plain["error_type"]) == ["InvalidDicomError"] * 4, src
+        pdf = read_headers(src, tags, files_per_partition=2, force=True).compute(
+            scheduler="sync")
+        assert list(pdf["SOPInstanceUID"][:3]) == list(ref["SOPInstanceUID"][:3]), src
+        assert list(pdf["Rows"][:3]) == [8, 8, 8]
+        assert list(pdf["PatientName"][:3]) == list(ref["PatientName"][:3])
+        assert [list(x) for x in pdf["PixelSpacing"][:3]] == \
+            [list(x) for x in ref["PixelSpacing"][:3]]
+        assert pdf["error_type"].iloc[3] == "InvalidDicomError"

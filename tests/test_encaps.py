@@ -251,3 +251,55 @@ def test_encapsulated_uncompressed():
     ds = _read(_file([b""] + [f.astype("<u2").tobytes() for f in frames],
                      ts="1.2.840.10008.1.2.1.98"))
     np.testing.assert_array_equal(ds.pixel_array, frames)
+
+
+def _one_frame_file(ts, enc, bits=8):
+    extra = [(0x00280100, "US", bits), (0x00280101, "US", bits), (0x00280102, "US", bits - 1)]
+    body = encode_dataset([e for e in _header(1) if e[0] not in (0x00280100, 0x00280101,
+                                                                 0x00280102)] + extra +
+                          [(0x7FE00010, "OB", [b"", _pad(enc)], {"undefined_length": True})])
+    meta = encode_file_meta(transfer_syntax=ts, sop_class_uid="1.2", sop_instance_uid="1.3")
+    return b"\0" * 128 + b"DICM" + meta + body
+
+
+def _patch_sof(enc: bytes, width: int) -> bytes:
+    """The width of the first SOF (JPEG, JPEG-LS) set to ``width``."""
+    from fastdicom.pixels.codecs import _SOF_MARKERS
+    pos = 2
+    while enc[pos] == 0xFF and enc[pos + 1] not in _SOF_MARKERS:
+        pos += 2 + struct.unpack_from(">H", enc, pos + 2)[0]
+    return enc[:pos + 7] + struct.pack(">H", width) + enc[pos + 9:]
+
+
+@pytest.mark.parametrize("codec", ["jpeg", "jpegls", "j2k"])
+def test_declared_codestream_size_checked_before_decoding(codec, monkeypatch):
+    """A codestream whose header declares another size than Rows x Columns x Samples is
+    refused before the codec allocates from it (a garbage width is a memory bomb); the
+    codec is not even called.  The unpatched stream decodes."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    img = (np.arange(ROWS * COLS, dtype=np.uint8) * 3).reshape(ROWS, COLS)
+    if codec == "jpeg":
+        ts, name = "1.2.840.10008.1.2.4.70", "jpeg8_decode"
+        enc = bytes(imagecodecs.jpeg8_encode(img, lossless=True))
+        bad = _patch_sof(enc, 60000)
+    elif codec == "jpegls":
+        ts, name = "1.2.840.10008.1.2.4.80", "jpegls_decode"
+        enc = bytes(imagecodecs.jpegls_encode(img))
+        bad = _patch_sof(enc, 60000)
+    else:
+        ts, name = "1.2.840.10008.1.2.4.90", "jpeg2k_decode"
+        enc = bytes(imagecodecs.jpeg2k_encode(img, level=0, codecformat="J2K"))
+        assert enc[:4] == b"\xff\x4f\xff\x51"
+        bad = enc[:8] + struct.pack(">I", 0x00AB0280) + enc[12:]   # Xsiz: 11 million
+    np.testing.assert_array_equal(_read(_one_frame_file(ts, enc)).pixel_array, img)
+    called = []
+    real = getattr(imagecodecs, name)
+    monkeypatch.setattr(imagecodecs, name, lambda *a, **k: called.append(1) or real(*a, **k))
+    with pytest.raises(PixelDataError, match="declares"):
+        _read(_one_frame_file(ts, bad)).pixel_array
+    assert not called
+    # no frame header at all: refused the same way
+    with pytest.raises(PixelDataError, match="no frame header"):
+        _read(_one_frame_file(ts, b"\xff\xd8\xff\xd9" if codec != "j2k" else b"\xff\x4f\xff\xd9"
+                              )).pixel_array
+    assert not called

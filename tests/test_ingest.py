@@ -695,3 +695,55 @@ def test_c_writer_matches_python_binding_through_changes(tmp_path, monkeypatch):
     final = dumps[0][1][-1]
     assert final["missing"] > 0 and final["conflict"] > 0 and final["duplicate"] > 0
     assert final["unchanged"] > 100 and final["indexed"] > 0
+
+
+def test_force_reads_raw_data_sets_and_retries_only_what_it_changes(tmp_path):
+    """Without ``force`` a raw data set (no preamble, no DICM) fails; a re-run with
+    ``force`` (an unchanged tree) reads it again and indexes it, while text files it still
+    refuses stay failed and are not read again by the next forced run."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    els = testing.ct_instance_elements(rows=8, columns=8, private=False)
+    raw = root / "raw.dcm"
+    testing.write_file(raw, els, transfer_syntax=testing.IMPLICIT_LE, preamble=None,
+                       write_meta=False)
+    ok = root / "ok.dcm"
+    testing.write_file(ok, testing.ct_instance_elements(rows=8, columns=8, private=False,
+                                                        study_seed="other", series_seed="o"))
+    (root / "notes.txt").write_bytes(b"just text\n" * 20)
+    db = tmp_path / "i.sqlite"
+    r1 = ingest([root], db, progress=False)
+    assert (r1.files, r1.indexed, r1.failed) == (3, 1, 2)
+    r2 = ingest([root], db, progress=False)
+    assert (r2.unchanged, r2.failed) == (1, 2)
+    con = sqlite3.connect(db)
+    before = dict(con.execute("SELECT display, time FROM failures"))
+    con.close()
+    r3 = ingest([root], db, progress=False, force=True)
+    assert (r3.files, r3.unchanged, r3.indexed, r3.failed) == (3, 1, 1, 1), r3.counts()
+    con = sqlite3.connect(db)
+    uid = con.execute("SELECT sop_instance_uid FROM instances WHERE display_path=?",
+                      (str(raw),)).fetchone()[0]
+    import pydicom
+    assert uid == str(pydicom.dcmread(raw, force=True).SOPInstanceUID)
+    assert con.execute("SELECT state, reason FROM files WHERE display=?",
+                       (str(raw),)).fetchone() == ("indexed", None)
+    fails = dict(con.execute("SELECT display, time FROM failures"))
+    assert list(fails) == [str(root / "notes.txt")]
+    assert "first bytes" in con.execute("SELECT message FROM failures").fetchone()[0]
+    con.close()
+    # the next forced run over the unchanged tree reads nothing again
+    r4 = ingest([root], db, progress=False, force=True)
+    assert (r4.unchanged, r4.failed, r4.indexed) == (2, 1, 0)
+    con = sqlite3.connect(db)
+    assert dict(con.execute("SELECT display, time FROM failures")) == fails
+    con.close()
+    assert before[str(root / "notes.txt")] != fails[str(root / "notes.txt")]
+    # and from the command line
+    db2 = tmp_path / "j.sqlite"
+    out = subprocess.run([sys.executable, "-m", "fastdicom", "ingest", str(root), "--db",
+                          str(db2), "--force", "--json"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    counts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (counts["indexed"], counts["failed"]) == (2, 1)

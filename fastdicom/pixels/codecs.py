@@ -18,6 +18,7 @@ conversion is pydicom's own), and the colour space is conformed to the codestrea
 """
 from __future__ import annotations
 
+import struct
 import zlib
 from typing import Callable, Optional
 
@@ -79,9 +80,11 @@ _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xF7}
 
 
 def jpeg_parameters(src) -> dict:
-    """Parameters of a JPEG / JPEG-LS codestream header: ``precision``, ``component_ids``,
-    ``app`` (marker -> bytes) — what pydicom's ``_get_jpg_parameters`` reports."""
-    data = bytes(src[:65536]) if len(src) > 65536 else bytes(src)
+    """Parameters of a JPEG / JPEG-LS codestream header: ``precision``, ``height``,
+    ``width``, ``components``, ``component_ids``, ``app`` (marker -> bytes) — what pydicom's
+    ``_get_jpg_parameters`` reports, plus the declared size.  The marker segments are walked
+    up to the start of scan, however far that is (only their lengths are read)."""
+    data = src if type(src) is bytes else bytes(src)
     out: dict = {"app": {}}
     n = len(data)
     if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
@@ -100,14 +103,15 @@ def jpeg_parameters(src) -> dict:
         length = (data[pos + 2] << 8) | data[pos + 3]
         if length < 2 or pos + 2 + length > n:
             break
-        segment = data[pos + 4:pos + 2 + length]
         if 0xE0 <= marker <= 0xEF:
-            out["app"][marker] = segment
-        elif marker in _SOF_MARKERS and len(segment) >= 6:
+            out["app"][marker] = data[pos + 4:pos + 2 + length]
+        elif marker in _SOF_MARKERS and length >= 8 and "height" not in out:
+            segment = data[pos + 4:pos + 2 + length]
             out["precision"] = segment[0]
             out["height"] = (segment[1] << 8) | segment[2]
             out["width"] = (segment[3] << 8) | segment[4]
             count = segment[5]
+            out["components"] = count
             ids = [segment[6 + 3 * k] for k in range(count) if 6 + 3 * k < len(segment)]
             out["component_ids"] = ids
         elif marker == 0xDA:        # start of scan: header done
@@ -117,18 +121,38 @@ def jpeg_parameters(src) -> dict:
 
 
 def j2k_parameters(src) -> dict:
-    """``precision`` and ``is_signed`` of the first component from a JPEG 2000 SIZ marker
-    (raw codestream or JP2 file)."""
-    data = bytes(src[:4096])
+    """``precision`` and ``is_signed`` of the first component, ``width``, ``height`` and
+    ``components`` from a JPEG 2000 SIZ marker (raw codestream or JP2 file)."""
+    data = src if type(src) is bytes else bytes(src)
     start = 0
-    if data[:2] != b"\xff\x4f":
+    if data[:4] != b"\xff\x4f\xff\x51":
         start = data.find(b"\xff\x4f\xff\x51")
         if start < 0:
             return {}
-    if data[start + 2:start + 4] != b"\xff\x51" or len(data) < start + 43:
+    if len(data) < start + 43:
         return {}
+    xsiz, ysiz, xo, yo = struct.unpack_from(">IIII", data, start + 8)
+    csiz = struct.unpack_from(">H", data, start + 40)[0]
     ssiz = data[start + 42]
-    return {"precision": (ssiz & 0x7F) + 1, "is_signed": bool(ssiz & 0x80)}
+    return {"precision": (ssiz & 0x7F) + 1, "is_signed": bool(ssiz & 0x80),
+            "width": xsiz - xo if xsiz > xo else 0, "height": ysiz - yo if ysiz > yo else 0,
+            "components": csiz}
+
+
+def _check_declared_size(params: dict, info: PixelInfo, ts: str, name: str) -> None:
+    """Refuse a codestream whose header declares another size than the frame: its decoded
+    samples could never make the frame (that is checked after decoding too), and a codec
+    allocates its output from these numbers before it finds out (a garbage width of
+    millions is a memory bomb).  A header we cannot find is refused the same way."""
+    if "width" not in params:
+        raise PixelDataError(f"{name} codestream has no frame header (SOF/SIZ) "
+                             f"(transfer syntax {ts})", tag=info.tag)
+    declared = params["width"] * params["height"] * params["components"]
+    if declared != info.pixels_per_frame:
+        raise PixelDataError(
+            f"{name} codestream declares {params['height']} x {params['width']} x "
+            f"{params['components']} samples, the header {info.rows} x {info.columns} x "
+            f"{info.samples_per_pixel} (transfer syntax {ts})", tag=info.tag)
 
 
 def _conform_colour(info: PixelInfo, state: FrameState, params: dict, ts: str) -> None:
@@ -185,6 +209,7 @@ def _decode_jpeg(src, info: PixelInfo, state: FrameState):
     ts = info.transfer_syntax
     ic = _imagecodecs(ts)
     params = jpeg_parameters(src)
+    _check_declared_size(params, info, ts, "JPEG")
     _conform_colour(info, state, params, ts)
     state.precision = params.get("precision")
     kwargs = {}
@@ -192,32 +217,19 @@ def _decode_jpeg(src, info: PixelInfo, state: FrameState):
         # decode without a colour transform, as pydicom's GDCM / libjpeg plugins do
         space = ic.JPEG8.CS.YCbCr if "YBR" in state.photometric else ic.JPEG8.CS.RGB
         kwargs = {"colorspace": space, "outcolorspace": space}
-    jpeg8 = getattr(ic, "jpeg8_decode", None)
-    errors = []
-    if jpeg8 is not None and ic.JPEG8.available:
-        try:
-            return jpeg8(src, **kwargs)
-        except _CODEC_ERRORS as exc:  # fall back to the lossless-only decoders
-            errors.append(exc)
-    for name in ("ljpeg_decode", "jpegsof3_decode"):
-        func = getattr(ic, name, None)
-        if func is None:
-            continue
-        try:
-            return func(src)
-        except _CODEC_ERRORS as exc:
-            errors.append(exc)
-    if not errors:
+    # libjpeg-turbo (3.x: lossless too).  The lossless-only decoders imagecodecs also has
+    # (ljpeg, jpegsof3) crash the interpreter on corrupt streams: not used.
+    if getattr(ic, "jpeg8_decode", None) is None or not ic.JPEG8.available:
         raise MissingCodecError(f"decoding transfer syntax {ts} needs imagecodecs with "
                                 f"jpeg8: {_INSTALL}")
-    raise PixelDataError(f"no JPEG decoder could decode a frame of transfer syntax {ts} "
-                         f"({type(errors[0]).__name__})") from errors[0]
+    return _codec_call(ts, "JPEG", ic.jpeg8_decode, src, **kwargs)
 
 
 def _decode_jpegls(src, info: PixelInfo, state: FrameState):
     ts = info.transfer_syntax
     ic = _imagecodecs(ts)
     params = jpeg_parameters(src)
+    _check_declared_size(params, info, ts, "JPEG-LS")
     _conform_colour(info, state, params, ts)
     state.precision = params.get("precision")
     return _codec_call(ts, "JPEG-LS", _need(ic, "jpegls_decode", ts), src)
@@ -227,6 +239,7 @@ def _decode_j2k(src, info: PixelInfo, state: FrameState):
     ts = info.transfer_syntax
     ic = _imagecodecs(ts)
     params = j2k_parameters(src)
+    _check_declared_size(params, info, ts, "JPEG 2000")
     state.precision = params.get("precision")
     state.signed = params.get("is_signed")
     if ts in (HTJ2K_LOSSLESS, HTJ2K_RPCL, HTJ2K) and not getattr(ic.JPEG2K, "available", True):
