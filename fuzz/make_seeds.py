@@ -120,6 +120,16 @@ def seeds() -> dict:
         arr = _frames(8, 8, 1, 8, 1)
         out["jpeg_baseline.dcm"] = _write(_base("jpg") + _image(8, 8, 1, 8, 1)
                                           + [(0x7FE00010, "OB", [jpeg(arr[0])])], T.JPEG_BASELINE)
+    # the lossless codecs of imagecodecs (corrupt lossless JPEG crashed its lj92 / jpegsof3
+    # decoders, and a garbage JPEG 2000 width made openjpeg allocate gigabytes)
+    for ts, bits in ((T.JPEG_LOSSLESS_SV1, 16), (T.JPEG_LS_LOSSLESS, 16),
+                     (T.JPEG_2000_LOSSLESS, 16)):
+        enc = T.builtin_frame_encoder(ts, bits)
+        if enc is None:
+            continue
+        arr = _frames(16, 12, 1, bits, 1)
+        out[f"lossless_{ts}.dcm"] = _write(_base("ll") + _image(16, 12, 1, bits, 1)
+                                           + [(0x7FE00010, "OB", [enc(arr[0])])], ts)
     # ISO 2022 text
     out["iso2022.dcm"] = _write(_base("jp")[:3] + [
         (0x00080005, "CS", ["", "ISO 2022 IR 87"]),
