@@ -303,3 +303,26 @@ def test_declared_codestream_size_checked_before_decoding(codec, monkeypatch):
         _read(_one_frame_file(ts, b"\xff\xd8\xff\xd9" if codec != "j2k" else b"\xff\x4f\xff\xd9"
                               )).pixel_array
     assert not called
+
+
+def test_jpegls_stream_cut_short_is_refused_before_charls(monkeypatch):
+    """CharLS spends seconds on some JPEG-LS streams cut short (it fails on all of them: it
+    needs the end-of-image marker), so a stream without FFD9 near its end never reaches it.
+    Every cut of a real stream is refused; the whole stream, and the stream with padding after
+    its EOI, decode."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    img = (np.arange(ROWS * COLS, dtype=np.uint16) * 37 % 4096).reshape(ROWS, COLS)
+    ts = "1.2.840.10008.1.2.4.80"
+    enc = bytes(imagecodecs.jpegls_encode(img))
+    assert enc.endswith(b"\xff\xd9")
+    for good in (enc, enc + b"\0" * 6):
+        np.testing.assert_array_equal(_read(_one_frame_file(ts, good, 16)).pixel_array, img)
+    called = []
+    real = imagecodecs.jpegls_decode
+    monkeypatch.setattr(imagecodecs, "jpegls_decode",
+                        lambda *a, **k: called.append(1) or real(*a, **k))
+    header_end = enc.index(b"\xff\xda") + 2
+    for cut in range(header_end + 12, len(enc) - 1, max(1, (len(enc) - header_end) // 40)):
+        with pytest.raises(PixelDataError, match="end-of-image"):
+            _read(_one_frame_file(ts, enc[:cut], 16)).pixel_array
+    assert not called
