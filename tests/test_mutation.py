@@ -63,10 +63,15 @@ def _element_offsets(data: bytes) -> list[int]:
         return []
 
 
-def mutate(data: bytes, offsets: list[int], rng: random.Random) -> tuple[str, bytes]:
+_KINDS = ("bitflip", "bytes", "truncate", "length", "length", "tag", "nest", "insert", "delete",
+          "offset_table", "rle_header")
+
+
+def mutate(data: bytes, offsets: list[int], rng: random.Random,
+           multi: bool = True) -> tuple[str, bytes]:
+    """One mutation; "multi" applies three single ones (never "multi" again: no recursion)."""
     b = bytearray(data)
-    kind = rng.choice(("bitflip", "bytes", "truncate", "length", "length", "tag", "nest",
-                       "insert", "delete", "offset_table", "rle_header", "multi"))
+    kind = rng.choice(_KINDS + (("multi",) if multi else ()))
     if kind == "bitflip":
         for _ in range(rng.randint(1, 8)):
             i = rng.randrange(len(b))
@@ -119,7 +124,7 @@ def mutate(data: bytes, offsets: list[int], rng: random.Random) -> tuple[str, by
             b[j:j + 4] = rng.choice((0, 1, 2, 3, 15, 16, 64, 63, 0xFFFFFFFF, rng.randrange(512))).to_bytes(4, "little")
     else:  # multi
         for _ in range(3):
-            kind2, out = mutate(bytes(b), offsets, rng)
+            kind2, out = mutate(bytes(b), offsets, rng, multi=False)
             b = bytearray(out) if out else b
     if not b:
         b = bytearray(data[:1])
