@@ -153,11 +153,14 @@ def schema(tags: Sequence = DEFAULT_TAGS) -> pa.Schema:
 class WalkEntry:
     """One path found by :func:`iter_files`: ``kind`` is ``"file"``, ``"symlink"``,
     ``"special"`` (fifo, socket, device) or ``"error"`` (with ``error``, an OSError)."""
-    __slots__ = ("path", "kind", "error", "is_dir", "key")
+    __slots__ = ("path", "kind", "error", "is_dir", "key", "listed")
 
-    def __init__(self, path, kind, error=None, is_dir=False):
+    def __init__(self, path, kind, error=None, is_dir=False, listed=False):
         self.path, self.kind, self.error, self.is_dir = path, kind, error, is_dir
         self.key = None
+        # "file" taken on trust for a path given in a long list (no lstat): the scan's
+        # open(O_NOFOLLOW) + fstat tell otherwise, and the consumer then walks it
+        self.listed = listed
 
     def __repr__(self):
         return f"WalkEntry({self.path!r}, {self.kind!r})"

@@ -71,7 +71,8 @@ import numpy as np
 import pyarrow as pa
 
 from . import _batch, _rows
-from .batch import DEFAULT_TAGS, _Plan, _scan_chunk, iter_files, _display_path
+from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has_magic,
+                    iter_files, _display_path)
 from .filereader import NO_PREAMBLE
 
 __all__ = ["ingest", "IngestResult", "IngestLockedError", "SCHEMA_VERSION", "STATES",
@@ -672,7 +673,8 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
         _init_schema(con, tags)
         if parquet:
             _clean_parts(con, parquet)
-        con.execute("CREATE TEMP TABLE IF NOT EXISTS seen(path BLOB PRIMARY KEY) WITHOUT ROWID")
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS seen(path BLOB PRIMARY KEY, unchanged INT)"
+                    " WITHOUT ROWID")
         # with an empty ledger at the start, every ledger row is written by this job for a
         # path it saw: nothing can be missing, so the paths seen need not be kept
         track_seen = con.execute("SELECT 1 FROM files LIMIT 1").fetchone() is not None
@@ -701,6 +703,7 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
                  parquet, result, bar, track_seen, ckpt, c_db)
             if track_seen:
                 _mark_missing(con, paths, result)
+            _final_counts(con, result, track_seen)
         finally:
             ckpt.close()
             if rcon is not None:
@@ -804,7 +807,10 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, pa
     connection: a batch's paths are written only by its own commit, so the committed state
     is exact), scans and assembles batch k+1 while the writer thread commits batch k.  Every
     database write goes through the single writer thread, in order."""
-    walker = iter_files(paths, follow_symlinks=follow)
+    # walks of listed paths the scan found not to be regular files (see _walk_inputs)
+    carry: deque = deque()
+    visited: set = set()
+    walker = _walk_inputs(paths, follow, carry)
     pending: deque = deque()
     inflight: deque = deque()
     writer = ThreadPoolExecutor(1, thread_name_prefix="fastdicom-ingest-writer")
@@ -814,12 +820,12 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, pa
         while len(inflight) > 1:
             inflight.popleft().result()   # at most one commit in flight: memory stays bounded
 
-    def entries_batches():
+    def entries_batches(source):
         # the first batches are small and each is twice the last, up to batch_size: the
         # writer starts early, so a small job is pipelined too
         size = min(batch_size, max(32, batch_size // 16))
         buf = []
-        for e in walker:
+        for e in source:
             if e.kind == "error" and e.is_dir:
                 submit(_record_dir_error, con, e, result)
                 continue
@@ -833,22 +839,82 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, pa
 
     def commit(prep):
         _collect(prep, keywords)
+        _reclassify_listed(prep, carry, visited)
         submit(_commit, con, prep, plan, keywords, parquet, result, bar, track_seen, ckpt,
                c_db)
 
+    def drain():
+        while carry:
+            yield from carry.popleft()
+
     try:
-        for entries in entries_batches():
-            pending.append(_prepare(rcon, entries, plan, pool, workers))
-            if len(pending) >= 2:
-                commit(pending.popleft())
-        while pending:
+        source = walker
+        while True:
+            for entries in entries_batches(source):
+                pending.append(_prepare(rcon, entries, plan, pool, workers))
+                if len(pending) >= 2:
+                    commit(pending.popleft())
+            if not pending:
+                break
             commit(pending.popleft())
+            source = drain()      # listed directories found by the last batches
         while inflight:
             inflight.popleft().result()
     finally:
         for f in inflight:
             f.cancel()
         writer.shutdown(wait=True)
+
+
+def _walk_inputs(paths, follow, carry):
+    """The walk of the inputs.  A long list of paths (as from a manifest: more than 64, not
+    following symlinks) is taken as regular files without an ``lstat`` each (on the
+    critical path of the job, it cost as much as the scan); the scan's open(O_NOFOLLOW) +
+    fstat find the others (see :func:`_reclassify_listed`).  Globs are walked as usual.
+    Between entries, the walks of listed directories found so far (``carry``) come first."""
+    if follow or len(paths) <= 64:
+        yield from iter_files(paths, follow_symlinks=follow)
+        return
+    for p in paths:
+        if _has_magic(p):
+            yield from iter_files([p], follow_symlinks=follow)
+        else:
+            yield WalkEntry(p, "file", listed=True)
+        while carry:
+            yield from carry.popleft()
+
+
+def _reclassify_listed(prep, carry, visited):
+    """Listed entries whose scan failed (not a regular file, a symlink: ELOOP, missing...)
+    get the kind the walk would have given them; a directory becomes the walk of its files
+    (queued in ``carry``, for the next batches) and leaves this batch as ``"expanded"``."""
+    scanned = prep.scanned
+    for idx, e in enumerate(prep.entries):
+        if not e.listed or idx not in scanned:
+            continue
+        cols, i, _, _ = scanned[idx]
+        if cols["error_type"][i] is None:
+            continue
+        e.listed = False
+        walk = _walk_one(e.path, False, visited)
+        first = next(walk, None)
+        if first is None:             # a directory already walked
+            del scanned[idx]
+            e.kind = "expanded"
+            continue
+        if first.kind == "file" and not first.is_dir and first.path == e.path:
+            continue                  # a regular file: the scan's error stands
+        del scanned[idx]
+        if first.path == e.path and not first.is_dir:
+            e.kind, e.error = first.kind, first.error
+            continue
+        e.kind = "expanded"
+        carry.append(_chain_first(first, walk))
+
+
+def _chain_first(first, rest):
+    yield first
+    yield from rest
 
 
 def _record_dir_error(con, e, result):
@@ -1065,8 +1131,10 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
     con.execute("BEGIN IMMEDIATE")
     try:
         if track_seen:
-            con.executemany("INSERT OR IGNORE INTO seen(path) VALUES(?)",
-                            [(e.key,) for e in entries])
+            con.executemany("INSERT OR IGNORE INTO seen(path, unchanged) VALUES(?, ?)",
+                            [(e.key, e.kind == "file" and idx not in scanned
+                              and ledger[e.key][2] == "indexed")
+                             for idx, e in enumerate(entries) if e.kind != "expanded"])
         done: set = set()
         if in_c:
             done = _insert_new_c(con, c_db, prep, result, w)
@@ -1086,6 +1154,8 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
             writes = True
         for idx, e in (() if fast is not None else enumerate(entries)):
             if idx in done:
+                continue
+            if e.kind == "expanded":  # a listed directory: its files come in later batches
                 continue
             key = e.key
             display = _display_path(e.path)
@@ -1169,11 +1239,11 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
         raise
     if ckpt is not None:
         ckpt.poke()
-    result.files += len(entries)
+    result.files += sum(e.kind != "expanded" for e in entries)
     for s, n in counts.items():
         setattr(result, s, getattr(result, s) + n)
     if bar is not None:
-        bar.update(len(entries))
+        bar.update(sum(e.kind != "expanded" for e in entries))
         bar.set_postfix(MB_s="%.1f" % (result.bytes_read / 1e6 / max(bar.format_dict.get(
             "elapsed", 1) or 1, 1e-3)), refresh=False)
 
@@ -1225,6 +1295,32 @@ def _batch_part(parquet, bid, tables, scan_keys, winners: set):
     if table.num_rows == 0:
         return None
     return _write_part(parquet, bid, table)
+
+
+def _final_counts(con, result, track_seen) -> None:
+    """The counts of the job from the ledger: the final state of every file it saw.  Counted
+    as it goes, a file indexed by one batch and outdone by a copy with a smaller path in a
+    later one (input not in path order), or a copy promoted when the indexed file is gone,
+    would keep the state it had first.  ``unchanged``: not read, and still indexed."""
+    counts = dict.fromkeys(STATES, 0)
+    if track_seen:
+        rows = con.execute("SELECT f.state, s.unchanged, count(*) FROM temp.seen s"
+                           " JOIN files f ON f.path = s.path GROUP BY 1, 2").fetchall()
+    else:   # the ledger was empty at the start: all of it is this job's
+        rows = con.execute("SELECT state, 0, count(*) FROM files GROUP BY 1").fetchall()
+    for state, unchanged, n in rows:
+        if state == "indexed" and unchanged:
+            state = "unchanged"
+        if state == "missing":
+            continue      # (a path this job saw is never left missing)
+        counts[state] += n
+    counts["missing"] = result.missing
+    total = sum(counts.values())
+    if total != result.files:
+        log.warning("ingest: %d files counted, %d in the ledger", result.files, total)
+        return
+    for state, n in counts.items():
+        setattr(result, state, n)
 
 
 def _mark_missing(con, roots, result):

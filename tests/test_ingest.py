@@ -1,6 +1,7 @@
 """The ingestion job: states, idempotence, locking, Parquet parts and kill -9 resumability."""
 from __future__ import annotations
 
+import collections
 import io
 import json
 import os
@@ -747,3 +748,73 @@ def test_force_reads_raw_data_sets_and_retries_only_what_it_changes(tmp_path):
     assert out.returncode == 0, out.stderr
     counts = json.loads(out.stdout.strip().splitlines()[-1])
     assert (counts["indexed"], counts["failed"]) == (2, 1)
+
+
+def test_long_list_of_paths_matches_the_walk(tmp_path):
+    """A long list of paths is taken as files without an lstat each; the scan finds the
+    directories (walked then), symlinks, fifos and missing paths among them.  The index
+    equals that of walking the tree, in any order of the list, and a re-run changes nothing."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    info = make_tree(root, n_valid=300, seed=3)
+    os.mkfifo(root / "a_fifo")
+    os.symlink(root / "st00", root / "link_to_dir")
+    (root / "empty_dir").mkdir()
+    walked_db = str(tmp_path / "walked.sqlite")
+    rw = ingest([str(root)], walked_db, workers=1, batch_size=64)
+    listed = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).parts
+        if rel[0].startswith("junk") or rel[0] == "st00" and "loop" in rel:
+            continue                      # junk dirs are listed as directories
+        if rel[0] == "zz_copies" and p.name.startswith("dup00"):
+            continue                      # listed as a glob
+        if p.is_symlink() or not p.is_dir() or p.name == "empty_dir":
+            listed.append(str(p))
+    listed += [str(root / f"junk{s}") for s in range(6)]
+    listed += [str(root / "st00" / "loop"), str(root / "zz_copies" / "dup00*.dcm")]
+    missing = str(root / "not_there.dcm")
+    listed.append(missing)
+    random.Random(5).shuffle(listed)
+    assert len(listed) > 64
+    for workers in (1, 2):
+        db = str(tmp_path / f"listed{workers}.sqlite")
+        r = ingest(listed, db, workers=workers, batch_size=64)
+        c, cw = r.counts(), rw.counts()
+        assert sum(c[s] for s in STATES) == c["files"]
+        assert c["files"] == cw["files"] + 1 and c["failed"] == cw["failed"] + 1, (c, cw)
+        for s in ("indexed", "duplicate", "conflict", "skipped", "unchanged", "missing"):
+            assert c[s] == cw[s], (s, c, cw)
+        assert cw["skipped"] == 4     # links to a file and a dir, the loop, the fifo
+        got = _full_dump(db)
+        key = os.fsencode(missing)
+        row = [f for f in got["files"] if f[0] == key]
+        assert len(row) == 1 and row[0][4] == "failed", row
+        fail = [f for f in got["failures"] if f[0] == key]
+        assert len(fail) == 1 and fail[0][2] == "FileNotFoundError", fail
+        got["files"] = [f for f in got["files"] if f[0] != key]
+        got["failures"] = [f for f in got["failures"] if f[0] != key]
+        assert got == _full_dump(walked_db)
+        before = _full_dump(db)
+        r2 = ingest(listed, db, workers=workers, batch_size=64)
+        c2 = r2.counts()
+        assert c2["indexed"] == 0 and c2["files"] == c["files"]
+        assert c2["unchanged"] == c["indexed"] and c2["skipped"] == c["skipped"]
+        assert _full_dump(db) == before
+    # the counts are the final states: a copy of an indexed file whose path sorts first,
+    # listed last, outdoes the original, which was counted unchanged when it was seen
+    first = root / "0_copy.dcm"
+    original = info["valid"][7]
+    first.write_bytes(original.read_bytes())
+    r3 = ingest(listed + [str(first)], db, workers=1, batch_size=64)
+    c3 = r3.counts()
+    assert (c3["indexed"], c3["duplicate"], c3["unchanged"]) == \
+        (1, c["duplicate"] + 1, c["indexed"] - 1), c3
+    con = sqlite3.connect(db)
+    states = dict(con.execute("SELECT path, state FROM files").fetchall())
+    con.close()
+    assert states[os.fsencode(str(first))] == "indexed"
+    assert states[os.fsencode(str(original))] == "duplicate"
+    counted = {s: n for s, n in c3.items() if s in STATES and n}
+    counted["indexed"] += counted.pop("unchanged")
+    assert counted == dict(collections.Counter(states.values()))
