@@ -723,22 +723,28 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
 def _prune_roots(paths: list) -> list:
     """The input paths without repeats and without those inside a directory also given
     (``d`` and ``d/x.dcm``, in either order): the walk would yield their files twice, and a
-    file must end in exactly one state.  Globs are kept as given."""
-    from .batch import _has_magic
-    absolute = [None if _has_magic(p) else _absolute(p) for p in paths]
+    file must end in exactly one state.  Globs are expanded here (sorted, as the walk did),
+    so that what they match is pruned the same way (``d/*.dcm`` and ``d/x.dcm``); a path with
+    glob characters that exists is taken literally."""
+    import glob as _glob
+    expanded = []
+    for p in paths:
+        if _has_magic(p) and not os.path.lexists(p):
+            expanded.extend(sorted(_glob.glob(p, recursive=True)))
+        else:
+            expanded.append(p)
+    paths = expanded
+    absolute = [_absolute(p) for p in paths]
     # only an input that is a path prefix of another can hold it: those alone are stat-ed
     # (a list of many files costs no system call here)
-    heads = sorted({a.rstrip(os.sep) + os.sep for a in absolute if a is not None})
+    heads = sorted({a.rstrip(os.sep) + os.sep for a in absolute})
     prefixes = {h for h, nxt in zip(heads, heads[1:]) if nxt.startswith(h)}
     dirs = {a for p, a in zip(paths, absolute)
-            if a is not None and a.rstrip(os.sep) + os.sep in prefixes
+            if a.rstrip(os.sep) + os.sep in prefixes
             and os.path.isdir(p) and not os.path.islink(p)}
     seen: set = set()
     out = []
     for p, a in zip(paths, absolute):
-        if a is None:
-            out.append(p)
-            continue
         if a in seen or (dirs and any(a != d and a.startswith(d.rstrip(os.sep) + os.sep)
                                       for d in dirs)):
             continue
@@ -1323,19 +1329,33 @@ def _final_counts(con, result, track_seen) -> None:
         setattr(result, state, n)
 
 
+def _under(path: bytes, roots: set) -> bool:
+    """``path`` is one of ``roots`` or below one (roots without trailing slashes; ``/``)."""
+    q = path
+    while q:
+        if q in roots:
+            return True
+        i = q.rfind(b"/")
+        if i < 0:
+            return False
+        q = q[:i] if i else (b"/" if q != b"/" else b"")
+    return False
+
+
 def _mark_missing(con, roots, result):
-    rootkeys = [os.fsencode(os.path.abspath(r)) for r in roots]
-    rootkeys_raw = [os.fsencode(r) for r in roots]
+    # a ledger path is under an input root when it or one of its parents is one (a set
+    # lookup per path component: a job may have a million listed roots)
+    rootset = set()
+    for r in roots:
+        for k in (os.fsencode(r), os.fsencode(os.path.abspath(r))):
+            rootset.add(k.rstrip(b"/") or b"/")
     cand = con.execute("SELECT f.path, f.display, f.size, f.mtime_ns FROM files f WHERE"
                        " f.state != 'missing' AND NOT EXISTS (SELECT 1 FROM temp.seen s"
                        " WHERE s.path = f.path)").fetchall()
     gone = []
     for p, d, s, m in cand:
-        for r in rootkeys_raw + rootkeys:
-            if p == r or p.startswith(r.rstrip(b"/") + b"/"):
-                if not os.path.lexists(os.fsdecode(p)):
-                    gone.append((p, d, s, m))
-                break
+        if _under(p, rootset) and not os.path.lexists(os.fsdecode(p)):
+            gone.append((p, d, s, m))
     if gone:
         w = _Writer(con, [])
         con.execute("BEGIN IMMEDIATE")

@@ -772,7 +772,9 @@ def test_long_list_of_paths_matches_the_walk(tmp_path):
         if p.is_symlink() or not p.is_dir() or p.name == "empty_dir":
             listed.append(str(p))
     listed += [str(root / f"junk{s}") for s in range(6)]
-    listed += [str(root / "st00" / "loop"), str(root / "zz_copies" / "dup00*.dcm")]
+    # a glob, and a file it matches listed too: each file is seen once
+    listed += [str(root / "st00" / "loop"), str(root / "zz_copies" / "dup00*.dcm"),
+               str(root / "zz_copies" / "dup001.dcm")]
     missing = str(root / "not_there.dcm")
     listed.append(missing)
     random.Random(5).shuffle(listed)
