@@ -6,7 +6,7 @@ SeriesInstanceUID / SOPInstanceUID.  PatientID is not globally unique: patients 
 
 Tables (schema version in ``PRAGMA user_version``):
 
-* ``files``: the ledger, one row per path seen.  ``path`` (BLOB, the exact bytes of the path,
+* ``files``: the ledger, one row per path seen.  ``path`` (BLOB, the exact bytes of the absolute path,
   primary key), ``display`` (text), ``size``, ``mtime_ns``, ``state``, ``reason``,
   ``sop_instance_uid``, ``sha256`` (only computed when a SOPInstanceUID collides).
 * ``instances``: one row per SOPInstanceUID, from the smallest path holding it (path, size,
@@ -721,7 +721,9 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
 
 
 def _prune_roots(paths: list) -> list:
-    """The input paths without repeats and without those inside a directory also given
+    """The input paths, made absolute (the ledger holds absolute paths: the same file
+    ingested from another working directory is the same row, and the index can be used from
+    anywhere), without repeats and without those inside a directory also given
     (``d`` and ``d/x.dcm``, in either order): the walk would yield their files twice, and a
     file must end in exactly one state.  Globs are expanded here (sorted, as the walk did),
     so that what they match is pruned the same way (``d/*.dcm`` and ``d/x.dcm``); a path with
@@ -749,7 +751,7 @@ def _prune_roots(paths: list) -> list:
                                       for d in dirs)):
             continue
         seen.add(a)
-        out.append(p)
+        out.append(a)
     return out
 
 

@@ -820,3 +820,27 @@ def test_long_list_of_paths_matches_the_walk(tmp_path):
     counted = {s: n for s, n in c3.items() if s in STATES and n}
     counted["indexed"] += counted.pop("unchanged")
     assert counted == dict(collections.Counter(states.values()))
+
+
+def test_paths_are_stored_absolute(tmp_path, monkeypatch):
+    """The same files ingested through a relative path, then an absolute one, then from
+    another working directory: one ledger row each, with its absolute path, unchanged on the
+    later runs."""
+    data = tmp_path / "data"
+    paths = testing.write_ct_series(data / "s1", 3, 16, 16, seed=1)
+    db = str(tmp_path / "i.sqlite")
+    monkeypatch.chdir(tmp_path)
+    r1 = ingest(["data"], db, workers=1)
+    assert r1.indexed == 3
+    r2 = ingest([str(data)], db, workers=1)
+    assert (r2.unchanged, r2.indexed, r2.duplicate) == (3, 0, 0)
+    monkeypatch.chdir(data / "s1")
+    r3 = ingest(["../s1/" + Path(p).name for p in paths] + ["."], db, workers=1)
+    assert (r3.files, r3.unchanged) == (3, 3)
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT path, display, state FROM files ORDER BY path").fetchall()
+    inst = [p for (p,) in con.execute("SELECT path FROM instances ORDER BY path")]
+    con.close()
+    want = sorted(os.fsencode(os.path.abspath(p)) for p in paths)
+    assert [r[0] for r in rows] == want and inst == want
+    assert {r[2] for r in rows} == {"indexed"}
