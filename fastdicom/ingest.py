@@ -30,7 +30,9 @@ Atomicity: each batch is one ``BEGIN IMMEDIATE`` … ``COMMIT``; its Parquet par
 to ``part-<batch>.parquet.tmp``, fsynced, renamed and the directory fsynced inside that
 transaction; parts not referenced by ``batches`` and ``*.tmp`` files are deleted at start.
 A job killed at any point and re-run with the same command ends with the same index.
-One job per database at a time (an exclusive ``flock`` on ``<db>.lock``).
+One job per database at a time (an exclusive ``flock`` on ``<db>.lock``).  The job's own
+files (the database, its ``-wal``/``-shm``/``-journal``/``.lock`` files and the Parquet
+directory) are not inputs: a walk over a tree that holds them passes over them.
 
 Throughput: a pipeline -- the calling thread walks, reads the ledger (through a second,
 read-only connection), scans and assembles batch k+1 while a single writer thread commits
@@ -700,7 +702,7 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
             c_db = None
         try:
             _run(con, rcon, plan, keywords, paths, follow_symlinks, batch_size, pool, workers,
-                 parquet, result, bar, track_seen, ckpt, c_db)
+                 parquet, result, bar, track_seen, ckpt, c_db, _own_files(db, parquet))
             if track_seen:
                 _mark_missing(con, paths, result)
             _final_counts(con, result, track_seen)
@@ -810,7 +812,7 @@ def _prepare(rcon, entries, plan, pool, workers):
 
 
 def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, parquet, result,
-         bar, track_seen=True, ckpt=None, c_db=None):
+         bar, track_seen=True, ckpt=None, c_db=None, own=None):
     """The pipeline: this thread walks, looks up the ledger (through ``rcon``, a second
     connection: a batch's paths are written only by its own commit, so the committed state
     is exact), scans and assembles batch k+1 while the writer thread commits batch k.  Every
@@ -819,6 +821,8 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, pa
     carry: deque = deque()
     visited: set = set()
     walker = _walk_inputs(paths, follow, carry)
+    if own is not None:
+        walker = _without_own(walker, *own)
     pending: deque = deque()
     inflight: deque = deque()
     writer = ThreadPoolExecutor(1, thread_name_prefix="fastdicom-ingest-writer")
@@ -872,6 +876,22 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, pa
         for f in inflight:
             f.cancel()
         writer.shutdown(wait=True)
+
+
+def _own_files(db: str, parquet: Optional[str]) -> tuple:
+    """The job's own files, which are not inputs when a walk passes over them: the database
+    with its -wal, -shm, -journal and .lock files, and the Parquet directory."""
+    base = os.path.abspath(db)
+    names = {base + suffix for suffix in ("", "-wal", "-shm", "-journal", ".lock")}
+    prefix = os.path.abspath(parquet).rstrip(os.sep) + os.sep if parquet else None
+    return names, prefix
+
+
+def _without_own(entries, names: set, prefix: Optional[str]):
+    for e in entries:
+        if e.path in names or (prefix is not None and e.path.startswith(prefix)):
+            continue
+        yield e
 
 
 def _walk_inputs(paths, follow, carry):

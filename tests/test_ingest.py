@@ -844,3 +844,22 @@ def test_paths_are_stored_absolute(tmp_path, monkeypatch):
     want = sorted(os.fsencode(os.path.abspath(p)) for p in paths)
     assert [r[0] for r in rows] == want and inst == want
     assert {r[2] for r in rows} == {"indexed"}
+
+
+def test_own_database_and_parquet_in_the_tree_are_not_inputs(tmp_path, monkeypatch):
+    """``fastdicom ingest . --db index.sqlite --parquet parts``: the index, its WAL, shared
+    memory and lock files and the Parquet parts are the job's own, not failed inputs."""
+    testing.write_ct_series(tmp_path / "s1", 4, 16, 16, seed=2)
+    (tmp_path / "notes.txt").write_text("not DICOM")
+    monkeypatch.chdir(tmp_path)
+    for run in range(2):
+        r = ingest(["."], "index.sqlite", parquet="parts", workers=1)
+        c = r.counts()
+        assert c["files"] == 5 and c["failed"] == 1, c
+        assert c["indexed" if run == 0 else "unchanged"] == 4, c
+    assert os.path.exists("index.sqlite.lock") and os.listdir("parts")
+    con = sqlite3.connect("index.sqlite")
+    names = sorted(os.path.basename(os.fsdecode(p)) for (p,) in con.execute(
+        "SELECT path FROM files"))
+    con.close()
+    assert names == ["IM00000.dcm", "IM00001.dcm", "IM00002.dcm", "IM00003.dcm", "notes.txt"]
