@@ -1441,6 +1441,23 @@ def summary_text(r: IngestResult) -> str:
 
 # ----------------------------------------------------------------------------- CLI
 
+def _read_path_list(name: str) -> list:
+    """The paths listed in file ``name`` (``-``: stdin): NUL-separated when it holds a NUL
+    byte, else one per line; bytes are decoded as the file system does (undecodable bytes
+    survive as surrogates, so such paths reach the ledger intact); empty entries skipped."""
+    if name == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        with open(name, "rb") as f:
+            data = f.read()
+    if b"\0" in data:
+        parts = data.split(b"\0")
+    else:
+        parts = data.split(b"\n")
+        parts = [p[:-1] if p.endswith(b"\r") else p for p in parts]
+    return [os.fsdecode(p) for p in parts if p]
+
+
 def _cmd_ingest(args) -> int:
     tags = list(DEFAULT_TAGS)
     if args.tags:
@@ -1451,8 +1468,18 @@ def _cmd_ingest(args) -> int:
             print(f"fastdicom ingest: bad --tags: {exc}", file=sys.stderr)
             return 2
         tags = extra
+    paths = list(args.paths)
+    if args.files_from:
+        try:
+            paths += _read_path_list(args.files_from)
+        except OSError as exc:
+            print(f"fastdicom ingest: --files-from: {exc}", file=sys.stderr)
+            return 2
+    if not paths:
+        print("fastdicom ingest: no PATH and no --files-from", file=sys.stderr)
+        return 2
     try:
-        r = ingest(args.paths, args.db, workers=args.workers, tags=tags, parquet=args.parquet,
+        r = ingest(paths, args.db, workers=args.workers, tags=tags, parquet=args.parquet,
                    batch_size=args.batch_size, follow_symlinks=args.follow_symlinks,
                    force=args.force,
                    progress=(not args.quiet and not args.json) and sys.stderr.isatty())
@@ -1508,7 +1535,10 @@ def _cmd_export(args) -> int:
 def register_cli(subparsers) -> None:
     """Add ``ingest``, ``ls`` and ``export`` to the ``fastdicom`` command."""
     p = subparsers.add_parser("ingest", help="index DICOM headers into SQLite (resumable)")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("--files-from", metavar="FILE",
+                   help="also ingest the paths listed in FILE ('-': stdin), one per line, or "
+                        "NUL-separated when FILE holds a NUL byte (find -print0)")
     p.add_argument("--db", required=True, help="SQLite index to create or update")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--tags", action="append", help="comma-separated keywords to index")

@@ -863,3 +863,38 @@ def test_own_database_and_parquet_in_the_tree_are_not_inputs(tmp_path, monkeypat
         "SELECT path FROM files"))
     con.close()
     assert names == ["IM00000.dcm", "IM00001.dcm", "IM00002.dcm", "IM00003.dcm", "notes.txt"]
+
+
+def test_cli_files_from(tmp_path):
+    """``--files-from FILE`` (lines, or NUL-separated as ``find -print0`` writes them, or
+    ``-`` for stdin) ingests the listed paths, a non-UTF-8 name included; with neither PATH
+    nor ``--files-from`` the usage error exits 2."""
+    root = tmp_path / "t"
+    paths = [os.fsencode(p) for p in testing.write_ct_series(root, 4, 16, 16, seed=4)]
+    odd = os.fsencode(str(root)) + b"/caf\xe9 line.dcm"
+    with open(odd, "wb") as f:
+        f.write(_tiny_bytes(1, study=9, series=9))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def run(args, stdin=None):
+        return subprocess.run([sys.executable, "-m", "fastdicom", "ingest", *args],
+                              input=stdin, capture_output=True, env=env, cwd=str(ROOT))
+    lines = b"\n".join(paths[:2]) + b"\n\n"
+    (tmp_path / "list.txt").write_bytes(lines)
+    (tmp_path / "list0").write_bytes(b"\0".join(paths[2:] + [odd]) + b"\0")
+    out = run(["--db", str(tmp_path / "a.sqlite"), "--json",
+               "--files-from", str(tmp_path / "list.txt")])
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1])["indexed"] == 2
+    out = run(["--db", str(tmp_path / "a.sqlite"), "--json", "--files-from", "-"],
+              stdin=(tmp_path / "list0").read_bytes())
+    assert out.returncode == 0, out.stderr
+    c = json.loads(out.stdout.splitlines()[-1])
+    assert (c["files"], c["indexed"]) == (3, 3), c
+    con = sqlite3.connect(tmp_path / "a.sqlite")
+    keys = sorted(p for (p,) in con.execute("SELECT path FROM instances"))
+    con.close()
+    assert keys == sorted(paths + [odd])
+    assert run(["--db", str(tmp_path / "b.sqlite")]).returncode == 2
+    assert run(["--db", str(tmp_path / "b.sqlite"), "--files-from",
+                str(tmp_path / "nope")]).returncode == 2
