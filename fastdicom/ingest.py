@@ -6,9 +6,9 @@ SeriesInstanceUID / SOPInstanceUID.  PatientID is not globally unique: patients 
 
 Tables (schema version in ``PRAGMA user_version``):
 
-* ``files``: the ledger, one row per path seen.  ``path`` (BLOB, the exact bytes of the absolute path,
-  primary key), ``display`` (text), ``size``, ``mtime_ns``, ``state``, ``reason``,
-  ``sop_instance_uid``, ``sha256`` (only computed when a SOPInstanceUID collides).
+* ``files``: the ledger, one row per path seen.  ``path`` (BLOB, the exact bytes of the
+  absolute path, primary key), ``display`` (text), ``size``, ``mtime_ns``, ``state``,
+  ``reason``, ``sop_instance_uid``, ``sha256`` (only computed when a SOPInstanceUID collides).
 * ``instances``: one row per SOPInstanceUID, from the smallest path holding it (path, size,
   mtime_ns, UIDs, transfer syntax, rows, columns, frames, pixel offset/length and the
   requested tags as a JSON object in ``attributes``).
