@@ -14,10 +14,12 @@ Cluster ingestion recipe (each partition → Parquet, then index)::
     client = dask.distributed.Client("scheduler:8786")
     df = fastdicom.dask.read_headers("s3://bucket/landing/**/*.dcm", files_per_partition=5000)
     df.to_parquet("s3://bucket/headers/", write_index=False)   # one part per partition
-    # then, on one machine: build the SQLite index from the shared tree (resumable),
-    #   fastdicom ingest /mnt/landing --db index.sqlite --parquet parts/
-    # or load the Parquet parts into your warehouse; rows carry path, size and mtime_ns so a
-    # later run can skip unchanged files.
+    # then, on one machine, index those rows without reading the files again:
+    #   fastdicom.ingest.ingest_tables("headers/", "index.sqlite")
+    #   fastdicom ingest --from-parquet headers/ --db index.sqlite
+    # (same ledger, states and counts as `fastdicom ingest`; a re-run over new parts skips
+    # rows whose path, size and mtime_ns are indexed already), or load the parts into your
+    # warehouse.
 
 Spark and Ray use the same Arrow batches (:func:`fastdicom.batch.scan_batches`)::
 

@@ -77,8 +77,8 @@ from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has
                     iter_files, _display_path)
 from .filereader import NO_PREAMBLE
 
-__all__ = ["ingest", "IngestResult", "IngestLockedError", "SCHEMA_VERSION", "STATES",
-           "register_cli", "demo_ingest", "export_parquet"]
+__all__ = ["ingest", "ingest_tables", "IngestResult", "IngestLockedError", "SCHEMA_VERSION",
+           "STATES", "register_cli", "demo_ingest", "export_parquet"]
 
 log = logging.getLogger("fastdicom")
 
@@ -657,69 +657,237 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
     :func:`fastdicom.scan`); files an earlier job failed for that reason alone are then read
     again even when unchanged.
     """
-    t0 = time.perf_counter()
     db = os.fspath(db)
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
     paths = _prune_roots([os.fsdecode(os.fspath(p)) for p in paths])
-    tags = list(tags)
-    for t in _REQUIRED_TAGS:
-        if t not in tags:
-            tags.append(t)
-    plan = _Plan(tags, force=force)
-    keywords = [s.keyword for s in plan.specs]
-    lock = _Lock(db)
-    con = None
-    try:
-        con = _connect(db)
-        _init_schema(con, tags)
-        if parquet:
-            _clean_parts(con, parquet)
-        con.execute("CREATE TEMP TABLE IF NOT EXISTS seen(path BLOB PRIMARY KEY, unchanged INT)"
-                    " WITHOUT ROWID")
-        # with an empty ledger at the start, every ledger row is written by this job for a
-        # path it saw: nothing can be missing, so the paths seen need not be kept
-        track_seen = con.execute("SELECT 1 FROM files LIMIT 1").fetchone() is not None
-        result = IngestResult(db=db)
-        # the writer thread needs a core of its own: the scan gets the others
-        workers = workers or max(1, min((os.cpu_count() or 1) - 1, 8))
-        if progress is None:
-            progress = sys.stderr.isatty()
-        bar = None
-        if progress:
-            try:
-                from tqdm import tqdm
-                bar = tqdm(unit=" files", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-            except ImportError:
-                bar = None
+    # the writer thread needs a core of its own: the scan gets the others
+    workers = workers or max(1, min((os.cpu_count() or 1) - 1, 8))
+    with _Job(db, tags, parquet, progress, force) as job:
         pool = ThreadPoolExecutor(workers) if workers > 1 else None
-        rcon = _connect_reader(db) if track_seen else None
-        con.execute("PRAGMA wal_autocheckpoint=0")
-        ckpt = _Checkpointer(db)
-        # the C writer, when it can run on this connection (else executemany)
-        c_db = os.path.abspath(db)
-        if not _rows.sqlite_connection_ok(con, c_db):
-            c_db = None
+        rcon = _connect_reader(db) if job.track_seen else None
         try:
-            _run(con, rcon, plan, keywords, paths, follow_symlinks, batch_size, pool, workers,
-                 parquet, result, bar, track_seen, ckpt, c_db, _own_files(db, parquet))
-            if track_seen:
-                _mark_missing(con, paths, result)
-            _final_counts(con, result, track_seen)
+            _run(job.con, rcon, job.plan, job.keywords, paths, follow_symlinks, batch_size,
+                 pool, workers, parquet, job.result, job.bar, job.track_seen, job.ckpt,
+                 job.c_db, _own_files(db, parquet))
+            if job.track_seen:
+                _mark_missing(job.con, paths, job.result)
         finally:
-            ckpt.close()
             if rcon is not None:
                 rcon.close()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-            if bar is not None:
-                bar.close()
-        result.seconds = time.perf_counter() - t0
-        return result
-    finally:
-        if con is not None:
-            con.close()
-        lock.release()
+    return job.result
+
+
+_FIXED_COLUMNS = frozenset({"path", "size", "mtime_ns", "transfer_syntax", "pixel_offset",
+                            "pixel_length", "num_frames", "error_type", "error_message"})
+
+
+def ingest_tables(source, db, *, tags: Optional[Sequence] = None,
+                  batch_size: int = DEFAULT_BATCH_SIZE,
+                  progress: Optional[bool] = None) -> IngestResult:
+    """Index header rows scanned elsewhere -- by :func:`fastdicom.scan` /
+    :func:`~fastdicom.batch.scan_batches`, or on a cluster by
+    :func:`fastdicom.dask.read_headers` and written to Parquet -- without reading the files
+    again: the second half of the cluster recipe (each partition to Parquet, then index).
+
+    ``source``: a Parquet file or a directory of them (read part by part), a
+    :class:`pyarrow.Table` or ``RecordBatch``, or an iterable of those, with the columns of
+    :func:`fastdicom.batch.schema` (types are cast; absent tags are null).  ``tags``: the
+    keyword columns to index (default: those the source has).  Every row is a file and ends
+    in one state as with :func:`ingest`: a row whose path the ledger holds with the same size
+    and mtime_ns is ``unchanged``; a path given twice counts once; rows that record a skipped
+    symlink or a special file are ``skipped``, other error rows ``failed``.  Paths are taken
+    as written (a cluster's URLs included); nothing is marked missing.  When SOPInstanceUIDs
+    collide the contents are hashed from the path: a file this machine cannot read is
+    recorded as a ``conflict``, never as a ``duplicate``.
+    """
+    db = os.fspath(db)
+    batches = _source_batches(source, batch_size)
+    first = next(batches, None)
+    if tags is None:
+        names = first.schema.names if first is not None else []
+        tags = [n for n in names if n not in _FIXED_COLUMNS and not n.startswith("__")]
+    with _Job(db, tags, None, progress, False) as job:
+        job.track_seen = True     # paths may repeat across parts: the seen table tells
+        if first is not None:
+            for b in _rebatched(_chain_first(first, batches), batch_size):
+                _commit_table(job, _conform(b, job.plan.schema))
+    return job.result
+
+
+def _source_batches(source, batch_size):
+    import pyarrow.parquet as pq
+    if isinstance(source, (str, bytes, os.PathLike)):
+        source = os.fsdecode(os.fspath(source))
+        if os.path.isdir(source):
+            files = sorted(os.path.join(d, f) for d, _, fs in os.walk(source) for f in fs
+                           if f.endswith(".parquet") and not f.startswith(("_", ".")))
+        else:
+            files = [source]
+        for f in files:
+            yield from pq.ParquetFile(f).iter_batches(batch_size=batch_size)
+        return
+    if isinstance(source, (pa.Table, pa.RecordBatch)):
+        source = [source]
+    for t in source:
+        if isinstance(t, pa.Table):
+            yield from t.to_batches(max_chunksize=batch_size)
+        elif isinstance(t, pa.RecordBatch):
+            yield t
+        else:
+            raise TypeError(f"ingest_tables: expected pyarrow Tables or RecordBatches, "
+                            f"got {type(t).__name__}")
+
+
+def _rebatched(batches, size):
+    for b in batches:
+        for k in range(0, b.num_rows, size):
+            yield b.slice(k, size)
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with the columns of ``schema``: cast, or null when absent."""
+    arrays = []
+    for field in schema:
+        i = batch.schema.get_field_index(field.name)
+        if i < 0:
+            if field.name == "path":
+                raise ValueError("ingest_tables: the rows have no 'path' column")
+            arrays.append(pa.nulls(batch.num_rows, field.type))
+            continue
+        col = batch.column(i)
+        try:
+            arrays.append(col if col.type == field.type else col.cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise TypeError(f"ingest_tables: column {field.name!r} of type {col.type} does "
+                            f"not convert to {field.type}: {exc}") from None
+    if arrays[0].null_count:
+        raise ValueError("ingest_tables: a row has no path")
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _commit_table(job, batch: pa.RecordBatch) -> None:
+    """One batch of rows: the ledger decides what is new or changed, then the same commit
+    as a scanned batch."""
+    con = job.con
+    paths = batch.column("path").to_pylist()
+    keys = [_path_key(p) for p in paths]
+    sizes = batch.column("size").to_pylist()
+    mtimes = batch.column("mtime_ns").to_pylist()
+    etypes = batch.column("error_type").to_pylist()
+    emsgs = batch.column("error_message").to_pylist()
+    ledger, seen = {}, set()
+    for k in range(0, len(keys), 500):
+        part = keys[k:k + 500]
+        marks = ",".join("?" * len(part))
+        for p, s_, m, st, why in con.execute("SELECT path, size, mtime_ns, state, reason FROM"
+                                             f" files WHERE path IN ({marks})", part):
+            ledger[p] = (s_, m, st, why)
+        seen.update(p for (p,) in con.execute(f"SELECT path FROM temp.seen WHERE path IN"
+                                              f" ({marks})", part))
+    entries, rows, scan_idx = [], [], []
+    for i, (path, key) in enumerate(zip(paths, keys)):
+        if key in seen:
+            continue              # given again (another part, or this one)
+        seen.add(key)
+        if etypes[i] == "SymlinkSkipped":
+            kind = "symlink"
+        elif etypes[i] == "IsADirectoryError" and emsgs[i] == "not a regular file":
+            kind = "special"
+        else:
+            kind = "file"
+        e = WalkEntry(path, kind)
+        e.key = key
+        old = ledger.get(key)
+        if kind == "file" and not (old is not None and old[0] == sizes[i]
+                                   and old[1] == mtimes[i] and old[2] != "missing"):
+            rows.append(i)
+            scan_idx.append(len(entries))
+        entries.append(e)
+    prep = _Prepared()
+    prep.entries, prep.ledger, prep.scan_paths = entries, ledger, scan_idx
+    prep.batch = None
+    prep.future = None
+    if rows:
+        sub = batch.take(pa.array(rows, pa.int64()))
+        n = len(rows)
+        prep.future = [(sub, ([None] * n, [None] * n))]
+    if not entries:
+        return
+    _collect(prep, job.keywords)
+    _commit(con, prep, job.plan, job.keywords, None, job.result, job.bar, True, job.ckpt,
+            job.c_db)
+
+
+class _Job:
+    """One job on the index ``db``: the lock, the writer connection with its schema, the
+    checkpointer, the progress bar and the result; on a normal exit, the final counts."""
+
+    def __init__(self, db, tags, parquet, progress, force):
+        self.db, self.parquet, self.progress = db, parquet, progress
+        tags = list(tags)
+        for t in _REQUIRED_TAGS:
+            if t not in tags:
+                tags.append(t)
+        self.tags = tags
+        self.plan = _Plan(tags, force=force)
+        self.keywords = [s.keyword for s in self.plan.specs]
+        self.con = self.ckpt = self.bar = None
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        self.lock = _Lock(self.db)
+        try:
+            self.con = con = _connect(self.db)
+            _init_schema(con, self.tags)
+            if self.parquet:
+                _clean_parts(con, self.parquet)
+            con.execute("CREATE TEMP TABLE IF NOT EXISTS seen(path BLOB PRIMARY KEY,"
+                        " unchanged INT) WITHOUT ROWID")
+            # with an empty ledger at the start, every ledger row is written by this job for
+            # a path it saw: nothing can be missing, so the paths seen need not be kept
+            self.track_seen = con.execute("SELECT 1 FROM files LIMIT 1").fetchone() is not None
+            self.result = IngestResult(db=self.db)
+            progress = sys.stderr.isatty() if self.progress is None else self.progress
+            if progress:
+                try:
+                    from tqdm import tqdm
+                    self.bar = tqdm(unit=" files", file=sys.stderr, dynamic_ncols=True,
+                                    smoothing=0.1)
+                except ImportError:
+                    self.bar = None
+            con.execute("PRAGMA wal_autocheckpoint=0")
+            self.ckpt = _Checkpointer(self.db)
+            # the C writer, when it can run on this connection (else executemany)
+            self.c_db = os.path.abspath(self.db)
+            if not _rows.sqlite_connection_ok(con, self.c_db):
+                self.c_db = None
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                _final_counts(self.con, self.result, self.track_seen)
+                self.result.seconds = time.perf_counter() - self.t0
+        finally:
+            self._close()
+        return False
+
+    def _close(self):
+        try:
+            if self.ckpt is not None:
+                self.ckpt.close()
+            if self.bar is not None:
+                self.bar.close()
+        finally:
+            if self.con is not None:
+                self.con.close()
+            self.lock.release()
 
 
 def _prune_roots(paths: list) -> list:
@@ -1469,20 +1637,35 @@ def _cmd_ingest(args) -> int:
             return 2
         tags = extra
     paths = list(args.paths)
+    if args.from_parquet and (paths or args.files_from or args.parquet):
+        print("fastdicom ingest: --from-parquet takes no PATH, --files-from or --parquet",
+              file=sys.stderr)
+        return 2
     if args.files_from:
         try:
             paths += _read_path_list(args.files_from)
         except OSError as exc:
             print(f"fastdicom ingest: --files-from: {exc}", file=sys.stderr)
             return 2
-    if not paths:
-        print("fastdicom ingest: no PATH and no --files-from", file=sys.stderr)
+    if not paths and not args.from_parquet:
+        print("fastdicom ingest: no PATH, --files-from or --from-parquet", file=sys.stderr)
         return 2
+    progress = (not args.quiet and not args.json) and sys.stderr.isatty()
     try:
-        r = ingest(paths, args.db, workers=args.workers, tags=tags, parquet=args.parquet,
-                   batch_size=args.batch_size, follow_symlinks=args.follow_symlinks,
-                   force=args.force,
-                   progress=(not args.quiet and not args.json) and sys.stderr.isatty())
+        if args.from_parquet:
+            if not os.path.exists(args.from_parquet):
+                print(f"fastdicom ingest: no such file or directory {args.from_parquet!r}",
+                      file=sys.stderr)
+                return 2
+            try:
+                r = ingest_tables(args.from_parquet, args.db, tags=tags if args.tags else None,
+                                  batch_size=args.batch_size, progress=progress)
+            except (ValueError, TypeError) as exc:   # rows that are not scan rows
+                raise RuntimeError(f"{args.from_parquet}: {exc}") from None
+        else:
+            r = ingest(paths, args.db, workers=args.workers, tags=tags, parquet=args.parquet,
+                       batch_size=args.batch_size, follow_symlinks=args.follow_symlinks,
+                       force=args.force, progress=progress)
     except IngestLockedError as exc:
         print(f"fastdicom ingest: {exc}", file=sys.stderr)
         print(json.dumps({"error": "locked", "message": str(exc)}))
@@ -1536,6 +1719,10 @@ def register_cli(subparsers) -> None:
     """Add ``ingest``, ``ls`` and ``export`` to the ``fastdicom`` command."""
     p = subparsers.add_parser("ingest", help="index DICOM headers into SQLite (resumable)")
     p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("--from-parquet", metavar="DIR",
+                   help="index the header rows of Parquet parts written by a cluster "
+                        "(fastdicom.dask.read_headers(...).to_parquet) instead of reading "
+                        "files")
     p.add_argument("--files-from", metavar="FILE",
                    help="also ingest the paths listed in FILE ('-': stdin), one per line, or "
                         "NUL-separated when FILE holds a NUL byte (find -print0)")

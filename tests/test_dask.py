@@ -24,7 +24,25 @@ def tree(tmp_path_factory):
     return root
 
 
-def test_local_cluster_two_processes(tree):
+def _check_index_from_parts(tree, tmp_path):
+    """The index built from the cluster's Parquet parts equals the one ingest builds."""
+    import sqlite3
+    from fastdicom.ingest import ingest, ingest_tables
+    r = ingest_tables(tmp_path / "parts", tmp_path / "parts.sqlite")
+    ref = ingest([tree], tmp_path / "ref.sqlite", workers=1)
+    assert r.counts() == ref.counts() and r.files == 28 and r.indexed >= 20
+
+    def rows(db):
+        con = sqlite3.connect(db)
+        try:
+            return (con.execute("SELECT * FROM instances ORDER BY 1").fetchall(),
+                    con.execute("SELECT path, state FROM files ORDER BY 1").fetchall())
+        finally:
+            con.close()
+    assert rows(tmp_path / "parts.sqlite") == rows(tmp_path / "ref.sqlite")
+
+
+def test_local_cluster_two_processes(tree, tmp_path):
     distributed = pytest.importorskip("distributed")
     from fastdicom.dask import read_headers, ScanPartition
     pickle.loads(pickle.dumps(ScanPartition(["Rows"])))
@@ -35,6 +53,10 @@ def test_local_cluster_two_processes(tree):
                           files_per_partition=5)
         assert df.npartitions == 6
         pdf = df.compute()
+        # the cluster recipe: each partition to Parquet (written by the workers), then index
+        full = read_headers(str(tree), files_per_partition=5)
+        full.to_parquet(str(tmp_path / "parts"), write_index=False)
+    _check_index_from_parts(tree, tmp_path)
     ref = scan(tree, ["SOPInstanceUID", "Rows", "PixelSpacing"]).to_pandas()
     assert len(pdf) == len(ref) == 28
     assert sorted(pdf["SOPInstanceUID"].dropna()) == sorted(ref["SOPInstanceUID"].dropna())
