@@ -233,9 +233,10 @@ def _decode_jpegls(src, info: PixelInfo, state: FrameState):
     _conform_colour(info, state, params, ts)
     state.precision = params.get("precision")
     # CharLS needs the end-of-image marker and fails without it, but a stream cut short at
-    # some points keeps it busy for seconds first (a 60-byte frame: 4 s).  FFD9 cannot occur
-    # inside JPEG-LS scan data (a byte after FF has its high bit clear), so it is looked for
-    # where pydicom looks for codestream ends: in the last 10 bytes (padding may follow it).
+    # some points keeps it busy for seconds first (a 56-byte stream cut to 30: 4 s).  FFD9
+    # cannot occur inside JPEG-LS scan data (a byte after FF has its high bit clear), so it is
+    # looked for where pydicom looks for codestream ends: in the last 10 bytes (padding may
+    # follow it).
     if b"\xff\xd9" not in bytes(memoryview(src)[-10:]):
         raise PixelDataError(f"JPEG-LS codestream has no end-of-image marker (cut short?) "
                              f"(transfer syntax {ts})", tag=info.tag)
