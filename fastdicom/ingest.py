@@ -778,15 +778,8 @@ def _commit_table(job, batch: pa.RecordBatch) -> None:
     mtimes = batch.column("mtime_ns").to_pylist()
     etypes = batch.column("error_type").to_pylist()
     emsgs = batch.column("error_message").to_pylist()
-    ledger, seen = {}, set()
-    for k in range(0, len(keys), 500):
-        part = keys[k:k + 500]
-        marks = ",".join("?" * len(part))
-        for p, s_, m, st, why in con.execute("SELECT path, size, mtime_ns, state, reason FROM"
-                                             f" files WHERE path IN ({marks})", part):
-            ledger[p] = (s_, m, st, why)
-        seen.update(p for (p,) in con.execute(f"SELECT path FROM temp.seen WHERE path IN"
-                                              f" ({marks})", part))
+    ledger = _ledger_of(con, keys)
+    seen = {p for (p,) in _where_path_in(con, "SELECT path FROM temp.seen", keys)}
     entries, rows, scan_idx = [], [], []
     for i, (path, key) in enumerate(zip(paths, keys)):
         if key in seen:
@@ -934,19 +927,27 @@ def _absolute(p: str) -> str:
     return os.path.abspath(p)
 
 
+def _where_path_in(con, select: str, keys: list):
+    """The rows of ``select`` (a query on a table with a ``path`` column) for the paths
+    ``keys``, 500 per query."""
+    for k in range(0, len(keys), 500):
+        part = keys[k:k + 500]
+        yield from con.execute(f"{select} WHERE path IN ({','.join('?' * len(part))})", part)
+
+
+def _ledger_of(con, keys: list) -> dict:
+    """``{path: (size, mtime_ns, state, reason)}`` of the ledger rows of ``keys``."""
+    return {p: (s, m, st, why) for p, s, m, st, why in _where_path_in(
+        con, "SELECT path, size, mtime_ns, state, reason FROM files", keys)}
+
+
 def _prepare(rcon, entries, plan, pool, workers):
     """Ledger lookup (none when ``rcon`` is None: the ledger was empty at the start) and the
     scan of what is new or changed, started on ``pool`` (or run here)."""
     prep = _Prepared()
     prep.entries = entries
     keys = [_path_key(e.path) for e in entries]
-    ledger = {}
-    for k in range(0, len(keys) if rcon is not None else 0, 500):
-        part = keys[k:k + 500]
-        q = "SELECT path, size, mtime_ns, state, reason FROM files WHERE path IN (%s)" % \
-            ",".join("?" * len(part))
-        for p, s, m, st, why in rcon.execute(q, part):
-            ledger[p] = (s, m, st, why)
+    ledger = _ledger_of(rcon, keys) if rcon is not None else {}
     prep.ledger = ledger
     scan_idx = []
     for i, e in enumerate(entries):
@@ -1066,7 +1067,8 @@ def _walk_inputs(paths, follow, carry):
     """The walk of the inputs.  A long list of paths (as from a manifest: more than 64, not
     following symlinks) is taken as regular files without an ``lstat`` each (on the
     critical path of the job, it cost as much as the scan); the scan's open(O_NOFOLLOW) +
-    fstat find the others (see :func:`_reclassify_listed`).  Globs are walked as usual.
+    fstat find the others (see :func:`_reclassify_listed`).  (Globs were expanded by
+    :func:`_prune_roots`; a path with glob characters left is a name that exists: walked.)
     Between entries, the walks of listed directories found so far (``carry``) come first."""
     if follow or len(paths) <= 64:
         yield from iter_files(paths, follow_symlinks=follow)
@@ -1435,11 +1437,12 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
         raise
     if ckpt is not None:
         ckpt.poke()
-    result.files += sum(e.kind != "expanded" for e in entries)
+    files = sum(e.kind != "expanded" for e in entries)
+    result.files += files
     for s, n in counts.items():
         setattr(result, s, getattr(result, s) + n)
     if bar is not None:
-        bar.update(sum(e.kind != "expanded" for e in entries))
+        bar.update(files)
         bar.set_postfix(MB_s="%.1f" % (result.bytes_read / 1e6 / max(bar.format_dict.get(
             "elapsed", 1) or 1, 1e-3)), refresh=False)
 
