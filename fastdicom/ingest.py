@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -712,7 +713,7 @@ def ingest_tables(source, db, *, tags: Optional[Sequence] = None,
     with _Job(db, tags, None, progress, False) as job:
         job.track_seen = True     # paths may repeat across parts: the seen table tells
         if first is not None:
-            for b in _rebatched(_chain_first(first, batches), batch_size):
+            for b in _rebatched(itertools.chain([first], batches), batch_size):
                 _commit_table(job, _conform(b, job.plan.schema))
     return job.result
 
@@ -1107,12 +1108,7 @@ def _reclassify_listed(prep, carry, visited):
             e.kind, e.error = first.kind, first.error
             continue
         e.kind = "expanded"
-        carry.append(_chain_first(first, walk))
-
-
-def _chain_first(first, rest):
-    yield first
-    yield from rest
+        carry.append(itertools.chain([first], walk))
 
 
 def _record_dir_error(con, e, result):
