@@ -653,6 +653,9 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
     Resumable and idempotent (see the module docstring); returns an :class:`IngestResult`
     whose state counts sum to ``files``.  Raises :class:`IngestLockedError` when another job
     holds ``db`` and :class:`sqlite3.Error` / :class:`OSError` when it cannot be written.
+    ``workers`` counts the job's threads besides the calling one: the writer thread and
+    ``workers - 1`` scanning threads (with 1, the calling thread scans); the default is the
+    number of cores (at most 9).
     ``progress`` (default: stderr is a terminal) shows a tqdm bar on stderr.
     ``force`` also reads files without the preamble and ``DICM`` (see
     :func:`fastdicom.scan`); files an earlier job failed for that reason alone are then read
@@ -662,15 +665,20 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
     paths = _prune_roots([os.fsdecode(os.fspath(p)) for p in paths])
-    # the writer thread needs a core of its own: the scan gets the others
-    workers = workers or max(1, min((os.cpu_count() or 1) - 1, 8))
+    # the writer thread is one of the workers (it needs a core of its own): the others scan
+    # (2 workers: the writer and 1 scanning thread, 10.5-11.4 us/file on 20,000 tiny files
+    # against 12.2-13.9 with 2 scanning threads; with 1, the calling thread scans)
+    workers = workers or max(1, min(os.cpu_count() or 1, 9))
+    if workers < 1:
+        raise ValueError("workers must be >= 1")
+    scanners = workers - 1
     with _Job(db, tags, parquet, progress, force) as job:
-        pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        pool = ThreadPoolExecutor(scanners) if scanners else None
         rcon = _connect_reader(db) if job.track_seen else None
         try:
             _run(job.con, rcon, job.plan, job.keywords, paths, follow_symlinks, batch_size,
-                 pool, workers, parquet, job.result, job.bar, job.track_seen, job.ckpt,
-                 job.c_db, _own_files(db, parquet))
+                 pool, max(1, scanners), parquet, job.result, job.bar, job.track_seen,
+                 job.ckpt, job.c_db, _own_files(db, parquet))
             if job.track_seen:
                 _mark_missing(job.con, paths, job.result)
         finally:
@@ -942,7 +950,7 @@ def _ledger_of(con, keys: list) -> dict:
         con, "SELECT path, size, mtime_ns, state, reason FROM files", keys)}
 
 
-def _prepare(rcon, entries, plan, pool, workers):
+def _prepare(rcon, entries, plan, pool, scanners):
     """Ledger lookup (none when ``rcon`` is None: the ledger was empty at the start) and the
     scan of what is new or changed, started on ``pool`` (or run here)."""
     prep = _Prepared()
@@ -972,7 +980,7 @@ def _prepare(rcon, entries, plan, pool, workers):
     prep.future = None
     if scan_idx:
         plist = [entries[i].path for i in scan_idx]
-        chunk = max(16, -(-len(plist) // max(1, workers)))
+        chunk = max(16, -(-len(plist) // scanners))
         parts = [plist[k:k + chunk] for k in range(0, len(plist), chunk)]
         if pool is not None:
             prep.future = [pool.submit(_scan_chunk, plan, p, True) for p in parts]
@@ -981,7 +989,7 @@ def _prepare(rcon, entries, plan, pool, workers):
     return prep
 
 
-def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, parquet, result,
+def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, scanners, parquet, result,
          bar, track_seen=True, ckpt=None, c_db=None, own=None):
     """The pipeline: this thread walks, looks up the ledger (through ``rcon``, a second
     connection: a batch's paths are written only by its own commit, so the committed state
@@ -1033,7 +1041,7 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, workers, pa
         source = walker
         while True:
             for entries in entries_batches(source):
-                pending.append(_prepare(rcon, entries, plan, pool, workers))
+                pending.append(_prepare(rcon, entries, plan, pool, scanners))
                 if len(pending) >= 2:
                     commit(pending.popleft())
             if not pending:
@@ -1636,6 +1644,9 @@ def _cmd_ingest(args) -> int:
             return 2
         tags = extra
     paths = list(args.paths)
+    if (args.workers is not None and args.workers < 1) or args.batch_size < 1:
+        print("fastdicom ingest: --workers and --batch-size must be at least 1", file=sys.stderr)
+        return 2
     if args.from_parquet and (paths or args.files_from or args.parquet):
         print("fastdicom ingest: --from-parquet takes no PATH, --files-from or --parquet",
               file=sys.stderr)
@@ -1726,7 +1737,9 @@ def register_cli(subparsers) -> None:
                    help="also ingest the paths listed in FILE ('-': stdin), one per line, or "
                         "NUL-separated when FILE holds a NUL byte (find -print0)")
     p.add_argument("--db", required=True, help="SQLite index to create or update")
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None,
+                   help="threads: the writer and N-1 scanning threads (default: the number "
+                        "of cores, at most 9)")
     p.add_argument("--tags", action="append", help="comma-separated keywords to index")
     p.add_argument("--parquet", metavar="DIR", help="also write one Parquet part per batch")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,

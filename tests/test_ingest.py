@@ -780,7 +780,7 @@ def test_long_list_of_paths_matches_the_walk(tmp_path):
     listed.append(missing)
     random.Random(5).shuffle(listed)
     assert len(listed) > 64
-    for workers in (1, 2):
+    for workers in (1, 2, 3):      # 3: two scanning threads
         db = str(tmp_path / f"listed{workers}.sqlite")
         r = ingest(listed, db, workers=workers, batch_size=64)
         c, cw = r.counts(), rw.counts()
@@ -899,6 +899,10 @@ def test_cli_files_from(tmp_path):
     assert run(["--db", str(tmp_path / "b.sqlite")]).returncode == 2
     assert run(["--db", str(tmp_path / "b.sqlite"), "--files-from",
                 str(tmp_path / "nope")]).returncode == 2
+    for bad in (["--workers", "-1"], ["--batch-size", "0"]):
+        out = run(["--db", str(tmp_path / "b.sqlite"), str(tmp_path)] + bad)
+        assert out.returncode == 2 and b"at least 1" in out.stderr, bad
+    assert not (tmp_path / "b.sqlite").exists()
 
 
 def test_ingest_tables_matches_the_walk(tree, tmp_path):
