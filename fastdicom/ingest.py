@@ -319,8 +319,19 @@ def _init_schema(con: sqlite3.Connection, tags: Sequence[str]) -> None:
             con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
+
+
+def _rollback(con: sqlite3.Connection) -> None:
+    """Roll back the open transaction unless SQLite already has (it does on its own after
+    SQLITE_FULL, SQLITE_IOERR and the like): the error that led here is the one to report,
+    not a failed ROLLBACK."""
+    if con.in_transaction:
+        try:
+            con.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.warning("ROLLBACK failed: %s", exc)
 
 
 class _Lock:
@@ -367,12 +378,20 @@ def _write_part(parquet_dir: str, batch_id: int, table: pa.Table) -> str:
     name = f"part-{batch_id:08d}.parquet"
     final = os.path.join(parquet_dir, name)
     tmp = final + ".tmp"
-    with open(tmp, "wb") as fh:
-        pq.write_table(table, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    pq.read_metadata(tmp)          # footer check
-    os.replace(tmp, final)
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        pq.read_metadata(tmp)          # footer check
+        os.replace(tmp, final)
+    except BaseException:
+        # (a job killed here leaves the .tmp to the next one's start, which deletes it)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     _fsync_dir(parquet_dir)
     return name
 
@@ -721,9 +740,72 @@ def ingest_tables(source, db, *, tags: Optional[Sequence] = None,
     with _Job(db, tags, None, progress, False) as job:
         job.track_seen = True     # paths may repeat across parts: the seen table tells
         if first is not None:
-            for b in _rebatched(itertools.chain([first], batches), batch_size):
-                _commit_table(job, _conform(b, job.plan.schema))
+            schema = job.plan.schema
+            # the parts are read, decoded and conformed on a thread of their own while
+            # this one commits (Parquet decoding and casts run without the GIL)
+            ahead = _Prefetch(_conform(b, schema) for b in
+                              _rebatched(itertools.chain([first], batches), batch_size))
+            with ahead:
+                for b in ahead:
+                    _commit_table(job, b)
     return job.result
+
+
+class _Prefetch:
+    """Iterate ``items`` on a daemon thread, at most ``depth`` items ahead; the consumer
+    gets them in order, and an exception of the iterator where the item would have been.
+    Leaving the ``with`` block early stops the thread (and closes the iterator) after the
+    item it is working on."""
+    _END = object()
+
+    def __init__(self, items, depth: int = 2):
+        import queue
+        import threading
+        self._queue: "queue.Queue" = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(items,), daemon=True,
+                                        name="fastdicom-ingest-reader")
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        import queue
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self, items) -> None:
+        try:
+            for item in items:
+                if not self._put((item, None)):
+                    break
+            else:
+                self._put((self._END, None))
+        except BaseException as exc:     # handed to the consumer, raised there
+            self._put((self._END, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self):
+        while True:
+            item, exc = self._queue.get()
+            if exc is not None:
+                raise exc
+            if item is self._END:
+                return
+            yield item
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
 
 
 def _source_batches(source, batch_size):
@@ -1005,8 +1087,21 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, scanners, p
     inflight: deque = deque()
     writer = ThreadPoolExecutor(1, thread_name_prefix="fastdicom-ingest-writer")
 
+    failed: list = []
+
+    def in_order(fn, *args):
+        # on the writer thread: once a write has failed, the writes queued after it are not
+        # made (the job ends with that error; a re-run resumes from the committed batches)
+        if failed:
+            return None
+        try:
+            return fn(*args)
+        except BaseException:
+            failed.append(True)
+            raise
+
     def submit(fn, *args):
-        inflight.append(writer.submit(fn, *args))
+        inflight.append(writer.submit(in_order, fn, *args))
         while len(inflight) > 1:
             inflight.popleft().result()   # at most one commit in flight: memory stays bounded
 
@@ -1437,7 +1532,7 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
             result.batches += 1
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
     if ckpt is not None:
         ckpt.poke()
@@ -1565,7 +1660,7 @@ def _mark_missing(con, roots, result):
                 w.refresh_hierarchy()
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
     result.missing += len(gone)
     result.files += len(gone)

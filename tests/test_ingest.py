@@ -951,3 +951,100 @@ def test_ingest_tables_matches_the_walk(tree, tmp_path):
     assert bad.returncode == 2
     with pytest.raises(ValueError, match="no 'path' column"):
         ingest_tables(pa.table({"SOPInstanceUID": ["1.2.3"]}), str(tmp_path / "y.sqlite"))
+
+
+def test_prefetch_order_errors_and_early_exit():
+    """The reader thread of ``ingest_tables`` hands over items in order, raises the
+    iterator's exception where its item would have come, and stops when left early."""
+    from fastdicom.ingest import _Prefetch
+
+    def items(n, fail_at=None, log=None):
+        for i in range(n):
+            if i == fail_at:
+                raise ValueError(f"bad part {i}")
+            if log is not None:
+                log.append(i)
+            yield i
+
+    with _Prefetch(items(50), depth=2) as p:
+        assert list(p) == list(range(50))
+    got = []
+    with pytest.raises(ValueError, match="bad part 7"):
+        with _Prefetch(items(20, fail_at=7)) as p:
+            for x in p:
+                got.append(x)
+    assert got == list(range(7))
+    produced: list = []
+    gen = items(10_000, log=produced)
+    with _Prefetch(gen, depth=2) as p:
+        for x in p:
+            if x == 3:
+                break
+    assert not p._thread.is_alive()
+    assert len(produced) <= 3 + 1 + 2 + 1      # the items taken, those queued, one more
+    assert gen.gi_frame is None                  # closed
+
+
+def test_disk_full_reports_sqlite_error_and_resumes(tree, tmp_path, monkeypatch):
+    """A database that cannot grow (SQLITE_FULL, as on a full disk) ends the job with that
+    error -- not with a failed ROLLBACK of the transaction SQLite has already rolled back --
+    and a re-run once there is room ends with the index of an uninterrupted job."""
+    import fastdicom.ingest as mod
+    root, _ = tree
+    ref = str(tmp_path / "ref.sqlite")
+    ingest([root], ref, batch_size=100)
+    real = mod._connect
+
+    def capped(db):
+        con = real(db)
+        con.execute("PRAGMA max_page_count=60")      # 60 pages of 16 KiB: ~400 instances
+        return con
+    monkeypatch.setattr(mod, "_connect", capped)
+    db = str(tmp_path / "full.sqlite")
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        ingest([root], db, batch_size=100)
+    monkeypatch.undo()
+    con = sqlite3.connect(db)
+    n = con.execute("SELECT count(*) FROM files").fetchone()[0]
+    con.close()
+    assert 0 < n < len(_full_dump(ref)["files"])     # stopped mid-run, its batches kept
+    r = ingest([root], db, batch_size=100)
+    assert sum(r.counts()[s] for s in STATES) == r.files
+    assert _full_dump(db) == _full_dump(ref)
+
+
+def test_parquet_part_that_cannot_be_written(tree, tmp_path, monkeypatch):
+    """A part whose write fails (ENOSPC) fails the job with that error, leaves no ``.tmp``
+    behind, and the re-run writes every part."""
+    import errno
+    root, _ = tree
+    parts = tmp_path / "parts"
+    db = str(tmp_path / "p.sqlite")
+    real = pq.write_table
+    calls = []
+
+    def failing(table, where, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            where.write(b"PAR1 half a part")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(table, where, **kw)
+    monkeypatch.setattr(pq, "write_table", failing)
+    with pytest.raises(OSError, match="No space"):
+        ingest([root], db, batch_size=300, parquet=str(parts))
+    monkeypatch.undo()
+
+    def committed():
+        con = sqlite3.connect(db)
+        try:
+            return (con.execute("SELECT count(*) FROM instances").fetchone()[0],
+                    {p for (p,) in con.execute("SELECT part FROM batches WHERE part NOT NULL")})
+        finally:
+            con.close()
+    n_inst, named = committed()
+    assert len(named) == 2 and set(os.listdir(parts)) == named    # no .tmp left
+    r = ingest([root], db, batch_size=300, parquet=str(parts))
+    assert r.files and r.indexed
+    n_inst, named = committed()
+    assert set(os.listdir(parts)) == named
+    assert pq.read_table(parts).num_rows == n_inst
