@@ -51,8 +51,11 @@ B-tree inserts (ledger, instance row, SOPInstanceUID and series indexes).  New d
 16 KiB pages.
 
 Exit codes of ``fastdicom ingest``: 0 the job finished (even with failed files), 1 fatal
-error (database unwritable or locked by another job), 2 bad usage.  The last stdout line is a
-JSON object with the counts, which sum to ``files``.
+error (database unwritable or full, or locked by another job), 2 bad usage, 130 / 143
+interrupted by SIGINT / SIGTERM (the batches committed so far are kept; the same command
+resumes).  The last stdout line is a JSON object: the counts, which sum to ``files``, or
+``{"error": ..., "message": ...}`` when the job did not finish.  A write that fails ends the
+job with its own error; the writes queued after it are not made.
 """
 from __future__ import annotations
 
@@ -1756,6 +1759,33 @@ def _cmd_ingest(args) -> int:
         print("fastdicom ingest: no PATH, --files-from or --from-parquet", file=sys.stderr)
         return 2
     progress = (not args.quiet and not args.json) and sys.stderr.isatty()
+    with _StopOnSigterm():
+        return _run_cli_job(args, paths, tags, progress)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread of ``fastdicom ingest`` (as SIGINT raises
+    KeyboardInterrupt), so that the job stops as it does on Ctrl-C."""
+
+
+class _StopOnSigterm:
+    def __enter__(self):
+        import signal
+        import threading
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            def stop(signum, frame):
+                raise _Terminated()
+            self.old = signal.signal(signal.SIGTERM, stop)
+        return self
+
+    def __exit__(self, *exc_info):
+        import signal
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+
+
+def _run_cli_job(args, paths, tags, progress) -> int:
     try:
         if args.from_parquet:
             if not os.path.exists(args.from_parquet):
@@ -1779,6 +1809,13 @@ def _cmd_ingest(args) -> int:
         print(f"fastdicom ingest: fatal: {exc}", file=sys.stderr)
         print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
         return 1
+    except (KeyboardInterrupt, _Terminated) as exc:
+        name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
+        msg = ("interrupted: the batches committed so far are kept; the same command "
+               "resumes the job")
+        print(f"fastdicom ingest: {msg} ({name})", file=sys.stderr)
+        print(json.dumps({"error": "interrupted", "signal": name, "message": msg}))
+        return 130 if name == "SIGINT" else 143
     if not args.quiet and not args.json:
         print(summary_text(r), file=sys.stderr)
     print(json.dumps(r.counts()))
@@ -1822,7 +1859,12 @@ def _cmd_export(args) -> int:
 
 def register_cli(subparsers) -> None:
     """Add ``ingest``, ``ls`` and ``export`` to the ``fastdicom`` command."""
-    p = subparsers.add_parser("ingest", help="index DICOM headers into SQLite (resumable)")
+    p = subparsers.add_parser(
+        "ingest", help="index DICOM headers into SQLite (resumable)",
+        epilog="The last stdout line is one JSON object: the counts, or an error. Exit codes: "
+               "0 the job finished (even with failed files), 1 fatal error (database "
+               "unwritable, full or locked), 2 bad usage, 130/143 interrupted by "
+               "SIGINT/SIGTERM (committed batches are kept; the same command resumes).")
     p.add_argument("paths", nargs="*", metavar="PATH")
     p.add_argument("--from-parquet", metavar="DIR",
                    help="index the header rows of Parquet parts written by a cluster "
