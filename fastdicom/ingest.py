@@ -388,12 +388,14 @@ def _write_part(parquet_dir: str, batch_id: int, table: pa.Table) -> str:
             os.fsync(fh.fileno())
         pq.read_metadata(tmp)          # footer check
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         # (a job killed here leaves the .tmp to the next one's start, which deletes it)
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, final) from exc     # name the part
         raise
     _fsync_dir(parquet_dir)
     return name
@@ -1806,8 +1808,10 @@ def _run_cli_job(args, paths, tags, progress) -> int:
         print(json.dumps({"error": "locked", "message": str(exc)}))
         return 1
     except (sqlite3.Error, OSError, RuntimeError) as exc:
-        print(f"fastdicom ingest: fatal: {exc}", file=sys.stderr)
-        print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+        # SQLite's messages do not name the database
+        msg = f"{args.db}: {exc}" if isinstance(exc, sqlite3.Error) else str(exc)
+        print(f"fastdicom ingest: fatal: {msg}", file=sys.stderr)
+        print(json.dumps({"error": type(exc).__name__, "message": msg}))
         return 1
     except (KeyboardInterrupt, _Terminated) as exc:
         name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
