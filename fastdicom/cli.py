@@ -114,3 +114,6 @@ def main(argv=None) -> int:
     except OSError as exc:
         print(f"fastdicom: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("fastdicom: interrupted", file=sys.stderr)
+        return 130

@@ -53,3 +53,15 @@ def test_demo_runs_without_optional_codecs(tmp_path):
                           timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "not written" in proc.stdout and "demo finished" in proc.stdout
+
+
+def test_interrupted_command_exits_130_without_traceback(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in a command: one line on stderr and exit 130, not a traceback."""
+    import fastdicom.series as series
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(series, "find_series", interrupted)
+    assert main(["series", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "fastdicom: interrupted"
