@@ -1001,17 +1001,19 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
 
     def work(chunk):
         plain = [p for p, err in chunk]
-        batch, _ = _scan_chunk(plan, plain, nofollow)
+        batch, (eoff, etag) = _scan_chunk(plan, plain, nofollow)
         pre = [err for p, err in chunk]
         if any(pre):
             batch = _override_errors(batch, pre)
-        return batch
+            eoff = [None if e else o for e, o in zip(pre, eoff)]
+            etag = [None if e else t for e, t in zip(pre, etag)]
+        return batch, (eoff, etag)
 
     def work_listed(plain):
         # A slice of an explicit list of paths: scanned straight away, without a walk (no
         # lstat per file); open(O_NOFOLLOW) + fstat tell symlinks, directories and specials
         # apart, and a slice holding any of those (or a glob) is redone with the walk.
-        batch, _ = _scan_chunk(plan, plain, nofollow)
+        batch, where = _scan_chunk(plan, plain, nofollow)
         if batch.column("error_type").null_count != batch.num_rows:
             et = batch.column("error_type").to_pylist()
             for p, e in zip(plain, et):
@@ -1020,7 +1022,7 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
                 if e in ("IsADirectoryError", "OSError") or (e == "FileNotFoundError"
                                                               and _has_magic(p)):
                     return _Redo(plain)     # walked lazily by the consumer, in order
-        return batch
+        return batch, where
 
     chunk_size = max(1, min(batch_size, _CHUNK_FILES))
     if workers > 1:
@@ -1033,16 +1035,17 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
 
     def merged(results):
         # chunks never exceed batch_size rows: no re-batching, no copies
-        for b in results:
-            if isinstance(b, _Redo):
-                sub = _chunks(_walk_entries(b.paths), chunk_size)
+        for r in results:
+            if isinstance(r, _Redo):
+                sub = _chunks(_walk_entries(r.paths), chunk_size)
                 if pool is None:
                     yield from merged(work(c) for c in sub)
                 else:
                     yield from merged(_bounded_map(pool, work, sub, 2 * workers))
                 continue
+            b, where = r
             if errors == "raise":
-                _raise_first(b)
+                _raise_first(b, where)
             if b.num_rows > batch_size:
                 for k in range(0, b.num_rows, batch_size):
                     yield b.slice(k, batch_size)
@@ -1115,7 +1118,9 @@ def _override_errors(batch, pre):
     return pa.RecordBatch.from_arrays(cols, schema=batch.schema)
 
 
-def _raise_first(batch):
+def _raise_first(batch, where):
+    """Raise the error of the first failed row of ``batch``, with its path and, from
+    ``where`` (the per-row error offsets and tags of :func:`_scan_chunk`), offset and tag."""
     et = batch.column("error_type")
     if et.null_count == len(et):
         return
@@ -1126,7 +1131,7 @@ def _raise_first(batch):
     from . import errors as _e
     cls = getattr(_e, name, None)
     if isinstance(cls, type) and issubclass(cls, DicomError):
-        raise cls(msg, path=path)
+        raise cls(msg, path=path, offset=where[0][i], tag=where[1][i])
     raise OSError(f"{name}: {msg}: {path!r}")
 
 

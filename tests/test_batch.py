@@ -340,3 +340,27 @@ def test_force_on_corpus_files_without_preamble():
             assert _same(r[k], v), (r["path"], k, r[k], v)
             compared += 1
     assert read >= 8 and compared >= 50, (read, compared)
+
+
+def test_raise_carries_offset_and_tag(tmp_path):
+    """``errors="raise"`` raises the first failed file's error with its path, the byte
+    offset and the tag of the element at fault (a hand-built file: (0010,0010) declares 100
+    bytes at offset 186 and holds 10), as ``errors="record"`` rows and the index keep them."""
+    import struct
+    from fastdicom.errors import TruncatedError
+
+    def el(g, e, vr, val):
+        return struct.pack("<HH", g, e) + vr + struct.pack("<H", len(val)) + val
+    meta = el(2, 0x10, b"UI", b"1.2.840.10008.1.2.1\0")
+    data = b"\0" * 128 + b"DICM" + el(2, 0, b"UL", struct.pack("<I", len(meta))) + meta
+    data += el(8, 0x18, b"UI", b"1.2.3\0")
+    assert len(data) == 186
+    data += struct.pack("<HH", 0x10, 0x10) + b"PN" + struct.pack("<H", 100) + b"ABCDEFGHIJ"
+    bad = tmp_path / "cut.dcm"
+    bad.write_bytes(data)
+    good = testing.write_ct_series(tmp_path / "ok", 70, 8, 8, seed=3)
+    for paths in ([str(tmp_path)], [str(p) for p in good] + [str(bad)]):   # walked, listed
+        with pytest.raises(TruncatedError) as info:
+            scan(paths, errors="raise")
+        e = info.value
+        assert (e.path, e.offset, e.tag) == (str(bad), 186, 0x00100010), paths[:1]
