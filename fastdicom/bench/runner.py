@@ -7,7 +7,10 @@ same process, on the same files:
 * one untimed warm-up call per impl (its result goes to ``Task.check``);
 * warm rounds: each round calls the impl ``number`` times (calibrated so a round lasts at least
   ``target_round_s``); rounds are capped by count *and* by a time budget, and interleaved
-  across impls (one round of each in turn), so drift during the run hits every impl alike;
+  across impls (one round of each in turn), so drift during the run hits every impl alike.
+  Before each round (untimed) ``gc.collect()`` runs: the cyclic garbage one impl leaves (a
+  pydicom round leaves many data sets) is not collected inside, and charged to, the next
+  impl's round; each impl still pays for the collections its own allocations cause;
 * cold rounds (when ``Task.cold``): before each round every file of the task is dropped from
   the page cache with ``posix_fadvise(POSIX_FADV_DONTNEED)``; one call per round.
 
@@ -228,6 +231,7 @@ def _warm_rounds(task: Task, cfg: RunConfig, runs: list) -> None:
         for item in list(active):
             impl, res, spent = item
             cap = min(cfg.max_rounds, impl.max_rounds or cfg.max_rounds)
+            gc.collect()
             try:
                 dt = _time_calls(impl.fn, res.number)
             except Exception as exc:
