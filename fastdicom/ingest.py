@@ -1733,14 +1733,21 @@ def _read_path_list(name: str) -> list:
     return [os.fsdecode(p) for p in parts if p]
 
 
+def _split_tags(text: str) -> list:
+    """Keywords and tags separated by commas; a tag written ``(gggg,eeee)`` keeps its comma."""
+    import re
+    return [t.strip() for t in re.findall(r"\([^)]*\)|[^,]+", text) if t.strip()]
+
+
 def _cmd_ingest(args) -> int:
     tags = list(DEFAULT_TAGS)
     if args.tags:
-        extra = [t.strip() for t in ",".join(args.tags).split(",") if t.strip()]
+        extra = _split_tags(",".join(args.tags))
         try:
             _Plan(extra)
         except (ValueError, KeyError) as exc:
-            print(f"fastdicom ingest: bad --tags: {exc}", file=sys.stderr)
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            print(f"fastdicom ingest: bad --tags: {msg}", file=sys.stderr)
             return 2
         tags = extra
     paths = list(args.paths)
@@ -1881,7 +1888,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="threads: the writer and N-1 scanning threads (default: the number "
                         "of cores, at most 9)")
-    p.add_argument("--tags", action="append", help="comma-separated keywords to index")
+    p.add_argument("--tags", action="append",
+                   help="keywords or tags (ggggeeee or (gggg,eeee)) to index, comma-separated "
+                        "or repeated (default: fastdicom.DEFAULT_TAGS)")
     p.add_argument("--parquet", metavar="DIR", help="also write one Parquet part per batch")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                    help=f"files per atomic commit (default {DEFAULT_BATCH_SIZE})")

@@ -1089,3 +1089,27 @@ def test_cli_interrupted_stops_cleanly_and_resumes(tree, tmp_path, sig):
     done = subprocess.run(cmd, env=env, cwd=str(ROOT), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert _full_dump(db) == _full_dump(ref_db)
+
+
+def test_cli_tags_as_keywords_and_tag_numbers(tmp_path):
+    """``--tags`` takes keywords, ``ggggeeee`` and ``(gggg,eeee)`` (its comma is not a
+    separator), repeated or comma-separated; an unknown keyword is a usage error."""
+    from fastdicom.ingest import _split_tags
+    assert _split_tags("(0010,0010),Modality, 00200013 ,(0008, 0060)") == [
+        "(0010,0010)", "Modality", "00200013", "(0008, 0060)"]
+    root = tmp_path / "t"
+    testing.write_ct_series(root, 3, 8, 8, seed=5)
+    db = tmp_path / "t.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "fastdicom", "ingest", str(root), "--db", str(db), "--quiet"]
+    out = subprocess.run(cmd + ["--tags", "(0010,0010),Modality", "--tags", "00200013"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    con = sqlite3.connect(db)
+    attrs = json.loads(con.execute("SELECT attributes FROM instances").fetchone()[0])
+    con.close()
+    assert {"PatientName", "Modality", "InstanceNumber"} <= set(attrs)
+    bad = subprocess.run(cmd + ["--tags", "NoSuchKeyword"], capture_output=True, text=True,
+                         env=env)
+    assert bad.returncode == 2
+    assert "bad --tags: unknown DICOM keyword: 'NoSuchKeyword'" in bad.stderr
