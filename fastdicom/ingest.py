@@ -1673,31 +1673,104 @@ def _mark_missing(con, roots, result):
 
 # ----------------------------------------------------------------------------- export / demo
 
+_EXPORT_FIXED = pa.schema([
+    ("sop_instance_uid", pa.string()), ("path", pa.string()), ("display_path", pa.string()),
+    ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sop_class_uid", pa.string()),
+    ("series_instance_uid", pa.string()), ("study_instance_uid", pa.string()),
+    ("transfer_syntax_uid", pa.string()), ("rows", pa.int64()), ("columns", pa.int64()),
+    ("frames", pa.int64()), ("pixel_offset", pa.int64()), ("pixel_length", pa.int64())])
+_EXPORT_ROWS = 5000
+
+
 def export_parquet(db, out) -> int:
-    """Write the whole ``instances`` table (attributes expanded to columns) to ``out``."""
+    """Write the whole ``instances`` table to the Parquet file ``out``: its columns (``path``
+    as text) and one column per key of the ``attributes`` JSON, typed as :func:`scan` types
+    that keyword (a key it cannot type, or whose values do not fit that type, is exported as
+    text).  Streams ``_EXPORT_ROWS`` rows at a time from one read transaction (a consistent
+    snapshot while a job writes); ``out`` appears complete or not at all.  Returns the
+    number of rows."""
     import pyarrow.parquet as pq
+    from .batch import schema as scan_schema
     con = _connect_browse(db)
+    tmp = os.fspath(out) + ".tmp"
     try:
-        cur = con.execute("SELECT " + ", ".join(_ROW_COLS) + " FROM instances ORDER BY"
-                          " sop_instance_uid")
-        rows = []
-        for r in cur:
-            d = dict(zip(_ROW_COLS, r))
-            attrs = json.loads(d.pop("attributes") or "{}")
-            d["path"] = os.fsdecode(d["path"])
-            d["path"] = _display_path(d["path"])
-            for k, v in attrs.items():
-                if k not in d:
-                    d[k] = v
-            rows.append(d)
+        con.execute("BEGIN")
+        keys = _attribute_keys(con)
+        types = {}
+        for k in keys:
+            try:
+                t = scan_schema([k]).field(k).type
+            except (ValueError, KeyError):
+                t = pa.string()
+            types[k] = pa.string() if pa.types.is_binary(t) else t
+        while True:     # once more for each attribute whose values do not fit its type
+            try:
+                n = _write_export(con, tmp, keys, types, pq)
+                break
+            except _ExportRetype as exc:
+                types[exc.key] = pa.string()
+        con.execute("ROLLBACK")
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     finally:
         con.close()
-    table = pa.Table.from_pylist(rows) if rows else pa.table({c: pa.array([], pa.string())
-                                                             for c in _ROW_COLS})
-    tmp = os.fspath(out) + ".tmp"
-    pq.write_table(table, tmp)
     os.replace(tmp, out)
-    return table.num_rows
+    return n
+
+
+class _ExportRetype(Exception):
+    def __init__(self, key):
+        super().__init__(key)
+        self.key = key
+
+
+def _attribute_keys(con) -> list:
+    """The keys of every row's ``attributes``, sorted (the fixed columns' names excluded)."""
+    try:
+        keys = {k for (k,) in con.execute(
+            "SELECT DISTINCT j.key FROM instances, json_each(instances.attributes) AS j")}
+    except sqlite3.OperationalError:          # an SQLite without JSON functions
+        keys = set()
+        for (a,) in con.execute("SELECT attributes FROM instances"):
+            keys.update(json.loads(a or "{}"))
+    return sorted(k for k in keys if k not in _EXPORT_FIXED.names)
+
+
+def _export_text(v):
+    return v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+
+
+def _write_export(con, tmp, keys, types, pq) -> int:
+    schema = pa.schema(list(_EXPORT_FIXED) + [pa.field(k, types[k]) for k in keys])
+    cur = con.execute("SELECT " + ", ".join(_ROW_COLS) + " FROM instances ORDER BY"
+                      " sop_instance_uid")
+    n = 0
+    with pq.ParquetWriter(tmp, schema) as writer:
+        while True:
+            rows = cur.fetchmany(_EXPORT_ROWS)
+            if not rows and n:
+                break
+            cols = [list(c) for c in zip(*rows)] if rows else [[] for _ in _ROW_COLS]
+            cols[1] = [_display_path(os.fsdecode(p)) for p in cols[1]]
+            attrs = [json.loads(a or "{}") for a in cols.pop()]
+            arrays = [pa.array(c, f.type) for c, f in zip(cols, _EXPORT_FIXED)]
+            for k in keys:
+                values = [a.get(k) for a in attrs]
+                if types[k] == pa.string():
+                    values = [_export_text(v) for v in values]
+                try:
+                    arrays.append(pa.array(values, types[k]))
+                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+                    raise _ExportRetype(k) from None
+            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+            n += len(rows)
+            if not rows:
+                break
+    return n
 
 
 def demo_ingest(directory, db_path) -> IngestResult:

@@ -1113,3 +1113,54 @@ def test_cli_tags_as_keywords_and_tag_numbers(tmp_path):
                          env=env)
     assert bad.returncode == 2
     assert "bad --tags: unknown DICOM keyword: 'NoSuchKeyword'" in bad.stderr
+
+
+def test_export_streams_typed_columns(tmp_path, monkeypatch):
+    """``export_parquet`` writes every instance row, in chunks, with one column per
+    attribute typed as the scan types it; a value that does not fit that type (here written
+    into the index by hand) turns that column to text instead of failing or losing it."""
+    import math
+    import fastdicom.ingest as mod
+    root = tmp_path / "t"
+    testing.write_ct_series(root / "a", 23, 8, 8, seed=1)
+    db = str(tmp_path / "i.sqlite")
+    ingest([root], db)
+    testing.write_ct_series(root / "b", 4, 8, 8, seed=2)
+    ingest([root], db, tags=["PatientName", "ImagePositionPatient", "00091001"])
+    monkeypatch.setattr(mod, "_EXPORT_ROWS", 5)          # several chunks
+    out = tmp_path / "all.parquet"
+    assert export_parquet(db, out) == 27
+    t = pq.read_table(out)
+    assert pq.ParquetFile(out).metadata.num_row_groups == 6
+    assert t.schema.field("ImagePositionPatient").type == pa.list_(pa.float64())
+    assert t.schema.field("InstanceNumber").type == pa.int64()
+    assert t.schema.field("x00091001").type == pa.string()   # binary: the index's hex text
+    con = sqlite3.connect(db)
+    want = {}
+    for uid, path, attrs in con.execute("SELECT sop_instance_uid, path, attributes"
+                                        " FROM instances"):
+        want[uid] = (os.fsdecode(path), json.loads(attrs))
+    got = {r["sop_instance_uid"]: r for r in t.to_pylist()}
+    assert set(got) == set(want)
+    for uid, (path, attrs) in want.items():
+        assert got[uid]["path"] == path
+        for k, v in attrs.items():
+            g = got[uid][k]
+            assert g == v or (isinstance(v, float) and math.isnan(v) and math.isnan(g)), k
+    assert sum(got[u]["InstanceNumber"] is None for u in got) == 4   # not asked of batch b
+    # a value of another type
+    uid = sorted(want)[0]
+    attrs = dict(want[uid][1], InstanceNumber="not a number")
+    con.execute("UPDATE instances SET attributes = ? WHERE sop_instance_uid = ?",
+                (json.dumps(attrs, sort_keys=True), uid))
+    con.commit()
+    con.close()
+    assert export_parquet(db, out) == 27
+    t = pq.read_table(out)
+    assert t.schema.field("InstanceNumber").type == pa.string()
+    vals = dict(zip(t.column("sop_instance_uid").to_pylist(),
+                    t.column("InstanceNumber").to_pylist()))
+    assert vals[uid] == "not a number"
+    other = next(u for u in sorted(want)[1:] if want[u][1].get("InstanceNumber") is not None)
+    assert vals[other] == str(want[other][1]["InstanceNumber"])
+    assert not os.path.exists(str(out) + ".tmp")
