@@ -1924,18 +1924,36 @@ def _cmd_ls(args) -> int:
             q = "SELECT display, error_type, message, offset, tag FROM failures ORDER BY path"
         else:
             q = "SELECT state, count(*) FROM files GROUP BY state ORDER BY state"
-        for row in con.execute(q):
-            print("\t".join("" if v is None else str(v) for v in row))
+        try:
+            rows = con.execute(q)
+            for row in rows:
+                print("\t".join("" if v is None else str(v) for v in row))
+        except sqlite3.Error as exc:
+            print(f"fastdicom ls: {args.db}: {_index_error(exc)}", file=sys.stderr)
+            return 1
     finally:
         con.close()
     return 0
 
 
+def _index_error(exc: sqlite3.Error) -> str:
+    """The message of an SQLite error met reading an index: a database without the index's
+    tables is said to be no fastdicom index."""
+    msg = str(exc)
+    if msg.startswith("no such table"):
+        return f"not a fastdicom index ({msg})"
+    return msg
+
+
 def _cmd_export(args) -> int:
+    if not os.path.exists(args.db):
+        print(f"fastdicom export: no such database {args.db!r}", file=sys.stderr)
+        return 2
     try:
         n = export_parquet(args.db, args.out)
     except (sqlite3.Error, OSError) as exc:
-        print(f"fastdicom export: {exc}", file=sys.stderr)
+        msg = f"{args.db}: {_index_error(exc)}" if isinstance(exc, sqlite3.Error) else str(exc)
+        print(f"fastdicom export: {msg}", file=sys.stderr)
         return 1
     print(f"{n} instances written to {args.out}", file=sys.stderr)
     return 0

@@ -1164,3 +1164,31 @@ def test_export_streams_typed_columns(tmp_path, monkeypatch):
     other = next(u for u in sorted(want)[1:] if want[u][1].get("InstanceNumber") is not None)
     assert vals[other] == str(want[other][1]["InstanceNumber"])
     assert not os.path.exists(str(out) + ".tmp")
+
+
+def test_ls_and_export_of_what_is_not_an_index(tmp_path):
+    """``ls`` and ``export`` of a missing database exit 2; of a file that is no SQLite
+    database, or a database without the index's tables, exit 1 with one line naming it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database at all" * 300)
+    other = tmp_path / "other.sqlite"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE t(x)")
+    con.close()
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "fastdicom", *map(str, args)],
+                              capture_output=True, text=True, env=env)
+    for cmd in (["ls"], ["ls", "--series"], ["export"]):
+        extra = [tmp_path / "out.parquet"] if cmd == ["export"] else []
+        out = run(cmd[0], tmp_path / "missing.sqlite", *cmd[1:], *extra)
+        assert out.returncode == 2 and "no such database" in out.stderr, cmd
+        for db, says in ((junk, "file is not a database"),
+                         (other, "not a fastdicom index")):
+            out = run(cmd[0], db, *cmd[1:], *extra)
+            assert out.returncode == 1, (cmd, out.stderr)
+            assert "Traceback" not in out.stderr
+            assert says in out.stderr, out.stderr
+            assert str(db) in out.stderr
+    assert not list(tmp_path.glob("out.parquet*"))
