@@ -338,8 +338,11 @@ def _rollback(con: sqlite3.Connection) -> None:
 
 
 class _Lock:
+    """An exclusive ``flock`` on ``<db>.lock``, beside the database file itself: a database
+    reached through a symlink, or another spelling of its path, takes the same lock."""
+
     def __init__(self, db: str):
-        self.path = db + ".lock"
+        self.path = os.path.realpath(db) + ".lock"
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -1159,8 +1162,8 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, scanners, p
 def _own_files(db: str, parquet: Optional[str]) -> tuple:
     """The job's own files, which are not inputs when a walk passes over them: the database
     with its -wal, -shm, -journal and .lock files, and the Parquet directory."""
-    base = os.path.abspath(db)
-    names = {base + suffix for suffix in ("", "-wal", "-shm", "-journal", ".lock")}
+    names = {base + suffix for base in {os.path.abspath(db), os.path.realpath(db)}
+             for suffix in ("", "-wal", "-shm", "-journal", ".lock")}
     prefix = os.path.abspath(parquet).rstrip(os.sep) + os.sep if parquet else None
     return names, prefix
 

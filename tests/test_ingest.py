@@ -1192,3 +1192,27 @@ def test_ls_and_export_of_what_is_not_an_index(tmp_path):
             assert says in out.stderr, out.stderr
             assert str(db) in out.stderr
     assert not list(tmp_path.glob("out.parquet*"))
+
+
+def test_lock_follows_the_database_through_symlinks(tmp_path):
+    """A job on the database through a symlink (to the file, or to its folder) and a job on
+    its real path exclude each other: the lock lies beside the real file; a walk over the
+    folder holding the symlink does not take the database's files for inputs."""
+    from fastdicom.ingest import _Lock
+    root = tmp_path / "t"
+    testing.write_ct_series(root, 3, 8, 8, seed=6)
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    db = real_dir / "i.sqlite"
+    ingest([root], str(db))
+    (tmp_path / "via").symlink_to(real_dir)
+    (root / "link.sqlite").symlink_to(db)
+    for other in (tmp_path / "via" / "i.sqlite", root / "link.sqlite"):
+        lock = _Lock(str(db))
+        try:
+            with pytest.raises(IngestLockedError):
+                ingest([root], str(other))
+        finally:
+            lock.release()
+    r = ingest([root], str(root / "link.sqlite"))
+    assert (r.unchanged, r.indexed, r.failed, r.skipped) == (3, 0, 0, 0), r.counts()
