@@ -30,7 +30,8 @@ Atomicity: each batch is one ``BEGIN IMMEDIATE`` … ``COMMIT``; its Parquet par
 to ``part-<batch>.parquet.tmp``, fsynced, renamed and the directory fsynced inside that
 transaction; parts not referenced by ``batches`` and ``*.tmp`` files are deleted at start.
 A job killed at any point and re-run with the same command ends with the same index.
-One job per database at a time (an exclusive ``flock`` on ``<db>.lock``).  The job's own
+One job per database at a time (an exclusive ``flock`` on ``<db>.lock``, beside the real
+file when ``db`` is reached through a symlink).  The job's own
 files (the database, its ``-wal``/``-shm``/``-journal``/``.lock`` files and the Parquet
 directory) are not inputs: a walk over a tree that holds them passes over them.
 
