@@ -31,9 +31,9 @@ to ``part-<batch>.parquet.tmp``, fsynced, renamed and the directory fsynced insi
 transaction; parts not referenced by ``batches`` and ``*.tmp`` files are deleted at start.
 A job killed at any point and re-run with the same command ends with the same index.
 One job per database at a time (an exclusive ``flock`` on ``<db>.lock``, beside the real
-file when ``db`` is reached through a symlink).  The job's own
-files (the database, its ``-wal``/``-shm``/``-journal``/``.lock`` files and the Parquet
-directory) are not inputs: a walk over a tree that holds them passes over them.
+file when ``db`` is reached through a symlink).  The job's own files (the database, its
+``-wal``/``-shm``/``-journal``/``.lock`` files and the Parquet directory) are not inputs: a
+walk over a tree that holds them passes over them.
 
 Throughput: a pipeline -- the calling thread walks, reads the ledger (through a second,
 read-only connection), scans and assembles batch k+1 while a single writer thread commits
