@@ -1753,12 +1753,9 @@ def _write_export(con, tmp, keys, types, pq) -> int:
     cur = con.execute("SELECT " + ", ".join(_ROW_COLS) + " FROM instances ORDER BY"
                       " sop_instance_uid")
     n = 0
-    with pq.ParquetWriter(tmp, schema) as writer:
-        while True:
-            rows = cur.fetchmany(_EXPORT_ROWS)
-            if not rows and n:
-                break
-            cols = [list(c) for c in zip(*rows)] if rows else [[] for _ in _ROW_COLS]
+    with pq.ParquetWriter(tmp, schema) as writer:     # (no rows: a file with the schema)
+        for rows in iter(lambda: cur.fetchmany(_EXPORT_ROWS), []):
+            cols = [list(c) for c in zip(*rows)]
             cols[1] = [_display_path(os.fsdecode(p)) for p in cols[1]]
             attrs = [json.loads(a or "{}") for a in cols.pop()]
             arrays = [pa.array(c, f.type) for c, f in zip(cols, _EXPORT_FIXED)]
@@ -1772,8 +1769,6 @@ def _write_export(con, tmp, keys, types, pq) -> int:
                     raise _ExportRetype(k) from None
             writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
             n += len(rows)
-            if not rows:
-                break
     return n
 
 

@@ -1216,3 +1216,12 @@ def test_lock_follows_the_database_through_symlinks(tmp_path):
             lock.release()
     r = ingest([root], str(root / "link.sqlite"))
     assert (r.unchanged, r.indexed, r.failed, r.skipped) == (3, 0, 0, 0), r.counts()
+
+
+def test_export_of_an_empty_index(tmp_path):
+    (tmp_path / "empty").mkdir()
+    db = str(tmp_path / "i.sqlite")
+    ingest([tmp_path / "empty"], db)
+    assert export_parquet(db, tmp_path / "o.parquet") == 0
+    t = pq.read_table(tmp_path / "o.parquet")
+    assert t.num_rows == 0 and t.column_names[:3] == ["sop_instance_uid", "path", "display_path"]
