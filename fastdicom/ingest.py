@@ -1887,8 +1887,7 @@ def _run_cli_job(args, paths, tags, progress) -> int:
         print(json.dumps({"error": "locked", "message": str(exc)}))
         return 1
     except (sqlite3.Error, OSError, RuntimeError) as exc:
-        # SQLite's messages do not name the database
-        msg = f"{args.db}: {exc}" if isinstance(exc, sqlite3.Error) else str(exc)
+        msg = _db_error(args.db, exc)
         print(f"fastdicom ingest: fatal: {msg}", file=sys.stderr)
         print(json.dumps({"error": type(exc).__name__, "message": msg}))
         return 1
@@ -1928,20 +1927,23 @@ def _cmd_ls(args) -> int:
             for row in rows:
                 print("\t".join("" if v is None else str(v) for v in row))
         except sqlite3.Error as exc:
-            print(f"fastdicom ls: {args.db}: {_index_error(exc)}", file=sys.stderr)
+            print(f"fastdicom ls: {_db_error(args.db, exc)}", file=sys.stderr)
             return 1
     finally:
         con.close()
     return 0
 
 
-def _index_error(exc: sqlite3.Error) -> str:
-    """The message of an SQLite error met reading an index: a database without the index's
-    tables is said to be no fastdicom index."""
+def _db_error(db, exc: Exception) -> str:
+    """The message of an error met on the index ``db``: SQLite's messages do not name the
+    database, so it is put in front; a database without the index's tables is said to be no
+    fastdicom index.  Other errors (OSError) name their file already."""
+    if not isinstance(exc, sqlite3.Error):
+        return str(exc)
     msg = str(exc)
     if msg.startswith("no such table"):
-        return f"not a fastdicom index ({msg})"
-    return msg
+        msg = f"not a fastdicom index ({msg})"
+    return f"{db}: {msg}"
 
 
 def _cmd_export(args) -> int:
@@ -1951,8 +1953,7 @@ def _cmd_export(args) -> int:
     try:
         n = export_parquet(args.db, args.out)
     except (sqlite3.Error, OSError) as exc:
-        msg = f"{args.db}: {_index_error(exc)}" if isinstance(exc, sqlite3.Error) else str(exc)
-        print(f"fastdicom export: {msg}", file=sys.stderr)
+        print(f"fastdicom export: {_db_error(args.db, exc)}", file=sys.stderr)
         return 1
     print(f"{n} instances written to {args.out}", file=sys.stderr)
     return 0
