@@ -364,3 +364,40 @@ def test_raise_carries_offset_and_tag(tmp_path):
             scan(paths, errors="raise")
         e = info.value
         assert (e.path, e.offset, e.tag) == (str(bad), 186, 0x00100010), paths[:1]
+
+
+def _pool_affinities(pool, n):
+    """The CPU masks of ``n`` distinct threads of ``pool`` (each held at a barrier)."""
+    import threading
+    barrier = threading.Barrier(n, timeout=10)
+
+    def probe():
+        barrier.wait()
+        return threading.get_native_id(), frozenset(os.sched_getaffinity(0))
+    return dict(f.result() for f in [pool.submit(probe) for _ in range(n)])
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity")
+def test_scan_pool_threads_pinned_one_per_cpu(monkeypatch, mixed):
+    from fastdicom import batch
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("one CPU")
+    monkeypatch.setattr(batch, "_POOLS", {})
+    n = len(cpus)
+    masks = _pool_affinities(batch._scan_pool(n), n)
+    assert len(masks) == n
+    # one thread on each CPU of the process, each on exactly one
+    assert sorted(next(iter(m)) for m in masks.values()) == cpus
+    assert all(len(m) == 1 for m in masks.values())
+    # a scan through the pinned pool gives the rows of a single-threaded one
+    root, _ = mixed
+    assert scan(root, workers=n).equals(scan(root, workers=1))
+    # fewer threads than CPUs, or turned off: left to the scheduler
+    assert batch.pinned_cpus(n - 1) is None
+    assert batch.pinned_cpus(n) == cpus
+    monkeypatch.setenv("FASTDICOM_PIN_THREADS", "0")
+    assert batch.pinned_cpus(n) is None
+    monkeypatch.setattr(batch, "_POOLS", {})
+    masks = _pool_affinities(batch._scan_pool(n), n)
+    assert all(m == frozenset(cpus) for m in masks.values())
