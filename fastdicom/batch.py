@@ -28,6 +28,8 @@ one per keyword    typed from the data dictionary: US/SS/UL/SL/SV/UV/IS/AT → i
 ``error_type``     string: exception class name (``InvalidDicomError``, ``TruncatedError``,
                    ``FileChangedError``, ``PermissionError``...) or null
 ``error_message``  string: the message (never element values)
+``error_offset``   int64: byte offset in the file of the element at fault, or null
+``error_tag``      int64: its tag as ``group << 16 | element`` (e.g. 0x00100010), or null
 =================  =============================================================================
 
 Rows with an error carry ``path``, ``size``/``mtime_ns`` when known, and nulls elsewhere.
@@ -145,7 +147,8 @@ def schema(tags: Sequence = DEFAULT_TAGS) -> pa.Schema:
     fields += [pa.field(s.keyword, s.type) for s in _specs(tuple(tags))]
     fields += [pa.field("transfer_syntax", pa.string()), pa.field("pixel_offset", pa.int64()),
                pa.field("pixel_length", pa.int64()), pa.field("num_frames", pa.int64()),
-               pa.field("error_type", pa.string()), pa.field("error_message", pa.string())]
+               pa.field("error_type", pa.string()), pa.field("error_message", pa.string()),
+               pa.field("error_offset", pa.int64()), pa.field("error_tag", pa.int64())]
     return pa.schema(fields)
 
 
@@ -412,7 +415,7 @@ def _row_from_buffer(data, path, size, mtime_ns, plan):
 
 
 def _decode_rows_from_buffers(plan, paths, rows):
-    batch, _ = _scan_chunk(plan, list(paths), False, rows=rows)
+    batch = _scan_chunk(plan, list(paths), False, rows=rows)
     return pa.Table.from_batches([batch], schema=plan.schema)
 
 
@@ -751,8 +754,8 @@ def _record_status(st, r, i, err_type, err_msg, err_off, err_tag) -> None:
 
 def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192,
                 rows: Optional[list] = None):
-    """Scan ``paths``; return (RecordBatch, extra) where ``extra`` has per-row error offset/tag.
-    With ``rows`` (from :func:`_row_from_buffer`), only assemble those."""
+    """Scan ``paths`` into a RecordBatch of ``plan.schema``.  With ``rows`` (from
+    :func:`_row_from_buffer`), only assemble those."""
     n = len(paths)
     if rows is None:
         r = _batch.extract(paths, plan.tag_array, stop_tag=plan.stop_tag,
@@ -829,9 +832,9 @@ def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 81
     ok = np.array([t is None for t in err_type])
     arrays += [ts, pa.array(pix_o, mask=pix_o < 0), pa.array(pix_l, mask=pix_l < 0),
                pa.array(frames, mask=(frames < 0) | ~ok),
-               pa.array(err_type, pa.string()), pa.array(err_msg, pa.string())]
-    batch = pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
-    return batch, (err_off, err_tag)
+               pa.array(err_type, pa.string()), pa.array(err_msg, pa.string()),
+               pa.array(err_off, pa.int64()), pa.array(err_tag, pa.int64())]
+    return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
 
 
 def _from_decoded(spec: _Spec, kind: int, d: tuple, n: int) -> pa.Array:
@@ -912,12 +915,13 @@ def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
     frames = np.where(frames >= 0, frames, np.where(has_pix, 1, -1))
     if err_type is None:
         et = em = pa.nulls(n, pa.string())
+        eo = eg = pa.nulls(n, pa.int64())
     else:
         et, em = pa.array(err_type, pa.string()), pa.array(err_msg, pa.string())
+        eo, eg = pa.array(err_off, pa.int64()), pa.array(err_tag, pa.int64())
     arrays += [ts, pa.array(pix_o, mask=pix_o < 0), pa.array(pix_l, mask=pix_l < 0),
-               pa.array(frames, mask=(frames < 0) | ~ok), et, em]
-    batch = pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
-    return batch, (err_off, err_tag)
+               pa.array(frames, mask=(frames < 0) | ~ok), et, em, eo, eg]
+    return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
 
 
 def _patch_columns(plan, columns, rows: dict, n: int):
@@ -1002,19 +1006,17 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
 
     def work(chunk):
         plain = [p for p, err in chunk]
-        batch, (eoff, etag) = _scan_chunk(plan, plain, nofollow)
+        batch = _scan_chunk(plan, plain, nofollow)
         pre = [err for p, err in chunk]
         if any(pre):
             batch = _override_errors(batch, pre)
-            eoff = [None if e else o for e, o in zip(pre, eoff)]
-            etag = [None if e else t for e, t in zip(pre, etag)]
-        return batch, (eoff, etag)
+        return batch
 
     def work_listed(plain):
         # A slice of an explicit list of paths: scanned straight away, without a walk (no
         # lstat per file); open(O_NOFOLLOW) + fstat tell symlinks, directories and specials
         # apart, and a slice holding any of those (or a glob) is redone with the walk.
-        batch, where = _scan_chunk(plan, plain, nofollow)
+        batch = _scan_chunk(plan, plain, nofollow)
         if batch.column("error_type").null_count != batch.num_rows:
             et = batch.column("error_type").to_pylist()
             for p, e in zip(plain, et):
@@ -1023,7 +1025,7 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
                 if e in ("IsADirectoryError", "OSError") or (e == "FileNotFoundError"
                                                               and _has_magic(p)):
                     return _Redo(plain)     # walked lazily by the consumer, in order
-        return batch, where
+        return batch
 
     chunk_size = max(1, min(batch_size, _CHUNK_FILES))
     if workers > 1:
@@ -1044,9 +1046,9 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
                 else:
                     yield from merged(_bounded_map(pool, work, sub, 2 * workers))
                 continue
-            b, where = r
+            b = r
             if errors == "raise":
-                _raise_first(b, where)
+                _raise_first(b)
             if b.num_rows > batch_size:
                 for k in range(0, b.num_rows, batch_size):
                     yield b.slice(k, batch_size)
@@ -1143,21 +1145,24 @@ def _rebatch(batches, size):
 
 
 def _override_errors(batch, pre):
-    et = batch.column("error_type").to_pylist()
-    em = batch.column("error_message").to_pylist()
+    """``batch`` with the errors of the walk (``pre[i]``: (type, message) or None) in place
+    of the scan's own (no offset or tag: they are not errors of the file's contents)."""
+    cols = {n: batch.column(n).to_pylist() for n in
+            ("error_type", "error_message", "error_offset", "error_tag")}
     for i, err in enumerate(pre):
         if err:
-            et[i], em[i] = err
-    cols = list(batch.columns)
-    names = batch.schema.names
-    cols[names.index("error_type")] = pa.array(et, pa.string())
-    cols[names.index("error_message")] = pa.array(em, pa.string())
-    return pa.RecordBatch.from_arrays(cols, schema=batch.schema)
+            cols["error_type"][i], cols["error_message"][i] = err
+            cols["error_offset"][i] = cols["error_tag"][i] = None
+    arrays = list(batch.columns)
+    for name, values in cols.items():
+        j = batch.schema.get_field_index(name)
+        arrays[j] = pa.array(values, batch.schema.field(j).type)
+    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
 
 
-def _raise_first(batch, where):
-    """Raise the error of the first failed row of ``batch``, with its path and, from
-    ``where`` (the per-row error offsets and tags of :func:`_scan_chunk`), offset and tag."""
+def _raise_first(batch):
+    """Raise the error of the first failed row of ``batch``, with its path, offset and
+    tag."""
     et = batch.column("error_type")
     if et.null_count == len(et):
         return
@@ -1168,7 +1173,8 @@ def _raise_first(batch, where):
     from . import errors as _e
     cls = getattr(_e, name, None)
     if isinstance(cls, type) and issubclass(cls, DicomError):
-        raise cls(msg, path=path, offset=where[0][i], tag=where[1][i])
+        raise cls(msg, path=path, offset=batch.column("error_offset")[i].as_py(),
+                  tag=batch.column("error_tag")[i].as_py())
     raise OSError(f"{name}: {msg}: {path!r}")
 
 

@@ -66,7 +66,7 @@ class ScanPartition:
     def table(self, paths: list) -> pa.Table:
         plan = _Plan(self.tags, force=self.force)
         if self.protocol is None:
-            batch, _ = _scan_chunk(plan, list(paths), True)
+            batch = _scan_chunk(plan, list(paths), True)
             return pa.Table.from_batches([batch], schema=plan.schema)
         return _scan_fsspec(plan, self.protocol, self.storage_options, list(paths))
 

@@ -718,7 +718,8 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
 
 
 _FIXED_COLUMNS = frozenset({"path", "size", "mtime_ns", "transfer_syntax", "pixel_offset",
-                            "pixel_length", "num_frames", "error_type", "error_message"})
+                            "pixel_length", "num_frames", "error_type", "error_message",
+                            "error_offset", "error_tag"})
 
 
 def ingest_tables(source, db, *, tags: Optional[Sequence] = None,
@@ -904,9 +905,7 @@ def _commit_table(job, batch: pa.RecordBatch) -> None:
     prep.batch = None
     prep.future = None
     if rows:
-        sub = batch.take(pa.array(rows, pa.int64()))
-        n = len(rows)
-        prep.future = [(sub, ([None] * n, [None] * n))]
+        prep.future = [batch.take(pa.array(rows, pa.int64()))]
     if not entries:
         return
     _collect(prep, job.keywords)
@@ -1203,7 +1202,7 @@ def _reclassify_listed(prep, carry, visited):
     for idx, e in enumerate(prep.entries):
         if not e.listed or idx not in scanned:
             continue
-        cols, i, _, _ = scanned[idx]
+        cols, i = scanned[idx]
         if cols["error_type"][i] is None:
             continue
         e.listed = False
@@ -1352,7 +1351,7 @@ def _bulk_batch(prep, scanned, indexed_uids, keywords):
     parts = []
     prev = None
     for idx in range(n):
-        cols, i, _, _ = scanned[idx]
+        cols, i = scanned[idx]
         if cols is not prev:
             parts.append((cols, i))
             prev = cols
@@ -1390,14 +1389,13 @@ def _collect(prep, keywords):
     tables = []
     chunks = []
     if prep.future:
-        outs = [f.result() if hasattr(f, "result") else f for f in prep.future]
-        tables = [b for b, extra in outs]
+        tables = [f.result() if hasattr(f, "result") else f for f in prep.future]
         k = 0
-        for b, (eoff, etag) in outs:
+        for b in tables:
             cols = _Columns(b, keywords)
             chunks.append((cols, prep.scan_paths[k:k + b.num_rows]))
             for i in range(b.num_rows):
-                scanned[prep.scan_paths[k]] = (cols, i, eoff[i], etag[i])
+                scanned[prep.scan_paths[k]] = (cols, i)
                 k += 1
     prep.scanned, prep.tables, prep.chunks = scanned, tables, chunks
 
@@ -1412,7 +1410,7 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
     # writer finds them itself)
     indexed_uids = set()
     if scanned and not in_c:
-        uids = list({c["SOPInstanceUID"][i] for c, i, _, _ in scanned.values()
+        uids = list({c["SOPInstanceUID"][i] for c, i in scanned.values()
                      if c["SOPInstanceUID"][i]})
         for k in range(0, len(uids), 500):
             part = uids[k:k + 500]
@@ -1492,7 +1490,7 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
                 writes = True
                 w.fail(key, display, None, None, type(exc).__name__, exc.strerror or str(exc))
                 continue
-            cols, i, eoff, etag = scanned[idx]
+            cols, i = scanned[idx]
             size, mtime = cols["size"][i], cols["mtime_ns"][i]
             result.bytes_read += min(size or 0, 8192)
             writes = True
@@ -1502,6 +1500,7 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
                 eoff = etag = None
             else:
                 emsg = cols["error_message"][i]
+                eoff, etag = cols["error_offset"][i], cols["error_tag"][i]
             if etype is not None:
                 counts["failed"] += 1
                 w.fail(key, display, size, mtime, etype, emsg, eoff, etag)

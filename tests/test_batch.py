@@ -44,8 +44,9 @@ def test_schema_fixed():
     assert s.field("ImageType").type == pa.list_(pa.string())
     assert s.field("SliceThickness").type == pa.float64()
     assert s.field("InstanceNumber").type == pa.int64()
-    assert s.names[-6:] == ["transfer_syntax", "pixel_offset", "pixel_length", "num_frames",
-                            "error_type", "error_message"]
+    assert s.names[-8:] == ["transfer_syntax", "pixel_offset", "pixel_length", "num_frames",
+                            "error_type", "error_message", "error_offset", "error_tag"]
+    assert s.field("error_offset").type == s.field("error_tag").type == pa.int64()
     with pytest.raises(ValueError):
         schema(["ReferencedImageSequence"])
 
@@ -199,7 +200,7 @@ def _python_decoded(paths, tags):
     from fastdicom.batch import _Plan, _scan_chunk
     plan = _Plan(tags, check_deflated=False)
     plan.kinds = np.zeros_like(plan.kinds)
-    return _scan_chunk(plan, paths, True)[0]
+    return _scan_chunk(plan, paths, True)
 
 
 def test_nogil_columns_match_python_decoding(tmp_path):
@@ -240,7 +241,7 @@ def test_nogil_columns_match_python_decoding(tmp_path):
     plan = _Plan(tags, check_deflated=False)
     for p in paths + [paths]:
         chunk = p if isinstance(p, list) else [p]
-        fast = _scan_chunk(plan, chunk, True)[0]
+        fast = _scan_chunk(plan, chunk, True)
         slow = _python_decoded(chunk, tags)
         for name in fast.schema.names:
             assert repr(fast.column(name).to_pylist()) == \
@@ -364,6 +365,10 @@ def test_raise_carries_offset_and_tag(tmp_path):
             scan(paths, errors="raise")
         e = info.value
         assert (e.path, e.offset, e.tag) == (str(bad), 186, 0x00100010), paths[:1]
+        rows = scan(paths, ["PatientName"]).to_pylist()
+        where = {r["path"]: (r["error_type"], r["error_offset"], r["error_tag"]) for r in rows}
+        assert where.pop(str(bad)) == ("TruncatedError", 186, 0x00100010)
+        assert len(where) == 70 and set(where.values()) == {(None, None, None)}
 
 
 def _pool_affinities(pool, n):

@@ -907,9 +907,10 @@ def test_cli_files_from(tmp_path):
 
 def test_ingest_tables_matches_the_walk(tree, tmp_path):
     """Rows scanned elsewhere and written to Parquet parts index to the same index as the
-    walk (failures then have no offset or tag: scan rows do not carry them); a part given
-    twice counts once; a re-run, or a run after the walk, finds everything unchanged; the
-    CLI does the same with --from-parquet."""
+    walk (failures with their offset and tag); a part given twice counts once; a re-run, or
+    a run after the walk, finds everything unchanged; the CLI does the same with
+    --from-parquet.  Rows without error_offset/error_tag columns (written before they
+    existed) give failures without offset or tag."""
     from fastdicom.batch import scan_batches
     from fastdicom.ingest import ingest_tables
     root, info = tree
@@ -929,11 +930,17 @@ def test_ingest_tables_matches_the_walk(tree, tmp_path):
     db = str(tmp_path / "tables.sqlite")
     r = ingest_tables(parts, db, batch_size=250)
     assert r.counts() == rw.counts()
+    assert _full_dump(db) == _full_dump(walked)
+    assert any(f[4] is not None and f[5] is not None for f in _full_dump(db)["failures"])
+    old_db = str(tmp_path / "old.sqlite")
+    ingest_tables([pq.read_table(p).drop_columns(["error_offset", "error_tag"])
+                   for p in sorted(parts.glob("*.parquet"))], old_db)
 
     def no_offsets(d):
         d["failures"] = [f[:4] for f in d["failures"]]
         return d
-    assert no_offsets(_full_dump(db)) == no_offsets(_full_dump(walked))
+    assert no_offsets(_full_dump(old_db)) == no_offsets(_full_dump(walked))
+    assert all(f[4] is None and f[5] is None for f in _full_dump(old_db)["failures"])
     again = ingest_tables([pq.read_table(p) for p in sorted(parts.glob("*.parquet"))] * 2, db)
     c = again.counts()
     assert (c["files"], c["indexed"], c["unchanged"]) == (rw.files, 0, rw.indexed), c
