@@ -1088,6 +1088,18 @@ def _scan_pool(workers: int) -> ThreadPoolExecutor:
         return pool
 
 
+def _forget_pools() -> None:
+    """In a forked child: the threads of the parent's pools did not come along (a task
+    submitted to them would wait forever); new pools are made on demand."""
+    global _POOLS_LOCK
+    _POOLS.clear()
+    _POOLS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
+
+
 def pinned_cpus(threads: int) -> Optional[list]:
     """The CPUs to pin ``threads`` worker threads to (the k-th thread to
     ``cpus[k % len(cpus)]``), or None to leave them to the scheduler.

@@ -802,6 +802,18 @@ def _helpers() -> ThreadPoolExecutor:
         return _HELPERS
 
 
+def _forget_helpers() -> None:
+    """In a forked child: the parent's helper threads did not come along (a task submitted
+    to them would wait forever); a new pool is made on demand."""
+    global _HELPERS, _HELPERS_LOCK
+    _HELPERS = None
+    _HELPERS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_helpers)
+
+
 def _run_chunks(fn: Any, tasks: Sequence, workers: int) -> None:
     """Call ``fn(task)`` for every task on ``workers`` threads: the calling thread and
     ``workers - 1`` helpers claim tasks one at a time, so a helper that gets no CPU (a busy
