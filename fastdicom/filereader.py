@@ -1,9 +1,11 @@
 """dcmread / open: preamble, file meta, transfer syntax, deflate, buffer ownership.
 
-``mode="mmap"`` (the default for paths) maps the file with POSIX ``mmap()``.  ``dcmread`` maps
-at once and closes the descriptor; :class:`DicomFile` (``fastdicom.open``) keeps the descriptor
-until ``close()``, reads the header from a ``pread`` prefix and maps the file only when a view
-or a value past the header needs it, so opening a file to copy one frame costs two reads.
+``mode="mmap"`` (the default for paths) maps the file with POSIX ``mmap()`` when a view or a
+value past the header needs it; the header is read from a ``pread`` prefix, and native pixel
+data copied into a new array (``pixel_array``, frames) is read with ``pread``, so a header and
+its pixels cost two reads and no page faults.  ``dcmread`` closes the descriptor after the
+header (the file is opened again, and checked to have its size and mtime at open, when it is
+needed); :class:`DicomFile` (``fastdicom.open``) keeps it until ``close()``.
 Residual risk: if another process truncates a mapped file, touching the lost pages raises
 SIGBUS, which kills the interpreter.  fastdicom checks the file size at open
 and again before each frame access, but cannot close the window between that check and the
@@ -365,8 +367,20 @@ def dcmread(fp, *, stop_before_pixels: bool = False, specific_tags: Optional[Ite
         if stop_before_pixels or specific_tags is not None:
             return _read_header_only(path, **kwargs)
         if mode == "mmap":
-            mapped = MappedFile(path)
-            return read_buffer(mapped, path=path, owner=mapped, **kwargs)
+            # the header from a pread prefix, and the descriptor closed at once: the file
+            # is opened again (and checked unchanged) only to read pixel data with pread or
+            # to map it for a value past the prefix -- no map and no page faults for the
+            # common header + pixel_array, and no descriptor held per Dataset
+            mapped = MappedFile(path, lazy=True)
+            try:
+                if mapped.size <= HEADER_CHUNK:   # a small file: read whole, never mapped
+                    return read_buffer(mapped.pread(0, mapped.size), path=path, **kwargs)
+                ds = _read_prefix(mapped, dict(kwargs, path=path))
+                if ds is None:
+                    ds = read_buffer(mapped, path=path, owner=mapped, **kwargs)
+            finally:
+                mapped.close()
+            return ds
         if mode != "read":
             raise ValueError(f"mode must be 'mmap' or 'read', not {mode!r}")
         data, size, mtime = read_file(path)

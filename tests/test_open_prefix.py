@@ -355,3 +355,43 @@ def test_closed_dicomfile_says_so(tmp_path):
             call()
     # the data set itself stays usable: the file is opened again (and checked) when needed
     np.testing.assert_array_equal(f.dataset.frame(2), _full(path).pixel_array[2])
+
+
+def test_dcmread_maps_nothing_for_header_and_pixels(tmp_path):
+    """dcmread(path) in its default mode reads the header from a pread prefix and native
+    pixels with pread: the file is never mapped, no descriptor is kept per data set, and a
+    file truncated after the read keeps its header values and raises FileChangedError for
+    its pixels (a map would give zeros, or SIGBUS past the last page)."""
+    from fastdicom.errors import FileChangedError
+    from fastdicom.pixels import _ctx
+    path = _mf(tmp_path, n=40, rows=64, cols=64)
+    assert os.path.getsize(path) > 8 * HEADER_CHUNK
+    ref = _full(path)
+    fds = len(os.listdir("/proc/self/fd"))
+    kept = [fastdicom.dcmread(path) for _ in range(50)]
+    assert len(os.listdir("/proc/self/fd")) == fds
+    ds = kept[0]
+    np.testing.assert_array_equal(ds.pixel_array, ref.pixel_array)
+    np.testing.assert_array_equal(ds.frame(7), ref.pixel_array[7])
+    assert not _ctx(ds).owner.mapped
+    assert kept[1].to_json_dict() == ref.to_json_dict()     # Pixel Data's value: mapped
+    assert _ctx(kept[1]).owner.mapped
+    with open(path, "r+b") as fh:
+        fh.truncate(1000)
+    ds = kept[2]
+    assert (ds.Rows, ds.Columns, ds.NumberOfFrames) == (64, 64, 40)
+    assert ds.SOPInstanceUID == ref.SOPInstanceUID
+    with pytest.raises(FileChangedError):
+        ds.pixel_array
+
+
+def test_dcmread_small_file_is_read_whole(tmp_path):
+    """A file no longer than the first pread prefix is read whole into memory: its pixels
+    are there even after the file is removed."""
+    path = _mf(tmp_path, n=1, rows=8, cols=8)
+    assert os.path.getsize(path) <= HEADER_CHUNK
+    ref = _full(path)
+    ds = fastdicom.dcmread(path)
+    os.remove(path)
+    np.testing.assert_array_equal(ds.pixel_array, ref.pixel_array)
+    assert ds.to_json_dict() == ref.to_json_dict()
