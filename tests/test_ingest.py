@@ -1232,3 +1232,45 @@ def test_export_of_an_empty_index(tmp_path):
     assert export_parquet(db, tmp_path / "o.parquet") == 0
     t = pq.read_table(tmp_path / "o.parquet")
     assert t.num_rows == 0 and t.column_names[:3] == ["sop_instance_uid", "path", "display_path"]
+
+
+def test_default_batches_grow_with_the_index(tree, tmp_path, monkeypatch):
+    """With the default batch size, batches grow with the index (a fiftieth of it past
+    100,000 instances, up to 16,000): the index at the start and the files indexed so far
+    both count.  Scaled down here through the size function; the index is the same as with
+    fixed batches."""
+    from fastdicom import ingest as I
+    assert [I._auto_batch_size(n) for n in (0, 100_000, 200_000, 400_000, 10**7)] == \
+        [2000, 2000, 4000, 8000, 16000]
+    with pytest.raises(ValueError):
+        ingest([str(tree[0])], str(tmp_path / "x.sqlite"), batch_size=0)
+    monkeypatch.setattr(I, "_auto_batch_size", lambda n: 100 if n < 250 else 400)
+    seen: list = []
+    commit = I._commit
+
+    def counting(con, prep, *args):
+        seen.append(len(prep.entries))
+        return commit(con, prep, *args)
+    monkeypatch.setattr(I, "_commit", counting)
+
+    def sizes():
+        got = list(seen)
+        seen.clear()
+        return got
+    db = str(tmp_path / "grow.sqlite")
+    r = ingest([str(tree[0])], db, workers=2)
+    got = sizes()
+    # a ramp (32, 64) to 100-file batches until 250 are indexed, then doubling to 400
+    assert got[:3] == [32, 64, 100] and max(got) == 400 and sum(got) == r.files, got
+    big = got.index(200)
+    assert set(got[2:big]) == {100} and got[big + 1] == 400, got
+    fixed = str(tmp_path / "fixed.sqlite")
+    ingest([str(tree[0])], fixed, workers=2, batch_size=250)
+    assert _full_dump(db) == _full_dump(fixed)
+    # an index of 300 instances at the start: 400 is the target from the first batch on
+    again = str(tmp_path / "again.sqlite")
+    ingest([str(tree[0] / "st00")], again, workers=1, batch_size=300)
+    sizes()
+    ingest([str(tree[0])], again, workers=2)
+    got = sizes()
+    assert got[:5] == [32, 64, 128, 256, 400], got
