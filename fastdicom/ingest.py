@@ -756,6 +756,8 @@ def ingest_tables(source, db, *, tags: Optional[Sequence] = None,
     recorded as a ``conflict``, never as a ``duplicate``.
     """
     db = os.fspath(db)
+    if batch_size is not None and batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
     batch_size = batch_size or DEFAULT_BATCH_SIZE
     batches = _source_batches(source, batch_size)
     first = next(batches, None)
@@ -1130,7 +1132,7 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, scanners, p
 
     # the index's size at the start (max rowid: a cheap estimate) for the default batch size
     start = 0 if batch_size is not None else \
-        con.execute("SELECT coalesce(max(rowid), 0) FROM instances").fetchall()[0][0]
+        con.execute("SELECT coalesce(max(rowid), 0) FROM instances").fetchone()[0]
 
     def target():
         # (result.indexed is updated by the writer thread after each commit)

@@ -1242,8 +1242,11 @@ def test_default_batches_grow_with_the_index(tree, tmp_path, monkeypatch):
     from fastdicom import ingest as I
     assert [I._auto_batch_size(n) for n in (0, 100_000, 200_000, 400_000, 10**7)] == \
         [2000, 2000, 4000, 8000, 16000]
+    from fastdicom.ingest import ingest_tables
     with pytest.raises(ValueError):
         ingest([str(tree[0])], str(tmp_path / "x.sqlite"), batch_size=0)
+    with pytest.raises(ValueError):
+        ingest_tables(pa.table({"path": ["x"]}), str(tmp_path / "y.sqlite"), batch_size=0)
     monkeypatch.setattr(I, "_auto_batch_size", lambda n: 100 if n < 250 else 400)
     seen: list = []
     commit = I._commit
