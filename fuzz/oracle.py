@@ -69,11 +69,19 @@ def exercise(data, *, validation: str = "warn", pixels: bool = True, json: bool 
 
 
 def exercise_file(path, *, validation: str = "warn"):
-    """:func:`exercise` through ``fastdicom.open(path)`` (header from a pread prefix, lazy
-    map) and, for pixel data, every frame read both ways (new array and view).  The result
-    must agree with a full read of the same bytes: the same error class or the same data."""
+    """:func:`exercise` through ``dcmread(path)`` and ``fastdicom.open(path)`` (header from
+    a pread prefix, lazy map) and, for pixel data, every frame read both ways (new array and
+    view).  The result must agree with a full read of the same bytes: the same error class or
+    the same data."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        try:
+            ds = fastdicom.dcmread(path, force=True, validation=validation)
+            walk(ds)
+            if HAVE_PIXELS and 0x7FE00010 in ds:
+                ds.pixel_array
+        except DicomError:
+            pass
         try:
             with fastdicom.open(path, force=True, validation=validation) as f:
                 ds = f.dataset

@@ -151,7 +151,7 @@ for p in paths:
     try:
         result = oracle.exercise(data)
         outcome = "error:" + type(result).__name__ if isinstance(result, DicomError) else "ok"
-        oracle.exercise_file(p)   # the same bytes through fastdicom.open (prefix, lazy map)
+        oracle.exercise_file(p)   # the same bytes through dcmread(path) and fastdicom.open
     except MemoryError:
         outcome = "MEMORY"
     except BaseException as exc:
