@@ -1000,7 +1000,13 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
                 yield e.path, (type(exc).__name__, exc.strerror or str(exc))
 
     # a long explicit list of paths is scanned without a walk (see work_listed); a short
-    # one (e.g. a few directories) is walked
+    # one (e.g. a few directories) is walked.  pathlib paths count as their text.
+    if isinstance(paths, (list, tuple)) and len(paths) > 64 and \
+            not all(type(p) is str for p in paths) and \
+            all(isinstance(p, (str, os.PathLike)) for p in paths):
+        text = [os.fspath(p) for p in paths]
+        if all(type(p) is str for p in text):
+            paths = text
     listed = isinstance(paths, (list, tuple)) and len(paths) > 64 and \
         all(type(p) is str for p in paths)
 

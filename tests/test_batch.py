@@ -406,3 +406,24 @@ def test_scan_pool_threads_pinned_one_per_cpu(monkeypatch, mixed):
     monkeypatch.setattr(batch, "_POOLS", {})
     masks = _pool_affinities(batch._scan_pool(n), n)
     assert all(m == frozenset(cpus) for m in masks.values())
+
+
+def test_long_list_of_pathlib_paths_is_not_walked(tmp_path, monkeypatch):
+    """A long list of pathlib paths is scanned like the same list of str (no walk, no lstat
+    per file), and gives the same table; a directory in it is still walked."""
+    from fastdicom import batch
+    files = [str(p) for p in testing.write_ct_series(tmp_path / "s", 80, 8, 8, seed=4)]
+    as_str = scan(files, ["Rows", "SOPInstanceUID"], workers=2)
+    walks = []
+    real = batch._input_paths
+
+    def counting(src, follow):
+        walks.append(src)
+        return real(src, follow)
+    monkeypatch.setattr(batch, "_input_paths", counting)
+    as_path = scan([Path(p) for p in files], ["Rows", "SOPInstanceUID"], workers=2)
+    assert as_path.equals(as_str) and walks == []
+    sub = testing.write_ct_series(tmp_path / "d", 3, 8, 8, seed=5)
+    mixed = scan([Path(p) for p in files] + [tmp_path / "d"], ["Rows"], workers=1)
+    assert mixed.num_rows == 83 and walks
+    assert sorted(mixed.column("path").to_pylist()[80:]) == sorted(str(p) for p in sub)
