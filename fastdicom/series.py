@@ -715,7 +715,9 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
 
 
 def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
-    """Expand inputs to (file paths, [DicomDir]); DICOMDIRs are followed."""
+    """Expand inputs to (file paths, [DicomDir], the paths given that are not folders);
+    DICOMDIRs are followed."""
+    import stat
     from .dicomdir import read_dicomdir
 
     if isinstance(paths_or_directory, (str, os.PathLike)):
@@ -724,15 +726,31 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
         items = list(paths_or_directory)
     files: list = []
     dicomdirs: list = []
+    explicit: set = set()
+    real_dirs: dict = {}
     for item in items:
         p = os.fspath(Path(item))       # normalised as pathlib does
-        if os.path.isdir(p):
+        try:
+            mode = os.lstat(p).st_mode
+        except OSError:
+            mode = 0                    # missing or unreadable: the scan reports it
+        if stat.S_ISDIR(mode) or (stat.S_ISLNK(mode) and os.path.isdir(p)):
             found: list = []
             _walk_dir(p, recursive, found)
             found.sort()
             files.extend(found)
-        else:
-            files.append((p, None))
+            continue
+        explicit.add(p)
+        key = None                      # a symlink or a missing file: realpath below
+        if stat.S_ISREG(mode):
+            # the canonical path from the folder's, resolved once per folder (realpath of
+            # every file would lstat each component of its path)
+            folder, name = os.path.split(os.path.abspath(p))
+            real = real_dirs.get(folder)
+            if real is None:
+                real = real_dirs[folder] = os.path.realpath(folder)
+            key = os.path.join(real, name)
+        files.append((p, key))
     out: list = []
     seen: set = set()
     for f, key in files:
@@ -750,7 +768,7 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
         if key not in seen:
             seen.add(key)
             out.append(f)
-    return out, dicomdirs
+    return out, dicomdirs, explicit
 
 
 def _walk_dir(top: str, recursive: bool, out: list) -> None:
@@ -1003,12 +1021,7 @@ def find_series(paths_or_directory: Any, *, recursive: bool = True,
     left out (logged; a warning for files named explicitly).  A DICOMDIR is followed; a
     Referenced File ID leaving its folder raises :class:`UnsafePathError`.
     """
-    paths, _ = _iter_inputs(paths_or_directory, recursive)
-    explicit = set()
-    if not isinstance(paths_or_directory, (str, os.PathLike)):
-        explicit = {os.fspath(p) for p in paths_or_directory if not Path(p).is_dir()}
-    elif not Path(paths_or_directory).is_dir():
-        explicit = {os.fspath(paths_or_directory)}
+    paths, _, explicit = _iter_inputs(paths_or_directory, recursive)
     # many small objects are made here; a cyclic GC pass over them all costs more than the
     # header scan itself and frees nothing (no cycles)
     gc_was_enabled = gc.isenabled()

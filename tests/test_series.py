@@ -465,3 +465,31 @@ def test_bulk_read_missing_file_raise_or_skip(tmp_path):
         vol = load_series(info, errors="skip", workers=2)
     assert [Path(p) for p, _ in vol.skipped] == [paths[1]]
     assert not vol.array[1].any() and vol.array[0].any()
+
+
+def test_explicit_list_counts_each_file_once(tmp_path):
+    """A list of paths naming the same files several ways (through a symlinked folder, a
+    symlink to a file, a doubled separator, and inside a folder also listed) finds each
+    instance once; a listed file that is missing or not DICOM is warned about, a folder in
+    the list is walked."""
+    real = tmp_path / "real"
+    paths = write_ct_series(real, 70, 8, 8, seed=9)
+    (tmp_path / "via").symlink_to(real, target_is_directory=True)
+    (tmp_path / "one.dcm").symlink_to(paths[0])
+    (tmp_path / "junk.dcm").write_bytes(b"not dicom")
+    more = write_ct_series(tmp_path / "more", 5, 8, 8, seed=10)
+    listed = [str(p) for p in paths]
+    listed += [str(tmp_path / "via" / Path(p).name) for p in paths[:20]]
+    listed += [str(tmp_path / "one.dcm"), str(real) + "//" + Path(paths[1]).name,
+               str(tmp_path / "junk.dcm"), str(tmp_path / "missing.dcm"),
+               str(tmp_path / "more"), str(tmp_path / "more" / Path(more[0]).name)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stacks = find_series(listed)
+    found = sorted(str(p) for s in stacks for p in s.paths)
+    assert sum(s.num_instances for s in stacks) == 75
+    assert len({os.path.realpath(p) for p in found}) == 75
+    assert not any(s.duplicates for s in stacks)
+    said = " ".join(str(w.message) for w in caught)
+    assert "junk.dcm" in said and "missing.dcm" in said
+    assert "duplicate" not in said
