@@ -1113,10 +1113,10 @@ def pinned_cpus(threads: int) -> Optional[list]:
     Threads woken together from a pool were seen (Linux 6.x guest, 2 vCPUs) to land and stay
     on one CPU for the whole of a short scan while the other was idle: a 2-worker scan of
     2,000 files then ran no faster than 1 worker in half of the rounds.  Pinned, every round
-    scaled.  Pinning is only done when the pool has a thread for every CPU in the process's
-    affinity mask (then one thread per CPU is what the scheduler would aim for anyway): with
-    fewer threads than CPUs, other processes may be on the CPUs we would pick.
-    ``FASTDICOM_PIN_THREADS=0`` turns it off."""
+    scaled.  Pinning is only done when the pool has a thread for every CPU in the affinity
+    mask of the calling thread (the one that makes the pool; then one thread per CPU is what
+    the scheduler would aim for anyway): with fewer threads than CPUs, other processes may be
+    on the CPUs we would pick.  ``FASTDICOM_PIN_THREADS=0`` turns it off."""
     if os.environ.get("FASTDICOM_PIN_THREADS", "1") == "0" or \
             not hasattr(os, "sched_setaffinity"):
         return None
