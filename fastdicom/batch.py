@@ -142,6 +142,11 @@ def _specs(tags: tuple) -> tuple:
 
 def schema(tags: Sequence = DEFAULT_TAGS) -> pa.Schema:
     """The Arrow schema :func:`scan` returns for ``tags``."""
+    return _schema(tuple(tags))
+
+
+@lru_cache(maxsize=256)
+def _schema(tags: tuple) -> pa.Schema:
     fields = [pa.field("path", pa.string()), pa.field("size", pa.int64()),
               pa.field("mtime_ns", pa.int64())]
     fields += [pa.field(s.keyword, s.type) for s in _specs(tuple(tags))]
@@ -721,6 +726,12 @@ class _Plan:
         self.fields = [(s, self.pos[s.tag], kp[self.pos[s.tag]][0]) for s in self.specs]
 
 
+@lru_cache(maxsize=64)
+def _scan_plan(tags: tuple, force: bool) -> _Plan:
+    """The plan of :func:`scan_batches` (plans are not changed once made)."""
+    return _Plan(tags, check_deflated=False, force=force)
+
+
 _ERRNO_CLASS = {_errno.ENOENT: FileNotFoundError, _errno.EACCES: PermissionError,
                 _errno.EPERM: PermissionError, _errno.ELOOP: OSError,
                 _errno.EISDIR: IsADirectoryError}
@@ -752,20 +763,32 @@ def _record_status(st, r, i, err_type, err_msg, err_off, err_tag) -> None:
         err_off[i], err_tag[i] = int(r["err_offset"][i]), 0x7FE00010
 
 
+def _extract(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192) -> dict:
+    """The nogil part of a chunk's scan: the raw and finished columns of ``paths``
+    (:func:`fastdicom._batch.extract`), for :func:`_assemble`."""
+    return _batch.extract(paths, plan.tag_array, stop_tag=plan.stop_tag,
+                          find_pixels=plan.find_pixels, nofollow=nofollow,
+                          header_bytes=header_bytes, kinds=plan.kinds, params=plan.params,
+                          check_deflated=plan.check_deflated)
+
+
 def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192,
                 rows: Optional[list] = None):
     """Scan ``paths`` into a RecordBatch of ``plan.schema``.  With ``rows`` (from
     :func:`_row_from_buffer`), only assemble those."""
-    n = len(paths)
     if rows is None:
-        r = _batch.extract(paths, plan.tag_array, stop_tag=plan.stop_tag,
-                           find_pixels=plan.find_pixels, nofollow=nofollow,
-                           header_bytes=header_bytes, kinds=plan.kinds, params=plan.params,
-                           check_deflated=plan.check_deflated)
-        if n and not (r["status"] == _batch.STATUS_FALLBACK).any():
-            return _fast_batch(plan, paths, r, n)
-    else:
-        r = _all_fallback(plan, n)
+        return _assemble(plan, paths, nofollow, _extract(plan, paths, nofollow, header_bytes))
+    return _assemble(plan, paths, nofollow, _all_fallback(plan, len(paths)), rows)
+
+
+def _assemble(plan: _Plan, paths: list, nofollow: bool, r: dict,
+              rows: Optional[list] = None):
+    """The RecordBatch of a chunk from :func:`_extract`'s result ``r`` (holding the GIL:
+    Arrow arrays, error rows, and the per-file Python reader for the files the nogil reader
+    left to it)."""
+    n = len(paths)
+    if rows is None and n and not (r["status"] == _batch.STATUS_FALLBACK).any():
+        return _fast_batch(plan, paths, r, n)
     status = r["status"]
     columns = list(r["columns"])
     size = r["size"].copy()
@@ -983,7 +1006,7 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     rows in input order; memory stays bounded by ``workers`` × ``batch_size`` rows."""
     if errors not in ("record", "raise"):
         raise ValueError("errors must be 'record' or 'raise'")
-    plan = _Plan(tags, check_deflated=False, force=force)
+    plan = _scan_plan(tuple(tags), bool(force))
     workers = workers or min(os.cpu_count() or 1, 8)
     nofollow = not follow_symlinks
 
@@ -1010,19 +1033,28 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     listed = isinstance(paths, (list, tuple)) and len(paths) > 64 and \
         all(type(p) is str for p in paths)
 
+    # A scanning thread runs only the nogil read of a chunk (_extract); the batch is
+    # assembled (Arrow arrays, error rows, the per-file Python reader's rows) by the
+    # consumer, so the threads of a pool do not take turns at the GIL for it.
     def work(chunk):
         plain = [p for p, err in chunk]
-        batch = _scan_chunk(plan, plain, nofollow)
-        pre = [err for p, err in chunk]
-        if any(pre):
-            batch = _override_errors(batch, pre)
-        return batch
+        return chunk, plain, _extract(plan, plain, nofollow)
 
     def work_listed(plain):
-        # A slice of an explicit list of paths: scanned straight away, without a walk (no
-        # lstat per file); open(O_NOFOLLOW) + fstat tell symlinks, directories and specials
-        # apart, and a slice holding any of those (or a glob) is redone with the walk.
-        batch = _scan_chunk(plan, plain, nofollow)
+        return None, plain, _extract(plan, plain, nofollow)
+
+    def finish(res):
+        chunk, plain, r = res
+        batch = _assemble(plan, plain, nofollow, r)
+        if chunk is not None:
+            pre = [err for p, err in chunk]
+            if any(pre):
+                batch = _override_errors(batch, pre)
+            return batch
+        # A slice of an explicit list of paths, scanned straight away without a walk (no
+        # lstat per file): open(O_NOFOLLOW) + fstat tell symlinks, directories and
+        # specials apart, and a slice holding any of those (or a glob) is redone with
+        # the walk.
         if batch.column("error_type").null_count != batch.num_rows:
             et = batch.column("error_type").to_pylist()
             for p, e in zip(plain, et):
@@ -1030,7 +1062,7 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
                     continue
                 if e in ("IsADirectoryError", "OSError") or (e == "FileNotFoundError"
                                                               and _has_magic(p)):
-                    return _Redo(plain)     # walked lazily by the consumer, in order
+                    return _Redo(plain)     # walked lazily here, in order
         return batch
 
     chunk_size = max(1, min(batch_size, _CHUNK_FILES))
@@ -1042,17 +1074,18 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
 
     pool = None
 
+    def run(fn, chunks):
+        if pool is None:
+            return (fn(c) for c in chunks)
+        return _bounded_map(pool, fn, chunks, 2 * workers)
+
     def merged(results):
         # chunks never exceed batch_size rows: no re-batching, no copies
-        for r in results:
-            if isinstance(r, _Redo):
-                sub = _chunks(_walk_entries(r.paths), chunk_size)
-                if pool is None:
-                    yield from merged(work(c) for c in sub)
-                else:
-                    yield from merged(_bounded_map(pool, work, sub, 2 * workers))
+        for res in results:
+            b = finish(res)
+            if isinstance(b, _Redo):
+                yield from merged(run(work, _chunks(_walk_entries(b.paths), chunk_size)))
                 continue
-            b = r
             if errors == "raise":
                 _raise_first(b)
             if b.num_rows > batch_size:
@@ -1067,11 +1100,9 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     else:
         fn = work
         chunks = _chunks(_walk_entries(paths), chunk_size)
-    if workers <= 1:
-        yield from merged(fn(c) for c in chunks)
-        return
-    pool = _scan_pool(workers)
-    yield from merged(_bounded_map(pool, fn, chunks, 2 * workers))
+    if workers > 1:
+        pool = _scan_pool(workers)
+    yield from merged(run(fn, chunks))
 
 
 _POOLS: dict = {}
