@@ -1116,7 +1116,9 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
 
     Returns a dict of numpy arrays: ``status``, ``errno``, ``size``, ``mtime_ns``, ``flags``,
     ``pixel_header``, ``pixel_offset``, ``pixel_length``, ``err_offset``; and ``columns``:
-    one ``(offsets int32[n+1], data bytes, vr uint16[n], present bool[n])`` per tag.
+    one ``(offsets int32[n+1], data bytes, vr uint16[n], present bool[n])`` per tag;
+    ``path_offsets`` (int32[n+1]) and ``path_data``: the paths as UTF-8 (None unless every
+    path is a str of valid Unicode).
 
     With ``kinds`` (uint8 per tag, ``KIND_*``) and ``params`` (int32 per tag: bit 0 strip
     leading padding too, bits 4-7 the ``BIN_FORMATS`` code, bit 8 the tag is in group 0002,
@@ -1182,11 +1184,30 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
             cols[j].fmt = (pv >> 4) & 15
             cols[j].grp2 = (pv & 256) != 0
             cols[j].charset_vr = (pv & 512) != 0
+    # the paths' UTF-8 text is also the data of the batch's ``path`` column (an Arrow
+    # string array), when every path is a str that is valid Unicode
+    cdef bint paths_utf8 = True
+    cdef int64_t path_bytes = 0
     for i in range(n):
         p = paths[i]
-        b = p if isinstance(p, bytes) else (<str>p).encode("utf-8", "surrogateescape")
+        if isinstance(p, bytes):
+            b = p
+            paths_utf8 = False
+        else:
+            try:
+                b = (<str>p).encode("utf-8")
+            except UnicodeEncodeError:        # lone surrogates: undecodable bytes
+                b = (<str>p).encode("utf-8", "surrogateescape")
+                paths_utf8 = False
         encoded.append(b)
         cpaths[i] = <const char*>(<bytes>b)
+        path_bytes += len(<bytes>b)
+    path_offsets = path_data = None
+    if paths_utf8 and path_bytes < 0x7FFFFFFF:
+        path_offsets = np.zeros(n + 1, np.int32)
+        if n:
+            np.cumsum([len(<bytes>b) for b in encoded], out=path_offsets[1:])
+        path_data = b"".join(encoded)
     for j in range(nt):
         arenas[j].data = NULL
         arenas[j].length = 0
@@ -1305,7 +1326,7 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
     return {"status": status, "errno": errnos, "size": sizes, "mtime_ns": mtimes,
             "flags": flags, "pixel_header": pix_h, "pixel_offset": pix_o,
             "pixel_length": pix_l, "err_offset": err_off, "columns": columns,
-            "decoded": decoded}
+            "decoded": decoded, "path_offsets": path_offsets, "path_data": path_data}
 
 
 def read_checked(path, int64_t max_bytes=-1, bint nofollow=False):

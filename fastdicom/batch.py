@@ -837,11 +837,7 @@ def _assemble(plan: _Plan, paths: list, nofollow: bool, r: dict,
                     for i in range(n)]
     else:
         charsets = [None] * n
-    try:
-        path_array = pa.array(paths, pa.string())
-    except (pa.ArrowException, UnicodeError, TypeError):
-        path_array = pa.array([_display_path(p) for p in paths], pa.string())
-    arrays = [path_array,
+    arrays = [_path_array(paths, r),
               pa.array(size, mask=size < 0), pa.array(mtime, mask=size < 0)]
     for spec in plan.specs:
         arrays.append(_decode_column(spec, columns[plan.pos[spec.tag]], big, charsets, n))
@@ -877,6 +873,47 @@ def _from_decoded(spec: _Spec, kind: int, d: tuple, n: int) -> pa.Array:
         cv = pa.py_buffer(cvalid) if (cvalid and kind != _batch.KIND_BINLIST) else None
         child = pa.Array.from_buffers(vt, nchild, [cv, pa.py_buffer(vals)])
     return pa.Array.from_buffers(spec.type, n, [vb, pa.py_buffer(loff)], children=[child])
+
+
+def _int64_array(values: np.ndarray, null: Optional[np.ndarray] = None) -> pa.Array:
+    """An Arrow int64 array over ``values`` (null where ``null`` is True), made from its
+    buffers: ``pa.array`` of a numpy array imports pandas when it is installed (~0.2 s on a
+    process's first scan)."""
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    if null is None or not null.any():
+        return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+    valid = np.packbits(~null, bitorder="little")
+    return pa.Array.from_buffers(pa.int64(), len(values),
+                                 [pa.py_buffer(valid), pa.py_buffer(values)],
+                                 null_count=int(np.count_nonzero(null)))
+
+
+def _int64_values(arr: pa.Array, fill: int) -> np.ndarray:
+    """The values of an int64 Arrow array as numpy, ``fill`` where null (read from its
+    buffers, for the reason :func:`_int64_array` gives)."""
+    if arr.type != pa.int64():
+        return np.asarray(arr.fill_null(fill), dtype=np.int64)
+    n, off = len(arr), arr.offset
+    validity, data = arr.buffers()[:2]
+    if data is None:
+        return np.full(n, fill, np.int64)
+    values = np.frombuffer(data, np.int64, count=n, offset=8 * off).copy()
+    if validity is not None and arr.null_count:
+        bits = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")
+        values[bits[off:off + n] == 0] = fill
+    return values
+
+
+def _path_array(paths: list, r: dict) -> pa.Array:
+    """The ``path`` column: the UTF-8 text :func:`fastdicom._batch.extract` made of the paths,
+    else their display form (see :func:`_display_path`)."""
+    if r.get("path_data") is not None:
+        return pa.Array.from_buffers(pa.string(), len(paths), [
+            None, pa.py_buffer(r["path_offsets"]), pa.py_buffer(r["path_data"])])
+    try:
+        return pa.array(paths, pa.string())
+    except (pa.ArrowException, UnicodeError, TypeError):
+        return pa.array([_display_path(p) for p in paths], pa.string())
 
 
 def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
@@ -922,18 +959,14 @@ def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
                         for i in range(n)] if cs_present.any() else [None] * n
         return _decode_column(spec, columns[j], big, charsets, n)
 
-    try:
-        path_array = pa.array(paths, pa.string())
-    except (pa.ArrowException, UnicodeError, TypeError):
-        path_array = pa.array([_display_path(p) for p in paths], pa.string())
+    path_array = _path_array(paths, r)
     bad_size = size < 0
-    arrays = [path_array, pa.array(size, mask=bad_size if bad_size.any() else None),
-              pa.array(mtime, mask=bad_size if bad_size.any() else None)]
+    arrays = [path_array, _int64_array(size, bad_size), _int64_array(mtime, bad_size)]
     for spec, j, kind in plan.fields:
         arrays.append(column(spec, j, kind))
     ts = column(_TS_SPEC, plan.pos[_TS_TAG], plan.kinds[plan.pos[_TS_TAG]])
     fr = column(_FRAMES_SPEC, plan.pos[_FRAMES_TAG], plan.kinds[plan.pos[_FRAMES_TAG]])
-    frames = np.asarray(fr.fill_null(-1), dtype=np.int64)
+    frames = _int64_values(fr, -1)
     has_pix = pix_l >= 0
     frames = np.where(frames >= 0, frames, np.where(has_pix, 1, -1))
     if err_type is None:
@@ -942,8 +975,8 @@ def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
     else:
         et, em = pa.array(err_type, pa.string()), pa.array(err_msg, pa.string())
         eo, eg = pa.array(err_off, pa.int64()), pa.array(err_tag, pa.int64())
-    arrays += [ts, pa.array(pix_o, mask=pix_o < 0), pa.array(pix_l, mask=pix_l < 0),
-               pa.array(frames, mask=(frames < 0) | ~ok), et, em, eo, eg]
+    arrays += [ts, _int64_array(pix_o, pix_o < 0), _int64_array(pix_l, pix_l < 0),
+               _int64_array(frames, (frames < 0) | ~ok), et, em, eo, eg]
     return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
 
 

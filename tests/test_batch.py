@@ -427,3 +427,58 @@ def test_long_list_of_pathlib_paths_is_not_walked(tmp_path, monkeypatch):
     mixed = scan([Path(p) for p in files] + [tmp_path / "d"], ["Rows"], workers=1)
     assert mixed.num_rows == 83 and walks
     assert sorted(mixed.column("path").to_pylist()[80:]) == sorted(str(p) for p in sub)
+
+
+def test_path_column_of_undecodable_names(tmp_path):
+    # a file name that is not UTF-8 is walked as a str with \udcXX escapes; the path
+    # column shows it with U+FFFD (the nogil reader's UTF-8 text is used only for valid
+    # Unicode), and the file is still read
+    src = tmp_path / "ok.dcm"
+    testing.write_ct_series(tmp_path / "s", 1, 8, 8)
+    one = next((tmp_path / "s").iterdir())
+    raw = os.fsencode(str(tmp_path)) + b"/caf\xe9.dcm"
+    os.rename(one, raw)
+    os.symlink(raw, src)      # a symlink: skipped, its name valid
+    t = scan([str(tmp_path)], ["Rows"], workers=1)
+    rows = dict(zip(t.column("path").to_pylist(), t.column("Rows").to_pylist()))
+    assert rows[str(tmp_path) + "/caf\ufffd.dcm"] == 8
+    assert rows[str(src)] is None
+    # a long explicit list (scanned without a walk), with str and bytes paths
+    many = [str(tmp_path) + "/caf\udce9.dcm"] * 70
+    t = scan(many, ["Rows"], workers=2)
+    assert set(t.column("path").to_pylist()) == {str(tmp_path) + "/caf\ufffd.dcm"}
+    assert set(t.column("Rows").to_pylist()) == {8}
+    t = scan([raw] * 3, ["Rows"], workers=1)
+    assert t.column("path").to_pylist() == [str(tmp_path) + "/caf\ufffd.dcm"] * 3
+    assert t.column("Rows").to_pylist() == [8] * 3
+
+
+def test_int64_columns_from_buffers_match_pa_array():
+    from fastdicom.batch import _int64_array, _int64_values
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 7, 8, 9, 64, 1000):
+        v = rng.integers(-2**62, 2**62, n)
+        for null in (None, np.zeros(n, bool), rng.random(n) < 0.3, np.ones(n, bool)):
+            got = _int64_array(v, null)
+            got.validate(full=True)
+            assert got.equals(pa.array(v, pa.int64(), mask=null))
+        arr = pa.array([None if x % 3 == 0 else int(x) for x in v], pa.int64())
+        for start in (0, 1, 5):
+            part = arr.slice(min(start, n))
+            want = np.array([-7 if x is None else x for x in part.to_pylist()], np.int64)
+            assert np.array_equal(_int64_values(part, -7), want)
+    assert np.array_equal(_int64_values(pa.nulls(3, pa.int64()), 4), [4, 4, 4])
+
+
+def test_first_scan_does_not_import_pandas(mixed):
+    # pa.array and pa.scalar import pandas when it is installed: ~0.2 s on the first scan
+    import subprocess
+    import sys
+    pytest.importorskip("pandas")
+    root, _ = mixed
+    code = ("import sys, fastdicom; t = fastdicom.scan(sys.argv[1]); "
+            "assert t.num_rows > 20; print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(root / "mixed")], check=True,
+                         capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert out.stdout.strip() == "False"
