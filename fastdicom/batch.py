@@ -904,6 +904,30 @@ def _int64_values(arr: pa.Array, fill: int) -> np.ndarray:
     return values
 
 
+def _valid_mask(arr: pa.Array) -> np.ndarray:
+    """True where ``arr`` is not null (from its validity bitmap)."""
+    n, off = len(arr), arr.offset
+    if arr.null_count == 0:
+        return np.ones(n, bool)
+    validity = arr.buffers()[0]
+    if arr.null_count == n or validity is None:
+        return np.zeros(n, bool)
+    bits = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")
+    return bits[off:off + n].astype(bool)
+
+
+def _string_lengths(arr: pa.Array) -> np.ndarray:
+    """The UTF-8 byte length of every value of a string array (0 where null)."""
+    if arr.type != pa.string():
+        raise TypeError(f"_string_lengths: {arr.type}")
+    n, off = len(arr), arr.offset
+    offsets = arr.buffers()[1]
+    if offsets is None or n == 0:
+        return np.zeros(n, np.int64)
+    o = np.frombuffer(offsets, np.int32, count=n + 1, offset=4 * off)
+    return np.diff(o).astype(np.int64) * _valid_mask(arr)
+
+
 def _path_array(paths: list, r: dict) -> pa.Array:
     """The ``path`` column: the UTF-8 text :func:`fastdicom._batch.extract` made of the paths,
     else their display form (see :func:`_display_path`)."""

@@ -79,7 +79,8 @@ import pyarrow as pa
 
 from . import _batch, _rows
 from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has_magic,
-                    iter_files, _display_path)
+                    iter_files, _display_path, _int64_array, _int64_values, _string_lengths,
+                    _valid_mask)
 from .filereader import NO_PREAMBLE
 
 __all__ = ["ingest", "ingest_tables", "IngestResult", "IngestLockedError", "SCHEMA_VERSION",
@@ -1590,9 +1591,9 @@ def _insert_new_c(con, db_path, prep, result, w) -> set:
     for cols, eidx in prep.chunks:
         b = cols.batch
         uid = b.column("SOPInstanceUID")
-        ok = pc.and_(b.column("error_type").is_null(),
-                     pc.fill_null(pc.greater(pc.utf8_length(uid), 0), False))
-        mask = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
+        # (numpy over the buffers: compute kernels with scalar arguments import pandas)
+        mask = ~_valid_mask(b.column("error_type")) & _valid_mask(uid) & \
+            (_string_lengths(uid) > 0)
         keys = [entries[k].key for k in eidx]
         if ledger:
             mask &= np.fromiter((k not in ledger for k in keys), bool, len(keys))
@@ -1605,14 +1606,14 @@ def _insert_new_c(con, db_path, prep, result, w) -> set:
         rows = rows[written.astype(bool)]
         if not len(rows):
             continue
-        sel = pa.array(rows)
-        w.touched_series.update(x for x in b.column("SeriesInstanceUID").take(sel).to_pylist()
-                                if x)
-        w.touched_studies.update(x for x in b.column("StudyInstanceUID").take(sel).to_pylist()
-                                 if x)
-        w.new_instance_rows.extend(keys[i] for i in rows.tolist())
-        done.update(eidx[i] for i in rows.tolist())
-        size = np.asarray(b.column("size").take(sel).fill_null(0))
+        sel = _int64_array(rows)
+        for name, touched in (("SeriesInstanceUID", w.touched_series),
+                              ("StudyInstanceUID", w.touched_studies)):
+            touched.update(x for x in pc.unique(b.column(name).take(sel)).to_pylist() if x)
+        picked = rows.tolist()
+        w.new_instance_rows.extend([keys[i] for i in picked])
+        done.update([eidx[i] for i in picked])
+        size = _int64_values(b.column("size"), 0)[rows]
         result.bytes_read += int(np.minimum(size, 8192).sum())
     return done
 

@@ -482,3 +482,22 @@ def test_first_scan_does_not_import_pandas(mixed):
                          capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     assert out.stdout.strip() == "False"
+
+
+def test_validity_and_string_lengths_from_buffers():
+    import pyarrow.compute as pc
+    from fastdicom.batch import _string_lengths, _valid_mask
+    rng = np.random.default_rng(9)
+    for n in (0, 1, 8, 9, 100):
+        vals = [None if rng.random() < 0.3 else "é" * int(rng.integers(0, 4))
+                for _ in range(n)]
+        for arr in (pa.array(vals, pa.string()), pa.nulls(n, pa.string()),
+                    pa.array(["x"] * n, pa.string())):
+            for start in (0, 1, 3):
+                part = arr.slice(min(start, n))
+                assert np.array_equal(_valid_mask(part),
+                                      part.is_valid().to_numpy(zero_copy_only=False))
+                want = pc.binary_length(part).fill_null(0).to_numpy(zero_copy_only=False)
+                assert np.array_equal(_string_lengths(part), want)
+    with pytest.raises(TypeError):
+        _string_lengths(pa.array([1, 2]))
