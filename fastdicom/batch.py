@@ -918,8 +918,9 @@ def _valid_mask(arr: pa.Array) -> np.ndarray:
 
 def _string_lengths(arr: pa.Array) -> np.ndarray:
     """The UTF-8 byte length of every value of a string array (0 where null)."""
-    if arr.type != pa.string():
-        raise TypeError(f"_string_lengths: {arr.type}")
+    if arr.type != pa.string():       # e.g. large_string: the compute kernel
+        import pyarrow.compute as pc
+        return _int64_values(pc.binary_length(arr).cast(pa.int64()), 0)
     n, off = len(arr), arr.offset
     offsets = arr.buffers()[1]
     if offsets is None or n == 0:
