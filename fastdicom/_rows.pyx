@@ -9,7 +9,7 @@ decimal, floats as ``repr`` (``NaN``/``Infinity`` as the json module writes them
 those; anything else raises TypeError (the caller then encodes in Python).
 """
 from libc.stdint cimport uint8_t, int32_t, int64_t, uint64_t
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memset, strncpy, strlen
 from libc.math cimport isnan, isinf
 from cpython.mem cimport PyMem_Free
@@ -31,23 +31,31 @@ cdef struct Out:
     Py_ssize_t n
     Py_ssize_t cap
 
-cdef int grow(Out* o, Py_ssize_t extra) except -1:
+# The encoder runs without the GIL (Out, ColC and the float cache are the call's own); it
+# takes the GIL only for repr() of a float not in the cache.  Functions return -1 when
+# memory runs out (the caller raises MemoryError).
+
+cdef int grow(Out* o, Py_ssize_t extra) noexcept nogil:
     cdef Py_ssize_t cap
     cdef char* nb
-    if o.n + extra <= o.cap:
-        return 0
     cap = o.cap * 2 if o.cap else 65536
     while cap < o.n + extra:
         cap *= 2
     nb = <char*>realloc(o.buf, cap)
     if nb == NULL:
-        raise MemoryError()
+        return -1
     o.buf = nb
     o.cap = cap
     return 0
 
-cdef int put(Out* o, const char* s, Py_ssize_t k) except -1:
-    grow(o, k)
+cdef inline int reserve(Out* o, Py_ssize_t extra) noexcept nogil:
+    if o.n + extra <= o.cap:
+        return 0
+    return grow(o, extra)
+
+cdef inline int put(Out* o, const char* s, Py_ssize_t k) noexcept nogil:
+    if reserve(o, k) < 0:
+        return -1
     memcpy(o.buf + o.n, s, k)
     o.n += k
     return 0
@@ -64,12 +72,15 @@ SHORT_ESC[10] = 110
 SHORT_ESC[12] = 102
 SHORT_ESC[13] = 114
 
-cdef int put_str(Out* o, const uint8_t* s, Py_ssize_t k) except -1:
+cdef int put_str(Out* o, const uint8_t* s, Py_ssize_t k) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef uint8_t c
-    grow(o, 6 * k + 2)
-    o.buf[o.n] = 34
-    o.n += 1
+    cdef char* d
+    if reserve(o, 6 * k + 2) < 0:
+        return -1
+    d = o.buf + o.n
+    d[0] = 34
+    d += 1
     i = 0
     while i < k:
         # a run of bytes that need no escape, copied at once
@@ -77,35 +88,31 @@ cdef int put_str(Out* o, const uint8_t* s, Py_ssize_t k) except -1:
         while j < k and s[j] >= 0x20 and s[j] != 34 and s[j] != 92:
             j += 1
         if j > i:
-            memcpy(o.buf + o.n, s + i, j - i)
-            o.n += j - i
+            memcpy(d, s + i, j - i)
+            d += j - i
             i = j
             if i == k:
                 break
         c = s[i]
         i += 1
         if c == 34 or c == 92:
-            o.buf[o.n] = 92
-            o.buf[o.n + 1] = c
-            o.n += 2
-        elif c < 0x20:
-            o.buf[o.n] = 92
-            if SHORT_ESC[c]:
-                o.buf[o.n + 1] = SHORT_ESC[c]
-                o.n += 2
-            else:
-                memcpy(o.buf + o.n + 1, b"u00", 3)
-                o.buf[o.n + 4] = HEX[c >> 4]
-                o.buf[o.n + 5] = HEX[c & 15]
-                o.n += 6
+            d[0] = 92
+            d[1] = c
+            d += 2
+        elif SHORT_ESC[c]:
+            d[0] = 92
+            d[1] = SHORT_ESC[c]
+            d += 2
         else:
-            o.buf[o.n] = <char>c
-            o.n += 1
-    o.buf[o.n] = 34
-    o.n += 1
+            memcpy(d, b"\\u00", 4)
+            d[4] = HEX[c >> 4]
+            d[5] = HEX[c & 15]
+            d += 6
+    d[0] = 34
+    o.n = (d + 1) - o.buf
     return 0
 
-cdef int put_int(Out* o, int64_t v) except -1:
+cdef int put_int(Out* o, int64_t v) noexcept nogil:
     cdef char tmp[24]
     cdef int k = 0, j
     cdef bint neg = v < 0
@@ -116,7 +123,8 @@ cdef int put_int(Out* o, int64_t v) except -1:
         tmp[k] = <char>(48 + u % 10)
         u //= 10
         k += 1
-    grow(o, k + 1)
+    if reserve(o, k + 1) < 0:
+        return -1
     if neg:
         o.buf[o.n] = 45
         o.n += 1
@@ -134,13 +142,26 @@ cdef struct FloatText:
 
 cdef enum:
     FLOAT_SLOTS = 512
-cdef FloatText FLOAT_CACHE[FLOAT_SLOTS]
-memset(FLOAT_CACHE, 0, sizeof(FLOAT_CACHE))
 
 
-cdef int put_float(Out* o, double v) except -1:
+cdef int float_repr(FloatText* slot, double v) noexcept with gil:
+    """repr(v) into ``slot`` (-1: no memory, or a repr too long for the slot)."""
     cdef char* s
-    cdef Py_ssize_t k
+    cdef Py_ssize_t k = 0
+    try:
+        s = PyOS_double_to_string(v, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+    except MemoryError:
+        return -1
+    while s[k]:
+        k += 1
+    if k < 32:
+        memcpy(slot.text, s, k)
+        slot.n = <int>k
+    PyMem_Free(s)
+    return 0 if k < 32 else -1
+
+
+cdef int put_float(Out* o, FloatText* cache, double v) noexcept nogil:
     cdef uint64_t bits
     cdef FloatText* slot
     if isnan(v):
@@ -148,54 +169,39 @@ cdef int put_float(Out* o, double v) except -1:
     if isinf(v):
         return put(o, b"Infinity", 8) if v > 0 else put(o, b"-Infinity", 9)
     memcpy(&bits, &v, 8)
-    slot = &FLOAT_CACHE[((bits * 0x9E3779B97F4A7C15ULL) >> 55) & (FLOAT_SLOTS - 1)]
-    if slot.n and slot.bits == bits:
-        return put(o, slot.text, slot.n)
-    s = PyOS_double_to_string(v, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-    try:
-        k = 0
-        while s[k]:
-            k += 1
-        put(o, s, k)
-        if k < 32:          # (the GIL is held: one writer at a time)
-            memcpy(slot.text, s, k)
-            slot.n = <int>k
-            slot.bits = bits
-    finally:
-        PyMem_Free(s)
-    return 0
+    slot = &cache[((bits * 0x9E3779B97F4A7C15ULL) >> 55) & (FLOAT_SLOTS - 1)]
+    if not (slot.n and slot.bits == bits):
+        slot.n = 0
+        if float_repr(slot, v) < 0:
+            return -1
+        slot.bits = bits
+    return put(o, slot.text, slot.n)
 
 
-cdef class _Col:
-    """Pointers into one Arrow array (and its child for lists)."""
-    cdef int kind
-    cdef bint is_list
-    cdef const uint8_t* valid
-    cdef int64_t off
-    cdef const int32_t* loffs      # list offsets
-    cdef const uint8_t* cvalid     # child validity
-    cdef int64_t coff              # child offset
-    cdef const int32_t* soffs      # string offsets (of the values array)
-    cdef const uint8_t* data
-    cdef list keep                 # the buffers, alive while used
+# pointers into one Arrow array (and its child for lists)
+cdef struct ColC:
+    int kind
+    bint is_list
+    const uint8_t* valid
+    int64_t off
+    const int32_t* loffs      # list offsets
+    const uint8_t* cvalid     # child validity
+    int64_t coff              # child offset
+    const int32_t* soffs      # string offsets (of the values array)
+    const uint8_t* data
 
-    cdef bint is_valid(self, int64_t i) noexcept:
-        i += self.off
-        return self.valid == NULL or (self.valid[i >> 3] >> (i & 7)) & 1
 
-    cdef bint child_valid(self, int64_t j) noexcept:
-        return self.cvalid == NULL or (self.cvalid[j >> 3] >> (j & 7)) & 1
+cdef inline bint bit_set(const uint8_t* bits, int64_t i) noexcept nogil:
+    return bits == NULL or (bits[i >> 3] >> (i & 7)) & 1
 
-    cdef int put_value(self, Out* o, int64_t j) except -1:
-        """Value at raw buffer index j of the values (the child's, for lists)."""
-        cdef int64_t a, b
-        if self.kind == K_STR:
-            a = self.soffs[j]
-            b = self.soffs[j + 1]
-            return put_str(o, self.data + a, b - a)
-        if self.kind == K_INT:
-            return put_int(o, (<const int64_t*>self.data)[j])
-        return put_float(o, (<const double*>self.data)[j])
+
+cdef inline int put_value(Out* o, FloatText* cache, const ColC* c, int64_t j) noexcept nogil:
+    """Value at raw buffer index j of the values (the child's, for lists)."""
+    if c.kind == K_STR:
+        return put_str(o, c.data + c.soffs[j], c.soffs[j + 1] - c.soffs[j])
+    if c.kind == K_INT:
+        return put_int(o, (<const int64_t*>c.data)[j])
+    return put_float(o, cache, (<const double*>c.data)[j])
 
 
 cdef const uint8_t* _ptr(object buf, list keep):
@@ -209,111 +215,134 @@ cdef const uint8_t* _ptr(object buf, list keep):
     return &v[0]
 
 
-cdef _Col _column(object arr):
+cdef int _column(object arr, ColC* c, list keep) except -1:
     import pyarrow as pa
-    cdef _Col c = _Col()
-    c.keep = []
     t = arr.type
     bufs = arr.buffers()
     c.off = arr.offset
-    c.valid = _ptr(bufs[0], c.keep) if arr.null_count else NULL
+    c.valid = _ptr(bufs[0], keep) if arr.null_count else NULL
     values_type = t
     if pa.types.is_list(t):
         # list offsets (at this array's offset) index the values array, which has its own
         # offset into its buffers
         c.is_list = True
-        c.loffs = <const int32_t*>_ptr(bufs[1], c.keep)
+        c.loffs = <const int32_t*>_ptr(bufs[1], keep)
         child = arr.values
         values_type = t.value_type
         c.coff = child.offset
         cbufs = child.buffers()
-        c.cvalid = _ptr(cbufs[0], c.keep) if child.null_count else NULL
+        c.cvalid = _ptr(cbufs[0], keep) if child.null_count else NULL
         rest = cbufs[1:]
     else:
         c.is_list = False
+        c.loffs = NULL
         c.cvalid = NULL
         c.coff = 0
         rest = bufs[1:]
+    c.soffs = NULL
     if values_type == pa.string():
         c.kind = K_STR
-        c.soffs = <const int32_t*>_ptr(rest[0], c.keep)
-        c.data = _ptr(rest[1], c.keep)
+        c.soffs = <const int32_t*>_ptr(rest[0], keep)
+        c.data = _ptr(rest[1], keep)
     elif values_type == pa.int64():
         c.kind = K_INT
-        c.data = _ptr(rest[0], c.keep)
+        c.data = _ptr(rest[0], keep)
     elif values_type == pa.float64():
         c.kind = K_FLOAT
-        c.data = _ptr(rest[0], c.keep)
+        c.data = _ptr(rest[0], keep)
     else:
         raise TypeError(f"json_objects: unsupported column type {t}")
     if c.data == NULL:
         c.data = <const uint8_t*>b""
-    return c
+    return 0
+
+
+cdef int encode_rows(Out* o, FloatText* cache, const ColC* cols, Py_ssize_t nk,
+                     const char* hp, const int64_t* ho, int64_t n,
+                     int64_t* off) noexcept nogil:
+    cdef int64_t i, j, a, b
+    cdef Py_ssize_t k
+    cdef const ColC* c
+    for i in range(n):
+        off[i] = o.n
+        if nk == 0 and put(o, b"{}", 2) < 0:
+            return -1
+        for k in range(nk):
+            if put(o, hp + ho[k], ho[k + 1] - ho[k]) < 0:
+                return -1
+            c = &cols[k]
+            if not bit_set(c.valid, i + c.off):
+                if put(o, b"null", 4) < 0:
+                    return -1
+            elif not c.is_list:
+                if put_value(o, cache, c, i + c.off) < 0:
+                    return -1
+            else:
+                a = c.loffs[i + c.off]
+                b = c.loffs[i + c.off + 1]
+                if put(o, b"[", 1) < 0:
+                    return -1
+                for j in range(a, b):
+                    if j > a and put(o, b", ", 2) < 0:
+                        return -1
+                    if bit_set(c.cvalid, j + c.coff):
+                        if put_value(o, cache, c, j + c.coff) < 0:
+                            return -1
+                    elif put(o, b"null", 4) < 0:
+                        return -1
+                if put(o, b"]", 1) < 0:
+                    return -1
+        if nk and put(o, b"}", 1) < 0:
+            return -1
+    off[n] = o.n
+    return 0
 
 
 def json_rows(list keys, list arrays):
     """The JSON object text of every row (see the module docstring), as one UTF-8 ``bytes``
-    and an int64 array of ``n + 1`` offsets into it (row i is ``data[off[i]:off[i + 1]]``)."""
+    and an int64 array of ``n + 1`` offsets into it (row i is ``data[off[i]:off[i + 1]]``).
+    The rows are encoded without the GIL."""
     import numpy as np
     cdef int64_t n = len(arrays[0]) if arrays else 0
-    cdef int64_t i, j, a, b
     cdef Py_ssize_t k, nk = len(keys)
     cdef Out o
-    cdef list cols = [_column(arr) for arr in arrays]
+    cdef list keep = []
     cdef list heads = []
-    cdef _Col c
+    cdef int rc
+    if len(arrays) != nk:
+        raise ValueError("json_objects: as many keys as columns are needed")
     offsets = np.empty(n + 1, np.int64)
     cdef int64_t[::1] off = offsets
     for k in range(nk):
         heads.append((("{" if k == 0 else ", ") + _json_key(keys[k]) + ": ").encode())
         if len(arrays[k]) != n:
             raise ValueError("json_objects: columns of different lengths")
-    # the keys' text and the columns as C arrays (borrowed: the lists keep them alive)
+    # the keys' text and the columns as C arrays
     cdef bytes head_text = b"".join(heads)
     cdef const char* hp = head_text
     head_off = np.zeros(nk + 1, np.int64)
     cdef int64_t[::1] ho = head_off
     for k in range(nk):
         ho[k + 1] = ho[k] + len(heads[k])
-    cdef PyObject** cp = <PyObject**>malloc(max(nk, 1) * sizeof(PyObject*))
-    if cp == NULL:
-        raise MemoryError()
-    for k in range(nk):
-        cp[k] = <PyObject*>cols[k]
+    cdef ColC* cols = <ColC*>malloc(max(nk, 1) * sizeof(ColC))
+    cdef FloatText* cache = <FloatText*>calloc(FLOAT_SLOTS, sizeof(FloatText))
     o.buf = NULL
     o.n = 0
     o.cap = 0
     try:
-        for i in range(n):
-            off[i] = o.n
-            if nk == 0:
-                put(&o, b"{}", 2)
-            for k in range(nk):
-                put(&o, hp + ho[k], ho[k + 1] - ho[k])
-                c = <_Col>cp[k]
-                if not c.is_valid(i):
-                    put(&o, b"null", 4)
-                elif not c.is_list:
-                    c.put_value(&o, i + c.off)
-                else:
-                    a = c.loffs[i + c.off]
-                    b = c.loffs[i + c.off + 1]
-                    put(&o, b"[", 1)
-                    for j in range(a, b):
-                        if j > a:
-                            put(&o, b", ", 2)
-                        if c.child_valid(j + c.coff):
-                            c.put_value(&o, j + c.coff)
-                        else:
-                            put(&o, b"null", 4)
-                    put(&o, b"]", 1)
-            if nk:
-                put(&o, b"}", 1)
-        off[n] = o.n
+        if cols == NULL or cache == NULL:
+            raise MemoryError()
+        for k in range(nk):
+            _column(arrays[k], &cols[k], keep)
+        with nogil:
+            rc = encode_rows(&o, cache, cols, nk, hp, &ho[0], n, &off[0])
+        if rc < 0:
+            raise MemoryError()
         data = o.buf[:o.n] if o.n else b""
     finally:
         free(o.buf)
-        free(cp)
+        free(cols)
+        free(cache)
     return data, offsets
 
 
@@ -488,7 +517,7 @@ cdef int _texts(list objs, Texts* t) except -1:
 
 
 cdef struct Flat:
-    # plain pointers of a non-list _Col, for the loop without the GIL
+    # plain pointers of a non-list column, for the loop without the GIL
     int kind
     const uint8_t* valid
     int64_t off
@@ -496,7 +525,7 @@ cdef struct Flat:
     const uint8_t* data
 
 
-cdef Flat _flat(_Col c):
+cdef Flat _flat(const ColC* c):
     cdef Flat f
     f.kind, f.valid, f.off, f.soffs, f.data = c.kind, c.valid, c.off, c.soffs, c.data
     return f
@@ -580,10 +609,11 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
                 attr_offsets[j + 1] - attr_offsets[j] > 0x7fffffff:
             raise ValueError("sqlite_insert_new: attribute offsets out of order")
     cdef const char* adata = attributes
-    cdef list cols = [_column(a) for a in arrays]
-    cdef _Col c
-    for c, a in zip(cols, arrays):
-        if c.is_list or len(a) != n:
+    cdef list keep = []
+    cdef ColC cc[13]
+    for j in range(13):
+        _column(arrays[j], &cc[j], keep)
+        if cc[j].is_list or len(arrays[j]) != n:
             raise TypeError("sqlite_insert_new: unsupported column")
     for j in range(m):
         if rows[j] < 0 or rows[j] >= n:
@@ -591,10 +621,9 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
     cdef Flat f[13]
     for j, kind in enumerate((K_INT, K_INT, K_STR, K_STR, K_STR, K_STR, K_STR, K_INT, K_INT,
                               K_INT, K_INT, K_INT, K_STR)):
-        c = cols[j]
-        if c.kind != kind:
+        if cc[j].kind != kind:
             raise TypeError("sqlite_insert_new: unexpected column type")
-        f[j] = _flat(c)
+        f[j] = _flat(&cc[j])
     cdef Texts tk
     tk.p = NULL
     tk.n = NULL

@@ -1091,7 +1091,8 @@ def _prepare(rcon, entries, plan, pool, scanners):
         chunk = max(16, -(-len(plist) // scanners))
         parts = [plist[k:k + chunk] for k in range(0, len(plist), chunk)]
         if pool is not None:
-            prep.future = [pool.submit(_scan_chunk, plan, p, True) for p in parts]
+            # the attributes JSON too (without the GIL), off the writer thread
+            prep.future = [pool.submit(_scan_chunk_json, plan, p) for p in parts]
         else:
             prep.future = [_scan_chunk(plan, p, True) for p in parts]
     return prep
@@ -1409,16 +1410,25 @@ def _bulk_batch(prep, scanned, indexed_uids, keywords):
     return keys, series, studies, ledger_rows, inst_rows, nbytes
 
 
+def _scan_chunk_json(plan, paths):
+    """A chunk's scanned batch and the ``attributes`` JSON of its rows."""
+    batch = _scan_chunk(plan, paths, True)
+    return batch, _attributes_json(batch, [s.keyword for s in plan.specs])
+
+
 def _collect(prep, keywords):
     """The scan results of a prepared batch as rows (``prep.scanned``) and Arrow tables."""
     scanned = {}
     tables = []
     chunks = []
     if prep.future:
-        tables = [f.result() if hasattr(f, "result") else f for f in prep.future]
+        done = [f.result() if hasattr(f, "result") else f for f in prep.future]
+        texts = [d[1] if isinstance(d, tuple) else None for d in done]
+        tables = [d[0] if isinstance(d, tuple) else d for d in done]
         k = 0
-        for b in tables:
+        for b, text in zip(tables, texts):
             cols = _Columns(b, keywords)
+            cols._json = text
             chunks.append((cols, prep.scan_paths[k:k + b.num_rows]))
             for i in range(b.num_rows):
                 scanned[prep.scan_paths[k]] = (cols, i)
