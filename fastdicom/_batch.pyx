@@ -63,6 +63,11 @@ cdef enum:
 STATUS_OK = R_OK
 STATUS_FALLBACK = R_FALLBACK
 STATUS_OS_ERROR = R_OS_ERROR
+cdef enum:
+    E_NUL_IN_PATH = -1
+#: the ``errno`` of a path holding a NUL byte (never opened: the C string would name another
+#: file)
+ERRNO_NUL_IN_PATH = E_NUL_IN_PATH
 STATUS_NOT_REGULAR = R_NOT_REGULAR
 STATUS_CHANGED = R_CHANGED
 STATUS_PIXEL_TRUNCATED = R_PIXEL_TRUNCATED
@@ -1200,7 +1205,8 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
                 b = (<str>p).encode("utf-8", "surrogateescape")
                 paths_utf8 = False
         encoded.append(b)
-        cpaths[i] = <const char*>(<bytes>b)
+        # a NUL byte would cut the C string short: another file's name (ERRNO_NUL_IN_PATH)
+        cpaths[i] = NULL if b"\0" in <bytes>b else <const char*>(<bytes>b)
         path_bytes += len(<bytes>b)
     path_offsets = path_data = None
     if paths_utf8 and path_bytes < 0x7FFFFFFF:
@@ -1255,8 +1261,12 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
                 en = 0
                 fl = 0
                 eo = arenas[tsj].length     # mark of the TS arena for this row
-                res = process_file(&w, &s, cpaths[i], nofollow, header_bytes, &sz, &mt, &en,
-                                   &fl, &eo)
+                if cpaths[i] == NULL:
+                    res = R_OS_ERROR
+                    en = E_NUL_IN_PATH
+                else:
+                    res = process_file(&w, &s, cpaths[i], nofollow, header_bytes, &sz, &mt,
+                                       &en, &fl, &eo)
                 c_status[i] = res
                 c_errno[i] = en
                 c_size[i] = sz
@@ -1336,6 +1346,8 @@ def read_checked(path, int64_t max_bytes=-1, bint nofollow=False):
     returned fewer bytes than its size said).
     """
     cdef bytes bpath = path if isinstance(path, bytes) else (<str>path).encode("utf-8", "surrogateescape")
+    if b"\0" in bpath:
+        raise ValueError("embedded null byte")
     cdef int fd, err = 0
     cdef stat_t sb, sb2
     cdef int64_t want, got = 0

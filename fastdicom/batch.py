@@ -196,7 +196,7 @@ def iter_files(paths, *, follow_symlinks: bool = False) -> Iterator[WalkEntry]:
             p = os.fsdecode(p)
         try:
             st = os.lstat(p)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:    # ValueError: a NUL byte in the path
             if _has_magic(p):
                 for g in sorted(_glob.glob(p, recursive=True)):
                     yield from _walk_one(g, follow_symlinks, visited)
@@ -210,7 +210,7 @@ def _walk_one(p, follow, visited, st=None):
     if st is None:
         try:
             st = os.lstat(p)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             yield WalkEntry(p, "error", exc)
             return
     if _stat.S_ISREG(st.st_mode):
@@ -222,7 +222,7 @@ def _walk_one(p, follow, visited, st=None):
             return
         try:
             st = os.stat(p)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             yield WalkEntry(p, "error", exc)
             return
     if _stat.S_ISDIR(st.st_mode):
@@ -287,12 +287,17 @@ def _walk_dir(top, follow, visited, key):
 
 # ----------------------------------------------------------------------------- per-file fallback
 
+def _exc_text(exc: BaseException) -> str:
+    """The message of an error without the path (``strerror`` of an OSError)."""
+    return getattr(exc, "strerror", None) or str(exc)
+
+
 def _err_row(exc: BaseException):
     if isinstance(exc, DicomError):
         msg = exc.message
         return type(exc).__name__, msg, exc.offset, exc.tag
     if isinstance(exc, OSError):
-        return type(exc).__name__, (exc.strerror or str(exc)), None, None
+        return type(exc).__name__, _exc_text(exc), None, None
     return type(exc).__name__, str(exc), None, None
 
 
@@ -752,7 +757,10 @@ def _record_status(st, r, i, err_type, err_msg, err_off, err_tag) -> None:
     """The one place a per-file status of the nogil reader becomes an error row."""
     if st == _batch.STATUS_OS_ERROR:
         e = int(r["errno"][i])
-        err_type[i], err_msg[i] = _ERRNO_CLASS.get(e, OSError).__name__, os.strerror(e)
+        if e == _batch.ERRNO_NUL_IN_PATH:
+            err_type[i], err_msg[i] = "ValueError", "embedded null byte"
+        else:
+            err_type[i], err_msg[i] = _ERRNO_CLASS.get(e, OSError).__name__, os.strerror(e)
     elif st == _batch.STATUS_NOT_REGULAR:
         err_type[i], err_msg[i] = "IsADirectoryError", "not a regular file"
     elif st == _batch.STATUS_CHANGED:
@@ -1078,7 +1086,7 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
                 yield e.path, ("IsADirectoryError", "not a regular file")
             else:
                 exc = e.error
-                yield e.path, (type(exc).__name__, exc.strerror or str(exc))
+                yield e.path, (type(exc).__name__, _exc_text(exc))
 
     # a long explicit list of paths is scanned without a walk (see work_listed); a short
     # one (e.g. a few directories) is walked.  pathlib paths count as their text.

@@ -79,8 +79,8 @@ import pyarrow as pa
 
 from . import _batch, _rows
 from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has_magic,
-                    iter_files, _display_path, _int64_array, _int64_values, _string_lengths,
-                    _valid_mask)
+                    iter_files, _display_path, _exc_text, _int64_array, _int64_values,
+                    _string_lengths, _valid_mask)
 from .filereader import NO_PREAMBLE
 
 __all__ = ["ingest", "ingest_tables", "IngestResult", "IngestLockedError", "SCHEMA_VERSION",
@@ -1076,7 +1076,7 @@ def _prepare(rcon, entries, plan, pool, scanners):
                 # a new one is scanned at once (a vanished file gives its error row there)
                 try:
                     st = os.stat(e.path, follow_symlinks=False)
-                except OSError as exc:
+                except (OSError, ValueError) as exc:    # ValueError: a NUL in the path
                     e.kind, e.error = "error", exc
                     continue
                 if old[0] == st.st_size and old[1] == st.st_mtime_ns and old[2] != "missing" \
@@ -1255,7 +1255,7 @@ def _record_dir_error(con, e, result):
     key = _path_key(e.path)
     old = con.execute("SELECT error_type, message, errno FROM dir_errors WHERE path=?",
                       (key,)).fetchone()
-    new = (type(exc).__name__, exc.strerror or str(exc), exc.errno)
+    new = (type(exc).__name__, _exc_text(exc), getattr(exc, "errno", None))
     if old is not None and tuple(old) == new:
         return
     con.execute("INSERT OR REPLACE INTO dir_errors(path, display, error_type, message, errno,"
@@ -1524,7 +1524,7 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
                 exc = e.error
                 counts["failed"] += 1
                 writes = True
-                w.fail(key, display, None, None, type(exc).__name__, exc.strerror or str(exc))
+                w.fail(key, display, None, None, type(exc).__name__, _exc_text(exc))
                 continue
             cols, i = scanned[idx]
             size, mtime = cols["size"][i], cols["mtime_ns"][i]

@@ -732,7 +732,7 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
         p = os.fspath(Path(item))       # normalised as pathlib does
         try:
             mode = os.lstat(p).st_mode
-        except OSError:
+        except (OSError, ValueError):   # (ValueError: a NUL byte in the path)
             mode = 0                    # missing or unreadable: the scan reports it
         if stat.S_ISDIR(mode) or (stat.S_ISLNK(mode) and os.path.isdir(p)):
             found: list = []
@@ -764,7 +764,10 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
                     out.append(str(ref))
             continue
         if key is None:
-            key = os.path.realpath(f)
+            try:
+                key = os.path.realpath(f)
+            except ValueError:          # a NUL byte: the scan reports the path
+                key = f
         if key not in seen:
             seen.add(key)
             out.append(f)
@@ -882,6 +885,8 @@ def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
     skipped: list = []
 
     def one(p: str):
+        if "\0" in p:                   # no file has that name (open would refuse it)
+            return None, ValueError(f"embedded null byte in {p!r}")
         try:
             return scan_instance(p), None
         except (DicomError, OSError) as exc:

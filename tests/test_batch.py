@@ -501,3 +501,37 @@ def test_validity_and_string_lengths_from_buffers():
                 assert np.array_equal(_string_lengths(part), want)
     large = pa.array(["ab", None, "", "é"], pa.large_string()).slice(1)
     assert _string_lengths(large).tolist() == [0, 0, 2]
+
+
+def test_paths_with_a_nul_byte_name_no_file(tmp_path):
+    # "d/x.dcm\0junk" would be cut to "d/x.dcm" by a C string: it must never read that file
+    import warnings
+    import fastdicom
+    from fastdicom import series
+    testing.write_ct_series(tmp_path / "s", 1, 8, 8)
+    real = str(next((tmp_path / "s").iterdir()))
+    bad = real + "\0junk"
+    for paths, workers in (([bad], 1), ([bad] * 70, 2), ([real] * 3 + [bad], 1),
+                           ([real] * 70 + [bad], 2)):
+        t = scan(paths, ["Rows"], workers=workers)
+        assert t.num_rows == len(paths)
+        for p, rows, et, em in zip(paths, t.column("Rows").to_pylist(),
+                                   t.column("error_type").to_pylist(),
+                                   t.column("error_message").to_pylist()):
+            if p == bad:
+                assert (rows, et, em) == (None, "ValueError", "embedded null byte")
+            else:
+                assert (rows, et) == (8, None)
+    for fn in (fastdicom.dcmread, fastdicom.open):
+        with pytest.raises(ValueError, match="null byte"):
+            fn(bad)
+    with pytest.raises(ValueError, match="null byte"):
+        fastdicom.dcmread(bad, stop_before_pixels=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = series.find_series([real, bad])
+        vol = series.load_series([bad, real])
+    assert [len(s.instances) for s in found] == [1]
+    assert vol.shape == (1, 8, 8)
+    assert any("null byte" in str(w.message) or "ValueError" in str(w.message)
+               for w in caught)

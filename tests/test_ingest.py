@@ -1277,3 +1277,22 @@ def test_default_batches_grow_with_the_index(tree, tmp_path, monkeypatch):
     ingest([str(tree[0])], again, workers=2)
     got = sizes()
     assert got[:5] == [32, 64, 128, 256, 400], got
+
+
+def test_paths_with_a_nul_byte_fail_and_count(tmp_path):
+    # a NUL byte cuts a C string short: such a path must fail, never index the file its
+    # prefix names (as a short list, walked, and as a long one, scanned without a walk)
+    testing.write_ct_series(tmp_path / "s", 1, 8, 8)
+    real = str(next((tmp_path / "s").iterdir()))
+    for paths in ([real + "\0x"], [real + f"\0x{i}" for i in range(70)] + [real]):
+        db = tmp_path / f"nul{len(paths)}.sqlite"
+        for run in range(2):
+            r = ingest(paths, str(db), progress=False)
+            assert r.files == len(paths) and r.failed == len(paths) - (len(paths) > 1)
+            assert r.indexed + r.unchanged == (len(paths) > 1)
+        con = sqlite3.connect(db)
+        assert con.execute("SELECT error_type, message, count(*) FROM failures").fetchone() \
+            == ("ValueError", "embedded null byte", r.failed)
+        assert con.execute("SELECT count(*) FROM instances").fetchone()[0] == r.indexed + \
+            r.unchanged
+        con.close()
