@@ -79,11 +79,12 @@ cdef inline int pread_full(int fd, void* dst, int64_t count, int64_t offset,
 
 cdef inline int open_regular(bytes bpath, int extra_flags, stat_t* sb, object path) except -1:
     """open(O_RDONLY | O_CLOEXEC | extra_flags) + fstat: the descriptor of a regular file, or
-    OSError / IsADirectoryError (naming ``path``) with nothing left open."""
+    OSError / IsADirectoryError (naming ``path``) with nothing left open.  O_NONBLOCK: a fifo
+    must not block the open (reads of regular files ignore the flag)."""
     cdef const char* cpath = bpath
     cdef int fd, err
     with nogil:
-        fd = c_open(cpath, O_RDONLY | O_CLOEXEC | extra_flags)
+        fd = c_open(cpath, O_RDONLY | O_CLOEXEC | O_NONBLOCK | extra_flags)
     if fd < 0:
         err = errno
         import os

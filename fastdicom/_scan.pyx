@@ -1280,7 +1280,8 @@ def pread_into(path, dest, int64_t offset, *, int64_t expect_size=-1):
     """Read ``len(dest)`` bytes of ``path`` at ``offset`` straight into the writable buffer
     ``dest`` (nogil, no intermediate copy).  Returns the number of bytes read.
 
-    When ``expect_size`` >= 0 and the file's size differs, returns -1 without reading.
+    When ``expect_size`` >= 0 and the file's size differs, or ``path`` is no longer a
+    regular file, returns -1 without reading.
     """
     cdef bytes bpath = _c_path(path)
     cdef const char* cpath = bpath
@@ -1289,11 +1290,13 @@ def pread_into(path, dest, int64_t offset, *, int64_t expect_size=-1):
     cdef int fd, err = 0
     cdef stat_t sb
     with nogil:
-        fd = c_open(cpath, O_RDONLY | O_CLOEXEC)
+        # (O_NONBLOCK: a fifo put in the file's place must not block the open)
+        fd = c_open(cpath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd >= 0:
             if fstat(fd, &sb) != 0:
                 err = errno
-            elif expect_size >= 0 and sb.st_size != expect_size:
+            elif (expect_size >= 0 and sb.st_size != expect_size) or \
+                    (sb.st_mode & 0o170000) != 0o100000:
                 got = -1
             elif n > 0:
                 err = pread_full(fd, <char*>&out[0], n, offset, &got)

@@ -226,13 +226,14 @@ cdef struct DirCache:
 
 cdef int open_file(DirCache* dc, const char* path, Py_ssize_t plen) noexcept nogil:
     """open(path, O_RDONLY) through a cached descriptor of its folder (openat on the base
-    name): consecutive files of one folder skip the walk over the folder's path."""
+    name): consecutive files of one folder skip the walk over the folder's path.
+    O_NONBLOCK: a fifo must not block the open (reads of regular files ignore the flag)."""
     cdef Py_ssize_t k = plen - 1
     cdef char tmp[4096]
     while k >= 0 and path[k] != 47:
         k -= 1
     if k <= 0 or k >= 4096 or k == plen - 1:
-        return c_open(path, O_RDONLY | O_CLOEXEC)
+        return c_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
     if dc.len != k or memcmp(dc.dir, path, k) != 0:
         if dc.fd >= 0:
             close(dc.fd)
@@ -242,8 +243,8 @@ cdef int open_file(DirCache* dc, const char* path, Py_ssize_t plen) noexcept nog
         dc.dir = path
         dc.len = k if dc.fd >= 0 else -1
         if dc.fd < 0:
-            return c_open(path, O_RDONLY | O_CLOEXEC)
-    return c_openat(dc.fd, path + k + 1, O_RDONLY | O_CLOEXEC)
+            return c_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+    return c_openat(dc.fd, path + k + 1, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
 
 cdef inline void close_dir(DirCache* dc) noexcept nogil:
     if dc.fd >= 0:

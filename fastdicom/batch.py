@@ -384,7 +384,8 @@ def read_header_row(path, tag_list: Sequence[int], *, nofollow: bool = False,
     chunk = HEADER_CHUNK
 
     def get(off, n):
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_NOFOLLOW if nofollow else 0))
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK |
+                     (os.O_NOFOLLOW if nofollow else 0))
         try:
             return os.pread(fd, n, off)
         finally:

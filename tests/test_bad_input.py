@@ -1188,3 +1188,40 @@ def test_fuzz_sq_value_that_is_not_a_sequence():
             ds.to_json_dict()
         except DicomError:
             pass
+
+
+def test_a_fifo_never_blocks_a_reader(tmp_path):
+    # opening a fifo for reading blocks until a writer comes; every reader opens with
+    # O_NONBLOCK and refuses what is not a regular file (run in a child: a regression
+    # would hang, and the timeout turns that into a failure)
+    import subprocess
+    import sys
+    from fastdicom import testing
+    testing.write_ct_series(tmp_path / "s", 1, 8, 8)
+    real = str(next((tmp_path / "s").iterdir()))
+    fifo = str(tmp_path / "f.dcm")
+    os.mkfifo(fifo)
+    code = f"""
+import warnings, fastdicom, fastdicom.series as S, fastdicom.ingest as I
+warnings.simplefilter("ignore")
+fifo, real = {fifo!r}, {real!r}
+for call in (lambda: fastdicom.dcmread(fifo), lambda: fastdicom.open(fifo),
+             lambda: fastdicom.dcmread(fifo, stop_before_pixels=True)):
+    try:
+        call()
+        raise SystemExit("read a fifo")
+    except IsADirectoryError:
+        pass
+assert [len(s.instances) for s in S.find_series([fifo, real])] == [1]
+assert S.load_series([fifo, real]).shape == (1, 8, 8)
+for paths in ([fifo], [fifo] * 70):
+    t = fastdicom.scan(paths, ["Rows"], workers=2)
+    assert set(t.column("error_type").to_pylist()) == {{"IsADirectoryError"}}
+r = I.ingest([fifo, real], {str(tmp_path / "i.sqlite")!r}, progress=False)
+assert (r.files, r.indexed, r.skipped) == (2, 1, 1), r.counts()
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ,
+                                           "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
