@@ -233,55 +233,87 @@ def _walk_one(p, follow, visited, st=None):
         yield WalkEntry(p, "special")
 
 
+def _dir_listing(d: str) -> tuple:
+    """The entries of folder ``d``, sorted by name, as one list of ``name + "\\0" + kind``
+    strings (kind: ``f`` file, ``d`` folder, ``l`` symlink, ``s`` other, ``e`` error, with the
+    error in the dict returned beside).  A name holds no NUL, so the suffix leaves the order
+    by name as it is; and a folder of 200,000 files costs one string each, not a DirEntry
+    with its path (~50 MB less)."""
+    names: list = []
+    errors: dict = {}
+    with os.scandir(d) as it:
+        for e in it:
+            try:
+                if e.is_symlink():
+                    k = "l"
+                elif e.is_dir(follow_symlinks=False):
+                    k = "d"
+                elif e.is_file(follow_symlinks=False):
+                    k = "f"
+                else:
+                    k = "s"
+            except OSError as exc:
+                k = "e"
+                errors[e.name] = exc
+            names.append(e.name + "\0" + k)
+    names.sort()
+    return names, errors
+
+
 def _walk_dir(top, follow, visited, key):
     if key in visited:
         return
     visited.add(key)
     stack = [top]
+    join = os.path.join
     while stack:
         d = stack.pop()
         try:
-            with os.scandir(d) as it:
-                entries = sorted(it, key=lambda e: e.name)
+            names, errors = _dir_listing(d)
         except OSError as exc:
             yield WalkEntry(d, "error", exc, is_dir=True)
             continue
         subdirs = []
-        for e in entries:
-            try:
-                if e.is_symlink():
-                    if not follow:
-                        yield WalkEntry(e.path, "symlink")
-                        continue
+        for item in names:
+            name, k = item[:-2], item[-1]
+            path = join(d, name)
+            if k == "f":
+                yield WalkEntry(path, "file")
+            elif k == "d":
+                if follow:
                     try:
-                        st = os.stat(e.path)
-                    except OSError as exc:   # dangling link or loop
-                        yield WalkEntry(e.path, "error", exc)
+                        st = os.lstat(path)
+                    except OSError as exc:
+                        yield WalkEntry(path, "error", exc)
                         continue
-                    if _stat.S_ISDIR(st.st_mode):
-                        k = (st.st_dev, st.st_ino)
-                        if k not in visited:
-                            visited.add(k)
-                            subdirs.append(e.path)
-                    elif _stat.S_ISREG(st.st_mode):
-                        yield WalkEntry(e.path, "file")
-                    else:
-                        yield WalkEntry(e.path, "special")
+                    dk = (st.st_dev, st.st_ino)
+                    if dk in visited:
+                        continue
+                    visited.add(dk)
+                subdirs.append(path)
+            elif k == "l":
+                if not follow:
+                    yield WalkEntry(path, "symlink")
                     continue
-                if e.is_dir(follow_symlinks=False):
-                    if follow:
-                        st = e.stat(follow_symlinks=False)
-                        k = (st.st_dev, st.st_ino)
-                        if k in visited:
-                            continue
-                        visited.add(k)
-                    subdirs.append(e.path)
-                elif e.is_file(follow_symlinks=False):
-                    yield WalkEntry(e.path, "file")
+                try:
+                    st = os.stat(path)
+                except OSError as exc:   # dangling link or loop
+                    yield WalkEntry(path, "error", exc)
+                    continue
+                if _stat.S_ISDIR(st.st_mode):
+                    dk = (st.st_dev, st.st_ino)
+                    if dk not in visited:
+                        visited.add(dk)
+                        subdirs.append(path)
+                elif _stat.S_ISREG(st.st_mode):
+                    yield WalkEntry(path, "file")
                 else:
-                    yield WalkEntry(e.path, "special")
-            except OSError as exc:
-                yield WalkEntry(e.path, "error", exc)
+                    yield WalkEntry(path, "special")
+            elif k == "s":
+                yield WalkEntry(path, "special")
+            else:
+                yield WalkEntry(path, "error", errors[name])
+        del names
         stack.extend(reversed(subdirs))
 
 
