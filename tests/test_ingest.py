@@ -1235,12 +1235,12 @@ def test_export_of_an_empty_index(tmp_path):
 
 
 def test_default_batches_grow_with_the_index(tree, tmp_path, monkeypatch):
-    """With the default batch size, batches grow with the index (a fiftieth of it past
-    100,000 instances, up to 16,000): the index at the start and the files indexed so far
+    """With the default batch size, batches grow with the index (a hundredth of it past
+    200,000 instances, up to 16,000): the index at the start and the files indexed so far
     both count.  Scaled down here through the size function; the index is the same as with
     fixed batches."""
     from fastdicom import ingest as I
-    assert [I._auto_batch_size(n) for n in (0, 100_000, 200_000, 400_000, 10**7)] == \
+    assert [I._auto_batch_size(n) for n in (0, 200_000, 400_000, 800_000, 10**7)] == \
         [2000, 2000, 4000, 8000, 16000]
     from fastdicom.ingest import ingest_tables
     with pytest.raises(ValueError):
