@@ -1323,6 +1323,10 @@ def _raise_first(batch):
     if isinstance(cls, type) and issubclass(cls, DicomError):
         raise cls(msg, path=path, offset=batch.column("error_offset")[i].as_py(),
                   tag=batch.column("error_tag")[i].as_py())
+    import builtins
+    cls = getattr(builtins, name, None)
+    if isinstance(cls, type) and issubclass(cls, (OSError, ValueError)):
+        raise cls(f"{msg}: {path!r}")     # e.g. FileNotFoundError, a NUL in the path
     raise OSError(f"{name}: {msg}: {path!r}")
 
 

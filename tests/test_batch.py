@@ -525,6 +525,14 @@ def test_paths_with_a_nul_byte_name_no_file(tmp_path):
     for fn in (fastdicom.dcmread, fastdicom.open):
         with pytest.raises(ValueError, match="null byte"):
             fn(bad)
+    # errors="raise": the builtin class of a file that is not read (not a bare OSError)
+    with pytest.raises(ValueError, match="null byte"):
+        scan([real, bad], errors="raise")
+    with pytest.raises(FileNotFoundError, match="nope"):
+        scan([str(tmp_path / "nope.dcm")], errors="raise")
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(IsADirectoryError, match="not a regular file"):
+        scan([str(tmp_path / "fifo")] * 70, errors="raise")
     with pytest.raises(ValueError, match="null byte"):
         fastdicom.dcmread(bad, stop_before_pixels=True)
     with warnings.catch_warnings(record=True) as caught:
