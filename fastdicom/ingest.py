@@ -1946,7 +1946,11 @@ def _cmd_ls(args) -> int:
     if not os.path.exists(args.db):
         print(f"fastdicom ls: no such database {args.db!r}", file=sys.stderr)
         return 2
-    con = _connect_browse(args.db)
+    try:
+        con = _connect_browse(args.db)
+    except sqlite3.Error as exc:      # e.g. a directory
+        print(f"fastdicom ls: {_db_error(args.db, exc)}", file=sys.stderr)
+        return 1
     try:
         if args.studies:
             q = ("SELECT study_instance_uid, patient_id, accession_number, study_date,"

@@ -1191,8 +1191,10 @@ def test_ls_and_export_of_what_is_not_an_index(tmp_path):
         extra = [tmp_path / "out.parquet"] if cmd == ["export"] else []
         out = run(cmd[0], tmp_path / "missing.sqlite", *cmd[1:], *extra)
         assert out.returncode == 2 and "no such database" in out.stderr, cmd
+        folder = tmp_path / "a_folder.sqlite"
+        folder.mkdir(exist_ok=True)
         for db, says in ((junk, "file is not a database"),
-                         (other, "not a fastdicom index")):
+                         (other, "not a fastdicom index"), (folder, "error")):
             out = run(cmd[0], db, *cmd[1:], *extra)
             assert out.returncode == 1, (cmd, out.stderr)
             assert "Traceback" not in out.stderr
