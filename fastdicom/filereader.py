@@ -391,13 +391,21 @@ def dcmread(fp, *, stop_before_pixels: bool = False, specific_tags: Optional[Ite
     if isinstance(fp, (bytes, bytearray, memoryview)):
         return read_buffer(fp if not isinstance(fp, bytearray) else bytes(fp), **kwargs)
     if hasattr(fp, "read"):
+        import io
+        if isinstance(fp, io.TextIOBase):     # its read() would decode the bytes as text
+            raise TypeError("file object must be opened in binary mode")
         name = getattr(fp, "name", None)
         data = fp.read()
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError("file object must be opened in binary mode")
         return read_buffer(bytes(data), path=name if isinstance(name, str) else None, **kwargs)
     # any other object with the buffer protocol
-    return read_buffer(memoryview(fp), **kwargs)
+    try:
+        view = memoryview(fp)
+    except TypeError:
+        raise TypeError("dcmread reads a path, a bytes-like object or a binary file object, "
+                        f"not {type(fp).__name__}") from None
+    return read_buffer(view, **kwargs)
 
 
 class DicomFile:

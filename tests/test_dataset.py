@@ -268,3 +268,16 @@ def test_changing_specific_character_set_redecodes_values_not_read_yet():
     del ds.SpecificCharacterSet
     assert "SpecificCharacterSet" not in ds
     assert ds.PatientID == ds[0x00100020].value != "Müller"
+
+
+def test_dcmread_refuses_what_it_cannot_read_with_a_type_error(tmp_path):
+    from fastdicom import dcmread, testing
+    testing.write_ct_series(tmp_path, 1, 8, 8)
+    path = next(tmp_path.iterdir())
+    with open(path, "r") as text, pytest.raises(TypeError, match="binary mode"):
+        dcmread(text)
+    for bad in (None, 3, 1.5):
+        with pytest.raises(TypeError, match="not " + type(bad).__name__):
+            dcmread(bad)
+    with open(path, "rb") as binary:
+        assert dcmread(binary).Rows == 8
