@@ -1091,6 +1091,23 @@ def _chunks(it: Iterable, size: int) -> Iterator[list]:
         yield buf
 
 
+def walk_rows(paths, follow_symlinks: bool = False) -> Iterator[tuple]:
+    """``(path, None)`` for each file the walk of ``paths`` finds to scan, and
+    ``(path, (error_type, message))`` for each entry that becomes an error row without a
+    read (a symlink not followed, a fifo or device, a missing path): every input is
+    accounted for, as in :func:`scan`."""
+    for e in _input_paths(paths, follow_symlinks):
+        if e.kind == "file" or (e.kind == "symlink" and follow_symlinks):
+            yield e.path, None
+        elif e.kind == "symlink":
+            yield e.path, ("SymlinkSkipped", "symbolic link not followed")
+        elif e.kind == "special":
+            yield e.path, ("IsADirectoryError", "not a regular file")
+        else:
+            exc = e.error
+            yield e.path, (type(exc).__name__, _exc_text(exc))
+
+
 def _input_paths(paths, follow_symlinks):
     """Regular files to scan; other walk entries become error rows."""
     for e in iter_files(paths, follow_symlinks=follow_symlinks):
@@ -1110,16 +1127,7 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     nofollow = not follow_symlinks
 
     def _walk_entries(src):
-        for e in _input_paths(src, follow_symlinks):
-            if e.kind == "file" or (e.kind == "symlink" and follow_symlinks):
-                yield e.path, None
-            elif e.kind == "symlink":
-                yield e.path, ("SymlinkSkipped", "symbolic link not followed")
-            elif e.kind == "special":
-                yield e.path, ("IsADirectoryError", "not a regular file")
-            else:
-                exc = e.error
-                yield e.path, (type(exc).__name__, _exc_text(exc))
+        return walk_rows(src, follow_symlinks)
 
     # a long explicit list of paths is scanned without a walk (see work_listed); a short
     # one (e.g. a few directories) is walked.  pathlib paths count as their text.

@@ -2,8 +2,10 @@
 
 ``read_headers(paths_or_glob, tags, files_per_partition=...)`` lists the files once on the
 client, then builds the frame with ``dd.from_map`` over batches of paths; each partition is
-one :func:`fastdicom.batch.scan` of its batch (same schema), so it runs on any worker
-(everything passed to the workers pickles: lists of strings and a small callable object).
+one :func:`fastdicom.batch.scan` of its batch (same schema, same rows: a symlink not
+followed, a fifo or a missing path is an error row there as in ``scan``), so it runs on any
+worker (everything passed to the workers pickles: lists of paths and a small callable
+object).
 Local paths use the nogil pread scanner; other fsspec URLs (``s3://``, ``gs://``,
 ``memory://``...) read the first bytes of each file through fsspec (extended when needed)
 and parse them with :func:`fastdicom.filereader.read_buffer`.
@@ -42,7 +44,7 @@ from typing import Optional, Sequence
 
 import pyarrow as pa
 
-from .batch import DEFAULT_TAGS, _Plan, _scan_chunk, iter_files, schema
+from .batch import DEFAULT_TAGS, _Plan, _override_errors, _scan_chunk, schema, walk_rows
 
 __all__ = ["read_headers", "ScanPartition"]
 
@@ -64,9 +66,15 @@ class ScanPartition:
         self.force = bool(force)
 
     def table(self, paths: list) -> pa.Table:
+        """``paths``: local paths, or ``(path, walk error or None)`` pairs from the walk
+        (an error row without a read: a symlink not followed, a fifo, a missing path)."""
         plan = _Plan(self.tags, force=self.force)
         if self.protocol is None:
-            batch = _scan_chunk(plan, list(paths), True)
+            items = [p if isinstance(p, tuple) else (p, None) for p in paths]
+            batch = _scan_chunk(plan, [p for p, _ in items], True)
+            pre = [err for _, err in items]
+            if any(pre):
+                batch = _override_errors(batch, pre)
             return pa.Table.from_batches([batch], schema=plan.schema)
         return _scan_fsspec(plan, self.protocol, self.storage_options, list(paths))
 
@@ -143,7 +151,9 @@ def _list_paths(paths_or_glob, storage_options):
     urls = [p for p in items if _is_url(p)]
     if not urls:
         local = [p[7:] if p.startswith("file://") else p for p in items]
-        return None, [e.path for e in iter_files(local) if e.kind == "file"]
+        # every entry of the walk, as scan() has it: the files, and the error rows of
+        # symlinks, fifos and missing paths (a cluster ingest accounts for them too)
+        return None, list(walk_rows(local))
     protocol = urls[0].split("://", 1)[0]
     fs = fsspec.filesystem(protocol, **(storage_options or {}))
     out = []

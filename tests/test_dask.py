@@ -129,3 +129,31 @@ def test_force_local_and_memory(tmp_path):
         assert [list(x) for x in pdf["PixelSpacing"][:3]] == \
             [list(x) for x in ref["PixelSpacing"][:3]]
         assert pdf["error_type"].iloc[3] == "InvalidDicomError"
+
+
+def test_walk_errors_are_rows_as_in_scan(tmp_path):
+    """A symlink not followed, a fifo and a missing path are error rows of read_headers, as
+    they are of scan(), so the index built from the parts accounts for them."""
+    import os
+    import dask
+    from fastdicom.dask import read_headers
+    from fastdicom.ingest import ingest, ingest_tables
+    root = tmp_path / "t"
+    testing.write_ct_series(root, 3, 8, 8)
+    first = sorted(root.iterdir())[0]
+    os.symlink(first, root / "link.dcm")
+    os.mkfifo(root / "fifo.dcm")
+    inputs = [str(root), str(tmp_path / "missing.dcm")]
+    with dask.config.set(scheduler="synchronous"):
+        got = read_headers(inputs, ["Rows"], files_per_partition=2).compute()
+        read_headers(inputs, files_per_partition=2).to_parquet(str(tmp_path / "parts"),
+                                                               write_index=False)
+    ref = scan(inputs, ["Rows"])
+    assert list(got["path"]) == ref.column("path").to_pylist()
+    assert [None if e is pd_na() else e for e in got["error_type"]] == \
+        ref.column("error_type").to_pylist() == \
+        [None, None, None, "IsADirectoryError", "SymlinkSkipped", "FileNotFoundError"]
+    r = ingest_tables(tmp_path / "parts", tmp_path / "parts.sqlite")
+    want = ingest(inputs, tmp_path / "ref.sqlite", workers=1)
+    assert r.counts() == want.counts()
+    assert (r.files, r.indexed, r.skipped, r.failed) == (6, 3, 2, 1)
