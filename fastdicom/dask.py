@@ -153,7 +153,8 @@ def _list_paths(paths_or_glob, storage_options):
         local = [p[7:] if p.startswith("file://") else p for p in items]
         # every entry of the walk, as scan() has it: the files, and the error rows of
         # symlinks, fifos and missing paths (a cluster ingest accounts for them too)
-        return None, list(walk_rows(local))
+        # (a plain path for a file to scan: no tuple per file)
+        return None, [p if err is None else (p, err) for p, err in walk_rows(local)]
     protocol = urls[0].split("://", 1)[0]
     fs = fsspec.filesystem(protocol, **(storage_options or {}))
     out = []
