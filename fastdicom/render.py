@@ -4,6 +4,7 @@ and write it as PNG (imagecodecs, else Pillow).  ``fastdicom render FILE [--fram
 from __future__ import annotations
 
 import os
+import sys
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -49,7 +50,11 @@ def write_png(image: np.ndarray, path: Union[str, os.PathLike]) -> None:
 
 def _cmd_render(args) -> int:
     window = tuple(args.window) if args.window else None
-    image = render(args.file, frame=args.frame, window=window)
+    try:
+        image = render(args.file, frame=args.frame, window=window)
+    except IndexError as exc:           # --frame past the file's frames
+        print(f"fastdicom render: {args.file}: --frame {args.frame}: {exc}", file=sys.stderr)
+        return 1
     out = args.output or (os.path.splitext(os.path.basename(args.file))[0]
                           + (f"_{args.frame}" if args.frame else "") + ".png")
     write_png(image, out)

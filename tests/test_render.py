@@ -30,6 +30,10 @@ def test_render_window_and_cli(tmp_path):
     assert not np.array_equal(narrow, wide)
     out = tmp_path / "o.png"
     assert main(["render", str(path), "-o", str(out), "--window", "40", "400"]) == 0
+    # a frame past the file's: one line and exit 1, no traceback, no file
+    bad = tmp_path / "bad.png"
+    assert main(["render", str(path), "-o", str(bad), "--frame", "3"]) == 1
+    assert not bad.exists()
     np.testing.assert_array_equal(imagecodecs.png_decode(out.read_bytes()),
                                   render(path, window=(40, 400)))
 
