@@ -96,6 +96,10 @@ def main(argv=None) -> int:
         return 2 if exc.code not in (0, None) else 0
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # warnings as one line each (not the file and source line the default shows)
+    import warnings
+    warnings.formatwarning = lambda message, category, *a, **k: \
+        f"fastdicom: {category.__name__}: {message}\n"
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
