@@ -204,6 +204,11 @@ def test_iter_frames_indices_and_get_frame_writeable(tmp_path):
     assert ds.frame(-1).flags.writeable
     with pytest.raises(IndexError):
         ds.frame(5)
+    # an integer of any kind; a float or a str is refused as numpy refuses it
+    np.testing.assert_array_equal(ds.frame(np.int64(3)), full[3])
+    for bad in (1.0, "1", None):
+        with pytest.raises(TypeError):
+            ds.frame(bad)
 
 
 # ------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ once per data set and cached on it.
 """
 from __future__ import annotations
 
+import operator
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
@@ -36,7 +37,7 @@ def _ctx(ds):
 
 
 def _index(info: PixelInfo, index: int) -> int:
-    index = int(index)
+    index = operator.index(index)     # an integer (numpy's too); not a float or a str
     if index < 0:
         index += info.frames
     if not 0 <= index < info.frames:
