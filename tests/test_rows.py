@@ -116,3 +116,27 @@ def test_float_text_cache_never_mixes_values():
     data, off = _rows.json_rows(["v"], arrays)
     got = [data[off[i]:off[i + 1]].decode() for i in range(len(values))]
     assert got == [json.dumps({"v": v}) for v in values]
+
+
+def test_attributes_of_the_corpus_equal_json_dumps():
+    """The attributes text ingest stores for every real file of the corpus (the default tags:
+    names with escapes, multi-valued numbers, nulls) is json.dumps of the row's values."""
+    import os
+    from pathlib import Path
+    from fastdicom.batch import DEFAULT_TAGS, scan
+    from fastdicom.ingest import _REQUIRED_TAGS, _attributes_json, _json_value
+    corpus = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus"
+    if not corpus.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"test data missing: {corpus}")
+        pytest.skip(f"test data not found at {corpus}")
+    tags = list(DEFAULT_TAGS) + [t for t in _REQUIRED_TAGS if t not in DEFAULT_TAGS]
+    table = scan(corpus, tags, force=True).combine_chunks()
+    keywords = [f.name for f in table.schema][3:3 + len(set(tags))]
+    batch = table.to_batches()[0]
+    data, off = _attributes_json(batch, keywords)
+    assert table.num_rows > 100
+    for i, row in enumerate(batch.to_pylist()):
+        want = json.dumps({k: _json_value(row[k]) for k in keywords}, sort_keys=True,
+                          ensure_ascii=False)
+        assert data[off[i]:off[i + 1]].decode() == want, row["path"]
