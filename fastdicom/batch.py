@@ -934,14 +934,12 @@ def _int64_values(arr: pa.Array, fill: int) -> np.ndarray:
     buffers, for the reason :func:`_int64_array` gives)."""
     if arr.type != pa.int64():
         return np.asarray(arr.fill_null(fill), dtype=np.int64)
-    n, off = len(arr), arr.offset
-    validity, data = arr.buffers()[:2]
+    n, data = len(arr), arr.buffers()[1]
     if data is None:
         return np.full(n, fill, np.int64)
-    values = np.frombuffer(data, np.int64, count=n, offset=8 * off).copy()
-    if validity is not None and arr.null_count:
-        bits = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")
-        values[bits[off:off + n] == 0] = fill
+    values = np.frombuffer(data, np.int64, count=n, offset=8 * arr.offset).copy()
+    if arr.null_count:
+        values[~_valid_mask(arr)] = fill
     return values
 
 
