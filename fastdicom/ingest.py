@@ -1983,7 +1983,7 @@ def _db_error(db, exc: Exception) -> str:
     if not isinstance(exc, sqlite3.Error):
         return str(exc)
     msg = str(exc)
-    if msg.startswith("no such table"):
+    if msg.startswith(("no such table", "no such column")):
         msg = f"not a fastdicom index ({msg})"
     return f"{db}: {msg}"
 

@@ -1183,6 +1183,11 @@ def test_ls_and_export_of_what_is_not_an_index(tmp_path):
     con = sqlite3.connect(other)
     con.execute("CREATE TABLE t(x)")
     con.close()
+    alike = tmp_path / "alike.sqlite"     # tables of the index's names, other columns
+    con = sqlite3.connect(alike)
+    for t in ("files", "series", "studies", "failures", "instances"):
+        con.execute(f"CREATE TABLE {t}(x)")
+    con.close()
 
     def run(*args):
         return subprocess.run([sys.executable, "-m", "fastdicom", *map(str, args)],
@@ -1194,7 +1199,8 @@ def test_ls_and_export_of_what_is_not_an_index(tmp_path):
         folder = tmp_path / "a_folder.sqlite"
         folder.mkdir(exist_ok=True)
         for db, says in ((junk, "file is not a database"),
-                         (other, "not a fastdicom index"), (folder, "error")):
+                         (other, "not a fastdicom index"),
+                         (alike, "not a fastdicom index"), (folder, "error")):
             out = run(cmd[0], db, *cmd[1:], *extra)
             assert out.returncode == 1, (cmd, out.stderr)
             assert "Traceback" not in out.stderr
