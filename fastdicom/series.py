@@ -416,6 +416,10 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
         else (1.0, 1.0)
     if not pixel_spacing:
         issues.append("no PixelSpacing; 1 mm assumed")
+    elif not (math.isfinite(row_sp) and math.isfinite(col_sp) and row_sp > 0 and col_sp > 0):
+        # a zero or negative spacing would make the affine singular or mirror the image
+        issues.append(f"PixelSpacing {row_sp:g}\\{col_sp:g} is not positive; 1 mm assumed")
+        row_sp = col_sp = 1.0
     if orientation is not None:
         r = np.asarray(orientation[:3], float)
         c = np.asarray(orientation[3:6], float)

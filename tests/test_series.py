@@ -493,3 +493,14 @@ def test_explicit_list_counts_each_file_once(tmp_path):
     said = " ".join(str(w.message) for w in caught)
     assert "junk.dcm" in said and "missing.dcm" in said
     assert "duplicate" not in said
+
+
+def test_spacing_that_is_not_positive_is_replaced_with_a_warning():
+    pos = [(0.0, 0.0, float(i)) for i in range(4)]
+    for bad in ((0, 0), (-0.7, 0.7), (0.7, float("nan")), (float("inf"), 1)):
+        with pytest.warns(DicomWarning, match="not positive"):
+            g = compute_geometry(pos, (1, 0, 0, 0, 1, 0), bad)
+        assert g.spacing[1:] == (1.0, 1.0)
+        assert np.linalg.det(g.affine[:3, :3]) != 0
+    g = compute_geometry(pos, (1, 0, 0, 0, 1, 0), (0.5, 0.25), warn=False)
+    assert g.spacing[1:] == (0.5, 0.25) and not g.issues
