@@ -421,19 +421,22 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
         issues.append(f"PixelSpacing {row_sp:g}\\{col_sp:g} is not positive; 1 mm assumed")
         row_sp = col_sp = 1.0
     if orientation is not None:
-        r = np.asarray(orientation[:3], float)
-        c = np.asarray(orientation[3:6], float)
-        r, c = _unit(r), _unit(c)
-        normal = _unit(np.cross(r, c))
-        if not np.any(normal):
-            orientation = None
+        o = np.asarray(orientation, float).ravel()
+        if o.shape != (6,) or not np.isfinite(o).all():
+            orientation = None        # not two finite direction cosines: unusable
+        else:
+            r, c = _unit(o[:3]), _unit(o[3:])
+            normal = _unit(np.cross(r, c))
+            if not np.any(normal):
+                orientation = None
     if orientation is None:
         r = np.array([1.0, 0, 0])
         c = np.array([0, 1.0, 0])
         normal = np.array([0, 0, 1.0])
-    have_geometry = orientation is not None and n > 0 and all(p is not None for p in positions)
-    pos = np.array([p if p is not None else (np.nan,) * 3 for p in positions], float)
-    pos = pos.reshape(n, 3)
+    pos = np.array([p if p is not None and len(p) == 3 else (np.nan,) * 3
+                    for p in positions], float).reshape(n, 3)
+    # a missing, short or non-finite ImagePositionPatient leaves the stack without geometry
+    have_geometry = orientation is not None and n > 0 and bool(np.isfinite(pos).all())
     inst = [i if i is not None else None for i in instance_numbers] if instance_numbers \
         else [None] * n
     if have_geometry:
@@ -525,7 +528,7 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
     direction = np.column_stack([slice_dir, c, r])
     spacing = (slice_spacing, row_sp, col_sp)
     origin = spos[0].copy() if n and have_geometry else np.zeros(3)
-    if n and not have_geometry and pos.shape[0] and not np.isnan(spos[0]).any():
+    if n and not have_geometry and pos.shape[0] and np.isfinite(spos[0]).all():
         origin = spos[0].copy()
     affine = np.eye(4)
     affine[:3, 0] = slice_dir * slice_spacing

@@ -504,3 +504,19 @@ def test_spacing_that_is_not_positive_is_replaced_with_a_warning():
         assert np.linalg.det(g.affine[:3, :3]) != 0
     g = compute_geometry(pos, (1, 0, 0, 0, 1, 0), (0.5, 0.25), warn=False)
     assert g.spacing[1:] == (0.5, 0.25) and not g.issues
+
+
+def test_non_finite_or_short_geometry_falls_back_to_instance_numbers():
+    # NaN/inf positions or orientation (a DS of "nan" parses), or an orientation of five
+    # values, are no geometry: ordered by InstanceNumber with a warning, never a NaN spacing
+    good = (1, 0, 0, 0, 1, 0)
+    nan, inf = float("nan"), float("inf")
+    for pos, ori in ((((0, 0, 0), (0, 0, nan), (0, 0, 2)), good),
+                     (((0, 0, 0), (0, 0, inf), (0, 0, 2)), good),
+                     (((0, 0, 0), (0, 0, 1), (0, 0, 2)), (1, 0, 0, 0, nan, 0)),
+                     (((0, 0, 0), (0, 0, 1), (0, 0, 2)), (1, 0, 0, 0, 1)),
+                     (((0, 0, 0), (0, 0), (0, 0, 2)), good)):
+        with pytest.warns(DicomWarning, match="ordered by InstanceNumber"):
+            g = compute_geometry(pos, ori, (1, 1), instance_numbers=[3, 1, 2])
+        assert g.order == [1, 2, 0]
+        assert np.isfinite(g.affine).all() and all(math.isfinite(s) for s in g.spacing)
