@@ -24,7 +24,7 @@ from libc.string cimport memcpy, memcmp, memset, strrchr
 from libc.errno cimport errno, EINTR
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, pread_full, pread,
-                                open_regular,
+                                open_regular, c_path,
                                      close, c_open, c_openat, fstat, stat_t, timespec_t,
                                      O_RDONLY, O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY)
 
@@ -1345,9 +1345,7 @@ def read_checked(path, int64_t max_bytes=-1, bint nofollow=False):
     ``changed`` is True when size or mtime differ between the two fstat calls (or the file
     returned fewer bytes than its size said).
     """
-    cdef bytes bpath = path if isinstance(path, bytes) else (<str>path).encode("utf-8", "surrogateescape")
-    if b"\0" in bpath:
-        raise ValueError("embedded null byte")
+    cdef bytes bpath = c_path(path)
     cdef int fd, err = 0
     cdef stat_t sb, sb2
     cdef int64_t want, got = 0

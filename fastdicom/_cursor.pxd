@@ -77,6 +77,16 @@ cdef inline int pread_full(int fd, void* dst, int64_t count, int64_t offset,
     return 0
 
 
+cdef inline bytes c_path(object path):
+    """``path`` (str or bytes-like) as the bytes of a C string; ValueError for a NUL byte,
+    as ``open`` gives (the string would end there and name another file)."""
+    cdef bytes b = (<str>path).encode("utf-8", "surrogateescape") if isinstance(path, str) \
+        else bytes(path)
+    if b"\0" in b:
+        raise ValueError("embedded null byte")
+    return b
+
+
 cdef inline int open_regular(bytes bpath, int extra_flags, stat_t* sb, object path) except -1:
     """open(O_RDONLY | O_CLOEXEC | extra_flags) + fstat: the descriptor of a regular file, or
     OSError / IsADirectoryError (naming ``path``) with nothing left open.  O_NONBLOCK: a fifo

@@ -19,7 +19,7 @@ from cpython.buffer cimport (PyBUF_WRITABLE, PyBUF_C_CONTIGUOUS, PyObject_GetBuf
                              PyBuffer_Release)
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, pread_full, pread,
-                                     open_regular,
+                                     open_regular, c_path,
                                      close, c_open, c_openat, fstat, stat_t, timespec_t,
                                      O_RDONLY, O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY)
 
@@ -991,16 +991,6 @@ def scan(buffer, Py_ssize_t start=0, Py_ssize_t end=-1, *, bint explicit=True, u
 # ---------------------------------------------------------------------------------------------
 # File access: POSIX mmap with the descriptor closed at once, and pread into owned buffers
 
-cdef bytes _c_path(path):
-    """``path`` as the bytes of a C string (ValueError for a NUL byte, as ``open`` gives:
-    the string would end there and name another file)."""
-    cdef bytes b = path.encode("utf-8", "surrogateescape") if isinstance(path, str) \
-        else bytes(path)
-    if b"\0" in b:
-        raise ValueError("embedded null byte")
-    return b
-
-
 cdef class MappedFile:
     """A read-only POSIX memory map of a whole file.
 
@@ -1033,7 +1023,7 @@ cdef class MappedFile:
         self.want_close = False
         self.size = 0
         self.path = path
-        self.bpath = _c_path(path)
+        self.bpath = c_path(path)
         cdef stat_t sb
         cdef int fd = self._open_stat(&sb)
         try:
@@ -1252,7 +1242,7 @@ def read_file(path, Py_ssize_t max_bytes=-1, bint nofollow=False):
 
     Returns ``(data, size, mtime_ns)`` where ``size``/``mtime_ns`` come from fstat at open.
     """
-    cdef bytes bpath = _c_path(path)
+    cdef bytes bpath = c_path(path)
     cdef int fd, err = 0
     cdef stat_t sb
     cdef int64_t size, want, got = 0
@@ -1283,7 +1273,7 @@ def pread_into(path, dest, int64_t offset, *, int64_t expect_size=-1):
     When ``expect_size`` >= 0 and the file's size differs, or ``path`` is no longer a
     regular file, returns -1 without reading.
     """
-    cdef bytes bpath = _c_path(path)
+    cdef bytes bpath = c_path(path)
     cdef const char* cpath = bpath
     cdef uint8_t[::1] out = dest
     cdef int64_t n = out.shape[0], got = 0
