@@ -164,6 +164,8 @@ def tag_repr(tag: int) -> str:
 
 _HEX_TAG = re.compile(r"\s*\(?\s*([0-9A-Fa-f]{4})\s*,?\s*([0-9A-Fa-f]{4})\s*\)?\s*")
 _HEX_PREFIXED = re.compile(r"\s*0[xX]([0-9A-Fa-f]{1,8})\s*")
+# the column name scan gives a tag without a keyword (private tags): x + 8 hex digits
+_COLUMN_NAME = re.compile(r"x([0-9A-Fa-f]{8})")
 
 
 def parse_tag(value) -> int:
@@ -171,7 +173,8 @@ def parse_tag(value) -> int:
 
     Accepts an int, a ``(group, element)`` tuple/list, a keyword
     (``"PatientName"``), or a hex string ``"00100010"``, ``"0x00100010"``,
-    ``"(0010,0010)"``, ``"0010,0010"``.  Unknown keywords raise ``KeyError``;
+    ``"(0010,0010)"``, ``"0010,0010"``, or ``"x00091001"`` (the column name
+    :func:`fastdicom.scan` gives a tag without a keyword).  Unknown keywords raise ``KeyError``;
     anything else invalid raises ``ValueError``.
     """
     if isinstance(value, bool):
@@ -201,7 +204,7 @@ def parse_tag(value) -> int:
         m = _HEX_TAG.fullmatch(value)
         if m is not None:
             return (int(m.group(1), 16) << 16) | int(m.group(2), 16)
-        m = _HEX_PREFIXED.fullmatch(value)
+        m = _HEX_PREFIXED.fullmatch(value) or _COLUMN_NAME.fullmatch(value)
         if m is not None:
             return int(m.group(1), 16)
         if value.isidentifier():

@@ -327,9 +327,21 @@ def test_parse_tag_misc():
     assert tags.parse_tag("OverlayData") == 0x60003000
     assert tags.parse_tag("(7fe0,0010)") == 0x7FE00010
     assert tags.parse_tag("FFFEE000") == 0xFFFEE000
+    # the column name scan gives a tag without a keyword reads back as that tag
+    assert tags.parse_tag("x00091001") == 0x00091001
 
 
-@pytest.mark.parametrize("value", ["NoSuchKeyword", "PatientNam"])
+def test_scan_column_names_round_trip_as_tags(tmp_path):
+    from fastdicom import scan, testing
+    testing.write_ct_series(tmp_path, 1, 8, 8)
+    first = scan(tmp_path, ["(0009,1001)", 0x00091002, "Rows"])
+    names = first.column_names[3:6]
+    assert names == ["x00091001", "x00091002", "Rows"]
+    again = scan(tmp_path, names)
+    assert again.select(names).equals(first.select(names))
+
+
+@pytest.mark.parametrize("value", ["NoSuchKeyword", "PatientNam", "x0009100", "x000910010"])
 def test_parse_tag_unknown_keyword(value):
     with pytest.raises(KeyError):
         tags.parse_tag(value)
