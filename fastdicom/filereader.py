@@ -191,6 +191,8 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
         validation = "raise"  # a prefix attempt: anything lenient is left to the full read
     if limits is None:
         limits = DEFAULT_LIMITS
+    elif not isinstance(limits, Limits):
+        raise TypeError(f"limits must be a fastdicom.Limits, not {type(limits).__name__}")
     if type(buf) is not bytes and not isinstance(buf, memoryview):
         buf = memoryview(buf)
     (preamble, meta_index, start, transfer_syntax, explicit, little, deflated,

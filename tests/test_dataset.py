@@ -281,3 +281,11 @@ def test_dcmread_refuses_what_it_cannot_read_with_a_type_error(tmp_path):
             dcmread(bad)
     with open(path, "rb") as binary:
         assert dcmread(binary).Rows == 8
+    # limits must be a Limits (an int or a dict gave an AttributeError deep inside)
+    import fastdicom
+    for bad in (5, {"max_depth": 8}):
+        with pytest.raises(TypeError, match="fastdicom.Limits"):
+            dcmread(path, limits=bad)
+        with pytest.raises(TypeError, match="fastdicom.Limits"):
+            fastdicom.open(path, limits=bad)
+    assert dcmread(path, limits=fastdicom.Limits(max_depth=8)).Rows == 8
