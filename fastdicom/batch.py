@@ -235,11 +235,10 @@ def _walk_one(p, follow, visited, st=None):
 
 def _dir_listing(d: str) -> tuple:
     """The names in folder ``d``, sorted, and the kind of each entry that is not a regular
-    file (``d`` folder, ``l`` symlink, ``s`` other, ``e`` error, its error in a third dict).
-    A folder of 200,000 files costs a str per name, not a DirEntry with its path."""
+    file (``d`` folder, ``l`` symlink, ``s`` other, or the OSError met asking).  A folder
+    of 200,000 files costs a str per name, not a DirEntry with its path."""
     names: list = []
     other: dict = {}
-    errors: dict = {}
     with os.scandir(d) as it:
         for e in it:
             name = e.name
@@ -252,10 +251,9 @@ def _dir_listing(d: str) -> tuple:
                 elif not e.is_file(follow_symlinks=False):
                     other[name] = "s"
             except OSError as exc:
-                other[name] = "e"
-                errors[name] = exc
+                other[name] = exc
     names.sort()
-    return names, other, errors
+    return names, other
 
 
 def _walk_dir(top, follow, visited, key):
@@ -266,7 +264,7 @@ def _walk_dir(top, follow, visited, key):
     while stack:
         d = stack.pop()
         try:
-            names, other, errors = _dir_listing(d)
+            names, other = _dir_listing(d)
         except OSError as exc:
             yield WalkEntry(d, "error", exc, is_dir=True)
             continue
@@ -309,8 +307,8 @@ def _walk_dir(top, follow, visited, key):
                     yield WalkEntry(path, "special")
             elif k == "s":
                 yield WalkEntry(path, "special")
-            else:
-                yield WalkEntry(path, "error", errors[name])
+            else:                       # the OSError met listing it
+                yield WalkEntry(path, "error", k)
         del names
         stack.extend(reversed(subdirs))
 

@@ -421,7 +421,7 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
         issues.append(f"PixelSpacing {row_sp:g}\\{col_sp:g} is not positive; 1 mm assumed")
         row_sp = col_sp = 1.0
     if orientation is not None:
-        o = np.asarray(orientation, float).ravel()
+        o = np.asarray(orientation, float).ravel()[:6]     # (extra values ignored, as before)
         if o.shape != (6,) or not np.isfinite(o).all():
             orientation = None        # not two finite direction cosines: unusable
         else:
