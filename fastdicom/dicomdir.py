@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from .errors import DicomError, UnsafePathError
+from .dataset import Sequence
+from .errors import DicomError, MalformedElementError, UnsafePathError
 
 __all__ = ["DicomDir", "DirectoryRecord", "read_dicomdir", "resolve_file_id", "is_dicomdir"]
 
@@ -163,7 +164,13 @@ def read_dicomdir(path: Any, *, strict: bool = True, validation: str = "warn") -
     path = Path(path)
     root = path.resolve().parent
     ds = dcmread(path, mode="read", validation=validation)
-    seq = ds.get("DirectoryRecordSequence") or []
+    seq = ds.get("DirectoryRecordSequence")
+    if seq is None:
+        seq = []
+    elif not isinstance(seq, Sequence):
+        el = ds[0x00041220]
+        raise MalformedElementError(f"DirectoryRecordSequence has VR {el.VR}, not SQ",
+                                    path=str(path), offset=el.header_offset, tag=0x00041220)
     records: list = []
     by_offset: dict = {}
     index = ds._index

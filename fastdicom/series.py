@@ -45,6 +45,7 @@ try:  # nogil header extractor and slice reader; the general path is used withou
     from . import _series
 except ImportError:  # pragma: no cover - extension not built
     _series = None
+from .dataset import Dataset, Sequence as DicomSequence
 from .errors import (DicomError, DicomWarning, PixelDataError, SeriesError,
                      UnsafePathError)
 
@@ -174,14 +175,18 @@ def _str(value: Any) -> str:
     return str(value).strip()
 
 
+def _items(ds: Any, keyword: str) -> list:
+    """The items of sequence ``keyword`` of ``ds``; [] when ``ds`` is not a data set or the
+    element is not a sequence (a damaged file can give any VR the keyword's tag)."""
+    if not isinstance(ds, Dataset):
+        return []
+    seq = ds.get(keyword)
+    return seq if isinstance(seq, DicomSequence) else []
+
+
 def _first_item(ds: Any, keyword: str) -> Any:
-    seq = ds.get(keyword) if ds is not None else None
-    if seq:
-        try:
-            return seq[0]
-        except (IndexError, TypeError):
-            return None
-    return None
+    items = _items(ds, keyword)
+    return items[0] if items and isinstance(items[0], Dataset) else None
 
 
 def _functional(per_frame: Any, shared: Any, seq_kw: str, kw: str) -> Any:
@@ -324,9 +329,9 @@ def scan_instance(path: Any) -> Optional[InstanceHeader]:
         h.pixel_offset = ph[1]
         h.pixel_length = length
     if index.find(0x52009230, -1) >= 0 or index.find(0x52009229, -1) >= 0:
-        per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+        per_frame = _items(ds, "PerFrameFunctionalGroupsSequence")
         shared = _first_item(ds, "SharedFunctionalGroupsSequence")
-        _read_functional_groups(h, per_frame or [], shared)
+        _read_functional_groups(h, per_frame, shared)
     try:
         h.file_size = os.stat(path).st_size
     except OSError:
@@ -351,6 +356,8 @@ def _read_functional_groups(h: InstanceHeader, per_frame: Any, shared: Any) -> N
         div = content.get("DimensionIndexValues") if content is not None else None
         if div is not None and not isinstance(div, (list, tuple)):
             div = [div]
+        if div and not all(isinstance(v, int) for v in div):
+            div = None          # not UL (a damaged file): no dimension index
         temporal = _num(content.get("TemporalPositionIndex"), int) if content is not None \
             else None
         frames.append({"position": pos, "orientation": ori, "spacing": spc,
@@ -762,7 +769,14 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
     seen: set = set()
     for f, key in files:
         if os.path.basename(f).upper() == "DICOMDIR":
-            dd = read_dicomdir(f)
+            try:
+                dd = read_dicomdir(f)
+            except (DicomError, OSError) as exc:
+                if f in explicit or isinstance(exc, UnsafePathError):
+                    raise
+                # damaged, found by a walk: its folder's files are walked anyway
+                warnings.warn(f"DICOMDIR left out: {exc}", DicomWarning, stacklevel=3)
+                continue
             dicomdirs.append(dd)
             for ref in dd.paths:
                 key = os.path.realpath(ref)
@@ -1031,7 +1045,8 @@ def find_series(paths_or_directory: Any, *, recursive: bool = True,
 
     Header-only scans run in a thread pool.  Files that are not DICOM or hold no image are
     left out (logged; a warning for files named explicitly).  A DICOMDIR is followed; a
-    Referenced File ID leaving its folder raises :class:`UnsafePathError`.
+    Referenced File ID leaving its folder raises :class:`UnsafePathError`.  A damaged DICOMDIR
+    raises when named, and is left out with a warning when a folder walk finds it.
     """
     paths, _, explicit = _iter_inputs(paths_or_directory, recursive)
     # many small objects are made here; a cyclic GC pass over them all costs more than the
@@ -1144,7 +1159,7 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
         if not stacks:
             raise SeriesError("no image series found in the input")
         if stack is not None:
-            uids = {s.SeriesInstanceUID for s in stacks}
+            uids = {(s.StudyInstanceUID, s.SeriesInstanceUID) for s in stacks}
             if len(uids) > 1:
                 raise SeriesError(_describe_stacks("several series in the input", stacks))
             chosen = [s for s in stacks if s.stack == stack]
@@ -1454,7 +1469,12 @@ def _bulk_read(headers: list, array: np.ndarray, frame_bytes: int, bulk: tuple,
 
 
 def _describe_stacks(prefix: str, stacks: list) -> str:
-    lines = [f"{s.SeriesInstanceUID} stack {s.stack} ({s.Modality}, {s.num_instances} "
+    # a series UID found in two studies (a copied or damaged file) is told apart by study
+    studies: dict = {}
+    for s in stacks:
+        studies.setdefault(s.SeriesInstanceUID, set()).add(s.StudyInstanceUID)
+    lines = [(f"study {s.StudyInstanceUID} " if len(studies[s.SeriesInstanceUID]) > 1 else "")
+             + f"{s.SeriesInstanceUID} stack {s.stack} ({s.Modality}, {s.num_instances} "
              f"instance(s), shape {s.shape}" +
              (f", split by {s.split_reason}" if s.split_reason else "") + ")"
              for s in stacks]

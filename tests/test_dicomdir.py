@@ -138,3 +138,39 @@ def test_corpus_dicomdir_hierarchy():
     images = [r for r in dd.walk() if r.record_type == "IMAGE"]
     assert len(images) == 31 and all(r.path.is_file() for r in images)
     assert np.all([r.parent.record_type == "SERIES" for r in images])
+
+
+def test_record_sequence_not_a_sequence(fileset):
+    """A DirectoryRecordSequence damaged into another VR is a MalformedElementError with its
+    tag and offset (it used to raise AttributeError: 'int' object has no attribute 'get')."""
+    from fastdicom.errors import MalformedElementError
+    root, paths = fileset
+    write_dicomdir(root / "DICOMDIR", [("SUB", "IM00000")])
+    data = (root / "DICOMDIR").read_bytes()
+    head = b"\x04\x00\x20\x12SQ"
+    assert data.count(head) == 1
+    (root / "DICOMDIR").write_bytes(data.replace(head, b"\x04\x00\x20\x12OB"))
+    for fn in (read_dicomdir, find_series):
+        with pytest.raises(MalformedElementError) as info:
+            fn(root / "DICOMDIR")
+        assert info.value.tag == 0x00041220 and info.value.offset == data.index(head)
+        assert info.value.path == str(root / "DICOMDIR")
+
+
+@pytest.mark.parametrize("content", [b"junk", b"\0" * 200, "not SQ"])
+def test_damaged_dicomdir_found_by_walk_is_left_out(fileset, content):
+    """A damaged file named DICOMDIR inside a walked folder is left out with a warning; the
+    folder's series is still found (it used to fail the whole walk)."""
+    root, paths = fileset
+    if content == "not SQ":
+        write_dicomdir(root / "DICOMDIR", [("SUB", "IM00000")])
+        content = (root / "DICOMDIR").read_bytes().replace(b"\x04\x00\x20\x12SQ",
+                                                           b"\x04\x00\x20\x12OB")
+    (root / "DICOMDIR").write_bytes(content)
+    with pytest.warns(DicomWarning, match="DICOMDIR left out"):
+        stacks = find_series(root)
+    assert [s.num_instances for s in stacks] == [len(paths)]
+    with pytest.raises(Exception) as info:
+        find_series(root / "DICOMDIR")
+    from fastdicom.errors import DicomError
+    assert isinstance(info.value, DicomError)

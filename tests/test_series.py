@@ -345,6 +345,40 @@ def test_synthetic_multiframe_functional_groups(tmp_path):
     assert np.allclose(vol.affine[:3, 0], [0, 0, 2.0])
 
 
+@pytest.mark.parametrize("tag", [0x00209116, 0x52009230, 0x52009229])
+def test_multiframe_functional_group_not_a_sequence(tmp_path, tag):
+    """A functional group (or its container) whose VR was damaged into OB holds bytes, not
+    items: it counts as absent; it used to raise AttributeError ('int' has no 'get')."""
+    path = write_multiframe(tmp_path / "mf.dcm", 4, 6, 5, dtype=np.int16,
+                            functional_groups=True)
+    data = path.read_bytes()
+    head = (tag >> 16).to_bytes(2, "little") + (tag & 0xFFFF).to_bytes(2, "little") + b"SQ"
+    if data.count(head) != 1:
+        pytest.skip(f"{tag:08X} is not written once by write_multiframe")
+    path.write_bytes(data.replace(head, head[:4] + b"OB"))
+    stacks = quiet(find_series, path)
+    assert [s.shape for s in stacks] == [(4, 6, 5)]
+    vol = quiet(load_series, stacks[0])
+    exp = np.stack([multiframe_frame(i, 4, 6, 5, dtype=np.int16) for i in range(4)])
+    assert np.array_equal(vol.array, exp)
+    assert np.isfinite(vol.affine).all()
+
+
+def test_same_series_uid_in_two_studies_named_by_study(tmp_path):
+    """stack= picks a stack of one series; a series UID found in two studies is two series."""
+    for study in ("1.2.3.1", "1.2.3.2"):
+        write_ct_series(tmp_path / study, 3, 4, 4, seed=0, file_prefix=f"S{study[-1]}")
+        for p in (tmp_path / study).iterdir():
+            ds = fastdicom.dcmread(p)
+            old = str(ds.StudyInstanceUID).encode()
+            new = study.encode().ljust(len(old), b"9")[:len(old)]
+            p.write_bytes(p.read_bytes().replace(old, new))
+    stacks = find_series(tmp_path)
+    assert len(stacks) == 2 and len({s.SeriesInstanceUID for s in stacks}) == 1
+    with pytest.raises(SeriesError, match="several series.*study 1.2.3.1.*study 1.2.3.2"):
+        load_series(tmp_path, stack=0)
+
+
 def test_corpus_enhanced_multiframe():
     corpus = need_corpus()
     pydicom = pytest.importorskip("pydicom")
