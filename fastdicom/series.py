@@ -1245,6 +1245,18 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
         target = np.dtype(dtype)
     else:
         target = raw_dtype.newbyteorder("=") if raw_dtype is not None else None
+    # nothing is allocated for frames whose bytes are not in the files (a damaged Rows or
+    # Columns would ask for gigabytes): the first one raises, or all of them with "skip"
+    short = [item for item in plan if _short_of_bytes(item[3], item[2])]
+    if short and (errors == "raise" or len(short) == len(plan)):
+        _, path, frame, h = short[0]
+        raise PixelDataError(
+            (f"none of the {len(plan)} frames is in the pixel data; the first: " if
+             errors != "raise" else "") +
+            f"frame {frame} needs bytes {frame * h.frame_bytes}..{(frame + 1) * h.frame_bytes}"
+            f" of the pixel data, which declares {h.pixel_length} bytes at offset "
+            f"{h.pixel_offset} of a file of {h.file_size}",
+            path=path, tag=h.pixel_tag)
     if target is None:
         # dtype only known after decoding the first frame
         probe = _decode_frame(first.path, plan[0][2])
@@ -1370,6 +1382,15 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                   positions=np.asarray(geo.positions), rescale_slope=slopes,
                   rescale_intercept=icpts, rescaled=bool(rescale), series=info, geometry=geo,
                   skipped=skipped, frame_indices=frame_indices)
+
+
+def _short_of_bytes(h: InstanceHeader, frame: int) -> bool:
+    """Whether native pixel data found by the header scan cannot hold ``frame`` (frames of
+    another size on disk, 1-bit and YBR_FULL_422, are left to the decoder)."""
+    if h.pixel_offset < 0 or h.dtype is None or h.photometric == "YBR_FULL_422":
+        return False
+    end = (frame + 1) * h.frame_bytes
+    return h.pixel_length < end or (h.file_size >= 0 and h.pixel_offset + end > h.file_size)
 
 
 def _path_objects(strs: list) -> list:

@@ -12,6 +12,8 @@ import importlib
 import importlib.util
 import warnings
 
+import numpy as np
+
 import fastdicom
 from fastdicom.errors import DicomError
 
@@ -96,3 +98,28 @@ def exercise_file(path, *, validation: str = "warn"):
                 return ds
         except DicomError as exc:
             return exc
+
+
+def exercise_layers(path):
+    """The layers above the reader on one file: a batch scan (one row, whatever the bytes),
+    find_series + load_series (zero-filling what cannot be read) and read_dicomdir.  Each
+    gives a result or a DicomError."""
+    from fastdicom.batch import scan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = scan([path])
+        if table.num_rows != 1:
+            raise AssertionError(f"scan gave {table.num_rows} rows for one file")
+        try:
+            for stack in fastdicom.find_series(path):
+                for rescale in (False, True):
+                    vol = fastdicom.load_series(stack, errors="skip", rescale=rescale)
+                    if not np.isfinite(vol.affine).all():
+                        raise AssertionError(f"affine not finite: {vol.affine}")
+        except DicomError:
+            pass
+        try:
+            fastdicom.read_dicomdir(path)
+        except DicomError:
+            pass
+

@@ -64,7 +64,10 @@ def _element_offsets(data: bytes) -> list[int]:
 
 
 _KINDS = ("bitflip", "bytes", "truncate", "length", "length", "tag", "nest", "insert", "delete",
-          "offset_table", "rle_header")
+          "offset_table", "rle_header", "vr")
+# VRs a damaged header may carry: the same header layout as SQ (OB, UN, UT ...) or another one
+VRS = (b"SQ", b"OB", b"UN", b"UT", b"OW", b"OF", b"US", b"SS", b"FD", b"DS", b"IS", b"AT",
+       b"CS", b"PN", b"DA", b"\x00\x00", b"ZZ")
 
 
 def mutate(data: bytes, offsets: list[int], rng: random.Random,
@@ -122,6 +125,11 @@ def mutate(data: bytes, offsets: list[int], rng: random.Random,
             i = rng.choice(hits) + 8
             j = i + 4 * rng.randrange(16)
             b[j:j + 4] = rng.choice((0, 1, 2, 3, 15, 16, 64, 63, 0xFFFFFFFF, rng.randrange(512))).to_bytes(4, "little")
+    elif kind == "vr" and offsets:
+        # another VR in an explicit element header (a no-op on implicit files' values)
+        off = rng.choice(offsets)
+        if off + 6 <= len(b):
+            b[off + 4: off + 6] = rng.choice(VRS)
     else:  # multi
         for _ in range(3):
             kind2, out = mutate(bytes(b), offsets, rng, multi=False)
@@ -152,6 +160,7 @@ for p in paths:
         result = oracle.exercise(data)
         outcome = "error:" + type(result).__name__ if isinstance(result, DicomError) else "ok"
         oracle.exercise_file(p)   # the same bytes through dcmread(path) and fastdicom.open
+        oracle.exercise_layers(p) # scan, find_series/load_series, read_dicomdir
     except MemoryError:
         outcome = "MEMORY"
     except BaseException as exc:

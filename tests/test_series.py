@@ -283,6 +283,54 @@ def test_bad_instance_raise_or_skip(tmp_path):
     assert not vol.array[3].any() and vol.array[2].any()
 
 
+def _patch_us(path: Path, tag: int, value: int) -> None:
+    head = (tag >> 16).to_bytes(2, "little") + (tag & 0xFFFF).to_bytes(2, "little") + \
+        b"US\x02\x00"
+    data = path.read_bytes()
+    i = data.index(head) + len(head)
+    path.write_bytes(data[:i] + value.to_bytes(2, "little") + data[i + 2:])
+
+
+def test_frames_not_in_the_file_are_not_allocated(tmp_path):
+    """Rows/Columns damaged to 46341 ask for a 4 GiB volume from a file of a few KB: the load
+    fails before allocating (it used to allocate, zero-fill and list the slice as skipped)."""
+    import tracemalloc
+    paths = write_ct_series(tmp_path, 3, 16, 16, shuffle_names=False)
+    for p in paths:
+        _patch_us(p, 0x00280010, 46341)
+        _patch_us(p, 0x00280011, 46341)
+    info = find_series(tmp_path)[0]
+    assert info.shape == (3, 46341, 46341)
+    tracemalloc.start()
+    try:
+        for errors in ("raise", "skip"):
+            with pytest.raises(fastdicom.PixelDataError, match="needs bytes 0..4294"
+                               if errors == "raise" else "none of the 3 frames") as exc:
+                load_series(info, errors=errors)
+            assert exc.value.path == str(paths[0]) and exc.value.tag == 0x7FE00010
+        assert tracemalloc.get_traced_memory()[1] < 50 << 20
+    finally:
+        tracemalloc.stop()
+
+
+def test_one_slice_short_of_bytes(tmp_path):
+    """A slice whose pixel data is shorter than its frame (cut before the scan): raise names
+    it before anything is read; skip zero-fills it and reads the others."""
+    paths = write_ct_series(tmp_path, 4, 16, 16, shuffle_names=False)
+    with open(paths[2], "r+b") as fh:
+        fh.truncate(os.path.getsize(paths[2]) - 10)
+    info = quiet(find_series, tmp_path)[0]
+    assert info.num_instances == 4
+    with pytest.raises(fastdicom.PixelDataError) as exc:
+        load_series(info)
+    assert exc.value.path == str(paths[2])
+    with pytest.warns(DicomWarning, match="zero-filled"):
+        vol = load_series(info, errors="skip")
+    assert [Path(p) for p, _ in vol.skipped] == [paths[2]]
+    ref = pydicom_stack([paths[0], paths[1], paths[3]])
+    assert np.array_equal(vol.array[[0, 1, 3]], ref) and not vol.array[2].any()
+
+
 def test_big_endian_and_implicit(tmp_path):
     for ts in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2"):
         d = tmp_path / ts
