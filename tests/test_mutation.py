@@ -130,10 +130,13 @@ def mutate(data: bytes, offsets: list[int], rng: random.Random,
         off = rng.choice(offsets)
         if off + 6 <= len(b):
             b[off + 4: off + 6] = rng.choice(VRS)
-    else:  # multi
+    elif kind == "multi":
         for _ in range(3):
             kind2, out = mutate(bytes(b), offsets, rng, multi=False)
             b = bytearray(out) if out else b
+    else:   # a kind that needs element offsets, on a file without them: one bit flip
+        i = rng.randrange(len(b))
+        b[i] ^= 1 << rng.randrange(8)
     if not b:
         b = bytearray(data[:1])
     return kind, bytes(b)
