@@ -46,8 +46,8 @@ try:  # nogil header extractor and slice reader; the general path is used withou
 except ImportError:  # pragma: no cover - extension not built
     _series = None
 from .dataset import Dataset, Sequence as DicomSequence
-from .errors import (DicomError, DicomWarning, PixelDataError, SeriesError,
-                     UnsafePathError)
+from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, LimitExceededError, Limits,
+                     PixelDataError, SeriesError, UnsafePathError)
 
 __all__ = ["SeriesInfo", "Volume", "Geometry", "InstanceHeader", "find_series", "load_series",
            "raw_floor_load", "scan_instance", "register_cli"]
@@ -1121,6 +1121,19 @@ def _check_errors_arg(errors: str) -> None:
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
 
 
+def _frame_table_of(path: str, limits: Limits) -> list:
+    """The frame table of an encapsulated file (raises when frames are missing from it)."""
+    from .filereader import dcmread
+    try:
+        from .pixels.encaps import frame_table
+    except ImportError:  # pixel module not built: decoding fails later, frame by frame
+        return []
+    try:
+        return frame_table(dcmread(path, validation="ignore", limits=limits))
+    except DicomError as exc:
+        raise exc.with_context(path=path)
+
+
 def _decode_frame(path: str, frame: int) -> np.ndarray:
     """Decode one frame with fastdicom's pixel module (non-direct layouts, codecs)."""
     from .filereader import dcmread
@@ -1141,7 +1154,8 @@ def _sign_extend(a: np.ndarray, bits_stored: int) -> None:
 
 def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                 workers: Optional[int] = None, progress: bool = False, errors: str = "raise",
-                out: Optional[np.ndarray] = None, stack: Optional[int] = None) -> Volume:
+                out: Optional[np.ndarray] = None, stack: Optional[int] = None,
+                limits: Optional[Limits] = None) -> Volume:
     """Load one stack as a :class:`Volume` (see its docstring for the geometry convention).
 
     ``source`` is a :class:`SeriesInfo`, a folder, a file or a list of paths (which must hold
@@ -1149,9 +1163,15 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
     input is a single series).  ``rescale=True`` applies the per-slice modality LUT (rescale
     slope/intercept) into float32 (or ``dtype``).  ``out`` is a destination array of the
     volume's shape and dtype (e.g. ``np.memmap``).  ``errors="skip"`` zero-fills and lists
-    slices that cannot be read instead of raising.
+    slices that cannot be read instead of raising.  Nothing is allocated for frames that are
+    not in the files: native frames short of bytes raise (all of them with "skip"), and a
+    volume with decoded (compressed) frames must fit ``limits.decode_budget``.
     """
     _check_errors_arg(errors)
+    if limits is None:
+        limits = DEFAULT_LIMITS
+    elif not isinstance(limits, Limits):
+        raise TypeError(f"limits must be a fastdicom.Limits, not {type(limits).__name__}")
     if isinstance(source, SeriesInfo):
         info = source
     else:
@@ -1257,10 +1277,18 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
             f" of the pixel data, which declares {h.pixel_length} bytes at offset "
             f"{h.pixel_offset} of a file of {h.file_size}",
             path=path, tag=h.pixel_tag)
+    decoded = out is None and any(_short_of_bytes(item[3], item[2]) is None for item in plan)
+    if decoded and multiframe and first.encapsulated:
+        _frame_table_of(first.path, limits)     # all its frames in its fragments, or raise
     if target is None:
         # dtype only known after decoding the first frame
         probe = _decode_frame(first.path, plan[0][2])
         target = probe.dtype
+    if decoded and math.prod(shape) * target.itemsize > limits.decode_budget:
+        raise LimitExceededError(
+            f"the volume {shape} needs {math.prod(shape) * target.itemsize} bytes, more than "
+            f"limits.decode_budget ({limits.decode_budget})", path=first.path,
+            tag=first.pixel_tag)
     if out is not None:
         if tuple(out.shape) != shape:
             raise ValueError(f"out has shape {tuple(out.shape)}, the volume is {shape}")
@@ -1384,11 +1412,11 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                   skipped=skipped, frame_indices=frame_indices)
 
 
-def _short_of_bytes(h: InstanceHeader, frame: int) -> bool:
-    """Whether native pixel data found by the header scan cannot hold ``frame`` (frames of
-    another size on disk, 1-bit and YBR_FULL_422, are left to the decoder)."""
+def _short_of_bytes(h: InstanceHeader, frame: int) -> Optional[bool]:
+    """Whether native pixel data found by the header scan cannot hold ``frame``; None for
+    frames left to the decoder (encapsulated, deflated, 1-bit, YBR_FULL_422)."""
     if h.pixel_offset < 0 or h.dtype is None or h.photometric == "YBR_FULL_422":
-        return False
+        return None
     end = (frame + 1) * h.frame_bytes
     return h.pixel_length < end or (h.file_size >= 0 and h.pixel_offset + end > h.file_size)
 

@@ -14,8 +14,8 @@ import pytest
 import fastdicom
 from fastdicom.errors import DicomWarning, SeriesError
 from fastdicom.series import compute_geometry, find_series, load_series, register_cli
-from fastdicom.testing import (ct_instance_elements, multiframe_frame, write_ct_series,
-                               write_file, write_multiframe)
+from fastdicom.testing import (RLE_LOSSLESS, ct_instance_elements, multiframe_frame,
+                               write_ct_series, write_file, write_multiframe)
 
 from _data import require_shared  # noqa: E402
 
@@ -311,6 +311,44 @@ def test_frames_not_in_the_file_are_not_allocated(tmp_path):
         assert tracemalloc.get_traced_memory()[1] < 50 << 20
     finally:
         tracemalloc.stop()
+
+
+def test_encapsulated_frames_missing_raise_before_allocating(tmp_path):
+    """NumberOfFrames damaged from 4 to 9999 in an RLE file of four fragments: the frame
+    table is checked before a (9999, 64, 64) volume (82 MB) is allocated and zero-filled."""
+    import tracemalloc
+    path = write_multiframe(tmp_path / "mf.dcm", 4, 64, 64, transfer_syntax=RLE_LOSSLESS)
+    data = path.read_bytes()
+    head = b"\x28\x00\x08\x00IS"
+    i = data.index(head)
+    n = int.from_bytes(data[i + 6:i + 8], "little")
+    assert data[i + 8:i + 8 + n].strip() == b"4"
+    path.write_bytes(data[:i + 6] + (4).to_bytes(2, "little") + b"9999" + data[i + 8 + n:])
+    info = quiet(find_series, path)[0]
+    assert info.shape == (9999, 64, 64)
+    tracemalloc.start()
+    try:
+        for errors in ("raise", "skip"):
+            with pytest.raises(fastdicom.DicomError) as exc:
+                load_series(info, errors=errors)
+            assert exc.value.path == str(path)
+        assert tracemalloc.get_traced_memory()[1] < 50 << 20
+    finally:
+        tracemalloc.stop()
+
+
+def test_decoded_volume_within_decode_budget(tmp_path):
+    rle = write_ct_series(tmp_path / "rle", 3, 16, 16, transfer_syntax=RLE_LOSSLESS)
+    native = write_ct_series(tmp_path / "native", 3, 16, 16)
+    small = fastdicom.Limits(decode_budget=3 * 16 * 16 * 2 - 1)
+    with pytest.raises(fastdicom.LimitExceededError, match="decode_budget"):
+        load_series(tmp_path / "rle", limits=small)
+    assert np.array_equal(load_series(tmp_path / "rle").array, pydicom_stack(rle))
+    # native frames are read from bytes that are in the files: no decode budget
+    assert np.array_equal(load_series(tmp_path / "native", limits=small).array,
+                          pydicom_stack(native))
+    with pytest.raises(TypeError, match="Limits"):
+        load_series(tmp_path / "rle", limits=8 << 30)
 
 
 def test_one_slice_short_of_bytes(tmp_path):
