@@ -1552,6 +1552,11 @@ def _cmd_series(args: Any) -> int:
 
 
 def _cmd_load(args: Any) -> int:
+    suffix = os.path.splitext(args.output)[1].lower()
+    if suffix not in (".npy", ".npz"):
+        print("fastdicom load: error: -o must name a .npz (array, affine, spacing) or a .npy "
+              f"(array) file, not {args.output!r}", file=sys.stderr)
+        return 2
     stacks = find_series(args.path)
     chosen = [s for s in stacks if args.series is None or s.SeriesInstanceUID == args.series]
     if args.stack is not None:
@@ -1562,7 +1567,12 @@ def _cmd_load(args: Any) -> int:
         raise SeriesError(msg)
     vol = load_series(chosen[0], rescale=args.rescale, workers=args.workers,
                       progress=args.progress)
-    np.savez(args.output, array=vol.array, affine=vol.affine, spacing=np.asarray(vol.spacing))
+    # written at exactly the path given (np.savez would add ".npz" to "x.npy")
+    with open(args.output, "wb") as fh:
+        if suffix == ".npy":
+            np.save(fh, vol.array)
+        else:
+            np.savez(fh, array=vol.array, affine=vol.affine, spacing=np.asarray(vol.spacing))
     print(f"wrote {args.output}: {vol.array.shape} {vol.array.dtype}")
     return 0
 
@@ -1578,7 +1588,8 @@ def register_cli(subparsers: Any) -> None:
     q.add_argument("path", nargs="+")
     q.add_argument("--series", help="SeriesInstanceUID")
     q.add_argument("--stack", type=int, default=None)
-    q.add_argument("-o", "--output", required=True)
+    q.add_argument("-o", "--output", required=True,
+                   help="a .npz (array, affine, spacing) or a .npy (the array alone)")
     q.add_argument("--rescale", action="store_true")
     q.add_argument("--workers", type=int, default=None)
     q.add_argument("--progress", action="store_true")

@@ -514,6 +514,15 @@ def test_cli_series_and_load(tmp_path, capsys):
     z = np.load(out)
     assert z["array"].shape == (4, 8, 8) and z["affine"].shape == (4, 4)
     assert np.allclose(z["spacing"], (1.25, 0.7, 0.7))
+    # .npy: the array alone, at exactly that path (it used to be written to "v.npy.npz")
+    npy = tmp_path / "v.npy"
+    args = parser.parse_args(["load", str(tmp_path / "s"), "-o", str(npy)])
+    assert args.func(args) == 0
+    assert np.array_equal(np.load(npy), z["array"]) and not (tmp_path / "v.npy.npz").exists()
+    args = parser.parse_args(["load", str(tmp_path / "s"), "-o", str(tmp_path / "v.nii")])
+    assert args.func(args) == 2
+    assert "-o must name a .npz" in capsys.readouterr().err
+    assert not (tmp_path / "v.nii").exists() and not (tmp_path / "v.nii.npz").exists()
 
 
 # ---------------------------------------------------------------------------------------------
