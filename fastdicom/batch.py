@@ -129,7 +129,10 @@ def _specs(tags: tuple) -> tuple:
         if tag in seen:
             continue
         seen.add(tag)
-        vr = _tags.dictionary_vr(tag) or "UN"
+        vr = _tags.dictionary_vr(tag)
+        if vr is None:
+            # a public group length (gggg,0000) is UL (PS3.5 7.2), as the Dataset reads it
+            vr = "UL" if (tag & 0xFFFF) == 0 and not tag & 0x10000 else "UN"
         if vr == "SQ":
             raise ValueError(f"{keyword}: sequences cannot be scanned into a column")
         if tag >= 0x7FE00010:

@@ -543,3 +543,18 @@ def test_paths_with_a_nul_byte_name_no_file(tmp_path):
     assert vol.shape == (1, 8, 8)
     assert any("null byte" in str(w.message) or "ValueError" in str(w.message)
                for w in caught)
+
+
+@pytest.mark.parametrize("ts", [testing.EXPLICIT_LE, "1.2.840.10008.1.2"])
+def test_group_length_scanned_as_ul(tmp_path, ts):
+    """A public group length (gggg,0000) is UL: an int64 column, read from implicit files as
+    from explicit ones (it was a binary column of the raw bytes); a private one stays bytes."""
+    p = tmp_path / "g.dcm"
+    testing.write_file(p, [(0x00080000, "UL", 0x01020304), (0x00080060, "CS", "CT"),
+                           (0x00090000, "UL", 7), (0x00100000, "UL", 4),
+                           (0x00100010, "PN", "A^B")], transfer_syntax=ts)
+    t = scan([p], tags=["(0008,0000)", "(0010,0000)", "(0009,0000)"])
+    assert t.schema.field("x00080000").type == pa.int64()
+    assert t.column("x00080000").to_pylist() == [0x01020304]
+    assert t.column("x00100000").to_pylist() == [4]
+    assert t.column("x00090000").to_pylist() == [(7).to_bytes(4, "little")]
