@@ -1134,14 +1134,21 @@ def _frame_table_of(path: str, limits: Limits) -> list:
         raise exc.with_context(path=path)
 
 
-def _decode_frame(path: str, frame: int) -> np.ndarray:
-    """Decode one frame with fastdicom's pixel module (non-direct layouts, codecs)."""
+def _decode_frame(path: str, frame: int, last: Optional[list] = None) -> np.ndarray:
+    """Decode one frame with fastdicom's pixel module (non-direct layouts, codecs).
+    ``last`` ([path, dataset], one per thread) keeps the file last read: the frames of a
+    multi-frame file are decoded from one read of its header and frame table, not one each."""
     from .filereader import dcmread
     try:
         from .pixels import get_frame  # type: ignore[attr-defined]
     except ImportError as exc:  # pixel module not built
         raise PixelDataError(f"cannot decode pixel data here: {exc}", path=path) from None
-    ds = dcmread(path, validation="ignore")
+    if last is not None and last[0] == path:
+        ds = last[1]
+    else:
+        ds = dcmread(path, validation="ignore")
+        if last is not None:
+            last[:] = [path, ds]
     return np.asarray(get_frame(ds, frame))
 
 
@@ -1342,7 +1349,10 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                 finish_raw(target_buf, h)
                 src = target_buf
             else:
-                src = _decode_frame(path, frame)
+                last = getattr(local, "last", None)
+                if last is None:
+                    last = local.last = [None, None]
+                src = _decode_frame(path, frame, last if multiframe else None)
                 if src.shape != sample_shape:
                     raise PixelDataError(f"decoded frame has shape {src.shape}, expected "
                                          f"{sample_shape}", path=path)
