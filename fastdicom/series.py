@@ -1134,7 +1134,8 @@ def _frame_table_of(path: str, limits: Limits) -> list:
         raise exc.with_context(path=path)
 
 
-def _decode_frame(path: str, frame: int, last: Optional[list] = None) -> np.ndarray:
+def _decode_frame(path: str, frame: int, last: Optional[list] = None,
+                  limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
     """Decode one frame with fastdicom's pixel module (non-direct layouts, codecs).
     ``last`` ([path, dataset], one per thread) keeps the file last read: the frames of a
     multi-frame file are decoded from one read of its header and frame table, not one each."""
@@ -1146,7 +1147,7 @@ def _decode_frame(path: str, frame: int, last: Optional[list] = None) -> np.ndar
     if last is not None and last[0] == path:
         ds = last[1]
     else:
-        ds = dcmread(path, validation="ignore")
+        ds = dcmread(path, validation="ignore", limits=limits)
         if last is not None:
             last[:] = [path, ds]
     return np.asarray(get_frame(ds, frame))
@@ -1274,7 +1275,19 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
         target = raw_dtype.newbyteorder("=") if raw_dtype is not None else None
     # nothing is allocated for frames whose bytes are not in the files (a damaged Rows or
     # Columns would ask for gigabytes): the first one raises, or all of them with "skip"
-    short = [item for item in plan if _short_of_bytes(item[3], item[2])]
+    short: list = []
+    decoded = False
+    sizes: dict = {}        # per header: its frame size on disk, 0 if left to the decoder
+    for item in plan:
+        h, frame = item[3], item[2]
+        fb = sizes.get(id(h))
+        if fb is None:
+            fb = sizes[id(h)] = _direct_frame_bytes(h)
+        if not fb:
+            decoded = True
+        elif h.pixel_length < (frame + 1) * fb or \
+                (h.file_size >= 0 and h.pixel_offset + (frame + 1) * fb > h.file_size):
+            short.append(item)
     if short and (errors == "raise" or len(short) == len(plan)):
         _, path, frame, h = short[0]
         raise PixelDataError(
@@ -1284,12 +1297,12 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
             f" of the pixel data, which declares {h.pixel_length} bytes at offset "
             f"{h.pixel_offset} of a file of {h.file_size}",
             path=path, tag=h.pixel_tag)
-    decoded = out is None and any(_short_of_bytes(item[3], item[2]) is None for item in plan)
+    decoded = decoded and out is None
     if decoded and multiframe and first.encapsulated:
         _frame_table_of(first.path, limits)     # all its frames in its fragments, or raise
     if target is None:
         # dtype only known after decoding the first frame
-        probe = _decode_frame(first.path, plan[0][2])
+        probe = _decode_frame(first.path, plan[0][2], limits=limits)
         target = probe.dtype
     if decoded and math.prod(shape) * target.itemsize > limits.decode_budget:
         raise LimitExceededError(
@@ -1352,7 +1365,7 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                 last = getattr(local, "last", None)
                 if last is None:
                     last = local.last = [None, None]
-                src = _decode_frame(path, frame, last if multiframe else None)
+                src = _decode_frame(path, frame, last if multiframe else None, limits)
                 if src.shape != sample_shape:
                     raise PixelDataError(f"decoded frame has shape {src.shape}, expected "
                                          f"{sample_shape}", path=path)
@@ -1422,13 +1435,12 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                   skipped=skipped, frame_indices=frame_indices)
 
 
-def _short_of_bytes(h: InstanceHeader, frame: int) -> Optional[bool]:
-    """Whether native pixel data found by the header scan cannot hold ``frame``; None for
+def _direct_frame_bytes(h: InstanceHeader) -> int:
+    """The size of a frame of ``h`` in the native pixel data the header scan found; 0 for
     frames left to the decoder (encapsulated, deflated, 1-bit, YBR_FULL_422)."""
     if h.pixel_offset < 0 or h.dtype is None or h.photometric == "YBR_FULL_422":
-        return None
-    end = (frame + 1) * h.frame_bytes
-    return h.pixel_length < end or (h.file_size >= 0 and h.pixel_offset + end > h.file_size)
+        return 0
+    return h.frame_bytes
 
 
 def _path_objects(strs: list) -> list:
