@@ -6,6 +6,7 @@ Values are decoded lazily, on first access, and cached.  The vocabulary is pydic
 """
 from __future__ import annotations
 
+import itertools
 import warnings
 from typing import Any, Iterator, Optional
 
@@ -548,7 +549,7 @@ class Dataset:
 
     def __getitem__(self, key) -> DataElement:
         if isinstance(key, slice):
-            raise TypeError("slicing a Dataset is not supported")
+            return self._slice(key)
         tag = key if isinstance(key, int) else _tags.parse_tag(key)
         elem = self._element(tag) if self._visible(tag) else None
         if elem is None:
@@ -615,8 +616,54 @@ class Dataset:
     def elements(self) -> Iterator[DataElement]:
         return iter(self)
 
-    def dir(self) -> list:
-        return sorted(e.keyword for e in self if e.keyword)
+    def dir(self, *filters: str) -> list:
+        """The keywords of this level's elements, sorted; with ``filters``, only those holding
+        one of them (case-insensitive), as pydicom's ``Dataset.dir``."""
+        names = sorted(kw for kw in map(_tags.keyword_for_tag, self.keys()) if kw)
+        if filters:
+            low = [f.lower() for f in filters]
+            names = [n for n in names if any(f in n.lower() for f in low)]
+        return names
+
+    def iterall(self) -> Iterator[DataElement]:
+        """Every element, depth first into the items of sequences (pydicom's ``iterall``);
+        iterative, so no recursion however deep the items nest."""
+        stack = [iter(self)]
+        while stack:
+            elem = next(stack[-1], None)
+            if elem is None:
+                stack.pop()
+                continue
+            yield elem
+            value = elem.value if elem.VR == "SQ" else None
+            if isinstance(value, list):
+                stack.append(itertools.chain.from_iterable(
+                    item for item in value if isinstance(item, Dataset)))
+
+    def data_element(self, name: str) -> Optional[DataElement]:
+        """The element of keyword ``name``, or None (pydicom's ``data_element``)."""
+        tag = _KEYWORD_TO_TAG.get(name)
+        if tag is None or tag not in self:
+            return None
+        return self[tag]
+
+    def group_dataset(self, group: int) -> "Dataset":
+        """A new Dataset of this level's elements of ``group`` (pydicom's
+        ``group_dataset``)."""
+        return self._slice(slice(group << 16, (group + 1) << 16))
+
+    def _slice(self, s: slice) -> "Dataset":
+        """``ds[start:stop:step]``: a new Dataset of the elements whose tags lie in
+        [start, stop), every ``step``-th of them, as pydicom slices (the elements are shared:
+        they decode with their own data set's character set)."""
+        lo = 0 if s.start is None else _tags.parse_tag(s.start)
+        hi = 1 << 32 if s.stop is None else _tags.parse_tag(s.stop)
+        out = Dataset()
+        for tag in [t for t in self.keys() if lo <= t < hi][::s.step or 1]:
+            elem = self._element(tag)
+            if elem is not None:
+                out.__dict__["_elements"][tag] = elem
+        return out
 
     def __dir__(self):
         names = [n for n in super().__dir__() if n not in _KEYWORD_TO_TAG]

@@ -289,3 +289,65 @@ def test_dcmread_refuses_what_it_cannot_read_with_a_type_error(tmp_path):
         with pytest.raises(TypeError, match="fastdicom.Limits"):
             fastdicom.open(path, limits=bad)
     assert dcmread(path, limits=fastdicom.Limits(max_depth=8)).Rows == 8
+
+
+# -- pydicom vocabulary: dir(filters), iterall, data_element, group_dataset, slicing ----------
+
+def _nested_file() -> bytes:
+    inner = [[(0x00081150, "UI", "1.2.3"), (0x00081155, "UI", "1.2.3.4")]]
+    items = [[(0x00080100, "SH", "C1"), (0x00400441, "SQ", inner)],
+             [(0x00080100, "SH", "C2")]]
+    buf = io.BytesIO()
+    write_file(buf, [(0x00080060, "CS", "CT"), (0x00081140, "SQ", items),
+                     (0x00100010, "PN", "Doe^John"), (0x00100020, "LO", "ID1"),
+                     (0x00100030, "DA", "20000101"), (0x00200013, "IS", "3")])
+    return buf.getvalue()
+
+
+def test_iterall_is_depth_first_into_items():
+    ds = fastdicom.dcmread(_nested_file())
+    assert [e.tag for e in ds.iterall()] == [
+        0x00080060, 0x00081140, 0x00080100, 0x00400441, 0x00081150, 0x00081155, 0x00080100,
+        0x00100010, 0x00100020, 0x00100030, 0x00200013]
+
+
+def test_dir_filters_data_element_group_and_slices():
+    ds = fastdicom.dcmread(_nested_file())
+    assert ds.dir() == ["InstanceNumber", "Modality", "PatientBirthDate", "PatientID",
+                        "PatientName", "ReferencedImageSequence"]
+    assert ds.dir("patient", "NUMBER") == ["InstanceNumber", "PatientBirthDate", "PatientID",
+                                           "PatientName"]
+    assert ds.data_element("PatientID").value == "ID1"
+    assert ds.data_element("Rows") is None and ds.data_element("NotAKeyword") is None
+    group = ds.group_dataset(0x0010)
+    assert list(group.keys()) == [0x00100010, 0x00100020, 0x00100030]
+    assert group.PatientName == "Doe^John" and "Modality" not in group
+    assert list(ds[0x00081140:0x00100030].keys()) == [0x00081140, 0x00100010, 0x00100020]
+    assert list(ds[::2].keys()) == [0x00080060, 0x00100010, 0x00100030]
+    assert list(ds["PatientName":].keys()) == [0x00100010, 0x00100020, 0x00100030,
+                                               0x00200013]
+
+
+def test_pydicom_vocabulary_matches_pydicom_on_corpus():
+    pydicom = pytest.importorskip("pydicom")
+    from _data import require_shared
+    corpus = require_shared() / "corpus"
+    checked = 0
+    for rel in ("pydicom/test_files/CT_small.dcm", "pydicom/test_files/rtplan.dcm",
+                "pydicom/test_files/image_dfl.dcm", "pydicom/test_files/MR_small.dcm",
+                "pydicom/test_files/chr_SQ_in_latin1.dcm"):
+        path = corpus / rel
+        if not path.exists():
+            continue
+        ds, ref = fastdicom.dcmread(path), pydicom.dcmread(str(path))
+        assert [e.tag for e in ds.iterall()] == [e.tag for e in ref.iterall()], rel
+        for filters in ((), ("patient",), ("UID", "date")):
+            assert ds.dir(*filters) == ref.dir(*filters), (rel, filters)
+        for group in (0x0008, 0x0010, 0x0028, 0x300A):
+            assert list(ds.group_dataset(group).keys()) == \
+                list(ref.group_dataset(group).keys()), (rel, group)
+        for s in (slice(0x00080000, 0x00200000), slice(0x00100000, None, 3),
+                  slice(None, 0x00280000, 2)):
+            assert list(ds[s].keys()) == list(ref[s].keys()), (rel, s)
+        checked += 1
+    assert checked >= 4
