@@ -35,7 +35,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -497,7 +497,6 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
             tol = max(SLICE_RELATIVE_TOLERANCE * abs(nominal), SLICE_ABSOLUTE_TOLERANCE)
             off = np.abs(real - nominal) > tol
             if off.any():
-                ratios = real / nominal
                 for i, d in enumerate(steps):
                     if abs(d) <= SLICE_ABSOLUTE_TOLERANCE:
                         continue
@@ -507,7 +506,6 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
                         missing.append((i, int(k - 1)))
                     elif abs(d - nominal) > tol:
                         uneven = True
-                del ratios
                 if missing:
                     issues.append(f"{sum(m[1] for m in missing)} missing slice(s) "
                                   f"(gaps after sorted slices {[m[0] for m in missing]})")

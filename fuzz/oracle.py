@@ -122,4 +122,3 @@ def exercise_layers(path):
             fastdicom.read_dicomdir(path)
         except DicomError:
             pass
-

@@ -15,14 +15,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 N_DEFAULT = 300

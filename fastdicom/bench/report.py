@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import platform
-import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
