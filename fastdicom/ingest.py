@@ -578,7 +578,7 @@ class _Writer:
                 continue
             n = con.execute("SELECT count(*) FROM instances WHERE series_instance_uid=?",
                             (s,)).fetchone()[0]
-            a = json.loads(r[1])
+            a = _attributes(r[1], r[2])
             vals = (s, r[0], a.get("Modality"), _as_int(a.get("SeriesNumber")),
                     a.get("SeriesDescription"), n, r[2])
             _upsert(con, "series", ("series_instance_uid", "study_instance_uid", "modality",
@@ -598,7 +598,7 @@ class _Writer:
             if r is None:
                 con.execute("DELETE FROM studies WHERE study_instance_uid=?", (st,))
                 continue
-            a = json.loads(r[0])
+            a = _attributes(r[0], first)
             key = f"{a.get('IssuerOfPatientID') or ''}\x1f{a.get('PatientID') or ''}"
             patients.add(key)
             vals = (st, key, a.get("PatientID"), a.get("IssuerOfPatientID"),
@@ -621,7 +621,7 @@ class _Writer:
                             " i.sop_instance_uid = s.first_sop_instance_uid WHERE"
                             " s.study_instance_uid=? ORDER BY s.first_sop_instance_uid LIMIT 1",
                             (r[0],)).fetchone()
-            a = json.loads(a[0]) if a else {}
+            a = _attributes(a[0], f"of study {r[0]}") if a else {}
             vals = (key, a.get("PatientID"), a.get("IssuerOfPatientID"), a.get("PatientName"),
                     a.get("PatientBirthDate"), a.get("PatientSex"), n)
             _upsert(con, "patients", ("patient_key", "patient_id", "issuer_of_patient_id",
@@ -1769,15 +1769,31 @@ class _ExportRetype(Exception):
         self.key = key
 
 
+def _attributes(text, sop) -> dict:
+    """The ``attributes`` of instance ``sop`` as a dict ({} for NULL); text that is not a
+    JSON object (an index edited or damaged by hand) is a ``sqlite3.DatabaseError`` naming
+    the instance, not a traceback from the JSON parser."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except (ValueError, TypeError):
+        value = None
+    if not isinstance(value, dict):
+        raise sqlite3.DatabaseError(f"instance {sop}: attributes are not a JSON object")
+    return value
+
+
 def _attribute_keys(con) -> list:
     """The keys of every row's ``attributes``, sorted (the fixed columns' names excluded)."""
     try:
         keys = {k for (k,) in con.execute(
-            "SELECT DISTINCT j.key FROM instances, json_each(instances.attributes) AS j")}
+            "SELECT DISTINCT j.key FROM instances, json_each(instances.attributes) AS j"
+            " WHERE json_type(instances.attributes) = 'object'")}
     except sqlite3.OperationalError:          # an SQLite without JSON functions
         keys = set()
-        for (a,) in con.execute("SELECT attributes FROM instances"):
-            keys.update(json.loads(a or "{}"))
+        for a, sop in con.execute("SELECT attributes, sop_instance_uid FROM instances"):
+            keys.update(_attributes(a, sop))
     return sorted(k for k in keys if k not in _EXPORT_FIXED.names)
 
 
@@ -1794,7 +1810,7 @@ def _write_export(con, tmp, keys, types, pq) -> int:
         for rows in iter(lambda: cur.fetchmany(_EXPORT_ROWS), []):
             cols = [list(c) for c in zip(*rows)]
             cols[1] = [_display_path(os.fsdecode(p)) for p in cols[1]]
-            attrs = [json.loads(a or "{}") for a in cols.pop()]
+            attrs = [_attributes(a, sop) for a, sop in zip(cols.pop(), cols[0])]
             arrays = [pa.array(c, f.type) for c, f in zip(cols, _EXPORT_FIXED)]
             for k in keys:
                 values = [a.get(k) for a in attrs]

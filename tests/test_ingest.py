@@ -1242,6 +1242,29 @@ def test_export_of_an_empty_index(tmp_path):
     assert t.num_rows == 0 and t.column_names[:3] == ["sop_instance_uid", "path", "display_path"]
 
 
+@pytest.mark.parametrize("bad", ["{bad", "[1, 2]", "7"])
+def test_export_of_damaged_attributes_names_the_instance(tmp_path, capsys, bad):
+    """An ``attributes`` text that is not a JSON object (an index edited by hand) fails the
+    export with an error naming the instance (it was a JSONDecodeError traceback, or an
+    AttributeError), and no partial output is left."""
+    from fastdicom import cli
+    testing.write_ct_series(tmp_path / "s", 4, 8, 8)
+    db = str(tmp_path / "i.sqlite")
+    ingest([tmp_path / "s"], db)
+    con = sqlite3.connect(db)
+    sop = con.execute("SELECT sop_instance_uid FROM instances ORDER BY sop_instance_uid"
+                      " LIMIT 1 OFFSET 2").fetchone()[0]
+    con.execute("UPDATE instances SET attributes=? WHERE sop_instance_uid=?", (bad, sop))
+    con.commit()
+    con.close()
+    out = tmp_path / "o.parquet"
+    with pytest.raises(sqlite3.DatabaseError, match=f"instance {sop}: attributes are not"):
+        export_parquet(db, out)
+    assert cli.main(["export", db, str(out)]) == 1
+    assert f"instance {sop}: attributes are not a JSON object" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "o.parquet.tmp").exists()
+
+
 def test_default_batches_grow_with_the_index(tree, tmp_path, monkeypatch):
     """With the default batch size, batches grow with the index (a hundredth of it past
     200,000 instances, up to 16,000): the index at the start and the files indexed so far
