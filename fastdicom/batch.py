@@ -1204,13 +1204,23 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     else:
         fn = work
         chunks = _chunks(_walk_entries(paths), chunk_size)
+    transient = None
     if workers > 1:
-        pool = _scan_pool(workers)
-    yield from merged(run(fn, chunks))
+        if workers <= _POOLED_MAX:
+            pool = _scan_pool(workers)
+        else:   # an unusual count: its threads end with the scan, not kept for the next
+            pool = transient = ThreadPoolExecutor(workers, thread_name_prefix="fastdicom-scan")
+    try:
+        yield from merged(run(fn, chunks))
+    finally:
+        if transient is not None:
+            transient.shutdown(wait=False, cancel_futures=True)
 
 
 _POOLS: dict = {}
 _POOLS_LOCK = threading.Lock()
+# pools of at most this many threads are kept for the process; larger ones live for one scan
+_POOLED_MAX = max(8, 2 * (os.cpu_count() or 1))
 
 
 def _scan_pool(workers: int) -> ThreadPoolExecutor:

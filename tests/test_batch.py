@@ -558,3 +558,23 @@ def test_group_length_scanned_as_ul(tmp_path, ts):
     assert t.column("x00080000").to_pylist() == [0x01020304]
     assert t.column("x00100000").to_pylist() == [4]
     assert t.column("x00090000").to_pylist() == [(7).to_bytes(4, "little")]
+
+
+def test_unusual_worker_counts_do_not_keep_threads(tmp_path):
+    """A pool of more threads than the process keeps (``_POOLED_MAX``) ends with its scan,
+    also when the iterator is dropped half way; the tables equal a one-worker scan's."""
+    import threading
+    import time
+    from fastdicom import batch
+    testing.write_ct_series(tmp_path, 300, 4, 4)
+    many = batch._POOLED_MAX + 5
+    ref = scan(tmp_path, workers=1)
+    before = threading.active_count()
+    assert scan(tmp_path, workers=many).equals(ref)
+    it = scan_batches(tmp_path, workers=many, batch_size=10)
+    next(it)
+    it.close()
+    deadline = time.monotonic() + 10
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= before
