@@ -444,7 +444,7 @@ cdef int pixel_extent(Walk* w, Src* s, int64_t pos, int64_t hdr, uint32_t length
 cdef int walk_top(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, bint meta) noexcept nogil:
     """Walk top-level elements from ppos; in ``meta`` mode stop at the first non-0002 group."""
     cdef int64_t pos = ppos[0], hdr
-    cdef uint32_t tag, length
+    cdef uint32_t tag, length, last = 0
     cdef uint16_t vr
     cdef int r, j
     cdef const uint8_t* p
@@ -466,6 +466,11 @@ cdef int walk_top(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, bint m
             return r
         if (tag >> 16) == 0xFFFE:
             return W_FALLBACK
+        # out of order (a damaged tag): a stop below would miss the elements after it; the
+        # general reader takes the data set whole
+        if tag <= last:
+            return W_FALLBACK
+        last = tag
         if tag == TAG_PIXEL_DATA:
             if w.find_pixels:
                 r = pixel_extent(w, s, pos, hdr, length, le)
@@ -475,6 +480,10 @@ cdef int walk_top(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, bint m
             ppos[0] = pos
             return W_OK
         if tag > TAG_PIXEL_DATA:
+            # no Pixel Data: fine if this is the last element (trailing padding, a
+            # signature); anything after it means a damaged tag ahead of the rest
+            if s.inflating or length == UNDEF or pos + hdr + <int64_t>length < s.fsize:
+                return W_FALLBACK
             ppos[0] = pos
             return W_OK
         j = find_tag(w, tag)

@@ -517,7 +517,7 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
     cdef stat_t sb
     cdef const uint8_t* p
     cdef int64_t pos, hdr, ts_len = 0
-    cdef uint32_t tag, length
+    cdef uint32_t tag, length, last = 0
     cdef uint16_t vr
     cdef bint explicit
     cdef int j, k, result
@@ -594,6 +594,9 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
                 break
             if elem_header(s, pos, explicit, &tag, &vr, &length, &hdr) != 0:
                 break
+            if tag <= last:
+                break       # out of order (a damaged tag): the general path reads it whole
+            last = tag
             if tag == 0x7FE00010u or tag == 0x7FE00008u or tag == 0x7FE00009u:
                 o.pixel_tag = tag
                 o.pixel_offset = pos + hdr
@@ -603,7 +606,10 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
             if (tag >> 16) == 0xFFFEu:
                 break
             if tag > 0x7FE00010u:
-                result = ST_NOIMAGE
+                # no image if this is the last element (padding, a signature); anything
+                # after it means a damaged tag ahead of the rest: the general path judges
+                if length != UNDEF and pos + hdr + <int64_t>length >= s.size:
+                    result = ST_NOIMAGE
                 break
             pos += hdr
             j = find_tag(tag)

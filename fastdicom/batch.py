@@ -542,7 +542,9 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
         return None
     if spec.value_type == pa.binary():
         return raw
-    v = vr if vr else spec.vr
+    # UN (or no VR) on a tag the dictionary knows is read with the dictionary's VR, as the
+    # Dataset and pydicom read it: padding stripped, multiple values split
+    v = vr if vr and vr != "UN" else spec.vr
     if " or " in v:
         v = v.split(" or ")[0]
     try:

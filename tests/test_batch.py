@@ -578,3 +578,53 @@ def test_unusual_worker_counts_do_not_keep_threads(tmp_path):
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() <= before
+
+
+def test_un_values_decode_alike_whatever_the_chunk(tmp_path):
+    """An element written with VR UN is read with the dictionary's VR (padding stripped,
+    values split), as dcmread and pydicom read it -- also when another file of the same
+    chunk sends the column down the generic decoder (here a UID with a non-ASCII byte); that
+    decoder kept "1.2.3\\x00" and unsplit "A\\B" for UN elements."""
+    import fastdicom
+    a, b = tmp_path / "a.dcm", tmp_path / "b.dcm"
+    testing.write_file(a, [(0x00080008, "UN", b"ORIGINAL\\PRIMARY "),
+                           (0x00080016, "UN", b"1.2.840.10008.5.1.4.1.1.2\x00"),
+                           (0x00100040, "UN", b"O ")])
+    testing.write_file(b, [(0x00080016, "UI", b"1.2.840.10408.5.1.4.1\xae1.2\x00"),
+                           (0x00100040, "CS", "M")])
+    tags = ["ImageType", "SOPClassUID", "PatientSex"]
+    alone = scan([a], tags=tags).to_pylist()[0]
+    ds = fastdicom.dcmread(a)
+    want = {"ImageType": ["ORIGINAL", "PRIMARY"], "SOPClassUID": "1.2.840.10008.5.1.4.1.1.2",
+            "PatientSex": "O"}
+    assert {k: alone[k] for k in tags} == want
+    assert [ds.ImageType[0], ds.ImageType[1], ds.SOPClassUID, ds.PatientSex] == \
+        want["ImageType"] + [want["SOPClassUID"], want["PatientSex"]]
+    for order in ([a, b], [b, a]):
+        rows = {r["path"]: r for r in scan(order, tags=tags).to_pylist()}
+        assert {k: rows[str(a)][k] for k in tags} == want, order
+
+
+@pytest.mark.parametrize("bad_tag", [b"\x08\x80\x20\x00", b"\xff\x7f\x12\x00", b"\x30\x00\x20\x00"])
+def test_a_damaged_tag_out_of_order_does_not_hide_the_rest(tmp_path, bad_tag):
+    """A tag damaged into a larger one, ahead of the others ((8008,0020) or (7FFF,0012): past
+    Pixel Data; (0030,0020): past the other tags): the nogil scan used to stop there and
+    return the rest of the file as absent (no UIDs, no pixel data) without an error.  Now
+    the data set is read whole, as dcmread reads it."""
+    import fastdicom
+    p = testing.write_ct_series(tmp_path / "s", 2, 4, 4, shuffle_names=False)[0]
+    data = p.read_bytes()
+    head = b"\x08\x00\x20\x00DA"
+    assert data.count(head) == 1
+    p.write_bytes(data.replace(head, bad_tag + b"DA"))
+    ds = fastdicom.dcmread(p, stop_before_pixels=True)
+    full = fastdicom.dcmread(p)
+    r = scan([p]).to_pylist()[0]
+    assert r["error_type"] is None
+    for k in ("SOPInstanceUID", "SeriesInstanceUID", "PatientID", "Modality", "Rows"):
+        assert r[k] == getattr(ds, k), k
+    assert r["InstanceNumber"] == ds.InstanceNumber and r["StudyDate"] is None
+    assert r["pixel_offset"] == full[0x7FE00010].offset and r["pixel_length"] == 32
+    # the series reader's nogil header scan: the slice stays in its series
+    stacks = fastdicom.find_series(tmp_path / "s")
+    assert [s.num_instances for s in stacks] == [2]
