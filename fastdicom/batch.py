@@ -570,7 +570,8 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
         elif spec.value_type == pa.string():
             if isinstance(x, bytes):
                 x = x.decode("latin-1")
-            x = str(x)
+            # each value's padding, as the vectorised path strips it (_strip)
+            x = str(x).strip(" \x00") if spec.vr in _BOTH_STRIP else str(x).rstrip(" \x00")
         out.append(x)
     if spec.multi:
         return out
