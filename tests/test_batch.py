@@ -631,3 +631,21 @@ def test_a_damaged_tag_out_of_order_does_not_hide_the_rest(tmp_path, bad_tag):
     # the series reader's nogil header scan: the slice stays in its series
     stacks = fastdicom.find_series(tmp_path / "s")
     assert [s.num_instances for s in stacks] == [2]
+
+
+def test_text_tag_with_a_damaged_binary_vr_reads_alike_in_any_chunk(tmp_path):
+    """ImageType whose VR bytes were damaged into US: its bytes are read as the dictionary's
+    text alone and in a chunk whose other file sends the column down the generic decoder
+    (that decoder gave the US numbers as text: ['17732', ...])."""
+    a, b = tmp_path / "a.dcm", tmp_path / "b.dcm"
+    testing.write_file(a, [(0x00080008, "CS", "DERIVED\\PRIMARY"), (0x00100040, "CS", "O")])
+    data = a.read_bytes()
+    head = b"\x08\x00\x08\x00CS"
+    assert data.count(head) == 1
+    a.write_bytes(data.replace(head, b"\x08\x00\x08\x00US"))
+    testing.write_file(b, [(0x00080008, "CS", b"DERIV\xc9D\\X ")])
+    alone = scan([a], tags=["ImageType"]).column("ImageType").to_pylist()
+    assert alone == [["DERIVED", "PRIMARY"]]
+    for order in ([a, b], [b, a]):
+        rows = {r["path"]: r for r in scan(order, tags=["ImageType"]).to_pylist()}
+        assert rows[str(a)]["ImageType"] == alone[0], order
