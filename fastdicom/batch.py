@@ -91,8 +91,6 @@ _BIN_FMT = {"US": "u2", "SS": "i2", "UL": "u4", "SL": "i4", "SV": "i8", "UV": "u
 _BYTES_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
 _BOTH_STRIP = frozenset({"AE", "DS", "IS"})
-_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST",
-                       "TM", "UC", "UI", "UR", "UT"})
 DEFAULT_BATCH_FILES = 2048
 _CHUNK_FILES = 1024
 
@@ -536,7 +534,7 @@ def _encodings(raw: Optional[bytes]) -> tuple:
 
 def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
     """Decode one raw value to a Python value fitting the column type (generic, slow path)."""
-    from .values import decode_value
+    from .values import TEXT_VRS, decode_value
     from .charset import PersonName
     if not raw:
         if spec.type == pa.string():
@@ -547,7 +545,7 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
     # UN (or no VR) on a tag the dictionary knows is read with the dictionary's VR, as the
     # Dataset and pydicom read it: padding stripped, multiple values split
     v = vr if vr and vr != "UN" else spec.vr
-    if spec.value_type == pa.string() and v not in _TEXT_VRS:
+    if spec.value_type == pa.string() and v not in TEXT_VRS and v not in ("DS", "IS"):
         # a text tag whose VR was damaged into a binary one (US, FD, AT...): its bytes are
         # read as the dictionary's text, as the vectorised path reads them
         v = spec.vr
