@@ -1050,7 +1050,11 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
             if put_8(&c.vals, &iv) != 0:
                 return -1
         elif kind == K_STRLIST or kind == K_INTLIST or kind == K_FLOATLIST:
-            if pres and e > b:
+            # a value of padding alone holds no value (null, as an empty one)
+            ib = b
+            ie = e
+            strip(raw, &ib, &ie, True)
+            if pres and ie > ib:
                 set_bit(&c.valid, i, True)
                 ib = b
                 while True:

@@ -5,8 +5,8 @@
 ``json.dumps({k: v, ...}, sort_keys=False, ensure_ascii=False)`` gives for the row's values
 (keys in the order given): strings escaped as the json module escapes them, integers in
 decimal, floats as ``repr`` (``NaN``/``Infinity`` as the json module writes them), lists as
-``[a, b]``, nulls as ``null``.  Columns are Arrow arrays of string, int64, float64 or lists of
-those; anything else raises TypeError (the caller then encodes in Python).
+``[a, b]``, nulls as ``null``.  Columns are Arrow arrays of string, int64, uint64, float64 or
+lists of those; anything else raises TypeError (the caller then encodes in Python).
 """
 from libc.stdint cimport uint8_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
@@ -25,6 +25,7 @@ cdef enum Kind:
     K_STR = 0
     K_INT = 1
     K_FLOAT = 2
+    K_UINT = 3
 
 cdef struct Out:
     char* buf
@@ -113,10 +114,14 @@ cdef int put_str(Out* o, const uint8_t* s, Py_ssize_t k) noexcept nogil:
     return 0
 
 cdef int put_int(Out* o, int64_t v) noexcept nogil:
+    cdef bint neg = v < 0
+    return put_decimal(o, <unsigned long long>(-(v + 1)) + 1 if neg else <unsigned long long>v,
+                       neg)
+
+
+cdef int put_decimal(Out* o, unsigned long long u, bint neg) noexcept nogil:
     cdef char tmp[24]
     cdef int k = 0, j
-    cdef bint neg = v < 0
-    cdef unsigned long long u = <unsigned long long>(-(v + 1)) + 1 if neg else <unsigned long long>v
     if u == 0:
         return put(o, b"0", 1)
     while u:
@@ -201,6 +206,8 @@ cdef inline int put_value(Out* o, FloatText* cache, const ColC* c, int64_t j) no
         return put_str(o, c.data + c.soffs[j], c.soffs[j + 1] - c.soffs[j])
     if c.kind == K_INT:
         return put_int(o, (<const int64_t*>c.data)[j])
+    if c.kind == K_UINT:
+        return put_decimal(o, (<const uint64_t*>c.data)[j], False)
     return put_float(o, cache, (<const double*>c.data)[j])
 
 
@@ -246,6 +253,9 @@ cdef int _column(object arr, ColC* c, list keep) except -1:
         c.data = _ptr(rest[1], keep)
     elif values_type == pa.int64():
         c.kind = K_INT
+        c.data = _ptr(rest[0], keep)
+    elif values_type == pa.uint64():        # UV
+        c.kind = K_UINT
         c.data = _ptr(rest[0], keep)
     elif values_type == pa.float64():
         c.kind = K_FLOAT

@@ -14,12 +14,13 @@ Schema (fixed for a given ``tags`` list, see :func:`schema`):
                    are replaced by U+FFFD here; :mod:`fastdicom.ingest` keeps them losslessly)
 ``size``           int64: file size from ``fstat`` at open
 ``mtime_ns``       int64
-one per keyword    typed from the data dictionary: US/SS/UL/SL/SV/UV/IS/AT → int64,
-                   FL/FD/DS → float64, text VRs → string (DA/TM/DT/PN in their DICOM form,
+one per keyword    typed from the data dictionary: US/SS/UL/SL/SV/IS/AT → int64,
+                   UV → uint64 (its values reach 2**64 - 1), FL/FD/DS → float64, text VRs → string (DA/TM/DT/PN in their DICOM form,
                    trailing padding removed, PN decoded with Specific Character Set),
                    OB/OW/UN/... → binary.  ``list<...>`` when the dictionary VM allows more
                    than one value.  Absent or empty values are null (an empty text value of a
-                   single-valued text column is ``""``).
+                   single-valued text column is ``""``); a value of padding alone (spaces,
+                   NULs) is empty.
 ``transfer_syntax`` string
 ``pixel_offset``   int64: file offset of the Pixel Data value (null when absent or deflated)
 ``pixel_length``   int64: its value length (for encapsulated data: bytes up to the sequence
@@ -103,7 +104,9 @@ class _Spec:
         base = vr.split(" or ")[0] if vr else "UN"
         if vr and " or " in vr and vr.startswith("OB"):
             base = "OB"
-        if base in _INT_VRS:
+        if base == "UV":
+            t = pa.uint64()       # values up to 2**64 - 1 (int64 would wrap them)
+        elif base in _INT_VRS:
             t = pa.int64()
         elif base in _FLOAT_VRS:
             t = pa.float64()
@@ -557,14 +560,20 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
     except (ValueError, UnicodeError, LookupError):
         return None
     items = list(val) if isinstance(val, list) else [val]
+    if spec.multi and len(items) == 1 and not isinstance(items[0], (int, float)) and \
+            not str(items[0]).strip(" \x00"):
+        return None       # padding alone: no value (as the vectorised path reads it)
     out = []
     for x in items:
         if isinstance(x, PersonName):
             x = str(x)
-        if spec.value_type == pa.int64():
+        if pa.types.is_integer(spec.value_type):
             try:
                 x = int(x) if x != "" else None
             except (TypeError, ValueError):
+                x = None
+            lo, hi = (0, 1 << 64) if spec.value_type == pa.uint64() else (-1 << 63, 1 << 63)
+            if x is not None and not lo <= x < hi:
                 x = None
         elif spec.value_type == pa.float64():
             try:
@@ -624,8 +633,10 @@ def _decode_column(spec: _Spec, col, big: np.ndarray, charsets: list, n: int) ->
 
 def _finish_text(spec, arr, present, lengths):
     vr = spec.vr
-    empty = present & (lengths == 0)
     if spec.multi:
+        # a value of padding alone holds no value (as an empty one), not one empty value
+        kept = pc.utf8_length(pc.utf8_trim(arr, characters=" \x00")).fill_null(0)
+        empty = present & (np.asarray(kept) == 0)
         lists = pc.split_pattern(arr, "\\")
         flat = _strip(lists.flatten(), vr)
         if spec.value_type != pa.string():
@@ -667,7 +678,8 @@ def _binary_numbers(spec, offsets, data, present, lengths, big, n):
         if swap.any():
             vals = vals.copy()
             vals[swap] = vals[swap].byteswap()
-    target = np.float64 if spec.value_type == pa.float64() else np.int64
+    target = np.float64 if spec.value_type == pa.float64() else \
+        np.uint64 if spec.value_type == pa.uint64() else np.int64
     vals = vals.astype(target)
     if spec.multi:
         mask = pa.array(~present | (lengths == 0))

@@ -88,6 +88,8 @@ def _types_mapper(t):
         return pd.StringDtype()
     if t == pa.int64():
         return pd.Int64Dtype()
+    if t == pa.uint64():
+        return pd.UInt64Dtype()
     if t == pa.float64():
         return pd.Float64Dtype()
     if pa.types.is_list(t):

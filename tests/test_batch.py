@@ -649,3 +649,47 @@ def test_text_tag_with_a_damaged_binary_vr_reads_alike_in_any_chunk(tmp_path):
     for order in ([a, b], [b, a]):
         rows = {r["path"]: r for r in scan(order, tags=["ImageType"]).to_pylist()}
         assert rows[str(a)]["ImageType"] == alone[0], order
+
+
+@pytest.mark.parametrize("ts", [testing.EXPLICIT_LE, testing.EXPLICIT_BE, testing.IMPLICIT_LE])
+def test_uv_values_above_int64_keep_their_value(tmp_path, ts):
+    # UV (unsigned 64-bit) values reach 2**64 - 1: an int64 column wrapped them negative
+    pydicom = pytest.importorskip("pydicom")
+    big = [(1 << 64) - 1, 1 << 63, 12345]
+    p = tmp_path / "uv.dcm"
+    testing.write_file(p, [(0x00080428, "UV", big[0]), (0x00720083, "UV", big),
+                           (0x7FE00003, "UV", 1 << 63)], transfer_syntax=ts)
+    tags = ["TotalNumberOfStudyRecords", "SelectorUVValue",
+            "EncapsulatedPixelDataValueTotalLength"]
+    assert schema(tags).field("TotalNumberOfStudyRecords").type == pa.uint64()
+    assert schema(tags).field("SelectorUVValue").type == pa.list_(pa.uint64())
+    ds = pydicom.dcmread(p)
+    expected = {"TotalNumberOfStudyRecords": ds[0x00080428].value,
+                "SelectorUVValue": list(ds[0x00720083].value),
+                "EncapsulatedPixelDataValueTotalLength": ds[0x7FE00003].value}
+    assert expected["SelectorUVValue"] == big           # the oracle read what was written
+    for t in (scan([str(p)], tags=tags), _python_decoded([str(p)], tags)):
+        row = t.to_pylist()[0]
+        assert {k: row[k] for k in tags} == expected
+
+
+def test_a_value_of_padding_alone_is_no_value(tmp_path):
+    # "  " in a multi-valued text or number column is no value (null), as a zero-length
+    # one and as pydicom reads it ('', VM 0); not one empty value ['']; a single-valued
+    # text column keeps "" for it.  Same through the nogil finisher and the generic decoder.
+    pydicom = pytest.importorskip("pydicom")
+    tags = ["ConvolutionKernel", "ImageType", "PixelSpacing", "StudyDescription",
+            "SliceThickness", "OtherPatientIDs"]
+    p = tmp_path / "pad.dcm"
+    testing.write_file(p, [(0x00080008, "CS", b"  "), (0x00081030, "LO", b"  "),
+                           (0x00101000, "LO", b"A\\ "), (0x00180050, "DS", b"  "),
+                           (0x00181210, "SH", b"\0\0"), (0x00280030, "DS", b"  ")],
+                       transfer_syntax=testing.EXPLICIT_LE)
+    ds = pydicom.dcmread(p)
+    assert ds.ImageType == "" and ds.ConvolutionKernel == "" and ds.PixelSpacing == ""
+    for t in (scan([str(p)], tags=tags), _python_decoded([str(p)], tags)):
+        row = t.to_pylist()[0]
+        assert row["ConvolutionKernel"] is None and row["ImageType"] is None
+        assert row["PixelSpacing"] is None and row["SliceThickness"] is None
+        assert row["StudyDescription"] == ""
+        assert row["OtherPatientIDs"] == ["A", ""]      # two values, the second empty

@@ -1327,3 +1327,34 @@ def test_paths_with_a_nul_byte_fail_and_count(tmp_path):
         assert con.execute("SELECT count(*) FROM instances").fetchone()[0] == r.indexed + \
             r.unchanged
         con.close()
+
+
+def test_uv_values_above_int64_through_index_parts_and_export(tmp_path):
+    # UV columns are uint64: 2**64 - 1 survives the attributes JSON, the Parquet parts and
+    # the export (read back typed as the scan types them)
+    from fastdicom.batch import scan
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(3):
+        testing.write_file(d / f"f{i}.dcm", [
+            (0x00080016, "UI", "1.2.3"), (0x00080018, "UI", f"1.2.3.{i}"),
+            (0x0020000D, "UI", "1.2"), (0x0020000E, "UI", "1.2.1"),
+            (0x00080428, "UV", (1 << 64) - 1 - i), (0x00720083, "UV", [1 << 63, i])],
+            transfer_syntax=testing.EXPLICIT_LE)
+    tags = ["SOPInstanceUID", "TotalNumberOfStudyRecords", "SelectorUVValue"]
+    r = ingest([d], tmp_path / "i.sqlite", tags=tags, progress=False,
+               parquet=str(tmp_path / "parts"))
+    assert r.indexed == 3
+    expected = scan(sorted(str(p) for p in d.iterdir()), tags=tags)
+    want = sorted(zip(expected.column("TotalNumberOfStudyRecords").to_pylist(),
+                      expected.column("SelectorUVValue").to_pylist()))
+    assert want[0] == ((1 << 64) - 3, [1 << 63, 2])
+    con = sqlite3.connect(tmp_path / "i.sqlite")
+    attrs = [json.loads(a) for a, in con.execute("SELECT attributes FROM instances")]
+    con.close()
+    assert sorted((a["TotalNumberOfStudyRecords"], a["SelectorUVValue"]) for a in attrs) == want
+    export_parquet(tmp_path / "i.sqlite", tmp_path / "out.parquet")
+    for t in (pq.read_table(tmp_path / "out.parquet"), pq.read_table(tmp_path / "parts")):
+        assert t.schema.field("TotalNumberOfStudyRecords").type == pa.uint64()
+        assert sorted(zip(t.column("TotalNumberOfStudyRecords").to_pylist(),
+                          t.column("SelectorUVValue").to_pylist())) == want

@@ -16,6 +16,7 @@ _FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=64)
 _INT = st.integers(-2**63, 2**63 - 1)
 _KINDS = {
     "str": (pa.string(), _TEXT), "int": (pa.int64(), _INT), "float": (pa.float64(), _FLOAT),
+    "uint": (pa.uint64(), st.integers(0, 2**64 - 1)),     # UV columns
 }
 
 
@@ -63,6 +64,12 @@ def test_special_values():
     names = ["s", "f", "l"]
     assert json_objects(names, cols) == _expected(names, cols, 2)
     assert json.loads(json_objects(names, cols)[0])["s"] == cols[0][0].as_py()
+
+
+def test_uint64_extremes():
+    cols = [pa.array([0, 2**63, 2**64 - 1, None], pa.uint64()),
+            pa.array([[2**64 - 1, None], None, [], [1]], pa.list_(pa.uint64()))]
+    assert json_objects(["u", "l"], cols) == _expected(["u", "l"], cols, 4)
 
 
 def test_unsupported_type_raises_type_error():
