@@ -1371,9 +1371,19 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
             if rescale:
                 s = float(slopes.reshape(-1)[k])
                 ic = float(icpts.reshape(-1)[k])
-                np.multiply(src, s, out=dest, casting="unsafe")
-                if ic:
-                    dest += ic
+                if dest.dtype == np.float64:
+                    np.multiply(src, s, out=dest, casting="unsafe")
+                    if ic:
+                        dest += ic
+                else:
+                    # slope * x + intercept in float64, rounded once to the target type:
+                    # rounding the product first lost up to an ulp of it where the
+                    # intercept cancels most of it (5e-5 on 0.3 = 600 * 0.5 - 299.7)
+                    wide = getattr(local, "wide", None)
+                    if wide is None or wide.shape != src.shape:
+                        wide = local.wide = np.empty(src.shape, np.float64)
+                    np.multiply(src, s, out=wide, casting="unsafe")
+                    np.add(wide, ic, out=dest, casting="unsafe")
             elif src is not dest:
                 np.copyto(dest, src, casting="unsafe")
             return None

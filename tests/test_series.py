@@ -668,3 +668,45 @@ def test_non_finite_or_short_geometry_falls_back_to_instance_numbers():
             g = compute_geometry(pos, ori, (1, 1), instance_numbers=[3, 1, 2])
         assert g.order == [1, 2, 0]
         assert np.isfinite(g.affine).all() and all(math.isfinite(s) for s in g.spacing)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rescale_rounds_once_to_float32(tmp_path, workers):
+    # per-slice slope/intercept (as PET writes them) where the intercept cancels most of the
+    # product: the float32 volume must equal pydicom's float64 modality LUT rounded once
+    # (rounding slope * x first was off by 5e-5 at 0.3)
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.pixels import apply_modality_lut
+    rng = np.random.default_rng(5)
+    slopes = ["0.5", "0.123457", "2.5", "0.5"]
+    icpts = ["-299.7", "-1024.3", "0", "-299.7"]
+    paths = []
+    for k, (sl, ic) in enumerate(zip(slopes, icpts)):
+        ds = Dataset()
+        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.128"
+        ds.SOPInstanceUID = f"1.2.3.4.{k}"
+        ds.SeriesInstanceUID, ds.StudyInstanceUID, ds.Modality = "1.2.3.4", "1.2.3", "PT"
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [0, 0, 2.0 * k]
+        ds.PixelSpacing, ds.InstanceNumber = [1, 1], k + 1
+        ds.Rows = ds.Columns = 6
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.RescaleSlope, ds.RescaleIntercept = sl, ic
+        pix = rng.integers(0, 9000, (6, 6)).astype(np.uint16)
+        pix[0, 0] = 600
+        ds.PixelData = pix.tobytes()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+        p = tmp_path / f"pt{k}.dcm"
+        ds.save_as(p, enforce_file_format=True)
+        paths.append(p)
+    expected = np.stack([apply_modality_lut(d.pixel_array, d)
+                         for d in (pydicom.dcmread(p) for p in paths)])
+    assert expected.dtype == np.float64 and expected[0, 0, 0] == pytest.approx(0.3)
+    vol = load_series(tmp_path, rescale=True, workers=workers)
+    assert vol.array.dtype == np.float32
+    assert np.array_equal(vol.array, expected.astype(np.float32))
+    v64 = load_series(tmp_path, rescale=True, dtype=np.float64, workers=workers)
+    assert np.array_equal(v64.array, expected)
