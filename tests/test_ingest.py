@@ -1358,3 +1358,46 @@ def test_uv_values_above_int64_through_index_parts_and_export(tmp_path):
         assert t.schema.field("TotalNumberOfStudyRecords").type == pa.uint64()
         assert sorted(zip(t.column("TotalNumberOfStudyRecords").to_pylist(),
                           t.column("SelectorUVValue").to_pylist())) == want
+
+
+def _prune_roots_reference(paths):
+    """The straightforward pruning (per path: glob check, abspath, prefix test against every
+    directory given), against which the vectorised one is checked."""
+    import glob
+    expanded = []
+    for p in paths:
+        if any(c in p for c in "*?[") and not os.path.lexists(p):
+            expanded.extend(sorted(glob.glob(p, recursive=True)))
+        else:
+            expanded.append(p)
+    absolute = [os.path.abspath(p) for p in expanded]
+    dirs = {a for a in absolute if os.path.isdir(a) and not os.path.islink(a)}
+    out, seen = [], set()
+    for a in absolute:
+        if a in seen or any(a != d and a.startswith(d.rstrip("/") + "/") for d in dirs):
+            continue
+        seen.add(a)
+        out.append(a)
+    return out
+
+
+def test_prune_roots_equals_reference(tmp_path, monkeypatch):
+    from fastdicom.ingest import _prune_roots
+    monkeypatch.chdir(tmp_path)
+    for d in ("a/b/c", "a/bb", "x", "g[1]"):
+        (tmp_path / d).mkdir(parents=True, exist_ok=True)
+    for f in ("a/b/c/f.dcm", "a/b/f.dcm", "a/bb/f.dcm", "x/f.dcm", "a/b.dcm", "g[1]/f.dcm"):
+        (tmp_path / f).write_bytes(b"x")
+    os.symlink(tmp_path / "a", tmp_path / "link")
+    pool = ["a", "a/", "a/b", "a/b/", "a/b/c", "a/b/c/f.dcm", "a/b/f.dcm", "a/bb",
+            "a/bb/f.dcm", "a/b.dcm", "x/f.dcm", "x", "./x/f.dcm", "a/../x/f.dcm", "a//b/f.dcm",
+            "missing.dcm", "link", "link/b/f.dcm", "x/*.dcm", "a/**/f.dcm", "g[1]",
+            "g[1]/f.dcm", "no*match", str(tmp_path / "a/b/f.dcm"), str(tmp_path / "x"),
+            str(tmp_path / "x") + "/", str(tmp_path / "a/b/c/.."), "bad\0name"]
+    rng = random.Random(3)
+    for _ in range(400):
+        paths = [rng.choice(pool) for _ in range(rng.randint(0, 8))]
+        if rng.random() < 0.3:      # a long manifest of absolute files
+            paths += [str(tmp_path / f) for f in ("a/b/c/f.dcm", "x/f.dcm", "a/b.dcm")] * 30
+        assert _prune_roots(paths) == _prune_roots_reference(paths), paths
+    assert _prune_roots(["/", "/etc/hostname", "/etc"]) == ["/"]
