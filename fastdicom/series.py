@@ -1592,8 +1592,12 @@ def _cmd_load(args: Any) -> int:
     if args.stack is not None:
         chosen = [s for s in chosen if s.stack == args.stack]
     if len(chosen) != 1:
-        msg = "no matching stack" if not chosen else \
-            _describe_stacks("several stacks match; use --series/--stack", chosen)
+        if not stacks:
+            msg = f"no image series found in {args.path}"
+        elif not chosen:
+            msg = _describe_stacks("no stack matches --series/--stack; found", stacks)
+        else:
+            msg = _describe_stacks("several stacks match; use --series/--stack", chosen)
         raise SeriesError(msg)
     vol = load_series(chosen[0], rescale=args.rescale, workers=args.workers,
                       progress=args.progress)

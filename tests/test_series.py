@@ -542,6 +542,15 @@ def test_cli_series_and_load(tmp_path, capsys):
     assert args.func(args) == 2
     assert "-o must name a .npz" in capsys.readouterr().err
     assert not (tmp_path / "v.nii").exists() and not (tmp_path / "v.nii.npz").exists()
+    # nothing to load: the message says why (it said "no matching stack" for both)
+    (tmp_path / "empty").mkdir()
+    args = parser.parse_args(["load", str(tmp_path / "empty"), "-o", str(npy)])
+    with pytest.raises(SeriesError, match="no image series found in"):
+        args.func(args)
+    args = parser.parse_args(["load", str(tmp_path / "s"), "--stack", "3", "-o", str(npy)])
+    with pytest.raises(SeriesError, match=f"no stack matches --series/--stack; found: {uid} "
+                                          "stack 0"):
+        args.func(args)
 
 
 # ---------------------------------------------------------------------------------------------
