@@ -13,7 +13,7 @@ forever.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int16_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.buffer cimport (PyBUF_WRITABLE, PyBUF_C_CONTIGUOUS, PyObject_GetBuffer,
                              PyBuffer_Release)
@@ -547,6 +547,7 @@ cdef class ElementIndex:
     cdef readonly int32_t n_odd
     cdef readonly int64_t virtual_end
     cdef object full     # the whole file (a lazy MappedFile) when ``buffer`` is a prefix
+    cdef int root_order  # top-level tags: 0 not looked at yet, 1 ascending, 2 not
 
     def __dealloc__(self):
         free(self.entries)
@@ -562,6 +563,14 @@ cdef class ElementIndex:
         cdef int32_t i = parent + 1
         cdef int32_t stop = self.count if parent < 0 else self.entries[parent].next
         cdef Entry* e
+        if parent < 0 and self._root_ascending():
+            # the usual case: the first tag past ``tag`` ends the search
+            while i < stop:
+                e = &self.entries[i]
+                if e.tag >= tag:
+                    return i if e.tag == tag else -1
+                i = e.next
+            return -1
         while i < stop:
             e = &self.entries[i]
             if e.tag == tag:
@@ -578,6 +587,20 @@ cdef class ElementIndex:
                 return i
             i = self.entries[i].next
         return -1
+
+    cdef bint _root_ascending(self):
+        """Whether the top-level tags ascend (equal ones allowed), decided once."""
+        cdef int32_t i = 0
+        cdef uint32_t last = 0
+        if self.root_order == 0:
+            self.root_order = 1
+            while i < self.count:
+                if self.entries[i].tag < last:
+                    self.root_order = 2
+                    break
+                last = self.entries[i].tag
+                i = self.entries[i].next
+        return self.root_order == 1
 
     def children(self, int32_t parent=-1):
         """Indices of the direct children of ``parent`` (-1 = root) in file order."""
@@ -931,6 +954,16 @@ def scan(buffer, Py_ssize_t start=0, Py_ssize_t end=-1, *, bint explicit=True, u
     not past ``virtual_size`` is indexed whole and ends the scan (``virtual_end``); see
     :meth:`ElementIndex.attach_file`.
     """
+    return _scan_c(buffer, start, end, explicit, stop_below, little_endian, stop_tag,
+                   stop_before_pixels, max_depth, max_elements, allow_clip, lenient_vr,
+                   as_sequence, defer_sq_bytes, virtual_size)
+
+
+cdef ElementIndex _scan_c(object buffer, Py_ssize_t start, Py_ssize_t end, bint explicit,
+                          uint32_t stop_below, bint little_endian, uint32_t stop_tag,
+                          bint stop_before_pixels, int max_depth, int max_elements,
+                          bint allow_clip, bint lenient_vr, bint as_sequence,
+                          int64_t defer_sq_bytes, int64_t virtual_size):
     cdef const uint8_t[::1] view
     cdef ElementIndex idx = ElementIndex.__new__(ElementIndex)
     cdef ScanState st
@@ -986,6 +1019,72 @@ def scan(buffer, Py_ssize_t start=0, Py_ssize_t end=-1, *, bint explicit=True, u
     idx.n_odd = st.n_odd
     idx.virtual_end = st.virtual_end
     return idx
+
+
+# (transfer syntax UID -> (explicit VR, little endian)) of the syntaxes read_header_prefix
+# takes: known and not deflated (given by fastdicom.filereader)
+cdef dict _PLAIN_SYNTAXES = {}
+
+
+def _set_plain_syntaxes(dict syntaxes):
+    global _PLAIN_SYNTAXES
+    _PLAIN_SYNTAXES = syntaxes
+
+
+def read_header_prefix(bytes data, bint allow_clip, uint32_t stop_tag, bint stop_before_pixels,
+                       int max_depth, int max_elements, bint lenient_vr,
+                       int64_t defer_sq_bytes):
+    """The common case of a file header in one call, for :func:`fastdicom.dcmread`: a
+    128-byte preamble and ``DICM``, an explicit VR little endian file meta group whose group
+    length (when present) is right, a Transfer Syntax UID that is known and not deflated,
+    and a body that scans clean (status 0, nothing clipped, retried, odd or trailing) in the
+    encoding it declares.  Returns ``(meta_index, body_start, transfer_syntax, explicit,
+    little_endian, index)``, or None for anything else: the general reader then reads the
+    data and reports what it finds.  The same indexes as the general path, without its
+    Python steps."""
+    cdef Py_ssize_t n = len(data)
+    cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(data)
+    cdef ElementIndex meta, index
+    cdef int64_t body, declared, actual
+    cdef int32_t i, nxt
+    cdef Entry* e
+    if n < 140 or memcmp(p + 128, b"DICM", 4) != 0 or p[132] != 0x02 or p[133] != 0x00:
+        return None
+    if not (0x40 < p[136] < 0x5B and 0x40 < p[137] < 0x5B):
+        return None
+    meta = _scan_c(data, 132, -1, True, 0x00020000, True, 0x0002FFFF, False, max_depth,
+                   max_elements, False, True, False, 0, -1)
+    if meta.status != 0 or meta.n_clipped or meta.trailing or meta.n_vr_retries:
+        return None
+    body = meta.stop_offset if meta.stop_offset >= 0 else meta.end
+    i = meta.find(0x00020000, -1)
+    if i >= 0:
+        e = &meta.entries[i]
+        if e.length != 4 or e.value_offset < 0 or e.value_offset > n - 4:
+            return None
+        declared = rd32(p + e.value_offset, True)
+        nxt = e.next
+        actual = body - meta.entries[nxt].header_offset if nxt < meta.count else 0
+        if declared != actual:
+            return None
+    i = meta.find(0x00020010, -1)
+    if i < 0:
+        return None
+    ts = meta.text(i).strip()
+    enc = _PLAIN_SYNTAXES.get(ts)
+    if enc is None:
+        return None
+    explicit, little = enc
+    if n - body >= 6:
+        if (0x40 < p[body + 4] < 0x5B and 0x40 < p[body + 5] < 0x5B) != explicit and \
+                not (p[body] == 0xFE and p[body + 1] == 0xFF):
+            return None
+    index = _scan_c(data, body, -1, explicit, 0, little, stop_tag, stop_before_pixels,
+                    max_depth, max_elements, allow_clip, lenient_vr, False, defer_sq_bytes, -1)
+    if index.status != 0 or index.n_clipped or index.trailing or index.n_vr_retries or \
+            index.n_odd:
+        return None
+    return meta, body, ts, explicit, little, index
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from typing import Iterable, Optional
 
 from . import _dictionary as _dict
 from . import tags as _tags
-from ._scan import MappedFile, read_file, scan as _scan
+from ._scan import (MappedFile, read_file, read_header_prefix, scan as _scan,
+                    _set_plain_syntaxes)
 from .dataset import Context, Dataset, F_ODD, DEFER_SQ_BYTES
 from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, FileChangedError,
                      InvalidDicomError, LimitExceededError, Limits, MalformedElementError,
@@ -155,6 +156,37 @@ _TS_ENCODING = {ts: (bool(info["explicit_vr"]), bool(info["little_endian"]))
                 for ts, info in _dict.TRANSFER_SYNTAXES.items()}
 _TS_ENCODING[_IMPLICIT_LE] = (False, True)
 _TS_ENCODING[_EXPLICIT_BE] = (True, False)
+
+
+_set_plain_syntaxes({ts: enc for ts, enc in _TS_ENCODING.items() if ts not in _DEFLATED})
+
+
+def _read_clean_header(data: bytes, size: int, path: str, stop_before_pixels: bool,
+                       validation: str, limits: Optional[Limits]) -> Optional[Dataset]:
+    """The data set of a header prefix in the common case (see
+    :func:`fastdicom._scan.read_header_prefix`) in one C call, or None: the general
+    :func:`read_buffer` then reads it (and warns or raises as the file deserves)."""
+    if validation not in _VALIDATION_MODES:
+        check_validation(validation)
+    if limits is None:
+        limits = DEFAULT_LIMITS
+    elif not isinstance(limits, Limits):
+        raise TypeError(f"limits must be a fastdicom.Limits, not {type(limits).__name__}")
+    if data.startswith((b"MZ", b"\x7fELF")):
+        return None           # the general path warns about the executable preamble
+    found = read_header_prefix(data, len(data) >= size, 0xFFFFFFFF, stop_before_pixels,
+                               limits.max_depth, limits.max_elements, validation != "raise",
+                               DEFER_SQ_BYTES)
+    if found is None:
+        return None
+    meta_index, _start, ts, explicit, little, index = found
+    ctx = Context(data, path, validation, limits, False, None, data[:128], little,
+                  not explicit, ts)
+    ds = Dataset._from_index(index, -1, ctx)
+    d = ds.__dict__
+    d["_meta_src"] = (meta_index, ctx)
+    d["transfer_syntax_guessed"] = False
+    return ds
 
 
 def _guess_encoding(buf, pos: int):
@@ -349,6 +381,10 @@ def dcmread(fp, *, stop_before_pixels: bool = False, specific_tags: Optional[Ite
     if type(fp) is str and (stop_before_pixels or specific_tags is not None):
         # the hot header-only path: one small pread, no keyword dict
         data, size, _ = read_file(fp, HEADER_CHUNK)
+        if specific_tags is None and not force:
+            ds = _read_clean_header(data, size, fp, stop_before_pixels, validation, limits)
+            if ds is not None:
+                return ds
         if len(data) >= size:
             return read_buffer(data, path=fp, stop_before_pixels=stop_before_pixels,
                                specific_tags=specific_tags, force=force,

@@ -395,3 +395,73 @@ def test_dcmread_small_file_is_read_whole(tmp_path):
     os.remove(path)
     np.testing.assert_array_equal(ds.pixel_array, ref.pixel_array)
     assert ds.to_json_dict() == ref.to_json_dict()
+
+
+def _state(ds):
+    """Everything a header read decides: elements and values (JSON model), file meta,
+    preamble, encoding, transfer syntax -- and the warnings or error their decoding gives
+    (values are decoded lazily, so a damaged one speaks only here)."""
+    ctx = ds._ctx
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            state = (ds.to_json_dict(), ds.file_meta.to_json_dict(), [e.tag for e in ds],
+                     [(e.offset, e.length) for e in ds])
+        except fastdicom.DicomError as exc:
+            state = (type(exc).__name__, str(exc))
+    return (state, [str(w.message) for w in caught], ds.preamble, ctx.is_little_endian,
+            ctx.is_implicit_VR, ctx.transfer_syntax, ds.transfer_syntax_guessed)
+
+
+def _general(data, size, path, validation="warn"):
+    from fastdicom.filereader import read_buffer
+    return read_buffer(data, path=path, stop_before_pixels=True, validation=validation,
+                       partial_size=size if len(data) < size else -1)
+
+
+def test_one_call_header_equals_the_general_reader(tmp_path):
+    # dcmread(path, stop_before_pixels=True) reads a clean header in one C call
+    # (read_header_prefix); on every corpus file, synthetic syntax and mutated header it
+    # either declines (None) or gives exactly what the general reader gives, warnings and
+    # errors included (declined files take the general path)
+    import random
+    from fastdicom.filereader import _read_clean_header, read_file
+    shared = require_shared()
+    files = sorted(p for p in (shared / "corpus").rglob("*") if p.is_file())
+    for ts in (testing.EXPLICIT_LE, testing.IMPLICIT_LE, testing.EXPLICIT_BE,
+               testing.DEFLATED_LE):
+        files += testing.write_ct_series(tmp_path / ts, 1, 8, 8, transfer_syntax=ts)
+    rng = random.Random(7)
+    base = [p.read_bytes() for p in files[-4:]]
+    for k in range(300):         # damage in the meta group or the first body elements
+        data = bytearray(rng.choice(base))
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(128, min(len(data), 700))] = rng.randrange(256)
+        p = tmp_path / f"mut{k}.dcm"
+        p.write_bytes(bytes(data))
+        files.append(p)
+    taken = declined = 0
+    for p in files:
+        path = str(p)
+        try:
+            data, size, _ = read_file(path, HEADER_CHUNK)
+        except OSError:
+            continue
+        for validation in ("warn", "raise"):
+            with warnings.catch_warnings(record=True) as fast_w:
+                warnings.simplefilter("always")
+                try:
+                    fast = _read_clean_header(data, size, path, True, validation, None)
+                except fastdicom.DicomError as exc:
+                    raise AssertionError(f"{path}: the one-call path raised {exc!r}")
+            if fast is None:
+                declined += 1
+                continue
+            taken += 1
+            assert not fast_w, (path, [str(w.message) for w in fast_w])
+            with warnings.catch_warnings(record=True) as gen_w:
+                warnings.simplefilter("always")
+                general = _general(data, size, path, validation)
+            assert not gen_w, (path, [str(w.message) for w in gen_w])
+            assert _state(fast) == _state(general), path
+    assert taken > 100 and declined > 50, (taken, declined)

@@ -188,3 +188,23 @@ def test_element_index_rejects_out_of_range_parents():
             index.children(parent)
         with pytest.raises(IndexError):
             index.child_tags(parent)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0x00020010, 0x00080005, 0x00080016, 0x00080018, 0x00100010,
+                                 0x00200013, 0x00280010, 0x00280011, 0x7FE00010]),
+                min_size=0, max_size=9),
+       st.booleans())
+def test_find_equals_first_match_in_any_order(tags, sort):
+    # find() stops at the first tag past the one asked for when the top level ascends
+    # (decided once per index) and walks everything otherwise: the first element with
+    # the tag, in file order, or -1 -- whatever the order and repeats
+    if sort:
+        tags = sorted(tags)
+    data = b"".join(encode_element(t, "UL", 7) for t in tags)
+    idx = scan(data)
+    assert idx.status == 0 and len(idx) == len(tags)
+    for probe in (0x00020010, 0x00080005, 0x00080006, 0x00100010, 0x00280011, 0x7FE00010,
+                  0xFFFFFFFF, 0):
+        expected = tags.index(probe) if probe in tags else -1
+        assert idx.find(probe) == expected, (tags, hex(probe))
