@@ -18,6 +18,23 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.buffer cimport (PyBUF_WRITABLE, PyBUF_C_CONTIGUOUS, PyObject_GetBuffer,
                              PyBuffer_Release)
 from cpython.unicode cimport PyUnicode_DecodeLatin1
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_INCREF, Py_DECREF
+from cpython.float cimport PyFloat_AsDouble, PyFloat_FromString
+
+cdef extern from "Python.h":
+    ctypedef struct PyFloatObject:
+        double ob_fval
+    ctypedef struct PyMemberDef:
+        const char* name
+        int type
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    PyObject* PyType_GenericAlloc(PyTypeObject* t, Py_ssize_t n)
+
+cdef extern from "structmember.h":
+    int T_OBJECT_EX
 from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, pread_full, pread,
                                      open_regular, c_path,
                                      close, c_open, c_openat, fstat, stat_t, timespec_t,
@@ -491,6 +508,7 @@ SLOW = object()
 _MULTI = None
 _DS = None
 _IS = None
+cdef Py_ssize_t _DS_SLOT = -1     # byte offset of DSfloat's original_string slot
 cdef object _FLOAT_NEW = float.__new__
 cdef object _INT_NEW = int.__new__
 
@@ -498,6 +516,25 @@ cdef object _INT_NEW = int.__new__
 cdef object _number(object ctor, str item):
     """``ctor(item)`` for the DS and IS types (a float / int that keeps its text), built
     without running their Python ``__new__``; anything but a plain number is left to it."""
+    cdef double x
+    cdef PyObject* o
+    if ctor is _DS and _DS_SLOT > 0:
+        # DSfloat: the float parsed as float() parses it, the instance allocated and its
+        # one slot (original_string) set directly -- the generic float.__new__ and
+        # setattr cost most of a DS value's first read (a position is three of them)
+        try:
+            x = PyFloat_AsDouble(PyFloat_FromString(item))
+        except ValueError:
+            return ctor(item)
+        o = PyType_GenericAlloc(<PyTypeObject*>_DS, 0)   # DSfloat's tp_alloc
+        if o == NULL:
+            raise MemoryError()
+        v = <object>o
+        Py_DECREF(v)             # tp_alloc's reference, now held by v
+        (<PyFloatObject*>o).ob_fval = x
+        Py_INCREF(item)
+        (<PyObject**>(<char*>o + _DS_SLOT))[0] = <PyObject*>item
+        return v
     try:
         v = (_FLOAT_NEW if ctor is _DS else _INT_NEW)(ctor, item)
     except ValueError:
@@ -521,10 +558,17 @@ def _set_latin1_terms(terms, bint default):
 
 def _set_value_types(multi, ds_type, is_type):
     """Called once by fastdicom.values: the list type for VM > 1 and the DS/IS types."""
-    global _MULTI, _DS, _IS
+    global _MULTI, _DS, _IS, _DS_SLOT
     _MULTI = multi
     _DS = ds_type
     _IS = is_type
+    _DS_SLOT = -1
+    # the DS type: a float subclass whose only slot is ``original_string`` (values.DSfloat)
+    descr = ds_type.__dict__.get("original_string")
+    if (type(descr).__name__ == "member_descriptor" and ds_type.__base__ is float
+            and ds_type.__slots__ == ("original_string",) and ds_type.__flags__ & (1 << 9)
+            and (<PyMemberDescrObject*>descr).d_member.type == T_OBJECT_EX):
+        _DS_SLOT = (<PyMemberDescrObject*>descr).d_member.offset
 
 
 cdef class ElementIndex:

@@ -351,3 +351,41 @@ def test_pydicom_vocabulary_matches_pydicom_on_corpus():
             assert list(ds[s].keys()) == list(ref[s].keys()), (rel, s)
         checked += 1
     assert checked >= 4
+
+
+@pytest.mark.parametrize("text", ["1.25", "-179.2\\-179.2\\0", " 7.25", "3.5 ", "+5", "-0",
+                                  "1e3", "1E-3", ".5", "1.", "nan", "-inf",
+                                  "12345678901234\\0.000001", "1.5\\", "x1\\2"])
+def test_ds_values_of_the_fast_path_equal_the_python_type(text):
+    # ds.<Keyword> builds DS values in C (DSfloat allocated, its original_string slot set
+    # directly): the same type, value, text, pickling and copying as DSfloat(text) and as the
+    # general decoder's element value
+    import copy
+    import pickle
+    from fastdicom.values import DSfloat
+    buf = io.BytesIO()
+    write_file(buf, [(0x00180050, "DS", text.encode()), (0x00200032, "DS", text.encode())])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = fastdicom.dcmread(buf.getvalue()).ImagePositionPatient
+        general = fastdicom.dcmread(buf.getvalue())[0x00200032].value
+    items = [t.strip(" ") for t in text.strip(" ").split("\\")]
+    as_list = fast if isinstance(fast, list) else [fast]
+    assert len(as_list) == len(items) and repr(fast) == repr(general)
+    if text == "x1\\2":
+        assert as_list == ["x1", "2"]      # an invalid number: the value is kept as text
+        return
+    for v, t in zip(as_list, items):
+        if not t:
+            assert v == ""
+            continue
+        try:
+            want = DSfloat(t)
+        except ValueError:
+            assert type(v) is not DSfloat
+            continue
+        assert type(v) is DSfloat and v.original_string == t and str(v) == t
+        assert (v == want) or (v != v and want != want)
+        back = pickle.loads(pickle.dumps(v))
+        assert type(back) is DSfloat and back.original_string == t
+        assert copy.deepcopy(v).original_string == t
