@@ -15,8 +15,9 @@ Schema (fixed for a given ``tags`` list, see :func:`schema`):
 ``size``           int64: file size from ``fstat`` at open
 ``mtime_ns``       int64
 one per keyword    typed from the data dictionary: US/SS/UL/SL/SV/IS/AT → int64,
-                   UV → uint64 (its values reach 2**64 - 1), FL/FD/DS → float64, text VRs → string (DA/TM/DT/PN in their DICOM form,
-                   trailing padding removed, PN decoded with Specific Character Set),
+                   UV → uint64 (its values reach 2**64 - 1), FL/FD/DS → float64, text VRs
+                   → string (DA/TM/DT/PN in their DICOM form, trailing padding removed, PN
+                   decoded with Specific Character Set),
                    OB/OW/UN/... → binary.  ``list<...>`` when the dictionary VM allows more
                    than one value.  Absent or empty values are null (an empty text value of a
                    single-valued text column is ``""``); a value of padding alone (spaces,
