@@ -5,6 +5,7 @@ warnings), and fall back to the full read whenever the prefix cannot hold the wh
 """
 from __future__ import annotations
 
+import json
 import os
 import warnings
 
@@ -405,8 +406,10 @@ def _state(ds):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            state = (ds.to_json_dict(), ds.file_meta.to_json_dict(), [e.tag for e in ds],
-                     [(e.offset, e.length) for e in ds])
+            # as JSON text: a NaN value equals itself there (a damaged FL is often one)
+            state = (json.dumps([ds.to_json_dict(), ds.file_meta.to_json_dict()],
+                                sort_keys=True, default=str),
+                     [e.tag for e in ds], [(e.offset, e.length) for e in ds])
         except fastdicom.DicomError as exc:
             state = (type(exc).__name__, str(exc))
     return (state, [str(w.message) for w in caught], ds.preamble, ctx.is_little_endian,
