@@ -1089,9 +1089,7 @@ def read_header_prefix(bytes data, bint allow_clip, uint32_t stop_tag, bint stop
     cdef Py_ssize_t n = len(data)
     cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(data)
     cdef ElementIndex meta, index
-    cdef int64_t body, declared, actual
-    cdef int32_t i, nxt
-    cdef Entry* e
+    cdef int64_t body
     if n < 140 or memcmp(p + 128, b"DICM", 4) != 0 or p[132] != 0x02 or p[133] != 0x00:
         return None
     if not (0x40 < p[136] < 0x5B and 0x40 < p[137] < 0x5B):
@@ -1100,21 +1098,9 @@ def read_header_prefix(bytes data, bint allow_clip, uint32_t stop_tag, bint stop
                    max_elements, False, True, False, 0, -1)
     if meta.status != 0 or meta.n_clipped or meta.trailing or meta.n_vr_retries:
         return None
-    body = meta.stop_offset if meta.stop_offset >= 0 else meta.end
-    i = meta.find(0x00020000, -1)
-    if i >= 0:
-        e = &meta.entries[i]
-        if e.length != 4 or e.value_offset < 0 or e.value_offset > n - 4:
-            return None
-        declared = rd32(p + e.value_offset, True)
-        nxt = e.next
-        actual = body - meta.entries[nxt].header_offset if nxt < meta.count else 0
-        if declared != actual:
-            return None
-    i = meta.find(0x00020010, -1)
-    if i < 0:
-        return None
-    ts = meta.text(i).strip()
+    body, declared, _, actual, ts = meta.meta_summary()
+    if (declared >= 0 and declared != actual) or not ts:
+        return None          # the general reader warns about the group length / guesses
     enc = _PLAIN_SYNTAXES.get(ts)
     if enc is None:
         return None

@@ -627,12 +627,12 @@ def _decode_column(spec: _Spec, col, big: np.ndarray, charsets: list, n: int) ->
                                                        "right") - 1)
             return _charset_column(spec, col, charsets, rows_non_ascii, n)
         arr = _pyarrow_binary(offsets, data, present).cast(pa.string())
-        return _finish_text(spec, arr, present, lengths)
+        return _finish_text(spec, arr, present)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
         return _slow_column(spec, col, big, charsets, n)
 
 
-def _finish_text(spec, arr, present, lengths):
+def _finish_text(spec, arr, present):
     vr = spec.vr
     if spec.multi:
         # a value of padding alone holds no value (as an empty one), not one empty value
@@ -720,8 +720,7 @@ def _charset_column(spec, col, charsets, rows_non_ascii, n):
         if isinstance(v, bytes):
             out[i] = v.decode("ascii")
     arr = pa.array(out, pa.string())
-    lengths = np.diff(offsets)
-    return _finish_text(spec, arr, present, lengths)
+    return _finish_text(spec, arr, present)
 
 
 def _slow_column(spec, col, big, charsets, n):
