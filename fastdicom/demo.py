@@ -54,15 +54,18 @@ def run_demo(n_slices: int = 200, rows: int = 512, columns: int = 512, directory
         # 1. headers
         files = sorted(str(p) for p in series_dir.iterdir())
         _floor_header(files)  # warm the page cache for both measurements
-        t_floor = _floor_header(files)
-        t0 = time.perf_counter()
-        found = {}
-        for f in files:
-            ds = dcmread(f, stop_before_pixels=True)
-            key = (ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID)
-            found.setdefault(key, []).append((ds.InstanceNumber, ds.ImagePositionPatient,
-                                              ds.Rows, ds.Modality, ds.SOPInstanceUID))
-        t_read = time.perf_counter() - t0
+        t_floor = min(_floor_header(files) for _ in range(3))
+        times = []
+        for _ in range(4):
+            t0 = time.perf_counter()
+            found = {}
+            for f in files:
+                ds = dcmread(f, stop_before_pixels=True)
+                key = (ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID)
+                found.setdefault(key, []).append((ds.InstanceNumber, ds.ImagePositionPatient,
+                                                  ds.Rows, ds.Modality, ds.SOPInstanceUID))
+            times.append(time.perf_counter() - t0)
+        t_read = min(times[1:])   # the first pass pays one-time costs; best of 3, as the floor
         for (patient, study, series), inst in found.items():
             _say(f"patient {patient}: study {study[:24]}..., series {series[:24]}..., "
                  f"{len(inst)} instances, modality {inst[0][3]}")
