@@ -137,6 +137,8 @@ cdef struct ScanState:
     int32_t n_odd
     int64_t vsize        # > 0: buf holds only the first bytes of data of this size
     int64_t virtual_end  # end of a root pixel element whose value lies past the buffer
+    uint32_t root_last   # the last top-level tag so far
+    bint root_unsorted   # a top-level tag came after a larger one
 
 
 cdef inline int32_t add_entry(ScanState* st, uint32_t tag, uint16_t vr, uint16_t flags,
@@ -164,6 +166,10 @@ cdef inline int32_t add_entry(ScanState* st, uint32_t tag, uint16_t vr, uint16_t
     e.depth = depth
     e.next = st.n + 1
     e._pad = 0
+    if parent < 0:
+        if tag < st.root_last:
+            st.root_unsorted = True
+        st.root_last = tag
     st.n += 1
     return st.n - 1
 
@@ -633,7 +639,8 @@ cdef class ElementIndex:
         return -1
 
     cdef bint _root_ascending(self):
-        """Whether the top-level tags ascend (equal ones allowed), decided once."""
+        """Whether the top-level tags ascend (equal ones allowed): noted by the scan as it
+        adds them, else decided here once."""
         cdef int32_t i = 0
         cdef uint32_t last = 0
         if self.root_order == 0:
@@ -1037,6 +1044,8 @@ cdef ElementIndex _scan_c(object buffer, Py_ssize_t start, Py_ssize_t end, bint 
     st.n_odd = 0
     st.vsize = virtual_size if (virtual_size > n and end == n) else 0
     st.virtual_end = -1
+    st.root_last = 0
+    st.root_unsorted = False
     cdef const uint8_t* p = &view[0] if n > 0 else NULL
     with nogil:
         if n > 0:
@@ -1062,6 +1071,7 @@ cdef ElementIndex _scan_c(object buffer, Py_ssize_t start, Py_ssize_t end, bint 
     idx.n_vr_retries = st.n_vr_retries
     idx.n_odd = st.n_odd
     idx.virtual_end = st.virtual_end
+    idx.root_order = 2 if st.root_unsorted else 1
     return idx
 
 
