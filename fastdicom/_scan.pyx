@@ -597,7 +597,7 @@ cdef class ElementIndex:
     cdef readonly int32_t n_odd
     cdef readonly int64_t virtual_end
     cdef object full     # the whole file (a lazy MappedFile) when ``buffer`` is a prefix
-    cdef int root_order  # top-level tags: 0 not looked at yet, 1 ascending, 2 not
+    cdef int root_order  # top-level tags as the scan added them: 1 ascending, 2 not
 
     def __dealloc__(self):
         free(self.entries)
@@ -613,8 +613,9 @@ cdef class ElementIndex:
         cdef int32_t i = parent + 1
         cdef int32_t stop = self.count if parent < 0 else self.entries[parent].next
         cdef Entry* e
-        if parent < 0 and self._root_ascending():
-            # the usual case: the first tag past ``tag`` ends the search
+        if parent < 0 and self.root_order == 1:
+            # the usual case (the scan noted that the top-level tags ascend): the first tag
+            # past ``tag`` ends the search
             while i < stop:
                 e = &self.entries[i]
                 if e.tag >= tag:
@@ -637,21 +638,6 @@ cdef class ElementIndex:
                 return i
             i = self.entries[i].next
         return -1
-
-    cdef bint _root_ascending(self):
-        """Whether the top-level tags ascend (equal ones allowed): noted by the scan as it
-        adds them, else decided here once."""
-        cdef int32_t i = 0
-        cdef uint32_t last = 0
-        if self.root_order == 0:
-            self.root_order = 1
-            while i < self.count:
-                if self.entries[i].tag < last:
-                    self.root_order = 2
-                    break
-                last = self.entries[i].tag
-                i = self.entries[i].next
-        return self.root_order == 1
 
     def children(self, int32_t parent=-1):
         """Indices of the direct children of ``parent`` (-1 = root) in file order."""
