@@ -23,7 +23,7 @@ from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memcmp, memset, strrchr
 from libc.errno cimport errno, EINTR
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
-from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, pread_full, pread,
+from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, is_known_vr, pread_full, pread,
                                 open_regular, c_path,
                                      close, c_open, c_openat, fstat, stat_t, timespec_t,
                                      O_RDONLY, O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY)
@@ -310,9 +310,9 @@ cdef int element_header(Src* s, int64_t pos, bint explicit, bint le, uint32_t* t
         hdr[0] = 8
         return W_OK
     if explicit:
-        if not (is_upper(p[4]) and is_upper(p[5])):
-            return W_FALLBACK
         vr[0] = (<uint16_t>p[4] << 8) | p[5]
+        if not is_known_vr(vr[0]):
+            return W_FALLBACK       # the general reader reads an unknown VR as implicit VR
         if is_long_vr(p[4], p[5]):
             p = need(s, pos, 12)
             if p == NULL:
@@ -329,77 +329,29 @@ cdef int element_header(Src* s, int64_t pos, bint explicit, bint le, uint32_t* t
     return W_OK
 
 
-cdef int skip_value(Walk* w, Src* s, int64_t* ppos, int64_t hdr, uint16_t vr, uint32_t length,
-                    bint explicit, bint le, int depth) noexcept nogil:
+include "_dict_sq.pxi"
+include "_sqwalk.pxi"
+
+
+cdef int skip_value(Walk* w, Src* s, int64_t* ppos, int64_t hdr, uint32_t tag, uint16_t vr,
+                    uint32_t length, bint explicit, bint le) noexcept nogil:
+    """Past the value of the root element at ``ppos``, checking the structure of a sequence
+    value (see _sqwalk.pxi)."""
     cdef int64_t pos = ppos[0] + hdr
+    cdef int64_t limit = -1 if s.inflating else s.fsize
+    cdef int r
     if length == UNDEF:
-        if explicit and vr == 0x554E:           # UN of undefined length: implicit VR LE sequence
-            ppos[0] = pos
-            return skip_sequence(w, s, ppos, False, True, depth + 1)
-        if explicit and vr != 0x5351:           # only SQ may have undefined length here
+        if explicit and vr != 0x5351 and vr != 0x554E:   # only SQ and UN may have it
             return W_FALLBACK
-        ppos[0] = pos
-        return skip_sequence(w, s, ppos, explicit, le, depth + 1)
-    if not s.inflating and <int64_t>length > s.fsize - pos:
-        return W_FALLBACK
-    ppos[0] = pos + length
+        r = sq_items(s, pos, -1, limit, explicit, le, 1, w.max_depth, ppos)
+    else:
+        if limit >= 0 and <int64_t>length > limit - pos:
+            return W_FALLBACK
+        r = sq_value(s, pos, tag, vr, length, limit, explicit, le, 1, w.max_depth)
+        ppos[0] = pos + length
+    if r != 0:
+        return W_IO if s.io_errno else W_FALLBACK
     return W_OK
-
-
-cdef int skip_sequence(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, int depth) noexcept nogil:
-    cdef int64_t pos = ppos[0]
-    cdef const uint8_t* p
-    cdef uint32_t tag, length
-    cdef int r, items = 0
-    if depth > w.max_depth:
-        return W_FALLBACK
-    while True:
-        p = need(s, pos, 8)
-        if p == NULL:
-            return W_IO if s.io_errno else W_FALLBACK
-        tag = rdtag(p, le)
-        length = rd32(p + 4, le)
-        if tag == TAG_SEQ_DELIM:
-            ppos[0] = pos + 8
-            return W_OK
-        if tag != TAG_ITEM:
-            return W_FALLBACK
-        items += 1
-        if items > MAX_ITEMS:
-            return W_FALLBACK
-        pos += 8
-        if length == UNDEF:
-            r = skip_item(w, s, &pos, explicit, le, depth + 1)
-            if r != W_OK:
-                return r
-        else:
-            if not s.inflating and <int64_t>length > s.fsize - pos:
-                return W_FALLBACK
-            pos += length
-
-
-cdef int skip_item(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, int depth) noexcept nogil:
-    cdef int64_t pos = ppos[0], hdr
-    cdef uint32_t tag, length
-    cdef uint16_t vr
-    cdef int r, n = 0
-    if depth > w.max_depth:
-        return W_FALLBACK
-    while True:
-        r = element_header(s, pos, explicit, le, &tag, &vr, &length, &hdr)
-        if r != W_OK:
-            return r
-        if tag == TAG_ITEM_DELIM:
-            ppos[0] = pos + 8
-            return W_OK
-        if (tag >> 16) == 0xFFFE:
-            return W_FALLBACK
-        n += 1
-        if n > MAX_ITEMS:
-            return W_FALLBACK
-        r = skip_value(w, s, &pos, hdr, vr, length, explicit, le, depth)
-        if r != W_OK:
-            return r
 
 
 cdef int pixel_extent(Walk* w, Src* s, int64_t pos, int64_t hdr, uint32_t length, bint le) noexcept nogil:
@@ -413,8 +365,9 @@ cdef int pixel_extent(Walk* w, Src* s, int64_t pos, int64_t hdr, uint32_t length
     if length != UNDEF:
         w.pixel_length = length
         if s.inflating:
+            # (cut short: the general reader words the error with the inflated size)
             if w.check_deflated and length > 0 and at_end(s, start + length - 1):
-                return W_PIXEL_TRUNC
+                return W_FALLBACK
         elif <int64_t>length > s.fsize - start:
             return W_PIXEL_TRUNC
         return W_OK
@@ -424,7 +377,9 @@ cdef int pixel_extent(Walk* w, Src* s, int64_t pos, int64_t hdr, uint32_t length
     while True:
         p = need(s, p2, 8)
         if p == NULL:
-            return W_IO if s.io_errno else W_PIXEL_TRUNC
+            # cut short: the general reader tells which item (and whether it is an
+            # encapsulation error or a truncation)
+            return W_IO if s.io_errno else W_FALLBACK
         tag = rdtag(p, le)
         ilen = rd32(p + 4, le)
         if tag == TAG_SEQ_DELIM:
@@ -437,7 +392,7 @@ cdef int pixel_extent(Walk* w, Src* s, int64_t pos, int64_t hdr, uint32_t length
             return W_FALLBACK
         p2 += 8
         if not s.inflating and <int64_t>ilen > s.fsize - p2:
-            return W_PIXEL_TRUNC
+            return W_FALLBACK
         p2 += ilen
 
 
@@ -481,8 +436,9 @@ cdef int walk_top(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, bint m
             return W_OK
         if tag > TAG_PIXEL_DATA:
             # no Pixel Data: fine if this is the last element (trailing padding, a
-            # signature); anything after it means a damaged tag ahead of the rest
-            if s.inflating or length == UNDEF or pos + hdr + <int64_t>length < s.fsize:
+            # signature); anything after it means a damaged tag ahead of the rest, and a
+            # value past the end of the file is the general reader's to judge (truncation)
+            if s.inflating or length == UNDEF or pos + hdr + <int64_t>length != s.fsize:
                 return W_FALLBACK
             ppos[0] = pos
             return W_OK
@@ -490,12 +446,15 @@ cdef int walk_top(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, bint m
         if j >= 0 and length != UNDEF:
             if not s.inflating and <int64_t>length > s.fsize - (pos + hdr):
                 return W_FALLBACK
+            if sq_value(s, pos + hdr, tag, vr, length, -1 if s.inflating else s.fsize,
+                        explicit, le, 1, w.max_depth) != 0:
+                return W_IO if s.io_errno else W_FALLBACK
             r = store(w, s, j, vr, pos + hdr, length)
             if r != W_OK:
                 return r
             pos += hdr + length
             continue
-        r = skip_value(w, s, &pos, hdr, vr, length, explicit, le, 0)
+        r = skip_value(w, s, &pos, hdr, tag, vr, length, explicit, le)
         if r != W_OK:
             return r
 

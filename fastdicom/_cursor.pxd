@@ -58,6 +58,35 @@ cdef inline bint is_long_vr(uint8_t a, uint8_t b) noexcept nogil:
     return False
 
 
+cdef inline bint is_known_vr(uint16_t vr) noexcept nogil:
+    """A VR of PS3.5 Table 6.2-1 (first byte in the high byte).  A fast walk that meets any
+    other VR leaves the file to the general reader, which reads that element as implicit VR."""
+    cdef uint8_t a = vr >> 8, b = vr & 0xFF
+    if a == b'A':
+        return b == b'E' or b == b'S' or b == b'T'
+    if a == b'C':
+        return b == b'S'
+    if a == b'D':
+        return b == b'A' or b == b'S' or b == b'T'
+    if a == b'F':
+        return b == b'L' or b == b'D'
+    if a == b'I':
+        return b == b'S'
+    if a == b'L':
+        return b == b'O' or b == b'T'
+    if a == b'O':
+        return b == b'B' or b == b'D' or b == b'F' or b == b'L' or b == b'V' or b == b'W'
+    if a == b'P':
+        return b == b'N'
+    if a == b'S':
+        return b == b'H' or b == b'L' or b == b'Q' or b == b'S' or b == b'T' or b == b'V'
+    if a == b'T':
+        return b == b'M'
+    if a == b'U':
+        return b == b'C' or b == b'I' or b == b'L' or b == b'N' or b == b'R' or b == b'S' or b == b'T' or b == b'V'
+    return False
+
+
 cdef inline int pread_full(int fd, void* dst, int64_t count, int64_t offset,
                            int64_t* got) noexcept nogil:
     """pread until ``count`` bytes, EOF or an error; returns 0 or errno, ``got`` = bytes read."""

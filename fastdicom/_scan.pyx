@@ -35,7 +35,8 @@ cdef extern from "Python.h":
 
 cdef extern from "structmember.h":
     int T_OBJECT_EX
-from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, pread_full, pread,
+from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, is_known_vr,
+                                     pread_full, pread,
                                      open_regular, c_path,
                                      close, c_open, c_openat, fstat, stat_t, timespec_t,
                                      O_RDONLY, O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY)
@@ -79,31 +80,6 @@ cdef inline bint is_long_vr_code(uint16_t vr) noexcept nogil:
     return is_long_vr(vr >> 8, vr & 0xFF)
 
 
-cdef inline bint is_known_vr(uint16_t vr) noexcept nogil:
-    cdef uint8_t a = vr >> 8, b = vr & 0xFF
-    if a == b'A':
-        return b == b'E' or b == b'S' or b == b'T'
-    if a == b'C':
-        return b == b'S'
-    if a == b'D':
-        return b == b'A' or b == b'S' or b == b'T'
-    if a == b'F':
-        return b == b'L' or b == b'D'
-    if a == b'I':
-        return b == b'S'
-    if a == b'L':
-        return b == b'O' or b == b'T'
-    if a == b'O':
-        return b == b'B' or b == b'D' or b == b'F' or b == b'L' or b == b'V' or b == b'W'
-    if a == b'P':
-        return b == b'N'
-    if a == b'S':
-        return b == b'H' or b == b'L' or b == b'Q' or b == b'S' or b == b'T' or b == b'V'
-    if a == b'T':
-        return b == b'M'
-    if a == b'U':
-        return b == b'C' or b == b'I' or b == b'L' or b == b'N' or b == b'R' or b == b'S' or b == b'T' or b == b'V'
-    return False
 
 cdef enum:
     K_ROOT = 0

@@ -24,7 +24,7 @@ from libc.string cimport memcpy, memcmp, memset
 from libc.errno cimport errno, EINTR, EAGAIN
 from libc.math cimport isfinite, NAN
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, pread_full, pread,
+from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, is_known_vr, pread_full, pread,
                                      close, c_open, c_openat, fstat, stat_t, timespec_t,
                                      O_RDONLY, O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY)
 
@@ -290,9 +290,9 @@ cdef int elem_header(Src* s, int64_t pos, bint explicit, uint32_t* tag, uint16_t
         length[0] = rd32(p + 4, True)
         hdr[0] = 8
         return 0
-    if not (is_upper(p[4]) and is_upper(p[5])):
-        return -1
     vr[0] = <uint16_t>((p[4] << 8) | p[5])
+    if not is_known_vr(vr[0]):
+        return -1       # the general reader reads an unknown VR as implicit VR: it judges
     if is_long_vr(p[4], p[5]):
         p = need(s, pos, 12)
         if p == NULL:
@@ -306,46 +306,9 @@ cdef int elem_header(Src* s, int64_t pos, bint explicit, uint32_t* tag, uint16_t
 
 cdef uint16_t VR_SQ = (83 << 8) | 81
 
-cdef int64_t skip_undefined(Src* s, int64_t pos, bint explicit, int depth) noexcept nogil:
-    """``pos`` is the first item of an undefined-length sequence; the position after its
-    delimiter, or -1."""
-    cdef const uint8_t* p
-    cdef uint32_t tag, length
-    cdef uint16_t vr
-    cdef int64_t hdr
-    if depth > MAX_DEPTH:
-        return -1
-    while True:
-        p = need(s, pos, 8)
-        if p == NULL:
-            return -1
-        tag = rdtag(p, True)
-        length = rd32(p + 4, True)
-        if tag == 0xFFFEE0DDu:
-            return pos + 8
-        if tag != 0xFFFEE000u:
-            return -1
-        pos += 8
-        if length != UNDEF:
-            pos += length
-            continue
-        while True:
-            if elem_header(s, pos, explicit, &tag, &vr, &length, &hdr) != 0:
-                return -1
-            if tag == 0xFFFEE00Du:
-                pos += 8
-                break
-            if (tag >> 16) == 0xFFFEu:
-                return -1
-            pos += hdr
-            if length == UNDEF:
-                if explicit and vr != VR_SQ:
-                    return -1
-                pos = skip_undefined(s, pos, explicit, depth + 1)
-                if pos < 0:
-                    return -1
-            else:
-                pos += length
+include "_dict_sq.pxi"
+include "_sqwalk.pxi"
+
 
 cdef inline int find_tag(uint32_t tag) noexcept nogil:
     cdef int lo = 0, hi = NTAGS - 1, mid
@@ -587,6 +550,14 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
             break
         if put_string(o, S_TS, <const uint8_t*>ts, ts_len) != 0:
             break
+        # the body's first element must agree with the transfer syntax's VR encoding (the
+        # general reader, like pydicom, follows the bytes when they disagree)
+        if pos + 6 <= s.size:
+            p = need(s, pos, 6)
+            if p == NULL:
+                break
+            if (is_upper(p[4]) and is_upper(p[5])) != explicit and rd16(p, True) != 0xFFFEu:
+                break
         # the data set, root level
         while True:
             if pos >= s.size:
@@ -607,11 +578,17 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
                 break
             if tag > 0x7FE00010u:
                 # no image if this is the last element (padding, a signature); anything
-                # after it means a damaged tag ahead of the rest: the general path judges
-                if length != UNDEF and pos + hdr + <int64_t>length >= s.size:
+                # after it means a damaged tag ahead of the rest, and a value past the end
+                # of the file may hide anything: the general path judges
+                if length != UNDEF and pos + hdr + <int64_t>length == s.size:
                     result = ST_NOIMAGE
                 break
             pos += hdr
+            if length != UNDEF and <int64_t>length > s.size - pos:
+                break           # past the end of the file: the general reader judges
+            if length != UNDEF and sq_value(s, pos, tag, vr, length, s.size, explicit, True, 1,
+                                            MAX_DEPTH) != 0:
+                break           # a sequence the general reader would refuse or read otherwise
             j = find_tag(tag)
             if j >= 0:
                 if length == UNDEF or length > MAX_VALUE:
@@ -625,8 +602,7 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
             if length == UNDEF:
                 if explicit and vr != VR_SQ:
                     break
-                pos = skip_undefined(s, pos, explicit, 0)
-                if pos < 0:
+                if sq_items(s, pos, -1, s.size, explicit, True, 1, MAX_DEPTH, &pos) != 0:
                     break
             else:
                 pos += length

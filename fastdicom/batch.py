@@ -479,19 +479,13 @@ def _pixel_info(row, ctx, index, path, size, get_file):
     else:
         get = get_file
         total = size
-    head = get(hdr_off, 12)
-    if len(head) < 8:
-        raise TruncatedError("Pixel Data header runs past the end of the file", path=path,
-                             offset=hdr_off, tag=0x7FE00010)
-    if explicit and head[4:6] in (b"OB", b"OW", b"UN", b"OV", b"OD", b"OF", b"OL"):
-        if len(head) < 12:
-            raise TruncatedError("Pixel Data header runs past the end of the file",
-                                 path=path, offset=hdr_off, tag=0x7FE00010)
-        length = struct.unpack(e + "I", head[8:12])[0]
-        start = hdr_off + 12
-    else:
-        length = struct.unpack(e + "I", head[4:8])[0]
-        start = hdr_off + 8
+    from .filereader import element_header
+    parsed = element_header(get(hdr_off, 12), explicit, little)
+    if parsed is None:
+        raise TruncatedError("Pixel Data header runs past the end of the file",
+                             path=path, offset=hdr_off, tag=0x7FE00010)
+    _, hdr_len, length = parsed
+    start = hdr_off + hdr_len
     row["pixel_offset"] = None if ctx.inflated else start
     if length != 0xFFFFFFFF:
         if length > total - start:
@@ -817,8 +811,11 @@ def _record_status(st, r, i, err_type, err_msg, err_off, err_tag) -> None:
     elif st == _batch.STATUS_CHANGED:
         err_type[i], err_msg[i] = "FileChangedError", "file changed while it was read"
     elif st == _batch.STATUS_PIXEL_TRUNCATED:
+        # (a native value only; the general reader's words, see _pixel_info)
         err_type[i] = "TruncatedError"
-        err_msg[i] = "Pixel Data value runs past the end of the file"
+        start = int(r["pixel_offset"][i])
+        err_msg[i] = (f"Pixel Data value of {int(r['pixel_length'][i])} bytes runs past the end"
+                      f" of the file ({int(r['size'][i]) - start} bytes left)")
         err_off[i], err_tag[i] = int(r["err_offset"][i]), 0x7FE00010
 
 

@@ -40,6 +40,34 @@ _EXPLICIT_BE = "1.2.840.10008.1.2.2"
 _DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95")
 
 
+# VRs with a reserved field and a 32-bit length in explicit VR (PS3.5 7.1.2); the other
+# VRs of PS3.5 Table 6.2-1 have a 16-bit length
+_LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
+                       b"UR", b"UT", b"UV"))
+_SHORT_VRS = frozenset(v.encode() for v in ("AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL",
+                                            "FD", "IS", "LO", "LT", "PN", "SH", "SL", "SS",
+                                            "ST", "TM", "UI", "UL", "US"))
+
+
+def element_header(head: bytes, explicit: bool, little: bool) -> Optional[tuple]:
+    """(tag, header length, value length) of the element whose first bytes are ``head`` (up
+    to 12), read as the scanner reads it: an unknown VR in explicit VR data is read as
+    implicit VR.  None when ``head`` is too short."""
+    if len(head) < 8:
+        return None
+    order = "little" if little else "big"
+    tag = (int.from_bytes(head[0:2], order) << 16) | int.from_bytes(head[2:4], order)
+    if explicit and (tag >> 16) != 0xFFFE:
+        vr = bytes(head[4:6])
+        if vr in _LONG_VRS:
+            if len(head) < 12:
+                return None
+            return tag, 12, int.from_bytes(head[8:12], order)
+        if vr in _SHORT_VRS:
+            return tag, 8, int.from_bytes(head[6:8], order)
+    return tag, 8, int.from_bytes(head[4:8], order)
+
+
 def _preamble_kind(preamble: Optional[bytes]) -> str:
     if not preamble:
         return "none"

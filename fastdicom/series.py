@@ -58,7 +58,6 @@ _PIXEL_TAGS = {0x7FE00010: None, 0x7FE00008: "f4", 0x7FE00009: "f8"}
 _BIG_ENDIAN_TS = "1.2.840.10008.1.2.2"
 _DEFLATED_TS = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1"}
 _NATIVE_TS = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", _BIG_ENDIAN_TS}
-_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UR", b"UC"}
 
 # Tolerances: orientation cosines, pixel spacing (relative), slice spacing (relative/absolute).
 ORIENTATION_TOLERANCE = 1e-4
@@ -204,17 +203,12 @@ def _pixel_header(buf: Any, pos: int, explicit: bool, little: bool) -> Optional[
     mv = memoryview(buf)
     if pos < 0 or pos + 8 > len(mv):
         return None
-    b = bytes(mv[pos:pos + 12])
-    order = "little" if little else "big"
-    tag = (int.from_bytes(b[0:2], order) << 16) | int.from_bytes(b[2:4], order)
-    if explicit:
-        vr = b[4:6]
-        if vr in _LONG_VRS:
-            if len(b) < 12:
-                return None
-            return tag, pos + 12, int.from_bytes(b[8:12], order)
-        return tag, pos + 8, int.from_bytes(b[6:8], order)
-    return tag, pos + 8, int.from_bytes(b[4:8], order)
+    from .filereader import element_header
+    parsed = element_header(bytes(mv[pos:pos + 12]), explicit, little)
+    if parsed is None:
+        return None
+    tag, hdr_len, length = parsed
+    return tag, pos + hdr_len, length
 
 
 class _RawReader:

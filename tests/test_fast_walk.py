@@ -1,0 +1,350 @@
+"""The nogil header walks of ``scan`` (fastdicom._batch) and of the series reader
+(fastdicom._series) never accept a file that the general reader refuses, nor read one
+differently.  They pass over sequences without indexing them; the general reader scans every
+sequence but defined-length ones of DEFER_SQ_BYTES or more.  So the walks check the structure
+of what they pass over, and leave anything doubtful (and any unknown VR) to the general
+reader.  Oracle: the general reader itself (dcmread, scan's per-file reader, scan_instance),
+on hand-built damage and on random byte mutations inside sequences."""
+from __future__ import annotations
+
+import dataclasses
+import random
+import struct
+import warnings
+
+import numpy as np
+import pytest
+
+import fastdicom
+from fastdicom import batch, testing
+from fastdicom.dataset import DEFER_SQ_BYTES
+from fastdicom.series import InstanceHeader, find_series, scan_instance
+
+_series = pytest.importorskip("fastdicom._series")
+_batch = pytest.importorskip("fastdicom._batch")
+
+TAGS = tuple(batch.DEFAULT_TAGS)
+SYNTAXES = [testing.EXPLICIT_LE, testing.IMPLICIT_LE]
+
+
+def _slice(k: int, *, undefined: bool, big_item: int = 0) -> list:
+    """A 4x4 CT slice with a two-level sequence (two items, the inner one with a nested
+    sequence) ahead of the image tags; ``big_item`` adds that many bytes of OB to an item."""
+    inner = [(0x00080100, "SH", "T-D0050"), (0x00080102, "SH", "SRT"),
+             (0x00080104, "LO", "Tissue")]
+    item = [(0x00081150, "UI", testing.CT_IMAGE_STORAGE), (0x00081155, "UI", f"1.2.9.{k}"),
+            (0x00089215, "SQ", [inner, inner])]
+    items = [item, item + ([(0x00091010, "OB", b"\x01" * big_item)] if big_item else [])]
+    return [
+        (0x00080008, "CS", ["ORIGINAL", "PRIMARY", "AXIAL"]),
+        (0x00080016, "UI", testing.CT_IMAGE_STORAGE), (0x00080018, "UI", f"1.2.826.0.1.{k}"),
+        (0x00080060, "CS", "CT"),
+        (0x00081140, "SQ", items, {"undefined_length": undefined}),
+        (0x00100020, "LO", "PAT1"),
+        (0x0020000D, "UI", "1.2.826.0.1.7"), (0x0020000E, "UI", "1.2.826.0.1.7.1"),
+        (0x00200013, "IS", k + 1), (0x00200032, "DS", [0, 0, float(k)]),
+        (0x00200037, "DS", [1, 0, 0, 0, 1, 0]), (0x00200052, "UI", "1.2.826.0.1.7.2"),
+        (0x00280002, "US", 1), (0x00280004, "CS", "MONOCHROME2"), (0x00280010, "US", 4),
+        (0x00280011, "US", 4), (0x00280030, "DS", [1, 1]), (0x00280100, "US", 16),
+        (0x00280101, "US", 16), (0x00280102, "US", 15), (0x00280103, "US", 0),
+        (0x7FE00010, "OW", np.full(16, k, np.uint16).tobytes()),
+    ]
+
+
+def _write(path, k=0, ts=testing.EXPLICIT_LE, undefined=False, big_item=0):
+    testing.write_file(path, _slice(k, undefined=undefined, big_item=big_item),
+                       transfer_syntax=ts)
+    return path
+
+
+def _sq_span(data: bytes, ts: str) -> tuple:
+    """(start, end) of the Referenced Image Sequence element in ``data``."""
+    start = data.index(b"\x08\x00\x40\x11")
+    end = data.index(b"\x10\x00\x20\x00", start)        # PatientID follows it
+    return start, end
+
+
+def _general_row(path) -> dict:
+    """The row scan() gives for ``path`` through its per-file general reader."""
+    plan = batch._Plan(TAGS)
+    row = batch.read_header_row(str(path), plan.tag_list)
+    return batch._scan_chunk(plan, [str(path)], False, rows=[row]).to_pylist()[0]
+
+
+def _outcome(fn, *args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return fn(*args)
+        except (fastdicom.DicomError, OSError) as exc:
+            return type(exc)
+
+
+def _agree(path) -> bool:
+    """Assert that the fast walks agree with the general reader on ``path``; True when the
+    series walk took the file itself (did not leave it to the general reader)."""
+    fast_row = _outcome(lambda p: batch.scan([p], tags=TAGS).to_pylist()[0], str(path))
+    assert fast_row == _outcome(_general_row, path), path
+    general = _outcome(scan_instance, str(path))
+    fast = _series.scan_headers([str(path)], InstanceHeader)[0]
+    if fast is False:
+        return False
+    assert isinstance(general, InstanceHeader) or general is None, (path, general)
+    if fast is None or general is None:
+        assert fast is general, path
+    else:
+        assert dataclasses.asdict(fast) == dataclasses.asdict(general), path
+    return True
+
+
+def test_check_threshold_is_the_general_readers():
+    assert _batch.SQ_CHECK_DEFER_BYTES == _series.SQ_CHECK_DEFER_BYTES == DEFER_SQ_BYTES
+
+
+@pytest.mark.parametrize("ts", SYNTAXES)
+@pytest.mark.parametrize("undefined", [False, True])
+def test_clean_sequences_stay_on_the_fast_walks(tmp_path, ts, undefined):
+    p = _write(tmp_path / "a.dcm", ts=ts, undefined=undefined)
+    assert _agree(p)
+    assert batch.scan([p]).column("error_type").to_pylist() == [None]
+
+
+def _damage_item_tag(data, start, end):
+    i = data.index(b"\xfe\xff\x00\xe0", start)
+    return data[:i] + b"\x08\x00\x50\x11" + data[i + 4:]
+
+
+def _damage_inner_length(data, start, end):
+    # the length of (0008,0104) inside the nested item grows past its item
+    i = data.index(b"\x08\x00\x04\x01", start)
+    if data[i + 4:i + 6] == b"LO":
+        return data[:i + 6] + struct.pack("<H", 0x4000) + data[i + 8:]
+    return data[:i + 4] + struct.pack("<I", 0x4000) + data[i + 8:]
+
+
+def _damage_item_length(data, start, end):
+    # the first item claims more bytes than its sequence holds
+    i = data.index(b"\xfe\xff\x00\xe0", start)
+    return data[:i + 4] + struct.pack("<I", end - start + 64) + data[i + 8:]
+
+
+@pytest.mark.parametrize("ts", SYNTAXES)
+@pytest.mark.parametrize("undefined", [False, True])
+@pytest.mark.parametrize("damage", [_damage_item_tag, _damage_inner_length,
+                                    _damage_item_length])
+def test_damage_inside_a_sequence_is_judged_by_the_general_reader(tmp_path, ts, undefined,
+                                                                   damage):
+    """The walks skipped defined-length sequences (and defined-length items of undefined-
+    length ones) by their length: a slice dcmread refuses was loaded, and scan() gave it a
+    clean row."""
+    good = [_write(tmp_path / f"{k}.dcm", k, ts=ts, undefined=undefined) for k in range(3)]
+    p = good[1]
+    data = p.read_bytes()
+    start, end = _sq_span(data, ts)
+    p.write_bytes(damage(data, start, end))
+    _agree(p)
+    # the series reader keeps the slice exactly when its general path reads it
+    kept = isinstance(_outcome(scan_instance, str(p)), InstanceHeader)
+    assert [s.num_instances for s in _outcome(find_series, tmp_path)] == [3 if kept else 2]
+
+
+def test_item_tag_damage_is_refused_in_explicit_vr(tmp_path):
+    """The case that was accepted: an explicit VR file whose small defined-length sequence
+    holds a non-item tag where an item belongs."""
+    for k in range(3):
+        _write(tmp_path / f"{k}.dcm", k)
+    p = tmp_path / "1.dcm"
+    data = p.read_bytes()
+    p.write_bytes(_damage_item_tag(data, *_sq_span(data, testing.EXPLICIT_LE)))
+    with pytest.raises(fastdicom.MalformedElementError):
+        fastdicom.dcmread(p)
+    assert _series.scan_headers([str(p)], InstanceHeader) == [False]
+    assert batch.scan([p]).column("error_type").to_pylist() == ["MalformedElementError"]
+    vol = fastdicom.load_series(tmp_path, errors="skip")
+    assert vol.shape == (2, 4, 4)
+
+
+@pytest.mark.parametrize("undefined", [False, True])
+def test_unknown_vr_is_left_to_the_general_reader(tmp_path, undefined):
+    """VR bytes of two upper-case letters that name no VR: the general reader reads that
+    element as implicit VR (its length from the next four bytes); the walks read a 16-bit
+    length and went on as if nothing were wrong."""
+    p = _write(tmp_path / "a.dcm", undefined=undefined)
+    data = p.read_bytes()
+    root = data.replace(b"\x60\x00CS", b"\x60\x00QQ", 1)            # Modality, at the root
+    start, _ = _sq_span(data, testing.EXPLICIT_LE)
+    i = data.index(b"\x08\x00\x50\x11UI", start)                   # in an item
+    nested = data[:i + 4] + b"QQ" + data[i + 6:]
+    for name, raw in (("root", root), ("item", nested)):
+        q = tmp_path / f"{name}.dcm"
+        q.write_bytes(raw)
+        assert _series.scan_headers([str(q)], InstanceHeader) == [False], name
+        _agree(q)
+
+
+@pytest.mark.parametrize("ts", SYNTAXES)
+def test_large_defined_sequence_is_left_for_first_access(tmp_path, ts):
+    """A defined-length sequence of DEFER_SQ_BYTES or more is indexed only when accessed (by
+    dcmread too): damage inside it does not make the walks fall back."""
+    p = _write(tmp_path / "a.dcm", ts=ts, big_item=DEFER_SQ_BYTES)
+    data = p.read_bytes()
+    start, end = _sq_span(data, ts)
+    assert end - start > DEFER_SQ_BYTES
+    # an element of a nested item runs past its item
+    p.write_bytes(_damage_inner_length(data, start, end))
+    ds = fastdicom.dcmread(p, stop_before_pixels=True)
+    assert ds.Modality == "CT"
+    # ... and the damage shows on access: an error (explicit VR), or the value kept as
+    # bytes with a warning (implicit VR, where the SQ came from the dictionary)
+    if ts == testing.EXPLICIT_LE:
+        with pytest.raises(fastdicom.MalformedElementError):
+            len(ds.ReferencedImageSequence)
+    else:
+        with pytest.warns(fastdicom.DicomWarning, match="not a sequence"):
+            assert isinstance(ds.ReferencedImageSequence, bytes)
+    assert _agree(p)
+
+
+def _mutants(tmp_path, n: int, seed: int, anywhere: bool):
+    """``n`` mutated slices: bytes overwritten inside the sequence (or ``anywhere``, then
+    sometimes also cut short) with random bytes, structural words and VR codes."""
+    rng = random.Random(seed)
+    for k in range(n):
+        ts = rng.choice(SYNTAXES)
+        p = _write(tmp_path / f"m{k}.dcm", k, ts=ts, undefined=rng.random() < 0.5)
+        data = bytearray(p.read_bytes())
+        start, end = (0, len(data) - 4) if anywhere else _sq_span(bytes(data), ts)
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            i = rng.randrange(start, end)
+            kind = rng.random()
+            if kind < 0.5:
+                data[i] = rng.randrange(256)
+            elif kind < 0.8:        # a plausible structural word: item/delimiter tags, lengths
+                data[i:i + 4] = rng.choice((
+                    b"\xfe\xff\x00\xe0", b"\xfe\xff\x0d\xe0", b"\xfe\xff\xdd\xe0",
+                    b"\xff\xff\xff\xff", b"\xe0\x7f\x10\x00", struct.pack("<I", rng.randrange(64))))
+            else:
+                data[i:i + 2] = rng.choice((b"SQ", b"UN", b"QQ", b"OB", b"UT", b"xx"))
+        if anywhere and rng.random() < 0.1:
+            data = data[:rng.randrange(len(data))]
+        p.write_bytes(bytes(data))
+        yield p
+
+
+@pytest.mark.parametrize("anywhere", [False, True])
+def test_random_damage_agrees_with_the_general_reader(tmp_path, anywhere):
+    """Mutated slices: scan's row and the series header equal the general reader's.  (Runs
+    of 2,000-3,000 files per seed found, besides the sequences: a Pixel Data header with a
+    short VR read with a 32-bit length by scan's per-file reader; a value past the end of
+    the file taken for trailing padding; a meta that says implicit VR over an explicit VR
+    body, read by the series walk as the meta says; truncated encapsulated pixel data
+    reported as a TruncatedError where the general reader finds an EncapsulationError.)"""
+    taken = 0
+    mutants = list(_mutants(tmp_path, 400, seed=20261127 + anywhere, anywhere=anywhere))
+    for p in mutants:
+        taken += _agree(p)
+    # both branches were exercised: files the walk took itself and files it left
+    assert 0 < taken < len(mutants)
+
+
+# ---------------------------------------------------------------------------------------------
+# what the mutation runs found besides the sequences
+
+@pytest.mark.parametrize("little", [True, False])
+@pytest.mark.parametrize("vr", ["OB", "OW", "UN", "SQ", "UT", "SV", "UV", "UC", "UR", "OD",
+                                "SH", "US", "AT", "DS", "QQ", "xx"])
+def test_element_header_reads_as_the_scanner(vr, little):
+    """filereader.element_header (scan's per-file reader uses it on the Pixel Data header
+    the scan stopped at; the series reader too) reads an element as the scanner does: long
+    VRs with a 32-bit length, the other VRs of PS3.5 with a 16-bit one, an unknown VR as
+    implicit VR.  scan's reader had its own VR list and read any other VR's length from
+    bytes 4-8 -- a 16-bit length field plus the VR."""
+    from fastdicom._scan import scan as scan_index
+    from fastdicom.filereader import element_header
+    order = "little" if little else "big"
+    tag = (0x0019).to_bytes(2, order) + (0x1001).to_bytes(2, order)
+    value = b"\x00" * 6
+    long = vr in ("OB", "OW", "UN", "SQ", "UT", "SV", "UV", "UC", "UR", "OD")
+    if long:
+        raw = tag + vr.encode() + b"\0\0" + len(value).to_bytes(4, order) + value
+    else:
+        raw = tag + vr.encode() + len(value).to_bytes(2, order) + value
+    if vr == "SQ":
+        value = b""
+        raw = tag + b"SQ\0\0" + (0).to_bytes(4, order)
+    raw += b"\x00" * 4     # so that a misread length cannot fit
+    index = scan_index(raw, explicit=True, little_endian=little)
+    i = index.find(0x00191001, -1)
+    assert i >= 0
+    entry = index.to_numpy()[i]
+    tag, hdr_len, length = element_header(raw[:12], True, little)
+    assert (tag, hdr_len) == (0x00191001, int(entry["value_offset"]))
+    if entry["flags"] & 64:     # clipped: the scanner read a length past the data too
+        assert vr in ("QQ", "xx") and length > len(raw) - hdr_len
+    else:
+        assert length == int(entry["length"]) == len(value), vr
+
+
+def _rewrite_pixel_header(data: bytes, new_header: bytes) -> bytes:
+    i = data.rindex(b"\xe0\x7f\x10\x00OW\x00\x00")
+    return data[:i] + new_header + data[i + 12:]
+
+
+def test_pixel_data_with_a_short_vr(tmp_path):
+    """Pixel Data whose VR bytes say SS (a 16-bit length): scan's own walk and its per-file
+    reader both read 32 bytes of pixels (the reader used to call the file truncated)."""
+    p = _write(tmp_path / "a.dcm")
+    p.write_bytes(_rewrite_pixel_header(p.read_bytes(), b"\xe0\x7f\x10\x00SS\x20\x00"))
+    row = batch.scan([p], tags=TAGS).to_pylist()[0]
+    assert row == _general_row(p)
+    assert row["error_type"] is None and row["pixel_length"] == 32
+    _agree(p)
+
+
+@pytest.mark.parametrize("cut", [4, 12, 20])
+def test_truncated_encapsulated_pixel_data(tmp_path, cut):
+    """Encapsulated Pixel Data cut short inside its items: scan's row names the error the
+    general reader finds (an item past the end is an EncapsulationError, a missing
+    delimiter a TruncatedError); the walk called both a TruncatedError."""
+    frame = bytes(range(64))
+    p = tmp_path / "e.dcm"
+    testing.write_file(p, [(0x00080016, "UI", testing.CT_IMAGE_STORAGE),
+                           (0x00080018, "UI", "1.2.3.4"), (0x00280002, "US", 1),
+                           (0x00280010, "US", 8), (0x00280011, "US", 8),
+                           (0x00280100, "US", 8), (0x7FE00010, "OB", [frame])],
+                       transfer_syntax=testing.JPEG_BASELINE)
+    data = p.read_bytes()
+    p.write_bytes(data[:len(data) - cut])
+    row = batch.scan([p], tags=TAGS).to_pylist()[0]
+    assert row == _general_row(p)
+    assert row["error_type"] in ("EncapsulationError", "TruncatedError")
+
+
+def test_body_vr_encoding_disagreeing_with_the_meta(tmp_path):
+    """A meta that says implicit VR over an explicit VR body: the general reader follows the
+    bytes (as pydicom does); the series walk read the body as the meta said (the first tag,
+    read with a 32-bit length of b"CS\\n\\0", ran past the end: "no image")."""
+    p = tmp_path / "a.dcm"
+    testing.write_file(p, [(0x00080005, "CS", "ISO_IR 100")] + _slice(0, undefined=False))
+    data = p.read_bytes()
+    ts = b"1.2.840.10008.1.2.1\x00"
+    assert data.count(ts) == 1
+    p.write_bytes(data.replace(ts, b"1.2.840.10008.1.2\x00\x00\x00"))
+    assert _series.scan_headers([str(p)], InstanceHeader) == [False]
+    _agree(p)
+    assert isinstance(scan_instance(str(p)), InstanceHeader)
+
+
+@pytest.mark.parametrize("present", [16, 64])
+def test_last_element_past_the_end_of_the_file(tmp_path, present):
+    """A file without Pixel Data whose last element, past where Pixel Data would be, claims
+    64 bytes: exactly there it is trailing padding; cut short, the general reader reports a
+    truncation (scan) -- the walks took it for padding either way."""
+    p = tmp_path / "a.dcm"
+    els = [e for e in _slice(0, undefined=False) if e[0] != 0x7FE00010]
+    testing.write_file(p, els + [(0xFFFCFFFC, "OB", b"\0" * 64)])
+    p.write_bytes(p.read_bytes()[:len(p.read_bytes()) - 64 + present])
+    row = batch.scan([p], tags=TAGS).to_pylist()[0]
+    assert row == _general_row(p)
+    assert row["error_type"] == (None if present == 64 else "TruncatedError")
+    _agree(p)
