@@ -162,31 +162,38 @@ cdef const uint8_t* file_window(Src* s, int64_t pos, int64_t n) noexcept nogil:
     return s.buf + (pos - s.base)
 
 
+cdef int feed_input(Src* s) noexcept nogil:
+    """The next compressed bytes for the inflater; 0 ok, -1 at the end of the file or on a
+    read error (``s.io_errno``)."""
+    cdef int64_t got = 0
+    cdef int err
+    if s.comp_pos >= s.fsize:
+        return -1     # compressed data ended before the deflate stream did
+    if s.base <= s.comp_pos < s.base + s.have:
+        # compressed bytes already read with the header window (the window is not touched
+        # while inflating): no second read
+        got = s.base + s.have - s.comp_pos
+        s.zs.next_in = s.buf + (s.comp_pos - s.base)
+    else:
+        err = pread_full(s.fd, s.zin, CHUNK if CHUNK < s.fsize - s.comp_pos
+                         else s.fsize - s.comp_pos, s.comp_pos, &got)
+        if err or got == 0:
+            s.io_errno = err
+            return -1
+        s.zs.next_in = s.zin
+    s.zs.avail_in = <unsigned int>got
+    s.comp_pos += got
+    return 0
+
+
 cdef int inflate_more(Src* s, int64_t need) noexcept nogil:
     """Inflate until s.out_have >= need or the stream ends; 0 ok, -1 error/limit."""
-    cdef int64_t got = 0, newcap, step
+    cdef int64_t newcap, step
     cdef uint8_t* grown
-    cdef int zr, err
+    cdef int zr
     while s.out_have < need and not s.z_end:
-        if s.zs.avail_in == 0:
-            if s.comp_pos >= s.fsize:
-                return -1     # compressed data ended before the deflate stream did
-            if s.base <= s.comp_pos < s.base + s.have:
-                # compressed bytes already read with the header window (the window is not
-                # touched while inflating): no second read
-                got = s.base + s.have - s.comp_pos
-                s.zs.next_in = s.buf + (s.comp_pos - s.base)
-                s.zs.avail_in = <unsigned int>got
-                s.comp_pos += got
-                continue
-            err = pread_full(s.fd, s.zin, CHUNK if CHUNK < s.fsize - s.comp_pos
-                             else s.fsize - s.comp_pos, s.comp_pos, &got)
-            if err or got == 0:
-                s.io_errno = err
-                return -1
-            s.comp_pos += got
-            s.zs.next_in = s.zin
-            s.zs.avail_in = <unsigned int>got
+        if s.zs.avail_in == 0 and feed_input(s) != 0:
+            return -1
         if s.out_cap - s.out_have < CHUNK:
             newcap = s.out_cap * 2 if s.out_cap > 0 else 4 * CHUNK
             if newcap > s.max_inflated + CHUNK:
@@ -213,6 +220,37 @@ cdef int inflate_more(Src* s, int64_t need) noexcept nogil:
         if s.out_have > s.max_inflated:
             return -1
     return 0
+
+
+cdef int drain_inflate(Src* s) noexcept nogil:
+    """Inflate the rest of the stream into a scratch buffer (the walk is done with the
+    output), as the general reader inflates the whole data set: 0 when it ends within the
+    size limit, -1 when it is corrupt, cut short or too large (the general reader judges)."""
+    cdef uint8_t* scratch
+    cdef int64_t total = s.out_have
+    cdef int zr
+    if s.z_end:
+        return 0
+    scratch = <uint8_t*>malloc(<size_t>CHUNK)
+    if scratch == NULL:
+        return -1
+    try:
+        while not s.z_end:
+            if s.zs.avail_in == 0 and feed_input(s) != 0:
+                return -1
+            s.zs.next_out = scratch
+            s.zs.avail_out = <unsigned int>CHUNK
+            zr = inflate(&s.zs, Z_NO_FLUSH)
+            total += CHUNK - s.zs.avail_out
+            if zr == Z_STREAM_END:
+                s.z_end = True
+            elif zr != Z_OK and zr != Z_BUF_ERROR:
+                return -1
+            if total > s.max_inflated:
+                return -1
+        return 0
+    finally:
+        free(scratch)
 
 
 cdef inline const uint8_t* need(Src* s, int64_t pos, int64_t n) noexcept nogil:
@@ -426,7 +464,8 @@ cdef int walk_top(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, bint m
         if tag <= last:
             return W_FALLBACK
         last = tag
-        if tag == TAG_PIXEL_DATA:
+        if tag == TAG_PIXEL_DATA or tag == 0x7FE00008u or tag == 0x7FE00009u:
+            # (Float / Double Float Pixel Data too: the general reader stops at any of them)
             if w.find_pixels:
                 r = pixel_extent(w, s, pos, hdr, length, le)
             ppos[0] = pos
@@ -599,6 +638,9 @@ cdef int process_file(Walk* w, Src* s, const char* path, bint nofollow, int64_t 
                         res = -1
                 if res != -1:
                     r = walk_top(w, s, &pos, explicit, le, False)
+                    if r == W_OK and s.inflating and w.check_deflated and drain_inflate(s) != 0:
+                        # the rest of the deflated stream is corrupt, cut short or too large
+                        r = W_IO if s.io_errno else W_FALLBACK
                     if r == W_OK:
                         res = R_OK
                     elif r == W_PIXEL_TRUNC:

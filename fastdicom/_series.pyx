@@ -525,7 +525,9 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
                 break
             if rd16(p, True) != 0x0002:
                 break
-            if elem_header(s, pos, True, &tag, &vr, &length, &hdr) != 0 or length == UNDEF:
+            if elem_header(s, pos, True, &tag, &vr, &length, &hdr) != 0 or length == UNDEF \
+                    or sq_value(s, pos + hdr, tag, vr, length, s.size, True, True, 1,
+                                MAX_DEPTH) != 0:
                 p = NULL
                 break
             if tag == 0x00020010u:

@@ -365,7 +365,8 @@ def _check_forced_start(data, path):
         " group 0000, 0002, 0004 or 0008", path=path, offset=0)
 
 
-def _parse_buffer(row, data, path, size, tag_list, find_pixels, get, force=False):
+def _parse_buffer(row, data, path, size, tag_list, find_pixels, get, force=False,
+                  check_deflated=True):
     """Fill ``row`` from the first bytes ``data`` of a file of ``size`` bytes; raises
     _NeedMoreBytes when more bytes are needed, DicomError on bad data."""
     from .filereader import _NeedMore, read_buffer
@@ -406,11 +407,12 @@ def _parse_buffer(row, data, path, size, tag_list, find_pixels, get, force=False
             continue
         vals[tag] = (info[1], idx.value(i), (tag >> 16) != 2 and not ctx.is_little_endian)
     if find_pixels and index.stop_offset >= 0:
-        _pixel_info(row, ctx, index, path, size, get)
+        _pixel_info(row, ctx, index, path, size, get, check_deflated)
 
 
 def read_header_row(path, tag_list: Sequence[int], *, nofollow: bool = False,
-                    find_pixels: bool = True, force: bool = False):
+                    find_pixels: bool = True, force: bool = False,
+                    check_deflated: bool = True):
     """Read one file with the full Python reader; return a dict with ``values``
     ``{tag: (vr, raw bytes, big endian)}``, ``little``, ``ts``, ``size``, ``mtime_ns``, pixel
     info, or an ``error`` tuple ``(type, message, offset, tag)``."""
@@ -432,7 +434,8 @@ def read_header_row(path, tag_list: Sequence[int], *, nofollow: bool = False,
             if changed:
                 raise FileChangedError("file changed while it was read", path=path)
             try:
-                _parse_buffer(row, data, path, size, tag_list, find_pixels, get, force)
+                _parse_buffer(row, data, path, size, tag_list, find_pixels, get, force,
+                              check_deflated)
                 break
             except _NeedMoreBytes:
                 row["values"] = {}
@@ -452,7 +455,8 @@ def _row_from_buffer(data, path, size, mtime_ns, plan):
             raise _NeedMoreBytes()
         return bytes(data[off:off + n])
     try:
-        _parse_buffer(row, data, path, size, plan.tag_list, plan.find_pixels, get, plan.force)
+        _parse_buffer(row, data, path, size, plan.tag_list, plan.find_pixels, get, plan.force,
+                      plan.check_deflated)
     except _NeedMoreBytes:
         return None
     except DicomError as exc:
@@ -465,7 +469,7 @@ def _decode_rows_from_buffers(plan, paths, rows):
     return pa.Table.from_batches([batch], schema=plan.schema)
 
 
-def _pixel_info(row, ctx, index, path, size, get_file):
+def _pixel_info(row, ctx, index, path, size, get_file, check_deflated=True):
     import struct
     hdr_off = index.stop_offset
     little = ctx.is_little_endian
@@ -488,7 +492,9 @@ def _pixel_info(row, ctx, index, path, size, get_file):
     start = hdr_off + hdr_len
     row["pixel_offset"] = None if ctx.inflated else start
     if length != 0xFFFFFFFF:
-        if length > total - start:
+        # (check_deflated=False: the nogil walk does not inflate a deflated file's pixels to
+        # check them; neither does this reader, so that both give one row)
+        if length > total - start and (check_deflated or not ctx.inflated):
             raise TruncatedError(f"Pixel Data value of {length} bytes runs past the end of the "
                                  f"file ({total - start} bytes left)", path=path,
                                  offset=hdr_off, tag=0x7FE00010)
@@ -779,7 +785,7 @@ class _Plan:
 @lru_cache(maxsize=64)
 def _scan_plan(tags: tuple, force: bool) -> _Plan:
     """The plan of :func:`scan_batches` (plans are not changed once made)."""
-    return _Plan(tags, check_deflated=False, force=force)
+    return _Plan(tags, force=force)
 
 
 _ERRNO_CLASS = {_errno.ENOENT: FileNotFoundError, _errno.EACCES: PermissionError,
@@ -864,7 +870,7 @@ def _assemble(plan: _Plan, paths: list, nofollow: bool, r: dict,
         if st == _batch.STATUS_FALLBACK:
             fallback_rows[i] = rows[i] if rows is not None else read_header_row(
                 path, plan.tag_list, nofollow=nofollow, find_pixels=plan.find_pixels,
-                force=plan.force)
+                force=plan.force, check_deflated=plan.check_deflated)
             continue
         _record_status(st, r, i, err_type, err_msg, err_off, err_tag)
         pix_o[i] = pix_l[i] = -1

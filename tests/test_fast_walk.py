@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import fastdicom
+from _data import require_shared
 from fastdicom import batch, testing
 from fastdicom.dataset import DEFER_SQ_BYTES
 from fastdicom.series import InstanceHeader, find_series, scan_instance
@@ -66,8 +67,8 @@ def _sq_span(data: bytes, ts: str) -> tuple:
 
 def _general_row(path) -> dict:
     """The row scan() gives for ``path`` through its per-file general reader."""
-    plan = batch._Plan(TAGS)
-    row = batch.read_header_row(str(path), plan.tag_list)
+    plan = batch._scan_plan(TAGS, False)
+    row = batch.read_header_row(str(path), plan.tag_list, check_deflated=plan.check_deflated)
     return batch._scan_chunk(plan, [str(path)], False, rows=[row]).to_pylist()[0]
 
 
@@ -205,26 +206,32 @@ def test_large_defined_sequence_is_left_for_first_access(tmp_path, ts):
     assert _agree(p)
 
 
+def _mutate(rng, data: bytearray, start: int, end: int) -> None:
+    """Overwrite 1-3 places of ``data[start:end]`` with a random byte, a structural word
+    (item and delimiter tags, lengths, the Pixel Data tag) or a VR code."""
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        i = rng.randrange(start, max(start + 1, end))
+        kind = rng.random()
+        if kind < 0.5:
+            data[i] = rng.randrange(256)
+        elif kind < 0.8:
+            data[i:i + 4] = rng.choice((
+                b"\xfe\xff\x00\xe0", b"\xfe\xff\x0d\xe0", b"\xfe\xff\xdd\xe0", b"\xff\xff\xff\xff",
+                b"\xe0\x7f\x10\x00", b"\0\0\0\0", struct.pack("<I", rng.randrange(64))))
+        else:
+            data[i:i + 2] = rng.choice((b"SQ", b"UN", b"QQ", b"OB", b"OW", b"UT", b"xx"))
+
+
 def _mutants(tmp_path, n: int, seed: int, anywhere: bool):
-    """``n`` mutated slices: bytes overwritten inside the sequence (or ``anywhere``, then
-    sometimes also cut short) with random bytes, structural words and VR codes."""
+    """``n`` mutated slices: places inside the sequence (or ``anywhere``, then sometimes
+    also cut short) overwritten by :func:`_mutate`."""
     rng = random.Random(seed)
     for k in range(n):
         ts = rng.choice(SYNTAXES)
         p = _write(tmp_path / f"m{k}.dcm", k, ts=ts, undefined=rng.random() < 0.5)
         data = bytearray(p.read_bytes())
         start, end = (0, len(data) - 4) if anywhere else _sq_span(bytes(data), ts)
-        for _ in range(rng.choice((1, 1, 2, 3))):
-            i = rng.randrange(start, end)
-            kind = rng.random()
-            if kind < 0.5:
-                data[i] = rng.randrange(256)
-            elif kind < 0.8:        # a plausible structural word: item/delimiter tags, lengths
-                data[i:i + 4] = rng.choice((
-                    b"\xfe\xff\x00\xe0", b"\xfe\xff\x0d\xe0", b"\xfe\xff\xdd\xe0",
-                    b"\xff\xff\xff\xff", b"\xe0\x7f\x10\x00", struct.pack("<I", rng.randrange(64))))
-            else:
-                data[i:i + 2] = rng.choice((b"SQ", b"UN", b"QQ", b"OB", b"UT", b"xx"))
+        _mutate(rng, data, start, end)
         if anywhere and rng.random() < 0.1:
             data = data[:rng.randrange(len(data))]
         p.write_bytes(bytes(data))
@@ -245,6 +252,23 @@ def test_random_damage_agrees_with_the_general_reader(tmp_path, anywhere):
         taken += _agree(p)
     # both branches were exercised: files the walk took itself and files it left
     assert 0 < taken < len(mutants)
+
+
+def test_random_damage_to_corpus_files_agrees_with_the_general_reader(tmp_path):
+    """The same on real files of other projects (every syntax, private tags, deflated,
+    encapsulated, multi-frame...), mutated in their first 8 KiB or anywhere."""
+    corpus = require_shared() / "corpus"
+    files = sorted(p for p in corpus.rglob("*") if p.is_file() and p.name != "MANIFEST.tsv"
+                   and 16 <= p.stat().st_size < 300_000)
+    rng = random.Random(20261127)
+    for k in range(300):
+        data = bytearray(rng.choice(files).read_bytes())
+        _mutate(rng, data, 0, min(len(data), rng.choice((8192, len(data)))) - 4)
+        if rng.random() < 0.1:
+            data = data[:rng.randrange(len(data))]
+        p = tmp_path / f"c{k}.dcm"
+        p.write_bytes(bytes(data))
+        _agree(p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,3 +372,54 @@ def test_last_element_past_the_end_of_the_file(tmp_path, present):
     assert row == _general_row(p)
     assert row["error_type"] == (None if present == 64 else "TruncatedError")
     _agree(p)
+
+
+def test_sequence_in_the_file_meta(tmp_path):
+    """A meta element whose VR bytes were damaged into SQ (here File Meta Information
+    Version, 2 bytes): the general reader scans it as a sequence and finds it truncated; the
+    series walk passed over it."""
+    p = _write(tmp_path / "a.dcm")
+    data = p.read_bytes()
+    head = b"\x02\x00\x01\x00OB\x00\x00\x02\x00\x00\x00"
+    assert data.count(head) == 1
+    p.write_bytes(data.replace(head, b"\x02\x00\x01\x00SQ\x00\x00\x02\x00\x00\x00"))
+    assert _series.scan_headers([str(p)], InstanceHeader) == [False]
+    _agree(p)
+
+
+def test_float_pixel_data_is_pixel_data(tmp_path):
+    """Float Pixel Data (7FE0,0008): scan's walk gave no pixel offset/length, its per-file
+    reader (and dcmread) do."""
+    p = tmp_path / "f.dcm"
+    values = np.arange(16, dtype="<f4")
+    testing.write_file(p, [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.30"),
+                           (0x00080018, "UI", "1.2.3.4"), (0x00280002, "US", 1),
+                           (0x00280010, "US", 4), (0x00280011, "US", 4),
+                           (0x00280100, "US", 32), (0x7FE00008, "OF", values.tobytes())])
+    row = batch.scan([p], tags=TAGS).to_pylist()[0]
+    assert row == _general_row(p)
+    assert row["pixel_length"] == 64
+    assert p.read_bytes()[row["pixel_offset"]:row["pixel_offset"] + 64] == values.tobytes()
+
+
+@pytest.mark.parametrize("damage", ["cut", "corrupt"])
+def test_deflated_stream_damaged_behind_the_header(tmp_path, damage):
+    """A deflated file whose stream is cut short or corrupt behind the header: the general
+    reader inflates the whole data set and refuses it; scan's walk, which inflated only the
+    header, gave a clean row."""
+    p = tmp_path / "d.dcm"
+    els = [e for e in _slice(0, undefined=False) if e[0] != 0x7FE00010]
+    noise = np.random.default_rng(1).integers(0, 256, 20000, dtype=np.uint8).tobytes()
+    testing.write_file(p, els + [(0x7FE00010, "OB", noise)], transfer_syntax=testing.DEFLATED_LE)
+    data = bytearray(p.read_bytes())
+    if damage == "cut":
+        data = data[:len(data) - 2000]
+    else:
+        for i in range(len(data) - 4000, len(data) - 3000):
+            data[i] ^= 0x5A
+    p.write_bytes(bytes(data))
+    row = batch.scan([p], tags=TAGS).to_pylist()[0]
+    assert row == _general_row(p)
+    assert row["error_type"] is not None
+    with pytest.raises(fastdicom.DicomError):
+        fastdicom.dcmread(p, stop_before_pixels=True)
