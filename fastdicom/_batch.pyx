@@ -385,6 +385,9 @@ cdef int skip_value(Walk* w, Src* s, int64_t* ppos, int64_t hdr, uint32_t tag, u
     else:
         if limit >= 0 and <int64_t>length > limit - pos:
             return W_FALLBACK
+        if limit < 0 and length > 0 and at_end(s, pos + length - 1):
+            # past the end of the inflated data set
+            return W_IO if s.io_errno else W_FALLBACK
         r = sq_value(s, pos, tag, vr, length, limit, explicit, le, 1, w.max_depth)
         ppos[0] = pos + length
     if r != 0:

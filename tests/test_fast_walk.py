@@ -423,3 +423,27 @@ def test_deflated_stream_damaged_behind_the_header(tmp_path, damage):
     assert row["error_type"] is not None
     with pytest.raises(fastdicom.DicomError):
         fastdicom.dcmread(p, stop_before_pixels=True)
+
+
+def test_deflated_value_past_the_end_of_the_data_set(tmp_path):
+    """In a deflated file, a sequence whose length runs past the end of the inflated data
+    set: the general reader scans what is there and finds the damage; scan's walk, which
+    cannot compare a length with the file size there, passed over it as if deferred."""
+    import zlib
+    p = tmp_path / "d.dcm"
+    els = [e for e in _slice(0, undefined=False) if e[0] != 0x7FE00010]
+    testing.write_file(p, els, transfer_syntax=testing.DEFLATED_LE)
+    data = p.read_bytes()
+    assert data[132:140] == b"\x02\x00\x00\x00UL\x04\x00"
+    body_at = 144 + int.from_bytes(data[140:144], "little")    # after the meta group
+    inflater = zlib.decompressobj(-15)
+    body = bytearray(inflater.decompress(data[body_at:]))
+    i = body.index(b"\x08\x00\x40\x11SQ\x00\x00")
+    body[i + 8:i + 12] = (0x363233FF).to_bytes(4, "little")   # ~900 MB, and an item damaged
+    j = body.index(b"\xfe\xff\x00\xe0", i)
+    body[j:j + 4] = b"\x08\x00\x50\x11"
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    p.write_bytes(data[:body_at] + deflater.compress(bytes(body)) + deflater.flush())
+    row = batch.scan([p], tags=TAGS).to_pylist()[0]
+    assert row == _general_row(p)
+    assert row["error_type"] == "MalformedElementError"
