@@ -641,8 +641,11 @@ cdef int process_file(Walk* w, Src* s, const char* path, bint nofollow, int64_t 
                         res = -1
                 if res != -1:
                     r = walk_top(w, s, &pos, explicit, le, False)
-                    if r == W_OK and s.inflating and w.check_deflated and drain_inflate(s) != 0:
+                    if r == W_OK and s.inflating and (w.check_deflated or w.pixel_offset < 0) \
+                            and drain_inflate(s) != 0:
                         # the rest of the deflated stream is corrupt, cut short or too large
+                        # (check_deflated=False: unless the walk ended at Pixel Data, whose
+                        # value is not inflated; the general reader then ignores that tail)
                         r = W_IO if s.io_errno else W_FALLBACK
                     if r == W_OK:
                         res = R_OK

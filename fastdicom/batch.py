@@ -377,7 +377,8 @@ def _parse_buffer(row, data, path, size, tag_list, find_pixels, get, force=False
     try:
         # validation="ignore": no warnings to silence (catch_warnings is not thread-safe)
         ds = read_buffer(data, path=path, stop_before_pixels=True, force=force,
-                         validation="ignore", partial_size=size if partial else -1)
+                         validation="ignore", partial_size=size if partial else -1,
+                         deflated_tail="check" if check_deflated else "ignore")
     except _NeedMore:
         raise _NeedMoreBytes() from None
     except DicomError as exc:
@@ -785,7 +786,7 @@ class _Plan:
 @lru_cache(maxsize=64)
 def _scan_plan(tags: tuple, force: bool) -> _Plan:
     """The plan of :func:`scan_batches` (plans are not changed once made)."""
-    return _Plan(tags, force=force)
+    return _Plan(tags, check_deflated=False, force=force)
 
 
 _ERRNO_CLASS = {_errno.ENOENT: FileNotFoundError, _errno.EACCES: PermissionError,

@@ -92,30 +92,68 @@ def _check_status(index, path, inflated=False):
                            tag=index.error_tag, inflated=inflated)
 
 
-def _inflate(data, start: int, limits: Limits, path) -> bytes:
-    """Inflate a deflated body once, bounded by ``limits.max_inflated_bytes``."""
+def _inflate(data, start: int, limits: Limits, path, keep_partial: bool = False):
+    """Inflate a deflated body once, bounded by ``limits.max_inflated_bytes``.
+
+    ``keep_partial``: return ``(output, error)`` -- on a corrupt or cut stream the output
+    inflated before the damage (as a streaming inflater has it) and the error it would raise
+    (None when the stream is sound)."""
     budget = limits.max_inflated_bytes
     compressed = memoryview(data)[start:]
     for wbits in (-15, 15):
         inflater = zlib.decompressobj(wbits)
         try:
             out = inflater.decompress(compressed, budget + 1)
-            if len(out) > budget:
-                raise LimitExceededError(
-                    f"deflated data set inflates beyond limits.max_inflated_bytes ({budget})",
-                    path=path, offset=start)
-            if inflater.unconsumed_tail:
+            if len(out) > budget or inflater.unconsumed_tail:
                 raise LimitExceededError(
                     f"deflated data set inflates beyond limits.max_inflated_bytes ({budget})",
                     path=path, offset=start)
             out += inflater.flush()
         except zlib.error:
+            if keep_partial and wbits == -15:
+                out = _inflate_until_damage(compressed, budget)
+                if out:
+                    return out, MalformedElementError("deflate stream is corrupt", path=path,
+                                                      offset=start)
             continue
         if not inflater.eof and wbits == -15:
-            raise TruncatedError("deflate stream ends before its final block", path=path,
-                                 offset=start)
-        return out
+            error = TruncatedError("deflate stream ends before its final block", path=path,
+                                   offset=start)
+            if keep_partial:
+                return out, error
+            raise error
+        return (out, None) if keep_partial else out
     raise MalformedElementError("deflate stream is corrupt", path=path, offset=start)
+
+
+def _inflate_until_damage(compressed, budget: int, step: int = 4096) -> bytes:
+    """The output of a raw deflate stream up to the byte where it turns out corrupt: whole
+    steps while they inflate, then the failing step again byte by byte from a copy of the
+    inflater taken before it."""
+    inflater = zlib.decompressobj(-15)
+    parts: list = []
+    total = 0
+    for k in range(0, len(compressed), step):
+        saved = inflater.copy()
+        try:
+            out = inflater.decompress(compressed[k:k + step], budget + 1 - total)
+        except zlib.error:
+            inflater = saved
+            for b in range(k, min(k + step, len(compressed))):
+                try:
+                    out = inflater.decompress(compressed[b:b + 1], budget + 1 - total)
+                except zlib.error:
+                    break
+                parts.append(out)
+                total += len(out)
+                if total > budget:
+                    break
+            break
+        parts.append(out)
+        total += len(out)
+        if total > budget or inflater.eof or inflater.unconsumed_tail:
+            break
+    return b"".join(parts)[:budget]
 
 
 #: the message of the InvalidDicomError for a file without preamble + DICM (force reads it)
@@ -232,7 +270,8 @@ def _guess_encoding(buf, pos: int):
 def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
                 specific_tags: Optional[Iterable] = None, force: bool = False,
                 validation: str = "warn", limits: Optional[Limits] = None,
-                owner=None, partial_size: int = -1, whole=None) -> Dataset:
+                owner=None, partial_size: int = -1, whole=None,
+                deflated_tail: str = "check") -> Dataset:
     """Read a data set from any object with the buffer protocol (zero-copy).
 
     ``partial_size`` >= 0 says ``buf`` holds only the first bytes of a file of that size:
@@ -243,6 +282,10 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
     element ending exactly at the end of the file; that value is read from ``whole`` when
     asked for.  Anything else (or anything a strict read would report) raises ``_NeedMore``
     or a DicomError, and the caller reads ``whole`` itself.
+
+    ``deflated_tail="ignore"`` (with ``stop_before_pixels``): a deflated stream that is
+    corrupt or cut short behind the header of the Pixel Data element is not an error (the
+    batch scan's header-only rows; the stream is inflated as far as it goes).
     """
     if validation not in _VALIDATION_MODES:
         check_validation(validation)
@@ -265,10 +308,14 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
         stop_tag = max(only)
     data = buf
     inflated = False
+    tail_error = None
     if deflated:
         if partial_size >= 0:
             raise _NeedMore()
-        data = _inflate(buf, start, limits, path)
+        if deflated_tail == "ignore" and stop_before_pixels:
+            data, tail_error = _inflate(buf, start, limits, path, keep_partial=True)
+        else:
+            data, tail_error = _inflate(buf, start, limits, path), None
         start = 0
         inflated = True
     if len(data) - start >= 6 and not ts_guessed:
@@ -285,6 +332,12 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
                   max_elements=limits.max_elements, allow_clip=partial_size < 0,
                   lenient_vr=validation != "raise", defer_sq_bytes=DEFER_SQ_BYTES,
                   virtual_size=partial_size if whole is not None else -1)
+    if inflated and tail_error is not None:
+        # the damage is behind the header only if the scan reached a whole Pixel Data
+        # element header in the bytes inflated before it
+        stop = index.stop_offset
+        if index.status != 0 or stop < 0 or stop + 12 > len(data) or index.n_clipped:
+            raise tail_error
     if whole is not None:
         if (index.status != 0 or index.virtual_end != partial_size or inflated
                 or index.n_clipped or index.trailing):

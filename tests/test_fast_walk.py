@@ -25,6 +25,7 @@ _series = pytest.importorskip("fastdicom._series")
 _batch = pytest.importorskip("fastdicom._batch")
 
 TAGS = tuple(batch.DEFAULT_TAGS)
+_CHECKED = batch._Plan(TAGS)
 SYNTAXES = [testing.EXPLICIT_LE, testing.IMPLICIT_LE]
 
 
@@ -65,9 +66,10 @@ def _sq_span(data: bytes, ts: str) -> tuple:
     return start, end
 
 
-def _general_row(path) -> dict:
-    """The row scan() gives for ``path`` through its per-file general reader."""
-    plan = batch._scan_plan(TAGS, False)
+def _general_row(path, plan=None) -> dict:
+    """The row scan() (or a job with ``plan``: ingest checks deflated pixels) gives for
+    ``path`` through its per-file general reader."""
+    plan = plan or batch._scan_plan(TAGS, False)
     row = batch.read_header_row(str(path), plan.tag_list, check_deflated=plan.check_deflated)
     return batch._scan_chunk(plan, [str(path)], False, rows=[row]).to_pylist()[0]
 
@@ -86,6 +88,10 @@ def _agree(path) -> bool:
     series walk took the file itself (did not leave it to the general reader)."""
     fast_row = _outcome(lambda p: batch.scan([p], tags=TAGS).to_pylist()[0], str(path))
     assert fast_row == _outcome(_general_row, path), path
+    # the plan of ingest and dask (deflated Pixel Data checked)
+    fast_row = _outcome(lambda p: batch._scan_chunk(_CHECKED, [p], False).to_pylist()[0],
+                        str(path))
+    assert fast_row == _outcome(_general_row, path, _CHECKED), path
     general = _outcome(scan_instance, str(path))
     fast = _series.scan_headers([str(path)], InstanceHeader)[0]
     if fast is False:
@@ -403,14 +409,19 @@ def test_float_pixel_data_is_pixel_data(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["cut", "corrupt"])
-def test_deflated_stream_damaged_behind_the_header(tmp_path, damage):
-    """A deflated file whose stream is cut short or corrupt behind the header: the general
-    reader inflates the whole data set and refuses it; scan's walk, which inflated only the
-    header, gave a clean row."""
+@pytest.mark.parametrize("pixels", [True, False])
+def test_deflated_stream_damaged_behind_the_header(tmp_path, damage, pixels):
+    """A deflated file whose stream is cut short or corrupt behind the header.  dcmread
+    inflates the whole data set and refuses it.  scan() does not inflate Pixel Data to check
+    it: behind a Pixel Data header, both its paths give a clean row (the per-file reader
+    used to refuse the file); a job that checks (ingest) refuses it on both paths.  Without
+    Pixel Data the damage is in the data set: both refuse it (the walk, which had inflated
+    only as far as it read, gave a clean row)."""
     p = tmp_path / "d.dcm"
     els = [e for e in _slice(0, undefined=False) if e[0] != 0x7FE00010]
     noise = np.random.default_rng(1).integers(0, 256, 20000, dtype=np.uint8).tobytes()
-    testing.write_file(p, els + [(0x7FE00010, "OB", noise)], transfer_syntax=testing.DEFLATED_LE)
+    tail_tag = 0x7FE00010 if pixels else 0x00991010
+    testing.write_file(p, els + [(tail_tag, "OB", noise)], transfer_syntax=testing.DEFLATED_LE)
     data = bytearray(p.read_bytes())
     if damage == "cut":
         data = data[:len(data) - 2000]
@@ -418,11 +429,18 @@ def test_deflated_stream_damaged_behind_the_header(tmp_path, damage):
         for i in range(len(data) - 4000, len(data) - 3000):
             data[i] ^= 0x5A
     p.write_bytes(bytes(data))
-    row = batch.scan([p], tags=TAGS).to_pylist()[0]
-    assert row == _general_row(p)
-    assert row["error_type"] is not None
     with pytest.raises(fastdicom.DicomError):
         fastdicom.dcmread(p, stop_before_pixels=True)
+    row = batch.scan([p], tags=TAGS).to_pylist()[0]
+    assert row == _general_row(p)
+    assert (row["error_type"] is None) == pixels
+    if pixels:
+        assert row["pixel_length"] == 20000 and row["pixel_offset"] is None
+    checked = batch._Plan(TAGS)
+    assert checked.check_deflated
+    fast = batch._scan_chunk(checked, [str(p)], False).to_pylist()[0]
+    assert fast == _general_row(p, checked)
+    assert fast["error_type"] is not None
 
 
 def test_deflated_value_past_the_end_of_the_data_set(tmp_path):
