@@ -4,8 +4,12 @@
 every file, walks to Pixel Data in nogil Cython (:mod:`fastdicom._batch`) and decodes the raw
 values of the requested tags to Arrow columns in vectorised form.  Files the fast path does not
 handle (no preamble, implicit-VR meta, contradictory encodings, truncated or malformed
-headers...) are read with the full Python reader, which gives the same lenient results and
-the same errors as :func:`fastdicom.dcmread`.  Pixels are never read; files are never mapped.
+headers, an unknown VR, anything doubtful inside a sequence...) are read with the full Python
+reader, which gives the same lenient results and the same errors as :func:`fastdicom.dcmread`
+(a test mutates files to check that both paths give one row).  Pixels are never read; files
+are never mapped.  One difference from ``dcmread``: the Pixel Data of a deflated file is not
+inflated, so a deflate stream damaged behind the Pixel Data header gives a row without an
+error (``ingest`` and :mod:`fastdicom.dask` check it and record the file as failed).
 
 Schema (fixed for a given ``tags`` list, see :func:`schema`):
 
