@@ -465,3 +465,48 @@ def test_deflated_value_past_the_end_of_the_data_set(tmp_path):
     row = batch.scan([p], tags=TAGS).to_pylist()[0]
     assert row == _general_row(p)
     assert row["error_type"] == "MalformedElementError"
+
+
+def _load_all(directory):
+    """find_series + load_series (errors="skip", without and with rescale) of a folder: the
+    stacks' volumes, paths and skipped files, or the error class."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            out = []
+            for stack in find_series(directory):
+                for rescale in (False, True):
+                    try:
+                        v = fastdicom.load_series(stack, errors="skip", rescale=rescale)
+                    except fastdicom.DicomError as exc:
+                        out.append(type(exc).__name__)
+                        continue
+                    out.append((stack.num_instances, v.array.dtype.str, v.array.shape,
+                                v.array.tobytes(), v.affine.tobytes(), sorted(v.paths),
+                                sorted(map(str, v.skipped))))
+            return out
+        except fastdicom.DicomError as exc:
+            return type(exc).__name__
+
+
+def test_load_series_fast_paths_agree_with_the_general_paths(tmp_path, monkeypatch):
+    """Series with mutated slices load the same through the nogil header scan and bulk
+    slice reader as through the general reader (the module turned off)."""
+    import fastdicom.series as series_module
+    rng = random.Random(20261127)
+    for k in range(400):
+        d = tmp_path / f"s{k}"
+        paths = testing.write_ct_series(d, 4, 8, 8, seed=k,
+                                        transfer_syntax=rng.choice(SYNTAXES))
+        for _ in range(rng.choice((1, 2))):
+            p = rng.choice(paths)
+            data = bytearray(p.read_bytes())
+            _mutate(rng, data, 0, len(data) - 4)
+            if rng.random() < 0.1:
+                data = data[:rng.randrange(len(data))]
+            p.write_bytes(bytes(data))
+        fast = _load_all(d)
+        with monkeypatch.context() as m:
+            m.setattr(series_module, "_series", None)
+            general = _load_all(d)
+        assert fast == general, d
