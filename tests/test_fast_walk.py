@@ -233,7 +233,9 @@ def _mutants(tmp_path, n: int, seed: int, anywhere: bool):
     also cut short) overwritten by :func:`_mutate`."""
     rng = random.Random(seed)
     for k in range(n):
-        ts = rng.choice(SYNTAXES)
+        # (the sequence is found by its little endian bytes; anywhere: every native syntax)
+        ts = rng.choice(SYNTAXES + ([testing.EXPLICIT_BE, testing.DEFLATED_LE] if anywhere
+                                    else []))
         p = _write(tmp_path / f"m{k}.dcm", k, ts=ts, undefined=rng.random() < 0.5)
         data = bytearray(p.read_bytes())
         start, end = (0, len(data) - 4) if anywhere else _sq_span(bytes(data), ts)
