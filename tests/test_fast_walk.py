@@ -59,6 +59,13 @@ def _write(path, k=0, ts=testing.EXPLICIT_LE, undefined=False, big_item=0):
     return path
 
 
+def _patch(path, old: bytes, new: bytes) -> None:
+    """Replace the one occurrence of ``old`` in the file."""
+    data = path.read_bytes()
+    assert data.count(old) == 1
+    path.write_bytes(data.replace(old, new))
+
+
 def _sq_span(data: bytes, ts: str) -> tuple:
     """(start, end) of the Referenced Image Sequence element in ``data``."""
     start = data.index(b"\x08\x00\x40\x11")
@@ -358,10 +365,7 @@ def test_body_vr_encoding_disagreeing_with_the_meta(tmp_path):
     read with a 32-bit length of b"CS\\n\\0", ran past the end: "no image")."""
     p = tmp_path / "a.dcm"
     testing.write_file(p, [(0x00080005, "CS", "ISO_IR 100")] + _slice(0, undefined=False))
-    data = p.read_bytes()
-    ts = b"1.2.840.10008.1.2.1\x00"
-    assert data.count(ts) == 1
-    p.write_bytes(data.replace(ts, b"1.2.840.10008.1.2\x00\x00\x00"))
+    _patch(p, b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2\x00\x00\x00")
     assert _series.scan_headers([str(p)], InstanceHeader) == [False]
     _agree(p)
     assert isinstance(scan_instance(str(p)), InstanceHeader)
@@ -387,10 +391,8 @@ def test_sequence_in_the_file_meta(tmp_path):
     Version, 2 bytes): the general reader scans it as a sequence and finds it truncated; the
     series walk passed over it."""
     p = _write(tmp_path / "a.dcm")
-    data = p.read_bytes()
-    head = b"\x02\x00\x01\x00OB\x00\x00\x02\x00\x00\x00"
-    assert data.count(head) == 1
-    p.write_bytes(data.replace(head, b"\x02\x00\x01\x00SQ\x00\x00\x02\x00\x00\x00"))
+    _patch(p, b"\x02\x00\x01\x00OB\x00\x00\x02\x00\x00\x00",
+           b"\x02\x00\x01\x00SQ\x00\x00\x02\x00\x00\x00")
     assert _series.scan_headers([str(p)], InstanceHeader) == [False]
     _agree(p)
 
