@@ -1054,7 +1054,8 @@ def read_header_prefix(bytes data, bint allow_clip, uint32_t stop_tag, bint stop
     128-byte preamble and ``DICM``, an explicit VR little endian file meta group whose group
     length (when present) is right, a Transfer Syntax UID that is known and not deflated,
     and a body that scans clean (status 0, nothing clipped, retried, odd or trailing) in the
-    encoding it declares.  Returns ``(meta_index, body_start, transfer_syntax, explicit,
+    encoding it declares, up to a stop (``stop_tag``, Pixel Data) unless ``data`` is the
+    whole file (``allow_clip``).  Returns ``(meta_index, body_start, transfer_syntax, explicit,
     little_endian, index)``, or None for anything else: the general reader then reads the
     data and reports what it finds.  The same indexes as the general path, without its
     Python steps."""
@@ -1086,6 +1087,8 @@ def read_header_prefix(bytes data, bint allow_clip, uint32_t stop_tag, bint stop
     if index.status != 0 or index.n_clipped or index.trailing or index.n_vr_retries or \
             index.n_odd:
         return None
+    if not allow_clip and index.stop_offset < 0:
+        return None          # a prefix that ends at an element boundary: the data set may go on
     return meta, body, ts, explicit, little, index
 
 

@@ -348,6 +348,11 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
         if partial_size >= 0 and len(buf) < partial_size and index.status in (1, 11):
             raise _NeedMore()
         _check_status(index, path, inflated)
+    if whole is None and partial_size >= 0 and len(buf) < partial_size and \
+            index.stop_offset < 0:
+        # the scan ran to the end of the bytes read (at an element boundary, or with fewer
+        # bytes left than an element header): the data set may go on past them
+        raise _NeedMore()
     ctx = Context(data, path, ctx_validation, limits, inflated, owner, preamble, little,
                   not explicit, transfer_syntax)
     if index.n_clipped or index.trailing or index.n_vr_retries or index.n_odd:

@@ -90,6 +90,21 @@ def _outcome(fn, *args):
             return type(exc)
 
 
+def _remote_row(path) -> dict:
+    """The row fastdicom.dask gives for the same bytes read through fsspec (memory://):
+    prefix reads of growing size into the per-file reader, with ingest's plan."""
+    fsspec = pytest.importorskip("fsspec")
+    from fastdicom import dask as fd_dask
+    fs = fsspec.filesystem("memory")
+    url = f"/fast-walk/{path.name}"
+    fs.pipe(url, path.read_bytes())
+    try:
+        row = fd_dask._read_remote(fs, url, _CHECKED)
+        return batch._decode_rows_from_buffers(_CHECKED, [url], [row]).to_pylist()[0]
+    finally:
+        fs.rm(url)
+
+
 def _agree(path) -> bool:
     """Assert that the fast walks agree with the general reader on ``path``; True when the
     series walk took the file itself (did not leave it to the general reader)."""
@@ -99,6 +114,10 @@ def _agree(path) -> bool:
     fast_row = _outcome(lambda p: batch._scan_chunk(_CHECKED, [p], False).to_pylist()[0],
                         str(path))
     assert fast_row == _outcome(_general_row, path, _CHECKED), path
+    # ... and on the prefix reads of the dask/fsspec reader (the path and times aside)
+    remote = _remote_row(path)
+    assert {k: v for k, v in fast_row.items() if k not in ("path", "mtime_ns")} == \
+        {k: v for k, v in remote.items() if k not in ("path", "mtime_ns")}, path
     general = _outcome(scan_instance, str(path))
     fast = _series.scan_headers([str(path)], InstanceHeader)[0]
     if fast is False:

@@ -468,3 +468,42 @@ def test_one_call_header_equals_the_general_reader(tmp_path):
             assert not gen_w, (path, [str(w.message) for w in gen_w])
             assert _state(fast) == _state(general), path
     assert taken > 100 and declined > 50, (taken, declined)
+
+
+def _no_pixels_past_first_chunk(path, pad: int):
+    """A file without Pixel Data whose header runs past HEADER_CHUNK in elements of 14
+    bytes: as ``pad`` moves the cut, the first read ends inside an element, at an element
+    boundary, or with fewer bytes than an element header left."""
+    els = [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.88.11"), (0x00080018, "UI", "1.2.3.4"),
+           (0x00080060, "CS", "SR"), (0x00100010, "PN", "X" * (pad + 2)),
+           (0x00110010, "LO", "FDTEST")]
+    els += [(0x00111000 + k, "LO", f"V{k:04d}") for k in range(HEADER_CHUNK // 14 + 100)]
+    testing.write_file(path, els + [(0x00200013, "IS", 7)])
+    assert path.stat().st_size > HEADER_CHUNK
+    return path
+
+
+@pytest.mark.parametrize("pad", range(0, 28, 2))
+def test_header_read_of_a_prefix_cut_at_an_element_boundary(tmp_path, pad):
+    """dcmread(stop_before_pixels=True) read the first 8 KiB of a file without Pixel Data
+    and, when the cut fell at an element boundary or left fewer than 8 bytes, returned the
+    elements up to it as the whole data set: 8 of these 14 cuts lost InstanceNumber and
+    150 elements, silently.  The same in scan's per-file reader and fastdicom.dask's
+    prefix reads."""
+    from fastdicom import batch
+    p = _no_pixels_past_first_chunk(tmp_path / "sr.dcm", pad)
+    full = fastdicom.dcmread(p)
+    want = [e.tag for e in full]
+    for kw in ({}, {"force": True}, {"validation": "ignore"}):
+        ds = fastdicom.dcmread(p, stop_before_pixels=True, **kw)
+        assert [e.tag for e in ds] == want, kw
+    ds = fastdicom.dcmread(p, stop_before_pixels=True, specific_tags=["InstanceNumber"])
+    assert ds.InstanceNumber == 7
+    plan = batch._Plan(["InstanceNumber"])
+    row = batch.read_header_row(str(p), plan.tag_list)
+    assert row["error"] is None and 0x00200013 in row["values"]
+    size = p.stat().st_size
+    data = p.read_bytes()
+    for first in (HEADER_CHUNK, 2 * HEADER_CHUNK - 6):
+        got = batch._row_from_buffer(data[:first], str(p), size, 0, plan)
+        assert got is None or 0x00200013 in got["values"], first
