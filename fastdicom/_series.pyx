@@ -24,7 +24,8 @@ from libc.string cimport memcpy, memcmp, memset
 from libc.errno cimport errno, EINTR, EAGAIN
 from libc.math cimport isfinite, NAN
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, is_known_vr, pread_full, pread,
+from fastdicom._cursor cimport (rd16, rd32, rdtag, is_upper, is_long_vr, is_known_vr,
+                                     pread_full, pread,
                                      close, c_open, c_openat, fstat, stat_t, timespec_t,
                                      O_RDONLY, O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY)
 

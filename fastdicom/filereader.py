@@ -336,7 +336,8 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
         # the damage is behind the header only if the scan reached a whole Pixel Data
         # element header in the bytes inflated before it
         stop = index.stop_offset
-        if index.status != 0 or stop < 0 or stop + 12 > len(data) or index.n_clipped:
+        if index.status != 0 or stop < 0 or index.n_clipped or \
+                element_header(bytes(data[stop:stop + 12]), explicit, little) is None:
             raise tail_error
     if whole is not None:
         if (index.status != 0 or index.virtual_end != partial_size or inflated
