@@ -494,7 +494,7 @@ def test_header_read_of_a_prefix_cut_at_an_element_boundary(tmp_path, pad, pixel
     """dcmread(stop_before_pixels=True) read the first 8 KiB of a file and, when the cut
     fell at an element boundary or left fewer than 8 bytes before Pixel Data (or without
     any), returned the elements up to it as the whole data set: 8 of these 14 cuts lost
-    InstanceNumber and 150 elements, silently.  The same in scan's per-file reader and
+    InstanceNumber and about 150 other elements, silently.  The same in scan's per-file reader and
     fastdicom.dask's prefix reads."""
     from fastdicom import batch
     p = _header_past_first_chunk(tmp_path / "f.dcm", pad, pixels)
