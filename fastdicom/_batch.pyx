@@ -440,7 +440,7 @@ cdef int pixel_extent(Walk* w, Src* s, int64_t pos, int64_t hdr, uint32_t length
 
 cdef int walk_top(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, bint meta) noexcept nogil:
     """Walk top-level elements from ppos; in ``meta`` mode stop at the first non-0002 group."""
-    cdef int64_t pos = ppos[0], hdr
+    cdef int64_t pos = ppos[0], hdr, start
     cdef uint32_t tag, length, last = 0
     cdef uint16_t vr
     cdef int r, j
@@ -486,18 +486,10 @@ cdef int walk_top(Walk* w, Src* s, int64_t* ppos, bint explicit, bint le, bint m
             ppos[0] = pos
             return W_OK
         j = find_tag(w, tag)
-        if j >= 0 and length != UNDEF:
-            if not s.inflating and <int64_t>length > s.fsize - (pos + hdr):
-                return W_FALLBACK
-            if sq_value(s, pos + hdr, tag, vr, length, -1 if s.inflating else s.fsize,
-                        explicit, le, 1, w.max_depth) != 0:
-                return W_IO if s.io_errno else W_FALLBACK
-            r = store(w, s, j, vr, pos + hdr, length)
-            if r != W_OK:
-                return r
-            pos += hdr + length
-            continue
+        start = pos + hdr
         r = skip_value(w, s, &pos, hdr, tag, vr, length, explicit, le)
+        if r == W_OK and j >= 0 and length != UNDEF:
+            r = store(w, s, j, vr, start, length)
         if r != W_OK:
             return r
 

@@ -22,6 +22,7 @@ from typing import Iterable, Optional
 
 from . import _dictionary as _dict
 from . import tags as _tags
+from .values import ALL_VRS as _ALL_VRS
 from ._scan import (MappedFile, read_file, read_header_prefix, scan as _scan,
                     _set_plain_syntaxes)
 from .dataset import Context, Dataset, F_ODD, DEFER_SQ_BYTES
@@ -44,9 +45,7 @@ _DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95")
 # VRs of PS3.5 Table 6.2-1 have a 16-bit length
 _LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
                        b"UR", b"UT", b"UV"))
-_SHORT_VRS = frozenset(v.encode() for v in ("AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL",
-                                            "FD", "IS", "LO", "LT", "PN", "SH", "SL", "SS",
-                                            "ST", "TM", "UI", "UL", "US"))
+_SHORT_VRS = frozenset(v.encode() for v in _ALL_VRS) - _LONG_VRS
 
 
 def element_header(head: bytes, explicit: bool, little: bool) -> Optional[tuple]:
