@@ -1030,9 +1030,7 @@ def _prune_roots(paths: list) -> list:
         paths = expanded
         text = "\0".join(paths)
         plain = text.count("\0") == len(paths) - 1 if paths else True
-    wrapped = "\0" + text + "\0"
-    if plain and wrapped.count("\0/") == len(paths) and not any(
-            s in wrapped for s in ("//", "/./", "/../", "/\0", "/.\0", "/..\0")):
+    if plain and _absolute_and_normal(text, len(paths)):
         absolute = paths          # all absolute and normal already (the usual manifest)
     else:
         absolute = [_absolute(p) for p in paths]
@@ -1053,6 +1051,21 @@ def _prune_roots(paths: list) -> list:
     heads = [d.rstrip(os.sep) + os.sep for d in dirs]
     return [a for a in unique
             if not any(a != d and a.startswith(h) for d, h in zip(dirs, heads))]
+
+
+def _absolute_and_normal(text: str, n: int) -> bool:
+    """Each of the ``n`` NUL-separated paths of ``text`` starts with ``/`` and has no
+    ``//``, ``/./`` or ``/../`` and no trailing ``/``, ``/.`` or ``/..`` (what
+    :func:`_absolute` keeps as is): one pass of array compares over the bytes, instead of a
+    text search per pattern (those were 9 ms for 20,000 paths)."""
+    b = np.frombuffer(("\0" + text + "\0").encode("utf-8", "surrogatepass"), np.uint8)
+    nul, slash, dot = b == 0, b == 0x2F, b == 0x2E
+    if np.count_nonzero(nul[:-1] & slash[1:]) != n:
+        return False
+    end = slash | nul            # what may follow a path component
+    return not ((slash[:-1] & end[1:]).any()
+                or (slash[:-2] & dot[1:-1] & end[2:]).any()
+                or (slash[:-3] & dot[1:-2] & dot[2:-1] & end[3:]).any())
 
 
 def _absolute(p: str) -> str:
@@ -1247,6 +1260,9 @@ def _reclassify_listed(prep, carry, visited):
     get the kind the walk would have given them; a directory becomes the walk of its files
     (queued in ``carry``, for the next batches) and leaves this batch as ``"expanded"``."""
     scanned = prep.scanned
+    if all(cols.batch.column("error_type").null_count == cols.batch.num_rows
+           for cols, _ in prep.chunks):
+        return                        # no scan error: every listed entry is a regular file
     for idx, e in enumerate(prep.entries):
         if not e.listed or idx not in scanned:
             continue
@@ -1450,10 +1466,13 @@ def _collect(prep, keywords):
         for b, text in zip(tables, texts):
             cols = _Columns(b, keywords)
             cols._json = text
-            chunks.append((cols, prep.scan_paths[k:k + b.num_rows]))
-            for i in range(b.num_rows):
-                scanned[prep.scan_paths[k]] = (cols, i)
-                k += 1
+            n = b.num_rows
+            idx = prep.scan_paths[k:k + n]
+            chunks.append((cols, idx))
+            # {entry index: (cols, row)} built by C-level loops (a Python loop per file
+            # here held the GIL the scanning and writing threads need)
+            scanned.update(zip(idx, zip(itertools.repeat(cols, n), range(n))))
+            k += n
     prep.scanned, prep.tables, prep.chunks = scanned, tables, chunks
 
 
@@ -1513,9 +1532,12 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
             counts["indexed"] += len(keys)
             result.bytes_read += nbytes
             writes = True
-        for idx, e in (() if fast is not None else enumerate(entries)):
-            if idx in done:
-                continue
+        # the entries the C writer did not write (in order; a set difference, not a Python
+        # test per file)
+        rest = () if fast is not None else (
+            enumerate(entries) if not done else
+            ((idx, entries[idx]) for idx in sorted(set(range(len(entries))) - done)))
+        for idx, e in rest:
             if e.kind == "expanded":  # a listed directory: its files come in later batches
                 continue
             key = e.key
