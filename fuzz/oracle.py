@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import warnings
+from typing import Optional
 
 import numpy as np
 
@@ -127,3 +128,87 @@ def exercise_layers(path):
             fastdicom.read_dicomdir(path)
         except DicomError:
             pass
+
+
+# ------------------------------------------------------------------ the nogil walks' oracle
+
+def _outcome(fn, *args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return fn(*args)
+        except (DicomError, OSError) as exc:
+            return type(exc)
+
+
+def general_row(path, plan=None) -> dict:
+    """The row :func:`fastdicom.scan` (or a job with ``plan``: ingest and dask check
+    deflated Pixel Data) gives for ``path`` through its per-file general reader."""
+    from fastdicom import batch
+    plan = plan or batch._scan_plan(tuple(batch.DEFAULT_TAGS), False)
+    row = batch.read_header_row(str(path), plan.tag_list, check_deflated=plan.check_deflated)
+    return batch._scan_chunk(plan, [str(path)], False, rows=[row]).to_pylist()[0]
+
+
+def remote_row(path, plan) -> Optional[dict]:
+    """The row fastdicom.dask gives for the same bytes read through fsspec (``memory://``):
+    prefix reads of growing size into the per-file reader.  None without fsspec."""
+    try:
+        import fsspec
+    except ImportError:
+        return None
+    from pathlib import Path
+    from fastdicom import batch
+    from fastdicom import dask as fd_dask
+    fs = fsspec.filesystem("memory")
+    url = f"/fastdicom-walks/{Path(path).name}"
+    fs.pipe(url, Path(path).read_bytes())
+    try:
+        row = fd_dask._read_remote(fs, url, plan)
+        return batch._decode_rows_from_buffers(plan, [url], [row]).to_pylist()[0]
+    finally:
+        fs.rm(url)
+
+
+def walks_agree(path) -> bool:
+    """Assert (AssertionError) that the nogil header walks read the file ``path`` as the
+    general reader does: scan's walk (with scan's plan, and with the plan of ingest and
+    dask, which checks deflated Pixel Data) against scan's per-file general reader, the dask
+    reader's prefix reads against scan's walk, and the series walk
+    (``fastdicom._series.scan_headers``) against :func:`fastdicom.series.scan_instance`.
+    Returns True when the series walk took the file itself (did not leave it to the general
+    reader)."""
+    import dataclasses
+    from fastdicom import batch, _series
+    from fastdicom.series import InstanceHeader, scan_instance
+    tags = tuple(batch.DEFAULT_TAGS)
+    path = str(path)
+    fast_row = _outcome(lambda p: batch.scan([p], tags=tags).to_pylist()[0], path)
+    general = _outcome(general_row, path)
+    if fast_row != general:
+        raise AssertionError(f"scan: walk {fast_row} != general reader {general} ({path})")
+    checked = batch._Plan(tags)
+    fast_row = _outcome(lambda p: batch._scan_chunk(checked, [p], False).to_pylist()[0], path)
+    general = _outcome(general_row, path, checked)
+    if fast_row != general:
+        raise AssertionError(f"ingest plan: walk {fast_row} != general reader {general}"
+                             f" ({path})")
+    remote = remote_row(path, checked)
+    if remote is not None:
+        mine = {k: v for k, v in fast_row.items() if k not in ("path", "mtime_ns")}
+        theirs = {k: v for k, v in remote.items() if k not in ("path", "mtime_ns")}
+        if mine != theirs:
+            raise AssertionError(f"dask reader: {theirs} != scan's walk {mine} ({path})")
+    general = _outcome(scan_instance, path)
+    fast = _series.scan_headers([path], InstanceHeader)[0]
+    if fast is False:
+        return False
+    if not (isinstance(general, InstanceHeader) or general is None):
+        raise AssertionError(f"series walk took a file the general reader refuses:"
+                             f" {general} ({path})")
+    if fast is None or general is None:
+        if fast is not general:
+            raise AssertionError(f"series walk {fast} != general reader {general} ({path})")
+    elif dataclasses.asdict(fast) != dataclasses.asdict(general):
+        raise AssertionError(f"series walk {fast} != general reader {general} ({path})")
+    return True

@@ -7,10 +7,11 @@ reader.  Oracle: the general reader itself (dcmread, scan's per-file reader, sca
 on hand-built damage and on random byte mutations inside sequences."""
 from __future__ import annotations
 
-import dataclasses
 import random
 import struct
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,9 +24,10 @@ from fastdicom.series import InstanceHeader, find_series, scan_instance
 
 _series = pytest.importorskip("fastdicom._series")
 _batch = pytest.importorskip("fastdicom._batch")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
+import oracle  # noqa: E402  (fuzz/oracle.py: shared with the fuzz harnesses)
 
 TAGS = tuple(batch.DEFAULT_TAGS)
-_CHECKED = batch._Plan(TAGS)
 SYNTAXES = [testing.EXPLICIT_LE, testing.IMPLICIT_LE]
 
 
@@ -73,61 +75,14 @@ def _sq_span(data: bytes, ts: str) -> tuple:
     return start, end
 
 
-def _general_row(path, plan=None) -> dict:
-    """The row scan() (or a job with ``plan``: ingest checks deflated pixels) gives for
-    ``path`` through its per-file general reader."""
-    plan = plan or batch._scan_plan(TAGS, False)
-    row = batch.read_header_row(str(path), plan.tag_list, check_deflated=plan.check_deflated)
-    return batch._scan_chunk(plan, [str(path)], False, rows=[row]).to_pylist()[0]
-
-
-def _outcome(fn, *args):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return fn(*args)
-        except (fastdicom.DicomError, OSError) as exc:
-            return type(exc)
-
-
-def _remote_row(path) -> dict:
-    """The row fastdicom.dask gives for the same bytes read through fsspec (memory://):
-    prefix reads of growing size into the per-file reader, with ingest's plan."""
-    fsspec = pytest.importorskip("fsspec")
-    from fastdicom import dask as fd_dask
-    fs = fsspec.filesystem("memory")
-    url = f"/fast-walk/{path.name}"
-    fs.pipe(url, path.read_bytes())
-    try:
-        row = fd_dask._read_remote(fs, url, _CHECKED)
-        return batch._decode_rows_from_buffers(_CHECKED, [url], [row]).to_pylist()[0]
-    finally:
-        fs.rm(url)
+_general_row = oracle.general_row
+_outcome = oracle._outcome
 
 
 def _agree(path) -> bool:
-    """Assert that the fast walks agree with the general reader on ``path``; True when the
-    series walk took the file itself (did not leave it to the general reader)."""
-    fast_row = _outcome(lambda p: batch.scan([p], tags=TAGS).to_pylist()[0], str(path))
-    assert fast_row == _outcome(_general_row, path), path
-    # the plan of ingest and dask (deflated Pixel Data checked)
-    fast_row = _outcome(lambda p: batch._scan_chunk(_CHECKED, [p], False).to_pylist()[0],
-                        str(path))
-    assert fast_row == _outcome(_general_row, path, _CHECKED), path
-    # ... and on the prefix reads of the dask/fsspec reader (the path and times aside)
-    remote = _remote_row(path)
-    assert {k: v for k, v in fast_row.items() if k not in ("path", "mtime_ns")} == \
-        {k: v for k, v in remote.items() if k not in ("path", "mtime_ns")}, path
-    general = _outcome(scan_instance, str(path))
-    fast = _series.scan_headers([str(path)], InstanceHeader)[0]
-    if fast is False:
-        return False
-    assert isinstance(general, InstanceHeader) or general is None, (path, general)
-    if fast is None or general is None:
-        assert fast is general, path
-    else:
-        assert dataclasses.asdict(fast) == dataclasses.asdict(general), path
-    return True
+    """The walks agree with the general reader on ``path`` (fuzz/oracle.py, which the
+    fuzz_walk harness runs too); True when the series walk took the file itself."""
+    return oracle.walks_agree(path)
 
 
 def test_check_threshold_is_the_general_readers():

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER=${1:-60}
 shift || true
 HARNESSES=("$@")
-[ ${#HARNESSES[@]} -eq 0 ] && HARNESSES=(dcmread pixels json)
+[ ${#HARNESSES[@]} -eq 0 ] && HARNESSES=(dcmread pixels json walk)
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 PY=$(realpath -s "$(command -v "$PY")")
 WORK=${FUZZ_WORKDIR:-fuzz/work}
