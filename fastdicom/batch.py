@@ -59,7 +59,7 @@ import itertools
 import os
 import threading
 import stat as _stat
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from typing import Iterable, Iterator, Optional, Sequence
 
@@ -1233,10 +1233,12 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
         chunks = _chunks(_walk_entries(paths), chunk_size)
     transient = None
     if workers > 1:
+        # workers - 1 pool threads: the calling thread scans too (see _bounded_map)
         if workers <= _POOLED_MAX:
-            pool = _scan_pool(workers)
+            pool = _scan_pool(workers - 1)
         else:   # an unusual count: its threads end with the scan, not kept for the next
-            pool = transient = ThreadPoolExecutor(workers, thread_name_prefix="fastdicom-scan")
+            pool = transient = ThreadPoolExecutor(workers - 1,
+                                                  thread_name_prefix="fastdicom-scan")
     try:
         yield from merged(run(fn, chunks))
     finally:
@@ -1318,14 +1320,37 @@ class _Redo:
 
 
 def _bounded_map(pool, fn, items, depth):
+    """``fn`` over ``items`` on ``pool``, results in order, at most ``depth`` in flight.  The
+    calling thread is a worker too: rather than wait for a result, it runs an item no pool
+    thread has started (the awaited one, else the newest).  So a pool of N - 1 threads and the
+    caller keep N CPUs busy with no thread more than that to wake and place (and none that
+    sits on a CPU a worker needs)."""
     from collections import deque
-    q = deque()
+    q = deque()        # [future, item], in the order of the items
+
+    def run_here(entry):
+        if not entry[0].cancel():      # started (or done) meanwhile
+            return False
+        done = Future()
+        try:
+            done.set_result(fn(entry[1]))
+        except Exception as exc:       # kept for its turn, as the pool would
+            done.set_exception(exc)
+        entry[0] = done
+        return True
+
+    def head():
+        while not q[0][0].done():
+            if not (run_here(q[0]) or any(run_here(q[k]) for k in range(len(q) - 1, 0, -1))):
+                break                  # every item is running: wait
+        return q.popleft()[0].result()
+
     for it in items:
-        q.append(pool.submit(fn, it))
+        q.append([pool.submit(fn, it), it])
         if len(q) >= depth:
-            yield q.popleft().result()
+            yield head()
     while q:
-        yield q.popleft().result()
+        yield head()
 
 
 def _rebatch(batches, size):
@@ -1378,7 +1403,8 @@ def scan(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
     """Scan the headers of ``paths`` (files, directories walked recursively, globs) into a
     :class:`pyarrow.Table` with the schema described in the module docstring.
 
-    ``workers`` threads (default: the CPU count, at most 8) run the nogil per-file scan.
+    ``workers`` threads (default: the CPU count, at most 8) run the nogil per-file scan: the
+    calling thread and ``workers - 1`` pool threads.
     ``errors="record"`` keeps a row per failing file with ``error_type``/``error_message``;
     ``"raise"`` raises the first error.  Symlinks are not followed unless
     ``follow_symlinks`` (skipped ones get ``error_type="SymlinkSkipped"``).

@@ -408,6 +408,37 @@ def test_scan_pool_threads_pinned_one_per_cpu(monkeypatch, mixed):
     assert all(m == frozenset(cpus) for m in masks.values())
 
 
+def test_calling_thread_scans_too():
+    """_bounded_map (the scan's chunk scheduler) runs items on the calling thread when no pool
+    thread has started them, yields every result in the order of the items, and raises an
+    item's error at that item's turn, whichever thread ran it."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from fastdicom.batch import _bounded_map
+    me = threading.get_ident()
+    ran_on = {}
+
+    def fn(i):
+        ran_on[i] = threading.get_ident()
+        time.sleep(0.01)
+        if i == 7:
+            raise ValueError("item 7")
+        return i * i
+
+    with ThreadPoolExecutor(1) as pool:
+        got = []
+        with pytest.raises(ValueError, match="item 7"):
+            for r in _bounded_map(pool, fn, range(12), 4):
+                got.append(r)
+        assert got == [i * i for i in range(7)]
+        # the caller ran items itself and so did the pool thread; nothing ran twice
+        assert me in ran_on.values() and set(ran_on.values()) - {me}
+        ran_on.clear()
+        assert list(_bounded_map(pool, fn, range(7), 3)) == [i * i for i in range(7)]
+        assert sorted(ran_on) == list(range(7))
+
+
 def test_long_list_of_pathlib_paths_is_not_walked(tmp_path, monkeypatch):
     """A long list of pathlib paths is scanned like the same list of str (no walk, no lstat
     per file), and gives the same table; a directory in it is still walked."""
