@@ -1196,26 +1196,30 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
                     return _Redo(plain)     # walked lazily here, in order
         return batch
 
-    chunk_size = max(1, min(batch_size, _CHUNK_FILES))
+    # chunks of a walk, and of a list of files (spread evenly over the workers); a list of
+    # directories is walked in chunks of a walk, not in 64-file slices of its length
+    chunk_size = walk_chunk = max(1, min(batch_size, _CHUNK_FILES))
     if workers > 1:
-        if isinstance(paths, (list, tuple)) and len(paths) > 1:
-            chunk_size = max(64, min(chunk_size, -(-len(paths) // workers)))
-        else:
-            chunk_size = max(1, min(chunk_size, _CHUNK_FILES // 2))
-
+        walk_chunk = max(1, min(walk_chunk, _CHUNK_FILES // 2))
+        chunk_size = max(64, min(chunk_size, -(-len(paths) // workers))) if listed \
+            else walk_chunk
+    # A list of files: the calling thread scans too, beside workers - 1 pool threads (see
+    # _bounded_map).  A walk: the calling thread walks (Python, holding the GIL), and a pool
+    # of ``workers`` threads scans.
+    helped = listed and workers > 1
     pool = None
 
     def run(fn, chunks):
         if pool is None:
             return (fn(c) for c in chunks)
-        return _bounded_map(pool, fn, chunks, 2 * workers)
+        return _bounded_map(pool, fn, chunks, 2 * workers, help=helped)
 
     def merged(results):
         # chunks never exceed batch_size rows: no re-batching, no copies
         for res in results:
             b = finish(res)
             if isinstance(b, _Redo):
-                yield from merged(run(work, _chunks(_walk_entries(b.paths), chunk_size)))
+                yield from merged(run(work, _chunks(_walk_entries(b.paths), walk_chunk)))
                 continue
             if errors == "raise":
                 _raise_first(b)
@@ -1233,12 +1237,11 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
         chunks = _chunks(_walk_entries(paths), chunk_size)
     transient = None
     if workers > 1:
-        # workers - 1 pool threads: the calling thread scans too (see _bounded_map)
+        threads = workers - 1 if helped else workers
         if workers <= _POOLED_MAX:
-            pool = _scan_pool(workers - 1)
+            pool = _scan_pool(threads)
         else:   # an unusual count: its threads end with the scan, not kept for the next
-            pool = transient = ThreadPoolExecutor(workers - 1,
-                                                  thread_name_prefix="fastdicom-scan")
+            pool = transient = ThreadPoolExecutor(threads, thread_name_prefix="fastdicom-scan")
     try:
         yield from merged(run(fn, chunks))
     finally:
@@ -1319,12 +1322,12 @@ class _Redo:
         self.paths = paths
 
 
-def _bounded_map(pool, fn, items, depth):
-    """``fn`` over ``items`` on ``pool``, results in order, at most ``depth`` in flight.  The
-    calling thread is a worker too: rather than wait for a result, it runs an item no pool
-    thread has started (the awaited one, else the newest).  So a pool of N - 1 threads and the
-    caller keep N CPUs busy with no thread more than that to wake and place (and none that
-    sits on a CPU a worker needs)."""
+def _bounded_map(pool, fn, items, depth, help=False):
+    """``fn`` over ``items`` on ``pool``, results in order, at most ``depth`` in flight.  With
+    ``help``, the calling thread is a worker too: rather than wait for a result, it runs an
+    item no pool thread has started (the awaited one, else the newest).  So a pool of N - 1
+    threads and the caller keep N CPUs busy with no thread more than that to wake and place
+    (and none that sits on a CPU a worker needs)."""
     from collections import deque
     q = deque()        # [future, item], in the order of the items
 
@@ -1340,7 +1343,7 @@ def _bounded_map(pool, fn, items, depth):
         return True
 
     def head():
-        while not q[0][0].done():
+        while help and not q[0][0].done():
             if not (run_here(q[0]) or any(run_here(q[k]) for k in range(len(q) - 1, 0, -1))):
                 break                  # every item is running: wait
         return q.popleft()[0].result()
@@ -1403,8 +1406,9 @@ def scan(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
     """Scan the headers of ``paths`` (files, directories walked recursively, globs) into a
     :class:`pyarrow.Table` with the schema described in the module docstring.
 
-    ``workers`` threads (default: the CPU count, at most 8) run the nogil per-file scan: the
-    calling thread and ``workers - 1`` pool threads.
+    ``workers`` threads (default: the CPU count, at most 8) run the nogil per-file scan (for a
+    list of files, the calling thread and ``workers - 1`` pool threads; for a walk, the
+    calling thread walks and ``workers`` pool threads scan).
     ``errors="record"`` keeps a row per failing file with ``error_type``/``error_message``;
     ``"raise"`` raises the first error.  Symlinks are not followed unless
     ``follow_symlinks`` (skipped ones get ``error_type="SymlinkSkipped"``).

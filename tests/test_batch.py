@@ -409,9 +409,9 @@ def test_scan_pool_threads_pinned_one_per_cpu(monkeypatch, mixed):
 
 
 def test_calling_thread_scans_too():
-    """_bounded_map (the scan's chunk scheduler) runs items on the calling thread when no pool
-    thread has started them, yields every result in the order of the items, and raises an
-    item's error at that item's turn, whichever thread ran it."""
+    """_bounded_map (the scan's chunk scheduler), helped (a list of files), runs items on the
+    calling thread when no pool thread has started them, yields every result in the order of
+    the items, and raises an item's error at that item's turn, whichever thread ran it."""
     import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
@@ -429,14 +429,43 @@ def test_calling_thread_scans_too():
     with ThreadPoolExecutor(1) as pool:
         got = []
         with pytest.raises(ValueError, match="item 7"):
-            for r in _bounded_map(pool, fn, range(12), 4):
+            for r in _bounded_map(pool, fn, range(12), 4, help=True):
                 got.append(r)
         assert got == [i * i for i in range(7)]
         # the caller ran items itself and so did the pool thread; nothing ran twice
         assert me in ran_on.values() and set(ran_on.values()) - {me}
+        pool.submit(int).result()     # the items still in flight when 7 raised are done
         ran_on.clear()
-        assert list(_bounded_map(pool, fn, range(7), 3)) == [i * i for i in range(7)]
+        assert list(_bounded_map(pool, fn, range(7), 3, help=True)) == [i * i for i in range(7)]
         assert sorted(ran_on) == list(range(7))
+        # without help (a walk: the calling thread walks) only the pool runs items
+        ran_on.clear()
+        assert list(_bounded_map(pool, fn, range(5), 3)) == [i * i for i in range(5)]
+        assert me not in ran_on.values()
+
+
+def test_list_of_directories_is_walked_in_chunks_of_a_walk(tmp_path, monkeypatch):
+    """A long list of directories (taken first as files, then walked) is scanned in chunks of
+    a walk, not in slices of the list's length (70 folders, 2 workers: 64-file chunks, each
+    a round trip through the GIL the walking thread holds; 2 workers were slower than one)."""
+    from fastdicom import batch
+    dirs = []
+    for k in range(70):
+        testing.write_ct_series(tmp_path / f"d{k:02d}", 3, 4, 4, seed=k)
+        dirs.append(str(tmp_path / f"d{k:02d}"))
+    sizes = []
+    real = batch._extract
+
+    def recording(plan, plain, nofollow):
+        sizes.append(len(plain))
+        return real(plan, plain, nofollow)
+    monkeypatch.setattr(batch, "_extract", recording)
+    t = scan(dirs, ["Rows"], workers=2)
+    assert t.num_rows == 210 and t.column("error_type").null_count == 210
+    # the list's own slices of 64 and 6 (the folders, refused as files), then the walk of
+    # each slice's folders in one chunk (it was cut in 64-file chunks: 64, 64, 64, 18)
+    assert sizes == [64, 6, 192, 18], sizes
+    assert t.equals(scan(dirs, ["Rows"], workers=1))
 
 
 def test_long_list_of_pathlib_paths_is_not_walked(tmp_path, monkeypatch):
