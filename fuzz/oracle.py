@@ -132,7 +132,8 @@ def exercise_layers(path):
 
 # ------------------------------------------------------------------ the nogil walks' oracle
 
-def _outcome(fn, *args):
+def outcome(fn, *args):
+    """``fn(*args)``, or the class of the DicomError or OSError it raised."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -183,13 +184,13 @@ def walks_agree(path) -> bool:
     from fastdicom.series import InstanceHeader, scan_instance
     tags = tuple(batch.DEFAULT_TAGS)
     path = str(path)
-    fast_row = _outcome(lambda p: batch.scan([p], tags=tags).to_pylist()[0], path)
-    general = _outcome(general_row, path)
+    fast_row = outcome(lambda p: batch.scan([p], tags=tags).to_pylist()[0], path)
+    general = outcome(general_row, path)
     if fast_row != general:
         raise AssertionError(f"scan: walk {fast_row} != general reader {general} ({path})")
     checked = batch._Plan(tags)
-    fast_row = _outcome(lambda p: batch._scan_chunk(checked, [p], False).to_pylist()[0], path)
-    general = _outcome(general_row, path, checked)
+    fast_row = outcome(lambda p: batch._scan_chunk(checked, [p], False).to_pylist()[0], path)
+    general = outcome(general_row, path, checked)
     if fast_row != general:
         raise AssertionError(f"ingest plan: walk {fast_row} != general reader {general}"
                              f" ({path})")
@@ -199,7 +200,7 @@ def walks_agree(path) -> bool:
         theirs = {k: v for k, v in remote.items() if k not in ("path", "mtime_ns")}
         if mine != theirs:
             raise AssertionError(f"dask reader: {theirs} != scan's walk {mine} ({path})")
-    general = _outcome(scan_instance, path)
+    general = outcome(scan_instance, path)
     fast = _series.scan_headers([path], InstanceHeader)[0]
     if fast is False:
         return False
