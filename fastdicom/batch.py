@@ -1237,7 +1237,7 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
         chunks = (list(paths[k:k + chunk_size]) for k in range(0, len(paths), chunk_size))
     else:
         fn = work
-        chunks = _chunks(_walk_entries(paths), chunk_size)
+        chunks = _chunks(_walk_entries(paths), walk_chunk)
     transient = None
     if workers > 1:
         threads = workers - 1 if helped else workers
