@@ -735,7 +735,7 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
     explicit: set = set()
     real_dirs: dict = {}
     for item in items:
-        p = os.fspath(Path(item))       # normalised as pathlib does
+        p = _normalised(item)
         try:
             mode = os.lstat(p).st_mode
         except (OSError, ValueError):   # (ValueError: a NUL byte in the path)
@@ -751,16 +751,18 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
         if stat.S_ISREG(mode):
             # the canonical path from the folder's, resolved once per folder (realpath of
             # every file would lstat each component of its path)
-            folder, name = os.path.split(os.path.abspath(p))
+            folder, _, name = (p if p[:1] == "/" and "/.." not in p
+                               else os.path.abspath(p)).rpartition("/")
             real = real_dirs.get(folder)
             if real is None:
-                real = real_dirs[folder] = os.path.realpath(folder)
-            key = os.path.join(real, name)
+                real = real_dirs[folder] = os.path.realpath(folder or "/")
+            key = _child(real, name)
         files.append((p, key))
     out: list = []
     seen: set = set()
     for f, key in files:
-        if os.path.basename(f).upper() == "DICOMDIR":
+        name = f.rpartition("/")[2]
+        if len(name) == 8 and name.upper() == "DICOMDIR":
             try:
                 dd = read_dicomdir(f)
             except (DicomError, OSError) as exc:
@@ -787,15 +789,31 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
     return out, dicomdirs, explicit
 
 
+def _normalised(item) -> str:
+    """``os.fspath(Path(item))`` (a path normalised as pathlib does: no empty or "."
+    components, no trailing slash), without building a Path for a str that is normal
+    already."""
+    if type(item) is str and item and "//" not in item and "/./" not in item \
+            and item[-1] != "/" and not item.endswith("/.") and not item.startswith("./") \
+            and item != ".":
+        return item
+    return os.fspath(Path(item))
+
+
+def _child(folder: str, name: str) -> str:
+    """The path of ``name`` in ``folder`` (one slash between them, also under "/")."""
+    return folder + name if folder.endswith("/") else folder + "/" + name
+
+
 def _walk_dir(top: str, recursive: bool, out: list) -> None:
     """Append (path, canonical path) of the files under ``top`` (like ``Path.rglob("*")`` /
     ``iterdir()`` + ``is_file()``: symlinked files are included, symlinked folders are not
     entered).  The canonical path is derived from the folder's ``realpath`` without a system
     call per file (only symlinks are resolved one by one)."""
     stack = [(top, os.path.realpath(top))]
-    sep = os.sep
     while stack:
         folder, real = stack.pop()
+        prefix = _child(real, "")
         try:
             with os.scandir(folder) as it:
                 entries = list(it)
@@ -808,9 +826,9 @@ def _walk_dir(top: str, recursive: bool, out: list) -> None:
                         out.append((e.path, os.path.realpath(e.path)))
                 elif e.is_dir():
                     if recursive:
-                        stack.append((e.path, real + sep + e.name))
+                        stack.append((e.path, prefix + e.name))
                 elif e.is_file():
-                    out.append((e.path, real + sep + e.name))
+                    out.append((e.path, prefix + e.name))
             except OSError:
                 continue
 

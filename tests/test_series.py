@@ -719,3 +719,36 @@ def test_rescale_rounds_once_to_float32(tmp_path, workers):
     assert np.array_equal(vol.array, expected.astype(np.float32))
     v64 = load_series(tmp_path, rescale=True, dtype=np.float64, workers=workers)
     assert np.array_equal(v64.array, expected)
+
+
+def test_listed_paths_are_normalised_as_pathlib_does():
+    # the fast path of the input expansion must give pathlib's spelling for every str
+    from hypothesis import given, settings, strategies as st
+    from fastdicom.series import _normalised
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.text(alphabet="/.ab", max_size=12))
+    def check(s):
+        assert _normalised(s) == os.fspath(Path(s))
+    check()
+    for s in ("", ".", "./", "/", "//", "///a", "a//b", "a/./b", "a/.", "./a", "a/", "/a/../b",
+              "/a/..b/c", "..", "../a"):
+        assert _normalised(s) == os.fspath(Path(s)), s
+    assert _normalised(Path("a//b/")) == "a/b"
+
+
+def test_listed_spellings_of_one_file_are_one_instance(tmp_path, monkeypatch):
+    # a file listed under several spellings (relative, "./", "//", through a symlinked
+    # folder) is one instance, named as first listed; ".." is resolved
+    write_ct_series(tmp_path / "s", 3, 8, 8)
+    names = sorted(os.listdir(tmp_path / "s"))
+    os.symlink(tmp_path / "s", tmp_path / "link")
+    monkeypatch.chdir(tmp_path)
+    listed = [f"s/{names[0]}", f"./s/{names[0]}", f"{tmp_path}//s/{names[0]}",
+              f"link/{names[0]}", f"s/../s/{names[1]}", str(tmp_path / "s" / names[1]),
+              str(tmp_path / "s" / names[2])]
+    stacks = find_series(listed, workers=1)
+    assert len(stacks) == 1
+    got = sorted(h.path for h in stacks[0].instances)
+    assert got == sorted([f"s/{names[0]}", f"s/../s/{names[1]}",
+                          str(tmp_path / "s" / names[2])])
