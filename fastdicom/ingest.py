@@ -2089,7 +2089,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--force", action="store_true",
                    help="also read files without the 128-byte preamble and DICM (raw data "
                         "sets, ACR-NEMA)")
-    p.add_argument("--quiet", action="store_true", help="no progress or summary text")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary text")
     p.add_argument("--json", action="store_true", help="only the JSON summary line")
     p.set_defaults(func=_cmd_ingest)
     p = subparsers.add_parser("ls", help="browse an index")

@@ -721,8 +721,8 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
 
 
 def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
-    """Expand inputs to (file paths, [DicomDir], the paths given that are not folders);
-    DICOMDIRs are followed."""
+    """Expand inputs to (file paths, [DicomDir], the paths given that are not folders,
+    [(folder, OSError)] of the folders a walk could not list); DICOMDIRs are followed."""
     import stat
     from .dicomdir import read_dicomdir
 
@@ -734,6 +734,7 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
     dicomdirs: list = []
     explicit: set = set()
     real_dirs: dict = {}
+    unlisted: list = []
     for item in items:
         p = _normalised(item)
         try:
@@ -742,7 +743,7 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
             mode = 0                    # missing or unreadable: the scan reports it
         if stat.S_ISDIR(mode) or (stat.S_ISLNK(mode) and os.path.isdir(p)):
             found: list = []
-            _walk_dir(p, recursive, found)
+            _walk_dir(p, recursive, found, unlisted)
             found.sort()
             files.extend(found)
             continue
@@ -786,7 +787,7 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
         if key not in seen:
             seen.add(key)
             out.append(f)
-    return out, dicomdirs, explicit
+    return out, dicomdirs, explicit, unlisted
 
 
 def _normalised(item) -> str:
@@ -805,11 +806,13 @@ def _child(folder: str, name: str) -> str:
     return folder + name if folder.endswith("/") else folder + "/" + name
 
 
-def _walk_dir(top: str, recursive: bool, out: list) -> None:
+def _walk_dir(top: str, recursive: bool, out: list, unlisted: list) -> None:
     """Append (path, canonical path) of the files under ``top`` (like ``Path.rglob("*")`` /
     ``iterdir()`` + ``is_file()``: symlinked files are included, symlinked folders are not
-    entered).  The canonical path is derived from the folder's ``realpath`` without a system
-    call per file (only symlinks are resolved one by one)."""
+    entered), and (folder, OSError) to ``unlisted`` for each folder that cannot be listed
+    (one that vanished meanwhile is not an error).  The canonical path is derived from the
+    folder's ``realpath`` without a system call per file (only symlinks are resolved one by
+    one)."""
     stack = [(top, os.path.realpath(top))]
     while stack:
         folder, real = stack.pop()
@@ -817,7 +820,10 @@ def _walk_dir(top: str, recursive: bool, out: list) -> None:
         try:
             with os.scandir(folder) as it:
                 entries = list(it)
-        except (PermissionError, FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            unlisted.append((folder, exc))
             continue
         for e in entries:
             try:
@@ -914,6 +920,7 @@ def _chunk_bounds(n: int, parts: int) -> list:
 def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
     headers: list = []
     skipped: list = []
+    unreadable: list = []       # files of a walk that could not be read (not: not DICOM)
 
     def one(p: str):
         if "\0" in p:                   # no file has that name (open would refuse it)
@@ -957,11 +964,27 @@ def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
             if p in explicit:
                 warnings.warn(f"{p}: not readable as DICOM ({type(exc).__name__})",
                               DicomWarning, stacklevel=3)
+            elif isinstance(exc, OSError):
+                unreadable.append((p, exc))
             else:
                 logger.debug("skipping %s: %s", p, exc)
         elif h is not None:
             headers.append(h)
+    _warn_left_out(unreadable, "file", "could not be read", 4)
     return headers, skipped
+
+
+def _warn_left_out(failed: list, noun: str, what: str, stacklevel: int) -> None:
+    """One warning for the (path, OSError) pairs of a walk that were left out (a file or
+    folder that cannot be read may hold slices; files that are not DICOM are only logged)."""
+    if not failed:
+        return
+    p, exc = failed[0]
+    more = f" ({p}: {type(exc).__name__}: {exc.strerror or exc}"
+    more += f", and {len(failed) - 1} more)" if len(failed) > 1 else ")"
+    n = len(failed)
+    warnings.warn(f"{n} {noun}{'s' if n > 1 else ''} {what} and {'are' if n > 1 else 'is'}"
+                  f" left out{more}", DicomWarning, stacklevel=stacklevel)
 
 
 def _build_stacks(headers: list, warn: bool = True) -> list:
@@ -1054,11 +1077,14 @@ def find_series(paths_or_directory: Any, *, recursive: bool = True,
     """Find the series (one :class:`SeriesInfo` per stack) among files, folders, DICOMDIRs.
 
     Header-only scans run in a thread pool.  Files that are not DICOM or hold no image are
-    left out (logged; a warning for files named explicitly).  A DICOMDIR is followed; a
+    left out (logged; a warning for files named explicitly); files and folders of a walk that
+    cannot be read (permissions, I/O errors) are left out with one :class:`DicomWarning`
+    naming how many and the first.  A DICOMDIR is followed; a
     Referenced File ID leaving its folder raises :class:`UnsafePathError`.  A damaged DICOMDIR
     raises when named, and is left out with a warning when a folder walk finds it.
     """
-    paths, _, explicit = _iter_inputs(paths_or_directory, recursive)
+    paths, _, explicit, unlisted = _iter_inputs(paths_or_directory, recursive)
+    _warn_left_out(unlisted, "folder", "could not be listed", 3)
     # many small objects are made here; a cyclic GC pass over them all costs more than the
     # header scan itself and frees nothing (no cycles)
     gc_was_enabled = gc.isenabled()

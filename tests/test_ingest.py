@@ -1068,7 +1068,7 @@ def test_cli_interrupted_stops_cleanly_and_resumes(tree, tmp_path, sig):
     db = str(tmp_path / "stopped.sqlite")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "fastdicom", "ingest", str(root), "--db", db,
-           "--batch-size", "20", "--quiet"]
+           "--batch-size", "20", "-q"]
     landed = False
     for attempt in range(5):
         # (SIGINT back to its default in the child: a runner that starts the tests in the

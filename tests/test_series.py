@@ -752,3 +752,36 @@ def test_listed_spellings_of_one_file_are_one_instance(tmp_path, monkeypatch):
     got = sorted(h.path for h in stacks[0].instances)
     assert got == sorted([f"s/{names[0]}", f"s/../s/{names[1]}",
                           str(tmp_path / "s" / names[2])])
+
+
+def test_walked_files_and_folders_that_cannot_be_read_are_warned(tmp_path, monkeypatch):
+    # a file of a walk that cannot be read (here: gone between the walk and the read) and a
+    # folder that cannot be listed may hold slices: one warning each, not a silent gap
+    import fastdicom.series as S
+    write_ct_series(tmp_path / "a", 3, 8, 8, seed=1)
+    write_ct_series(tmp_path / "b", 2, 8, 8, seed=1)
+    (tmp_path / "notes.txt").write_text("not DICOM")
+    real_scandir, real_walk = os.scandir, S._walk_dir
+
+    def scandir(folder="."):
+        if os.fspath(folder).endswith("/b"):
+            raise PermissionError(13, "Permission denied", os.fspath(folder))
+        return real_scandir(folder)
+
+    def walk(top, recursive, out, unlisted):
+        real_walk(top, recursive, out, unlisted)
+        out.append((str(tmp_path / "a" / "gone.dcm"), str(tmp_path / "a" / "gone.dcm")))
+    monkeypatch.setattr(S.os, "scandir", scandir)
+    monkeypatch.setattr(S, "_walk_dir", walk)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stacks = find_series(tmp_path, workers=1)
+    assert [len(s.instances) for s in stacks] == [3]
+    texts = sorted(str(w.message) for w in caught if issubclass(w.category, DicomWarning))
+    assert len(texts) == 2, texts
+    assert texts[0].startswith("1 file could not be read and is left out (")
+    assert "gone.dcm: FileNotFoundError" in texts[0]
+    assert texts[1].startswith("1 folder could not be listed and is left out (")
+    assert "/b: PermissionError: Permission denied" in texts[1]
+    # the file that is not DICOM is no warning
+    assert not any("notes.txt" in t for t in texts)
