@@ -1157,17 +1157,20 @@ def _check_errors_arg(errors: str) -> None:
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
 
 
-def _frame_table_of(path: str, limits: Limits) -> list:
-    """The frame table of an encapsulated file (raises when frames are missing from it)."""
+def _frame_table_of(path: str, limits: Limits, last: list) -> None:
+    """Check the frame table of an encapsulated file (raises when frames are missing from
+    it), keeping the file read in ``last`` ([path, dataset]) for the frames' decoding."""
     from .filereader import dcmread
     try:
         from .pixels.encaps import frame_table
     except ImportError:  # pixel module not built: decoding fails later, frame by frame
-        return []
+        return
     try:
-        return frame_table(dcmread(path, validation="ignore", limits=limits))
+        ds = dcmread(path, validation="ignore", limits=limits)
+        frame_table(ds)
     except DicomError as exc:
         raise exc.with_context(path=path)
+    last[:] = [path, ds]
 
 
 def _decode_frame(path: str, frame: int, last: Optional[list] = None,
@@ -1334,11 +1337,15 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
             f"{h.pixel_offset} of a file of {h.file_size}",
             path=path, tag=h.pixel_tag)
     decoded = decoded and out is None
+    # the one file of a multi-frame volume is read once for the checks, the probe and the
+    # calling thread's frames
+    first_read: list = [None, None]
     if decoded and multiframe and first.encapsulated:
-        _frame_table_of(first.path, limits)     # all its frames in its fragments, or raise
+        _frame_table_of(first.path, limits, first_read)   # all its frames in fragments, or raise
     if target is None:
         # dtype only known after decoding the first frame
-        probe = _decode_frame(first.path, plan[0][2], limits=limits)
+        probe = _decode_frame(first.path, plan[0][2], first_read if multiframe else None,
+                              limits=limits)
         target = probe.dtype
     if decoded and math.prod(shape) * target.itemsize > limits.decode_budget:
         raise LimitExceededError(
@@ -1364,6 +1371,8 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
 
     import threading
     local = threading.local()
+    if first_read[0] is not None:
+        local.last = first_read
 
     def scratch() -> np.ndarray:
         buf = getattr(local, "buf", None)

@@ -785,3 +785,27 @@ def test_walked_files_and_folders_that_cannot_be_read_are_warned(tmp_path, monke
     assert "/b: PermissionError: Permission denied" in texts[1]
     # the file that is not DICOM is no warning
     assert not any("notes.txt" in t for t in texts)
+
+
+def test_multiframe_file_to_decode_is_read_once_per_thread(tmp_path, monkeypatch):
+    # the frame-table check, the dtype probe and the calling thread's frames share one read
+    # of the file's header (each was a full dcmread, 3 with one worker)
+    import fastdicom.filereader as fr
+    path = write_multiframe(tmp_path / "mf.dcm", 6, 16, 12, transfer_syntax=RLE_LOSSLESS)
+    want = fastdicom.dcmread(path).pixel_array
+    info = find_series(path)[0]
+    reads = []
+    real = fr.dcmread
+
+    def counting(*a, **k):
+        reads.append(a[0])
+        return real(*a, **k)
+    monkeypatch.setattr(fr, "dcmread", counting)
+    vol = load_series(info, workers=1)
+    assert len(reads) == 1
+    assert vol.array.shape == want.shape
+    assert sorted(map(bytes, vol.array)) == sorted(map(bytes, want))
+    reads.clear()
+    vol2 = load_series(info, workers=2)
+    assert len(reads) <= 3        # at most once per thread that decodes frames
+    assert np.array_equal(vol2.array, vol.array)
