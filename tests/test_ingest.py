@@ -1401,3 +1401,84 @@ def test_prune_roots_equals_reference(tmp_path, monkeypatch):
             paths += [str(tmp_path / f) for f in ("a/b/c/f.dcm", "x/f.dcm", "a/b.dcm")] * 30
         assert _prune_roots(paths) == _prune_roots_reference(paths), paths
     assert _prune_roots(["/", "/etc/hostname", "/etc"]) == ["/"]
+
+
+def test_files_changing_during_the_job(tmp_path):
+    """Files truncated, appended to, rewritten in place, replaced, flipped, turned to junk
+    and deleted while a job runs: the job ends (exit 0, its counts adding up), and the
+    same command run again gives the index of a fresh job over the final tree, bar the
+    files gone (``missing``)."""
+    rng = random.Random(77)
+    root = tmp_path / "tree"
+    paths = []
+    for s in range(3):
+        paths += [str(p) for p in testing.write_ct_series(root / f"s{s}", 200, 8, 8,
+                                                          seed=700 + s)]
+    spare = [Path(p).read_bytes() for p in testing.write_ct_series(tmp_path / "spare", 20, 8,
+                                                                   8, seed=799)]
+    db = str(tmp_path / "live.sqlite")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def cmd(db):
+        return [sys.executable, "-m", "fastdicom", "ingest", str(root), "--db", db,
+                "--batch-size", "25", "--workers", "2", "--json"]
+    proc = subprocess.Popen(cmd(db), env=env, cwd=str(ROOT), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    t_end = time.time() + 60
+    while not os.path.exists(db) and proc.poll() is None and time.time() < t_end:
+        time.sleep(0.001)
+    during = 0
+    while proc.poll() is None and during < 400:
+        f = rng.choice(paths)
+        op = rng.randrange(7)
+        try:
+            if op == 0:
+                os.truncate(f, rng.randrange(os.path.getsize(f)))
+            elif op == 1:
+                with open(f, "ab") as fh:
+                    fh.write(os.urandom(rng.randrange(1, 3000)))
+            elif op == 2:
+                with open(f, "r+b") as fh:      # rewritten in place, maybe while read
+                    data = rng.choice(spare)
+                    fh.write(data)
+                    fh.truncate(len(data))
+            elif op == 3:
+                Path(f + ".tmp").write_bytes(rng.choice(spare))
+                os.replace(f + ".tmp", f)
+            elif op == 4:
+                with open(f, "r+b") as fh:
+                    fh.seek(rng.randrange(max(1, os.path.getsize(f))))
+                    fh.write(bytes([rng.randrange(256)]))
+            elif op == 5:
+                Path(f).write_bytes(os.urandom(rng.randrange(3000)))
+            else:
+                os.unlink(f)
+        except FileNotFoundError:
+            continue
+        during += 1
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert during >= 20, f"only {during} changes landed while the job ran"
+    live = json.loads(out.strip().splitlines()[-1])
+    assert sum(live[s] for s in STATES) == live["files"]
+    again = subprocess.run(cmd(db), env=env, cwd=str(ROOT), capture_output=True, text=True)
+    fresh_db = str(tmp_path / "fresh.sqlite")
+    fresh = subprocess.run(cmd(fresh_db), env=env, cwd=str(ROOT), capture_output=True,
+                           text=True)
+    assert again.returncode == fresh.returncode == 0, again.stderr + fresh.stderr
+    a = json.loads(again.stdout.strip().splitlines()[-1])
+    b = json.loads(fresh.stdout.strip().splitlines()[-1])
+    gone = {p for p in paths if not os.path.exists(p)}
+    con = sqlite3.connect(db)
+    missing = {os.fsdecode(p) for (p,) in con.execute(
+        "SELECT path FROM files WHERE state='missing'")}
+    con.close()
+    # (a file deleted before the job's walk reached it was never seen)
+    assert len(missing) == a["missing"] and missing <= gone and b["missing"] == 0
+    assert a["files"] == b["files"] + a["missing"]
+    for s in ("duplicate", "conflict", "failed"):
+        assert a[s] == b[s], s
+    assert a["indexed"] + a["unchanged"] == b["indexed"]
+    x, y = _dump(db), _dump(fresh_db)
+    x["files"] = [r for r in x["files"] if r[3] != "missing"]
+    assert x == y
