@@ -722,7 +722,8 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
 
 def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
     """Expand inputs to (file paths, [DicomDir], the paths given that are not folders,
-    [(folder, OSError)] of the folders a walk could not list); DICOMDIRs are followed."""
+    [(folder, PermissionError)] of the folders a walk may not list); DICOMDIRs are
+    followed."""
     import stat
     from .dicomdir import read_dicomdir
 
@@ -809,8 +810,8 @@ def _child(folder: str, name: str) -> str:
 def _walk_dir(top: str, recursive: bool, out: list, unlisted: list) -> None:
     """Append (path, canonical path) of the files under ``top`` (like ``Path.rglob("*")`` /
     ``iterdir()`` + ``is_file()``: symlinked files are included, symlinked folders are not
-    entered), and (folder, OSError) to ``unlisted`` for each folder that cannot be listed
-    (one that vanished meanwhile is not an error).  The canonical path is derived from the
+    entered), and (folder, PermissionError) to ``unlisted`` for each folder it may not list
+    (one that vanished meanwhile is not an error; other errors raise, as they did).  The canonical path is derived from the
     folder's ``realpath`` without a system call per file (only symlinks are resolved one by
     one)."""
     stack = [(top, os.path.realpath(top))]
@@ -822,7 +823,7 @@ def _walk_dir(top: str, recursive: bool, out: list, unlisted: list) -> None:
                 entries = list(it)
         except (FileNotFoundError, NotADirectoryError):
             continue
-        except OSError as exc:
+        except PermissionError as exc:
             unlisted.append((folder, exc))
             continue
         for e in entries:
@@ -1077,9 +1078,9 @@ def find_series(paths_or_directory: Any, *, recursive: bool = True,
     """Find the series (one :class:`SeriesInfo` per stack) among files, folders, DICOMDIRs.
 
     Header-only scans run in a thread pool.  Files that are not DICOM or hold no image are
-    left out (logged; a warning for files named explicitly); files and folders of a walk that
-    cannot be read (permissions, I/O errors) are left out with one :class:`DicomWarning`
-    naming how many and the first.  A DICOMDIR is followed; a
+    left out (logged; a warning for files named explicitly); files of a walk that cannot be
+    read (permissions, I/O errors, gone) and folders it may not list are left out with one
+    :class:`DicomWarning` each, naming how many and the first.  A DICOMDIR is followed; a
     Referenced File ID leaving its folder raises :class:`UnsafePathError`.  A damaged DICOMDIR
     raises when named, and is left out with a warning when a folder walk finds it.
     """
