@@ -641,14 +641,13 @@ def _finish_text(spec, arr, present):
     vr = spec.vr
     if spec.multi:
         # a value of padding alone holds no value (as an empty one), not one empty value
-        kept = pc.utf8_length(pc.utf8_trim(arr, characters=" \x00")).fill_null(0)
-        empty = present & (np.asarray(kept) == 0)
+        kept = _int64_values(pc.utf8_length(pc.utf8_trim(arr, characters=" \x00")), 0)
+        empty = present & (kept == 0)
         lists = pc.split_pattern(arr, "\\")
         flat = _strip(lists.flatten(), vr)
         if spec.value_type != pa.string():
             flat = _to_number(flat, spec.value_type)
-        mask = pa.array(~present | empty)
-        return pa.ListArray.from_arrays(lists.offsets, flat, mask=mask)
+        return pa.ListArray.from_arrays(lists.offsets, flat, mask=_bool_array(~present | empty))
     arr = _strip(arr, vr)
     if spec.value_type != pa.string():
         return _to_number(arr, spec.value_type)
@@ -656,7 +655,7 @@ def _finish_text(spec, arr, present):
 
 
 def _to_number(arr: pa.Array, typ) -> pa.Array:
-    arr = pc.if_else(pc.equal(pc.utf8_length(arr), 0), pa.scalar(None, pa.string()), arr)
+    arr = pc.if_else(pc.equal(pc.utf8_length(arr), _ZERO_INT32), _NULL_TEXT, arr)
     try:
         return arr.cast(typ)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -669,7 +668,7 @@ def _to_number(arr: pa.Array, typ) -> pa.Array:
                 out.append(float(s) if typ == pa.float64() else int(float(s)))
             except (ValueError, OverflowError):
                 out.append(None)
-        return pa.array(out, typ)
+        return _array_of(out, typ)
 
 
 def _binary_numbers(spec, offsets, data, present, lengths, big, n):
@@ -688,15 +687,15 @@ def _binary_numbers(spec, offsets, data, present, lengths, big, n):
         np.uint64 if spec.value_type == pa.uint64() else np.int64
     vals = vals.astype(target)
     if spec.multi:
-        mask = pa.array(~present | (lengths == 0))
-        return pa.ListArray.from_arrays(pa.array((offsets // w).astype(np.int32)),
-                                        pa.array(vals), mask=mask)
+        return pa.ListArray.from_arrays(_number_array(offsets // w, pa.int32()),
+                                        _number_array(vals, spec.value_type),
+                                        mask=_bool_array(~present | (lengths == 0)))
     counts = lengths // w
     ok = present & (counts >= 1)
     firsts = (offsets[:-1] // w)[ok]
     out = np.zeros(n, target)
     out[ok] = vals[firsts]
-    return pa.array(out, mask=~ok)
+    return _number_array(out, spec.value_type, ~ok)
 
 
 def _charset_column(spec, col, charsets, rows_non_ascii, n):
@@ -724,8 +723,7 @@ def _charset_column(spec, col, charsets, rows_non_ascii, n):
         v = out[i]
         if isinstance(v, bytes):
             out[i] = v.decode("ascii")
-    arr = pa.array(out, pa.string())
-    return _finish_text(spec, arr, present)
+    return _finish_text(spec, _array_of(out, pa.string()), present)
 
 
 def _slow_column(spec, col, big, charsets, n):
@@ -737,7 +735,10 @@ def _slow_column(spec, col, big, charsets, n):
             v = vrs[i]
             vr = chr(v >> 8) + chr(v & 0xFF) if v else spec.vr
             out[i] = _py_value(spec, vr, raw, bool(big[i]), charsets[i])
-    return pa.array(out, spec.type)
+    try:
+        return _array_of(out, spec.type)
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        return pa.array(out, spec.type)     # values not of the column's type: its error
 
 
 # ----------------------------------------------------------------------------- chunks
@@ -905,21 +906,21 @@ def _assemble(plan: _Plan, paths: list, nofollow: bool, r: dict,
     else:
         charsets = [None] * n
     arrays = [_path_array(paths, r),
-              pa.array(size, mask=size < 0), pa.array(mtime, mask=size < 0)]
+              _int64_array(size, size < 0), _int64_array(mtime, size < 0)]
     for spec in plan.specs:
         arrays.append(_decode_column(spec, columns[plan.pos[spec.tag]], big, charsets, n))
     ts_spec = _Spec("TransferSyntaxUID", _TS_TAG, "UI", False)
     ts = _decode_column(ts_spec, columns[plan.pos[_TS_TAG]], big, charsets, n)
     fr_spec = _Spec("NumberOfFrames", _FRAMES_TAG, "IS", False)
-    frames = np.asarray(_decode_column(fr_spec, columns[plan.pos[_FRAMES_TAG]], big, charsets,
-                                       n).fill_null(-1), dtype=np.int64)
+    frames = _int64_values(_decode_column(fr_spec, columns[plan.pos[_FRAMES_TAG]], big,
+                                          charsets, n), -1)
     has_pix = pix_l >= 0
     frames = np.where(frames >= 0, frames, np.where(has_pix, 1, -1))
     ok = np.array([t is None for t in err_type])
-    arrays += [ts, pa.array(pix_o, mask=pix_o < 0), pa.array(pix_l, mask=pix_l < 0),
-               pa.array(frames, mask=(frames < 0) | ~ok),
-               pa.array(err_type, pa.string()), pa.array(err_msg, pa.string()),
-               pa.array(err_off, pa.int64()), pa.array(err_tag, pa.int64())]
+    arrays += [ts, _int64_array(pix_o, pix_o < 0), _int64_array(pix_l, pix_l < 0),
+               _int64_array(frames, (frames < 0) | ~ok),
+               _array_of(err_type, pa.string()), _array_of(err_msg, pa.string()),
+               _array_of(err_off, pa.int64()), _array_of(err_tag, pa.int64())]
     return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
 
 
@@ -942,24 +943,99 @@ def _from_decoded(spec: _Spec, kind: int, d: tuple, n: int) -> pa.Array:
     return pa.Array.from_buffers(spec.type, n, [vb, pa.py_buffer(loff)], children=[child])
 
 
+# Arrays are made from their buffers here, never with ``pa.array``, ``pa.scalar``,
+# ``fill_null(value)`` or ``to_numpy``: those ask pyarrow's pandas shim about their input, and
+# the shim imports pandas when it is installed (240 ms and 48 MB on this VM, once per process,
+# in a job that never uses pandas).
+
+_NUMPY_OF = {pa.int64(): np.int64, pa.uint64(): np.uint64, pa.float64(): np.float64,
+             pa.int32(): np.int32}
+
+
+def _validity(null) -> tuple:
+    """(validity buffer or None, null count) of a boolean null mask (or None)."""
+    if null is None:
+        return None, 0
+    null = np.asarray(null, bool)
+    k = int(np.count_nonzero(null))
+    if not k:
+        return None, 0
+    return pa.py_buffer(np.packbits(~null, bitorder="little")), k
+
+
+def _number_array(values: np.ndarray, typ, null: Optional[np.ndarray] = None) -> pa.Array:
+    """An Arrow array of type ``typ`` (int64, uint64, float64 or int32) over the numpy
+    ``values`` (null where ``null`` is True)."""
+    values = np.ascontiguousarray(values, dtype=_NUMPY_OF[typ])
+    vb, k = _validity(null)
+    return pa.Array.from_buffers(typ, len(values), [vb, pa.py_buffer(values)], null_count=k)
+
+
 def _int64_array(values: np.ndarray, null: Optional[np.ndarray] = None) -> pa.Array:
-    """An Arrow int64 array over ``values`` (null where ``null`` is True), made from its
-    buffers: ``pa.array`` of a numpy array imports pandas when it is installed (~0.2 s on a
-    process's first scan)."""
-    values = np.ascontiguousarray(values, dtype=np.int64)
-    if null is None or not null.any():
-        return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
-    valid = np.packbits(~null, bitorder="little")
-    return pa.Array.from_buffers(pa.int64(), len(values),
-                                 [pa.py_buffer(valid), pa.py_buffer(values)],
-                                 null_count=int(np.count_nonzero(null)))
+    """An Arrow int64 array over ``values`` (null where ``null`` is True)."""
+    return _number_array(values, pa.int64(), null)
+
+
+def _bool_array(values: np.ndarray) -> pa.Array:
+    """An Arrow bool array of the numpy ``values`` (no nulls)."""
+    values = np.asarray(values, bool)
+    return pa.Array.from_buffers(pa.bool_(), len(values),
+                                 [None, pa.py_buffer(np.packbits(values, bitorder="little"))])
+
+
+def _array_of(values: list, typ) -> pa.Array:
+    """``pa.array(values, typ)`` for a list of Python values (None: null) of the types of
+    the scan's schema: string, binary, int64, uint64, float64 and lists of those."""
+    n = len(values)
+    null = [v is None for v in values]
+    vb, k = _validity(null)
+    if k == n:
+        return pa.nulls(n, typ)
+    if pa.types.is_list(typ):
+        if not all(isinstance(v, (list, tuple)) for v in values if v is not None):
+            raise TypeError(f"a value of a {typ} column is not a list")
+        lengths = np.fromiter((0 if v is None else len(v) for v in values), np.int64, n)
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        child = _array_of([x for v in values if v is not None for x in v], typ.value_type)
+        return pa.Array.from_buffers(typ, n, [vb, pa.py_buffer(offsets)], null_count=k,
+                                     children=[child])
+    if typ == pa.string() or typ == pa.binary():
+        if typ == pa.string():      # (str only: AttributeError for anything else)
+            raw = [b"" if v is None else v.encode("utf-8") for v in values]
+        else:
+            raw = [b"" if v is None else bytes(v) for v in values]
+        offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, raw), np.int64, n), out=offsets[1:])
+        if offsets[-1] >= 1 << 31:
+            raise OverflowError("more than 2 GiB of text in one column of a batch")
+        return pa.Array.from_buffers(typ, n, [vb, pa.py_buffer(offsets.astype(np.int32)),
+                                              pa.py_buffer(b"".join(raw))], null_count=k)
+    if typ in _NUMPY_OF:
+        kinds = (int, float) if typ == pa.float64() else (int,)
+        if not all(type(v) in kinds for v in values if v is not None):
+            raise TypeError(f"a value of a {typ} column is not a number of that type")
+        out = np.array([0 if v is None else v for v in values], _NUMPY_OF[typ])
+        return pa.Array.from_buffers(typ, n, [vb, pa.py_buffer(out)], null_count=k)
+    raise TypeError(f"no Arrow array of {typ} made here")
+
+
+def _scalar(array: pa.Array) -> pa.Scalar:
+    """The one value of a one-element ``array`` as a scalar (see the note above)."""
+    return array[0]
+
+
+_NULL_TEXT = _scalar(pa.nulls(1, pa.string()))
+_ZERO_INT32 = _scalar(_number_array(np.zeros(1, np.int32), pa.int32()))
 
 
 def _int64_values(arr: pa.Array, fill: int) -> np.ndarray:
-    """The values of an int64 Arrow array as numpy, ``fill`` where null (read from its
-    buffers, for the reason :func:`_int64_array` gives)."""
+    """The values of an integer Arrow array as int64 numpy, ``fill`` where null (read from
+    its buffers)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     if arr.type != pa.int64():
-        return np.asarray(arr.fill_null(fill), dtype=np.int64)
+        arr = arr.cast(pa.int64())
     n, data = len(arr), arr.buffers()[1]
     if data is None:
         return np.full(n, fill, np.int64)
@@ -1001,9 +1077,9 @@ def _path_array(paths: list, r: dict) -> pa.Array:
         return pa.Array.from_buffers(pa.string(), len(paths), [
             None, pa.py_buffer(r["path_offsets"]), pa.py_buffer(r["path_data"])])
     try:
-        return pa.array(paths, pa.string())
-    except (pa.ArrowException, UnicodeError, TypeError):
-        return pa.array([_display_path(p) for p in paths], pa.string())
+        return _array_of(paths, pa.string())
+    except (UnicodeError, TypeError, AttributeError):
+        return _array_of([_display_path(p) for p in paths], pa.string())
 
 
 def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
@@ -1063,8 +1139,8 @@ def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
         et = em = pa.nulls(n, pa.string())
         eo = eg = pa.nulls(n, pa.int64())
     else:
-        et, em = pa.array(err_type, pa.string()), pa.array(err_msg, pa.string())
-        eo, eg = pa.array(err_off, pa.int64()), pa.array(err_tag, pa.int64())
+        et, em = _array_of(err_type, pa.string()), _array_of(err_msg, pa.string())
+        eo, eg = _array_of(err_off, pa.int64()), _array_of(err_tag, pa.int64())
     arrays += [ts, _int64_array(pix_o, pix_o < 0), _int64_array(pix_l, pix_l < 0),
                _int64_array(frames, (frames < 0) | ~ok), et, em, eo, eg]
     return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
@@ -1377,7 +1453,7 @@ def _override_errors(batch, pre):
     arrays = list(batch.columns)
     for name, values in cols.items():
         j = batch.schema.get_field_index(name)
-        arrays[j] = pa.array(values, batch.schema.field(j).type)
+        arrays[j] = _array_of(values, batch.schema.field(j).type)
     return pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
 
 

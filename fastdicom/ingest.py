@@ -79,8 +79,8 @@ import pyarrow as pa
 
 from . import _batch, _rows
 from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has_magic,
-                    iter_files, _display_path, _exc_text, _int64_array, _int64_values,
-                    _string_lengths, _valid_mask)
+                    _bool_array, iter_files, _display_path, _exc_text, _int64_array,
+                    _int64_values, _string_lengths, _valid_mask)
 from .filereader import NO_PREAMBLE
 
 __all__ = ["ingest", "ingest_tables", "IngestResult", "IngestLockedError", "SCHEMA_VERSION",
@@ -930,7 +930,7 @@ def _commit_table(job, batch: pa.RecordBatch) -> None:
     prep.batch = None
     prep.future = None
     if rows:
-        prep.future = [batch.take(pa.array(rows, pa.int64()))]
+        prep.future = [batch.take(_int64_array(np.asarray(rows, np.int64)))]
     if not entries:
         return
     _collect(prep, job.keywords)
@@ -1676,7 +1676,8 @@ def _batch_part(parquet, bid, tables, scan_keys, winners: set):
     if not winners:
         return None
     table = pa.concat_tables([pa.Table.from_batches([b]) for b in tables])
-    table = table.filter(pa.array([k in winners for k in scan_keys]))
+    table = table.filter(_bool_array(np.fromiter((k in winners for k in scan_keys), bool,
+                                                 len(scan_keys))))
     if table.num_rows == 0:
         return None
     return _write_part(parquet, bid, table)

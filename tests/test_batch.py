@@ -753,3 +753,87 @@ def test_a_value_of_padding_alone_is_no_value(tmp_path):
         assert row["PixelSpacing"] is None and row["SliceThickness"] is None
         assert row["StudyDescription"] == ""
         assert row["OtherPatientIDs"] == ["A", ""]      # two values, the second empty
+
+
+def test_scan_ingest_and_series_never_import_pandas(tmp_path):
+    # pa.array, pa.scalar, fill_null(value) and to_numpy ask pyarrow's pandas shim about
+    # their input, which imports pandas (240 ms, 48 MB) when it is installed: a child
+    # process records every attempt to import it (and refuses it, so the check does not
+    # depend on pandas being installed)
+    import subprocess
+    import sys
+    root = tmp_path / "t"
+    testing.write_ct_series(root / "ct", 40, 8, 8)
+    (root / "junk.dcm").write_bytes(b"not DICOM at all" * 20)     # a row with an error
+    (root / "empty.dcm").write_bytes(b"")
+    (root / "mf").mkdir()
+    mf = testing.write_multiframe(root / "mf" / "mf.dcm", 3, 8, 8)
+    code = f"""
+import sys, warnings
+tried = []
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "pandas":
+            tried.append(name)
+            raise ImportError("refused by the test")
+sys.meta_path.insert(0, Refuse())
+warnings.simplefilter("ignore")
+import fastdicom
+from fastdicom import series
+from fastdicom.ingest import ingest
+root = {str(root)!r}
+assert fastdicom.scan(root).num_rows == 43
+assert fastdicom.scan(root, ["PatientName", "ImageType", "PixelSpacing", "Rows"],
+                      workers=1).num_rows == 43
+files = sorted(str(p) for p in __import__("pathlib").Path(root).rglob("*.dcm"))
+assert len(list(fastdicom.scan_batches(files * 3, batch_size=17))) > 1
+r = ingest([root], {str(tmp_path / "i.sqlite")!r}, parquet={str(tmp_path / "parts")!r},
+           progress=False, batch_size=10)
+assert r.indexed == 41 and r.failed == 2, r.counts()
+assert ingest([root], {str(tmp_path / "i.sqlite")!r}, progress=False).unchanged == 41
+assert series.load_series(root + "/ct").array.shape == (40, 8, 8)
+assert series.load_series({str(mf)!r}).array.shape == (3, 8, 8)
+print(tried)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env={**os.environ,
+                                           "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_arrays_made_from_buffers_equal_pa_array():
+    # the buffer-built arrays of the scan equal pa.array's, nulls and empty lists included
+    from hypothesis import given, settings, strategies as st
+    from fastdicom.batch import _array_of, _bool_array, _int64_values, _number_array
+    base = [(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=6),
+             pa.string()), (st.binary(max_size=5), pa.binary()),
+            (st.integers(-2**63, 2**63 - 1), pa.int64()), (st.integers(0, 2**64 - 1), pa.uint64()),
+            (st.floats(allow_nan=False), pa.float64())]
+    cases = [(st.one_of(st.none(), s), t) for s, t in base]
+    cases += [(st.one_of(st.none(), st.lists(s, max_size=3)), pa.list_(t)) for s, t in base]
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.data())
+    def check(data):
+        for strategy, typ in cases:
+            values = data.draw(st.lists(strategy, max_size=8))
+            got = _array_of(values, typ)
+            assert got.type == typ
+            got.validate(full=True)
+            assert got.equals(pa.array(values, typ)), (values, typ)
+    check()
+    # values not of the column's type are refused, as pa.array refuses them
+    for values, typ in (([1.5], pa.int64()), (["a"], pa.int64()), ([b"x"], pa.string()),
+                        (["ab"], pa.list_(pa.string())), ([-1], pa.uint64()),
+                        ([2**64], pa.uint64())):
+        with pytest.raises((TypeError, ValueError, OverflowError, AttributeError)):
+            _array_of(values, typ)
+    mask = np.array([True, False, True])
+    assert _bool_array(mask).equals(pa.array(mask))
+    v = np.array([5, -1, 7])
+    a = _number_array(v, pa.int64(), v < 0)
+    assert a.equals(pa.array(v, mask=v < 0))
+    assert _int64_values(a, 9).tolist() == [5, 9, 7]
+    assert _int64_values(pa.array([3, None], pa.int32()), -1).tolist() == [3, -1]
+    assert _int64_values(pa.chunked_array([a[1:]]), 0).tolist() == [0, 7]
