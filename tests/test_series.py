@@ -789,7 +789,7 @@ def test_walked_files_and_folders_that_cannot_be_read_are_warned(tmp_path, monke
 
 def test_multiframe_file_to_decode_is_read_once_per_thread(tmp_path, monkeypatch):
     # the frame-table check, the dtype probe and the calling thread's frames share one read
-    # of the file's header (each was a full dcmread, 3 with one worker)
+    # of the file's header (the check and the frames were a full dcmread each)
     import fastdicom.filereader as fr
     path = write_multiframe(tmp_path / "mf.dcm", 6, 16, 12, transfer_syntax=RLE_LOSSLESS)
     want = fastdicom.dcmread(path).pixel_array
