@@ -1012,9 +1012,14 @@ def _array_of(values: list, typ) -> pa.Array:
         return pa.Array.from_buffers(typ, n, [vb, pa.py_buffer(offsets.astype(np.int32)),
                                               pa.py_buffer(b"".join(raw))], null_count=k)
     if typ in _NUMPY_OF:
-        kinds = (int, float) if typ == pa.float64() else (int,)
-        if not all(type(v) in kinds for v in values if v is not None):
+        kinds = (int, float, np.integer, np.floating) if typ == pa.float64() else \
+            (int, np.integer)
+        if not all(isinstance(v, kinds) and not isinstance(v, bool)
+                   for v in values if v is not None):
             raise TypeError(f"a value of a {typ} column is not a number of that type")
+        if typ == pa.float64() and any(isinstance(v, int) and abs(v) > 1 << 53
+                                       for v in values):
+            raise ValueError("an integer a float64 does not hold exactly")  # (as pa.array)
         out = np.array([0 if v is None else v for v in values], _NUMPY_OF[typ])
         return pa.Array.from_buffers(typ, n, [vb, pa.py_buffer(out)], null_count=k)
     raise TypeError(f"no Arrow array of {typ} made here")

@@ -755,7 +755,7 @@ def test_a_value_of_padding_alone_is_no_value(tmp_path):
         assert row["OtherPatientIDs"] == ["A", ""]      # two values, the second empty
 
 
-def test_scan_ingest_and_series_never_import_pandas(tmp_path):
+def test_scan_ingest_export_and_series_never_import_pandas(tmp_path):
     # pa.array, pa.scalar, fill_null(value) and to_numpy ask pyarrow's pandas shim about
     # their input, which imports pandas (240 ms, 48 MB) when it is installed: a child
     # process records every attempt to import it (and refuses it, so the check does not
@@ -791,6 +791,8 @@ r = ingest([root], {str(tmp_path / "i.sqlite")!r}, parquet={str(tmp_path / "part
            progress=False, batch_size=10)
 assert r.indexed == 41 and r.failed == 2, r.counts()
 assert ingest([root], {str(tmp_path / "i.sqlite")!r}, progress=False).unchanged == 41
+from fastdicom.ingest import export_parquet
+assert export_parquet({str(tmp_path / "i.sqlite")!r}, {str(tmp_path / "all.parquet")!r}) == 41
 assert series.load_series(root + "/ct").array.shape == (40, 8, 8)
 assert series.load_series({str(mf)!r}).array.shape == (3, 8, 8)
 print(tried)
@@ -809,7 +811,7 @@ def test_arrays_made_from_buffers_equal_pa_array():
     base = [(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=6),
              pa.string()), (st.binary(max_size=5), pa.binary()),
             (st.integers(-2**63, 2**63 - 1), pa.int64()), (st.integers(0, 2**64 - 1), pa.uint64()),
-            (st.floats(allow_nan=False), pa.float64())]
+            (st.one_of(st.floats(allow_nan=False), st.integers(-2**53, 2**53)), pa.float64())]
     cases = [(st.one_of(st.none(), s), t) for s, t in base]
     cases += [(st.one_of(st.none(), st.lists(s, max_size=3)), pa.list_(t)) for s, t in base]
 
@@ -826,9 +828,12 @@ def test_arrays_made_from_buffers_equal_pa_array():
     # values not of the column's type are refused, as pa.array refuses them
     for values, typ in (([1.5], pa.int64()), (["a"], pa.int64()), ([b"x"], pa.string()),
                         (["ab"], pa.list_(pa.string())), ([-1], pa.uint64()),
-                        ([2**64], pa.uint64())):
+                        ([2**64], pa.uint64()), ([2**53 + 1], pa.float64())):
         with pytest.raises((TypeError, ValueError, OverflowError, AttributeError)):
             _array_of(values, typ)
+    # numpy numbers are numbers (an error offset may be one)
+    assert _array_of([np.int64(5), None, 7], pa.int64()).equals(pa.array([5, None, 7]))
+    assert _array_of([np.float32(0.5), 2], pa.float64()).equals(pa.array([0.5, 2.0]))
     mask = np.array([True, False, True])
     assert _bool_array(mask).equals(pa.array(mask))
     v = np.array([5, -1, 7])
