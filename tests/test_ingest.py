@@ -1442,9 +1442,9 @@ def test_files_changing_during_the_job(tmp_path):
                     data = rng.choice(spare)
                     fh.write(data)
                     fh.truncate(len(data))
-            elif op == 3:
-                Path(f + ".tmp").write_bytes(rng.choice(spare))
-                os.replace(f + ".tmp", f)
+            elif op == 3:               # (written beside the tree: the walk must not see it)
+                (tmp_path / "new.tmp").write_bytes(rng.choice(spare))
+                os.replace(tmp_path / "new.tmp", f)
             elif op == 4:
                 with open(f, "r+b") as fh:
                     fh.seek(rng.randrange(max(1, os.path.getsize(f))))
