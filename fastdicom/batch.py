@@ -735,10 +735,7 @@ def _slow_column(spec, col, big, charsets, n):
             v = vrs[i]
             vr = chr(v >> 8) + chr(v & 0xFF) if v else spec.vr
             out[i] = _py_value(spec, vr, raw, bool(big[i]), charsets[i])
-    try:
-        return _array_of(out, spec.type)
-    except (TypeError, ValueError, OverflowError, AttributeError):
-        return pa.array(out, spec.type)     # values not of the column's type: its error
+    return _array_or_convert(out, spec.type)
 
 
 # ----------------------------------------------------------------------------- chunks
@@ -1025,13 +1022,18 @@ def _array_of(values: list, typ) -> pa.Array:
     raise TypeError(f"no Arrow array of {typ} made here")
 
 
-def _scalar(array: pa.Array) -> pa.Scalar:
-    """The one value of a one-element ``array`` as a scalar (see the note above)."""
-    return array[0]
+def _array_or_convert(values: list, typ) -> pa.Array:
+    """:func:`_array_of`, or ``pa.array`` for values not of the column's type (it converts
+    them, or raises its own error, as before)."""
+    try:
+        return _array_of(values, typ)
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        return pa.array(values, typ)
 
 
-_NULL_TEXT = _scalar(pa.nulls(1, pa.string()))
-_ZERO_INT32 = _scalar(_number_array(np.zeros(1, np.int32), pa.int32()))
+# scalars for compute kernels, taken from arrays (see the note above)
+_NULL_TEXT = pa.nulls(1, pa.string())[0]
+_ZERO_INT32 = _number_array(np.zeros(1, np.int32), pa.int32())[0]
 
 
 def _int64_values(arr: pa.Array, fill: int) -> np.ndarray:

@@ -79,7 +79,7 @@ import pyarrow as pa
 
 from . import _batch, _rows
 from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has_magic,
-                    _array_of, _bool_array, iter_files, _display_path, _exc_text,
+                    _array_or_convert, _bool_array, iter_files, _display_path, _exc_text,
                     _int64_array, _int64_values, _string_lengths, _valid_mask)
 from .filereader import NO_PREAMBLE
 
@@ -1853,27 +1853,18 @@ def _write_export(con, tmp, keys, types, pq) -> int:
             cols = [list(c) for c in zip(*rows)]
             cols[1] = [_display_path(os.fsdecode(p)) for p in cols[1]]
             attrs = [_attributes(a, sop) for a, sop in zip(cols.pop(), cols[0])]
-            arrays = [_export_array(c, f.type) for c, f in zip(cols, _EXPORT_FIXED)]
+            arrays = [_array_or_convert(c, f.type) for c, f in zip(cols, _EXPORT_FIXED)]
             for k in keys:
                 values = [a.get(k) for a in attrs]
                 if types[k] == pa.string():
                     values = [_export_text(v) for v in values]
                 try:
-                    arrays.append(_export_array(values, types[k]))
+                    arrays.append(_array_or_convert(values, types[k]))
                 except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
                     raise _ExportRetype(k) from None
             writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
             n += len(rows)
     return n
-
-
-def _export_array(values: list, typ) -> pa.Array:
-    """``pa.array(values, typ)``, built from buffers when the values are of the type (see
-    :func:`fastdicom.batch._array_of`); else ``pa.array`` decides, or raises."""
-    try:
-        return _array_of(values, typ)
-    except (TypeError, ValueError, OverflowError, AttributeError):
-        return pa.array(values, typ)
 
 
 def demo_ingest(directory, db_path) -> IngestResult:
