@@ -87,6 +87,10 @@ cdef uint32_t TAG_SEQ_DELIM = 0xFFFEE0DDu
 cdef uint32_t TAG_PIXEL_DATA = 0x7FE00010u
 cdef int64_t CHUNK = 65536
 cdef int MAX_ITEMS = 10000000
+# most bytes of one tag's raw values in a chunk: their offsets, and those of the decoded text
+# (at most 3 bytes of UTF-8 per byte), must fit the int32 offsets of an Arrow array
+cdef int64_t ARENA_MAX = 0x1FFFFFFF
+ARENA_LIMIT = ARENA_MAX
 
 # walker outcomes
 cdef enum:
@@ -286,6 +290,7 @@ cdef struct Walk:
     uint32_t stop_tag
     bint find_pixels
     int max_depth
+    int64_t arena_max      # most bytes of one tag's values in the chunk (<= ARENA_MAX)
     int64_t pixel_header
     int64_t pixel_offset
     int64_t pixel_length
@@ -315,6 +320,11 @@ cdef int store(Walk* w, Src* s, int j, uint16_t vr, int64_t pos, int64_t length)
     if w.present[k]:
         return W_OK          # a repeated tag: the first one counts
     if length > 0:
+        # a chunk's values of one tag are addressed by int32 offsets (those of the Arrow
+        # array they become): a value that would carry them past 2 GiB is not stored here;
+        # the general reader takes the file (checked before any read of the value)
+        if length > w.arena_max - a.length:
+            return W_FALLBACK
         p = need(s, pos, length)
         if p == NULL:
             return W_IO if s.io_errno else W_FALLBACK
@@ -1129,7 +1139,7 @@ cdef object arena_bytes(Arena* a):
 def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFFF,
             bint find_pixels=True, bint nofollow=False, int64_t header_bytes=8192,
             int max_depth=64, int64_t max_inflated=1 << 30, kinds=None, params=None,
-            bint check_deflated=True):
+            bint check_deflated=True, int64_t arena_max=ARENA_MAX):
     """Extract the raw values of ``tags`` (sorted, must include (0002,0010)) from each path.
 
     Returns a dict of numpy arrays: ``status``, ``errno``, ``size``, ``mtime_ns``, ``flags``,
@@ -1144,7 +1154,9 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
     ``decoded`` holds per tag None (raw kind) or a tuple ``(odd, valid, offsets, values, data,
     child_offsets, child_valid, nchild)`` of bytes: the buffers of the final Arrow array
     (``odd`` True: use the raw values instead).  ``check_deflated=False`` does not inflate
-    the Pixel Data of deflated files to check that it is complete.
+    the Pixel Data of deflated files to check that it is complete.  A file whose value
+    would carry its tag's values in this chunk past ``arena_max`` bytes (at most
+    ``ARENA_LIMIT``) is left to the general reader (status ``STATUS_FALLBACK``).
     Runs without the GIL from the first open to the last close, column finishing included.
     """
     cdef Py_ssize_t n = len(paths), i
@@ -1256,6 +1268,7 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
     w.stop_tag = stop_tag
     w.find_pixels = find_pixels
     w.max_depth = max_depth
+    w.arena_max = min(max(arena_max, 0), ARENA_MAX)
     w.check_deflated = check_deflated
     c_present_p = &c_present[0, 0] if n > 0 and nt > 0 else NULL
     c_status_p = &c_status[0] if n > 0 else NULL

@@ -212,6 +212,10 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
     cdef int k
     cdef Frame* top
     cdef bint ex, le
+    # a frame past depth_cap opens a level deeper than max_depth.  A sequence value scanned
+    # alone (as_sequence) has its sequence frame at 0, where a data set's top-level sequence
+    # is at 1: its cap is one lower, so that max_depth counts the same levels of items
+    cdef int64_t depth_cap = 2 * <int64_t>max_depth + 2 - (1 if as_sequence else 0)
     stack[0].kind = K_SEQ if as_sequence else K_ROOT
     stack[0].entry = -1
     stack[0].end = end
@@ -270,7 +274,7 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
             if top.kind == K_SEQ:
                 length = rd32(buf + pos + 4, le)
                 if tag == TAG_ITEM:
-                    if sp + 1 >= 2 * max_depth + 2:
+                    if sp + 1 >= depth_cap:
                         return fail(st, ST_TOO_DEEP, pos, tag)
                     idx = add_entry(st, tag, 0, F_ITEM | (F_UNDEFINED if length == UNDEF else 0),
                                     pos, pos + 8, 0 if length == UNDEF else length, parent, depth)
@@ -384,7 +388,7 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
                     pos = vend
                     continue
                 if vr == VR_SQ or vr == 0 or vr == VR_UN:
-                    if sp + 1 >= 2 * max_depth + 2:
+                    if sp + 1 >= depth_cap:
                         return fail(st, ST_TOO_DEEP, pos, tag)
                     if vr == VR_UN:
                         flags |= F_UN_SQ
@@ -448,7 +452,7 @@ cdef int scan_core(ScanState* st, const uint8_t* buf, int64_t start, int64_t end
                 pos += hdr_len + <int64_t>length
                 continue
             if vr == VR_SQ:
-                if sp + 1 >= 2 * max_depth + 2:
+                if sp + 1 >= depth_cap:
                     return fail(st, ST_TOO_DEEP, pos, tag)
                 idx = add_entry(st, tag, vr, flags, pos, pos + hdr_len, length, parent, depth)
                 if idx < 0:

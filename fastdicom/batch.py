@@ -834,7 +834,7 @@ def _extract(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192)
     return _batch.extract(paths, plan.tag_array, stop_tag=plan.stop_tag,
                           find_pixels=plan.find_pixels, nofollow=nofollow,
                           header_bytes=header_bytes, kinds=plan.kinds, params=plan.params,
-                          check_deflated=plan.check_deflated)
+                          check_deflated=plan.check_deflated, arena_max=_ARENA_LIMIT)
 
 
 def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192,
@@ -881,6 +881,7 @@ def _assemble(plan: _Plan, paths: list, nofollow: bool, r: dict,
     big &= status == 0
     pix_o[(flags & _batch.FLAG_DEFLATED) != 0] = -1
     if fallback_rows:
+        _refuse_oversized(plan, columns, fallback_rows)
         columns = _patch_columns(plan, columns, fallback_rows, n)
         big = big.copy()
         for i, row in fallback_rows.items():
@@ -1151,6 +1152,36 @@ def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
     arrays += [ts, _int64_array(pix_o, pix_o < 0), _int64_array(pix_l, pix_l < 0),
                _int64_array(frames, (frames < 0) | ~ok), et, em, eo, eg]
     return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
+
+
+# most bytes of one tag's raw values in a chunk (a setting for tests; at most the C limit)
+_ARENA_LIMIT = _batch.ARENA_LIMIT
+
+
+def _refuse_oversized(plan, columns, rows: dict) -> None:
+    """Fallback rows whose values would carry a column of the chunk past
+    ``_ARENA_LIMIT`` bytes (the int32 offsets of its Arrow array) become error rows,
+    in path order, as the nogil reader leaves such files to the general one."""
+    totals = [len(c[1]) for c in columns]
+    for i in sorted(rows):
+        row = rows[i]
+        if row["error"] is not None:
+            continue
+        grown = list(totals)
+        for j, tag in enumerate(plan.tag_list):
+            v = row["values"].get(tag)
+            if v is None:
+                continue
+            grown[j] += len(v[1])
+            if grown[j] > _ARENA_LIMIT:
+                row["error"] = ("LimitExceededError",
+                                f"the value of ({tag >> 16:04X},{tag & 0xFFFF:04X}) is "
+                                f"{len(v[1]):,} bytes: with the other files of its batch, "
+                                f"more than {_ARENA_LIMIT:,} bytes for one column",
+                                None, tag)
+                break
+        else:
+            totals = grown
 
 
 def _patch_columns(plan, columns, rows: dict, n: int):

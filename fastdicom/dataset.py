@@ -210,6 +210,12 @@ class Dataset:
         d["_ctx"] = ctx
         d["_parent"] = parent
         d["_elements"] = {}
+        if parent is not None:
+            # depths in ``index`` count from the level its data set starts at: an item of a
+            # sequence scanned on first access keeps that base for the sequences below it
+            base = parent.__dict__.get("_depth_base", 0)
+            if base and parent.__dict__["_index"] is index:
+                d["_depth_base"] = base
         return self
 
     # -- element access -------------------------------------------------------------------
@@ -218,15 +224,25 @@ class Dataset:
         elem = elems.get(tag)
         if elem is not None:
             return elem
-        index = self.__dict__["_index"]
-        if index is None:
-            return None
-        i = index.find(tag, self.__dict__["_item"])
+        i = self._find(tag)
         if i < 0:
             return None
         elem = self._make_element(i)
         elems[tag] = elem
         return elem
+
+    def _find(self, tag: int) -> int:
+        """The index entry of this level's element ``tag`` (the first, if repeated), or -1.
+        Once the level's tags are listed (iteration), a dict answers: a search per tag
+        made iterating quadratic (100,000 elements: 30 s)."""
+        d = self.__dict__
+        index = d["_index"]
+        if index is None:
+            return -1
+        positions = d.get("_positions")
+        if positions is not None:
+            return positions.get(tag, -1)
+        return index.find(tag, d["_item"])
 
     def _make_element(self, i: int) -> DataElement:
         tag, vr, flags, voff, length, hoff = self.__dict__["_index"].info(i)
@@ -388,7 +404,8 @@ class Dataset:
             raise NestingTooDeepError("sequence nesting deeper than limits.max_depth",
                                       path=ctx.path, offset=elem.header_offset, tag=elem.tag,
                                       inflated=ctx.inflated)
-        # explicit data sets detect implicit VR items per item (pydicom's rule)
+        # explicit data sets detect implicit VR items per item (pydicom's rule).  The scan
+        # of the value counts its items as level 1: they are level depth + 1 here
         sub = _scan(ctx.buffer, start, end, explicit=not elem.flags & F_IMPLICIT,
                     little_endian=little, max_depth=remaining,
                     max_elements=ctx.limits.max_elements, allow_clip=ctx.validation != "raise",
@@ -409,7 +426,7 @@ class Dataset:
         items = Sequence()
         for item in sub.children(-1):
             ds = Dataset._from_index(sub, item, ctx, self)
-            ds.__dict__["_depth_base"] = depth + 1
+            ds.__dict__["_depth_base"] = depth
             items.append(ds)
         return items
 
@@ -461,8 +478,15 @@ class Dataset:
         cached = self.__dict__["_tags_cache"]
         if cached is None:
             index = self.__dict__["_index"]
-            tags = set(index.child_tags(self.__dict__["_item"])) if index is not None else set()
-            tags.discard(0xFFFEE000)
+            tags = set()
+            if index is not None:
+                item = self.__dict__["_item"]
+                # {tag: first entry} (reversed: the first of repeated tags is kept)
+                positions = dict(zip(reversed(index.child_tags(item)),
+                                     reversed(index.children(item))))
+                positions.pop(0xFFFEE000, None)
+                self.__dict__["_positions"] = positions
+                tags.update(positions)
             tags.update(self.__dict__["_elements"])
             cached = sorted(tags)
             self.__dict__["_tags_cache"] = cached
@@ -531,8 +555,7 @@ class Dataset:
         # mask the element: a deleted marker
         self.__dict__["_elements"][tag] = None
         self.__dict__["_elements"].pop(tag)
-        index = self.__dict__["_index"]
-        if index is not None and index.find(tag, self.__dict__["_item"]) >= 0:
+        if self._find(tag) >= 0:
             self.__dict__.setdefault("_deleted", set()).add(tag)
         self.__dict__["_tags_cache"] = None
         self.__dict__.pop(_tags.keyword_for_tag(tag), None)
@@ -589,10 +612,9 @@ class Dataset:
         d = self.__dict__
         if tag in d["_elements"]:
             return self._visible(tag)
-        index = d["_index"]
-        if index is None or not self._visible(tag):
+        if d["_index"] is None or not self._visible(tag):
             return False
-        return index.find(tag, d["_item"]) >= 0  # no DataElement built just to answer
+        return self._find(tag) >= 0  # no DataElement built just to answer
 
     def __len__(self) -> int:
         return sum(1 for t in self._all_tags() if self._visible(t))

@@ -108,6 +108,12 @@ def _inflate(data, start: int, limits: Limits, path, keep_partial: bool = False)
                     f"deflated data set inflates beyond limits.max_inflated_bytes ({budget})",
                     path=path, offset=start)
             out += inflater.flush()
+        except MemoryError:
+            # within the limit, but more than this process can hold (the default allows
+            # 4 GiB): the limit's error, not the interpreter's
+            raise LimitExceededError(
+                "deflated data set: out of memory inflating it (limits.max_inflated_bytes "
+                f"is {budget})", path=path, offset=start) from None
         except zlib.error:
             if keep_partial and wbits == -15:
                 out = _inflate_until_damage(compressed, budget)

@@ -495,6 +495,51 @@ def test_row16_nesting_bomb(depth):
     assert time.perf_counter() - t0 < 2
 
 
+
+def _mixed_nest(levels: int, pattern: str, big: bool, innermost: bytes = b"") -> bytes:
+    """``levels`` sequences, each an item of the one outside it, innermost first: ``d`` a
+    defined-length one (scanned on first access when its value passes 64 KiB: ``big``), ``u``
+    an undefined-length one.  The innermost item holds ``innermost`` and an OB value."""
+    body = innermost + el(0x00420011, "OB", bytes(70_000 if big else 4))
+    for k in range(levels):
+        if pattern[k % len(pattern)] == "u":
+            body = el(0x0040A730, "SQ", item(body, UNDEF) + delim(ITEM_DELIM) +
+                      delim(SEQ_DELIM), length=UNDEF)
+        else:
+            body = el(0x0040A730, "SQ", item(body))
+    return head() + body
+
+
+@pytest.mark.parametrize("pattern", ["d", "u", "ud", "du", "uud", "dud"])
+def test_row16_nesting_limit_same_through_sequences_scanned_on_access(pattern):
+    # a sequence value of 64 KiB or more is scanned when first read, with the levels above
+    # it counted in: its items' sequences (those of the other kind too) were counted from
+    # it again, 1000 levels got past a limit of 64 and walking them hit RecursionError
+    def deepest_ok(big, limit):
+        ok = 0
+        for levels in range(1, limit + 3):
+            try:
+                ds = read(_mixed_nest(levels, pattern, big), limits=Limits(max_depth=limit))
+                _walk(ds)
+                ok = levels
+            except NestingTooDeepError:
+                pass
+        return ok
+    for limit in (3, 4, 7):
+        assert deepest_ok(True, limit) == deepest_ok(False, limit) == limit
+    # an empty sequence in an item of the deepest level is no level more, either way
+    empty = el(0x00081110, "SQ", b"")
+    for big in (True, False):
+        _walk(read(_mixed_nest(4, pattern, big, empty), limits=Limits(max_depth=4)))
+
+
+def test_row16_nesting_bomb_through_sequences_scanned_on_access():
+    data = _mixed_nest(1000, "ud", True)        # 122 KB
+    with pytest.raises(NestingTooDeepError):
+        _walk(read(data))
+        repr(read(data))
+
+
 def test_row17_sequence_without_delimiter_at_eof():
     prefix = head() + PN
     data = prefix + el(0x00081110, "SQ", item(el(0x00081150, "UI", ui("1.2")), UNDEF),
@@ -902,6 +947,22 @@ def test_row30_deflate_bomb():
     ds = read(prefix + comp)  # within the default budget
     assert str(ds.PatientName) == "Doe^John"
 
+
+
+def test_row30_inflating_past_memory_is_the_limits_error(monkeypatch):
+    # within limits.max_inflated_bytes (4 GiB by default) but more than the process can
+    # hold: a LimitExceededError, not the interpreter's MemoryError (a 3.6 MB file gave that
+    # under a 3 GB address-space limit).  The allocation failure is simulated here.
+    class Starved:
+        def __init__(self, wbits):
+            self.unconsumed_tail = b""
+
+        def decompress(self, data, max_length=0):
+            raise MemoryError()
+    monkeypatch.setattr(zlib, "decompressobj", Starved)
+    prefix = head(DEFLATED)
+    err = expect(LimitExceededError, prefix + _deflated(PN), offset=len(prefix))
+    assert "out of memory" in str(err)
 
 def test_deflate_corrupt_and_truncated():
     prefix = head(DEFLATED)

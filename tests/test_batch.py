@@ -842,3 +842,33 @@ def test_arrays_made_from_buffers_equal_pa_array():
     assert _int64_values(a, 9).tolist() == [5, 9, 7]
     assert _int64_values(pa.array([3, None], pa.int32()), -1).tolist() == [3, -1]
     assert _int64_values(pa.chunked_array([a[1:]]), 0).tolist() == [0, 7]
+
+
+def test_values_past_a_columns_limit_leave_the_nogil_reader(tmp_path, monkeypatch):
+    # a chunk's values of one tag are addressed by int32 offsets: past the limit (2 GiB
+    # before, where the offsets wrapped and the finisher read before its buffer) the nogil
+    # reader leaves the file to the general one, which refuses what would not fit, as an
+    # error row of that file; the others keep their values.  A small limit stands in here.
+    import fastdicom.batch as batch
+    from fastdicom import _batch
+    monkeypatch.setattr(batch, "_ARENA_LIMIT", 100)
+    sizes = [40, 50, 30, 8, 3]      # 40 + 50 fit, 30 more would not, 8 does, then 3 not
+    paths = []
+    for k, size in enumerate(sizes):
+        p = tmp_path / f"f{k}.dcm"
+        testing.write_file(p, [(0x00081030, "LO", b"x" * size)],
+                           transfer_syntax=testing.EXPLICIT_LE)
+        paths.append(str(p))
+    plan = batch._Plan(["StudyDescription"])
+    r = _batch.extract(paths, plan.tag_array, kinds=plan.kinds, params=plan.params,
+                       arena_max=100)
+    assert r["status"].tolist() == [0, 0, _batch.STATUS_FALLBACK, 0, _batch.STATUS_FALLBACK]
+    rows = scan(paths, tags=["StudyDescription"], workers=1).to_pylist()
+    assert [r["StudyDescription"] for r in rows] == ["x" * 40, "x" * 50, None, "x" * 8,
+                                                       None]
+    assert [r["error_type"] for r in rows] == [None, None, "LimitExceededError", None,
+                                               "LimitExceededError"]
+    assert "(0008,1030) is 30 bytes" in rows[2]["error_message"]
+    assert rows[2]["error_tag"] == 0x00081030
+    # the C limit itself: the offsets of decoded text (up to 2 bytes per byte) stay in int32
+    assert 2 * _batch.ARENA_LIMIT < 2 ** 31
