@@ -137,6 +137,63 @@ def _native_dtype(h: InstanceHeader) -> Optional[np.dtype]:
     return None
 
 
+_NUMBER_OF_FRAMES = 0x00280008
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+
+
+def _frame_bits(h: InstanceHeader) -> int:
+    """Bits of one native frame of ``h`` as the pixel module counts them (bit-packed data: a
+    bit a sample; YBR_FULL_422: subsampled); 8 when Rows, Columns or Bits Allocated is
+    missing, so that a frame count is bounded by the bytes present all the same."""
+    pixels = h.rows * h.columns * h.samples
+    bits = pixels if h.bits_allocated == 1 else pixels * h.bits_allocated
+    if h.photometric == "YBR_FULL_422" and h.bits_allocated != 1:
+        bits = (bits // 8) // 3 * 2 * 8
+    return bits or 8
+
+
+def _check_frame_count(h: InstanceHeader, length: int, available: int,
+                       offset: Optional[int] = None, inflated: bool = False) -> None:
+    """Raise :class:`PixelDataError` when the ``h.n_frames`` frames NumberOfFrames declares
+    cannot be in the pixel data present: checked before anything is allocated or looped over
+    per frame.
+
+    ``length`` is the pixel element's declared value length (0xFFFFFFFF: encapsulated) and
+    ``available`` the bytes from its value to the end of the data (the file, or the inflated
+    data set), < 0 when not known.  Native frames take their size each, as the pixel module
+    reads them; encapsulated frames take a fragment item (8-byte header) each at least, after
+    the Basic Offset Table item (a fragment never holds two frames)."""
+    n = h.n_frames
+    if n <= 1:
+        return
+    if h.encapsulated:
+        if available < 0:
+            return
+        have = available
+        need = 8 * (n + 1)
+        what = f"{n} frames in fragments need at least {need} bytes"
+    else:
+        have = length if available < 0 else min(length, available)
+        bits = _frame_bits(h)
+        need = (n * bits + 7) // 8
+        what = f"{n} frames of {bits} bits need {need} bytes"
+    if need > have:
+        raise PixelDataError(f"NumberOfFrames does not fit the pixel data: {what}, "
+                             f"{max(have, 0)} present", path=h.path, offset=offset,
+                             tag=_NUMBER_OF_FRAMES, inflated=inflated)
+
+
+def _check_header_frames(h: InstanceHeader) -> None:
+    """:func:`_check_frame_count` from what an :class:`InstanceHeader` records (the nogil
+    header scan's, which reads native pixel data only); native data the header cannot bound
+    (deflated: the bytes are the inflated ones) was checked by :func:`scan_instance`."""
+    if h.encapsulated:
+        _check_frame_count(h, _UNDEFINED_LENGTH, h.file_size)
+    elif h.pixel_offset >= 0:
+        _check_frame_count(h, h.pixel_length, h.file_size - h.pixel_offset
+                           if h.file_size >= 0 else -1)
+
+
 def _num(value: Any, cast=float) -> Any:
     if value is None or value == "":
         return None
@@ -146,8 +203,13 @@ def _num(value: Any, cast=float) -> Any:
             return None
         value = value[0]
     try:
-        out = cast(float(value)) if cast is int else cast(value)
-    except (TypeError, ValueError):
+        if cast is int:
+            # an IS value: read as a number, the fraction truncated (as the nogil header scan
+            # does); an infinite one ("inf", "1e999") is no integer, as a non-numeric one
+            number = float(value)
+            return int(number) if math.isfinite(number) else None
+        out = cast(value)
+    except (TypeError, ValueError, OverflowError):
         return None
     if isinstance(out, float) and not math.isfinite(out):
         return None
@@ -318,46 +380,36 @@ def scan_instance(path: Any) -> Optional[InstanceHeader]:
     h.little_endian = little
     h.pixel_tag = ph[0]
     length = ph[2]
-    h.encapsulated = length == 0xFFFFFFFF
+    h.encapsulated = length == _UNDEFINED_LENGTH
     if not h.encapsulated and not ctx.inflated and h.transfer_syntax in _NATIVE_TS | {""}:
         h.pixel_offset = ph[1]
         h.pixel_length = length
-    if index.find(0x52009230, -1) >= 0 or index.find(0x52009229, -1) >= 0:
-        per_frame = _items(ds, "PerFrameFunctionalGroupsSequence")
-        shared = _first_item(ds, "SharedFunctionalGroupsSequence")
-        _read_functional_groups(h, per_frame, shared)
     try:
         h.file_size = os.stat(path).st_size
     except OSError:
         h.file_size = -1
+    if h.n_frames > 1:
+        # NumberOfFrames against the bytes present, before anything per frame
+        end = h.file_size if h.file_size >= 0 and not ctx.inflated else len(memoryview(buf))
+        i = index.find(_NUMBER_OF_FRAMES, -1)
+        _check_frame_count(h, length, end - ph[1], offset=index.info(i)[5] if i >= 0 else None,
+                           inflated=bool(ctx.inflated))
+    if index.find(0x52009230, -1) >= 0 or index.find(0x52009229, -1) >= 0:
+        per_frame = _items(ds, "PerFrameFunctionalGroupsSequence")
+        shared = _first_item(ds, "SharedFunctionalGroupsSequence")
+        _read_functional_groups(h, per_frame, shared)
     return h
 
 
 def _read_functional_groups(h: InstanceHeader, per_frame: Any, shared: Any) -> None:
-    frames = []
-    for i in range(h.n_frames):
-        pf = per_frame[i] if i < len(per_frame) else None
-        pos = _vec(_functional(pf, shared, "PlanePositionSequence", "ImagePositionPatient"), 3)
-        ori = _vec(_functional(pf, shared, "PlaneOrientationSequence",
-                               "ImageOrientationPatient"), 6)
-        spc = _vec(_functional(pf, shared, "PixelMeasuresSequence", "PixelSpacing"), 2)
-        thk = _num(_functional(pf, shared, "PixelMeasuresSequence", "SliceThickness"))
-        slope = _num(_functional(pf, shared, "PixelValueTransformationSequence",
-                                 "RescaleSlope"))
-        icpt = _num(_functional(pf, shared, "PixelValueTransformationSequence",
-                                "RescaleIntercept"))
-        content = _first_item(pf, "FrameContentSequence")
-        div = content.get("DimensionIndexValues") if content is not None else None
-        if div is not None and not isinstance(div, (list, tuple)):
-            div = [div]
-        if div and not all(isinstance(v, int) for v in div):
-            div = None          # not UL (a damaged file): no dimension index
-        temporal = _num(content.get("TemporalPositionIndex"), int) if content is not None \
-            else None
-        frames.append({"position": pos, "orientation": ori, "spacing": spc,
-                       "thickness": thk, "slope": slope, "intercept": icpt,
-                       "dimension_index": tuple(int(v) for v in div) if div else None,
-                       "temporal": temporal})
+    """``h.frames``: per frame, what its Per-frame Functional Groups item (else the Shared
+    one) says.  Only the items present are read; the frames without one (a frame count
+    checked against the pixel data, :func:`_check_frame_count`) share one record of the
+    shared groups."""
+    present = min(h.n_frames, len(per_frame))
+    frames = [_frame_record(per_frame[i], shared) for i in range(present)]
+    if present < h.n_frames:
+        frames += [_frame_record(None, shared)] * (h.n_frames - present)
     h.frames = frames
     f0 = frames[0] if frames else {}
     if h.position is None:
@@ -372,6 +424,32 @@ def _read_functional_groups(h: InstanceHeader, per_frame: Any, shared: Any) -> N
         h.has_rescale = True
         h.slope = f0["slope"]
         h.intercept = f0.get("intercept") or 0.0
+
+
+def _frame_record(pf: Any, shared: Any) -> dict:
+    """The geometry, rescale and dimension values of one frame (``pf``: its Per-frame
+    Functional Groups item, or None) with the shared groups' as fallback."""
+    pos = _vec(_functional(pf, shared, "PlanePositionSequence", "ImagePositionPatient"), 3)
+    ori = _vec(_functional(pf, shared, "PlaneOrientationSequence",
+                           "ImageOrientationPatient"), 6)
+    spc = _vec(_functional(pf, shared, "PixelMeasuresSequence", "PixelSpacing"), 2)
+    thk = _num(_functional(pf, shared, "PixelMeasuresSequence", "SliceThickness"))
+    slope = _num(_functional(pf, shared, "PixelValueTransformationSequence",
+                             "RescaleSlope"))
+    icpt = _num(_functional(pf, shared, "PixelValueTransformationSequence",
+                            "RescaleIntercept"))
+    content = _first_item(pf, "FrameContentSequence")
+    div = content.get("DimensionIndexValues") if content is not None else None
+    if div is not None and not isinstance(div, (list, tuple)):
+        div = [div]
+    if div and not all(isinstance(v, int) for v in div):
+        div = None          # not UL (a damaged file): no dimension index
+    temporal = _num(content.get("TemporalPositionIndex"), int) if content is not None \
+        else None
+    return {"position": pos, "orientation": ori, "spacing": spc,
+            "thickness": thk, "slope": slope, "intercept": icpt,
+            "dimension_index": tuple(int(v) for v in div) if div else None,
+            "temporal": temporal}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,7 +480,8 @@ class Geometry:
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    n = float(np.linalg.norm(v))
+    with np.errstate(over="ignore"):    # a damaged huge cosine: an infinite norm, a zero result
+        n = float(np.linalg.norm(v))
     return v / n if n > 0 else v
 
 
@@ -567,7 +646,9 @@ _SPLIT_FIELDS = (
 def _round_vec(v: Optional[tuple], step: float) -> Optional[tuple]:
     if v is None:
         return None
-    return tuple(round(x / step) * step + 0.0 for x in v)
+    # a value too large to divide by the step (a damaged cosine such as 1e308) is kept as it
+    # is: round() of an infinite quotient raises OverflowError
+    return tuple(round(x / step) * step + 0.0 if math.isfinite(x / step) else x for x in v)
 
 
 _KEY_MEMO: dict = {}   # (kind, raw tuple) -> rounded tuple: slices of a stack share them
@@ -671,6 +752,7 @@ def _multiframe_shape(h: InstanceHeader) -> tuple:
 
 def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
     """(frame index array shaped (n,) or (t, n), Geometry) for a multi-frame instance."""
+    _check_header_frames(h)     # (done by the scans; a header made elsewhere may not be)
     n = h.n_frames
     frames = h.frames or []
     positions = [f.get("position") for f in frames] if frames else [None] * n
@@ -771,7 +853,7 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
                 if f in explicit or isinstance(exc, UnsafePathError):
                     raise
                 # damaged, found by a walk: its folder's files are walked anyway
-                warnings.warn(f"DICOMDIR left out: {exc}", DicomWarning, stacklevel=3)
+                warnings.warn(f"DICOMDIR left out: {exc}", DicomWarning, stacklevel=4)
                 continue
             dicomdirs.append(dd)
             for ref in dd.paths:
@@ -928,8 +1010,18 @@ def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
             return None, ValueError(f"embedded null byte in {p!r}")
         try:
             return scan_instance(p), None
-        except (DicomError, OSError) as exc:
+        except (DicomError, OSError, ValueError, OverflowError) as exc:
+            # a file that cannot be read, or whose header holds values that cannot be
+            # (a number a conversion refuses): that file is left out, the scan goes on
             return None, exc
+
+    def checked(h: Any) -> tuple:
+        # a header of the nogil scan: its frame count against the pixel data present
+        try:
+            _check_header_frames(h)
+        except PixelDataError as exc:
+            return None, exc
+        return h, None
 
     if _series is not None and paths:
         # nogil header extraction in a few big chunks; files it cannot handle exactly
@@ -951,7 +1043,8 @@ def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
                 slow_results = iter(list(pool.map(one, slow, chunksize=16)))
         else:
             slow_results = iter([one(p) for p in slow])
-        results = [(r, None) if r is not False else next(slow_results) for r in fast]
+        results = [(r, None) if r is None else checked(r) if r is not False
+                   else next(slow_results) for r in fast]
     elif workers > 1 and len(paths) > 8:
         with ThreadPoolExecutor(workers) as pool:
             results = list(pool.map(one, paths, chunksize=16))
@@ -964,14 +1057,14 @@ def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
             skipped.append((p, f"{type(exc).__name__}: {exc}"))
             if p in explicit:
                 warnings.warn(f"{p}: not readable as DICOM ({type(exc).__name__})",
-                              DicomWarning, stacklevel=3)
+                              DicomWarning, stacklevel=4)
             elif isinstance(exc, OSError):
                 unreadable.append((p, exc))
             else:
                 logger.debug("skipping %s: %s", p, exc)
         elif h is not None:
             headers.append(h)
-    _warn_left_out(unreadable, "file", "could not be read", 4)
+    _warn_left_out(unreadable, "file", "could not be read", 5)
     return headers, skipped
 
 
@@ -1008,7 +1101,7 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
         if dups and warn:
             warnings.warn(f"series {uid}: {len(dups)} duplicate file(s) of the same SOP "
                           "instance ignored (listed in SeriesInfo.duplicates)", DicomWarning,
-                          stacklevel=3)
+                          stacklevel=4)
         groups: list = []   # (key dict, [headers])
         exact: dict = {}    # key values -> members (same group as the tolerant search finds)
         for h in unique:
@@ -1067,7 +1160,7 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
             result.append(info)
         if len(groups) > 1 and warn:
             warnings.warn(f"series {uid} splits into {len(groups)} stacks by {reason}",
-                          DicomWarning, stacklevel=3)
+                          DicomWarning, stacklevel=4)
     result.sort(key=lambda s: (s.StudyInstanceUID, s.SeriesNumber if s.SeriesNumber
                                is not None else -1, s.SeriesInstanceUID, s.stack))
     return result
@@ -1082,17 +1175,25 @@ def find_series(paths_or_directory: Any, *, recursive: bool = True,
     read (permissions, I/O errors, gone) and folders it may not list are left out with one
     :class:`DicomWarning` each, naming how many and the first.  A DICOMDIR is followed; a
     Referenced File ID leaving its folder raises :class:`UnsafePathError`.  A damaged DICOMDIR
-    raises when named, and is left out with a warning when a folder walk finds it.
+    raises when named, and is left out with a warning when a folder walk finds it.  A file
+    whose NumberOfFrames does not fit its pixel data is left out as a damaged one.
     """
+    return _find_series(paths_or_directory, recursive, workers)[0]
+
+
+def _find_series(paths_or_directory: Any, recursive: bool, workers: Optional[int]) -> tuple:
+    """(the stacks :func:`find_series` finds, [(path, reason)] of the files left out because
+    they could not be read or are damaged).  Called straight from the public functions: the
+    warnings name their caller's line."""
     paths, _, explicit, unlisted = _iter_inputs(paths_or_directory, recursive)
-    _warn_left_out(unlisted, "folder", "could not be listed", 3)
+    _warn_left_out(unlisted, "folder", "could not be listed", 4)
     # many small objects are made here; a cyclic GC pass over them all costs more than the
     # header scan itself and frees nothing (no cycles)
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        headers, _skipped = _scan_all(paths, _default_workers(workers), explicit)
-        return _build_stacks(headers)
+        headers, skipped = _scan_all(paths, _default_workers(workers), explicit)
+        return _build_stacks(headers), skipped
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -1223,9 +1324,15 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
     if isinstance(source, SeriesInfo):
         info = source
     else:
-        stacks = find_series(source, workers=workers)
+        stacks, left_out = _find_series(source, True, workers)
         if not stacks:
-            raise SeriesError("no image series found in the input")
+            if not left_out:
+                raise SeriesError("no image series found in the input")
+            # name the file (the first of them) that was left out, and why
+            path, reason = left_out[0]
+            more = f" and {len(left_out) - 1} more" if len(left_out) > 1 else ""
+            raise SeriesError(f"no image series found in the input: {path}{more} left out "
+                              f"({reason})", path=path)
         if stack is not None:
             uids = {(s.StudyInstanceUID, s.SeriesInstanceUID) for s in stacks}
             if len(uids) > 1:

@@ -14,8 +14,9 @@ import pytest
 import fastdicom
 from fastdicom.errors import DicomWarning, SeriesError
 from fastdicom.series import compute_geometry, find_series, load_series, register_cli
-from fastdicom.testing import (RLE_LOSSLESS, ct_instance_elements, multiframe_frame,
-                               write_ct_series, write_file, write_multiframe)
+from fastdicom.testing import (DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, RLE_LOSSLESS,
+                               ct_instance_elements, multiframe_frame, write_ct_series,
+                               write_file, write_multiframe)
 
 from _data import require_shared  # noqa: E402
 
@@ -313,28 +314,201 @@ def test_frames_not_in_the_file_are_not_allocated(tmp_path):
         tracemalloc.stop()
 
 
-def test_encapsulated_frames_missing_raise_before_allocating(tmp_path):
-    """NumberOfFrames damaged from 4 to 9999 in an RLE file of four fragments: the frame
-    table is checked before a (9999, 64, 64) volume (82 MB) is allocated and zero-filled."""
-    import tracemalloc
-    path = write_multiframe(tmp_path / "mf.dcm", 4, 64, 64, transfer_syntax=RLE_LOSSLESS)
+def _set_number_of_frames(path: Path, value: bytes) -> None:
+    """Replace the (even-length, explicit VR) NumberOfFrames value of ``path``."""
     data = path.read_bytes()
     head = b"\x28\x00\x08\x00IS"
     i = data.index(head)
     n = int.from_bytes(data[i + 6:i + 8], "little")
-    assert data[i + 8:i + 8 + n].strip() == b"4"
-    path.write_bytes(data[:i + 6] + (4).to_bytes(2, "little") + b"9999" + data[i + 8 + n:])
+    assert len(value) % 2 == 0
+    path.write_bytes(data[:i + 6] + len(value).to_bytes(2, "little") + value +
+                     data[i + 8 + n:])
+
+
+def test_encapsulated_frames_missing_raise_before_allocating(tmp_path):
+    """NumberOfFrames damaged from 4 to 1000 in an RLE file of four fragments (10 KB: room
+    for 1000 fragment items, so the header scan keeps it): the frame table is checked
+    before a (1000, 64, 64) volume (8 MB) is allocated and zero-filled."""
+    import tracemalloc
+    path = write_multiframe(tmp_path / "mf.dcm", 4, 64, 64, transfer_syntax=RLE_LOSSLESS)
+    _set_number_of_frames(path, b"1000")
     info = quiet(find_series, path)[0]
-    assert info.shape == (9999, 64, 64)
+    assert info.shape == (1000, 64, 64)
     tracemalloc.start()
     try:
         for errors in ("raise", "skip"):
             with pytest.raises(fastdicom.DicomError) as exc:
                 load_series(info, errors=errors)
             assert exc.value.path == str(path)
-        assert tracemalloc.get_traced_memory()[1] < 50 << 20
+        assert tracemalloc.get_traced_memory()[1] < 4 << 20
     finally:
         tracemalloc.stop()
+
+
+def test_encapsulated_frames_beyond_the_bytes_are_left_out(tmp_path):
+    """NumberOfFrames damaged from 4 to 9999 in an RLE file of 10 KB: 9999 frames need 9999
+    fragment items (80 KB of item headers alone), so the header scan leaves the file out
+    (a warning when it is named) and load_series names it, instead of planning 9999 frames."""
+    path = write_multiframe(tmp_path / "mf.dcm", 4, 64, 64, transfer_syntax=RLE_LOSSLESS)
+    _set_number_of_frames(path, b"9999")
+    assert path.stat().st_size < 8 * 9999
+    with pytest.warns(DicomWarning, match="mf.dcm: not readable as DICOM .PixelDataError"):
+        assert find_series(path) == []
+    with pytest.raises(SeriesError, match="NumberOfFrames does not fit") as exc:
+        quiet(load_series, path)
+    assert exc.value.path == str(path)
+
+
+# NumberOfFrames and the other numbers of a header: checked before anything is sized by them
+
+def _frames_elements(frames: str, *, sop: str = "1.2.3.4", extra: tuple = (),
+                     pixels: bytes = b"\0" * 4, bits: int = 8) -> list:
+    """A 2 x 2 image (series 1.3) declaring NumberOfFrames ``frames`` (the text written),
+    with ``pixels`` as its Pixel Data."""
+    return [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"), (0x00080018, "UI", sop),
+            (0x0020000D, "UI", "1.2"), (0x0020000E, "UI", "1.3"), (0x00280008, "IS", frames),
+            (0x00280010, "US", 2), (0x00280011, "US", 2), (0x00280100, "US", bits),
+            *extra, (0x7FE00010, "OB", pixels)]
+
+
+@pytest.mark.parametrize("ts", [EXPLICIT_LE, EXPLICIT_BE, DEFLATED_LE])
+@pytest.mark.parametrize("frames", ["2", "300000"])
+def test_number_of_frames_beyond_native_pixel_data_is_left_out(tmp_path, ts, frames):
+    """NumberOfFrames says more 2 x 2 frames than the 4 bytes of Pixel Data hold (explicit
+    LE: the nogil header scan; big endian and deflated: the general one): the file is left
+    out of a folder scan (logged, as a damaged file) and with a warning when named, and
+    load_series names it -- before anything is sized by the declared count (it planned
+    300000 frames: tens of MB; 999999999 was a MemoryError)."""
+    import tracemalloc
+    folder = tmp_path / "d"
+    good = write_ct_series(folder / "good", 2, 8, 8)
+    bad = folder / "bad.dcm"
+    write_file(bad, _frames_elements(frames), transfer_syntax=ts)
+    # 8 frames of 2 x 2 bits are in 4 bytes: kept
+    packed = folder / "packed.dcm"
+    write_file(packed, _frames_elements("8", sop="1.2.3.5", bits=1), transfer_syntax=ts)
+    tracemalloc.start()
+    try:
+        stacks = quiet(find_series, folder, workers=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+    found = {str(p): h for s in stacks for p, h in zip(s.paths, s.instances)}
+    assert sorted(found) == sorted(map(str, good + [packed]))
+    assert found[str(packed)].n_frames == 8
+    with pytest.warns(DicomWarning, match=r"bad\.dcm: not readable as DICOM .PixelDataError"):
+        assert find_series(bad) == []
+    with pytest.raises(SeriesError, match="NumberOfFrames does not fit the pixel data") as exc:
+        quiet(load_series, bad)
+    assert exc.value.path == str(bad)
+
+
+def test_number_of_frames_is_checked_before_functional_groups_are_read(tmp_path,
+                                                                       monkeypatch):
+    """NumberOfFrames 1e15 and one (empty) Shared Functional Groups item: the scan read the
+    groups once per declared frame (a hang).  The count is checked against the pixel data
+    first, and the groups are read once per item present (frames without a per-frame item
+    share one record of the shared groups)."""
+    import fastdicom.series as S
+    calls = []
+    real = S._functional
+
+    def counting(*args):
+        calls.append(args)
+        if len(calls) > 1000:
+            raise AssertionError("functional groups read once per declared frame")
+        return real(*args)
+    monkeypatch.setattr(S, "_functional", counting)
+    bad = tmp_path / "bad.dcm"
+    write_file(bad, _frames_elements("1e15", extra=((0x52009229, "SQ", [[]]),)))
+    with pytest.warns(DicomWarning, match="bad.dcm: not readable as DICOM .PixelDataError"):
+        assert find_series(bad) == []
+    assert not calls
+    # a sound file of 50 frames with shared groups only: all frames get them
+    shared = [(0x00289110, "SQ", [[(0x00280030, "DS", [0.5, 0.5]), (0x00180050, "DS", 2)]]),
+              (0x00209116, "SQ", [[(0x00200037, "DS", [1, 0, 0, 0, 1, 0])]]),
+              (0x00289145, "SQ", [[(0x00281052, "DS", -10), (0x00281053, "DS", 2)]])]
+    pixels = bytes(range(200))
+    ok = tmp_path / "ok.dcm"
+    write_file(ok, _frames_elements("50", extra=((0x52009229, "SQ", [shared]),),
+                                    pixels=pixels))
+    (info,) = quiet(find_series, ok)
+    assert len(calls) <= 6          # one record of the shared groups, not 50
+    h = info.instances[0]
+    assert h.n_frames == 50 and len(h.frames) == 50
+    assert all(f["spacing"] == (0.5, 0.5) and f["slope"] == 2 for f in h.frames)
+    vol = quiet(load_series, info, rescale=True)
+    want = np.frombuffer(pixels, np.uint8).reshape(50, 2, 2) * 2.0 - 10
+    assert np.array_equal(vol.array, want)
+
+
+@pytest.mark.parametrize("value", ["1e999", "inf", "-Infinity"])
+def test_numbers_that_are_not_finite_are_no_values_not_an_overflow(tmp_path, value):
+    """NumberOfFrames, SeriesNumber and InstanceNumber "1e999" / "inf": read as no value (as
+    text that is no number is), not an OverflowError that ended the whole folder scan."""
+    folder = tmp_path / "d"
+    write_ct_series(folder / "good", 2, 8, 8)
+    write_file(folder / "odd.dcm", _frames_elements(
+        value, extra=((0x00200011, "IS", value), (0x00200013, "IS", value))))
+    stacks = quiet(find_series, folder, workers=1)
+    assert len(stacks) == 2
+    (odd,) = [s for s in stacks if s.SeriesInstanceUID == "1.3"]
+    h = odd.instances[0]
+    assert (h.n_frames, h.series_number, h.instance_number) == (1, None, None)
+    assert odd.SeriesNumber is None
+    assert quiet(load_series, odd).array.shape == (1, 2, 2)
+
+
+def test_orientation_too_large_to_round_is_no_overflow(tmp_path):
+    """A cosine of 1e308 divided by the grouping step is infinite: round() of it raised
+    OverflowError out of find_series (for the whole folder)."""
+    write_ct_series(tmp_path / "good", 2, 8, 8)
+    write_file(tmp_path / "odd.dcm", _frames_elements(
+        "1", extra=((0x00200037, "DS", [1e308, 0, 0, 0, 1, 0]),)))
+    stacks = quiet(find_series, tmp_path, workers=1)
+    assert sorted(s.num_instances for s in stacks) == [1, 2]
+
+
+def test_a_value_a_header_cannot_convert_leaves_one_file_out(tmp_path, monkeypatch):
+    """ValueError / OverflowError out of one file's header scan leave that file out (a
+    warning when named) and the scan goes on; UnsafePathError and programming errors
+    (TypeError) still raise."""
+    import fastdicom.series as S
+    paths = write_ct_series(tmp_path, 3, 8, 8, shuffle_names=False)
+    real = S.scan_instance
+    failures = {str(paths[1]): OverflowError("cannot convert float infinity to integer"),
+                str(paths[2]): ValueError("invalid literal")}
+
+    def scan(p):
+        if p in failures:
+            raise failures[p]
+        return real(p)
+    monkeypatch.setattr(S, "scan_instance", scan)
+    monkeypatch.setattr(S, "_series", None)     # every file through the general path
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stacks = find_series([str(p) for p in paths], workers=1)
+    assert [p for s in stacks for p in s.paths] == [paths[0]]
+    said = " ".join(str(w.message) for w in caught)
+    assert f"{paths[1]}: not readable as DICOM (OverflowError)" in said
+    assert f"{paths[2]}: not readable as DICOM (ValueError)" in said
+    assert quiet(find_series, tmp_path, workers=1)[0].paths == [paths[0]]
+    for exc in (fastdicom.UnsafePathError("leaves its root"), TypeError("a bug")):
+        failures[str(paths[1])] = exc
+        with pytest.raises(type(exc)):
+            quiet(find_series, tmp_path, workers=1)
+
+
+def test_load_series_checks_the_frame_count_of_a_header_it_is_given(tmp_path):
+    """A SeriesInfo whose header declares more frames than its file holds (made or changed
+    after the scan): load_series raises naming the file, not a MemoryError."""
+    path = write_multiframe(tmp_path / "mf.dcm", 3, 4, 4)
+    info = find_series(path)[0]
+    info.instances[0].n_frames = 10 ** 12
+    with pytest.raises(fastdicom.PixelDataError, match="NumberOfFrames") as exc:
+        load_series(info)
+    assert exc.value.path == str(path)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
