@@ -67,6 +67,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import sys
 import time
 from collections import deque
@@ -214,8 +215,27 @@ _REQUIRED_TAGS = ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyIn
 
 # ----------------------------------------------------------------------------- database
 
+def _db_file(db) -> str:
+    """``db`` as a path; SQLite's names of temporary databases ("", ":memory:") are refused:
+    a job into one would report files indexed and keep nothing."""
+    db = os.fsdecode(os.fspath(db))
+    if db in ("", ":memory:"):
+        raise ValueError(f"the index must be a file, not {db!r} (a temporary database)")
+    return db
+
+
 def _connect(db: str) -> sqlite3.Connection:
     con = sqlite3.connect(db, isolation_level=None, timeout=5.0, check_same_thread=False)
+    try:
+        # another program's database is refused before anything is changed in it: an index
+        # always carries its schema version with its tables (one transaction)
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+            raise RuntimeError(f"{db}: an SQLite database that is not a fastdicom index "
+                               "(tables, no schema version): left as it is")
+    except BaseException:
+        con.close()
+        raise
     # larger pages for a new database (fewer page writes per batch; ignored for an existing
     # one) and a bounded page cache big enough for a batch
     con.execute("PRAGMA page_size=16384")
@@ -275,8 +295,26 @@ class _Checkpointer:
             log.warning("WAL checkpoint failed (tried again after the next commit): %s", exc)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        _uninterrupted(lambda: self.pool.shutdown(wait=True))
         self.con.close()
+
+
+def _uninterrupted(wait) -> None:
+    """Call ``wait`` (for threads that use a connection about to be closed) until it
+    returns, whatever signals interrupt it (SIGINT, SIGTERM in the CLI); the first
+    interruption is raised afterwards."""
+    first = None
+    while True:
+        try:
+            wait()
+            break
+        except BaseException as exc:          # KeyboardInterrupt, _Terminated
+            if not isinstance(exc, (KeyboardInterrupt, _Terminated)):
+                raise
+            if first is None:
+                first = exc
+    if first is not None:
+        raise first
 
 
 # version 1 -> 2: three secondary indexes dropped (each cost a B-tree insert per file; the
@@ -307,7 +345,16 @@ def _connect_browse(db) -> sqlite3.Connection:
         con.execute("PRAGMA query_only=ON")
         return con
     except sqlite3.OperationalError:
-        return sqlite3.connect(_ro_uri(db), uri=True)
+        pass
+    con = sqlite3.connect(_ro_uri(db), uri=True)
+    try:
+        con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return con
+    except sqlite3.OperationalError:
+        # a WAL database on a read-only medium: no -shm file can be made beside it, and no
+        # one can be writing it either
+        con.close()
+        return sqlite3.connect(_ro_uri(db, "ro&immutable=1"), uri=True)
 
 
 def _connect_reader(db: str) -> sqlite3.Connection:
@@ -443,6 +490,8 @@ class _Writer:
         self.touched_series: set = set()
         self.touched_studies: set = set()
         self.new_instance_rows: list = []
+        # instance rows removed since (a copy that won, a file gone): not in the batch's part
+        self.dropped_rows: set = set()
 
     def ledger(self, path, display, size, mtime, state, reason=None, uid=None, sha=None):
         self.con.execute(_LEDGER_SQL, (path, display, size, mtime, state, reason, uid, sha))
@@ -488,6 +537,7 @@ class _Writer:
         if r is not None:
             uid = r[0]
             con.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
+            self.dropped_rows.add(path)
             self._touch(r[1], r[2])
             self._promote(uid)
         else:
@@ -520,6 +570,7 @@ class _Writer:
         self.con.execute(_INSERT_INSTANCE_SQL, tuple(row[c] for c in _ROW_COLS))
         self._touch(row["series_instance_uid"], row["study_instance_uid"])
         self.new_instance_rows.append(row["path"])
+        self.dropped_rows.discard(row["path"])
 
     def place(self, row) -> str:
         """Index one parsed file; return its state."""
@@ -542,6 +593,7 @@ class _Writer:
                               " sop_instance_uid=?", (uid,)).fetchone()
             old = dict(zip(_ROW_COLS, old))
             con.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
+            self.dropped_rows.add(other)
             self._insert_instance(row)
             old["state"] = "conflict"
             con.execute("INSERT OR REPLACE INTO instance_copies(" + ", ".join(_COPY_COLS) +
@@ -708,10 +760,11 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
     :func:`fastdicom.scan`); files an earlier job failed for that reason alone are then read
     again even when unchanged.
     """
-    db = os.fspath(db)
+    db = _db_file(db)
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
-    paths = _prune_roots(list(paths) if all(type(p) is str for p in paths) else
+    paths = list(paths)         # (an iterator is read once)
+    paths = _prune_roots(paths if all(type(p) is str for p in paths) else
                          [os.fsdecode(os.fspath(p)) for p in paths])
     # the writer thread is one of the workers (it needs a core of its own): the others scan
     # (2 workers: the writer and 1 scanning thread, 10.5-11.4 us/file on 20,000 tiny files
@@ -763,7 +816,7 @@ def ingest_tables(source, db, *, tags: Optional[Sequence] = None,
     collide the contents are hashed from the path: a file this machine cannot read is
     recorded as a ``conflict``, never as a ``duplicate``.
     """
-    db = os.fspath(db)
+    db = _db_file(db)
     if batch_size is not None and batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     batch_size = batch_size or DEFAULT_BATCH_SIZE
@@ -1091,9 +1144,10 @@ def _ledger_of(con, keys: list) -> dict:
         con, "SELECT path, size, mtime_ns, state, reason FROM files", keys)}
 
 
-def _prepare(rcon, entries, plan, pool, scanners):
+def _prepare(rcon, entries, plan, pool, scanners, follow=False):
     """Ledger lookup (none when ``rcon`` is None: the ledger was empty at the start) and the
-    scan of what is new or changed, started on ``pool`` (or run here)."""
+    scan of what is new or changed, started on ``pool`` (or run here).  With ``follow``, a
+    file entry may be a symbolic link the walk followed: it is read through it."""
     prep = _Prepared()
     prep.entries = entries
     keys = [_path_key(e.path) for e in entries]
@@ -1108,11 +1162,13 @@ def _prepare(rcon, entries, plan, pool, scanners):
                 # only a file already in the ledger needs a stat (to be found unchanged);
                 # a new one is scanned at once (a vanished file gives its error row there)
                 try:
-                    st = os.stat(e.path, follow_symlinks=False)
+                    st = os.stat(e.path, follow_symlinks=follow)
                 except (OSError, ValueError) as exc:    # ValueError: a NUL in the path
                     e.kind, e.error = "error", exc
                     continue
-                if old[0] == st.st_size and old[1] == st.st_mtime_ns and old[2] != "missing" \
+                # (a link "skipped" by a job that did not follow links is read now)
+                if old[0] == st.st_size and old[1] == st.st_mtime_ns \
+                        and old[2] not in ("missing", "skipped") \
                         and not (plan.force and old[3] == _NO_PREAMBLE_REASON):
                     continue
             scan_idx.append(i)
@@ -1125,9 +1181,9 @@ def _prepare(rcon, entries, plan, pool, scanners):
         parts = [plist[k:k + chunk] for k in range(0, len(plist), chunk)]
         if pool is not None:
             # the attributes JSON too (without the GIL), off the writer thread
-            prep.future = [pool.submit(_scan_chunk_json, plan, p) for p in parts]
+            prep.future = [pool.submit(_scan_chunk_json, plan, p, not follow) for p in parts]
         else:
-            prep.future = [_scan_chunk(plan, p, True) for p in parts]
+            prep.future = [_scan_chunk(plan, p, not follow) for p in parts]
     return prep
 
 
@@ -1204,7 +1260,7 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, scanners, p
         source = walker
         while True:
             for entries in entries_batches(source):
-                pending.append(_prepare(rcon, entries, plan, pool, scanners))
+                pending.append(_prepare(rcon, entries, plan, pool, scanners, follow))
                 if len(pending) >= 2:
                     commit(pending.popleft())
             if not pending:
@@ -1216,7 +1272,9 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, scanners, p
     finally:
         for f in inflight:
             f.cancel()
-        writer.shutdown(wait=True)
+        # the connection is closed next: the writer must be done with it, even when a second
+        # signal interrupts the wait (it segfaulted 1 in ~10 double Ctrl-C)
+        _uninterrupted(lambda: writer.shutdown(wait=True))
 
 
 def _own_files(db: str, parquet: Optional[str]) -> tuple:
@@ -1447,9 +1505,9 @@ def _bulk_batch(prep, scanned, indexed_uids, keywords):
     return keys, series, studies, ledger_rows, inst_rows, nbytes
 
 
-def _scan_chunk_json(plan, paths):
+def _scan_chunk_json(plan, paths, nofollow=True):
     """A chunk's scanned batch and the ``attributes`` JSON of its rows."""
-    batch = _scan_chunk(plan, paths, True)
+    batch = _scan_chunk(plan, paths, nofollow)
     return batch, _attributes_json(batch, [s.keyword for s in plan.specs])
 
 
@@ -1566,13 +1624,15 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
             if e.kind == "error":
                 exc = e.error
                 counts["failed"] += 1
+                etype, emsg = type(exc).__name__, _exc_text(exc)
+                if _failed_alike(old, None, None, etype, emsg):
+                    continue        # a re-run over the same failure changes no row
                 writes = True
-                w.fail(key, display, None, None, type(exc).__name__, _exc_text(exc))
+                w.fail(key, display, None, None, etype, emsg)
                 continue
             cols, i = scanned[idx]
             size, mtime = cols["size"][i], cols["mtime_ns"][i]
             result.bytes_read += min(size or 0, 8192)
-            writes = True
             etype = cols["error_type"][i]
             if etype is None and not cols["SOPInstanceUID"][i]:
                 etype, emsg = "InvalidDicomError", "no SOP Instance UID (0008,0018)"
@@ -1582,8 +1642,12 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
                 eoff, etag = cols["error_offset"][i], cols["error_tag"][i]
             if etype is not None:
                 counts["failed"] += 1
+                if _failed_alike(old, size, mtime, etype, emsg):
+                    continue        # (a file that could not be opened has no size: read again)
+                writes = True
                 w.fail(key, display, size, mtime, etype, emsg, eoff, etag)
                 continue
+            writes = True
             row = _row_from(cols, i, keywords, key, display, cols["__attributes__"][i])
             uid = row["sop_instance_uid"]
             if not in_c and old is None and uid not in indexed_uids:
@@ -1613,7 +1677,8 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
             part = None
             if parquet and tables:
                 scan_keys = [entries[j].key for j in prep.scan_paths]
-                part = _batch_part(parquet, bid, tables, scan_keys, set(w.new_instance_rows))
+                part = _batch_part(parquet, bid, tables, scan_keys,
+                                   set(w.new_instance_rows) - w.dropped_rows)
             con.execute("INSERT INTO batches(id, part, files, time) VALUES(?,?,?,?)",
                         (bid, part, len(entries), time.time()))
             result.batches += 1
@@ -1631,6 +1696,12 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
         bar.update(files)
         bar.set_postfix(MB_s="%.1f" % (result.bytes_read / 1e6 / max(bar.format_dict.get(
             "elapsed", 1) or 1, 1e-3)), refresh=False)
+
+
+def _failed_alike(old, size, mtime, etype, emsg) -> bool:
+    """The ledger row ``old`` records this very failure (same size, mtime and reason)."""
+    return old is not None and old[2] == "failed" and old[0] == size and old[1] == mtime \
+        and old[3] == f"{etype}: {emsg}"
 
 
 def _insert_new_c(con, db_path, prep, result, w) -> set:
@@ -1722,6 +1793,15 @@ def _under(path: bytes, roots: set) -> bool:
     return False
 
 
+def _gone(path: bytes) -> bool:
+    """A ledger path that names no file now: nothing is there, or a directory is (a file
+    replaced by a folder of its name; its files are walked as new paths)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return not os.path.lexists(path)
+
+
 def _mark_missing(con, roots, result):
     # a ledger path is under an input root when it or one of its parents is one (a set
     # lookup per path component: a job may have a million listed roots)
@@ -1732,10 +1812,7 @@ def _mark_missing(con, roots, result):
     cand = con.execute("SELECT f.path, f.display, f.size, f.mtime_ns FROM files f WHERE"
                        " f.state != 'missing' AND NOT EXISTS (SELECT 1 FROM temp.seen s"
                        " WHERE s.path = f.path)").fetchall()
-    gone = []
-    for p, d, s, m in cand:
-        if _under(p, rootset) and not os.path.lexists(os.fsdecode(p)):
-            gone.append((p, d, s, m))
+    gone = [(p, d, s, m) for p, d, s, m in cand if _under(p, rootset) and _gone(p)]
     if gone:
         w = _Writer(con, [])
         con.execute("BEGIN IMMEDIATE")
@@ -1907,6 +1984,10 @@ def _split_tags(text: str) -> list:
 
 
 def _cmd_ingest(args) -> int:
+    try:
+        _db_file(args.db)
+    except ValueError as exc:
+        return _usage_error(f"--db: {exc}")
     tags = list(DEFAULT_TAGS)
     if args.tags:
         extra = _split_tags(",".join(args.tags))
@@ -1914,30 +1995,31 @@ def _cmd_ingest(args) -> int:
             _Plan(extra)
         except (ValueError, KeyError) as exc:
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            print(f"fastdicom ingest: bad --tags: {msg}", file=sys.stderr)
-            return 2
+            return _usage_error(f"bad --tags: {msg}")
         tags = extra
     paths = list(args.paths)
     if (args.workers is not None and args.workers < 1) or \
             (args.batch_size is not None and args.batch_size < 1):
-        print("fastdicom ingest: --workers and --batch-size must be at least 1", file=sys.stderr)
-        return 2
+        return _usage_error("--workers and --batch-size must be at least 1")
     if args.from_parquet and (paths or args.files_from or args.parquet):
-        print("fastdicom ingest: --from-parquet takes no PATH, --files-from or --parquet",
-              file=sys.stderr)
-        return 2
+        return _usage_error("--from-parquet takes no PATH, --files-from or --parquet")
     if args.files_from:
         try:
             paths += _read_path_list(args.files_from)
         except OSError as exc:
-            print(f"fastdicom ingest: --files-from: {exc}", file=sys.stderr)
-            return 2
+            return _usage_error(f"--files-from: {exc}")
     if not paths and not args.from_parquet:
-        print("fastdicom ingest: no PATH, --files-from or --from-parquet", file=sys.stderr)
-        return 2
+        return _usage_error("no PATH, --files-from or --from-parquet")
     progress = (not args.quiet and not args.json) and sys.stderr.isatty()
     with _StopOnSigterm():
         return _run_cli_job(args, paths, tags, progress)
+
+
+def _usage_error(msg: str) -> int:
+    """Exit code 2, with the message on stderr and, as the last stdout line, as JSON."""
+    print(f"fastdicom ingest: {msg}", file=sys.stderr)
+    print(json.dumps({"error": "usage", "message": msg}))
+    return 2
 
 
 class _Terminated(BaseException):
@@ -1946,29 +2028,38 @@ class _Terminated(BaseException):
 
 
 class _StopOnSigterm:
+    """SIGTERM raises :class:`_Terminated` and SIGINT KeyboardInterrupt in the main thread,
+    once: a second signal while the job winds down (a double Ctrl-C) is ignored, so that the
+    wind-down and the last JSON line are not cut short."""
+
     def __enter__(self):
         import signal
         import threading
-        self.old = None
+        self.old = {}
         if threading.current_thread() is threading.main_thread():
+            fired = []
+
             def stop(signum, frame):
-                raise _Terminated()
-            self.old = signal.signal(signal.SIGTERM, stop)
+                if fired:
+                    return
+                fired.append(signum)
+                raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self.old[sig] = signal.signal(sig, stop)
         return self
 
     def __exit__(self, *exc_info):
         import signal
-        if self.old is not None:
-            signal.signal(signal.SIGTERM, self.old)
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
 
 
 def _run_cli_job(args, paths, tags, progress) -> int:
     try:
         if args.from_parquet:
             if not os.path.exists(args.from_parquet):
-                print(f"fastdicom ingest: no such file or directory {args.from_parquet!r}",
-                      file=sys.stderr)
-                return 2
+                return _usage_error(f"no such file or directory {args.from_parquet!r}")
             try:
                 r = ingest_tables(args.from_parquet, args.db, tags=tags if args.tags else None,
                                   batch_size=args.batch_size, progress=progress)

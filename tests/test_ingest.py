@@ -1482,3 +1482,187 @@ def test_files_changing_during_the_job(tmp_path):
     x, y = _dump(db), _dump(fresh_db)
     x["files"] = [r for r in x["files"] if r[3] != "missing"]
     assert x == y
+
+
+# ------------------------------------------------------------------ found by an independent review
+
+def test_cli_second_signal_while_stopping_is_ignored(tree, tmp_path):
+    # a second SIGINT (or SIGTERM) while the job wound down interrupted the wait for the
+    # writer thread; the connection was then closed under it: a segfault, 1 run in ~10, or a
+    # traceback without the JSON line.  Now: exit 130/143, the JSON line, and a resumable
+    # index.
+    root, _ = tree
+    ref_db = str(tmp_path / "ref.sqlite")
+    ingest([root], ref_db, batch_size=20)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for k, (first, second) in enumerate([(signal.SIGINT, signal.SIGINT),
+                                         (signal.SIGINT, signal.SIGTERM),
+                                         (signal.SIGTERM, signal.SIGINT)]):
+        db = str(tmp_path / f"double{k}.sqlite")
+        cmd = [sys.executable, "-m", "fastdicom", "ingest", str(root), "--db", db,
+               "--batch-size", "3", "-q"]
+        proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        t_end = time.time() + 30
+        while time.time() < t_end and proc.poll() is None and _count(db) < 50:
+            time.sleep(0.002)
+        proc.send_signal(first)
+        time.sleep(0.001 * (k + 1))
+        if proc.poll() is None:
+            proc.send_signal(second)
+        out, err = proc.communicate()
+        assert proc.returncode == (130 if first == signal.SIGINT else 143), err
+        assert "Traceback" not in err
+        assert json.loads(out.strip().splitlines()[-1])["error"] == "interrupted"
+        done = subprocess.run(cmd, env=env, cwd=str(ROOT), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert _full_dump(db) == _full_dump(ref_db)
+
+
+def _one(k, **kw):
+    return _tiny_bytes(k, study=0, series=0, **kw)
+
+
+def test_follow_symlinks_reads_links_to_files(tmp_path):
+    # with follow_symlinks a link to a file was opened with O_NOFOLLOW: "failed: Too many
+    # levels of symbolic links"
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "a.dcm").write_bytes(_one(1))
+    (tmp_path / "outside.dcm").write_bytes(_one(2))
+    os.symlink(tmp_path / "outside.dcm", root / "link.dcm")
+    db = str(tmp_path / "i.sqlite")
+    r = ingest([root], db, follow_symlinks=False)
+    assert (r.indexed, r.skipped) == (1, 1)
+    r = ingest([root], db, follow_symlinks=True)     # the skipped link is read now
+    assert (r.indexed, r.unchanged, r.skipped, r.failed) == (1, 1, 0, 0), r
+    con = sqlite3.connect(db)
+    assert sorted(os.path.basename(p) for (p,) in con.execute(
+        "SELECT display_path FROM instances")) == ["a.dcm", "link.dcm"]
+    con.close()
+    r = ingest([root], db, follow_symlinks=True)
+    assert r.unchanged == 2 and r.indexed == 0
+    # the target changed: read again through the link
+    (tmp_path / "outside.dcm").write_bytes(_one(3))
+    os.utime(tmp_path / "outside.dcm", ns=(1, 1))
+    r = ingest([root], db, follow_symlinks=True)
+    assert (r.indexed, r.unchanged) == (1, 1)
+
+
+def test_file_replaced_by_a_folder_of_its_name_is_missing(tmp_path):
+    # the ledger row and instance row stayed (os.path.lexists is true for the folder), and
+    # the identical copy was never promoted
+    root = tmp_path / "r"
+    (root / "b").mkdir(parents=True)
+    (root / "a.dcm").write_bytes(_one(1))
+    (root / "b" / "copy.dcm").write_bytes(_one(1))
+    db = str(tmp_path / "i.sqlite")
+    r = ingest([root], db)
+    assert (r.indexed, r.duplicate) == (1, 1)
+    (root / "a.dcm").unlink()
+    (root / "a.dcm").mkdir()
+    (root / "a.dcm" / "inner.dcm").write_bytes(_one(5))
+    r = ingest([root], db)
+    # (the copy, promoted, counts as indexed in this run)
+    assert (r.missing, r.indexed, r.unchanged, r.duplicate) == (1, 2, 0, 0), r
+    con = sqlite3.connect(db)
+    assert sorted(os.path.relpath(os.fsdecode(p), root) for (p,) in con.execute(
+        "SELECT path FROM instances")) == ["a.dcm/inner.dcm", "b/copy.dcm"]
+    assert con.execute("SELECT state FROM files WHERE display=?",
+                       (str(root / "a.dcm"),)).fetchone()[0] == "missing"
+    con.close()
+
+
+def test_parquet_part_holds_the_instance_rows_of_its_batch_only(tmp_path):
+    # a copy displaced within the batch (a smaller path of the same UID came later in it)
+    # stayed in the part
+    root = tmp_path / "r"
+    (root / "b").mkdir(parents=True)
+    (root / "c.dcm").write_bytes(_one(1))          # walked first, then displaced by b/x.dcm
+    (root / "b" / "x.dcm").write_bytes(_one(1))
+    for k in range(2, 6):
+        (root / f"d{k}.dcm").write_bytes(_one(k))
+    db, parts = str(tmp_path / "i.sqlite"), tmp_path / "parts"
+    ingest([root / "c.dcm", root / "b", *sorted(root.glob("d*.dcm"))], db, parquet=str(parts),
+           batch_size=100)
+    rows = pa.concat_tables([pq.read_table(p) for p in sorted(parts.glob("*.parquet"))])
+    con = sqlite3.connect(db)
+    inst = sorted(os.fsdecode(p) for (p,) in con.execute("SELECT path FROM instances"))
+    con.close()
+    assert sorted(rows.column("path").to_pylist()) == inst
+    assert str(root / "c.dcm") not in inst
+
+
+def test_paths_given_as_an_iterator(tmp_path):
+    # all(type(p) is str for p in paths) consumed a generator: 0 of 3 files were ingested
+    for k in range(3):
+        (tmp_path / f"f{k}.dcm").write_bytes(_one(k))
+    r = ingest((str(p) for p in sorted(tmp_path.glob("*.dcm"))), str(tmp_path / "i.sqlite"))
+    assert r.indexed == 3 and r.files == 3
+    r = ingest(tmp_path.glob("*.dcm"), str(tmp_path / "j.sqlite"))
+    assert r.indexed == 3
+
+
+def test_rerun_over_the_same_failures_changes_no_row(tmp_path):
+    # a listed path that does not exist (or a file that cannot be opened: no size) was
+    # written again on every run: a new batches row and a new failures.time
+    (tmp_path / "a.dcm").write_bytes(_one(1))
+    db = str(tmp_path / "i.sqlite")
+    args = ([str(tmp_path / "a.dcm"), str(tmp_path / "nope.dcm")], db)
+    ingest(*args)
+
+    def rows():
+        con = sqlite3.connect(db)
+        try:
+            return [con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                    for t in ("files", "failures", "batches", "instances")]
+        finally:
+            con.close()
+    before = rows()
+    r = ingest(*args)
+    assert (r.failed, r.unchanged, r.batches) == (1, 1, 0)
+    assert rows() == before
+
+
+def test_db_must_be_a_file(tmp_path, capsys):
+    from fastdicom.ingest import main
+    (tmp_path / "a.dcm").write_bytes(_one(1))
+    for db in ("", ":memory:"):
+        with pytest.raises(ValueError, match="must be a file"):
+            ingest([tmp_path], db)
+        assert main(["ingest", str(tmp_path), "--db", db]) == 2
+        last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert last["error"] == "usage" and "--db" in last["message"]
+
+
+def test_usage_errors_end_with_a_json_line(tmp_path, capsys):
+    from fastdicom.ingest import main
+    db = str(tmp_path / "i.sqlite")
+    for argv in (["ingest", "--db", db],
+                 ["ingest", str(tmp_path), "--db", db, "--tags", "NoSuchKeyword"],
+                 ["ingest", "--db", db, "--files-from", str(tmp_path / "missing.txt")],
+                 ["ingest", str(tmp_path), "--db", db, "--workers", "0"]):
+        assert main(argv) == 2
+        last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert last["error"] == "usage", argv
+
+
+def test_another_programs_database_is_left_as_it_is(tmp_path):
+    # the job created its tables, set the schema version and switched the file to WAL
+    # before refusing it
+    other = tmp_path / "other.sqlite"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE files(x)")
+    con.execute("INSERT INTO files VALUES (1)")
+    con.commit()
+    con.close()
+    before = other.read_bytes()
+    (tmp_path / "a.dcm").write_bytes(_one(1))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "fastdicom", "ingest", str(tmp_path / "a.dcm"),
+                          "--db", str(other)], capture_output=True, text=True, env=env)
+    assert out.returncode == 1, out.stderr
+    assert "not a fastdicom index" in json.loads(out.stdout.strip().splitlines()[-1])["message"]
+    assert other.read_bytes() == before
+    assert not os.path.exists(str(other) + "-wal")
