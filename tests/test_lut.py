@@ -583,3 +583,55 @@ def test_corpus_big_endian_palette_equals_little_endian_twin():
     (ds_l, arr_l), (ds_b, arr_b) = _pixels(little), _pixels(big)
     np.testing.assert_array_equal(lut.apply_color_lut(arr_l, ds_l),
                                   lut.apply_color_lut(arr_b, ds_b))
+
+
+# ---------------------------------------------------------------------------------------------
+# rescale / window values that are not one number: PixelDataError, never TypeError/ValueError
+
+def _fastdicom_mono(extra):
+    import io
+
+    import fastdicom
+    from fastdicom import testing
+    els = [(0x00280002, "US", 1), (0x00280004, "CS", "MONOCHROME2"), (0x00280010, "US", 2),
+           (0x00280011, "US", 2), (0x00280100, "US", 16), (0x00280101, "US", 12),
+           (0x00280103, "US", 0)] + list(extra) + [(0x7FE00010, "OW", bytes(8))]
+    buffer = io.BytesIO()
+    testing.write_file(buffer, els)
+    return fastdicom.dcmread(buffer.getvalue())
+
+
+@pytest.mark.parametrize("extra,message", [
+    ([(0x00281052, "DS", "0"), (0x00281053, "DS", ["1", "2"])],
+     "Rescale Slope must hold one value, found 2"),
+    ([(0x00281052, "DS", "0"), (0x00281053, "DS", b"abc ")], "Rescale Slope is not a number"),
+    ([(0x00281052, "DS", b"1e999 "), (0x00281053, "DS", "1")],
+     "Rescale Intercept is not a finite number"),
+])
+def test_bad_rescale_values_raise_pixel_data_error(extra, message):
+    ds = _fastdicom_mono(extra)
+    arr = np.arange(4, dtype=np.uint16).reshape(2, 2)
+    with pytest.raises(PixelDataError, match=message) as info:
+        lut.apply_modality_lut(arr, ds)
+    assert info.value.tag in (0x00281052, 0x00281053)
+    ds_window = _fastdicom_mono(extra + [(0x00281050, "DS", "40"), (0x00281051, "DS", "80")])
+    with pytest.raises(PixelDataError, match=message):      # the output range needs it too
+        lut.apply_windowing(arr, ds_window)
+
+
+@pytest.mark.parametrize("extra,index,message", [
+    ([(0x00281050, "DS", b"abc "), (0x00281051, "DS", "100")], 0, "Window Center is not"),
+    ([(0x00281050, "DS", "40"), (0x00281051, "DS", b"wide")], 0, "Window Width is not"),
+    ([(0x00281050, "DS", ["40", "x"]), (0x00281051, "DS", ["80", "90"])], 1,
+     "Window Center is not"),
+])
+def test_bad_window_values_raise_pixel_data_error(extra, index, message):
+    ds = _fastdicom_mono(extra)
+    arr = np.arange(4, dtype=np.uint16).reshape(2, 2)
+    for apply in (lut.apply_windowing, lut.apply_voi_lut):
+        with pytest.raises(PixelDataError, match=message):
+            apply(arr, ds, index)
+    if index:
+        # Window Center/Width are VM 1-n: the other, readable window is used
+        out = lut.apply_windowing(np.array([[0, 4095]], dtype=np.uint16), ds, 0)
+        assert out.tolist() == [[0.0, 4095.0]]

@@ -355,3 +355,137 @@ def test_get_frame_reads_with_pread_and_matches_view(tmp_path):
             f.dataset.frame(5)
         with pytest.raises(fastdicom.FileChangedError):
             f.frame(5)
+
+
+# ------------------------------------------------------------------------------------------
+# YBR_FULL_422: Y1 Y2 Cb Cr per pair of columns (PS3.3 C.7.6.3.1.2)
+
+ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
+DEFLATED_IMAGE_FRAME = "1.2.840.10008.1.2.8.1"
+
+
+def _ybr_422_file(tmp_path, rows, cols, frames_data, *, spp=3, bits=8, frames=None,
+                  ts="1.2.840.10008.1.2.1", name="ybr.dcm"):
+    els = [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"), (0x00080018, "UI", "1.2.3.4.5"),
+           (0x00280002, "US", spp), (0x00280004, "CS", "YBR_FULL_422"),
+           (0x00280006, "US", 0), (0x00280010, "US", rows), (0x00280011, "US", cols),
+           (0x00280100, "US", bits), (0x00280101, "US", bits), (0x00280102, "US", bits - 1),
+           (0x00280103, "US", 0)]
+    if frames is not None:
+        els.append((0x00280008, "IS", str(frames)))
+    els.append((0x7FE00010, "OB", frames_data))
+    path = tmp_path / name
+    testing.write_file(path, els, transfer_syntax=ts)
+    return path
+
+
+def _deflate(data: bytes) -> bytes:
+    import zlib
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize("rows,cols,spp,bits", [
+    (3, 5, 3, 8),     # odd columns (the reviewer's file): pydicom fails to broadcast
+    (1, 1, 3, 8),
+    (2, 3, 3, 8),     # odd columns but an even pixel count: pairs would straddle rows
+    (3, 5, 3, 16),
+    (1, 3, 3, 32),
+    (4, 4, 1, 8),     # YBR needs three samples
+    (3, 5, 1, 8),
+])
+def test_ybr_full_422_malformed_geometry_is_pixel_data_error(tmp_path, rows, cols, spp, bits):
+    size = rows * cols * spp * bits // 8 // 3 * 2
+    path = _ybr_422_file(tmp_path, rows, cols, bytes(size + size % 2), spp=spp, bits=bits)
+    ds = fastdicom.dcmread(path)
+    with pytest.raises(PixelDataError, match="Columns must be even|Samples per Pixel 3"):
+        ds.pixel_array
+    with pytest.raises(PixelDataError):
+        ds.frame(0)
+    # the same header in frames of native layout
+    for ts, frame in ((ENCAPSULATED_UNCOMPRESSED, bytes(size)),
+                      (DEFLATED_IMAGE_FRAME, _deflate(bytes(size)))):
+        path = _ybr_422_file(tmp_path, rows, cols, [frame], spp=spp, bits=bits, ts=ts,
+                             name="e.dcm")
+        with pytest.raises(PixelDataError, match="Columns must be even|Samples per Pixel 3"):
+            fastdicom.dcmread(path).pixel_array
+
+
+@pytest.mark.parametrize("ts", [ENCAPSULATED_UNCOMPRESSED, DEFLATED_IMAGE_FRAME])
+def test_ybr_full_422_native_layout_frames_are_subsampled(tmp_path, ts):
+    """An encapsulated native-layout frame holds what a native frame holds: the subsampled
+    Y1 Y2 Cb Cr samples (32 bytes for 4 x 4), decoded as pydicom decodes native data."""
+    pydicom = pytest.importorskip("pydicom")
+    rng = np.random.default_rng(422)
+    frames = [rng.integers(0, 256, 32, dtype=np.uint8).tobytes() for _ in range(2)]
+    native = _ybr_422_file(tmp_path, 4, 4, b"".join(frames), frames=2, name="n.dcm")
+    expected = pydicom.dcmread(native).pixel_array
+    np.testing.assert_array_equal(fastdicom.dcmread(native).pixel_array, expected)
+    encoded = frames if ts == ENCAPSULATED_UNCOMPRESSED else [_deflate(f) for f in frames]
+    path = _ybr_422_file(tmp_path, 4, 4, encoded, frames=2, ts=ts)
+    ds = fastdicom.dcmread(path)
+    np.testing.assert_array_equal(ds.pixel_array, expected)
+    np.testing.assert_array_equal(ds.frame(1), expected[1])
+    np.testing.assert_array_equal(ds.frame(0, as_rgb=False),
+                                  fastdicom.dcmread(native).frame(0, as_rgb=False))
+
+
+@pytest.mark.parametrize("ts", [ENCAPSULATED_UNCOMPRESSED, DEFLATED_IMAGE_FRAME])
+def test_ybr_full_422_full_size_frame_is_refused(tmp_path, ts):
+    """48 bytes for a 4 x 4 YBR_FULL_422 frame is RGB / YBR_FULL mislabelled (pydicom's rule
+    for native data): PixelDataError, not a reshape ValueError."""
+    frame = bytes(range(48))
+    encoded = frame if ts == ENCAPSULATED_UNCOMPRESSED else _deflate(frame)
+    ds = fastdicom.dcmread(_ybr_422_file(tmp_path, 4, 4, [encoded], ts=ts))
+    with pytest.raises(PixelDataError, match="third larger"):
+        ds.pixel_array
+
+
+# ------------------------------------------------------------------------------------------
+# out of memory while allocating decoded pixels
+
+def _refuse_big_allocations(monkeypatch, limit=1 << 20):
+    real_empty = np.empty
+
+    def empty(shape, dtype=float, *args, **kwargs):
+        count = int(np.prod(shape, dtype=object)) if np.ndim(shape) else int(shape)
+        if count * np.dtype(dtype).itemsize >= limit:
+            raise MemoryError("test: no memory")
+        return real_empty(shape, dtype, *args, **kwargs)
+
+    monkeypatch.setattr(np, "empty", empty)
+
+
+def test_out_of_memory_for_decoded_pixels_is_limit_exceeded(tmp_path, monkeypatch):
+    from fastdicom.pixels.rle import rle_encode_frame
+    native = _native_file(tmp_path, bytes(1024 * 1024 * 2), rows=1024, cols=1024)
+    rle = tmp_path / "rle.dcm"
+    testing.write_file(rle, _header(rows=1024, cols=1024) +
+                       [(0x7FE00010, "OB", [rle_encode_frame(np.zeros((1024, 1024), "<u2"))])],
+                       transfer_syntax="1.2.840.10008.1.2.5")
+    _refuse_big_allocations(monkeypatch)
+    for path in (native, rle):
+        for read in (lambda ds: ds.pixel_array, lambda ds: ds.frame(0)):
+            with pytest.raises(LimitExceededError, match="2097152 bytes") as info:
+                read(fastdicom.dcmread(path))
+            assert info.value.tag == 0x7FE00010
+
+
+def test_out_of_memory_in_a_codec_is_limit_exceeded(tmp_path, monkeypatch):
+    """A codec that cannot allocate its output (here zlib, for Deflated Image Frame
+    Compression) raises LimitExceededError naming the frame's size, not MemoryError."""
+    from fastdicom.pixels import codecs
+
+    class NoMemory:
+        def decompress(self, *args):
+            raise MemoryError
+
+    path = tmp_path / "d.dcm"
+    testing.write_file(path, _header(rows=4, cols=4, bits=8) +
+                       [(0x7FE00010, "OB", [_deflate(bytes(16))])],
+                       transfer_syntax=DEFLATED_IMAGE_FRAME)
+    np.testing.assert_array_equal(fastdicom.dcmread(path).frame(0), np.zeros((4, 4)))
+    monkeypatch.setattr(codecs.zlib, "decompressobj", lambda *args: NoMemory())
+    for read in (lambda ds: ds.pixel_array, lambda ds: ds.frame(0)):
+        with pytest.raises(LimitExceededError, match="16 bytes"):
+            read(fastdicom.dcmread(path))

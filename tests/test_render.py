@@ -42,3 +42,65 @@ def test_render_multiframe_frame(tmp_path):
     path = testing.write_multiframe(tmp_path / "mf.dcm", 3, 16, 12, fill="ramp")
     a, b = render(path, frame=0), render(path, frame=2)
     assert a.shape == b.shape == (16, 12)
+
+
+# ------------------------------------------------------------------------------------------
+# rescale / window values that are not one number
+
+def _mono_file(tmp_path, extra, name="m.dcm"):
+    pixels = (np.arange(12, dtype="<u2") * 300).reshape(3, 4)
+    els = [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"), (0x00080018, "UI", "1.2.3.4"),
+           (0x00280002, "US", 1), (0x00280004, "CS", "MONOCHROME2"), (0x00280010, "US", 3),
+           (0x00280011, "US", 4), (0x00280100, "US", 16), (0x00280101, "US", 12),
+           (0x00280102, "US", 11), (0x00280103, "US", 0)] + list(extra)
+    path = tmp_path / name
+    testing.write_file(path, els + [(0x7FE00010, "OW", pixels.tobytes())])
+    return path
+
+
+def _data_range(tmp_path):
+    """What a file with no rescale and no window renders as: its data range."""
+    return render(_mono_file(tmp_path, [], name="plain.dcm"))
+
+
+@pytest.mark.parametrize("extra,message,decodes", [
+    ([(0x00281052, "DS", "0"), (0x00281053, "DS", ["1", "2"])],
+     "Rescale Slope must hold one value, found 2", True),
+    ([(0x00281052, "DS", ["-1024", "5"]), (0x00281053, "DS", "1")],
+     "Rescale Intercept must hold one value, found 2", True),
+    ([(0x00281052, "DS", "0"), (0x00281053, "DS", b"abc ")], "Rescale Slope is not a number",
+     False),
+    ([(0x00281050, "DS", b"abc "), (0x00281051, "DS", "100")],
+     "Window Center is not a number", False),
+    ([(0x00281050, "DS", "40"), (0x00281051, "DS", b"1e999 ")],
+     "Window Width is not a finite number", True),
+    ([(0x00281050, "DS", ["x", "40"]), (0x00281051, "DS", ["400", "80"])],
+     "Window Center is not a number", False),
+    # an unreadable rescale also voids the window, which is in rescaled units
+    ([(0x00281052, "DS", "0"), (0x00281053, "DS", ["1", "2"]), (0x00281050, "DS", "40"),
+      (0x00281051, "DS", "80")], "Rescale Slope", True),
+])
+def test_render_ignores_values_that_are_not_one_number(tmp_path, extra, message, decodes):
+    import fastdicom
+    from fastdicom.errors import DicomWarning, PixelDataError
+    path = _mono_file(tmp_path, extra)
+    with pytest.warns(DicomWarning, match=message):
+        image = render(fastdicom.dcmread(path))
+    np.testing.assert_array_equal(image, _data_range(tmp_path))
+    if decodes:
+        # values read under validation="raise" (several numbers, infinity): the finding is
+        # raised (text that is no number fails earlier, when the value is read)
+        with pytest.raises(PixelDataError, match=message):
+            render(fastdicom.dcmread(path, validation="raise"))
+
+
+def test_render_cli_with_unreadable_window(tmp_path):
+    imagecodecs = pytest.importorskip("imagecodecs")
+    from fastdicom.cli import main
+    from fastdicom.errors import DicomWarning
+    path = _mono_file(tmp_path, [(0x00281050, "DS", b"abc "), (0x00281051, "DS", "100")])
+    out = tmp_path / "o.png"
+    with pytest.warns(DicomWarning):
+        assert main(["render", str(path), "-o", str(out)]) == 0
+    np.testing.assert_array_equal(imagecodecs.png_decode(out.read_bytes()),
+                                  _data_range(tmp_path))

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from fastdicom.errors import DicomError, DicomWarning, PixelDataError, RLEDecodeError
 from fastdicom.pixels.rle import (
     MAX_FRAME_BYTES,
+    rle_check_frame,
     rle_decode_frame,
     rle_decode_frame_into,
     rle_encode_frame,
@@ -515,3 +516,113 @@ def test_strided_path_for_large_frames(no_scratch, dtype, spp):
     assert_same(our_decode(frame, arr), arr)
     with pytest.raises(RLEDecodeError):
         our_decode(frame[:len(frame) - 40], arr)
+
+
+# ----------------------------------------------------------------------------- size bounds
+
+def _rle_file(tmp_path, frames, rows, columns, bits=16, spp=1, name="rle.dcm", **kwargs):
+    import fastdicom.testing as testing
+    els = [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"), (0x00080018, "UI", "1.2.3.4"),
+           (0x00280002, "US", spp),
+           (0x00280004, "CS", "MONOCHROME2" if spp == 1 else "RGB"),
+           (0x00280010, "US", rows), (0x00280011, "US", columns), (0x00280100, "US", bits),
+           (0x00280101, "US", bits), (0x00280103, "US", 0)]
+    if spp > 1:
+        els.append((0x00280006, "US", 0))
+    if len(frames) > 1:
+        els.append((0x00280008, "IS", str(len(frames))))
+    path = tmp_path / name
+    testing.write_file(path, els + [(0x7FE00010, "OB", list(frames))],
+                       transfer_syntax=RLE_UID, **kwargs)
+    return path
+
+
+@pytest.mark.parametrize("pairs,pixels,ok", [(1, 128, True), (1, 129, False), (2, 256, True),
+                                             (2, 257, False)])
+def test_segment_capacity_is_128_bytes_per_2_input_bytes(pairs, pixels, ok):
+    """n bytes of a segment decode to at most 128 * (n // 2): a shorter segment cannot fill
+    its plane and is refused before the output is allocated, naming that bound."""
+    segment = b"\x81\x07" * pairs          # each pair: replicate 0x07 128 times
+    frame = build_frame([segment])
+    if ok:
+        assert rle_decode_frame(frame, 1, pixels, 1, 8).tobytes() == b"\x07" * pixels
+        rle_check_frame(frame[:64], len(frame), 1, pixels, 1, 8)
+    else:
+        for check in (lambda: rle_decode_frame(frame, 1, pixels, 1, 8),
+                      lambda: rle_check_frame(frame[:64], len(frame), 1, pixels, 1, 8)):
+            with pytest.raises(RLEDecodeError, match=f"at most {len(segment) // 2 * 128} "
+                                                     f"bytes, expected {pixels}"):
+                check()
+
+
+def test_tiny_file_declaring_a_huge_frame_is_refused_before_allocating(tmp_path):
+    """A 68-byte RLE frame for 8192 x 8192 x 16 bits (128 MiB) could make at most 128 bytes
+    per segment: RLEDecodeError before any output array is allocated."""
+    import tracemalloc
+
+    import fastdicom
+    frame = struct.pack("<III", 2, 64, 66) + bytes(52) + b"\x81\0\x81\0"
+    path = _rle_file(tmp_path, [frame], 8192, 8192)
+    assert path.stat().st_size < 1000
+    for read in (lambda ds: ds.pixel_array, lambda ds: ds.frame(0)):
+        ds = fastdicom.dcmread(path)
+        tracemalloc.start()
+        try:
+            with pytest.raises(RLEDecodeError, match="at most 128 bytes") as info:
+                read(ds)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 << 20, f"{peak} bytes allocated"
+        assert info.value.path == str(path) and info.value.tag == 0x7FE00010
+
+
+@pytest.mark.parametrize("size,fragments", [(2048, 1), (4, 12)])
+def test_every_frame_checked_before_the_output_is_allocated(tmp_path, size, fragments):
+    """Multi-frame: frame 2 of 3 is short; nothing is allocated for the 3 frames first.  A
+    frame split in fragments shorter than its 64-byte header is checked the same way."""
+    import tracemalloc
+
+    import fastdicom
+    good = rle_encode_frame(np.zeros((size, size), dtype="<u2"))
+    # two segments of 2 bytes (128 bytes at most), or of 1 byte (nothing at most)
+    step, bound = (2, 128) if size > 8 else (1, 0)
+    bad = struct.pack("<III", 2, 64, 64 + step) + bytes(52) + b"\x81\0\x81\0"[:2 * step]
+    path = _rle_file(tmp_path, [good, bad, good], size, size, fragments_per_frame=fragments,
+                     offset_table="bot")
+    ds = fastdicom.dcmread(path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(RLEDecodeError,
+                           match=f"at most {bound} bytes, expected {size * size}"):
+            ds.pixel_array
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak} bytes allocated"   # 3 frames of 2048^2 would be 24 MiB
+    np.testing.assert_array_equal(ds.frame(2), np.zeros((size, size)))
+
+
+@pytest.mark.parametrize("fragments", [1, 3, 40])
+def test_pixel_array_decodes_rle_into_its_output(tmp_path, fragments):
+    """pixel_array decodes each frame straight into its own array, and frame(k) into the array
+    it returns (no second frame-sized array copied over), whatever the fragmentation."""
+    import tracemalloc
+
+    import fastdicom
+    rng = np.random.default_rng(5)
+    arr = rng.integers(0, 4, (2, 1024, 512, 3), dtype=np.uint16)   # 3 MiB a frame
+    arr[1, :, :100] = 7
+    frames = [rle_encode_frame(a) for a in arr]
+    path = _rle_file(tmp_path, frames, 1024, 512, spp=3, fragments_per_frame=fragments,
+                     offset_table="bot")
+    ds = fastdicom.dcmread(path)
+    for read, expected in ((lambda: ds.pixel_array, arr), (lambda: ds.frame(1), arr[1])):
+        tracemalloc.start()
+        try:
+            out = read()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        np.testing.assert_array_equal(out, expected)
+        assert peak < out.nbytes + (2 << 20), f"{peak} bytes for a {out.nbytes}-byte result"

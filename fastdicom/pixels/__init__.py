@@ -22,10 +22,11 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 
 from fastdicom._scan import MappedFile
-from fastdicom.errors import FileChangedError, LimitExceededError
-from fastdicom.pixels.codecs import decode_frame
-from fastdicom.pixels.encaps import encapsulated_frame, frame_table
-from fastdicom.pixels.locator import PixelInfo, num_frames, pixel_info
+from fastdicom.errors import FileChangedError, LimitExceededError, PixelDataError
+from fastdicom.pixels.codecs import SIZE_CHECKED_SYNTAXES, check_encoded_frame, decode_frame
+from fastdicom.pixels.encaps import encapsulated_frame, frame_head, frame_table
+from fastdicom.pixels.locator import (PixelInfo, allocate, memory_error, num_frames,
+                                      pixel_info)
 from fastdicom.pixels.native import _be_swap_ow, _correct, native_frames, needs_bit_correction
 
 __all__ = ["frame_view", "get_frame", "pixel_array", "iter_frames", "num_frames",
@@ -73,7 +74,7 @@ def _pread_frames(ds, info: PixelInfo, start: int, count: int, as_rgb: bool, squ
         return None
     frame_bytes = info.frame_bytes
     shape = (count,) + info.frame_shape if not squeeze else info.frame_shape
-    arr = np.empty(shape, dtype=info.dtype)
+    arr = allocate(shape, info.dtype, path=ctx.path, tag=info.tag)
     got = owner.pread_into(arr, info.offset + start * frame_bytes)
     if got != frame_bytes * count:
         raise FileChangedError("file changed since it was opened", path=ctx.path,
@@ -124,15 +125,29 @@ def pixel_array(ds, *, as_rgb: bool = True) -> np.ndarray:
                                  tag=info.tag)
     if info.encapsulated:
         frame_table(ds)  # validate the whole table before allocating
-        out = np.empty((n,) + info.frame_shape, dtype=info.dtype)
+        if info.transfer_syntax in SIZE_CHECKED_SYNTAXES:
+            # and every frame's encoded size: a few hundred bytes cannot make gigabytes
+            for k in range(n):
+                try:
+                    check_encoded_frame(*frame_head(ds, k), info)
+                except PixelDataError as exc:
+                    raise exc.with_context(path=ctx.path, tag=info.tag)
+        out = allocate((n,) + info.frame_shape, info.dtype, path=ctx.path, tag=info.tag)
         for k in range(n):
             decode_frame(encapsulated_frame(ds, k), info, as_rgb=as_rgb, path=ctx.path,
                          out=out[k], validation=ctx.validation)
     else:
         out = _pread_frames(ds, info, 0, n, as_rgb)
         if out is None:
-            out = np.ascontiguousarray(native_frames(ctx.buffer, info, 0, n, as_rgb=as_rgb,
-                                                     view=False))
+            try:
+                out = native_frames(ctx.buffer, info, 0, n, as_rgb=as_rgb, view=False)
+            except LimitExceededError as exc:
+                raise exc.with_context(path=ctx.path)
+            if not out.flags.c_contiguous:
+                try:
+                    out = np.ascontiguousarray(out)
+                except MemoryError:
+                    raise memory_error(total, path=ctx.path, tag=info.tag) from None
     if n == 1:
         out = out[0]
     return out

@@ -9,6 +9,18 @@ _Validation = Literal["raise", "warn", "ignore"]
 
 MAX_FRAME_BYTES: int
 
+def rle_check_frame(
+    head: _Buffer,
+    length: int,
+    rows: int,
+    columns: int,
+    samples_per_pixel: int,
+    bits_allocated: int,
+    *,
+    offset: Optional[int] = None,
+    path: Union[str, PathLike[str], None] = None,
+) -> None: ...
+
 def rle_decode_frame(
     src: _Buffer,
     rows: int,

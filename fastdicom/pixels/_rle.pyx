@@ -12,7 +12,8 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from fastdicom.errors import PixelDataError, RLEDecodeError, check_validation, report
+from fastdicom.errors import (LimitExceededError, PixelDataError, RLEDecodeError,
+                              check_validation, report)
 
 # Status codes of the decode kernel.  Negative values are fatal.
 cdef enum:
@@ -25,6 +26,7 @@ cdef enum:
     RLE_ERR_OFFSET_PAST_END = -6
     RLE_ERR_UNDERRUN = -7
     RLE_ERR_NO_MEMORY = -8
+    RLE_ERR_SEGMENT_TOO_SHORT = -9
 
 # Non-fatal findings, OR-ed into DecodeInfo.flags.
 cdef enum:
@@ -130,17 +132,23 @@ cdef Py_ssize_t _decode_segment(const uint8_t* src, Py_ssize_t length, uint8_t* 
     return written
 
 
-cdef int _decode_frame(const uint8_t* src, Py_ssize_t length, uint8_t* out,
-                       Py_ssize_t pixels, int samples, int bytes_per_sample,
-                       DecodeInfo* info) noexcept nogil:
-    """Decode one RLE frame into out (pixels * samples * bytes_per_sample bytes, interleaved
-    samples, little-endian).  Returns RLE_OK or a negative status; fills info."""
-    cdef uint32_t offsets[RLE_MAX_SEGMENTS + 1]
+cdef inline Py_ssize_t _segment_capacity(Py_ssize_t length) noexcept nogil:
+    """Most bytes a segment of length bytes can decode to: a replicate run turns 2 bytes into
+    at most 128, a literal run n + 2 bytes into n + 1, a no-op byte into none (PS3.5 G.3.1)."""
+    return (length // 2) * 128
+
+
+cdef int _check_header(const uint8_t* head, Py_ssize_t length, Py_ssize_t pixels,
+                       int samples, int bytes_per_sample, uint32_t* offsets,
+                       uint32_t* n_segments_out, DecodeInfo* info) noexcept nogil:
+    """Validate the 64-byte header of a frame of length bytes (head: its first 64 bytes)
+    and that every segment's bytes can decode to the pixels bytes it must produce, without
+    decoding anything.  Fills offsets (RLE_MAX_SEGMENTS entries) and *n_segments_out.
+    Returns RLE_OK or a negative status; fills info."""
     cdef uint32_t n_segments
     cdef int expected = samples * bytes_per_sample
-    cdef int i, sample, byte_index
-    cdef Py_ssize_t start, end, written, surplus
-    cdef Py_ssize_t stride = expected
+    cdef int i
+    cdef Py_ssize_t end
     info.flags = 0
     info.segment = -1
     info.value = 0
@@ -149,7 +157,7 @@ cdef int _decode_frame(const uint8_t* src, Py_ssize_t length, uint8_t* out,
     if length < RLE_HEADER_LENGTH:
         info.value = length
         return RLE_ERR_SHORT_HEADER
-    n_segments = _read_u32le(src)
+    n_segments = _read_u32le(head)
     if n_segments < 1 or n_segments > RLE_MAX_SEGMENTS:
         info.value = n_segments
         return RLE_ERR_SEGMENT_COUNT
@@ -157,7 +165,7 @@ cdef int _decode_frame(const uint8_t* src, Py_ssize_t length, uint8_t* out,
         info.value = n_segments
         return RLE_ERR_SEGMENT_MISMATCH
     for i in range(RLE_MAX_SEGMENTS):
-        offsets[i] = _read_u32le(src + 4 + 4 * i)
+        offsets[i] = _read_u32le(head + 4 + 4 * i)
         if <uint32_t>i >= n_segments and offsets[i] != 0:
             info.flags |= RLE_FLAG_UNUSED_OFFSETS
     for i in range(<int>n_segments):
@@ -169,8 +177,35 @@ cdef int _decode_frame(const uint8_t* src, Py_ssize_t length, uint8_t* out,
             return RLE_ERR_OFFSET_ORDER
         if <Py_ssize_t>offsets[i] > length:
             return RLE_ERR_OFFSET_PAST_END
+    # An underrun is fatal, so a segment too short to fill its plane even with the longest
+    # runs is refused here, before anything is allocated or decoded.
+    for i in range(<int>n_segments):
+        end = offsets[i + 1] if i + 1 < <int>n_segments else length
+        if _segment_capacity(end - offsets[i]) < pixels:
+            info.segment = i
+            info.value = end - offsets[i]
+            return RLE_ERR_SEGMENT_TOO_SHORT
     info.segment = -1
     info.value = 0
+    n_segments_out[0] = n_segments
+    return RLE_OK
+
+
+cdef int _decode_frame(const uint8_t* src, Py_ssize_t length, uint8_t* out,
+                       Py_ssize_t pixels, int samples, int bytes_per_sample,
+                       DecodeInfo* info) noexcept nogil:
+    """Decode one RLE frame into out (pixels * samples * bytes_per_sample bytes, interleaved
+    samples, little-endian).  Returns RLE_OK or a negative status; fills info."""
+    cdef uint32_t offsets[RLE_MAX_SEGMENTS + 1]
+    cdef uint32_t n_segments = 0
+    cdef int expected = samples * bytes_per_sample
+    cdef int i, sample, byte_index, status
+    cdef Py_ssize_t start, end, written, surplus
+    cdef Py_ssize_t stride = expected
+    status = _check_header(src, length, pixels, samples, bytes_per_sample, offsets,
+                           &n_segments, info)
+    if status != RLE_OK:
+        return status
     cdef int destination[RLE_MAX_SEGMENTS]
     for i in range(<int>n_segments):
         sample = i // bytes_per_sample
@@ -249,10 +284,14 @@ cdef _raise_for_status(int status, DecodeInfo info, Py_ssize_t pixels, int expec
     elif status == RLE_ERR_OFFSET_PAST_END:
         msg = f"RLE segment {info.segment} offset {info.value} is past the end of the frame"
     elif status == RLE_ERR_NO_MEMORY:
-        raise MemoryError("no memory for the RLE decoding scratch buffer")
+        raise LimitExceededError(f"out of memory allocating {pixels * expected} bytes of RLE "
+                                 "decoding scratch space", **ctx)
     elif status == RLE_ERR_UNDERRUN:
         msg = (f"RLE segment {info.segment} decodes to {info.value} bytes, "
                f"expected {pixels}")
+    elif status == RLE_ERR_SEGMENT_TOO_SHORT:
+        msg = (f"RLE segment {info.segment} holds {info.value} bytes, which decode to at "
+               f"most {_segment_capacity(info.value)} bytes, expected {pixels}")
     else:  # pragma: no cover - a status the kernel cannot return
         msg = f"RLE decoding failed with status {status}"
     raise RLEDecodeError(msg, **ctx)
@@ -330,22 +369,60 @@ def rle_decode_frame_into(src, out, rows, columns, samples_per_pixel, bits_alloc
             f"expected {c_pixels}; the surplus was discarded", **ctx))
 
 
+def rle_check_frame(head, length, rows, columns, samples_per_pixel, bits_allocated, *,
+                    offset=None, path=None):
+    """Check, without decoding or allocating, that an RLE Lossless frame of ``length`` bytes
+    whose first bytes are ``head`` (at least 64 of them, or the whole frame when shorter)
+    has a valid header and segments long enough to fill the frame: a segment of n bytes
+    decodes to at most 128 * (n // 2) bytes, and a segment that falls short of its plane is
+    an error anyway.  Raises RLEDecodeError (PixelDataError for a bad geometry)."""
+    pixels, bytes_per_sample, _ = _frame_geometry(
+        rows, columns, samples_per_pixel, bits_allocated, path, offset)
+    cdef const uint8_t[::1] source = _as_bytes_view(head, False)
+    cdef Py_ssize_t c_length = int(length)
+    if c_length < 0 or source.shape[0] < min(c_length, <Py_ssize_t>RLE_HEADER_LENGTH):
+        raise ValueError("head must hold the frame's first 64 bytes (or all of a shorter "
+                         "frame)")
+    cdef uint32_t offsets[RLE_MAX_SEGMENTS]
+    cdef uint32_t n_segments = 0
+    cdef DecodeInfo info
+    cdef Py_ssize_t c_pixels = pixels
+    cdef int c_samples = samples_per_pixel
+    cdef int c_bytes = bytes_per_sample
+    cdef const uint8_t* head_ptr = &source[0] if source.shape[0] > 0 else NULL
+    cdef int status = _check_header(head_ptr, c_length, c_pixels, c_samples, c_bytes,
+                                    offsets, &n_segments, &info)
+    if status != RLE_OK:
+        _raise_for_status(status, info, c_pixels, c_samples * c_bytes, path, offset)
+
+
 def rle_decode_frame(src, rows, columns, samples_per_pixel, bits_allocated,
                      pixel_representation=0, *, offset=None, path=None, validation="warn"):
     """Decode one RLE Lossless frame to a new array.
 
     Returns shape (rows, columns) or (rows, columns, samples_per_pixel), little-endian
-    unsigned (pixel_representation 0) or signed (1) integers of bits_allocated bits.
+    unsigned (pixel_representation 0) or signed (1) integers of bits_allocated bits.  The
+    header and segment lengths are checked (:func:`rle_check_frame`) before the array is
+    allocated.
     """
     check_validation(validation)
-    _frame_geometry(rows, columns, samples_per_pixel, bits_allocated, path, offset)
+    _, _, frame_bytes = _frame_geometry(rows, columns, samples_per_pixel, bits_allocated,
+                                        path, offset)
+    source = _as_bytes_view(src, False)
+    rle_check_frame(source, len(source), rows, columns, samples_per_pixel,
+                    bits_allocated, offset=offset, path=path)
     kind = "i" if int(pixel_representation) == 1 else "u"
     dtype = np.dtype(f"<{kind}{int(bits_allocated) // 8}")
     if int(samples_per_pixel) == 1:
         shape = (int(rows), int(columns))
     else:
         shape = (int(rows), int(columns), int(samples_per_pixel))
-    arr = np.empty(shape, dtype=dtype)
+    try:
+        arr = np.empty(shape, dtype=dtype)
+    except MemoryError:
+        raise LimitExceededError(f"out of memory allocating {frame_bytes} bytes for a decoded "
+                                 "RLE frame", path=path, offset=offset,
+                                 tag=_PIXEL_DATA_TAG) from None
     rle_decode_frame_into(src, arr.reshape(-1).view(np.uint8), rows, columns,
                           samples_per_pixel, bits_allocated,
                           offset=offset, path=path, validation=validation)

@@ -24,12 +24,13 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from fastdicom.errors import (MissingCodecError, PixelDataError,
+from fastdicom.errors import (LimitExceededError, MissingCodecError, PixelDataError,
                               UnsupportedTransferSyntaxError)
-from fastdicom.pixels.locator import PIXEL_DATA, PixelInfo
+from fastdicom.pixels.locator import PIXEL_DATA, PixelInfo, allocate, memory_error
 
-__all__ = ["DECODERS", "decoder_for", "decode_frame", "correct_bits", "to_rgb",
-           "jpeg_parameters", "j2k_parameters", "available"]
+__all__ = ["DECODERS", "decoder_for", "decode_frame", "check_encoded_frame",
+           "SIZE_CHECKED_SYNTAXES", "correct_bits", "to_rgb", "jpeg_parameters",
+           "j2k_parameters", "available"]
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
@@ -62,15 +63,19 @@ _INSTALL = 'pip install "fastdicom[codecs]"'
 
 class FrameState:
     """What a decoder learns from one codestream (pydicom's runner options)."""
-    __slots__ = ("photometric", "precision", "signed", "native", "validation", "path")
+    __slots__ = ("photometric", "precision", "signed", "native", "validation", "path", "out",
+                 "in_place")
 
-    def __init__(self, photometric: str, validation: str = "warn", path=None):
+    def __init__(self, photometric: str, validation: str = "warn", path=None,
+                 out: Optional[np.ndarray] = None):
         self.photometric = photometric
         self.validation = validation
         self.path = path
         self.precision: Optional[int] = None
         self.signed: Optional[bool] = None
         self.native = False   # output is native-layout bytes (frame-level deflate/uncompressed)
+        self.out = out        # the caller's frame array, which a decoder may decode into
+        self.in_place = False  # the decoder wrote the final samples into ``out``
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,24 +277,81 @@ def _decode_jpegxl(src, info: PixelInfo, state: FrameState):
     return arr
 
 
+def _rle_target(out: Optional[np.ndarray], info: PixelInfo) -> Optional[np.ndarray]:
+    """``out`` as the bytes the RLE decoder writes (little-endian samples of Bits Allocated,
+    interleaved), or None when its layout differs."""
+    if out is None or not out.flags.c_contiguous or not out.flags.writeable \
+            or out.shape != info.frame_shape or out.dtype.kind not in "iu" \
+            or out.dtype.itemsize * 8 != info.bits_allocated or out.dtype.str[0] not in "<|":
+        return None
+    return out.reshape(-1).view(np.uint8)
+
+
 def _decode_rle(src, info: PixelInfo, state: FrameState):
-    from fastdicom.pixels._rle import rle_decode_frame
+    """Decode straight into the caller's array (or into the one array returned), checking
+    the header and segment lengths before anything is allocated."""
+    from fastdicom.pixels._rle import rle_check_frame, rle_decode_frame, rle_decode_frame_into
     if info.bits_allocated == 1:
         raise PixelDataError("RLE Lossless with Bits Allocated 1 is not supported",
                              tag=info.tag)
-    return rle_decode_frame(src, info.rows, info.columns, info.samples_per_pixel,
-                            info.bits_allocated, info.pixel_representation, path=state.path,
-                            validation=state.validation)
+    if state.out is None:
+        rle_check_frame(src, memoryview(src).nbytes, info.rows, info.columns,
+                        info.samples_per_pixel, info.bits_allocated, path=state.path)
+        state.out = allocate(info.frame_shape, info.dtype, path=state.path, tag=info.tag)
+    target = _rle_target(state.out, info)
+    if target is None:      # an out of another layout: decode apart, decode_frame copies
+        return rle_decode_frame(src, info.rows, info.columns, info.samples_per_pixel,
+                                info.bits_allocated, info.pixel_representation,
+                                path=state.path, validation=state.validation)
+    rle_decode_frame_into(src, target, info.rows, info.columns, info.samples_per_pixel,
+                          info.bits_allocated, path=state.path, validation=state.validation)
+    state.in_place = True
+    return state.out
+
+
+#: syntaxes whose encoded frames :func:`check_encoded_frame` can bound before decoding
+SIZE_CHECKED_SYNTAXES = frozenset({RLE})
+
+
+def check_encoded_frame(head, length: int, info: PixelInfo) -> None:
+    """Refuse, before anything is allocated for it, an encoded frame of ``length`` bytes
+    (``head``: its first 64 bytes at least, or all of it) that cannot decode to the frame the
+    header declares.  RLE Lossless: a segment of n bytes decodes to at most 128 * (n // 2)
+    bytes (a 500-byte file cannot make 8 GiB); other syntaxes are checked when decoded."""
+    if info.transfer_syntax in SIZE_CHECKED_SYNTAXES and info.bits_allocated != 1:
+        from fastdicom.pixels._rle import rle_check_frame
+        rle_check_frame(head, length, info.rows, info.columns, info.samples_per_pixel,
+                        info.bits_allocated)
+
+
+def _full_422_size(info: PixelInfo) -> Optional[int]:
+    """For a YBR_FULL_422 native-layout frame, the size (even) it would have unsubsampled:
+    a frame that large was almost certainly written as RGB / YBR_FULL (pydicom's rule for
+    native data, PS3.3 C.7.6.3.1.2); None for other frames."""
+    if info.photometric != "YBR_FULL_422" or info.bits_allocated == 1:
+        return None
+    full = info.frame_bytes // 2 * 3
+    return full + full % 2
+
+
+def _third_larger(info: PixelInfo, kind: str) -> PixelDataError:
+    return PixelDataError(f"{kind} frame is a third larger than YBR_FULL_422 allows: the "
+                          "Photometric Interpretation is probably RGB or YBR_FULL",
+                          tag=info.tag)
 
 
 def _decode_deflated_frame(src, info: PixelInfo, state: FrameState):
     expected = info.frame_bytes
+    full = _full_422_size(info)
     inflater = zlib.decompressobj(-15)
     try:
-        out = inflater.decompress(src, expected + 1)
+        # inflate no more than one byte past what the frame may hold (a bomb stops there)
+        out = inflater.decompress(src, (full if full is not None else expected) + 1)
     except zlib.error as exc:
         raise PixelDataError("Deflated Image Frame Compression: corrupt deflate stream",
                              tag=info.tag) from exc
+    if full is not None and len(out) >= full:
+        raise _third_larger(info, "deflated")
     if len(out) != expected and not (len(out) == expected + 1 and expected % 2):
         raise PixelDataError(f"deflated frame inflates to {len(out)} bytes or more, "
                              f"{expected} expected", tag=info.tag)
@@ -302,6 +364,9 @@ def _decode_uncompressed(src, info: PixelInfo, state: FrameState):
     if len(src) < expected:
         raise PixelDataError(f"encapsulated uncompressed frame holds {len(src)} bytes, "
                              f"{expected} expected", tag=info.tag)
+    full = _full_422_size(info)
+    if full is not None and len(src) >= full:
+        raise _third_larger(info, "encapsulated uncompressed")
     state.native = True
     return bytes(src[:expected])
 
@@ -398,35 +463,45 @@ def _as_frame_shape(arr: np.ndarray, info: PixelInfo, ts: str) -> np.ndarray:
 
 def decode_frame(src, info: PixelInfo, *, as_rgb: bool = True, path=None,
                  out: Optional[np.ndarray] = None, validation: str = "warn") -> np.ndarray:
-    """Decode one encoded frame to an array of ``info.frame_shape`` / ``info.dtype``."""
+    """Decode one encoded frame to an array of ``info.frame_shape`` / ``info.dtype``.  Running
+    out of memory for the decoded frame raises LimitExceededError."""
     ts = info.transfer_syntax
     decoder = decoder_for(ts)
-    state = FrameState(info.photometric, validation, path)
+    state = FrameState(info.photometric, validation, path, out)
     try:
         decoded = decoder(src, info, state)
     except PixelDataError as exc:
         raise exc.with_context(path=path, tag=info.tag)
+    except MemoryError:     # the codec's output buffer (inflated bytes, decoded image...)
+        raise memory_error(info.decoded_frame_bytes, path=path, tag=info.tag) from None
     if state.native:
         from fastdicom.pixels.native import native_frame_from_bytes
-        arr = native_frame_from_bytes(decoded, info, index=0, as_rgb=as_rgb)
+        try:
+            arr = native_frame_from_bytes(decoded, info, index=0, as_rgb=as_rgb)
+        except LimitExceededError as exc:
+            raise exc.with_context(path=path)
         if out is not None:
             out[...] = arr
             return out
         return arr
-    decoded = np.asarray(decoded)
-    try:
-        decoded = _as_frame_shape(decoded, info, ts)
-    except PixelDataError as exc:
-        raise exc.with_context(path=path)
-    # read the decoded samples with the data set's signedness (pydicom reinterprets bytes)
-    if decoded.dtype.kind in "iu" and info.tag == PIXEL_DATA:
-        kind = "ui"[info.pixel_representation]
-        decoded = decoded.view(np.dtype(f"{kind}{decoded.dtype.itemsize}")
-                               .newbyteorder(decoded.dtype.byteorder if
-                                             decoded.dtype.byteorder in "<>" else "="))
-    if out is None:
-        out = np.empty(info.frame_shape, dtype=info.dtype)
-    out[...] = decoded
+    if state.in_place:
+        out = decoded       # the decoder wrote the samples into out, in out's dtype
+    else:
+        decoded = np.asarray(decoded)
+        try:
+            decoded = _as_frame_shape(decoded, info, ts)
+        except PixelDataError as exc:
+            raise exc.with_context(path=path)
+        # read the decoded samples with the data set's signedness (pydicom reinterprets
+        # bytes)
+        if decoded.dtype.kind in "iu" and info.tag == PIXEL_DATA:
+            kind = "ui"[info.pixel_representation]
+            decoded = decoded.view(np.dtype(f"{kind}{decoded.dtype.itemsize}")
+                                   .newbyteorder(decoded.dtype.byteorder if
+                                                 decoded.dtype.byteorder in "<>" else "="))
+        if out is None:
+            out = allocate(info.frame_shape, info.dtype, path=path, tag=info.tag)
+        out[...] = decoded
     if info.tag == PIXEL_DATA:
         itembits = out.dtype.itemsize * 8
         if ts in J2K_SYNTAXES:

@@ -25,7 +25,7 @@ import numpy as np
 from fastdicom.errors import EncapsulationError, report
 from fastdicom.pixels.locator import PixelInfo, element_raw, pixel_cache, pixel_info
 
-__all__ = ["fragments", "frame_table", "encapsulated_frame", "basic_offset_table",
+__all__ = ["fragments", "frame_table", "frame_head", "encapsulated_frame", "basic_offset_table",
            "EXTENDED_OFFSET_TABLE", "EXTENDED_OFFSET_TABLE_LENGTHS"]
 
 logger = logging.getLogger("fastdicom")
@@ -216,6 +216,23 @@ def frame_table(ds) -> list:
     table = [tuple((voff, length) for (_h, voff, length) in f) for f in table]
     cache["frame_table"] = table
     return table
+
+
+def frame_head(ds, index: int, size: int = 64) -> tuple[Union[memoryview, bytes], int]:
+    """``(head, length)``: the first ``size`` encoded bytes of frame ``index`` (fewer when the
+    frame is shorter) and the frame's total encoded length, without joining its fragments."""
+    parts = frame_table(ds)[index]
+    buf = memoryview(ds.__dict__["_ctx"].buffer)
+    length = sum(part_length for _voff, part_length in parts)
+    voff, first = parts[0]
+    if first >= size or len(parts) == 1:
+        return buf[voff:voff + min(first, size)], length
+    head = bytearray()
+    for voff, part_length in parts:
+        head += buf[voff:voff + min(part_length, size - len(head))]
+        if len(head) >= size:
+            break
+    return bytes(head), length
 
 
 def encapsulated_frame(ds, index: int) -> Union[memoryview, bytes]:

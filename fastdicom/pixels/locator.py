@@ -16,8 +16,9 @@ from fastdicom import _dictionary as _dict
 from fastdicom.errors import (LimitExceededError, PixelDataError,
                               UnsupportedTransferSyntaxError)
 
-__all__ = ["PixelInfo", "pixel_info", "num_frames", "pixel_cache", "NATIVE_SYNTAXES",
-           "PIXEL_DATA", "FLOAT_PIXEL_DATA", "DOUBLE_FLOAT_PIXEL_DATA"]
+__all__ = ["PixelInfo", "pixel_info", "num_frames", "pixel_cache", "allocate", "memory_error",
+           "NATIVE_SYNTAXES", "NATIVE_LAYOUT_FRAME_SYNTAXES", "PIXEL_DATA", "FLOAT_PIXEL_DATA",
+           "DOUBLE_FLOAT_PIXEL_DATA"]
 
 PIXEL_DATA = 0x7FE00010
 FLOAT_PIXEL_DATA = 0x7FE00008
@@ -32,6 +33,10 @@ DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 #: transfer syntaxes whose pixel data is stored natively (not encapsulated)
 NATIVE_SYNTAXES = frozenset({IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE, DEFLATED_LE,
                              "1.2.840.10008.1.2.4.95"})  # JPIP referenced deflate (no pixels)
+
+#: encapsulated syntaxes whose frames hold native-layout bytes (YBR_FULL_422 subsampled as in
+#: native data): Encapsulated Uncompressed Explicit VR LE, Deflated Image Frame Compression
+NATIVE_LAYOUT_FRAME_SYNTAXES = frozenset({"1.2.840.10008.1.2.1.98", "1.2.840.10008.1.2.8.1"})
 
 _F_ENCAPSULATED = 32
 _F_BIG_ENDIAN = 256
@@ -60,7 +65,7 @@ class PixelInfo:
     frames: int
     frames_given: bool         # NumberOfFrames present (shape gets a frame axis when > 1)
     pixels_per_frame: int      # rows * columns * samples
-    frame_bits: int            # native bits per frame (YBR_FULL_422 native: subsampled)
+    frame_bits: int            # native-layout bits per frame (YBR_FULL_422: subsampled)
     dtype: np.dtype            # dtype of the returned array (byte order as pydicom)
 
     @property
@@ -77,6 +82,23 @@ class PixelInfo:
     @property
     def decoded_frame_bytes(self) -> int:
         return self.pixels_per_frame * self.dtype.itemsize
+
+
+def allocate(shape, dtype, *, path=None, tag: Optional[int] = None) -> np.ndarray:
+    """``np.empty(shape, dtype)`` for decoded pixels; running out of memory raises
+    :class:`LimitExceededError` naming the size (the header was checked against
+    ``limits.decode_budget``, but the machine may hold less)."""
+    try:
+        return np.empty(shape, dtype=dtype)
+    except MemoryError:
+        raise memory_error(int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize,
+                           path=path, tag=tag) from None
+
+
+def memory_error(nbytes: int, *, path=None, tag: Optional[int] = None) -> LimitExceededError:
+    """The error for a decoded pixel buffer of ``nbytes`` the machine could not allocate."""
+    return LimitExceededError(f"out of memory allocating {nbytes} bytes for decoded pixel data",
+                              path=path, tag=tag)
 
 
 def pixel_cache(ds) -> dict:
@@ -292,8 +314,10 @@ def pixel_info(ds) -> PixelInfo:
         frame_bits = pixels
     else:
         frame_bits = pixels * bits_allocated
-    if photometric == "YBR_FULL_422" and not encapsulated and bits_allocated != 1:
-        frame_bits = (frame_bits // 8) // 3 * 2 * 8
+    if photometric == "YBR_FULL_422" and bits_allocated != 1 \
+            and (not encapsulated or ts in NATIVE_LAYOUT_FRAME_SYNTAXES):
+        _check_ybr_full_422(rows, columns, samples, path)
+        frame_bits = frame_bits // 3 * 2     # Y Y Cb Cr per pair of pixels
     limits = getattr(ctx, "limits", None)
     budget = getattr(limits, "decode_budget", 8 << 30)
     decoded_total = pixels * frames * dtype.itemsize
@@ -321,6 +345,21 @@ def pixel_info(ds) -> PixelInfo:
         _check_native_length(info, path, header_offset)
     cache["info"] = info
     return info
+
+
+def _check_ybr_full_422(rows: int, columns: int, samples: int, path) -> None:
+    """YBR_FULL_422 in native layout (native data, and the frames of Encapsulated
+    Uncompressed / Deflated Image Frame; PS3.3 C.7.6.3.1.2, PS3.5 8.2) stores each
+    horizontal pair of pixels as Y1 Y2 Cb Cr: it needs 3 samples per pixel and an even
+    number of columns (pydicom fails on these with a numpy ValueError, or pairs pixels
+    across rows)."""
+    if samples != 3:
+        raise PixelDataError(f"YBR_FULL_422 needs Samples per Pixel 3, found {samples}",
+                             path=path, tag=0x00280002)
+    if columns % 2:
+        raise PixelDataError(f"YBR_FULL_422 pixel data stores pixels in horizontal pairs: "
+                             f"Columns must be even, found {columns}", path=path,
+                             tag=0x00280011)
 
 
 def _check_native_length(info: PixelInfo, path, header_offset) -> None:

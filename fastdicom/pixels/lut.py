@@ -19,6 +19,13 @@ Deliberate differences from pydicom, all on inputs where pydicom wraps, overflow
   assumed (pydicom raises ``AttributeError``); non-segmented palette data honours big endian.
 * Empty *Window Center*/*Window Width* or *Rescale Slope*/*Intercept* count as absent; an empty
   *VOI LUT Function* counts as LINEAR.
+* A *Rescale Slope*/*Intercept* holding several values (their VM is 1), or a rescale or window
+  value that is not a finite number, raises :class:`PixelDataError` (pydicom raises a
+  ``TypeError`` or ``ValueError`` there, or multiplies element-wise).  *Window Center*/*Width*
+  may hold several values (VM 1-n): ``index`` picks one, as in pydicom.
+  :func:`to_display_uint8` instead ignores such values (a :class:`DicomWarning`, or the
+  error under ``validation="raise"``): an unreadable window shows the data range, an
+  unreadable rescale shows the stored values with their data range.
 * Errors on bad input are :class:`PixelDataError` (a ``ValueError``, as pydicom raises).
 * Well-known palettes by name (``apply_color_lut(arr, palette="HOT_IRON")``) are not bundled
   (``NotImplementedError``); a one-entry US LUT works (pydicom fails on the scalar value).
@@ -26,11 +33,12 @@ Deliberate differences from pydicom, all on inputs where pydicom wraps, overflow
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from fastdicom.errors import PixelDataError
+from fastdicom.errors import PixelDataError, report
 
 __all__ = [
     "apply_modality_lut", "apply_rescale", "apply_voi_lut", "apply_voi", "apply_windowing",
@@ -82,6 +90,51 @@ def _is_empty(value: Any) -> bool:
     if isinstance(value, (int, float)):
         return False
     return len(_values(value)) == 0
+
+
+def _number(value: Any, name: str, tag: int) -> float:
+    """One value of a DS/IS/FD attribute as a finite float; PixelDataError when it is not a
+    number (the message names the attribute, never the value)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            value = bytes(value).decode("ascii")
+        except UnicodeDecodeError:
+            raise PixelDataError(f"{name} is not a number", tag=tag) from None
+    if isinstance(value, (bool, np.bool_)):
+        raise PixelDataError(f"{name} is not a number", tag=tag)
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise PixelDataError(f"{name} is not a number", tag=tag) from None
+    if not math.isfinite(number):
+        raise PixelDataError(f"{name} is not a finite number", tag=tag)
+    return number
+
+
+def _single_number(value: Any, name: str, tag: int) -> float:
+    """The value of a VM 1 numeric attribute; PixelDataError when it holds several values or
+    is not a finite number."""
+    items = _values(value)
+    if len(items) != 1:
+        raise PixelDataError(f"{name} must hold one value, found {len(items)}", tag=tag)
+    return _number(items[0], name, tag)
+
+
+def _rescale_parameters(ds: Any) -> Optional[tuple[float, float]]:
+    """(slope, intercept), or None when either is absent or empty."""
+    slope = _get(ds, "RescaleSlope")
+    intercept = _get(ds, "RescaleIntercept")
+    if _is_empty(slope) or _is_empty(intercept):
+        return None
+    return (_single_number(slope, "Rescale Slope", 0x00281053),
+            _single_number(intercept, "Rescale Intercept", 0x00281052))
+
+
+def _validation(ds: Any) -> str:
+    """The validation mode of a fastdicom data set ("warn" for any other data set)."""
+    ctx = getattr(ds, "__dict__", {}).get("_ctx")
+    mode = getattr(ctx, "validation", "warn")
+    return mode if mode in ("raise", "warn", "ignore") else "warn"
 
 
 def _is_little_endian(ds: Any) -> bool:
@@ -177,13 +230,12 @@ def apply_modality_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
             raise PixelDataError("the Modality LUT Data is empty")
         return lut[_lut_indices(arr, first_map, min(nr_entries, lut.size))]
 
-    slope = _get(ds, "RescaleSlope")
-    intercept = _get(ds, "RescaleIntercept")
-    if "RescaleSlope" in ds and "RescaleIntercept" in ds \
-            and not _is_empty(slope) and not _is_empty(intercept):
-        out = arr.astype(np.float64) * float(slope)
-        out += float(intercept)
-        return out
+    if "RescaleSlope" in ds and "RescaleIntercept" in ds:
+        rescale = _rescale_parameters(ds)
+        if rescale is not None:
+            out = arr.astype(np.float64) * rescale[0]
+            out += rescale[1]
+            return out
     return arr
 
 
@@ -199,10 +251,11 @@ def _window_parameters(ds: Any, index: int) -> Optional[tuple[float, float]]:
     if _is_empty(center) or _is_empty(width):
         return None
     centers, widths = _values(center), _values(width)
-    # As pydicom: `index` only applies to multi-valued elements.
+    # As pydicom: `index` only applies to multi-valued elements (VM 1-n).
     center = centers[index] if len(centers) > 1 else centers[0]
     width = widths[index] if len(widths) > 1 else widths[0]
-    return float(center), float(width)
+    return (_number(center, "Window Center", 0x00281050),
+            _number(width, "Window Width", 0x00281051))
 
 
 def _has_voi_lut(ds: Any) -> bool:
@@ -268,10 +321,9 @@ def _output_range(ds: Any) -> tuple[float, float]:
         y_min, y_max = 0, 2 ** bits_stored - 1
     else:
         y_min, y_max = -(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1
-    slope = _get(ds, "RescaleSlope")
-    intercept = _get(ds, "RescaleIntercept")
-    if not _is_empty(slope) and not _is_empty(intercept):
-        slope, intercept = float(slope), float(intercept)
+    rescale = _rescale_parameters(ds)
+    if rescale is not None:
+        slope, intercept = rescale
         return y_min * slope + intercept, y_max * slope + intercept
     return y_min, y_max
 
@@ -567,6 +619,11 @@ def to_display_uint8(arr: np.ndarray, ds: Any, *, frame: Optional[int] = None,
     LUT or window, else the min/max of the data.  RGB/YBR input (already RGB, as pixel_array
     returns it) is scaled from Bits Stored to 8 bits; PALETTE COLOR goes through the palette.
     `frame` picks one frame of a multi-frame array.
+
+    A Window Center/Width that is not a number is ignored (the data range is shown); a Rescale
+    Slope/Intercept that is not one number is ignored together with the dataset's window and
+    VOI LUT, which are in rescaled units.  Each is reported as a DicomWarning (raised under
+    the data set's ``validation="raise"``).
     """
     arr = np.asarray(arr)
     arr = _select_frame(arr, ds, frame)
@@ -587,7 +644,16 @@ def to_display_uint8(arr: np.ndarray, ds: Any, *, frame: Optional[int] = None,
             return _scale_to_uint8(arr, 0, (1 << bits) - 1)
         return _scale_to_uint8(arr, float(np.nanmin(arr)), float(np.nanmax(arr)))
 
-    values = apply_modality_lut(arr, ds)
+    dataset_voi = True
+    if not _get(ds, "ModalityLUTSequence"):
+        try:
+            _rescale_parameters(ds)
+        except PixelDataError as exc:
+            # stored values shown with their data range: the dataset's window and VOI LUT
+            # are in rescaled units, so they are ignored too
+            report(_validation(ds), exc)
+            dataset_voi = False
+    values = apply_modality_lut(arr, ds) if dataset_voi else arr
     display: Optional[np.ndarray] = None
     if window is not None:
         center, width = float(window[0]), float(window[1])
@@ -598,12 +664,16 @@ def to_display_uint8(arr: np.ndarray, ds: Any, *, frame: Optional[int] = None,
             function = "LINEAR_EXACT"
         display = _window(values, center, max(width, np.finfo(float).tiny), function, 0, 255)
         low, high = 0.0, 255.0
-    elif _has_voi_lut(ds):
+    elif dataset_voi and _has_voi_lut(ds):
         display = apply_voi(values, ds)
         _, _, depth = _descriptor(_get(_get(ds, "VOILUTSequence")[0], "LUTDescriptor"), 0)
         low, high = 0.0, float((1 << depth) - 1)
-    else:
-        parameters = _window_parameters(ds, 0)
+    elif dataset_voi:
+        try:
+            parameters = _window_parameters(ds, 0)
+        except PixelDataError as exc:      # not a number: show the data range
+            report(_validation(ds), exc)
+            parameters = None
         if parameters is not None:
             try:
                 display = _window(values, parameters[0], parameters[1], _voi_function(ds),

@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 
 from fastdicom.errors import PixelDataError
-from fastdicom.pixels.locator import PIXEL_DATA, PixelInfo
+from fastdicom.pixels.locator import PIXEL_DATA, PixelInfo, memory_error
 
 __all__ = ["native_frames", "native_frame_from_bytes", "needs_bit_correction"]
 
@@ -57,8 +57,11 @@ def _correct(arr: np.ndarray, info: PixelInfo) -> np.ndarray:
     return arr
 
 
-def _expand_422(flat: np.ndarray) -> np.ndarray:
+def _expand_422(flat: np.ndarray, info: PixelInfo) -> np.ndarray:
     """Y1 Y2 Cb Cr -> Y1 Cb Cr Y2 Cb Cr (PS3.3 C.7.6.3.1.2), as pydicom does."""
+    if flat.shape[0] % 4:   # pixel_info refuses such headers; never index past the groups
+        raise PixelDataError(f"YBR_FULL_422 data of {flat.shape[0]} samples is not made of "
+                             "whole Y Y Cb Cr groups", tag=info.tag)
     out = np.empty(flat.shape[0] // 2 * 3, dtype=flat.dtype)
     out[::6] = flat[::4]
     out[3::6] = flat[1::4]
@@ -73,7 +76,16 @@ def native_frames(buffer, info: PixelInfo, start: int, count: int, *, as_rgb: bo
                   view: bool = True, base_offset: Optional[int] = None) -> np.ndarray:
     """Frames ``start .. start+count-1`` of native pixel data in ``buffer`` as an array of shape
     (count, rows, cols[, spp]); a read-only view on ``buffer`` when the layout allows and
-    ``view`` is true, otherwise a new writeable array."""
+    ``view`` is true, otherwise a new writeable array.  Running out of memory for a copy
+    raises LimitExceededError."""
+    try:
+        return _native_frames(buffer, info, start, count, as_rgb, view, base_offset)
+    except MemoryError:
+        raise memory_error(count * info.decoded_frame_bytes, tag=info.tag) from None
+
+
+def _native_frames(buffer, info: PixelInfo, start: int, count: int, as_rgb: bool, view: bool,
+                   base_offset: Optional[int]) -> np.ndarray:
     offset = info.offset if base_offset is None else base_offset
     photometric = info.photometric
     interleaved = False
@@ -106,7 +118,7 @@ def native_frames(buffer, info: PixelInfo, start: int, count: int, *, as_rgb: bo
                              offset=offset + start * info.frame_bytes)
         copied = False
     if photometric == "YBR_FULL_422" and info.bits_allocated != 1:
-        flat = _expand_422(flat)
+        flat = _expand_422(flat, info)
         photometric = "YBR_FULL"
         interleaved = True
         copied = True

@@ -5,9 +5,11 @@ GIL); this module is the stable import path.
 """
 from fastdicom.pixels._rle import (
     MAX_FRAME_BYTES,
+    rle_check_frame,
     rle_decode_frame,
     rle_decode_frame_into,
     rle_encode_frame,
 )
 
-__all__ = ["MAX_FRAME_BYTES", "rle_decode_frame", "rle_decode_frame_into", "rle_encode_frame"]
+__all__ = ["MAX_FRAME_BYTES", "rle_check_frame", "rle_decode_frame", "rle_decode_frame_into",
+           "rle_encode_frame"]
