@@ -775,15 +775,17 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
     if batch_size is not None and batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     scanners = workers - 1
+    dir_keys: set = set()       # the folders this job could not list
     with _Job(db, tags, parquet, progress, force) as job:
         pool = ThreadPoolExecutor(scanners) if scanners else None
         rcon = _connect_reader(db) if job.track_seen else None
         try:
             _run(job.con, rcon, job.plan, job.keywords, paths, follow_symlinks, batch_size,
                  pool, max(1, scanners), parquet, job.result, job.bar, job.track_seen,
-                 job.ckpt, job.c_db, _own_files(db, parquet))
+                 job.ckpt, job.c_db, _own_files(db, parquet), dir_keys)
             if job.track_seen:
                 _mark_missing(job.con, paths, job.result)
+            _clear_dir_errors(job.con, paths, dir_keys)
         finally:
             if rcon is not None:
                 rcon.close()
@@ -1188,7 +1190,7 @@ def _prepare(rcon, entries, plan, pool, scanners, follow=False):
 
 
 def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, scanners, parquet, result,
-         bar, track_seen=True, ckpt=None, c_db=None, own=None):
+         bar, track_seen=True, ckpt=None, c_db=None, own=None, dir_keys=None):
     """The pipeline: this thread walks, looks up the ledger (through ``rcon``, a second
     connection: a batch's paths are written only by its own commit, so the committed state
     is exact), scans and assembles batch k+1 while the writer thread commits batch k.  Every
@@ -1236,7 +1238,7 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, scanners, p
         buf = []
         for e in source:
             if e.kind == "error" and e.is_dir:
-                submit(_record_dir_error, con, e, result)
+                submit(_record_dir_error, con, e, result, dir_keys)
                 continue
             buf.append(e)
             if len(buf) >= size:
@@ -1279,17 +1281,45 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, scanners, p
 
 def _own_files(db: str, parquet: Optional[str]) -> tuple:
     """The job's own files, which are not inputs when a walk passes over them: the database
-    with its -wal, -shm, -journal and .lock files, and the Parquet directory."""
+    with its -wal, -shm, -journal and .lock files, and the Parquet directory.  By path, and
+    by the identity (device, inode) of their folders for the names they have, so that
+    another spelling of the tree (a symlinked folder, a bind mount) passes over them too."""
     names = {base + suffix for base in {os.path.abspath(db), os.path.realpath(db)}
              for suffix in ("", "-wal", "-shm", "-journal", ".lock")}
     prefix = os.path.abspath(parquet).rstrip(os.sep) + os.sep if parquet else None
-    return names, prefix
+    folders: dict = {}      # (st_dev, st_ino) of a folder -> own names in it (None: all)
+    for n in names:
+        d, _, base = n.rpartition(os.sep)
+        ident = _identity(d or os.sep)
+        if ident is not None:
+            folders.setdefault(ident, set()).add(base)
+    if parquet:
+        ident = _identity(parquet)
+        if ident is not None:
+            folders[ident] = None
+    return names, prefix, folders
 
 
-def _without_own(entries, names: set, prefix: Optional[str]):
+def _identity(path) -> Optional[tuple]:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _without_own(entries, names: set, prefix: Optional[str], folders: Optional[dict] = None):
+    bases = {n.rpartition(os.sep)[2] for n in names}
     for e in entries:
         if e.path in names or (prefix is not None and e.path.startswith(prefix)):
             continue
+        if folders:
+            d, _, base = e.path.rpartition(os.sep)
+            if base in bases or base.startswith("part-"):
+                # a name of ours (a stat of its folder, only then): in one of our folders?
+                own = folders.get(_identity(d or os.sep), ())
+                if own is None or base in own:
+                    continue
         yield e
 
 
@@ -1344,10 +1374,12 @@ def _reclassify_listed(prep, carry, visited):
         carry.append(itertools.chain([first], walk))
 
 
-def _record_dir_error(con, e, result):
+def _record_dir_error(con, e, result, dir_keys=None):
     result.dir_errors += 1
     exc = e.error
     key = _path_key(e.path)
+    if dir_keys is not None:
+        dir_keys.add(key)
     old = con.execute("SELECT error_type, message, errno FROM dir_errors WHERE path=?",
                       (key,)).fetchone()
     new = (type(exc).__name__, _exc_text(exc), getattr(exc, "errno", None))
@@ -1802,13 +1834,47 @@ def _gone(path: bytes) -> bool:
         return not os.path.lexists(path)
 
 
-def _mark_missing(con, roots, result):
+def _rootset(roots) -> set:
     # a ledger path is under an input root when it or one of its parents is one (a set
     # lookup per path component: a job may have a million listed roots)
     rootset = set()
     for r in roots:
         for k in (os.fsencode(r), os.fsencode(os.path.abspath(r))):
             rootset.add(k.rstrip(b"/") or b"/")
+    return rootset
+
+
+def _clear_dir_errors(con, roots, recorded: set) -> None:
+    """Remove the ``dir_errors`` rows, under the job's roots, of folders this job did not
+    record: a folder that can be listed now, or is gone (its files are walked, or missing)."""
+    rows = con.execute("SELECT path FROM dir_errors").fetchall()
+    if not rows:
+        return
+    rootset = _rootset(roots)
+    stale = []
+    for (p,) in rows:
+        if p in recorded or not _under(p, rootset):
+            continue
+        try:
+            with os.scandir(p):
+                pass
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError):
+            continue            # (not recorded: the walk did not reach it)
+        stale.append((p,))
+    if stale:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.executemany("DELETE FROM dir_errors WHERE path=?", stale)
+            con.execute("COMMIT")
+        except BaseException:
+            _rollback(con)
+            raise
+
+
+def _mark_missing(con, roots, result):
+    rootset = _rootset(roots)
     cand = con.execute("SELECT f.path, f.display, f.size, f.mtime_ns FROM files f WHERE"
                        " f.state != 'missing' AND NOT EXISTS (SELECT 1 FROM temp.seen s"
                        " WHERE s.path = f.path)").fetchall()

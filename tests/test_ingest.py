@@ -1666,3 +1666,42 @@ def test_another_programs_database_is_left_as_it_is(tmp_path):
     assert "not a fastdicom index" in json.loads(out.stdout.strip().splitlines()[-1])["message"]
     assert other.read_bytes() == before
     assert not os.path.exists(str(other) + "-wal")
+
+
+def test_own_files_reached_through_another_spelling_are_not_inputs(tmp_path):
+    # the database, its -wal/-shm/.lock files and the Parquet parts were ingested (failed)
+    # when the tree was given through a symlinked folder
+    tree_dir = tmp_path / "t"
+    tree_dir.mkdir()
+    (tree_dir / "a.dcm").write_bytes(_one(1))
+    os.symlink(tmp_path, tmp_path / "alias")
+    db, parts = str(tree_dir / "index.db"), str(tree_dir / "parts")
+    for _ in range(2):
+        r = ingest([tmp_path / "alias" / "t"], db, parquet=parts)
+        assert r.failed == 0 and r.files == 1, r
+    # and by the path itself, as before
+    r = ingest([tree_dir], db, parquet=parts)
+    assert r.failed == 0 and r.files == 1, r
+
+
+def test_dir_errors_of_folders_listed_now_are_cleared(tmp_path):
+    # a folder an earlier job could not list kept its dir_errors row after it became
+    # readable (the job's own count said 0).  As root no folder is unreadable here: the
+    # earlier job's rows are written by hand.
+    root = tmp_path / "r"
+    (root / "ok").mkdir(parents=True)
+    (root / "ok" / "a.dcm").write_bytes(_one(1))
+    db = str(tmp_path / "i.sqlite")
+    ingest([root], db)
+    con = sqlite3.connect(db)
+    rows = [(os.fsencode(root / "ok"), "readable now"), (os.fsencode(root / "gone"), "gone"),
+            (os.fsencode(tmp_path / "elsewhere"), "outside the roots")]
+    (tmp_path / "elsewhere").mkdir()
+    con.executemany("INSERT INTO dir_errors(path, display, error_type, message, errno, time)"
+                    " VALUES(?, ?, 'PermissionError', 'denied', 13, 0)", rows)
+    con.commit()
+    r = ingest([root], db)
+    assert r.dir_errors == 0 and r.unchanged == 1
+    left = [os.fsdecode(p) for (p,) in con.execute("SELECT path FROM dir_errors")]
+    con.close()
+    assert left == [str(tmp_path / "elsewhere")]
