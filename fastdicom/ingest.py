@@ -339,22 +339,26 @@ def _ro_uri(db, mode: str = "ro") -> str:
 def _connect_browse(db) -> sqlite3.Connection:
     """A connection for reading an index outside a job (``ls``, ``export``).  Read-write
     with ``query_only`` where allowed, because a read-only connection to a WAL database
-    leaves its ``-wal``/``-shm`` files behind when it closes last; read-only otherwise."""
-    try:
-        con = sqlite3.connect(_ro_uri(db, "rw"), uri=True)
-        con.execute("PRAGMA query_only=ON")
-        return con
-    except sqlite3.OperationalError:
-        pass
-    con = sqlite3.connect(_ro_uri(db), uri=True)
-    try:
-        con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-        return con
-    except sqlite3.OperationalError:
-        # a WAL database on a read-only medium: no -shm file can be made beside it, and no
-        # one can be writing it either
-        con.close()
-        return sqlite3.connect(_ro_uri(db, "ro&immutable=1"), uri=True)
+    leaves its ``-wal``/``-shm`` files behind when it closes last; read-only otherwise; and
+    ``immutable`` on a read-only medium, where no ``-shm`` file can be made beside a WAL
+    database (and no one can be writing it).  Each is tried with a first read (SQLite opens
+    the file lazily)."""
+    error = None
+    for mode in ("rw", "ro", "ro&immutable=1"):
+        try:
+            con = sqlite3.connect(_ro_uri(db, mode), uri=True)
+        except sqlite3.OperationalError as exc:
+            error = exc
+            continue
+        try:
+            if mode == "rw":
+                con.execute("PRAGMA query_only=ON")
+            con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return con
+        except sqlite3.OperationalError as exc:
+            con.close()
+            error = exc
+    raise error
 
 
 def _connect_reader(db: str) -> sqlite3.Connection:
