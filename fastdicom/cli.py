@@ -88,10 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_cli(parser, argv=None):
+    """``parser.parse_args(argv)``, except that arguments a subcommand does not know are
+    reported by that subcommand's parser (``ingest``'s ends with its JSON line), not by the
+    top-level one."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        (getattr(args, "usage_error", None) or parser).error(
+            "unrecognized arguments: " + " ".join(extras))
+    return args
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse_cli(parser, argv)
     except SystemExit as exc:
         return 2 if exc.code not in (0, None) else 0
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -2085,6 +2085,15 @@ def _cmd_ingest(args) -> int:
         return _run_cli_job(args, paths, tags, progress)
 
 
+def _argparse_error(parser, message: str):
+    """``ArgumentParser.error`` of ``fastdicom ingest``: argparse's usage and message on
+    stderr, then the JSON line of a usage error, exit code 2."""
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    print(json.dumps({"error": "usage", "message": message}))
+    sys.exit(2)
+
+
 def _usage_error(msg: str) -> int:
     """Exit code 2, with the message on stderr and, as the last stdout line, as JSON."""
     print(f"fastdicom ingest: {msg}", file=sys.stderr)
@@ -2253,7 +2262,8 @@ def register_cli(subparsers) -> None:
                         "sets, ACR-NEMA)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary text")
     p.add_argument("--json", action="store_true", help="only the JSON summary line")
-    p.set_defaults(func=_cmd_ingest)
+    p.set_defaults(func=_cmd_ingest, usage_error=p)
+    p.error = _argparse_error.__get__(p)    # usage errors of argparse end with JSON too
     p = subparsers.add_parser("ls", help="browse an index")
     p.add_argument("db")
     g = p.add_mutually_exclusive_group()
@@ -2273,7 +2283,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="fastdicom")
     sub = parser.add_subparsers(dest="command", required=True)
     register_cli(sub)
-    args = parser.parse_args(argv)
+    from .cli import parse_cli
+    args = parse_cli(parser, argv)
     return args.func(args)
 
 

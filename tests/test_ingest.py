@@ -1646,6 +1646,16 @@ def test_usage_errors_end_with_a_json_line(tmp_path, capsys):
         assert main(argv) == 2
         last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert last["error"] == "usage", argv
+    # argparse's own errors too (an unknown option, a bad number, no --db)
+    for argv in (["ingest", str(tmp_path), "--db", db, "--no-such-option"],
+                 ["ingest", str(tmp_path), "--db", db, "--workers", "two"],
+                 ["ingest", str(tmp_path)]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        captured = capsys.readouterr()
+        assert json.loads(captured.out.strip().splitlines()[-1])["error"] == "usage", argv
+        assert "usage:" in captured.err
 
 
 def test_another_programs_database_is_left_as_it_is(tmp_path):
