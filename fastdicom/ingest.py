@@ -54,8 +54,9 @@ B-tree inserts (ledger, instance row, SOPInstanceUID and series indexes).  New d
 Exit codes of ``fastdicom ingest``: 0 the job finished (even with failed files), 1 fatal
 error (database unwritable or full, or locked by another job), 2 bad usage, 130 / 143
 interrupted by SIGINT / SIGTERM (the batches committed so far are kept; the same command
-resumes).  The last stdout line is a JSON object: the counts, which sum to ``files``, or
-``{"error": ..., "message": ...}`` when the job did not finish.  A write that fails ends the
+resumes; a second signal while the job stops is ignored, SIGKILL ends it at once).  The last
+stdout line is a JSON object: the counts, which sum to ``files``, or
+``{"error": ..., "message": ...}`` when the job did not finish (``"usage"`` for exit code 2).  A write that fails ends the
 job with its own error; the writes queued after it are not made.
 """
 from __future__ import annotations
