@@ -2116,8 +2116,9 @@ class _StopOnSigterm:
         import signal
         import threading
         self.old = {}
+        self.fired: list = []
         if threading.current_thread() is threading.main_thread():
-            fired = []
+            fired = self.fired
 
             def stop(signum, frame):
                 if fired:
@@ -2132,7 +2133,9 @@ class _StopOnSigterm:
     def __exit__(self, *exc_info):
         import signal
         for sig, old in self.old.items():
-            signal.signal(sig, old)
+            # once stopped by a signal, the process only exits: a late second signal would
+            # otherwise interrupt the interpreter's shutdown with a traceback
+            signal.signal(sig, signal.SIG_IGN if self.fired else old)
 
 
 def _run_cli_job(args, paths, tags, progress) -> int:
