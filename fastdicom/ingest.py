@@ -2082,7 +2082,7 @@ def _cmd_ingest(args) -> int:
     if not paths and not args.from_parquet:
         return _usage_error("no PATH, --files-from or --from-parquet")
     progress = (not args.quiet and not args.json) and sys.stderr.isatty()
-    with _StopOnSigterm():
+    with _StopOnSignals():
         return _run_cli_job(args, paths, tags, progress)
 
 
@@ -2107,7 +2107,7 @@ class _Terminated(BaseException):
     KeyboardInterrupt), so that the job stops as it does on Ctrl-C."""
 
 
-class _StopOnSigterm:
+class _StopOnSignals:
     """SIGTERM raises :class:`_Terminated` and SIGINT KeyboardInterrupt in the main thread,
     once: a second signal while the job winds down (a double Ctrl-C) is ignored, so that the
     wind-down and the last JSON line are not cut short."""

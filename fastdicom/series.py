@@ -145,11 +145,9 @@ def _frame_bits(h: InstanceHeader) -> int:
     """Bits of one native frame of ``h`` as the pixel module counts them (bit-packed data: a
     bit a sample; YBR_FULL_422: subsampled); 8 when Rows, Columns or Bits Allocated is
     missing, so that a frame count is bounded by the bytes present all the same."""
-    pixels = h.rows * h.columns * h.samples
-    bits = pixels if h.bits_allocated == 1 else pixels * h.bits_allocated
-    if h.photometric == "YBR_FULL_422" and h.bits_allocated != 1:
-        bits = (bits // 8) // 3 * 2 * 8
-    return bits or 8
+    from .pixels.locator import native_frame_bits
+    return native_frame_bits(h.rows, h.columns, h.samples, h.bits_allocated,
+                             h.photometric or "") or 8
 
 
 def _check_frame_count(h: InstanceHeader, length: int, available: int,

@@ -17,6 +17,7 @@ from fastdicom.errors import (LimitExceededError, PixelDataError,
                               UnsupportedTransferSyntaxError)
 
 __all__ = ["PixelInfo", "pixel_info", "num_frames", "pixel_cache", "allocate", "memory_error",
+           "native_frame_bits",
            "NATIVE_SYNTAXES", "NATIVE_LAYOUT_FRAME_SYNTAXES", "PIXEL_DATA", "FLOAT_PIXEL_DATA",
            "DOUBLE_FLOAT_PIXEL_DATA"]
 
@@ -310,14 +311,11 @@ def pixel_info(ds) -> PixelInfo:
     dtype = _dtype(tag, bits_allocated, representation, big_endian)
 
     pixels = rows * columns * samples  # Python ints: no overflow
-    if bits_allocated == 1:
-        frame_bits = pixels
-    else:
-        frame_bits = pixels * bits_allocated
-    if photometric == "YBR_FULL_422" and bits_allocated != 1 \
-            and (not encapsulated or ts in NATIVE_LAYOUT_FRAME_SYNTAXES):
+    native_layout = not encapsulated or ts in NATIVE_LAYOUT_FRAME_SYNTAXES
+    if photometric == "YBR_FULL_422" and bits_allocated != 1 and native_layout:
         _check_ybr_full_422(rows, columns, samples, path)
-        frame_bits = frame_bits // 3 * 2     # Y Y Cb Cr per pair of pixels
+    frame_bits = native_frame_bits(rows, columns, samples, bits_allocated,
+                                   photometric if native_layout else "")
     limits = getattr(ctx, "limits", None)
     budget = getattr(limits, "decode_budget", 8 << 30)
     decoded_total = pixels * frames * dtype.itemsize
@@ -345,6 +343,17 @@ def pixel_info(ds) -> PixelInfo:
         _check_native_length(info, path, header_offset)
     cache["info"] = info
     return info
+
+
+def native_frame_bits(rows: int, columns: int, samples: int, bits_allocated: int,
+                      photometric: str) -> int:
+    """Bits of one frame in native layout: a bit a sample for Bits Allocated 1; YBR_FULL_422
+    subsampled (Y Y Cb Cr per pair of pixels)."""
+    pixels = rows * columns * samples
+    if bits_allocated == 1:
+        return pixels
+    bits = pixels * bits_allocated
+    return bits // 3 * 2 if photometric == "YBR_FULL_422" else bits
 
 
 def _check_ybr_full_422(rows: int, columns: int, samples: int, path) -> None:
