@@ -1,12 +1,12 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Row-wise JSON objects from Arrow columns, in C (the ``attributes`` text of the index).
+"""The index's rows in C: JSON cells of Arrow columns and the SQLite writer of ingest.
 
-``json_objects(keys, arrays)`` returns, for each row, exactly the text
-``json.dumps({k: v, ...}, sort_keys=False, ensure_ascii=False)`` gives for the row's values
-(keys in the order given): strings escaped as the json module escapes them, integers in
-decimal, floats as ``repr`` (``NaN``/``Infinity`` as the json module writes them), lists as
-``[a, b]``, nulls as ``null``.  Columns are Arrow arrays of string, int64, uint64, float64 or
-lists of those; anything else raises TypeError (the caller then encodes in Python).
+``json_cells(arr)`` returns, for each value, exactly the text ``json.dumps(value,
+ensure_ascii=False)`` gives (a list column's cells in the index): strings escaped as the json
+module escapes them, integers in decimal, floats as ``repr`` (``NaN``/``Infinity`` as the
+json module writes them), lists as ``[a, b]``, nulls inside a list as ``null``.  Columns are
+Arrow arrays of string, int64, uint64, float64 or lists of those; anything else raises
+TypeError (the caller then encodes in Python).
 """
 from libc.stdint cimport uint8_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
@@ -14,7 +14,6 @@ from libc.string cimport memcpy, memset, strncpy, strlen
 from libc.math cimport isnan, isinf
 from cpython.mem cimport PyMem_Free
 from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_DecodeUTF8
 
 cdef extern from "Python.h":
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
@@ -26,6 +25,8 @@ cdef enum Kind:
     K_INT = 1
     K_FLOAT = 2
     K_UINT = 3
+    K_LSTR = 4      # large_string (int64 offsets): the JSON cells of json_cells
+    K_BIN = 5       # binary: bound as a blob (the SQLite writer only)
 
 cdef struct Out:
     char* buf
@@ -222,7 +223,7 @@ cdef const uint8_t* _ptr(object buf, list keep):
     return &v[0]
 
 
-cdef int _column(object arr, ColC* c, list keep) except -1:
+cdef int _column(object arr, ColC* c, list keep, bint binary_ok=False) except -1:
     import pyarrow as pa
     t = arr.type
     bufs = arr.buffers()
@@ -251,6 +252,10 @@ cdef int _column(object arr, ColC* c, list keep) except -1:
         c.kind = K_STR
         c.soffs = <const int32_t*>_ptr(rest[0], keep)
         c.data = _ptr(rest[1], keep)
+    elif binary_ok and not c.is_list and values_type in (pa.large_string(), pa.binary()):
+        c.kind = K_LSTR if values_type == pa.large_string() else K_BIN
+        c.soffs = <const int32_t*>_ptr(rest[0], keep)
+        c.data = _ptr(rest[1], keep)
     elif values_type == pa.int64():
         c.kind = K_INT
         c.data = _ptr(rest[0], keep)
@@ -261,123 +266,75 @@ cdef int _column(object arr, ColC* c, list keep) except -1:
         c.kind = K_FLOAT
         c.data = _ptr(rest[0], keep)
     else:
-        raise TypeError(f"json_objects: unsupported column type {t}")
+        raise TypeError(f"unsupported column type {t}")
     if c.data == NULL:
         c.data = <const uint8_t*>b""
     return 0
 
 
-cdef int encode_rows(Out* o, FloatText* cache, const ColC* cols, Py_ssize_t nk,
-                     const char* hp, const int64_t* ho, int64_t n,
-                     int64_t* off) noexcept nogil:
+cdef int encode_cells(Out* o, FloatText* cache, const ColC* c, int64_t n, int64_t* off,
+                      uint8_t* valid) noexcept nogil:
     cdef int64_t i, j, a, b
-    cdef Py_ssize_t k
-    cdef const ColC* c
     for i in range(n):
         off[i] = o.n
-        if nk == 0 and put(o, b"{}", 2) < 0:
-            return -1
-        for k in range(nk):
-            if put(o, hp + ho[k], ho[k + 1] - ho[k]) < 0:
+        if not bit_set(c.valid, i + c.off):
+            continue                    # a null row: no text, its validity bit stays 0
+        valid[i >> 3] |= <uint8_t>(1 << (i & 7))
+        if not c.is_list:
+            if put_value(o, cache, c, i + c.off) < 0:
                 return -1
-            c = &cols[k]
-            if not bit_set(c.valid, i + c.off):
-                if put(o, b"null", 4) < 0:
+            continue
+        a = c.loffs[i + c.off]
+        b = c.loffs[i + c.off + 1]
+        if put(o, b"[", 1) < 0:
+            return -1
+        for j in range(a, b):
+            if j > a and put(o, b", ", 2) < 0:
+                return -1
+            if bit_set(c.cvalid, j + c.coff):
+                if put_value(o, cache, c, j + c.coff) < 0:
                     return -1
-            elif not c.is_list:
-                if put_value(o, cache, c, i + c.off) < 0:
-                    return -1
-            else:
-                a = c.loffs[i + c.off]
-                b = c.loffs[i + c.off + 1]
-                if put(o, b"[", 1) < 0:
-                    return -1
-                for j in range(a, b):
-                    if j > a and put(o, b", ", 2) < 0:
-                        return -1
-                    if bit_set(c.cvalid, j + c.coff):
-                        if put_value(o, cache, c, j + c.coff) < 0:
-                            return -1
-                    elif put(o, b"null", 4) < 0:
-                        return -1
-                if put(o, b"]", 1) < 0:
-                    return -1
-        if nk and put(o, b"}", 1) < 0:
+            elif put(o, b"null", 4) < 0:
+                return -1
+        if put(o, b"]", 1) < 0:
             return -1
     off[n] = o.n
     return 0
 
 
-def json_rows(list keys, list arrays):
-    """The JSON object text of every row (see the module docstring), as one UTF-8 ``bytes``
-    and an int64 array of ``n + 1`` offsets into it (row i is ``data[off[i]:off[i + 1]]``).
-    The rows are encoded without the GIL."""
+def json_cells(arr):
+    """The JSON text of each value of one Arrow column (a list becomes ``[a, b]``, the text
+    ``json.dumps(value, ensure_ascii=False)`` gives) as a ``large_string`` array, null where
+    the column is null.  Encoded without the GIL; column types as :func:`json_rows`."""
     import numpy as np
-    cdef int64_t n = len(arrays[0]) if arrays else 0
-    cdef Py_ssize_t k, nk = len(keys)
+    import pyarrow as pa
+    cdef int64_t n = len(arr)
     cdef Out o
+    cdef ColC c
     cdef list keep = []
-    cdef list heads = []
     cdef int rc
-    if len(arrays) != nk:
-        raise ValueError("json_objects: as many keys as columns are needed")
     offsets = np.empty(n + 1, np.int64)
+    validity = np.zeros((n + 7) // 8, np.uint8)
     cdef int64_t[::1] off = offsets
-    for k in range(nk):
-        heads.append((("{" if k == 0 else ", ") + _json_key(keys[k]) + ": ").encode())
-        if len(arrays[k]) != n:
-            raise ValueError("json_objects: columns of different lengths")
-    # the keys' text and the columns as C arrays
-    cdef bytes head_text = b"".join(heads)
-    cdef const char* hp = head_text
-    head_off = np.zeros(nk + 1, np.int64)
-    cdef int64_t[::1] ho = head_off
-    for k in range(nk):
-        ho[k + 1] = ho[k] + len(heads[k])
-    cdef ColC* cols = <ColC*>malloc(max(nk, 1) * sizeof(ColC))
+    cdef uint8_t[::1] vb = validity
     cdef FloatText* cache = <FloatText*>calloc(FLOAT_SLOTS, sizeof(FloatText))
     o.buf = NULL
     o.n = 0
     o.cap = 0
     try:
-        if cols == NULL or cache == NULL:
+        if cache == NULL:
             raise MemoryError()
-        for k in range(nk):
-            _column(arrays[k], &cols[k], keep)
+        _column(arr, &c, keep)
         with nogil:
-            rc = encode_rows(&o, cache, cols, nk, hp, &ho[0], n, &off[0])
+            rc = encode_cells(&o, cache, &c, n, &off[0], &vb[0] if n else NULL)
         if rc < 0:
             raise MemoryError()
         data = o.buf[:o.n] if o.n else b""
     finally:
         free(o.buf)
-        free(cols)
         free(cache)
-    return data, offsets
-
-
-def json_objects(list keys, list arrays):
-    """The JSON object text of every row (see the module docstring); a list of str."""
-    data, offsets = json_rows(keys, arrays)
-    return split_rows(data, offsets)
-
-
-def split_rows(bytes data, const int64_t[::1] offsets):
-    """The rows of :func:`json_rows`'s output as a list of str."""
-    cdef Py_ssize_t i, n = offsets.shape[0] - 1
-    cdef const char* p = data
-    if n >= 0 and (offsets[0] < 0 or offsets[n] > len(data)):
-        raise ValueError("split_rows: offsets out of range")
-    for i in range(n):
-        if offsets[i + 1] < offsets[i]:
-            raise ValueError("split_rows: offsets out of order")
-    return [PyUnicode_DecodeUTF8(p + offsets[i], offsets[i + 1] - offsets[i], NULL)
-            for i in range(n)]
-
-
-def _json_key(key):
-    import json
-    return json.dumps(key, ensure_ascii=False)
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data),
+                                            pa.py_buffer(validity), arr.null_count)
 
 
 # ----------------------------------------------------------------------------- SQLite rows
@@ -401,6 +358,7 @@ ctypedef void sqlite3
 ctypedef void sqlite3_stmt
 ctypedef int (*f_prepare)(sqlite3*, const char*, int, sqlite3_stmt**, const char**) noexcept nogil
 ctypedef int (*f_bind_i64)(sqlite3_stmt*, int, int64_t) noexcept nogil
+ctypedef int (*f_bind_double)(sqlite3_stmt*, int, double) noexcept nogil
 ctypedef int (*f_bind_text)(sqlite3_stmt*, int, const char*, int, void*) noexcept nogil
 ctypedef int (*f_bind_null)(sqlite3_stmt*, int) noexcept nogil
 ctypedef int (*f_stmt)(sqlite3_stmt*) noexcept nogil
@@ -411,6 +369,7 @@ ctypedef const char* (*f_filename)(sqlite3*, const char*) noexcept nogil
 cdef struct SqliteApi:
     f_prepare prepare_v2
     f_bind_i64 bind_int64
+    f_bind_double bind_double
     f_bind_text bind_text
     f_bind_text bind_blob
     f_bind_null bind_null
@@ -447,6 +406,7 @@ cdef _load_api():
     cdef void* h = dlopen(path, RTLD_NOW | RTLD_NOLOAD)
     API.prepare_v2 = <f_prepare>_sym(h, b"sqlite3_prepare_v2")
     API.bind_int64 = <f_bind_i64>_sym(h, b"sqlite3_bind_int64")
+    API.bind_double = <f_bind_double>_sym(h, b"sqlite3_bind_double")
     API.bind_text = <f_bind_text>_sym(h, b"sqlite3_bind_text")
     API.bind_blob = <f_bind_text>_sym(h, b"sqlite3_bind_blob")
     API.bind_null = <f_bind_null>_sym(h, b"sqlite3_bind_null")
@@ -457,7 +417,8 @@ cdef _load_api():
     API.total_changes = <f_db>_sym(h, b"sqlite3_total_changes")
     API.errmsg = <f_errmsg>_sym(h, b"sqlite3_errmsg")
     API.db_filename = <f_filename>_sym(h, b"sqlite3_db_filename")
-    API_OK = (API.prepare_v2 != NULL and API.bind_int64 != NULL and API.bind_text != NULL
+    API_OK = (API.prepare_v2 != NULL and API.bind_int64 != NULL and API.bind_double != NULL
+              and API.bind_text != NULL
               and API.bind_blob != NULL and API.bind_null != NULL and API.step != NULL
               and API.reset != NULL and API.finalize != NULL and API.changes != NULL
               and API.total_changes != NULL and API.errmsg != NULL
@@ -541,39 +502,69 @@ cdef Flat _flat(const ColC* c):
     return f
 
 
+# SQLITE_TRANSIENT: SQLite copies the value (a text made here, in a local buffer)
+cdef void* TRANSIENT = <void*><Py_ssize_t>-1
+
+
 cdef inline int _bind_col(sqlite3_stmt* st, int pos, const Flat* c, int64_t i) noexcept nogil:
     cdef int64_t a, b, k = i + c.off
+    cdef uint64_t u
+    cdef char text[24]
+    cdef int m
     if c.valid != NULL and not (c.valid[k >> 3] >> (k & 7)) & 1:
         return API.bind_null(st, pos)
     if c.kind == K_INT:
         return API.bind_int64(st, pos, (<const int64_t*>c.data)[k])
-    a = c.soffs[k]
-    b = c.soffs[k + 1]
+    if c.kind == K_FLOAT:
+        return API.bind_double(st, pos, (<const double*>c.data)[k])
+    if c.kind == K_UINT:
+        u = (<const uint64_t*>c.data)[k]
+        if u <= 0x7fffffffffffffffULL:
+            return API.bind_int64(st, pos, <int64_t>u)
+        # past SQLite's integers: its decimal text, exactly
+        m = 0
+        while u:
+            text[23 - m] = <char>(48 + u % 10)
+            u //= 10
+            m += 1
+        return API.bind_text(st, pos, &text[24 - m], m, TRANSIENT)
+    if c.kind == K_LSTR:
+        a = (<const int64_t*>c.soffs)[k]
+        b = (<const int64_t*>c.soffs)[k + 1]
+    else:
+        a = c.soffs[k]
+        b = c.soffs[k + 1]
+    if c.kind == K_BIN:
+        return API.bind_blob(st, pos, <const char*>(c.data + a), <int>(b - a), NULL)
     return API.bind_text(st, pos, <const char*>(c.data + a), <int>(b - a), NULL)
 
 
 # the parameters of the two statements: a column of ``arrays`` by number, P_KEY the path
-# key (a blob), P_ATTR the attributes text
+# key (a blob); the instance statement's parameters past these are the tag columns,
+# ``arrays[FIXED:]`` in order
 cdef enum:
     P_KEY = -1
-    P_ATTR = -2
-cdef int INSTANCE_PARAMS[15]
-INSTANCE_PARAMS[:] = [2, P_KEY, 12, 0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, P_ATTR]
+    FIXED = 13
+    INSTANCE_FIXED = 14
+cdef int INSTANCE_PARAMS[14]
+INSTANCE_PARAMS[:] = [2, P_KEY, 12, 0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11]
 cdef int LEDGER_PARAMS[5]
 LEDGER_PARAMS[:] = [P_KEY, 12, 0, 1, 2]
 
 
 cdef int _bind_row(sqlite3_stmt* st, const int* params, int np_, const Flat* cols,
-                   const char* key, int nkey, const char* attr, int nattr,
-                   int64_t i) noexcept nogil:
+                   Py_ssize_t ntags, const char* key, int nkey, int64_t i) noexcept nogil:
     cdef int k, rc = SQLITE_OK
+    cdef Py_ssize_t t
     for k in range(np_):
         if params[k] == P_KEY:
             rc = API.bind_blob(st, k + 1, key, nkey, NULL)
-        elif params[k] == P_ATTR:
-            rc = API.bind_text(st, k + 1, attr, nattr, NULL)
         else:
             rc = _bind_col(st, k + 1, &cols[params[k]], i)
+        if rc != SQLITE_OK:
+            return rc
+    for t in range(ntags):
+        rc = _bind_col(st, <int>(np_ + t + 1), &cols[FIXED + t], i)
         if rc != SQLITE_OK:
             return rc
     return SQLITE_OK
@@ -587,53 +578,57 @@ cdef int _run_stmt(sqlite3_stmt* st) noexcept nogil:
 
 
 def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list keys,
-                      bytes attributes, const int64_t[::1] attr_offsets, list arrays,
-                      const int64_t[::1] rows):
+                      list arrays, const int64_t[::1] rows):
     """Insert, for each batch row ``i`` in ``rows``, its instance row then (when inserted)
     its ledger row, inside the caller's open transaction, without the GIL.
 
     ``instance_sql`` takes (uid, path, display, size, mtime_ns, sop_class, series, study,
-    transfer_syntax, rows, columns, frames, pixel_offset, pixel_length, attributes) and must
-    do nothing on an existing SOPInstanceUID; ``ledger_sql`` takes (path, display, size,
-    mtime_ns, uid).  ``arrays`` are the Arrow columns (size, mtime_ns, SOPInstanceUID,
-    SOPClassUID, SeriesInstanceUID, StudyInstanceUID, transfer_syntax, Rows, Columns,
-    num_frames, pixel_offset, pixel_length, display path); ``keys`` (bytes) are indexed
-    like them, and so are the rows of ``attributes`` (UTF-8 text, row i at
-    ``attr_offsets[i]:attr_offsets[i + 1]``, as :func:`json_rows` gives).  Returns a uint8
-    array: 1 inserted, 0 the SOPInstanceUID was already indexed (nothing written for that
-    file).
+    transfer_syntax, rows, columns, frames, pixel_offset, pixel_length) then one parameter
+    per tag column, and must do nothing on an existing SOPInstanceUID; ``ledger_sql`` takes
+    (path, display, size, mtime_ns, uid).  ``arrays`` are the Arrow columns (size, mtime_ns,
+    SOPInstanceUID, SOPClassUID, SeriesInstanceUID, StudyInstanceUID, transfer_syntax, Rows,
+    Columns, num_frames, pixel_offset, pixel_length, display path) then the tag columns in
+    the statement's order: string, large_string, binary (a blob), int64, uint64 (past
+    2**63 - 1 as its decimal text), float64, never lists.  ``keys`` (bytes) are indexed like
+    them.  Returns a uint8 array: 1 inserted, 0 the SOPInstanceUID was already indexed
+    (nothing written for that file).
     """
-    import numpy as np
-    import sqlite3 as _sq
     if not API_OK:
         raise RuntimeError("SQLite functions not available")
     cdef sqlite3* db = _handle(con, db_path)
-    cdef Py_ssize_t n = len(keys), m = rows.shape[0], j
+    cdef Py_ssize_t n = len(keys), m = rows.shape[0], j, na = len(arrays)
     cdef int64_t i
-    if attr_offsets.shape[0] != n + 1 or len(arrays) != 13:
+    if na < FIXED or na - FIXED > 30000:
         raise ValueError("sqlite_insert_new: inconsistent inputs")
-    if attr_offsets[0] < 0 or attr_offsets[n] > len(attributes):
-        raise ValueError("sqlite_insert_new: attribute offsets out of range")
-    for j in range(n):
-        if attr_offsets[j + 1] < attr_offsets[j] or \
-                attr_offsets[j + 1] - attr_offsets[j] > 0x7fffffff:
-            raise ValueError("sqlite_insert_new: attribute offsets out of order")
-    cdef const char* adata = attributes
     cdef list keep = []
-    cdef ColC cc[13]
-    for j in range(13):
-        _column(arrays[j], &cc[j], keep)
-        if cc[j].is_list or len(arrays[j]) != n:
-            raise TypeError("sqlite_insert_new: unsupported column")
+    cdef ColC c
     for j in range(m):
         if rows[j] < 0 or rows[j] >= n:
             raise IndexError("sqlite_insert_new: row out of range")
-    cdef Flat f[13]
-    for j, kind in enumerate((K_INT, K_INT, K_STR, K_STR, K_STR, K_STR, K_STR, K_INT, K_INT,
-                              K_INT, K_INT, K_INT, K_STR)):
-        if cc[j].kind != kind:
-            raise TypeError("sqlite_insert_new: unexpected column type")
-        f[j] = _flat(&cc[j])
+    cdef Flat* f = <Flat*>malloc(na * sizeof(Flat))
+    if f == NULL:
+        raise MemoryError()
+    try:
+        for j in range(na):
+            _column(arrays[j], &c, keep, True)
+            if c.is_list or len(arrays[j]) != n:
+                raise TypeError("sqlite_insert_new: unsupported column")
+            f[j] = _flat(&c)
+        for j, kind in enumerate((K_INT, K_INT, K_STR, K_STR, K_STR, K_STR, K_STR, K_INT,
+                                  K_INT, K_INT, K_INT, K_INT, K_STR)):
+            if f[j].kind != kind:
+                raise TypeError("sqlite_insert_new: unexpected column type")
+        return _insert_rows(db, instance_sql, ledger_sql, keys, f, na - FIXED, rows)
+    finally:
+        free(f)
+
+
+cdef _insert_rows(sqlite3* db, str instance_sql, str ledger_sql, list keys, const Flat* f,
+                  Py_ssize_t ntags, const int64_t[::1] rows):
+    import numpy as np
+    import sqlite3 as _sq
+    cdef Py_ssize_t m = rows.shape[0], j
+    cdef int64_t i
     cdef Texts tk
     tk.p = NULL
     tk.n = NULL
@@ -658,9 +653,8 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
             while rc == SQLITE_OK and j < m:
                 i = rows[j]
                 # every parameter is bound on every row: nothing stale from the last one
-                rc = _bind_row(si, INSTANCE_PARAMS, 15, f, tk.p[i], tk.n[i],
-                               adata + attr_offsets[i],
-                               <int>(attr_offsets[i + 1] - attr_offsets[i]), i)
+                rc = _bind_row(si, INSTANCE_PARAMS, INSTANCE_FIXED, f, ntags, tk.p[i],
+                               tk.n[i], i)
                 if rc != SQLITE_OK:
                     break
                 rc = _run_stmt(si)
@@ -669,7 +663,7 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
                 if API.changes(db) == 0:
                     j += 1          # the UID is indexed already: the caller places it
                     continue
-                rc = _bind_row(sl, LEDGER_PARAMS, 5, f, tk.p[i], tk.n[i], NULL, 0, i)
+                rc = _bind_row(sl, LEDGER_PARAMS, 5, f, 0, tk.p[i], tk.n[i], i)
                 if rc != SQLITE_OK:
                     break
                 rc = _run_stmt(sl)

@@ -10,8 +10,14 @@ Tables (schema version in ``PRAGMA user_version``):
   absolute path, primary key), ``display`` (text), ``size``, ``mtime_ns``, ``state``,
   ``reason``, ``sop_instance_uid``, ``sha256`` (only computed when a SOPInstanceUID collides).
 * ``instances``: one row per SOPInstanceUID, from the smallest path holding it (path, size,
-  mtime_ns, UIDs, transfer syntax, rows, columns, frames, pixel offset/length and the
-  requested tags as a JSON object in ``attributes``).
+  mtime_ns, UIDs, transfer syntax, rows, columns, frames, pixel offset/length) and a column
+  per requested tag, named by its keyword (``x00091001`` for a tag without one), holding the
+  value :func:`fastdicom.scan` reads: text, integer, real, blob; a list (multi-valued tags) as
+  its JSON text (``json.dumps``); a UV value past 2**63 - 1 as its decimal text; NaN as NULL.
+  A job asking for tags the index lacks adds their columns (NULL in earlier rows); the tags
+  held by a fixed column (SOPInstanceUID, SOPClassUID, SeriesInstanceUID, StudyInstanceUID,
+  Rows, Columns) have none.  Version 2 kept the tags in an ``attributes`` JSON object; such
+  an index is migrated in place by the next job (``export`` reads it as it is).
 * ``instance_copies``: every other file holding an indexed SOPInstanceUID, with its own row
   and ``state`` ``duplicate`` (identical bytes) or ``conflict`` (different bytes).
 * ``series``, ``studies``, ``patients``: derived, recomputed for what each batch touches.
@@ -45,11 +51,11 @@ sqlite3 module holds the GIL the scanning threads need), on the writer's own con
 transaction, with the functions of the SQLite library the sqlite3 module itself uses.  A UID
 it finds indexed (by an earlier batch or an earlier file of the batch) is left to the
 per-file logic.  Where that C writer is not available (another interpreter, SQLite not
-reachable), the same rows go through ``executemany``.  The ``attributes`` JSON is built in C
-(:func:`fastdicom._rows.json_rows`, the same text as ``json.dumps(..., sort_keys=True,
-ensure_ascii=False)``); only files already in the ledger are ``stat``-ed; a file costs four
-B-tree inserts (ledger, instance row, SOPInstanceUID and series indexes).  New databases use
-16 KiB pages.
+reachable), the same rows go through ``executemany``.  The JSON text of list values is made
+in C by the scanning threads (:func:`fastdicom._rows.json_cells`, the same text as
+``json.dumps(..., ensure_ascii=False)``); only files already in the ledger are ``stat``-ed; a
+file costs four B-tree inserts (ledger, instance row, SOPInstanceUID and series indexes).
+New databases use 16 KiB pages.
 
 Exit codes of ``fastdicom ingest``: 0 the job finished (even with failed files), 1 fatal
 error (database unwritable or full, or locked by another job), 2 bad usage, 130 / 143
@@ -90,7 +96,7 @@ __all__ = ["ingest", "ingest_tables", "IngestResult", "IngestLockedError", "SCHE
 
 log = logging.getLogger("fastdicom")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATES = ("indexed", "unchanged", "duplicate", "conflict", "skipped", "failed", "missing")
 # files per atomic commit.  With random SOPInstanceUIDs nearly every leaf page of the UID
 # index is rewritten by a commit once the index is large: larger batches share those writes
@@ -157,14 +163,14 @@ CREATE TABLE IF NOT EXISTS instances(
     sop_instance_uid TEXT PRIMARY KEY, path BLOB NOT NULL, display_path TEXT NOT NULL,
     size INTEGER, mtime_ns INTEGER, sop_class_uid TEXT, series_instance_uid TEXT,
     study_instance_uid TEXT, transfer_syntax_uid TEXT, rows INTEGER, columns INTEGER,
-    frames INTEGER, pixel_offset INTEGER, pixel_length INTEGER, attributes TEXT);
+    frames INTEGER, pixel_offset INTEGER, pixel_length INTEGER);
 CREATE INDEX IF NOT EXISTS instances_series ON instances(series_instance_uid, sop_instance_uid);
 CREATE TABLE IF NOT EXISTS instance_copies(
     path BLOB PRIMARY KEY, state TEXT NOT NULL, sop_instance_uid TEXT NOT NULL,
     display_path TEXT NOT NULL, size INTEGER, mtime_ns INTEGER, sop_class_uid TEXT,
     series_instance_uid TEXT, study_instance_uid TEXT, transfer_syntax_uid TEXT,
     rows INTEGER, columns INTEGER, frames INTEGER, pixel_offset INTEGER,
-    pixel_length INTEGER, attributes TEXT) WITHOUT ROWID;
+    pixel_length INTEGER) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS copies_sop ON instance_copies(sop_instance_uid);
 CREATE TABLE IF NOT EXISTS series(
     series_instance_uid TEXT PRIMARY KEY, study_instance_uid TEXT, modality TEXT,
@@ -186,22 +192,26 @@ CREATE TABLE IF NOT EXISTS batches(id INTEGER PRIMARY KEY, part TEXT, files INTE
 
 _ROW_COLS = ("sop_instance_uid", "path", "display_path", "size", "mtime_ns", "sop_class_uid",
              "series_instance_uid", "study_instance_uid", "transfer_syntax_uid", "rows",
-             "columns", "frames", "pixel_offset", "pixel_length", "attributes")
+             "columns", "frames", "pixel_offset", "pixel_length")
 _COPY_COLS = ("path", "state", "sop_instance_uid", "display_path", "size", "mtime_ns",
               "sop_class_uid", "series_instance_uid", "study_instance_uid",
               "transfer_syntax_uid", "rows", "columns", "frames", "pixel_offset",
-              "pixel_length", "attributes")
+              "pixel_length")
 _LEDGER_SQL = (
     "INSERT INTO files(path, display, size, mtime_ns, state, reason, sop_instance_uid,"
     " sha256) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
     " display=excluded.display, size=excluded.size, mtime_ns=excluded.mtime_ns,"
     " state=excluded.state, reason=excluded.reason,"
     " sop_instance_uid=excluded.sop_instance_uid, sha256=excluded.sha256")
-_INSERT_INSTANCE_SQL = ("INSERT INTO instances(" + ", ".join(_ROW_COLS) + ") VALUES(" +
-                        ",".join("?" * len(_ROW_COLS)) + ")")
-# the statements of the C writer (fastdicom._rows.sqlite_insert_new): a UID already indexed
-# leaves the file to the per-file logic
-_C_INSTANCE_SQL = _INSERT_INSTANCE_SQL + " ON CONFLICT(sop_instance_uid) DO NOTHING"
+# the keywords whose values are a fixed column of the instance rows (no tag column of their
+# own; SQLite's names are case-insensitive: "Rows" would be "rows")
+_FIXED_KEYWORDS = {"SOPInstanceUID": "sop_instance_uid", "SOPClassUID": "sop_class_uid",
+                   "SeriesInstanceUID": "series_instance_uid",
+                   "StudyInstanceUID": "study_instance_uid", "Rows": "rows",
+                   "Columns": "columns"}
+# the statement of the C writer (fastdicom._rows.sqlite_insert_new) for the ledger; its
+# instance statement is the layout's (a UID already indexed leaves the file to the per-file
+# logic)
 _C_LEDGER_SQL = _LEDGER_SQL.replace("VALUES(?,?,?,?,?,?,?,?)",
                                     "VALUES(?1,?2,?3,?4,'indexed',NULL,?5,NULL)")
 #: the ledger reason of a file failed only for want of a preamble (``force`` reads it again)
@@ -212,6 +222,129 @@ _C_COLUMNS = ("size", "mtime_ns", "SOPInstanceUID", "SOPClassUID", "SeriesInstan
 _REQUIRED_TAGS = ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID",
                   "Rows", "Columns", "PatientID", "IssuerOfPatientID", "PatientName",
                   "AccessionNumber", "Modality", "SeriesNumber")
+
+
+
+def _quote(name: str) -> str:
+    """``name`` as an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_type(t: pa.DataType) -> str:
+    """The declared type of a tag column holding values of the scan's Arrow type ``t``:
+    lists are JSON text; uint64 has none (values past 2**63 - 1 are stored as their decimal
+    text, which an INTEGER column would turn into an inexact REAL)."""
+    if pa.types.is_list(t) or pa.types.is_string(t):
+        return "TEXT"
+    if t == pa.uint64():
+        return ""
+    if pa.types.is_integer(t):
+        return "INTEGER"
+    if pa.types.is_floating(t):
+        return "REAL"
+    if pa.types.is_binary(t):
+        return "BLOB"
+    return "TEXT"
+
+
+def _tag_columns(con, table: str = "instances") -> list:
+    """The tag columns of ``table``, in table order (its fixed columns and the ``attributes``
+    column of an index migrated by an SQLite without DROP COLUMN excluded)."""
+    fixed = {c.lower() for c in _COPY_COLS} | {"attributes"}
+    return [r[1] for r in con.execute(f"PRAGMA table_info({table})")
+            if r[1].lower() not in fixed]
+
+
+class _Layout:
+    """The tag columns of a job: ``tags`` (the keywords the job writes, each a column named
+    by it, in plan order; keywords held by a fixed column excluded), ``all_tags`` (every tag
+    column of the index, earlier jobs' included) and the statements that follow."""
+
+    def __init__(self, plan, con):
+        self.keywords = [s.keyword for s in plan.specs]
+        self.types = {s.keyword: plan.schema.field(s.keyword).type for s in plan.specs}
+        self.tags = [k for k in self.keywords if k not in _FIXED_KEYWORDS]
+        self.all_tags = _tag_columns(con)
+        self.row_cols = _ROW_COLS + tuple(self.all_tags)
+        self.copy_cols = _COPY_COLS + tuple(self.all_tags)
+        cols = _ROW_COLS + tuple(self.tags)
+        self.c_instance_sql = (
+            "INSERT INTO instances(" + ", ".join(map(_quote, cols)) + ") VALUES(" +
+            ",".join("?" * len(cols)) + ") ON CONFLICT(sop_instance_uid) DO NOTHING")
+        self.insert_sql = _insert_sql("instances", self.row_cols)
+        self.copy_sql = _insert_sql("instance_copies", self.copy_cols, "INSERT OR REPLACE")
+        self.present = {c.lower() for c in self.all_tags}
+
+    def col(self, keyword: str) -> str:
+        """``keyword``'s column in a SELECT (NULL when the index has none)."""
+        return _quote(keyword) if keyword.lower() in self.present else "NULL"
+
+
+def _insert_sql(table: str, cols, verb: str = "INSERT") -> str:
+    return (f"{verb} INTO {table}(" + ", ".join(map(_quote, cols)) + ") VALUES(" +
+            ",".join("?" * len(cols)) + ")")
+
+
+def _add_tag_columns(con, types: dict) -> None:
+    """Add to ``instances`` and ``instance_copies`` a column for each keyword of ``types``
+    (keyword -> Arrow type) they lack (inside the caller's transaction)."""
+    have = {c.lower() for c in _tag_columns(con)}
+    for k, t in types.items():
+        if k in _FIXED_KEYWORDS or k.lower() in have:
+            continue
+        for table in ("instances", "instance_copies"):
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {_quote(k)} {_sql_type(t)}")
+        have.add(k.lower())
+
+
+def _migrate_2_to_3(con) -> None:
+    """Version 2 -> 3: the requested tags move from the ``attributes`` JSON object to a
+    column each, holding what a job of this version writes (a list as its JSON text, a
+    uint64 past 2**63 - 1 as its decimal text; binary values stay the hex text version 2
+    kept); the ``attributes`` column is then dropped (emptied where the SQLite has no DROP
+    COLUMN).  Rows are moved 5,000 at a time; a text that is not a JSON object fails the
+    migration naming its instance (nothing is changed: one transaction)."""
+    from .batch import schema as scan_schema
+    keys: set = set()
+    for table in ("instances", "instance_copies"):
+        keys.update(k for (k,) in con.execute(
+            f"SELECT DISTINCT j.key FROM {table}, json_each({table}.attributes) AS j"
+            f" WHERE json_type({table}.attributes) = 'object'"))
+    types = {}
+    for k in sorted(keys - set(_FIXED_KEYWORDS)):
+        try:
+            types[k] = scan_schema([k]).field(k).type
+        except (ValueError, KeyError):
+            types[k] = pa.string()
+    _add_tag_columns(con, types)
+    moved = sorted(types)
+
+    def cell(v):
+        if isinstance(v, (list, dict)):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, int) and not -2 ** 63 <= v < 2 ** 63:
+            return str(v)
+        return v
+    for table, key in (("instances", "sop_instance_uid"), ("instance_copies", "path")):
+        if moved:
+            update = (f"UPDATE {table} SET " + ", ".join(f"{_quote(k)} = ?" for k in moved) +
+                      f" WHERE {key} = ?")
+            last = None
+            while True:
+                rows = con.execute(
+                    f"SELECT {key}, attributes, sop_instance_uid FROM {table}" +
+                    ("" if last is None else f" WHERE {key} > ?") + f" ORDER BY {key} LIMIT 5000",
+                    () if last is None else (last,)).fetchall()
+                if not rows:
+                    break
+                con.executemany(update, [
+                    [cell(a.get(k)) for k in moved] + [kv]
+                    for kv, a in ((kv, _attributes(text, uid)) for kv, text, uid in rows)])
+                last = rows[-1][0]
+        try:
+            con.execute(f"ALTER TABLE {table} DROP COLUMN attributes")
+        except sqlite3.OperationalError:      # SQLite < 3.35
+            con.execute(f"UPDATE {table} SET attributes = NULL")
 
 
 # ----------------------------------------------------------------------------- database
@@ -371,9 +504,11 @@ def _connect_reader(db: str) -> sqlite3.Connection:
     return con
 
 
-def _init_schema(con: sqlite3.Connection, tags: Sequence[str]) -> None:
+def _init_schema(con: sqlite3.Connection, types: dict) -> None:
+    """Create or migrate the schema and add the tag columns of ``types`` (keyword -> the
+    scan's Arrow type), in one transaction."""
     version = con.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (0, 1, SCHEMA_VERSION):
+    if version not in (0, 1, 2, SCHEMA_VERSION):
         raise RuntimeError(f"index schema version {version} is not supported "
                            f"(this fastdicom writes version {SCHEMA_VERSION})")
     con.execute("BEGIN IMMEDIATE")
@@ -381,9 +516,15 @@ def _init_schema(con: sqlite3.Connection, tags: Sequence[str]) -> None:
         if version == 1:
             for stmt in _MIGRATE_1_TO_2.strip().split(";"):
                 con.execute(stmt)
+        if version in (1, 2):
+            # the job's tag columns first (in its order, as a new index has them), then the
+            # other keys of the attributes
+            _add_tag_columns(con, types)
+            _migrate_2_to_3(con)
         for stmt in _SCHEMA.strip().split(";"):
             if stmt.strip():
                 con.execute(stmt)
+        _add_tag_columns(con, types)
         if version != SCHEMA_VERSION:
             con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         con.execute("COMMIT")
@@ -480,18 +621,12 @@ def _sha256(path_bytes: bytes) -> Optional[bytes]:
     return hashlib.sha256(data).digest()
 
 
-def _json_value(v):
-    if isinstance(v, bytes):
-        return v.hex()
-    return v
-
-
 class _Writer:
     """Applies scanned rows to the database inside one transaction."""
 
-    def __init__(self, con, keywords):
+    def __init__(self, con, layout):
         self.con = con
-        self.keywords = keywords
+        self.layout = layout
         self.touched_series: set = set()
         self.touched_studies: set = set()
         self.new_instance_rows: list = []
@@ -550,11 +685,12 @@ class _Writer:
 
     def _promote(self, uid):
         con = self.con
-        r = con.execute("SELECT " + ", ".join(_COPY_COLS) + " FROM instance_copies"
+        cols = self.layout.copy_cols
+        r = con.execute("SELECT " + ", ".join(map(_quote, cols)) + " FROM instance_copies"
                         " WHERE sop_instance_uid=? ORDER BY path LIMIT 1", (uid,)).fetchone()
         if r is None:
             return
-        row = dict(zip(_COPY_COLS, r))
+        row = dict(zip(cols, r))
         con.execute("DELETE FROM instance_copies WHERE path=?", (row["path"],))
         row.pop("state")
         self._insert_instance(row)
@@ -572,7 +708,8 @@ class _Writer:
             self.set_state(p, st)
 
     def _insert_instance(self, row):
-        self.con.execute(_INSERT_INSTANCE_SQL, tuple(row[c] for c in _ROW_COLS))
+        self.con.execute(self.layout.insert_sql,
+                         tuple(row.get(c) for c in self.layout.row_cols))
         self._touch(row["series_instance_uid"], row["study_instance_uid"])
         self.new_instance_rows.append(row["path"])
         self.dropped_rows.discard(row["path"])
@@ -594,25 +731,22 @@ class _Writer:
         mine = self._hash_of(path)
         if path < other:
             # the new file wins: the old winner becomes a copy
-            old = con.execute("SELECT " + ", ".join(_ROW_COLS) + " FROM instances WHERE"
-                              " sop_instance_uid=?", (uid,)).fetchone()
-            old = dict(zip(_ROW_COLS, old))
+            lay = self.layout
+            old = con.execute("SELECT " + ", ".join(map(_quote, lay.row_cols)) +
+                              " FROM instances WHERE sop_instance_uid=?", (uid,)).fetchone()
+            old = dict(zip(lay.row_cols, old))
             con.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
             self.dropped_rows.add(other)
             self._insert_instance(row)
             old["state"] = "conflict"
-            con.execute("INSERT OR REPLACE INTO instance_copies(" + ", ".join(_COPY_COLS) +
-                        ") VALUES(" + ",".join("?" * len(_COPY_COLS)) + ")",
-                        tuple(old[c] for c in _COPY_COLS))
+            con.execute(lay.copy_sql, tuple(old.get(c) for c in lay.copy_cols))
             self._restate_copies(uid, path)
             return "indexed"
         theirs = self._hash_of(other)
         state = "duplicate" if (mine is not None and mine == theirs) else "conflict"
         copy = dict(row)
         copy["state"] = state
-        con.execute("INSERT OR REPLACE INTO instance_copies(" + ", ".join(_COPY_COLS) +
-                    ") VALUES(" + ",".join("?" * len(_COPY_COLS)) + ")",
-                    tuple(copy[c] for c in _COPY_COLS))
+        con.execute(self.layout.copy_sql, tuple(copy.get(c) for c in self.layout.copy_cols))
         return state
 
     def refresh_hierarchy(self):
@@ -620,6 +754,7 @@ class _Writer:
         to the study of its first instance (smallest SOPInstanceUID); a study's values come
         from its first instance, found through its series (no per-study instance index)."""
         con = self.con
+        col = self.layout.col
         patients = set()
         studies = set(self.touched_studies)
         for s in sorted(self.touched_series):
@@ -627,7 +762,8 @@ class _Writer:
                               " series_instance_uid=?", (s,)).fetchone()
             if old is not None and old[0] is not None:
                 studies.add(old[0])
-            r = con.execute("SELECT study_instance_uid, attributes, sop_instance_uid FROM"
+            r = con.execute(f"SELECT study_instance_uid, sop_instance_uid, {col('Modality')},"
+                            f" {col('SeriesNumber')}, {col('SeriesDescription')} FROM"
                             " instances WHERE series_instance_uid=? ORDER BY sop_instance_uid"
                             " LIMIT 1", (s,)).fetchone()
             if r is None:
@@ -635,9 +771,7 @@ class _Writer:
                 continue
             n = con.execute("SELECT count(*) FROM instances WHERE series_instance_uid=?",
                             (s,)).fetchone()[0]
-            a = _attributes(r[1], r[2])
-            vals = (s, r[0], a.get("Modality"), _as_int(a.get("SeriesNumber")),
-                    a.get("SeriesDescription"), n, r[2])
+            vals = (s, r[0], _as_text(r[2]), _as_int(r[3]), _as_text(r[4]), n, r[1])
             _upsert(con, "series", ("series_instance_uid", "study_instance_uid", "modality",
                                     "series_number", "series_description", "num_instances",
                                     "first_sop_instance_uid"), vals)
@@ -650,17 +784,15 @@ class _Writer:
                 "SELECT count(*), sum(num_instances), min(first_sop_instance_uid) FROM series"
                 " WHERE study_instance_uid=?", (st,)).fetchone()
             r = None if first is None else con.execute(
-                "SELECT attributes FROM instances WHERE sop_instance_uid=?",
-                (first,)).fetchone()
+                "SELECT " + ", ".join(col(k) for k in _STUDY_KEYWORDS) +
+                " FROM instances WHERE sop_instance_uid=?", (first,)).fetchone()
             if r is None:
                 con.execute("DELETE FROM studies WHERE study_instance_uid=?", (st,))
                 continue
-            a = _attributes(r[0], first)
-            key = f"{a.get('IssuerOfPatientID') or ''}\x1f{a.get('PatientID') or ''}"
+            pid, issuer, name, accession, date, stime, sid, desc = map(_as_text, r)
+            key = f"{issuer or ''}\x1f{pid or ''}"
             patients.add(key)
-            vals = (st, key, a.get("PatientID"), a.get("IssuerOfPatientID"),
-                    a.get("PatientName"), a.get("AccessionNumber"), a.get("StudyDate"),
-                    a.get("StudyTime"), a.get("StudyID"), a.get("StudyDescription"), ns, ni)
+            vals = (st, key, pid, issuer, name, accession, date, stime, sid, desc, ns, ni)
             _upsert(con, "studies", ("study_instance_uid", "patient_key", "patient_id",
                                      "issuer_of_patient_id", "patient_name",
                                      "accession_number", "study_date", "study_time",
@@ -674,18 +806,33 @@ class _Writer:
                 continue
             n = con.execute("SELECT count(*) FROM studies WHERE patient_key=?",
                             (key,)).fetchone()[0]
-            a = con.execute("SELECT i.attributes FROM series s JOIN instances i ON"
+            a = con.execute("SELECT " + ", ".join("i." + col(k) if col(k) != "NULL" else "NULL"
+                                                  for k in _PATIENT_KEYWORDS) +
+                            " FROM series s JOIN instances i ON"
                             " i.sop_instance_uid = s.first_sop_instance_uid WHERE"
                             " s.study_instance_uid=? ORDER BY s.first_sop_instance_uid LIMIT 1",
                             (r[0],)).fetchone()
-            a = _attributes(a[0], f"of study {r[0]}") if a else {}
-            vals = (key, a.get("PatientID"), a.get("IssuerOfPatientID"), a.get("PatientName"),
-                    a.get("PatientBirthDate"), a.get("PatientSex"), n)
+            vals = (key, *map(_as_text, a or (None,) * len(_PATIENT_KEYWORDS)), n)
             _upsert(con, "patients", ("patient_key", "patient_id", "issuer_of_patient_id",
                                       "patient_name", "patient_birth_date", "patient_sex",
                                       "num_studies"), vals)
         self.touched_series.clear()
         self.touched_studies.clear()
+
+
+# the instance values a study and a patient row take (from their first instance)
+_STUDY_KEYWORDS = ("PatientID", "IssuerOfPatientID", "PatientName", "AccessionNumber",
+                   "StudyDate", "StudyTime", "StudyID", "StudyDescription")
+_PATIENT_KEYWORDS = ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate",
+                     "PatientSex")
+
+
+def _as_text(v):
+    """A tag column's value as the text of a hierarchy row (a blob: its hex, as the
+    attributes JSON of schema version 2 held it)."""
+    if isinstance(v, bytes):
+        return v.hex()
+    return v
 
 
 def _as_int(v):
@@ -713,26 +860,27 @@ class _Prepared:
 class _Columns(dict):
     """The Python values of a scanned RecordBatch's columns, converted on first use (the C
     writer reads the Arrow columns; only files taking the per-file logic need these), and
-    the ``attributes`` JSON of its rows, made on first use too: on the writer thread, which
-    the scanning thread then does not wait for."""
-    __slots__ = ("batch", "keywords", "_json")
+    the values of the layout's tag columns as SQLite takes them (:func:`_sql_arrays`), made
+    by the scanning thread (or on first use).  ``cols[("sql", k)]``: the Python values of
+    tag column ``k``."""
+    __slots__ = ("batch", "layout", "_sql")
 
-    def __init__(self, batch, keywords):
+    def __init__(self, batch, layout, sql=None):
         super().__init__()
         self.batch = batch
-        self.keywords = keywords
-        self._json = None
+        self.layout = layout
+        self._sql = sql
 
     @property
-    def json(self):
-        """(UTF-8 bytes, row offsets) of the rows' ``attributes`` JSON."""
-        if self._json is None:
-            self._json = _attributes_json(self.batch, self.keywords)
-        return self._json
+    def sql(self) -> list:
+        """The Arrow arrays of the layout's tag columns, in ``layout.tags`` order."""
+        if self._sql is None:
+            self._sql = _sql_arrays(self.batch, self.layout.tags)
+        return self._sql
 
     def __missing__(self, name):
-        if name == "__attributes__":
-            v = self[name] = _rows.split_rows(*self.json)
+        if type(name) is tuple:
+            v = self[name] = self.sql[self.layout.tags.index(name[1])].to_pylist()
         else:
             v = self[name] = self.batch.column(name).to_pylist()
         return v
@@ -785,11 +933,11 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
         pool = ThreadPoolExecutor(scanners) if scanners else None
         rcon = _connect_reader(db) if job.track_seen else None
         try:
-            _run(job.con, rcon, job.plan, job.keywords, paths, follow_symlinks, batch_size,
+            _run(job.con, rcon, job.plan, job.layout, paths, follow_symlinks, batch_size,
                  pool, max(1, scanners), parquet, job.result, job.bar, job.track_seen,
                  job.ckpt, job.c_db, _own_files(db, parquet), dir_keys)
             if job.track_seen:
-                _mark_missing(job.con, paths, job.result)
+                _mark_missing(job.con, job.layout, paths, job.result)
             _clear_dir_errors(job.con, paths, dir_keys)
         finally:
             if rcon is not None:
@@ -993,8 +1141,8 @@ def _commit_table(job, batch: pa.RecordBatch) -> None:
         prep.future = [batch.take(_int64_array(np.asarray(rows, np.int64)))]
     if not entries:
         return
-    _collect(prep, job.keywords)
-    _commit(con, prep, job.plan, job.keywords, None, job.result, job.bar, True, job.ckpt,
+    _collect(prep, job.layout)
+    _commit(con, prep, job.plan, job.layout, None, job.result, job.bar, True, job.ckpt,
             job.c_db)
 
 
@@ -1010,7 +1158,7 @@ class _Job:
                 tags.append(t)
         self.tags = tags
         self.plan = _Plan(tags, force=force)
-        self.keywords = [s.keyword for s in self.plan.specs]
+        self.layout = None
         self.con = self.ckpt = self.bar = None
 
     def __enter__(self):
@@ -1018,7 +1166,9 @@ class _Job:
         self.lock = _Lock(self.db)
         try:
             self.con = con = _connect(self.db)
-            _init_schema(con, self.tags)
+            _init_schema(con, {s.keyword: self.plan.schema.field(s.keyword).type
+                               for s in self.plan.specs})
+            self.layout = _Layout(self.plan, con)
             if self.parquet:
                 _clean_parts(con, self.parquet)
             con.execute("CREATE TEMP TABLE IF NOT EXISTS seen(path BLOB PRIMARY KEY,"
@@ -1151,7 +1301,7 @@ def _ledger_of(con, keys: list) -> dict:
         con, "SELECT path, size, mtime_ns, state, reason FROM files", keys)}
 
 
-def _prepare(rcon, entries, plan, pool, scanners, follow=False):
+def _prepare(rcon, entries, plan, layout, pool, scanners, follow=False):
     """Ledger lookup (none when ``rcon`` is None: the ledger was empty at the start) and the
     scan of what is new or changed, started on ``pool`` (or run here).  With ``follow``, a
     file entry may be a symbolic link the walk followed: it is read through it."""
@@ -1187,14 +1337,15 @@ def _prepare(rcon, entries, plan, pool, scanners, follow=False):
         chunk = max(16, -(-len(plist) // scanners))
         parts = [plist[k:k + chunk] for k in range(0, len(plist), chunk)]
         if pool is not None:
-            # the attributes JSON too (without the GIL), off the writer thread
-            prep.future = [pool.submit(_scan_chunk_json, plan, p, not follow) for p in parts]
+            # the tag columns' JSON cells too (without the GIL), off the writer thread
+            prep.future = [pool.submit(_scan_chunk_sql, plan, layout, p, not follow)
+                           for p in parts]
         else:
             prep.future = [_scan_chunk(plan, p, not follow) for p in parts]
     return prep
 
 
-def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, scanners, parquet, result,
+def _run(con, rcon, plan, layout, paths, follow, batch_size, pool, scanners, parquet, result,
          bar, track_seen=True, ckpt=None, c_db=None, own=None, dir_keys=None):
     """The pipeline: this thread walks, looks up the ledger (through ``rcon``, a second
     connection: a batch's paths are written only by its own commit, so the committed state
@@ -1254,9 +1405,9 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, scanners, p
             yield buf
 
     def commit(prep):
-        _collect(prep, keywords)
+        _collect(prep, layout)
         _reclassify_listed(prep, carry, visited)
-        submit(_commit, con, prep, plan, keywords, parquet, result, bar, track_seen, ckpt,
+        submit(_commit, con, prep, plan, layout, parquet, result, bar, track_seen, ckpt,
                c_db)
 
     def drain():
@@ -1267,7 +1418,7 @@ def _run(con, rcon, plan, keywords, paths, follow, batch_size, pool, scanners, p
         source = walker
         while True:
             for entries in entries_batches(source):
-                pending.append(_prepare(rcon, entries, plan, pool, scanners, follow))
+                pending.append(_prepare(rcon, entries, plan, layout, pool, scanners, follow))
                 if len(pending) >= 2:
                     commit(pending.popleft())
             if not pending:
@@ -1394,112 +1545,47 @@ def _record_dir_error(con, e, result, dir_keys=None):
                 " time) VALUES(?,?,?,?,?,?)", (key, _display_path(e.path), *new, time.time()))
 
 
-
-def _json_texts(arr: pa.Array) -> Optional[pa.Array]:
-    """The JSON text of every value of ``arr`` (as ``json.dumps(..., ensure_ascii=False)``
-    writes it, ``null`` for nulls), computed column-wise with Arrow kernels; None when the
-    column holds values this does not cover exactly (the caller then encodes it per value)."""
-    import pyarrow.compute as pc
-    t = arr.type
-    if pa.types.is_list(t):
-        child = _json_texts(arr.values)
-        if child is None:
-            return None
-        lists = pa.ListArray.from_arrays(arr.offsets, child.fill_null("null"),
-                                         mask=arr.is_null())
-        joined = pc.binary_join(lists, ", ")
-        return pc.binary_join_element_wise("[", joined, "]", "").fill_null("null")
-    if t == pa.string():
-        data = arr.buffers()[2]
-        if data is not None and data.size:
-            b = np.frombuffer(data, np.uint8)
-            if ((b < 0x20) | (b == 0x22) | (b == 0x5C)).any():
-                return None      # something to escape (bytes beyond the slice count too)
-        return pc.binary_join_element_wise('"', arr, '"', "").fill_null("null")
-    if t == pa.int64():
-        return arr.cast(pa.string()).fill_null("null")
-    if t == pa.float64():
-        v = np.asarray(arr.fill_null(0.0))
-        with np.errstate(invalid="ignore"):
-            mag = np.abs(v)
-            if not ((mag == 0.0) | ((mag >= 1e-4) & (mag < 1e15))).all():
-                return None      # exponent notation or non-finite: Python's repr decides
-            integral = np.floor(v) == v
-        text = arr.cast(pa.string())
-        if integral.any():       # Arrow writes 2.0 as "2", Python as "2.0"
-            text = pc.if_else(pa.array(integral), pc.binary_join_element_wise(text, ".0", ""),
-                              text)
-        return text.fill_null("null")
-    return None
-
-
-def _attributes_json(batch: pa.RecordBatch, keywords) -> tuple:
-    """The ``attributes`` JSON text of each row of ``batch`` -- the same text as
-    ``json.dumps(attrs, sort_keys=True, ensure_ascii=False)`` -- as UTF-8 bytes and the
-    offsets of the rows in them (:func:`fastdicom._rows.json_rows`)."""
-    order = sorted(keywords)
-    try:
-        return _rows.json_rows(order, [batch.column(k) for k in order])   # in C
-    except TypeError:
-        # a column type the C encoder does not cover (e.g. bytes): Arrow kernels
-        texts = [t.encode() for t in _attributes_json_arrow(batch, order)]
-    offsets = np.zeros(len(texts) + 1, np.int64)
-    np.cumsum([len(t) for t in texts], out=offsets[1:])
-    return b"".join(texts), offsets
-
-
-def _attributes_json_arrow(batch: pa.RecordBatch, order) -> list:
-    import pyarrow.compute as pc
-    enc = json.JSONEncoder(ensure_ascii=False).encode
-    args: list = []
-    for n, k in enumerate(order):
+def _sql_arrays(batch: pa.RecordBatch, tags) -> list:
+    """The columns ``tags`` of ``batch`` as SQLite stores them: a list column as the JSON
+    text of each list (``json.dumps(value, ensure_ascii=False)``, in C without the GIL:
+    :func:`fastdicom._rows.json_cells`), any other column as it is."""
+    out = []
+    for k in tags:
         col = batch.column(k)
-        text = _json_texts(col)
-        if text is None:
-            text = pa.array([enc(_json_value(v)) for v in col.to_pylist()], pa.string())
-        args.append(("{" if n == 0 else ", ") + enc(k) + ": ")
-        args.append(text)
-    if not args:
-        return ["{}"] * batch.num_rows
-    args.append("}")
-    return pc.binary_join_element_wise(*args, "").to_pylist()
+        if pa.types.is_list(col.type):
+            try:
+                col = _rows.json_cells(col)
+            except TypeError:       # values the C encoder does not cover (bytes): Python
+                enc = json.JSONEncoder(ensure_ascii=False).encode
+                col = pa.array([None if v is None else enc([x.hex() if isinstance(x, bytes)
+                                                           else x for x in v])
+                                for v in col.to_pylist()], pa.large_string())
+        out.append(col)
+    return out
 
 
 
-def _row_from(batch_cols, i, keywords, key, display, attributes=None):
-    if attributes is not None:
-        return {
-            "sop_instance_uid": batch_cols["SOPInstanceUID"][i],
-            "path": key, "display_path": display,
-            "size": batch_cols["size"][i], "mtime_ns": batch_cols["mtime_ns"][i],
-            "sop_class_uid": batch_cols["SOPClassUID"][i],
-            "series_instance_uid": batch_cols["SeriesInstanceUID"][i],
-            "study_instance_uid": batch_cols["StudyInstanceUID"][i],
-            "transfer_syntax_uid": batch_cols["transfer_syntax"][i],
-            "rows": batch_cols["Rows"][i], "columns": batch_cols["Columns"][i],
-            "frames": batch_cols["num_frames"][i],
-            "pixel_offset": batch_cols["pixel_offset"][i],
-            "pixel_length": batch_cols["pixel_length"][i],
-            "attributes": attributes,
-        }
-    attrs = {k: _json_value(batch_cols[k][i]) for k in keywords}
-    return {
-        "sop_instance_uid": attrs.get("SOPInstanceUID"),
+def _row_from(batch_cols, i, layout, key, display) -> dict:
+    """The instance row of scanned row ``i``: the fixed columns and the job's tag columns."""
+    row = {
+        "sop_instance_uid": batch_cols["SOPInstanceUID"][i],
         "path": key, "display_path": display,
         "size": batch_cols["size"][i], "mtime_ns": batch_cols["mtime_ns"][i],
-        "sop_class_uid": attrs.get("SOPClassUID"),
-        "series_instance_uid": attrs.get("SeriesInstanceUID"),
-        "study_instance_uid": attrs.get("StudyInstanceUID"),
+        "sop_class_uid": batch_cols["SOPClassUID"][i],
+        "series_instance_uid": batch_cols["SeriesInstanceUID"][i],
+        "study_instance_uid": batch_cols["StudyInstanceUID"][i],
         "transfer_syntax_uid": batch_cols["transfer_syntax"][i],
-        "rows": attrs.get("Rows"), "columns": attrs.get("Columns"),
+        "rows": batch_cols["Rows"][i], "columns": batch_cols["Columns"][i],
         "frames": batch_cols["num_frames"][i],
         "pixel_offset": batch_cols["pixel_offset"][i],
         "pixel_length": batch_cols["pixel_length"][i],
-        "attributes": json.dumps(attrs, sort_keys=True, ensure_ascii=False),
     }
+    for k in layout.tags:
+        row[k] = batch_cols[("sql", k)][i]
+    return row
 
 
-def _bulk_batch(prep, scanned, indexed_uids, keywords):
+def _bulk_batch(prep, scanned, indexed_uids, layout):
     """Column-wise ledger and instance rows when every entry of the batch is a new path,
     parsed without error, with a SOPInstanceUID not indexed and not repeated in the batch;
     else None (the per-file logic then runs)."""
@@ -1535,32 +1621,35 @@ def _bulk_batch(prep, scanned, indexed_uids, keywords):
     series, studies = col("SeriesInstanceUID"), col("StudyInstanceUID")
     ledger_rows = list(zip(keys, displays, size, mtime, ["indexed"] * n, [None] * n, uids,
                            [None] * n))
+    # (the rows bind every column of the index: the tag columns of earlier jobs are null)
+    nulls = [None] * n
     inst_rows = list(zip(uids, keys, displays, size, mtime, col("SOPClassUID"), series, studies,
                          col("transfer_syntax"), col("Rows"), col("Columns"), col("num_frames"),
-                         col("pixel_offset"), col("pixel_length"), col("__attributes__")))
+                         col("pixel_offset"), col("pixel_length"),
+                         *(col(("sql", k)) if k in layout.tags else nulls
+                           for k in layout.all_tags)))
     nbytes = sum(min(x or 0, 8192) for x in size)
     return keys, series, studies, ledger_rows, inst_rows, nbytes
 
 
-def _scan_chunk_json(plan, paths, nofollow=True):
-    """A chunk's scanned batch and the ``attributes`` JSON of its rows."""
+def _scan_chunk_sql(plan, layout, paths, nofollow=True):
+    """A chunk's scanned batch and its tag columns as SQLite stores them."""
     batch = _scan_chunk(plan, paths, nofollow)
-    return batch, _attributes_json(batch, [s.keyword for s in plan.specs])
+    return batch, _sql_arrays(batch, layout.tags)
 
 
-def _collect(prep, keywords):
+def _collect(prep, layout):
     """The scan results of a prepared batch as rows (``prep.scanned``) and Arrow tables."""
     scanned = {}
     tables = []
     chunks = []
     if prep.future:
         done = [f.result() if hasattr(f, "result") else f for f in prep.future]
-        texts = [d[1] if isinstance(d, tuple) else None for d in done]
+        sqls = [d[1] if isinstance(d, tuple) else None for d in done]
         tables = [d[0] if isinstance(d, tuple) else d for d in done]
         k = 0
-        for b, text in zip(tables, texts):
-            cols = _Columns(b, keywords)
-            cols._json = text
+        for b, sql in zip(tables, sqls):
+            cols = _Columns(b, layout, sql)
             n = b.num_rows
             idx = prep.scan_paths[k:k + n]
             chunks.append((cols, idx))
@@ -1571,7 +1660,7 @@ def _collect(prep, keywords):
     prep.scanned, prep.tables, prep.chunks = scanned, tables, chunks
 
 
-def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ckpt=None,
+def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt=None,
             c_db=None):
     """Write one collected batch in one transaction (on the writer thread)."""
     entries, ledger = prep.entries, prep.ledger
@@ -1596,10 +1685,10 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
             con.executemany(_LEDGER_SQL, bulk_ledger)
             bulk_ledger.clear()
         if bulk_inst:
-            con.executemany(_INSERT_INSTANCE_SQL, bulk_inst)
+            con.executemany(layout.insert_sql, bulk_inst)
             bulk_inst.clear()
     counts = {s: 0 for s in STATES}
-    w = _Writer(con, keywords)
+    w = _Writer(con, layout)
     writes = False
     if ckpt is not None:
         ckpt.settle()
@@ -1612,15 +1701,15 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
                              for idx, e in enumerate(entries) if e.kind != "expanded"])
         done: set = set()
         if in_c:
-            done = _insert_new_c(con, c_db, prep, result, w)
+            done = _insert_new_c(con, c_db, prep, result, w, layout)
             counts["indexed"] += len(done)
             writes = writes or bool(done)
-        fast = None if in_c else _bulk_batch(prep, scanned, indexed_uids, keywords)
+        fast = None if in_c else _bulk_batch(prep, scanned, indexed_uids, layout)
         if fast is not None:
             # every file new, parsed and of a new UID: column-wise rows, two executemany
             keys, series, studies, ledger_rows, inst_rows, nbytes = fast
             con.executemany(_LEDGER_SQL, ledger_rows)
-            con.executemany(_INSERT_INSTANCE_SQL, inst_rows)
+            con.executemany(layout.insert_sql, inst_rows)
             w.touched_series.update(x for x in series if x)
             w.touched_studies.update(x for x in studies if x)
             w.new_instance_rows.extend(keys)
@@ -1685,13 +1774,13 @@ def _commit(con, prep, plan, keywords, parquet, result, bar, track_seen=True, ck
                 w.fail(key, display, size, mtime, etype, emsg, eoff, etag)
                 continue
             writes = True
-            row = _row_from(cols, i, keywords, key, display, cols["__attributes__"][i])
+            row = _row_from(cols, i, layout, key, display)
             uid = row["sop_instance_uid"]
             if not in_c and old is None and uid not in indexed_uids:
                 # the common case: a new file with a new UID, written in bulk
                 indexed_uids.add(uid)
                 bulk_ledger.append((key, display, size, mtime, "indexed", None, uid, None))
-                bulk_inst.append(tuple(row[c] for c in _ROW_COLS))
+                bulk_inst.append(tuple(row.get(c) for c in layout.row_cols))
                 w._touch(row["series_instance_uid"], row["study_instance_uid"])
                 w.new_instance_rows.append(key)
                 counts["indexed"] += 1
@@ -1741,7 +1830,7 @@ def _failed_alike(old, size, mtime, etype, emsg) -> bool:
         and old[3] == f"{etype}: {emsg}"
 
 
-def _insert_new_c(con, db_path, prep, result, w) -> set:
+def _insert_new_c(con, db_path, prep, result, w, layout) -> set:
     """Write, without the GIL, the files of the batch that are new paths, parsed, with a
     SOPInstanceUID; returns the entry indices written.  A UID already indexed (by an earlier
     batch or an earlier file of this one) is left to the per-file logic, which decides
@@ -1762,8 +1851,8 @@ def _insert_new_c(con, db_path, prep, result, w) -> set:
         if not len(rows):
             continue
         written = _rows.sqlite_insert_new(
-            con, db_path, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *cols.json,
-            [b.column(c) for c in _C_COLUMNS], rows)
+            con, db_path, layout.c_instance_sql, _C_LEDGER_SQL, keys,
+            [b.column(c) for c in _C_COLUMNS] + cols.sql, rows)
         rows = rows[written.astype(bool)]
         if not len(rows):
             continue
@@ -1878,14 +1967,14 @@ def _clear_dir_errors(con, roots, recorded: set) -> None:
             raise
 
 
-def _mark_missing(con, roots, result):
+def _mark_missing(con, layout, roots, result):
     rootset = _rootset(roots)
     cand = con.execute("SELECT f.path, f.display, f.size, f.mtime_ns FROM files f WHERE"
                        " f.state != 'missing' AND NOT EXISTS (SELECT 1 FROM temp.seen s"
                        " WHERE s.path = f.path)").fetchall()
     gone = [(p, d, s, m) for p, d, s, m in cand if _under(p, rootset) and _gone(p)]
     if gone:
-        w = _Writer(con, [])
+        w = _Writer(con, layout)
         con.execute("BEGIN IMMEDIATE")
         try:
             for p, d, s, m in gone:
@@ -1914,19 +2003,22 @@ _EXPORT_ROWS = 5000
 
 
 def export_parquet(db, out) -> int:
-    """Write the whole ``instances`` table to the Parquet file ``out``: its columns (``path``
-    as text) and one column per key of the ``attributes`` JSON, typed as :func:`scan` types
-    that keyword (a key it cannot type, or whose values do not fit that type, is exported as
-    text).  Streams ``_EXPORT_ROWS`` rows at a time from one read transaction (a consistent
-    snapshot while a job writes); ``out`` appears complete or not at all.  Returns the
-    number of rows."""
+    """Write the whole ``instances`` table to the Parquet file ``out``: its fixed columns
+    (``path`` as text) and its tag columns, each typed as :func:`scan` types that keyword
+    (lists from their JSON text; a column it cannot type, or whose values do not fit that
+    type, is exported as text; binary values as hex).  An index of schema version 2 not yet
+    migrated (its tags in an ``attributes`` JSON object) is exported the same way.  Streams
+    ``_EXPORT_ROWS`` rows at a time from one read transaction (a consistent snapshot while a
+    job writes); ``out`` appears complete or not at all.  Returns the number of rows."""
     import pyarrow.parquet as pq
     from .batch import schema as scan_schema
     con = _connect_browse(db)
     tmp = os.fspath(out) + ".tmp"
     try:
         con.execute("BEGIN")
-        keys = _attribute_keys(con)
+        columns = [c for c in _tag_columns(con) if c not in _EXPORT_FIXED.names]
+        legacy = any(r[1] == "attributes" for r in con.execute("PRAGMA table_info(instances)"))
+        keys = sorted(set(columns) | set(_attribute_keys(con) if legacy else ()))
         types = {}
         for k in keys:
             try:
@@ -1934,9 +2026,9 @@ def export_parquet(db, out) -> int:
             except (ValueError, KeyError):
                 t = pa.string()
             types[k] = pa.string() if pa.types.is_binary(t) else t
-        while True:     # once more for each attribute whose values do not fit its type
+        while True:     # once more for each column whose values do not fit its type
             try:
-                n = _write_export(con, tmp, keys, types, pq)
+                n = _write_export(con, tmp, keys, columns, legacy, types, pq)
                 break
             except _ExportRetype as exc:
                 types[exc.key] = pa.string()
@@ -1960,9 +2052,9 @@ class _ExportRetype(Exception):
 
 
 def _attributes(text, sop) -> dict:
-    """The ``attributes`` of instance ``sop`` as a dict ({} for NULL); text that is not a
-    JSON object (an index edited or damaged by hand) is a ``sqlite3.DatabaseError`` naming
-    the instance, not a traceback from the JSON parser."""
+    """The ``attributes`` (schema version 2) of instance ``sop`` as a dict ({} for NULL);
+    text that is not a JSON object (an index edited or damaged by hand) is a
+    ``sqlite3.DatabaseError`` naming the instance, not a traceback from the JSON parser."""
     if text is None:
         return {}
     try:
@@ -1975,7 +2067,8 @@ def _attributes(text, sop) -> dict:
 
 
 def _attribute_keys(con) -> list:
-    """The keys of every row's ``attributes``, sorted (the fixed columns' names excluded)."""
+    """The keys of every row's ``attributes`` (schema version 2), sorted; the keywords held
+    by fixed columns excluded."""
     try:
         keys = {k for (k,) in con.execute(
             "SELECT DISTINCT j.key FROM instances, json_each(instances.attributes) AS j"
@@ -1984,28 +2077,60 @@ def _attribute_keys(con) -> list:
         keys = set()
         for a, sop in con.execute("SELECT attributes, sop_instance_uid FROM instances"):
             keys.update(_attributes(a, sop))
-    return sorted(k for k in keys if k not in _EXPORT_FIXED.names)
+    return sorted(k for k in keys if k not in _EXPORT_FIXED.names and k not in _FIXED_KEYWORDS)
 
 
 def _export_text(v):
-    return v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bytes):
+        return v.hex()
+    return json.dumps(v, ensure_ascii=False)
 
 
-def _write_export(con, tmp, keys, types, pq) -> int:
+def _export_values(values: list, t: pa.DataType, key: str) -> list:
+    """A tag column's SQLite values as Python values of the Arrow type ``t``: a list type
+    from its JSON text, uint64 from the decimal text of values past 2**63 - 1.  A text that
+    is not JSON (an index edited by hand) exports the column as text."""
+    if pa.types.is_list(t):
+        out = []
+        for v in values:
+            if isinstance(v, str):
+                try:
+                    v = json.loads(v)
+                except ValueError:
+                    raise _ExportRetype(key) from None
+            out.append(v)
+        return out
+    if t == pa.uint64():
+        return [int(v) if isinstance(v, str) and v.isdigit() else v for v in values]
+    return values
+
+
+def _write_export(con, tmp, keys, columns, legacy, types, pq) -> int:
     schema = pa.schema(list(_EXPORT_FIXED) + [pa.field(k, types[k]) for k in keys])
-    cur = con.execute("SELECT " + ", ".join(_ROW_COLS) + " FROM instances ORDER BY"
+    select = list(_ROW_COLS) + columns + (["attributes"] if legacy else [])
+    cur = con.execute("SELECT " + ", ".join(map(_quote, select)) + " FROM instances ORDER BY"
                       " sop_instance_uid")
+    nfixed = len(_ROW_COLS)
+    where = {c: nfixed + i for i, c in enumerate(columns)}
     n = 0
     with pq.ParquetWriter(tmp, schema) as writer:     # (no rows: a file with the schema)
         for rows in iter(lambda: cur.fetchmany(_EXPORT_ROWS), []):
             cols = [list(c) for c in zip(*rows)]
-            cols[1] = [_display_path(os.fsdecode(p)) for p in cols[1]]
-            attrs = [_attributes(a, sop) for a, sop in zip(cols.pop(), cols[0])]
-            arrays = [_array_or_convert(c, f.type) for c, f in zip(cols, _EXPORT_FIXED)]
+            sop = cols[0]
+            attrs = [_attributes(a, uid) for a, uid in zip(cols[-1], sop)] if legacy else None
+            arrays = [_array_or_convert(c, f.type) for c, f in
+                      zip([cols[0], [_display_path(os.fsdecode(p)) for p in cols[1]]]
+                          + cols[2:nfixed], _EXPORT_FIXED)]
             for k in keys:
-                values = [a.get(k) for a in attrs]
+                values = cols[where[k]] if k in where else [None] * len(rows)
+                if attrs is not None:     # (a migrated index keeps its column's value)
+                    values = [a.get(k) if v is None else v for v, a in zip(values, attrs)]
                 if types[k] == pa.string():
                     values = [_export_text(v) for v in values]
+                else:
+                    values = _export_values(values, types[k], k)
                 try:
                     arrays.append(_array_or_convert(values, types[k]))
                 except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):

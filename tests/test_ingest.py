@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastdicom import testing
-from fastdicom.ingest import IngestLockedError, STATES, ingest, demo_ingest, export_parquet
+from fastdicom.ingest import (IngestLockedError, SCHEMA_VERSION, STATES, ingest, demo_ingest,
+                              export_parquet)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -328,6 +329,7 @@ def test_schema_v1_is_migrated(tmp_path):
         os.utime(q, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns))
     old_db = str(tmp_path / "old.sqlite")
     ingest([staged], old_db, workers=1)
+    _as_version_2(old_db)
     con = sqlite3.connect(old_db)
     con.executescript("""
         CREATE INDEX files_sop ON files(sop_instance_uid);
@@ -350,12 +352,96 @@ def test_schema_v1_is_migrated(tmp_path):
     for key in ("inst", "files", "series", "studies", "patients"):
         assert old[key] == new[key], key
     con = sqlite3.connect(old_db)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert not names & {"files_sop", "instances_study", "instances_path"}
     studies = dict(con.execute("SELECT study_instance_uid, num_instances FROM studies"))
     assert sorted(studies.values()) == [60, 60]
     con.close()
+
+
+def _as_version_2(db):
+    """Rewrite an index of this version as schema version 2 wrote it: no tag columns, every
+    row's tags (the keywords of the fixed columns too) in an ``attributes`` JSON object, the
+    text ``json.dumps(..., sort_keys=True, ensure_ascii=False)``, bytes as hex."""
+    from fastdicom.batch import schema as scan_schema
+    from fastdicom.ingest import _FIXED_KEYWORDS, _tag_columns
+    con = sqlite3.connect(db, isolation_level=None)
+    tags = _tag_columns(con)
+    con.execute("BEGIN")
+    for table, key in (("instances", "sop_instance_uid"), ("instance_copies", "path")):
+        con.execute(f"ALTER TABLE {table} ADD COLUMN attributes TEXT")
+        cols = [key] + list(_FIXED_KEYWORDS.values()) + tags
+        for row in con.execute("SELECT " + ", ".join(f'"{c}"' for c in cols) +
+                               f" FROM {table}").fetchall():
+            attrs = dict(zip(_FIXED_KEYWORDS, row[1:1 + len(_FIXED_KEYWORDS)]))
+            for t, v in zip(tags, row[1 + len(_FIXED_KEYWORDS):]):
+                if isinstance(v, str) and pa.types.is_list(scan_schema([t]).field(t).type):
+                    v = json.loads(v)
+                elif isinstance(v, bytes):
+                    v = v.hex()
+                attrs[t] = v
+            con.execute(f"UPDATE {table} SET attributes=? WHERE {key}=?",
+                        (json.dumps(attrs, sort_keys=True, ensure_ascii=False), row[0]))
+        for t in tags:
+            con.execute(f'ALTER TABLE {table} DROP COLUMN "{t}"')
+    con.execute("PRAGMA user_version=2")
+    con.execute("COMMIT")
+    con.close()
+
+
+def test_schema_v2_is_migrated(tree, tmp_path):
+    """A version-2 index (the tags in an ``attributes`` JSON object), with duplicates,
+    conflicts and failures in it, is upgraded in place to a column per tag, then ends exactly
+    like an index built by this version: same rows, same values, same column order.  Until
+    then ``export`` reads it as it is."""
+    root, _ = tree
+    part = tmp_path / "part"
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    for p in files[: len(files) // 2]:
+        q = part / p.relative_to(root)
+        q.parent.mkdir(parents=True, exist_ok=True)
+        q.write_bytes(p.read_bytes())
+        os.utime(q, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns))
+    old_db, new_db = str(tmp_path / "old.sqlite"), str(tmp_path / "new.sqlite")
+    ingest([part], old_db, workers=2, batch_size=50)
+    export_parquet(old_db, tmp_path / "before.parquet")
+    _as_version_2(old_db)
+    con = sqlite3.connect(old_db)
+    assert con.execute("SELECT count(*) FROM instance_copies WHERE attributes IS NOT NULL"
+                       ).fetchone()[0] > 0
+    con.close()
+    export_parquet(old_db, tmp_path / "v2.parquet")
+    assert pq.read_table(tmp_path / "v2.parquet").equals(pq.read_table(tmp_path / "before.parquet"))
+    for p in files[len(files) // 2:]:
+        q = part / p.relative_to(root)
+        q.parent.mkdir(parents=True, exist_ok=True)
+        q.write_bytes(p.read_bytes())
+        os.utime(q, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns))
+    ingest([part], old_db, workers=2, batch_size=50)
+    ingest([part], new_db, workers=2, batch_size=50)
+    old, new = _full_dump(old_db), _full_dump(new_db)
+    assert old == new
+    assert len(old["instances"]) > 100 and old["instance_copies"]
+    con = sqlite3.connect(old_db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert "attributes" not in {r[1] for r in con.execute("PRAGMA table_info(instances)")}
+    con.close()
+    # a damaged attributes text fails the migration, naming the instance; nothing changes
+    ingest([part], db := str(tmp_path / "bad.sqlite"), workers=1)
+    _as_version_2(db)
+    con = sqlite3.connect(db)
+    sop = con.execute("SELECT sop_instance_uid FROM instances ORDER BY 1 LIMIT 1").fetchone()[0]
+    con.execute("UPDATE instances SET attributes='[1]' WHERE sop_instance_uid=?", (sop,))
+    con.commit()
+    con.close()
+    before = Path(db).read_bytes()
+    with pytest.raises(sqlite3.DatabaseError, match=f"instance {sop}: attributes are not"):
+        ingest([part], db, workers=1)
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    con.close()
+    assert Path(db).read_bytes() == before
 
 
 def test_future_schema_version_is_refused(tmp_path):
@@ -442,30 +528,43 @@ def test_c_writer_matches_python_binding(tree, tmp_path, monkeypatch):
     assert state[extra / "new.dcm"] == "indexed"
 
 
+_C_TAGS = ("T", "L", "B", "I", "U", "F")
+
+
 def _c_table(db):
     con = sqlite3.connect(db, isolation_level=None)
     con.execute("CREATE TABLE instances(sop_instance_uid TEXT PRIMARY KEY, path BLOB,"
                 " display_path TEXT, size INTEGER, mtime_ns INTEGER, sop_class_uid TEXT,"
                 " series_instance_uid TEXT, study_instance_uid TEXT, transfer_syntax_uid TEXT,"
                 " rows INTEGER, columns INTEGER, frames INTEGER, pixel_offset INTEGER,"
-                " pixel_length INTEGER, attributes TEXT)")
+                " pixel_length INTEGER, T TEXT, L TEXT, B BLOB, I INTEGER, U, F REAL)")
     con.execute("CREATE TABLE files(path BLOB PRIMARY KEY, display TEXT, size INTEGER,"
                 " mtime_ns INTEGER, state TEXT, reason TEXT, sop_instance_uid TEXT,"
                 " sha256 BLOB)")
     return con
 
 
+def _c_sql(tags=_C_TAGS):
+    from fastdicom.ingest import _ROW_COLS
+    cols = _ROW_COLS + tuple(tags)
+    return ("INSERT INTO instances(" + ", ".join(cols) + ") VALUES(" + ",".join("?" * len(cols))
+            + ") ON CONFLICT(sop_instance_uid) DO NOTHING")
+
+
 def test_sqlite_insert_new_binds_arrow_values_exactly(tmp_path):
-    """Hand-built Arrow columns (nulls, a sliced array, non-ASCII text, a repeated UID) come
-    back from SQLite value for value; bad inputs are refused before anything is written."""
+    """Hand-built Arrow columns (nulls, sliced arrays, non-ASCII text, a repeated UID; tag
+    columns of every type the writer takes: text, JSON cells, blobs, int64, uint64 past
+    2**63 - 1, float64) come back from SQLite value for value; bad inputs are refused before
+    anything is written."""
     import numpy as np
     import pyarrow as pa
     from fastdicom import _rows
-    from fastdicom.ingest import _C_INSTANCE_SQL, _C_LEDGER_SQL
+    from fastdicom.ingest import _C_LEDGER_SQL
     if not _rows.sqlite_available():
         pytest.skip("the C writer is not available on this interpreter")
     db = str(tmp_path / "c.sqlite")
     con = _c_table(db)
+    sql = _c_sql()
     assert _rows.sqlite_connection_ok(con, db)
     assert not _rows.sqlite_connection_ok(con, str(tmp_path / "other.sqlite"))
     assert not _rows.sqlite_connection_ok(object(), db)
@@ -478,12 +577,17 @@ def test_sqlite_insert_new_binds_arrow_values_exactly(tmp_path):
             ints(512, 0, None, 1), ints(512, 0, None, 1), ints(1, 1, 1, 1),
             ints(100, None, 300, 400), ints(2 ** 40, 0, 3, 4),
             pa.array(["/d/a", "/d/Müller", "/d/c", "/d/d"])]
+    lists = pa.array([None, [1.5, None], [], [2.0]], pa.list_(pa.float64()))
+    tags = [pa.array(["x", "Jürgen", None, "y", "z"]).slice(1),
+            _rows.json_cells(lists),
+            pa.array([b"\x00\xff", None, b"", b"a"], pa.binary()),
+            ints(-5, None, 2 ** 63 - 1, 0),
+            pa.array([0, 2 ** 63 - 1, 2 ** 63, 2 ** 64 - 1], pa.uint64()),
+            pa.array([1.25, None, float("inf"), -0.0], pa.float64())]
+    arrays = cols + tags
     keys = [b"/d/a", "/d/Müller".encode(), b"/d/c\xff", b"/d/d"]
-    texts = ['{"a": 1}', '{"n": "Jürgen"}', "{}", '{"dup": true}']
-    attrs = (b"".join(t.encode() for t in texts),
-             np.cumsum([0] + [len(t.encode()) for t in texts]).astype(np.int64))
     con.execute("BEGIN")
-    out = _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *attrs, cols,
+    out = _rows.sqlite_insert_new(con, db, sql, _C_LEDGER_SQL, keys, arrays,
                                   np.arange(n, dtype=np.int64))
     con.execute("COMMIT")
     # row 3 repeats the UID of row 0: not written, anywhere
@@ -491,50 +595,62 @@ def test_sqlite_insert_new_binds_arrow_values_exactly(tmp_path):
     got = con.execute("SELECT * FROM instances ORDER BY rowid").fetchall()
     assert got == [
         ("1.2", b"/d/a", "/d/a", 10, 1, "c", "s1", "st", "1.2.840.10008.1.2.1", 512, 512, 1,
-         100, 2 ** 40, '{"a": 1}'),
+         100, 2 ** 40, "Jürgen", None, b"\x00\xff", -5, 0, 1.25),
         ("1.3", "/d/Müller".encode(), "/d/Müller", None, 2, None, "s1", "st",
-         "1.2.840.10008.1.2.1", 0, 0, 1, None, 0, '{"n": "Jürgen"}'),
+         "1.2.840.10008.1.2.1", 0, 0, 1, None, 0, None, "[1.5, null]", None, None,
+         2 ** 63 - 1, None),
         ("1.4", b"/d/c\xff", "/d/c", 30, 3, "c", "s2", "st", "1.2.840.10008.1.2.1", None,
-         None, 1, 300, 3, "{}")]
+         None, 1, 300, 3, "y", "[]", b"", 2 ** 63 - 1, str(2 ** 63), float("inf"))]
+    assert con.execute("SELECT typeof(U) FROM instances ORDER BY rowid").fetchall() == [
+        ("integer",), ("integer",), ("text",)]
     assert con.execute("SELECT path, display, size, mtime_ns, state, reason, sop_instance_uid,"
                        " sha256 FROM files ORDER BY path").fetchall() == [
         ("/d/Müller".encode(), "/d/Müller", None, 2, "indexed", None, "1.3", None),
         (b"/d/a", "/d/a", 10, 1, "indexed", None, "1.2", None),
         (b"/d/c\xff", "/d/c", 30, 3, "indexed", None, "1.4", None)]
+    # the largest uint64 through a new row
+    con.execute("BEGIN")
+    u = pa.array([None, None, None, 2 ** 64 - 1], pa.uint64())
+    _rows.sqlite_insert_new(con, db, _c_sql(["U"]), _C_LEDGER_SQL,
+                            [b"/e/a", b"/e/b", b"/e/c", b"/e/d"],
+                            cols[:2] + [pa.array(["9.1", "9.2", "9.3", "9.4"])] + cols[3:] + [u],
+                            np.array([3], np.int64))
+    con.execute("COMMIT")
+    assert con.execute("SELECT U FROM instances WHERE sop_instance_uid='9.4'").fetchone() == (
+        str(2 ** 64 - 1),)
     rows = np.arange(n, dtype=np.int64)
     before = con.total_changes
     with pytest.raises(IndexError):
-        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *attrs, cols,
+        _rows.sqlite_insert_new(con, db, sql, _C_LEDGER_SQL, keys, arrays,
                                 np.array([0, n], np.int64))
-    with pytest.raises(TypeError):       # a column of another type
-        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *attrs,
-                                cols[:7] + [pa.array(["1"] * n)] + cols[8:], rows)
+    with pytest.raises(TypeError):       # a fixed column of another type
+        _rows.sqlite_insert_new(con, db, sql, _C_LEDGER_SQL, keys,
+                                cols[:7] + [pa.array(["1"] * n)] + cols[8:] + tags, rows)
+    with pytest.raises(TypeError):       # a list column (the caller makes its JSON cells)
+        _rows.sqlite_insert_new(con, db, sql, _C_LEDGER_SQL, keys,
+                                cols + tags[:1] + [lists] + tags[2:], rows)
     with pytest.raises(TypeError):       # keys must be bytes
-        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL,
-                                [k.decode("latin-1") for k in keys], *attrs, cols, rows)
-    with pytest.raises(ValueError):      # lengths disagree
-        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys[:2], *attrs,
-                                cols, rows)
-    with pytest.raises(ValueError):      # attribute offsets past the text
-        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs[0][:-1],
-                                attrs[1], cols, rows)
-    with pytest.raises(ValueError):      # attribute offsets out of order
-        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, attrs[0],
-                                attrs[1][::-1].copy(), cols, rows)
+        _rows.sqlite_insert_new(con, db, sql, _C_LEDGER_SQL,
+                                [k.decode("latin-1") for k in keys], arrays, rows)
+    with pytest.raises(TypeError):       # lengths disagree
+        _rows.sqlite_insert_new(con, db, sql, _C_LEDGER_SQL, keys[:2], arrays, rows[:2])
+    with pytest.raises(ValueError):      # fewer columns than the fixed ones
+        _rows.sqlite_insert_new(con, db, sql, _C_LEDGER_SQL, keys, cols[:12], rows)
+    with pytest.raises(sqlite3.OperationalError):    # more columns than the statement takes
+        _rows.sqlite_insert_new(con, db, _c_sql(_C_TAGS[:3]), _C_LEDGER_SQL, keys, arrays,
+                                rows)
     with pytest.raises(RuntimeError):    # not the connection of that file
-        _rows.sqlite_insert_new(con, str(tmp_path / "other.sqlite"), _C_INSTANCE_SQL,
-                                _C_LEDGER_SQL, keys, *attrs, cols, rows)
+        _rows.sqlite_insert_new(con, str(tmp_path / "other.sqlite"), sql, _C_LEDGER_SQL,
+                                keys, arrays, rows)
     with pytest.raises(TypeError):
-        _rows.sqlite_insert_new(object(), db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *attrs,
-                                cols, rows)
+        _rows.sqlite_insert_new(object(), db, sql, _C_LEDGER_SQL, keys, arrays, rows)
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
-        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL.replace("instances", "nope"),
-                                _C_LEDGER_SQL, keys, *attrs, cols, rows)
+        _rows.sqlite_insert_new(con, db, sql.replace("instances", "nope"), _C_LEDGER_SQL,
+                                keys, arrays, rows)
     assert con.total_changes == before
     con.close()
     with pytest.raises((ValueError, sqlite3.ProgrammingError)):
-        _rows.sqlite_insert_new(con, db, _C_INSTANCE_SQL, _C_LEDGER_SQL, keys, *attrs, cols,
-                                rows)
+        _rows.sqlite_insert_new(con, db, sql, _C_LEDGER_SQL, keys, arrays, rows)
 
 
 def test_wal_stays_bounded_when_checkpoints_lag(tree, tmp_path, monkeypatch):
@@ -1113,9 +1229,12 @@ def test_cli_tags_as_keywords_and_tag_numbers(tmp_path):
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     con = sqlite3.connect(db)
-    attrs = json.loads(con.execute("SELECT attributes FROM instances").fetchone()[0])
+    row = con.execute("SELECT PatientName, Modality, InstanceNumber FROM instances ORDER BY"
+                      " InstanceNumber").fetchone()
+    cols = {r[1] for r in con.execute("PRAGMA table_info(instances)")}
     con.close()
-    assert {"PatientName", "Modality", "InstanceNumber"} <= set(attrs)
+    assert row[1:] == ("CT", 1) and row[0]
+    assert "PatientName" in cols and "ImagePositionPatient" not in cols
     bad = subprocess.run(cmd + ["--tags", "NoSuchKeyword"], capture_output=True, text=True,
                          env=env)
     assert bad.returncode == 2
@@ -1123,17 +1242,21 @@ def test_cli_tags_as_keywords_and_tag_numbers(tmp_path):
 
 
 def test_export_streams_typed_columns(tmp_path, monkeypatch):
-    """``export_parquet`` writes every instance row, in chunks, with one column per
-    attribute typed as the scan types it; a value that does not fit that type (here written
-    into the index by hand) turns that column to text instead of failing or losing it."""
+    """``export_parquet`` writes every instance row, in chunks, with one column per tag
+    typed as the scan types it, equal to what the scan reads from the files (binary values as
+    hex; tags a job did not ask for are null); a value that does not fit that type (here
+    written into the index by hand) turns that column to text instead of failing or losing
+    it."""
     import math
     import fastdicom.ingest as mod
+    from fastdicom.batch import scan
     root = tmp_path / "t"
     testing.write_ct_series(root / "a", 23, 8, 8, seed=1)
     db = str(tmp_path / "i.sqlite")
     ingest([root], db)
     testing.write_ct_series(root / "b", 4, 8, 8, seed=2)
-    ingest([root], db, tags=["PatientName", "ImagePositionPatient", "00091001"])
+    tags_b = ["PatientName", "ImagePositionPatient", "00091001"]
+    ingest([root], db, tags=tags_b)
     monkeypatch.setattr(mod, "_EXPORT_ROWS", 5)          # several chunks
     out = tmp_path / "all.parquet"
     assert export_parquet(db, out) == 27
@@ -1141,35 +1264,43 @@ def test_export_streams_typed_columns(tmp_path, monkeypatch):
     assert pq.ParquetFile(out).metadata.num_row_groups == 6
     assert t.schema.field("ImagePositionPatient").type == pa.list_(pa.float64())
     assert t.schema.field("InstanceNumber").type == pa.int64()
-    assert t.schema.field("x00091001").type == pa.string()   # binary: the index's hex text
-    con = sqlite3.connect(db)
+    assert t.schema.field("x00091001").type == pa.string()   # binary: as hex text
+    # the oracle: the scan of each folder with the tags its job read (those asked for and
+    # those the hierarchy needs)
     want = {}
-    for uid, path, attrs in con.execute("SELECT sop_instance_uid, path, attributes"
-                                        " FROM instances"):
-        want[uid] = (os.fsdecode(path), json.loads(attrs))
+    for folder, tags in (("a", list(mod.DEFAULT_TAGS)), ("b", tags_b)):
+        tags = tags + [k for k in mod._REQUIRED_TAGS if k not in tags]
+        for r in scan(root / folder, tags).to_pylist():
+            vals = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in r.items()
+                    if k in t.column_names and k not in mod._EXPORT_FIXED.names}
+            want[r["SOPInstanceUID"]] = (r["path"], vals)
     got = {r["sop_instance_uid"]: r for r in t.to_pylist()}
     assert set(got) == set(want)
-    for uid, (path, attrs) in want.items():
+    for uid, (path, vals) in want.items():
         assert got[uid]["path"] == path
-        for k, v in attrs.items():
-            g = got[uid][k]
+        for k in t.column_names[len(mod._EXPORT_FIXED):]:
+            g, v = got[uid][k], vals.get(k)
             assert g == v or (isinstance(v, float) and math.isnan(v) and math.isnan(g)), k
     assert sum(got[u]["InstanceNumber"] is None for u in got) == 4   # not asked of batch b
-    # a value of another type
+    assert sum(got[u]["x00091001"] is None for u in got) == 23       # not asked of batch a
+    # a value of another type; a list cell that is not JSON
+    con = sqlite3.connect(db)
     uid = sorted(want)[0]
-    attrs = dict(want[uid][1], InstanceNumber="not a number")
-    con.execute("UPDATE instances SET attributes = ? WHERE sop_instance_uid = ?",
-                (json.dumps(attrs, sort_keys=True), uid))
+    con.execute("UPDATE instances SET InstanceNumber = 'not a number',"
+                " ImagePositionPatient = '{bad' WHERE sop_instance_uid = ?", (uid,))
     con.commit()
     con.close()
     assert export_parquet(db, out) == 27
     t = pq.read_table(out)
     assert t.schema.field("InstanceNumber").type == pa.string()
-    vals = dict(zip(t.column("sop_instance_uid").to_pylist(),
-                    t.column("InstanceNumber").to_pylist()))
-    assert vals[uid] == "not a number"
+    assert t.schema.field("ImagePositionPatient").type == pa.string()
+    vals = {r["sop_instance_uid"]: r for r in t.to_pylist()}
+    assert vals[uid]["InstanceNumber"] == "not a number"
+    assert vals[uid]["ImagePositionPatient"] == "{bad"
     other = next(u for u in sorted(want)[1:] if want[u][1].get("InstanceNumber") is not None)
-    assert vals[other] == str(want[other][1]["InstanceNumber"])
+    assert vals[other]["InstanceNumber"] == str(want[other][1]["InstanceNumber"])
+    assert json.loads(vals[other]["ImagePositionPatient"]) == \
+        want[other][1]["ImagePositionPatient"]
     assert not os.path.exists(str(out) + ".tmp")
 
 
@@ -1244,13 +1375,14 @@ def test_export_of_an_empty_index(tmp_path):
 
 @pytest.mark.parametrize("bad", ["{bad", "[1, 2]", "7"])
 def test_export_of_damaged_attributes_names_the_instance(tmp_path, capsys, bad):
-    """An ``attributes`` text that is not a JSON object (an index edited by hand) fails the
-    export with an error naming the instance (it was a JSONDecodeError traceback, or an
-    AttributeError), and no partial output is left."""
+    """An ``attributes`` text (an index of schema version 2) that is not a JSON object (an
+    index edited by hand) fails the export with an error naming the instance (it was a
+    JSONDecodeError traceback, or an AttributeError), and no partial output is left."""
     from fastdicom import cli
     testing.write_ct_series(tmp_path / "s", 4, 8, 8)
     db = str(tmp_path / "i.sqlite")
     ingest([tmp_path / "s"], db)
+    _as_version_2(db)
     con = sqlite3.connect(db)
     sop = con.execute("SELECT sop_instance_uid FROM instances ORDER BY sop_instance_uid"
                       " LIMIT 1 OFFSET 2").fetchone()[0]
@@ -1330,8 +1462,9 @@ def test_paths_with_a_nul_byte_fail_and_count(tmp_path):
 
 
 def test_uv_values_above_int64_through_index_parts_and_export(tmp_path):
-    # UV columns are uint64: 2**64 - 1 survives the attributes JSON, the Parquet parts and
-    # the export (read back typed as the scan types them)
+    # UV columns are uint64: 2**64 - 1 survives the index (as its decimal text: past
+    # SQLite's integers), the Parquet parts and the export (read back typed as the scan
+    # types them)
     from fastdicom.batch import scan
     d = tmp_path / "in"
     d.mkdir()
@@ -1350,9 +1483,11 @@ def test_uv_values_above_int64_through_index_parts_and_export(tmp_path):
                       expected.column("SelectorUVValue").to_pylist()))
     assert want[0] == ((1 << 64) - 3, [1 << 63, 2])
     con = sqlite3.connect(tmp_path / "i.sqlite")
-    attrs = [json.loads(a) for a, in con.execute("SELECT attributes FROM instances")]
+    got = con.execute("SELECT TotalNumberOfStudyRecords, SelectorUVValue FROM instances"
+                      ).fetchall()
     con.close()
-    assert sorted((a["TotalNumberOfStudyRecords"], a["SelectorUVValue"]) for a in attrs) == want
+    assert all(type(a) is str for a, _ in got)
+    assert sorted((int(a), json.loads(b)) for a, b in got) == want
     export_parquet(tmp_path / "i.sqlite", tmp_path / "out.parquet")
     for t in (pq.read_table(tmp_path / "out.parquet"), pq.read_table(tmp_path / "parts")):
         assert t.schema.field("TotalNumberOfStudyRecords").type == pa.uint64()

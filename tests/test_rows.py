@@ -1,4 +1,4 @@
-"""fastdicom._rows.json_objects: the same text as json.dumps, for every Arrow value it takes."""
+"""fastdicom._rows.json_cells: the same text as json.dumps, for every Arrow value it takes."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from fastdicom import _rows
-from fastdicom._rows import json_objects
+from fastdicom._rows import json_cells
 
 _TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 _FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=64)
@@ -40,78 +40,57 @@ def _columns(draw):
     return names, cols, n
 
 
-def _expected(names, cols, n):
-    rows = []
-    for i in range(n):
-        obj = {k: c[i].as_py() for k, c in zip(names, cols)}
-        rows.append(json.dumps(obj, ensure_ascii=False))
-    return rows
+def _expected(col):
+    return [None if v is None else json.dumps(v, ensure_ascii=False) for v in col.to_pylist()]
 
 
 @settings(max_examples=300, deadline=None)
 @given(_columns())
-def test_json_objects_equals_json_dumps(spec):
-    names, cols, n = spec
-    if not cols:
-        return
-    assert json_objects(names, cols) == _expected(names, cols, n)
+def test_json_cells_equal_json_dumps(spec):
+    _names, cols, n = spec
+    for col in cols:
+        got = json_cells(col)
+        assert got.type == pa.large_string() and len(got) == n
+        assert got.to_pylist() == _expected(col)
+        assert got.null_count == col.null_count
 
 
 def test_special_values():
     cols = [pa.array(['a"\\\b\f\n\r\t\x00\x1f\x7f é \u2028 😀', None]),
             pa.array([-0.0, math.inf]), pa.array([[math.nan, -math.inf], [None]],
                                                  pa.list_(pa.float64()))]
-    names = ["s", "f", "l"]
-    assert json_objects(names, cols) == _expected(names, cols, 2)
-    assert json.loads(json_objects(names, cols)[0])["s"] == cols[0][0].as_py()
+    for col in cols:
+        assert json_cells(col).to_pylist() == _expected(col)
+    assert json.loads(json_cells(cols[0])[0].as_py()) == cols[0][0].as_py()
 
 
 def test_uint64_extremes():
     cols = [pa.array([0, 2**63, 2**64 - 1, None], pa.uint64()),
             pa.array([[2**64 - 1, None], None, [], [1]], pa.list_(pa.uint64()))]
-    assert json_objects(["u", "l"], cols) == _expected(["u", "l"], cols, 4)
+    for col in cols:
+        assert json_cells(col).to_pylist() == _expected(col)
 
 
 def test_unsupported_type_raises_type_error():
-    with pytest.raises(TypeError):
-        json_objects(["b"], [pa.array([b"\x00"])])
+    for col in (pa.array([b"\x00"]), pa.array([[b"\x00"]]), pa.array([1], pa.int32())):
+        with pytest.raises(TypeError):
+            json_cells(col)
 
 
-def test_json_rows_offsets_and_split():
-    """json_rows gives one UTF-8 text with row offsets; split_rows gives back the rows, equal
-    to json_objects; bad offsets are refused."""
-    import numpy as np
-    keys = ["a", "é"]
-    arrays = [pa.array(["x", None, "ü\"q"]), pa.array([[1.5, None], None, []],
-                                                      pa.list_(pa.float64()))]
-    data, off = _rows.json_rows(keys, arrays)
-    assert off.dtype == np.int64 and off[0] == 0 and off[-1] == len(data)
-    rows = [data[off[i]:off[i + 1]].decode() for i in range(3)]
-    assert rows == [json.dumps({"a": "x", "é": [1.5, None]}, ensure_ascii=False),
-                    json.dumps({"a": None, "é": None}, ensure_ascii=False),
-                    json.dumps({"a": "ü\"q", "é": []}, ensure_ascii=False)]
-    assert _rows.split_rows(data, off) == rows == _rows.json_objects(keys, arrays)
-    with pytest.raises(ValueError):
-        _rows.split_rows(data[:-1], off)
-    with pytest.raises(ValueError):
-        _rows.split_rows(data, off[::-1].copy())
-
-
-def test_attributes_json_arrow_fallback_matches_json_dumps():
-    """A column the C encoder does not take (binary) goes through the Arrow kernels; the text
-    is still json.dumps's, bytes as hex."""
-    import numpy as np
-    from fastdicom.ingest import _attributes_json
+def test_sql_arrays_fallback_for_lists_of_bytes():
+    """A list column the C encoder does not take (lists of bytes) is encoded in Python: the
+    text is still json.dumps's, bytes as hex; other columns pass as they are."""
+    from fastdicom.ingest import _sql_arrays
     batch = pa.RecordBatch.from_arrays(
-        [pa.array([b"\x01\xff", None]), pa.array([1, 2], pa.int64())], names=["B", "A"])
-    data, off = _attributes_json(batch, ["B", "A"])
-    rows = [data[off[i]:off[i + 1]].decode() for i in range(2)]
-    assert rows == [json.dumps({"A": 1, "B": "01ff"}, sort_keys=True),
-                    json.dumps({"A": 2, "B": None}, sort_keys=True)]
+        [pa.array([[b"\x01\xff", None], None]), pa.array([b"\x01", None]),
+         pa.array([1, 2], pa.int64())], names=["L", "B", "A"])
+    lists, blobs, ints = _sql_arrays(batch, ["L", "B", "A"])
+    assert lists.to_pylist() == [json.dumps(["01ff", None]), None]
+    assert blobs.equals(batch.column("B")) and ints.equals(batch.column("A"))
 
 
 def test_float_text_cache_never_mixes_values():
-    """json_rows keeps the repr of recent doubles by their bits: many distinct values (more
+    """json_cells keeps the repr of recent doubles by their bits: many distinct values (more
     than its slots, so they collide), repeated, negative zero and subnormals still come out
     exactly as json.dumps writes them."""
     import random
@@ -119,19 +98,21 @@ def test_float_text_cache_never_mixes_values():
     base = [0.0, -0.0, 5e-324, -2.2250738585072014e-308, 1e16, 1e-05, 0.1, 1024.0]
     base += [rng.uniform(-1e6, 1e6) for _ in range(3000)] + [rng.random() for _ in range(3000)]
     values = base + base[::-1] + rng.sample(base, 2000)
-    arrays = [pa.array(values, pa.float64())]
-    data, off = _rows.json_rows(["v"], arrays)
-    got = [data[off[i]:off[i + 1]].decode() for i in range(len(values))]
-    assert got == [json.dumps({"v": v}) for v in values]
+    got = json_cells(pa.array(values, pa.float64())).to_pylist()
+    assert got == [json.dumps(v) for v in values]
+    lists = pa.array([values[k:k + 7] for k in range(0, len(values), 7)],
+                     pa.list_(pa.float64()))
+    assert json_cells(lists).to_pylist() == _expected(lists)
 
 
-def test_attributes_of_the_corpus_equal_json_dumps():
-    """The attributes text ingest stores for every real file of the corpus (the default tags:
-    names with escapes, multi-valued numbers, nulls) is json.dumps of the row's values."""
+def test_cells_of_the_corpus_equal_json_dumps():
+    """The tag cells ingest stores for every real file of the corpus (the default tags:
+    names with escapes, multi-valued numbers, nulls): a list as json.dumps of its values,
+    anything else the scan's value itself."""
     import os
     from pathlib import Path
     from fastdicom.batch import DEFAULT_TAGS, scan
-    from fastdicom.ingest import _REQUIRED_TAGS, _attributes_json, _json_value
+    from fastdicom.ingest import _REQUIRED_TAGS, _sql_arrays
     corpus = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus"
     if not corpus.is_dir():
         if os.environ.get("CI") == "true":
@@ -141,9 +122,15 @@ def test_attributes_of_the_corpus_equal_json_dumps():
     table = scan(corpus, tags, force=True).combine_chunks()
     keywords = [f.name for f in table.schema][3:3 + len(set(tags))]
     batch = table.to_batches()[0]
-    data, off = _attributes_json(batch, keywords)
+    cells = dict(zip(keywords, _sql_arrays(batch, keywords)))
     assert table.num_rows > 100
-    for i, row in enumerate(batch.to_pylist()):
-        want = json.dumps({k: _json_value(row[k]) for k in keywords}, sort_keys=True,
-                          ensure_ascii=False)
-        assert data[off[i]:off[i + 1]].decode() == want, row["path"]
+    lists = 0
+    for k, col in cells.items():
+        values = batch.column(k).to_pylist()
+        if pa.types.is_list(batch.column(k).type):
+            lists += 1
+            want = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+        else:
+            want = values
+        assert col.to_pylist() == want, k
+    assert lists >= 5
