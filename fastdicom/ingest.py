@@ -880,12 +880,17 @@ class _Columns(dict):
 
     def __missing__(self, name):
         if type(name) is tuple:
-            v = self[name] = self.sql[self.layout.tags.index(name[1])].to_pylist()
+            arr = self.sql[self.layout.tags.index(name[1])]
+            v = arr.to_pylist()
+            if arr.type == pa.uint64():     # past SQLite's integers: the decimal text
+                v = [str(x) if x is not None and x > _INT64_MAX else x for x in v]
+            self[name] = v
         else:
             v = self[name] = self.batch.column(name).to_pylist()
         return v
 
 
+_INT64_MAX = 2 ** 63 - 1
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 

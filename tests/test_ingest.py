@@ -1461,11 +1461,16 @@ def test_paths_with_a_nul_byte_fail_and_count(tmp_path):
         con.close()
 
 
-def test_uv_values_above_int64_through_index_parts_and_export(tmp_path):
+@pytest.mark.parametrize("python_binding", [False, True])
+def test_uv_values_above_int64_through_index_parts_and_export(tmp_path, monkeypatch,
+                                                              python_binding):
     # UV columns are uint64: 2**64 - 1 survives the index (as its decimal text: past
     # SQLite's integers), the Parquet parts and the export (read back typed as the scan
-    # types them)
+    # types them), through the C writer and the sqlite3 module's binding alike, and through
+    # the per-file logic (a copy that wins its UID from the indexed file)
+    from fastdicom import _rows
     from fastdicom.batch import scan
+    monkeypatch.setattr(_rows, "FORCE_PYTHON", python_binding)
     d = tmp_path / "in"
     d.mkdir()
     for i in range(3):
@@ -1493,6 +1498,16 @@ def test_uv_values_above_int64_through_index_parts_and_export(tmp_path):
         assert t.schema.field("TotalNumberOfStudyRecords").type == pa.uint64()
         assert sorted(zip(t.column("TotalNumberOfStudyRecords").to_pylist(),
                           t.column("SelectorUVValue").to_pylist())) == want
+    # a copy with a smaller path takes the UID of f0.dcm: the per-file logic moves the row
+    (d / "a0.dcm").write_bytes((d / "f0.dcm").read_bytes())
+    r = ingest([d], tmp_path / "i.sqlite", tags=tags, progress=False)
+    assert (r.indexed, r.unchanged) == (1, 2), r.counts()
+    con = sqlite3.connect(tmp_path / "i.sqlite")
+    assert con.execute("SELECT TotalNumberOfStudyRecords, state FROM instance_copies"
+                       ).fetchall() == [(str((1 << 64) - 1), "duplicate")]
+    assert con.execute("SELECT TotalNumberOfStudyRecords FROM instances WHERE display_path LIKE"
+                       " '%a0.dcm'").fetchall() == [(str((1 << 64) - 1),)]
+    con.close()
 
 
 def _prune_roots_reference(paths):
