@@ -1665,7 +1665,11 @@ def test_cli_second_signal_while_stopping_is_ignored(tree, tmp_path):
         if proc.poll() is None:
             proc.send_signal(second)
         out, err = proc.communicate()
-        assert proc.returncode == (130 if first == signal.SIGINT else 143), err
+        # (two signals that both arrive before the main thread next checks for them are
+        # handled in signal-number order, SIGINT first, whatever order they were sent in:
+        # one CI run under load had SIGTERM then SIGINT 3 ms later exit 130)
+        codes = {130 if s == signal.SIGINT else 143 for s in (first, second)}
+        assert proc.returncode in codes, err
         assert "Traceback" not in err
         assert json.loads(out.strip().splitlines()[-1])["error"] == "interrupted"
         done = subprocess.run(cmd, env=env, cwd=str(ROOT), capture_output=True, text=True)
