@@ -133,7 +133,11 @@ def _specs(tags: tuple) -> tuple:
             tag = _tags.tag_for_keyword(t)
         else:
             tag = _tags.parse_tag(t)
-        keyword = _tags.keyword_for_tag(tag) or f"x{tag:08X}"
+        keyword = _tags.keyword_for_tag(tag)
+        if not keyword or _tags.tag_for_keyword(keyword) != tag:
+            # no keyword, or the keyword of a repeating group (60xx,0010 are all OverlayRows)
+            # that names its first group only: the other groups' columns must not share it
+            keyword = f"x{tag:08X}"
         if tag in seen:
             continue
         seen.add(tag)
@@ -664,11 +668,31 @@ def _to_number(arr: pa.Array, typ) -> pa.Array:
             if s is None:
                 out.append(None)
                 continue
-            try:
-                out.append(float(s) if typ == pa.float64() else int(float(s)))
-            except (ValueError, OverflowError):
-                out.append(None)
+            out.append(_number(s, typ))
         return _array_of(out, typ)
+
+
+_INT_RANGE = {pa.int64(): (-1 << 63, 1 << 63), pa.uint64(): (0, 1 << 64)}
+
+
+def _number(s: str, typ):
+    """The number of text ``s`` as ``typ`` (float64, int64 or uint64), or None: integers
+    exactly (not through a double), an integral decimal or exponent form too ("1e3"), and
+    None for what does not fit the type's range."""
+    try:
+        if typ == pa.float64():
+            return float(s)
+        try:
+            v = int(s)
+        except ValueError:
+            f = float(s)
+            if not f.is_integer():
+                return None
+            v = int(f)
+    except (ValueError, OverflowError):
+        return None
+    lo, hi = _INT_RANGE[typ]
+    return v if lo <= v < hi else None
 
 
 def _binary_numbers(spec, offsets, data, present, lengths, big, n):

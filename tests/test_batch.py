@@ -872,3 +872,30 @@ def test_values_past_a_columns_limit_leave_the_nogil_reader(tmp_path, monkeypatc
     assert rows[2]["error_tag"] == 0x00081030
     # the C limit itself: the offsets of decoded text (up to 2 bytes per byte) stay in int32
     assert 2 * _batch.ARENA_LIMIT < 2 ** 31
+
+
+def test_integer_strings_out_of_range_are_null_not_an_error(tmp_path):
+    # an IS value past int64 raised OverflowError out of scan (and so ended a whole ingest
+    # job); one below -2**63 was clamped to it; in a chunk holding such a value the others
+    # went through a double (922337203685477580 came back 922337203685477632)
+    values = ["99999999999999999999", "9223372036854775808", "-9223372036854775809",
+              "922337203685477580", "-9223372036854775808", "12", "1e3", "12.5", "abc"]
+    want = [None, None, None, 922337203685477580, -(1 << 63), 12, 1000, None, None]
+    for i, v in enumerate(values):
+        testing.write_file(tmp_path / f"f{i}.dcm", [
+            (0x00080016, "UI", testing.CT_IMAGE_STORAGE), (0x00080018, "UI", f"1.2.{i}"),
+            (0x00200013, "IS", v), (0x00081160, "IS", f"{v}\\7")])
+    paths = [str(tmp_path / f"f{i}.dcm") for i in range(len(values))]
+    t = scan(paths, ["InstanceNumber", "ReferencedFrameNumber"])
+    assert t.column("InstanceNumber").to_pylist() == want
+    assert t.column("ReferencedFrameNumber").to_pylist() == [[w, 7] for w in want]
+    assert t.column("error_type").null_count == len(values)
+    for i, p in enumerate(paths):        # alone in its chunk: the same
+        assert scan([p], ["InstanceNumber"]).column("InstanceNumber")[0].as_py() == want[i]
+
+
+def test_repeating_groups_get_a_column_each():
+    # (6000,0010) and (6002,0010) are both OverlayRows in the dictionary: the table had two
+    # columns of one name (and ingest failed on it); the first group keeps the keyword
+    assert schema(["60020010", "OverlayRows", "(6004,0010)"]).names[3:6] == [
+        "x60020010", "OverlayRows", "x60040010"]
