@@ -14,7 +14,9 @@ Tables (schema version in ``PRAGMA user_version``):
   per requested tag, named by its keyword (``x00091001`` for a tag without one), holding the
   value :func:`fastdicom.scan` reads: text, integer, real, blob; a list (multi-valued tags) as
   its JSON text (``json.dumps``); a UV value past 2**63 - 1 as its decimal text; NaN as NULL.
-  A job asking for tags the index lacks adds their columns (NULL in earlier rows); the tags
+  A job asking for tags the index lacks adds their columns (NULL in earlier rows and in
+  the rows of files it finds unchanged; at most 1,985 tags in all: SQLite's column limit,
+  a ``ValueError`` before anything is written); the tags
   held by a fixed column (SOPInstanceUID, SOPClassUID, SeriesInstanceUID, StudyInstanceUID,
   Rows, Columns) have none.  Version 2 kept the tags in an ``attributes`` JSON object; such
   an index is migrated in place by the next job (``export`` reads it as it is).
@@ -288,59 +290,94 @@ def _insert_sql(table: str, cols, verb: str = "INSERT") -> str:
 def _add_tag_columns(con, types: dict) -> None:
     """Add to ``instances`` and ``instance_copies`` a column for each keyword of ``types``
     (keyword -> Arrow type) they lack (inside the caller's transaction)."""
-    have = {c.lower() for c in _tag_columns(con)}
-    for k, t in types.items():
-        if k in _FIXED_KEYWORDS or k.lower() in have:
-            continue
+    have = {r[1].lower() for r in con.execute("PRAGMA table_info(instance_copies)")}
+    new = [(k, t) for k, t in types.items()
+           if k not in _FIXED_KEYWORDS and k.lower() not in have]
+    if not new:
+        return
+    _check_column_count(con, len(have) + len(new))
+    for k, t in new:
         for table in ("instances", "instance_copies"):
             con.execute(f"ALTER TABLE {table} ADD COLUMN {_quote(k)} {_sql_type(t)}")
-        have.add(k.lower())
+
+
+class _TooManyTags(ValueError):
+    """More tags than an SQLite table has columns for (bad usage in the CLI)."""
+
+
+def _check_column_count(con, n: int) -> None:
+    """A ``ValueError`` when a table of ``n`` columns passes SQLite's limit (2,000 by
+    default: about 1,980 tags), before SQLite's own error ("too many columns on
+    sqlite_altertab_instance_copies")."""
+    try:
+        limit = con.getlimit(sqlite3.SQLITE_LIMIT_COLUMN)
+    except AttributeError:                   # Python < 3.11
+        limit = 2000
+    if n > limit:
+        raise _TooManyTags(f"the index can hold at most {limit - len(_COPY_COLS)} tags (SQLite's "
+                         f"column limit); this job would make it {n - len(_COPY_COLS)}")
 
 
 def _migrate_2_to_3(con) -> None:
     """Version 2 -> 3: the requested tags move from the ``attributes`` JSON object to a
     column each, holding what a job of this version writes (a list as its JSON text, a
-    uint64 past 2**63 - 1 as its decimal text; binary values stay the hex text version 2
-    kept); the ``attributes`` column is then dropped (emptied where the SQLite has no DROP
-    COLUMN).  Rows are moved 5,000 at a time; a text that is not a JSON object fails the
-    migration naming its instance (nothing is changed: one transaction)."""
+    uint64 past 2**63 - 1 as its decimal text, a binary value -- hex text in version 2 --
+    as its bytes); the ``attributes`` column is then dropped (emptied where the SQLite has
+    no DROP COLUMN).  The JSON is read in Python (version 2 wrote NaN and Infinity, which
+    SQLite's JSON functions refuse), 5,000 rows at a time, twice: the keys, then the values.
+    Keys that are no column name of their own (a fixed column's, in any case; empty) are
+    left out.  A text that is not a JSON object fails the migration naming its instance
+    (nothing is changed: one transaction)."""
     from .batch import schema as scan_schema
+    tables = (("instances", "sop_instance_uid"), ("instance_copies", "path"))
+
+    def rows_of(table, key):
+        last = None
+        while True:
+            rows = con.execute(
+                f"SELECT {key}, attributes, sop_instance_uid FROM {table}" +
+                ("" if last is None else f" WHERE {key} > ?") + f" ORDER BY {key} LIMIT 5000",
+                () if last is None else (last,)).fetchall()
+            if not rows:
+                return
+            yield [(kv, _attributes(text, uid)) for kv, text, uid in rows]
+            last = rows[-1][0]
     keys: set = set()
-    for table in ("instances", "instance_copies"):
-        keys.update(k for (k,) in con.execute(
-            f"SELECT DISTINCT j.key FROM {table}, json_each({table}.attributes) AS j"
-            f" WHERE json_type({table}.attributes) = 'object'"))
-    types = {}
+    for table, key in tables:
+        for chunk in rows_of(table, key):
+            for _, a in chunk:
+                keys.update(a)
+    reserved = {c.lower() for c in _COPY_COLS} | {"attributes", ""}
+    types: dict = {}
     for k in sorted(keys - set(_FIXED_KEYWORDS)):
+        if k.lower() in reserved or k.lower() in {t.lower() for t in types}:
+            continue
         try:
             types[k] = scan_schema([k]).field(k).type
         except (ValueError, KeyError):
             types[k] = pa.string()
     _add_tag_columns(con, types)
-    moved = sorted(types)
+    moved = list(types)
+    binary = {k for k, t in types.items() if pa.types.is_binary(t)}
 
-    def cell(v):
+    def cell(k, v):
         if isinstance(v, (list, dict)):
             return json.dumps(v, ensure_ascii=False)
         if isinstance(v, int) and not -2 ** 63 <= v < 2 ** 63:
             return str(v)
+        if k in binary and isinstance(v, str):
+            try:
+                return bytes.fromhex(v)
+            except ValueError:
+                return v
         return v
-    for table, key in (("instances", "sop_instance_uid"), ("instance_copies", "path")):
+    for table, key in tables:
         if moved:
             update = (f"UPDATE {table} SET " + ", ".join(f"{_quote(k)} = ?" for k in moved) +
                       f" WHERE {key} = ?")
-            last = None
-            while True:
-                rows = con.execute(
-                    f"SELECT {key}, attributes, sop_instance_uid FROM {table}" +
-                    ("" if last is None else f" WHERE {key} > ?") + f" ORDER BY {key} LIMIT 5000",
-                    () if last is None else (last,)).fetchall()
-                if not rows:
-                    break
-                con.executemany(update, [
-                    [cell(a.get(k)) for k in moved] + [kv]
-                    for kv, a in ((kv, _attributes(text, uid)) for kv, text, uid in rows)])
-                last = rows[-1][0]
+            for chunk in rows_of(table, key):
+                con.executemany(update, [[cell(k, a.get(k)) for k in moved] + [kv]
+                                         for kv, a in chunk])
         try:
             con.execute(f"ALTER TABLE {table} DROP COLUMN attributes")
         except sqlite3.OperationalError:      # SQLite < 3.35
@@ -522,8 +559,10 @@ def _init_schema(con: sqlite3.Connection, types: dict) -> None:
             _add_tag_columns(con, types)
             _migrate_2_to_3(con)
         # a new index gets its tag columns with its tables (80 ALTER TABLEs took 15 ms)
-        tags = "".join(f", {_quote(k)} {_sql_type(t)}" for k, t in types.items()
-                       if k not in _FIXED_KEYWORDS)
+        new = [(k, t) for k, t in types.items() if k not in _FIXED_KEYWORDS]
+        if not version:
+            _check_column_count(con, len(_COPY_COLS) + len(new))
+        tags = "".join(f", {_quote(k)} {_sql_type(t)}" for k, t in new)
         for stmt in _SCHEMA.replace("/*tags*/", tags).strip().split(";"):
             if stmt.strip():
                 con.execute(stmt)
@@ -2279,12 +2318,16 @@ def _run_cli_job(args, paths, tags, progress) -> int:
             try:
                 r = ingest_tables(args.from_parquet, args.db, tags=tags if args.tags else None,
                                   batch_size=args.batch_size, progress=progress)
+            except _TooManyTags:
+                raise
             except (ValueError, TypeError) as exc:   # rows that are not scan rows
                 raise RuntimeError(f"{args.from_parquet}: {exc}") from None
         else:
             r = ingest(paths, args.db, workers=args.workers, tags=tags, parquet=args.parquet,
                        batch_size=args.batch_size, follow_symlinks=args.follow_symlinks,
                        force=args.force, progress=progress)
+    except _TooManyTags as exc:
+        return _usage_error(f"bad --tags: {exc}")
     except IngestLockedError as exc:
         print(f"fastdicom ingest: {exc}", file=sys.stderr)
         print(json.dumps({"error": "locked", "message": str(exc)}))

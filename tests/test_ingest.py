@@ -1872,3 +1872,79 @@ def test_dir_errors_of_folders_listed_now_are_cleared(tmp_path):
     left = [os.fsdecode(p) for (p,) in con.execute("SELECT path FROM dir_errors")]
     con.close()
     assert left == [str(tmp_path / "elsewhere")]
+
+
+def test_v2_migration_of_nan_infinity_binaries_and_hand_edited_keys(tmp_path):
+    """Version 2 wrote NaN and Infinity into the attributes JSON (SQLite's JSON functions
+    refuse them: every job failed with "malformed JSON") and binary values as hex text (they
+    stayed text in BLOB columns); keys edited in by hand that name a fixed column ("Size",
+    "path", "") broke the migration for good.  Now the migrated index holds what a fresh
+    one does, and such keys are left out."""
+    inf, nan = float("inf"), float("nan")
+    d = tmp_path / "in"
+    d.mkdir()
+    for i, (tr, key) in enumerate([([inf, 1.0], b"\x00\x01"), ([nan, -inf], b"\xff"),
+                                   (None, None)]):
+        elems = [(0x00080016, "UI", testing.CT_IMAGE_STORAGE), (0x00080018, "UI", f"1.9.{i}"),
+                 (0x0020000D, "UI", "1.9"), (0x0020000E, "UI", "1.9.1")]
+        if tr is not None:
+            elems += [(0x00081163, "FD", tr), (0x0008041B, "OB", key), (0x00091001, "LO", "pv")]
+        testing.write_file(d / f"f{i}.dcm", elems, transfer_syntax=testing.EXPLICIT_LE)
+    tags = ["TimeRange", "RecordKey", "x00091001", "SliceThickness"]
+    old_db, new_db = str(tmp_path / "old.sqlite"), str(tmp_path / "new.sqlite")
+    ingest([d], old_db, tags=tags, workers=1)
+    ingest([d], new_db, tags=tags, workers=1)
+    _as_version_2(old_db)
+    con = sqlite3.connect(old_db)
+    text = con.execute("SELECT attributes FROM instances WHERE sop_instance_uid='1.9.0'"
+                       ).fetchone()[0]
+    assert "Infinity" in text and '"RecordKey": "0001"' in text
+    edited = dict(json.loads(text), Size=1, path="x", **{"": 2, "COLUMNS": 3})
+    con.execute("UPDATE instances SET attributes=? WHERE sop_instance_uid='1.9.0'",
+                (json.dumps(edited),))
+    con.commit()
+    con.close()
+    r = ingest([d], old_db, tags=tags, workers=1)
+    assert r.unchanged == 3
+    old, new = _full_dump(old_db), _full_dump(new_db)
+    assert old == new
+    con = sqlite3.connect(old_db)
+    assert con.execute("SELECT quote(RecordKey), TimeRange FROM instances ORDER BY 1"
+                       ).fetchall() == [("NULL", None), ("X'0001'", "[Infinity, 1.0]"),
+                                        ("X'FF00'", "[NaN, -Infinity]")]
+    assert con.execute("SELECT size FROM instances WHERE sop_instance_uid='1.9.0'"
+                       ).fetchone()[0] == os.path.getsize(d / "f0.dcm")
+    con.close()
+
+
+def test_more_tags_than_sqlite_columns_is_a_usage_error(tmp_path):
+    """SQLite tables hold at most 2,000 columns: a job that would pass it fails before
+    anything is written, with a ValueError (exit 2 in the CLI), not SQLite's "too many
+    columns on sqlite_altertab_instance_copies"; the index stays usable."""
+    from fastdicom._dictionary import KEYWORD_TO_TAG
+    from fastdicom.batch import _Plan
+    kws = []
+    for k in KEYWORD_TO_TAG:
+        try:
+            _Plan([k])
+        except ValueError:
+            continue
+        kws.append(k)
+        if len(kws) == 2100:
+            break
+    testing.write_ct_series(tmp_path / "s", 2, 8, 8)
+    db = str(tmp_path / "i.sqlite")
+    with pytest.raises(ValueError, match="at most 1985 tags"):
+        ingest([tmp_path / "s"], db, tags=kws)
+    assert ingest([tmp_path / "s"], db, tags=kws[:1900]).indexed == 2
+    before = _full_dump(db)
+    with pytest.raises(ValueError, match="at most 1985 tags"):
+        ingest([tmp_path / "s"], db, tags=kws[1900:])
+    assert _full_dump(db) == before
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "fastdicom", "ingest", str(tmp_path / "s"),
+                          "--db", db, "-q", "--tags", ",".join(kws[1900:])],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert json.loads(out.stdout.splitlines()[-1])["error"] == "usage"
+    assert ingest([tmp_path / "s"], db, tags=kws[:10]).unchanged == 2
