@@ -25,7 +25,9 @@ one per keyword    typed from the data dictionary: US/SS/UL/SL/SV/IS/AT → int6
                    OB/OW/UN/... → binary.  ``list<...>`` when the dictionary VM allows more
                    than one value.  Absent or empty values are null (an empty text value of a
                    single-valued text column is ``""``); a value of padding alone (spaces,
-                   NULs) is empty.
+                   NULs) is empty; a number that does not fit its type is null.  A tag
+                   without a keyword is named ``x<tag>`` (``x00091001``), and so is a
+                   repeating-group tag past the group its keyword names (``x60020010``).
 ``transfer_syntax`` string
 ``pixel_offset``   int64: file offset of the Pixel Data value (null when absent or deflated)
 ``pixel_length``   int64: its value length (for encapsulated data: bytes up to the sequence
