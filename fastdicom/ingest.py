@@ -91,6 +91,7 @@ from . import _batch, _rows
 from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has_magic,
                     _array_or_convert, _bool_array, iter_files, _display_path, _exc_text,
                     _int64_array, _int64_values, _string_lengths, _valid_mask)
+from .batch import schema as scan_schema
 from .filereader import NO_PREAMBLE
 
 __all__ = ["ingest", "ingest_tables", "IngestResult", "IngestLockedError", "SCHEMA_VERSION",
@@ -249,6 +250,20 @@ def _sql_type(t: pa.DataType) -> str:
     return "TEXT"
 
 
+def _keyword_type(keyword: str) -> pa.DataType:
+    """The Arrow type :func:`fastdicom.scan` gives ``keyword``'s column (a name that is no
+    keyword or tag: string)."""
+    try:
+        return scan_schema([keyword]).field(keyword).type
+    except (ValueError, KeyError):
+        return pa.string()
+
+
+def _plan_types(plan) -> dict:
+    """keyword -> Arrow type of the columns of ``plan``."""
+    return {s.keyword: plan.schema.field(s.keyword).type for s in plan.specs}
+
+
 def _tag_columns(con, table: str = "instances") -> list:
     """The tag columns of ``table``, in table order (its fixed columns and the ``attributes``
     column of an index migrated by an SQLite without DROP COLUMN excluded)."""
@@ -263,9 +278,7 @@ class _Layout:
     column of the index, earlier jobs' included) and the statements that follow."""
 
     def __init__(self, plan, con):
-        self.keywords = [s.keyword for s in plan.specs]
-        self.types = {s.keyword: plan.schema.field(s.keyword).type for s in plan.specs}
-        self.tags = [k for k in self.keywords if k not in _FIXED_KEYWORDS]
+        self.tags = [s.keyword for s in plan.specs if s.keyword not in _FIXED_KEYWORDS]
         self.all_tags = _tag_columns(con)
         self.row_cols = _ROW_COLS + tuple(self.all_tags)
         self.copy_cols = _COPY_COLS + tuple(self.all_tags)
@@ -328,7 +341,6 @@ def _migrate_2_to_3(con) -> None:
     Keys that are no column name of their own (a fixed column's, in any case; empty) are
     left out.  A text that is not a JSON object fails the migration naming its instance
     (nothing is changed: one transaction)."""
-    from .batch import schema as scan_schema
     tables = (("instances", "sop_instance_uid"), ("instance_copies", "path"))
 
     def rows_of(table, key):
@@ -352,10 +364,7 @@ def _migrate_2_to_3(con) -> None:
     for k in sorted(keys - set(_FIXED_KEYWORDS)):
         if k.lower() in reserved or k.lower() in {t.lower() for t in types}:
             continue
-        try:
-            types[k] = scan_schema([k]).field(k).type
-        except (ValueError, KeyError):
-            types[k] = pa.string()
+        types[k] = _keyword_type(k)
     _add_tag_columns(con, types)
     moved = list(types)
     binary = {k for k, t in types.items() if pa.types.is_binary(t)}
@@ -1213,8 +1222,7 @@ class _Job:
         self.lock = _Lock(self.db)
         try:
             self.con = con = _connect(self.db)
-            _init_schema(con, {s.keyword: self.plan.schema.field(s.keyword).type
-                               for s in self.plan.specs})
+            _init_schema(con, _plan_types(self.plan))
             self.layout = _Layout(self.plan, con)
             if self.parquet:
                 _clean_parts(con, self.parquet)
@@ -2058,7 +2066,6 @@ def export_parquet(db, out) -> int:
     ``_EXPORT_ROWS`` rows at a time from one read transaction (a consistent snapshot while a
     job writes); ``out`` appears complete or not at all.  Returns the number of rows."""
     import pyarrow.parquet as pq
-    from .batch import schema as scan_schema
     con = _connect_browse(db)
     tmp = os.fspath(out) + ".tmp"
     try:
@@ -2068,10 +2075,7 @@ def export_parquet(db, out) -> int:
         keys = sorted(set(columns) | set(_attribute_keys(con) if legacy else ()))
         types = {}
         for k in keys:
-            try:
-                t = scan_schema([k]).field(k).type
-            except (ValueError, KeyError):
-                t = pa.string()
+            t = _keyword_type(k)
             types[k] = pa.string() if pa.types.is_binary(t) else t
         while True:     # once more for each column whose values do not fit its type
             try:
