@@ -305,7 +305,7 @@ cdef int encode_cells(Out* o, FloatText* cache, const ColC* c, int64_t n, int64_
 def json_cells(arr):
     """The JSON text of each value of one Arrow column (a list becomes ``[a, b]``, the text
     ``json.dumps(value, ensure_ascii=False)`` gives) as a ``large_string`` array, null where
-    the column is null.  Encoded without the GIL; column types as :func:`json_rows`."""
+    the column is null.  Encoded without the GIL; column types as the module docstring says."""
     import numpy as np
     import pyarrow as pa
     cdef int64_t n = len(arr)

@@ -109,7 +109,7 @@ DEFAULT_BATCH_SIZE = 2000
 # once the UID index has more leaves than a batch has files, a commit rewrites about one leaf
 # per file (1,000,000 tiny files: 42 s with batches of 2,000, 25 s with 8,000 and 20 s with
 # 16,000; peak RSS 244, 255 and 330 MB), while jobs up to 200,000 files keep the memory of
-# small batches (a batch in flight holds ~4 KB per file: Arrow columns, attributes JSON)
+# small batches (a batch in flight holds ~4 KB per file: Arrow columns, JSON cells)
 MAX_BATCH_SIZE = 16000
 _GROWTH_DIVISOR = 100
 
