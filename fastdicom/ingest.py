@@ -15,8 +15,9 @@ Tables (schema version in ``PRAGMA user_version``):
   value :func:`fastdicom.scan` reads: text, integer, real, blob; a list (multi-valued tags) as
   its JSON text (``json.dumps``); a UV value past 2**63 - 1 as its decimal text; NaN as NULL.
   A job asking for tags the index lacks adds their columns (NULL in earlier rows and in
-  the rows of files it finds unchanged; at most 1,985 tags in all: SQLite's column limit,
-  a ``ValueError`` before anything is written); the tags
+  the rows of files it finds unchanged, until a job with ``reread`` reads them again; at
+  most 1,985 tags in all: SQLite's column limit, a ``ValueError`` before anything is
+  written); the tags
   held by a fixed column (SOPInstanceUID, SOPClassUID, SeriesInstanceUID, StudyInstanceUID,
   Rows, Columns) have none.  Version 2 kept the tags in an ``attributes`` JSON object; such
   an index is migrated in place by the next job (``export`` reads it as it is).
@@ -953,7 +954,7 @@ def _path_key(p: str) -> bytes:
 def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT_TAGS,
            parquet: Optional[str] = None, batch_size: Optional[int] = None,
            follow_symlinks: bool = False, progress: Optional[bool] = None,
-           force: bool = False) -> IngestResult:
+           force: bool = False, reread: bool = False) -> IngestResult:
     """Ingest ``paths`` (files, directories, globs) into the SQLite index ``db``.
 
     Resumable and idempotent (see the module docstring); returns an :class:`IngestResult`
@@ -968,6 +969,9 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
     ``force`` also reads files without the preamble and ``DICM`` (see
     :func:`fastdicom.scan`); files an earlier job failed for that reason alone are then read
     again even when unchanged.
+    ``reread`` reads every file again, unchanged ones too (they then count as ``indexed``,
+    ``duplicate`` or ``conflict``, not ``unchanged``): it fills the columns of tags the index
+    gained since a file was read, which a job otherwise leaves NULL for unchanged files.
     """
     db = _db_file(db)
     if isinstance(paths, (str, bytes, os.PathLike)):
@@ -985,7 +989,7 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
         raise ValueError("batch_size must be >= 1")
     scanners = workers - 1
     dir_keys: set = set()       # the folders this job could not list
-    with _Job(db, tags, parquet, progress, force) as job:
+    with _Job(db, tags, parquet, progress, force, reread) as job:
         pool = ThreadPoolExecutor(scanners) if scanners else None
         rcon = _connect_reader(db) if job.track_seen else None
         try:
@@ -1206,7 +1210,7 @@ class _Job:
     """One job on the index ``db``: the lock, the writer connection with its schema, the
     checkpointer, the progress bar and the result; on a normal exit, the final counts."""
 
-    def __init__(self, db, tags, parquet, progress, force):
+    def __init__(self, db, tags, parquet, progress, force, reread=False):
         self.db, self.parquet, self.progress = db, parquet, progress
         tags = list(tags)
         for t in _REQUIRED_TAGS:
@@ -1214,6 +1218,7 @@ class _Job:
                 tags.append(t)
         self.tags = tags
         self.plan = _Plan(tags, force=force)
+        self.plan.reread = bool(reread)      # (this job's own plan)
         self.layout = None
         self.con = self.ckpt = self.bar = None
 
@@ -1381,7 +1386,8 @@ def _prepare(rcon, entries, plan, layout, pool, scanners, follow=False):
                 # (a link "skipped" by a job that did not follow links is read now)
                 if old[0] == st.st_size and old[1] == st.st_mtime_ns \
                         and old[2] not in ("missing", "skipped") \
-                        and not (plan.force and old[3] == _NO_PREAMBLE_REASON):
+                        and not (plan.force and old[3] == _NO_PREAMBLE_REASON) \
+                        and not getattr(plan, "reread", False):
                     continue
             scan_idx.append(i)
     prep.scan_paths = scan_idx
@@ -2248,8 +2254,8 @@ def _cmd_ingest(args) -> int:
     if (args.workers is not None and args.workers < 1) or \
             (args.batch_size is not None and args.batch_size < 1):
         return _usage_error("--workers and --batch-size must be at least 1")
-    if args.from_parquet and (paths or args.files_from or args.parquet):
-        return _usage_error("--from-parquet takes no PATH, --files-from or --parquet")
+    if args.from_parquet and (paths or args.files_from or args.parquet or args.reread):
+        return _usage_error("--from-parquet takes no PATH, --files-from, --parquet or --reread")
     if args.files_from:
         try:
             paths += _read_path_list(args.files_from)
@@ -2329,7 +2335,7 @@ def _run_cli_job(args, paths, tags, progress) -> int:
         else:
             r = ingest(paths, args.db, workers=args.workers, tags=tags, parquet=args.parquet,
                        batch_size=args.batch_size, follow_symlinks=args.follow_symlinks,
-                       force=args.force, progress=progress)
+                       force=args.force, reread=args.reread, progress=progress)
     except _TooManyTags as exc:
         return _usage_error(f"bad --tags: {exc}")
     except IngestLockedError as exc:
@@ -2444,6 +2450,10 @@ def register_cli(subparsers) -> None:
     p.add_argument("--force", action="store_true",
                    help="also read files without the 128-byte preamble and DICM (raw data "
                         "sets, ACR-NEMA)")
+    p.add_argument("--reread", action="store_true",
+                   help="read every file again, unchanged ones too (they then count as "
+                        "indexed, duplicate or conflict): fills the columns of tags added to "
+                        "the index since")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary text")
     p.add_argument("--json", action="store_true", help="only the JSON summary line")
     p.set_defaults(func=_cmd_ingest, usage_error=p)

@@ -1948,3 +1948,49 @@ def test_more_tags_than_sqlite_columns_is_a_usage_error(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert json.loads(out.stdout.splitlines()[-1])["error"] == "usage"
     assert ingest([tmp_path / "s"], db, tags=kws[:10]).unchanged == 2
+
+
+def _by_name(db):
+    """:func:`_full_dump` with the rows of the instance tables as {column: value} (their tag
+    columns are in the order jobs added them)."""
+    out = _full_dump(db)
+    con = sqlite3.connect(db)
+    for t in ("instances", "instance_copies"):
+        cur = con.execute(f"SELECT * FROM {t} ORDER BY 1")
+        names = [d[0] for d in cur.description]
+        out[t] = [dict(zip(names, r)) for r in cur]
+    con.close()
+    return out
+
+
+def test_reread_fills_the_columns_of_tags_added_since(tree, tmp_path):
+    """A job asking for a new tag leaves its column NULL for the files it finds unchanged;
+    ``reread`` (CLI ``--reread``) reads them again, and the index then equals one built with
+    every tag from the start (copies, conflicts and failures included)."""
+    root, _ = tree
+    first = ["PatientName", "Modality"]
+    more = first + ["InstanceNumber", "ImagePositionPatient"]
+    grown, fresh = str(tmp_path / "grown.sqlite"), str(tmp_path / "fresh.sqlite")
+    ingest([root], grown, tags=first, batch_size=40)
+    r = ingest([root], grown, tags=more, batch_size=40)
+    assert r.indexed == 0 and r.unchanged > 100
+    con = sqlite3.connect(grown)
+    assert con.execute("SELECT count(InstanceNumber) FROM instances").fetchone()[0] == 0
+    con.close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "fastdicom", "ingest", str(root), "--db", grown,
+                          "-q", "--reread", "--batch-size", "40", "--tags", ",".join(more)],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    counts = json.loads(out.stdout.splitlines()[-1])
+    assert counts["unchanged"] == 0 and counts["indexed"] == r.unchanged
+    ingest([root], fresh, tags=more, batch_size=40)
+    want = _by_name(fresh)
+    assert want["instance_copies"] and want["failures"]
+    assert _by_name(grown) == want
+    con = sqlite3.connect(grown)
+    assert con.execute("SELECT count(*) - count(InstanceNumber) FROM instances").fetchone()[0] == 0
+    con.close()
+    # without --reread, the next job reads nothing again
+    again = ingest([root], grown, tags=more, batch_size=40)
+    assert again.indexed == 0 and again.unchanged == r.unchanged
