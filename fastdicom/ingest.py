@@ -283,10 +283,8 @@ class _Layout:
         self.all_tags = _tag_columns(con)
         self.row_cols = _ROW_COLS + tuple(self.all_tags)
         self.copy_cols = _COPY_COLS + tuple(self.all_tags)
-        cols = _ROW_COLS + tuple(self.tags)
-        self.c_instance_sql = (
-            "INSERT INTO instances(" + ", ".join(map(_quote, cols)) + ") VALUES(" +
-            ",".join("?" * len(cols)) + ") ON CONFLICT(sop_instance_uid) DO NOTHING")
+        self.c_instance_sql = (_insert_sql("instances", _ROW_COLS + tuple(self.tags)) +
+                               " ON CONFLICT(sop_instance_uid) DO NOTHING")
         self.insert_sql = _insert_sql("instances", self.row_cols)
         self.copy_sql = _insert_sql("instance_copies", self.copy_cols, "INSERT OR REPLACE")
         self.present = {c.lower() for c in self.all_tags}
@@ -363,8 +361,9 @@ def _migrate_2_to_3(con) -> None:
     reserved = {c.lower() for c in _COPY_COLS} | {"attributes", ""}
     types: dict = {}
     for k in sorted(keys - set(_FIXED_KEYWORDS)):
-        if k.lower() in reserved or k.lower() in {t.lower() for t in types}:
+        if k.lower() in reserved:
             continue
+        reserved.add(k.lower())         # (two keys differing in case: the first one)
         types[k] = _keyword_type(k)
     _add_tag_columns(con, types)
     moved = list(types)
