@@ -1,4 +1,8 @@
 """fastdicom: zero-copy, Cython-accelerated DICOM parsing into numpy, Arrow and SQL."""
+# first: `fastdicom ingest` answers a signal during its start-up with its JSON line
+from ._early import install as _install_early
+_install_early()
+del _install_early
 from ._version import __version__
 from .errors import (DicomError, DicomWarning, EncapsulationError, FileChangedError,
                      InvalidDicomError, LimitExceededError, Limits, MalformedElementError,

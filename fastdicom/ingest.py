@@ -63,7 +63,8 @@ New databases use 16 KiB pages.
 Exit codes of ``fastdicom ingest``: 0 the job finished (even with failed files), 1 fatal
 error (database unwritable or full, or locked by another job), 2 bad usage, 130 / 143
 interrupted by SIGINT / SIGTERM (the batches committed so far are kept; the same command
-resumes; a second signal while the job stops is ignored, SIGKILL ends it at once).  The last
+resumes; a second signal while the job stops is ignored, SIGKILL ends it at once; a
+signal during start-up: see :mod:`fastdicom._early`).  The last
 stdout line is a JSON object: the counts, which sum to ``files``, or
 ``{"error": ..., "message": ...}`` when the job did not finish (``"usage"`` for exit code 2).  A write that fails ends the
 job with its own error; the writes queued after it are not made.
@@ -88,7 +89,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pyarrow as pa
 
-from . import _batch, _rows
+from . import _batch, _early, _rows
 from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has_magic,
                     _array_or_convert, _bool_array, iter_files, _display_path, _exc_text,
                     _int64_array, _int64_values, _string_lengths, _valid_mask)
@@ -2308,7 +2309,8 @@ class _StopOnSignals:
                 raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 if signal.getsignal(sig) is not signal.SIG_IGN:
-                    self.old[sig] = signal.signal(sig, stop)
+                    # (the start-up handler of fastdicom._early is not restored after)
+                    self.old[sig] = _early.original(sig, signal.signal(sig, stop))
         return self
 
     def __exit__(self, *exc_info):

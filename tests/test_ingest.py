@@ -1214,6 +1214,69 @@ def test_cli_interrupted_stops_cleanly_and_resumes(tree, tmp_path, sig):
     assert _full_dump(db) == _full_dump(ref_db)
 
 
+# a module whose import sends the process a signal, as a script may at any moment
+_SIGNAL_ON_IMPORT = """
+import os, signal, sys
+class _Hook:
+    def find_spec(self, name, path=None, target=None):
+        if name == os.environ["SIGNAL_ON_IMPORT"]:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_NAME"]))
+        return None
+sys.meta_path.insert(0, _Hook())
+"""
+
+
+@pytest.mark.parametrize("module,sig", [("numpy", "SIGTERM"), ("pyarrow", "SIGINT"),
+                                        ("fastdicom.ingest", "SIGTERM")])
+def test_cli_signal_during_start_up_still_ends_with_json(tmp_path, module, sig):
+    """A signal while ``fastdicom ingest`` imports numpy and pyarrow (its first ~0.4 s, before
+    the job's own handlers): the process was killed with no JSON line.  Now: the interrupted
+    JSON line, exit 130 / 143, no index created.  ``python -m fastdicom`` and the console
+    script (when installed) both; the signal comes from a ``sitecustomize`` import hook."""
+    root = tmp_path / "t"
+    testing.write_ct_series(root, 3, 8, 8, seed=5)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_SIGNAL_ON_IMPORT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)]),
+           "SIGNAL_ON_IMPORT": module, "SIGNAL_NAME": sig}
+    script = Path(sys.executable).parent / "fastdicom"
+    starts = [[sys.executable, "-m", "fastdicom"]] + \
+        ([[str(script)]] if script.exists() else [])
+    for start in starts:
+        db = tmp_path / f"{len(start)}.sqlite"
+        proc = subprocess.run(start + ["-v", "ingest", str(root), "--db", str(db)], env=env,
+                              cwd=str(tmp_path), capture_output=True, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        assert proc.returncode == (130 if sig == "SIGINT" else 143), (start, proc.stderr)
+        last = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert last["error"] == "interrupted" and last["signal"] == sig
+        assert "Traceback" not in proc.stderr and "interrupted" in proc.stderr
+        assert not db.exists()
+    # the hook does not touch other programs, nor the other commands (the default action)
+    proc = subprocess.run([sys.executable, "-m", "fastdicom", "dump", str(next(root.iterdir()))],
+                          env={**env, "SIGNAL_ON_IMPORT": "numpy", "SIGNAL_NAME": "SIGTERM"},
+                          cwd=str(tmp_path), capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGTERM and not proc.stdout
+
+
+def test_cli_handlers_after_the_job_are_the_original_ones(tmp_path):
+    """Once the job's handlers end, SIGTERM is back to its default (not the start-up handler,
+    which would print a second JSON line after the job's own)."""
+    code = ("import signal, sys; sys.argv = ['fastdicom', 'ingest']; import fastdicom;"
+            "from fastdicom import _early; from fastdicom.ingest import _StopOnSignals;"
+            "assert signal.getsignal(signal.SIGTERM) is _early._stop;"
+            "s = _StopOnSignals(); s.__enter__(); s.__exit__(None, None, None);"
+            "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL,"
+            " signal.getsignal(signal.SIGINT) is signal.default_int_handler)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=str(tmp_path),
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True"]
+
+
 def test_cli_tags_as_keywords_and_tag_numbers(tmp_path):
     """``--tags`` takes keywords, ``ggggeeee`` and ``(gggg,eeee)`` (its comma is not a
     separator), repeated or comma-separated; an unknown keyword is a usage error."""

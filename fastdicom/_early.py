@@ -1,0 +1,78 @@
+"""SIGINT and SIGTERM while ``fastdicom ingest`` starts up.
+
+The job's own handlers (``fastdicom.ingest._StopOnSignals``) are set once its arguments are
+read, after numpy and pyarrow are imported: about 0.4 s after the process starts.  A signal
+in that time killed the process with no JSON line on stdout, although a script may stop a
+job at any moment.  ``install()`` runs first thing in ``fastdicom/__init__.py`` and, in the
+``fastdicom ingest`` command only, sets handlers that write the interrupted JSON line and
+exit 130 (SIGINT) or 143 (SIGTERM) at once: nothing has been written to the index yet.
+Standard library only, and nothing imported that the interpreter has not already loaded.
+"""
+import os
+import signal
+import sys
+
+# signal -> the handler before install() (the job's handlers restore it when they end)
+_ORIGINAL: dict = {}
+_CODES = {signal.SIGINT: ("SIGINT", 130), signal.SIGTERM: ("SIGTERM", 143)}
+MESSAGE = "interrupted before the job started: nothing was written"
+
+
+def _command(argv: list):
+    """The subcommand of a ``fastdicom`` command line (its arguments after the program)."""
+    for a in argv:
+        if a not in ("-v", "--verbose"):
+            return a
+    return None
+
+
+def is_ingest_cli() -> bool:
+    """This process is ``fastdicom ingest ...`` (the console script) or ``python -m
+    fastdicom ingest ...``."""
+    argv = sys.argv
+    if not argv:
+        return False
+    if argv[0] == "-m":
+        # while ``python -m`` imports the package, sys.argv[0] is "-m" and the command line
+        # is in sys.orig_argv
+        orig = list(getattr(sys, "orig_argv", ()))
+        if "-m" not in orig:
+            return False
+        k = orig.index("-m")
+        return orig[k + 1:k + 2] in (["fastdicom"], ["fastdicom.__main__"]) and \
+            _command(orig[k + 2:]) == "ingest"
+    return os.path.basename(argv[0]) == "fastdicom" and _command(argv[1:]) == "ingest"
+
+
+def _stop(signum, frame):
+    name, code = _CODES[signum]
+    # os.write, not print: the signal may land while the main thread is in a print
+    for fd, text in ((2, f"fastdicom ingest: {MESSAGE} ({name})\n"),
+                     (1, '{"error": "interrupted", "signal": "%s", "message": "%s"}\n'
+                      % (name, MESSAGE))):
+        try:
+            os.write(fd, text.encode())
+        except OSError:
+            pass
+    os._exit(code)
+
+
+def install() -> None:
+    """Set the start-up handlers when this process is ``fastdicom ingest`` (not over a
+    signal the caller ignores, as with ``nohup``); idempotent."""
+    if _ORIGINAL or not is_ingest_cli():
+        return
+    try:
+        for sig in _CODES:
+            old = signal.getsignal(sig)
+            if old is not signal.SIG_IGN:
+                signal.signal(sig, _stop)
+                _ORIGINAL[sig] = old
+    except ValueError:      # not the main thread
+        pass
+
+
+def original(sig, current):
+    """The handler to restore for ``sig`` once the job's own handler ends: the one before
+    :func:`install` when ``current`` is the start-up handler, else ``current``."""
+    return _ORIGINAL.get(sig, current) if current is _stop else current
