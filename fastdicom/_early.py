@@ -72,6 +72,14 @@ def install() -> None:
         pass
 
 
+def uninstall() -> None:
+    """Put back the handlers :func:`install` replaced (where they are still its own): the
+    command is over, its JSON line written."""
+    for sig, old in _ORIGINAL.items():
+        if signal.getsignal(sig) is _stop:
+            signal.signal(sig, old)
+
+
 def original(sig, current):
     """The handler to restore for ``sig`` once the job's own handler ends: the one before
     :func:`install` when ``current`` is the start-up handler, else ``current``."""

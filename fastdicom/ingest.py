@@ -2238,6 +2238,13 @@ def _split_tags(text: str) -> list:
 
 def _cmd_ingest(args) -> int:
     try:
+        return _cmd_ingest_checked(args)
+    finally:
+        _early.uninstall()      # (a usage error ends before the job's own handlers)
+
+
+def _cmd_ingest_checked(args) -> int:
+    try:
         _db_file(args.db)
     except ValueError as exc:
         return _usage_error(f"--db: {exc}")
@@ -2273,14 +2280,15 @@ def _argparse_error(parser, message: str):
     stderr, then the JSON line of a usage error, exit code 2."""
     parser.print_usage(sys.stderr)
     print(f"{parser.prog}: error: {message}", file=sys.stderr)
-    print(json.dumps({"error": "usage", "message": message}))
+    print(json.dumps({"error": "usage", "message": message}), flush=True)
+    _early.uninstall()
     sys.exit(2)
 
 
 def _usage_error(msg: str) -> int:
     """Exit code 2, with the message on stderr and, as the last stdout line, as JSON."""
     print(f"fastdicom ingest: {msg}", file=sys.stderr)
-    print(json.dumps({"error": "usage", "message": msg}))
+    print(json.dumps({"error": "usage", "message": msg}), flush=True)
     return 2
 
 
@@ -2341,23 +2349,23 @@ def _run_cli_job(args, paths, tags, progress) -> int:
         return _usage_error(f"bad --tags: {exc}")
     except IngestLockedError as exc:
         print(f"fastdicom ingest: {exc}", file=sys.stderr)
-        print(json.dumps({"error": "locked", "message": str(exc)}))
+        print(json.dumps({"error": "locked", "message": str(exc)}), flush=True)
         return 1
     except (sqlite3.Error, OSError, RuntimeError) as exc:
         msg = _db_error(args.db, exc)
         print(f"fastdicom ingest: fatal: {msg}", file=sys.stderr)
-        print(json.dumps({"error": type(exc).__name__, "message": msg}))
+        print(json.dumps({"error": type(exc).__name__, "message": msg}), flush=True)
         return 1
     except (KeyboardInterrupt, _Terminated) as exc:
         name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
         msg = ("interrupted: the batches committed so far are kept; the same command "
                "resumes the job")
         print(f"fastdicom ingest: {msg} ({name})", file=sys.stderr)
-        print(json.dumps({"error": "interrupted", "signal": name, "message": msg}))
+        print(json.dumps({"error": "interrupted", "signal": name, "message": msg}), flush=True)
         return 130 if name == "SIGINT" else 143
     if not args.quiet and not args.json:
         print(summary_text(r), file=sys.stderr)
-    print(json.dumps(r.counts()))
+    print(json.dumps(r.counts()), flush=True)
     return 0
 
 

@@ -1261,6 +1261,27 @@ def test_cli_signal_during_start_up_still_ends_with_json(tmp_path, module, sig):
     assert proc.returncode == -signal.SIGTERM and not proc.stdout
 
 
+def test_cli_json_line_is_out_before_the_interpreter_exits(tmp_path):
+    """The JSON line was left in stdout's buffer (a pipe) until the interpreter's shutdown: a
+    SIGTERM after the job, before that flush, lost it.  The signal here is sent by an
+    ``atexit`` callback (run before the standard streams are flushed)."""
+    root = tmp_path / "t"
+    testing.write_ct_series(root, 3, 8, 8, seed=5)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import atexit, os, signal\n"
+        "atexit.register(lambda: os.kill(os.getpid(), signal.SIGTERM))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)])}
+    for extra, key in (([], "files"), (["--workers", "0"], "error"),
+                       (["--no-such-option"], "error")):
+        proc = subprocess.run([sys.executable, "-m", "fastdicom", "ingest", str(root), "--db",
+                               str(tmp_path / "i.sqlite"), "-q"] + extra, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == -signal.SIGTERM, proc.stderr
+        assert key in json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def test_cli_handlers_after_the_job_are_the_original_ones(tmp_path):
     """Once the job's handlers end, SIGTERM is back to its default (not the start-up handler,
     which would print a second JSON line after the job's own)."""
