@@ -14,6 +14,9 @@ import sys
 
 # signal -> the handler before install() (the job's handlers restore it when they end)
 _ORIGINAL: dict = {}
+# this process is the ``fastdicom ingest`` command (decided by install(): sys.argv[0] is
+# "-m" only while ``python -m`` imports the package)
+_CLI = False
 _CODES = {signal.SIGINT: ("SIGINT", 130), signal.SIGTERM: ("SIGTERM", 143)}
 MESSAGE = "interrupted before the job started: nothing was written"
 
@@ -60,8 +63,10 @@ def _stop(signum, frame):
 def install() -> None:
     """Set the start-up handlers when this process is ``fastdicom ingest`` (not over a
     signal the caller ignores, as with ``nohup``); idempotent."""
-    if _ORIGINAL or not is_ingest_cli():
+    global _CLI
+    if _CLI or not is_ingest_cli():
         return
+    _CLI = True
     try:
         for sig in _CODES:
             old = signal.getsignal(sig)
@@ -72,15 +77,26 @@ def install() -> None:
         pass
 
 
-def uninstall() -> None:
-    """Put back the handlers :func:`install` replaced (where they are still its own): the
-    command is over, its JSON line written."""
-    for sig, old in _ORIGINAL.items():
-        if signal.getsignal(sig) is _stop:
-            signal.signal(sig, old)
+def finished() -> None:
+    """The command has written its JSON line.  In the ``fastdicom ingest`` process, SIGINT
+    and SIGTERM are ignored from now on: the process only exits (its threads are done), and a
+    signal in the interpreter's shutdown would turn a finished job's exit code into a kill.
+    Elsewhere (``cli.main`` called in a program), the handlers :func:`install` replaced are
+    put back."""
+    try:
+        if _CLI:
+            for sig in _CODES:
+                signal.signal(sig, signal.SIG_IGN)
+            return
+        for sig, old in _ORIGINAL.items():
+            if signal.getsignal(sig) is _stop:
+                signal.signal(sig, old)
+    except ValueError:      # not the main thread
+        pass
 
 
 def original(sig, current):
-    """The handler to restore for ``sig`` once the job's own handler ends: the one before
-    :func:`install` when ``current`` is the start-up handler, else ``current``."""
+    """The handler to restore for ``sig`` once the job's own handler ends (before
+    :func:`finished`): the one before :func:`install` when ``current`` is the start-up
+    handler, else ``current``."""
     return _ORIGINAL.get(sig, current) if current is _stop else current

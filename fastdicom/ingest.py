@@ -2240,7 +2240,7 @@ def _cmd_ingest(args) -> int:
     try:
         return _cmd_ingest_checked(args)
     finally:
-        _early.uninstall()      # (a usage error ends before the job's own handlers)
+        _early.finished()
 
 
 def _cmd_ingest_checked(args) -> int:
@@ -2281,7 +2281,7 @@ def _argparse_error(parser, message: str):
     parser.print_usage(sys.stderr)
     print(f"{parser.prog}: error: {message}", file=sys.stderr)
     print(json.dumps({"error": "usage", "message": message}), flush=True)
-    _early.uninstall()
+    _early.finished()
     sys.exit(2)
 
 

@@ -1262,24 +1262,29 @@ def test_cli_signal_during_start_up_still_ends_with_json(tmp_path, module, sig):
 
 
 def test_cli_json_line_is_out_before_the_interpreter_exits(tmp_path):
-    """The JSON line was left in stdout's buffer (a pipe) until the interpreter's shutdown: a
-    SIGTERM after the job, before that flush, lost it.  The signal here is sent by an
-    ``atexit`` callback (run before the standard streams are flushed)."""
+    """The JSON line was left in stdout's buffer (a pipe) until the interpreter's shutdown,
+    and the signal handlers were the default ones again by then: a SIGTERM after the job
+    killed the process, its JSON line lost and its exit code -15.  The signal here is sent
+    by an ``atexit`` callback (run before the standard streams are flushed): the JSON line
+    is out and the exit code is the job's."""
     root = tmp_path / "t"
     testing.write_ct_series(root, 3, 8, 8, seed=5)
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
         "import atexit, os, signal\n"
-        "atexit.register(lambda: os.kill(os.getpid(), signal.SIGTERM))\n")
+        "atexit.register(lambda: [os.kill(os.getpid(), s) for s in"
+        " (signal.SIGTERM, signal.SIGINT)])\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)])}
-    for extra, key in (([], "files"), (["--workers", "0"], "error"),
-                       (["--no-such-option"], "error")):
+    for extra, key, code in (([], "files", 0), (["--workers", "0"], "error", 2),
+                             (["--no-such-option"], "error", 2)):
         proc = subprocess.run([sys.executable, "-m", "fastdicom", "ingest", str(root), "--db",
                                str(tmp_path / "i.sqlite"), "-q"] + extra, env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == -signal.SIGTERM, proc.stderr
+                              capture_output=True, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        assert proc.returncode == code, proc.stderr
         assert key in json.loads(proc.stdout.strip().splitlines()[-1])
+        assert "Traceback" not in proc.stderr
 
 
 def test_cli_handlers_after_the_job_are_the_original_ones(tmp_path):
