@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +75,16 @@ def teardown_module(module):
         print(f"\ningest: scan {_RESULTS['scan']:,.0f} files/s, ingest "
               f"{_RESULTS['ingest']:,.0f} files/s = {_RESULTS['ingest'] / _RESULTS['scan']:.0%}"
               f" of scan (goal >= 50%), re-run {_RESULTS.get('rerun', 0):,.0f} files/s")
+
+
+def test_ingest_peak_rss_flat(plan):
+    """Issue 6: the peak RSS of an ingest job stays flat (within 50 MiB) from 20,000 to
+    200,000 tiny files (``FASTDICOM_BENCH_SIZE`` 1GiB; 64 and 640 at the default "tiny"
+    size of CI), each job in a fresh interpreter (see :mod:`fastdicom.bench.memory`)."""
+    from fastdicom.bench.memory import RSS_SLACK, rss_goal
+    small, large = plan.rss_files
+    g = rss_goal(small, large)
+    print(f"\n{g['task']}: {g['measured']} (goal {g['goal']})")
+    runs = [g["runs"][str(n)] for n in (small, large)]
+    assert [r["indexed"] for r in runs] == [small, large]
+    assert abs(runs[1]["rss"] - runs[0]["rss"]) <= RSS_SLACK, g["measured"]

@@ -123,6 +123,11 @@ class Plan:
         return 64 if self.tiny else (4000 if self.quick else 20000)
 
     @property
+    def rss_files(self) -> tuple[int, int]:
+        """Tiny instances of the two jobs whose peak RSS is compared (issue 6: 20k, 200k)."""
+        return (64, 640) if self.tiny else ((2000, 20000) if self.quick else (20000, 200000))
+
+    @property
     def header_files(self) -> int:
         """Instances for the per-file header benchmarks (scan / mixed set)."""
         return 64 if self.tiny else (512 if self.quick else 2000)
