@@ -22,10 +22,39 @@ MESSAGE = "interrupted before the job started: nothing was written"
 
 
 def _command(argv: list):
-    """The subcommand of a ``fastdicom`` command line (its arguments after the program)."""
+    """The subcommand of a ``fastdicom`` command line (its arguments after the program): the
+    first that is not an option (the command's own options take no value)."""
     for a in argv:
-        if a not in ("-v", "--verbose"):
+        if not a.startswith("-"):
             return a
+    return None
+
+
+def _module_run(orig: list):
+    """``(module, its arguments)`` when the interpreter command line ``orig``
+    (``sys.orig_argv``) runs a module with ``-m`` (also ``-mfastdicom``, ``-Bm fastdicom``,
+    after ``-X opt`` / ``-W arg``), else None."""
+    i = 1
+    while i < len(orig):
+        a = orig[i]
+        if a in ("-", "--") or not a.startswith("-"):
+            return None                 # a script, stdin
+        if a.startswith("--"):          # long options; one of them takes a value
+            i += 2 if a == "--check-hash-based-pycs" else 1
+            continue
+        for j in range(1, len(a)):
+            c = a[j]
+            if c in "mcWX":             # the options that take a value: the rest or the next
+                val, nxt = (a[j + 1:], i + 1) if a[j + 1:] else \
+                    (orig[i + 1] if i + 1 < len(orig) else None, i + 2)
+                if c == "m":
+                    return (val, orig[nxt:]) if val else None
+                if c == "c":
+                    return None
+                i = nxt
+                break
+        else:
+            i += 1
     return None
 
 
@@ -38,13 +67,15 @@ def is_ingest_cli() -> bool:
     if argv[0] == "-m":
         # while ``python -m`` imports the package, sys.argv[0] is "-m" and the command line
         # is in sys.orig_argv
-        orig = list(getattr(sys, "orig_argv", ()))
-        if "-m" not in orig:
-            return False
-        k = orig.index("-m")
-        return orig[k + 1:k + 2] in (["fastdicom"], ["fastdicom.__main__"]) and \
-            _command(orig[k + 2:]) == "ingest"
+        run = _module_run(list(getattr(sys, "orig_argv", ())))
+        return run is not None and run[0] in ("fastdicom", "fastdicom.__main__") and \
+            _command(run[1]) == "ingest"
     return os.path.basename(argv[0]) == "fastdicom" and _command(argv[1:]) == "ingest"
+
+
+def is_cli() -> bool:
+    """:func:`install` found this process to be the ``fastdicom ingest`` command."""
+    return _CLI
 
 
 def _stop(signum, frame):
@@ -78,19 +109,15 @@ def install() -> None:
 
 
 def finished() -> None:
-    """The command has written its JSON line.  In the ``fastdicom ingest`` process, SIGINT
-    and SIGTERM are ignored from now on: the process only exits (its threads are done), and a
-    signal in the interpreter's shutdown would turn a finished job's exit code into a kill.
-    Elsewhere (``cli.main`` called in a program), the handlers :func:`install` replaced are
-    put back."""
+    """The command is over: its JSON line is next (or written).  In the ``fastdicom ingest``
+    process, SIGINT and SIGTERM are ignored from now on: the process only exits (its
+    threads are done), and a signal would add a second JSON line or turn the command's exit
+    code into a kill."""
+    if not _CLI:
+        return
     try:
-        if _CLI:
-            for sig in _CODES:
-                signal.signal(sig, signal.SIG_IGN)
-            return
-        for sig, old in _ORIGINAL.items():
-            if signal.getsignal(sig) is _stop:
-                signal.signal(sig, old)
+        for sig in _CODES:
+            signal.signal(sig, signal.SIG_IGN)
     except ValueError:      # not the main thread
         pass
 

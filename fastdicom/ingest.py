@@ -2271,25 +2271,39 @@ def _cmd_ingest_checked(args) -> int:
     if not paths and not args.from_parquet:
         return _usage_error("no PATH, --files-from or --from-parquet")
     progress = (not args.quiet and not args.json) and sys.stderr.isatty()
-    with _StopOnSignals():
-        return _run_cli_job(args, paths, tags, progress)
+    with _StopOnSignals() as stopper:
+        return _run_cli_job(args, paths, tags, progress, stopper)
 
 
 def _argparse_error(parser, message: str):
     """``ArgumentParser.error`` of ``fastdicom ingest``: argparse's usage and message on
     stderr, then the JSON line of a usage error, exit code 2."""
+    _early.finished()
     parser.print_usage(sys.stderr)
     print(f"{parser.prog}: error: {message}", file=sys.stderr)
-    print(json.dumps({"error": "usage", "message": message}), flush=True)
-    _early.finished()
+    _json_line({"error": "usage", "message": message})
     sys.exit(2)
 
 
 def _usage_error(msg: str) -> int:
     """Exit code 2, with the message on stderr and, as the last stdout line, as JSON."""
+    _early.finished()
     print(f"fastdicom ingest: {msg}", file=sys.stderr)
-    print(json.dumps({"error": "usage", "message": msg}), flush=True)
+    _json_line({"error": "usage", "message": msg})
     return 2
+
+
+def _json_line(obj) -> None:
+    """Print the command's last stdout line, ``obj`` as JSON, and flush it at once (a kill
+    after it cannot lose it in stdout's buffer).  A reader that went away (EPIPE) does not
+    change the exit code: stdout goes to /dev/null (nothing more reaches the reader, and
+    the interpreter's last flush does not fail)."""
+    try:
+        print(json.dumps(obj), flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 class _Terminated(BaseException):
@@ -2300,7 +2314,11 @@ class _Terminated(BaseException):
 class _StopOnSignals:
     """SIGTERM raises :class:`_Terminated` and SIGINT KeyboardInterrupt in the main thread,
     once: a second signal while the job winds down (a double Ctrl-C) is ignored, so that the
-    wind-down and the last JSON line are not cut short."""
+    wind-down and the last JSON line are not cut short.  After :meth:`quiet` (the job is
+    over: its JSON line is next) signals are ignored too.  When the block ends, the
+    ``fastdicom ingest`` process ignores them until it exits (its JSON line is written: a
+    signal in the interpreter's shutdown would turn its exit code into a kill); a program
+    that called the command gets its own handlers back."""
 
     def __enter__(self):
         import signal
@@ -2321,15 +2339,19 @@ class _StopOnSignals:
                     self.old[sig] = _early.original(sig, signal.signal(sig, stop))
         return self
 
+    def quiet(self) -> None:
+        """Ignore the signals from now on (the job is over, its JSON line is next)."""
+        self.fired.append(0)
+
     def __exit__(self, *exc_info):
         import signal
         for sig, old in self.old.items():
-            # once stopped by a signal, the process only exits: a late second signal would
-            # otherwise interrupt the interpreter's shutdown with a traceback
-            signal.signal(sig, signal.SIG_IGN if self.fired else old)
+            signal.signal(sig, signal.SIG_IGN if _early.is_cli() else old)
 
 
-def _run_cli_job(args, paths, tags, progress) -> int:
+def _run_cli_job(args, paths, tags, progress, stopper) -> int:
+    # every way out starts with stopper.quiet(): a signal while the JSON line is written
+    # is ignored (it raised there, with a traceback and no JSON line)
     try:
         if args.from_parquet:
             if not os.path.exists(args.from_parquet):
@@ -2345,27 +2367,32 @@ def _run_cli_job(args, paths, tags, progress) -> int:
             r = ingest(paths, args.db, workers=args.workers, tags=tags, parquet=args.parquet,
                        batch_size=args.batch_size, follow_symlinks=args.follow_symlinks,
                        force=args.force, reread=args.reread, progress=progress)
+        stopper.quiet()
     except _TooManyTags as exc:
+        stopper.quiet()
         return _usage_error(f"bad --tags: {exc}")
     except IngestLockedError as exc:
+        stopper.quiet()
         print(f"fastdicom ingest: {exc}", file=sys.stderr)
-        print(json.dumps({"error": "locked", "message": str(exc)}), flush=True)
+        _json_line({"error": "locked", "message": str(exc)})
         return 1
     except (sqlite3.Error, OSError, RuntimeError) as exc:
+        stopper.quiet()
         msg = _db_error(args.db, exc)
         print(f"fastdicom ingest: fatal: {msg}", file=sys.stderr)
-        print(json.dumps({"error": type(exc).__name__, "message": msg}), flush=True)
+        _json_line({"error": type(exc).__name__, "message": msg})
         return 1
     except (KeyboardInterrupt, _Terminated) as exc:
+        stopper.quiet()
         name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
         msg = ("interrupted: the batches committed so far are kept; the same command "
                "resumes the job")
         print(f"fastdicom ingest: {msg} ({name})", file=sys.stderr)
-        print(json.dumps({"error": "interrupted", "signal": name, "message": msg}), flush=True)
+        _json_line({"error": "interrupted", "signal": name, "message": msg})
         return 130 if name == "SIGINT" else 143
     if not args.quiet and not args.json:
         print(summary_text(r), file=sys.stderr)
-    print(json.dumps(r.counts()), flush=True)
+    _json_line(r.counts())
     return 0
 
 

@@ -1242,11 +1242,13 @@ def test_cli_signal_during_start_up_still_ends_with_json(tmp_path, module, sig):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)]),
            "SIGNAL_ON_IMPORT": module, "SIGNAL_NAME": sig}
     script = Path(sys.executable).parent / "fastdicom"
-    starts = [[sys.executable, "-m", "fastdicom"]] + \
-        ([[str(script)]] if script.exists() else [])
-    for start in starts:
-        db = tmp_path / f"{len(start)}.sqlite"
-        proc = subprocess.run(start + ["-v", "ingest", str(root), "--db", str(db)], env=env,
+    starts = [[sys.executable, "-m", "fastdicom", "-v"],
+              [sys.executable, "-Bmfastdicom", "-vv"],
+              [sys.executable, "-X", "dev", "-Bm", "fastdicom.__main__", "--verb"]] + \
+        ([[str(script), "-v"]] if script.exists() else [])
+    for k, start in enumerate(starts):
+        db = tmp_path / f"{k}.sqlite"
+        proc = subprocess.run(start + ["ingest", str(root), "--db", str(db)], env=env,
                               cwd=str(tmp_path), capture_output=True, text=True,
                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         assert proc.returncode == (130 if sig == "SIGINT" else 143), (start, proc.stderr)
@@ -1287,20 +1289,98 @@ def test_cli_json_line_is_out_before_the_interpreter_exits(tmp_path):
         assert "Traceback" not in proc.stderr
 
 
-def test_cli_handlers_after_the_job_are_the_original_ones(tmp_path):
-    """Once the job's handlers end, SIGTERM is back to its default (not the start-up handler,
-    which would print a second JSON line after the job's own)."""
-    code = ("import signal, sys; sys.argv = ['fastdicom', 'ingest']; import fastdicom;"
-            "from fastdicom import _early; from fastdicom.ingest import _StopOnSignals;"
-            "assert signal.getsignal(signal.SIGTERM) is _early._stop;"
-            "s = _StopOnSignals(); s.__enter__(); s.__exit__(None, None, None);"
-            "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL,"
-            " signal.getsignal(signal.SIGINT) is signal.default_int_handler)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=str(tmp_path),
+def test_cli_handlers_after_the_job(tmp_path):
+    """When the job's handlers end: the ``fastdicom ingest`` process ignores SIGINT/SIGTERM
+    until it exits (its JSON line is written; neither the start-up handler nor the default
+    action may follow it); a program that calls the command gets its handlers back."""
+    root = tmp_path / "t"
+    testing.write_ct_series(root, 2, 8, 8, seed=5)
+    cli = ("import signal, sys; sys.argv = ['fastdicom', 'ingest']; import fastdicom;"
+           "from fastdicom import _early; from fastdicom.ingest import _StopOnSignals;"
+           "assert signal.getsignal(signal.SIGTERM) is _early._stop;"
+           "s = _StopOnSignals(); s.__enter__(); s.__exit__(None, None, None);"
+           "print(signal.getsignal(signal.SIGTERM) is signal.SIG_IGN,"
+           " signal.getsignal(signal.SIGINT) is signal.SIG_IGN)")
+    program = ("import signal; from fastdicom.cli import main;"
+               f"rc = main(['ingest', {str(root)!r}, '--db', {str(tmp_path / 'p.sqlite')!r},"
+               " '-q']);"
+               "print(rc == 0, signal.getsignal(signal.SIGTERM) is signal.SIG_DFL,"
+               " signal.getsignal(signal.SIGINT) is signal.default_int_handler)")
+    for code, expect in ((cli, ["True", "True"]), (program, ["True", "True", "True"])):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=str(tmp_path),
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split()[-len(expect):] == expect, proc.stdout
+
+
+# the ingest command, run with a signal sent to itself at a chosen moment: WHERE=counts when
+# the job's counts are asked for (the job has returned: its JSON line is next), WHERE=exit
+# right after the job's handlers end
+_SIGNAL_AT = """
+import os, signal, sys
+sys.argv = ["fastdicom"] + sys.argv[1:]
+import fastdicom.ingest as I
+sig = getattr(signal, os.environ["SIGNAL_NAME"])
+if os.environ["WHERE"] == "counts":
+    counts = I.IngestResult.counts
+    def hooked(self):
+        os.kill(os.getpid(), sig)
+        return counts(self)
+    I.IngestResult.counts = hooked
+else:
+    end = I._StopOnSignals.__exit__
+    def hooked(self, *a):
+        end(self, *a)
+        os.kill(os.getpid(), sig)
+    I._StopOnSignals.__exit__ = hooked
+from fastdicom.cli import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("where", ["counts", "exit"])
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_cli_signal_after_the_job_keeps_its_result(tmp_path, where, sig):
+    """A signal after the job returned, before its counts line (a traceback, exit 1, no JSON
+    line with SIGTERM; exit 130 and no line with SIGINT), or after the job's handlers ended
+    (killed, or 130): the counts line and exit 0."""
+    root = tmp_path / "t"
+    testing.write_ct_series(root, 3, 8, 8, seed=5)
+    script = tmp_path / "at.py"
+    script.write_text(_SIGNAL_AT)
+    proc = subprocess.run([sys.executable, str(script), "ingest", str(root), "--db",
+                           str(tmp_path / "i.sqlite")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "WHERE": where,
+                               "SIGNAL_NAME": sig},
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["True", "True"]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["indexed"] == 3
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_exit_code_with_a_reader_gone(tmp_path):
+    """stdout a pipe whose reader has gone (``| true``): the flushed JSON line raised
+    BrokenPipeError, which ``cli.main`` turned into exit 0 for a usage error, a fatal error,
+    an argparse error (a traceback) alike.  The exit code is the command's."""
+    root = tmp_path / "t"
+    testing.write_ct_series(root, 2, 8, 8, seed=5)
+    (tmp_path / "dir.sqlite").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    base = [sys.executable, "-m", "fastdicom", "ingest", str(root), "-q"]
+    for extra, code in ((["--db", str(tmp_path / "ok.sqlite")], 0),
+                        (["--db", str(tmp_path / "u.sqlite"), "--workers", "0"], 2),
+                        (["--db", str(tmp_path / "dir.sqlite")], 1),
+                        (["--db", str(tmp_path / "a.sqlite"), "--bogus"], 2)):
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            proc = subprocess.run(base + extra, stdout=w, stderr=subprocess.PIPE, text=True,
+                                  env=env)
+        finally:
+            os.close(w)
+        assert proc.returncode == code, (extra, proc.stderr)
+        assert "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_cli_tags_as_keywords_and_tag_numbers(tmp_path):

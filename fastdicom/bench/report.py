@@ -242,7 +242,8 @@ def _markdown(info: dict[str, Any], config: dict[str, Any], summary: Sequence[di
                 "|---|---|---|---|---|"]
         for task, g, measured in goals:
             met = {True: "yes", False: "**no**", None: "not measured"}[g["met"]]
-            out.append(f"| {g['issue'] or ''} | {task} ({g['mode']}) | {g['goal']} | "
+            mode = f" ({g['mode']})" if g["mode"] else ""
+            out.append(f"| {g['issue'] or ''} | {task}{mode} | {g['goal']} | "
                        f"{measured} | {met} |")
         out.append("")
     for name, file in charts.items():
