@@ -12,8 +12,6 @@ import os
 import signal
 import sys
 
-# signal -> the handler before install() (the job's handlers restore it when they end)
-_ORIGINAL: dict = {}
 # this process is the ``fastdicom ingest`` command (decided by install(): sys.argv[0] is
 # "-m" only while ``python -m`` imports the package)
 _CLI = False
@@ -100,10 +98,8 @@ def install() -> None:
     _CLI = True
     try:
         for sig in _CODES:
-            old = signal.getsignal(sig)
-            if old is not signal.SIG_IGN:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
                 signal.signal(sig, _stop)
-                _ORIGINAL[sig] = old
     except ValueError:      # not the main thread
         pass
 
@@ -121,9 +117,3 @@ def finished() -> None:
     except ValueError:      # not the main thread
         pass
 
-
-def original(sig, current):
-    """The handler to restore for ``sig`` once the job's own handler ends (before
-    :func:`finished`): the one before :func:`install` when ``current`` is the start-up
-    handler, else ``current``."""
-    return _ORIGINAL.get(sig, current) if current is _stop else current

@@ -2335,8 +2335,8 @@ class _StopOnSignals:
                 raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 if signal.getsignal(sig) is not signal.SIG_IGN:
-                    # (the start-up handler of fastdicom._early is not restored after)
-                    self.old[sig] = _early.original(sig, signal.signal(sig, stop))
+                    # (in the CLI, the start-up handler of fastdicom._early: not restored)
+                    self.old[sig] = signal.signal(sig, stop)
         return self
 
     def quiet(self) -> None:

@@ -1,9 +1,9 @@
 """Peak memory of an ingest job as the tree grows (issue 6: "peak RSS flat (±50 MiB) from 20k
 to 200k files").
 
-Each job runs in a fresh interpreter (``ru_maxrss`` is the peak of a whole process, so jobs
-sharing one would hide each other), on a fresh index, with the default workers; the same
-data the ingest group generates (16×16 CT instances in folders of 200).
+Each job runs in a fresh interpreter, which reports its own peak (``VmHWM``: jobs sharing a
+process would hide each other), on a fresh index, with the default workers; the same data
+the ingest group generates (16×16 CT instances in folders of 200).
 """
 from __future__ import annotations
 
