@@ -2163,3 +2163,70 @@ def test_reread_fills_the_columns_of_tags_added_since(tree, tmp_path):
     # without --reread, the next job reads nothing again
     again = ingest([root], grown, tags=more, batch_size=40)
     assert again.indexed == 0 and again.unchanged == r.unchanged
+
+
+def _unprivileged(cmd: list) -> list:
+    """``cmd`` run so that file permissions apply to it: as is for a user, and for root
+    without the capabilities that bypass them (``setpriv``); None when that is not possible
+    (root without setpriv)."""
+    if os.geteuid() != 0:
+        return cmd
+    import shutil
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    probe = subprocess.run([setpriv, "--bounding-set=-dac_override,-dac_read_search", "true"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        return None
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"] + cmd
+
+
+def test_cli_permission_errors_are_counted_and_cleared(tmp_path):
+    """Unreadable files and folders, as a user meets them (root runs the job without the
+    capabilities that bypass permissions): a file without read permission and the files of
+    a folder without search permission are ``failed`` with PermissionError; folders that
+    cannot be listed are ``dir_errors``; the counts add up.  Once the permissions are
+    fixed, the same command indexes them all and clears both tables."""
+    root = tmp_path / "tree"
+    for k, name in enumerate(("ok", "noread", "nosearch", "nolist", "files")):
+        testing.write_ct_series(root / name, 3, 8, 8, seed=40 + k)
+    locked = sorted((root / "files").iterdir())[0]
+    modes = {root / "noread": 0o000, root / "nosearch": 0o644, root / "nolist": 0o311,
+             locked: 0o000}
+    db = str(tmp_path / "i.sqlite")
+    cmd = _unprivileged([sys.executable, "-m", "fastdicom", "ingest", str(root), "--db", db,
+                         "-q"])
+    if cmd is None:
+        pytest.skip("root without setpriv: permissions cannot apply")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        for p, m in modes.items():
+            os.chmod(p, m)
+        first = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    finally:
+        for p in modes:
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    assert first.returncode == 0, first.stderr
+    counts = json.loads(first.stdout.strip().splitlines()[-1])
+    assert sum(counts[s] for s in STATES) == counts["files"] == 3 + 3 + 3
+    assert counts["indexed"] == 5 and counts["failed"] == 4 and counts["dir_errors"] == 2
+    con = sqlite3.connect(db)
+    failed = {(os.path.relpath(d, root), t) for d, t in con.execute(
+        "SELECT display, error_type FROM failures")}
+    assert failed == {(os.path.relpath(locked, root), "PermissionError")} | {
+        (f"nosearch/{p.name}", "PermissionError") for p in (root / "nosearch").iterdir()}
+    assert {(os.path.relpath(d, root), t) for d, t in con.execute(
+        "SELECT display, error_type FROM dir_errors")} == {("noread", "PermissionError"),
+                                                         ("nolist", "PermissionError")}
+    con.close()
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    counts = json.loads(again.stdout.strip().splitlines()[-1])
+    assert counts["files"] == counts["indexed"] + counts["unchanged"] == 15
+    assert counts["unchanged"] == 5 and counts["dir_errors"] == 0
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM failures").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM dir_errors").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM instances").fetchone()[0] == 15
+    con.close()
