@@ -59,7 +59,7 @@ def _module_run(orig: list):
 def is_ingest_cli() -> bool:
     """This process is ``fastdicom ingest ...`` (the console script) or ``python -m
     fastdicom ingest ...``."""
-    argv = sys.argv
+    argv = getattr(sys, "argv", None) or []     # (an embedded interpreter may have none)
     if not argv:
         return False
     if argv[0] == "-m":

@@ -2230,3 +2230,13 @@ def test_cli_permission_errors_are_counted_and_cleared(tmp_path):
     assert con.execute("SELECT count(*) FROM dir_errors").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM instances").fetchone()[0] == 15
     con.close()
+
+
+def test_import_without_sys_argv():
+    """An embedded interpreter may have no ``sys.argv``: the start-up check of the ingest
+    CLI (run at ``import fastdicom``) must not fail the import."""
+    proc = subprocess.run([sys.executable, "-c", "import sys; del sys.argv; import fastdicom;"
+                           "print(fastdicom._early.is_cli())"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False"]
