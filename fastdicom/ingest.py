@@ -1873,7 +1873,7 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
     except BaseException:
         _rollback(con)
         raise
-    if ckpt is not None:
+    if ckpt is not None and writes:     # (a batch that changed nothing: nothing to copy)
         ckpt.poke()
     files = sum(e.kind != "expanded" for e in entries)
     result.files += files

@@ -2240,3 +2240,34 @@ def test_import_without_sys_argv():
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False"]
+
+
+def test_cli_read_only_index(tmp_path):
+    """An index its user cannot write: a re-run over the unchanged tree changes nothing, so it
+    finishes (exit 0, every file unchanged) without the warning of a checkpoint it could
+    not write (each batch asked for one, writes or not); once a file changed, the job ends
+    with exit 1 and its JSON line."""
+    root = tmp_path / "tree"
+    testing.write_ct_series(root, 4, 8, 8, seed=61)
+    db = tmp_path / "i.sqlite"
+    ingest([str(root)], str(db), progress=False)
+    cmd = _unprivileged([sys.executable, "-m", "fastdicom", "ingest", str(root), "--db",
+                         str(db), "-q"])
+    if cmd is None:
+        pytest.skip("root without setpriv: permissions cannot apply")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    before = db.read_bytes()
+    os.chmod(db, 0o444)
+    try:
+        same = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert same.returncode == 0, same.stderr
+        assert json.loads(same.stdout.strip().splitlines()[-1])["unchanged"] == 4
+        assert "checkpoint" not in same.stderr and "WARNING" not in same.stderr, same.stderr
+        assert db.read_bytes() == before
+        changed = sorted(root.iterdir())[0]
+        changed.write_bytes(changed.read_bytes() + b"\0\0")
+        fails = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    finally:
+        os.chmod(db, 0o644)
+    assert fails.returncode == 1, fails.stderr
+    assert "readonly" in json.loads(fails.stdout.strip().splitlines()[-1])["message"]
