@@ -192,6 +192,14 @@ def _check_header_frames(h: InstanceHeader) -> None:
                            if h.file_size >= 0 else -1)
 
 
+def _finish_walked_header(h: InstanceHeader) -> InstanceHeader:
+    """A header the nogil series walk (``_series.scan_headers``) read, as
+    :func:`scan_instance` would give it: the walk does not check NumberOfFrames against the
+    pixel bytes present, so this does (PixelDataError: the file is left out)."""
+    _check_header_frames(h)
+    return h
+
+
 def _num(value: Any, cast=float) -> Any:
     if value is None or value == "":
         return None
@@ -1014,12 +1022,10 @@ def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
             return None, exc
 
     def checked(h: Any) -> tuple:
-        # a header of the nogil scan: its frame count against the pixel data present
         try:
-            _check_header_frames(h)
+            return _finish_walked_header(h), None
         except PixelDataError as exc:
             return None, exc
-        return h, None
 
     if _series is not None and paths:
         # nogil header extraction in a few big chunks; files it cannot handle exactly

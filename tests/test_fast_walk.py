@@ -7,6 +7,7 @@ reader.  Oracle: the general reader itself (dcmread, scan's per-file reader, sca
 on hand-built damage and on random byte mutations inside sequences."""
 from __future__ import annotations
 
+import dataclasses
 import random
 import struct
 import sys
@@ -359,6 +360,32 @@ def test_last_element_past_the_end_of_the_file(tmp_path, present):
     assert row == _general_row(p)
     assert row["error_type"] == (None if present == 64 else "TruncatedError")
     _agree(p)
+
+
+@pytest.mark.parametrize("cut", [0, 2, 31])
+def test_native_frames_cut_short(tmp_path, cut):
+    """Native multi-frame Pixel Data (3 frames of 4x4x16 bits) cut short by ``cut`` bytes:
+    the series walk takes the file without checking NumberOfFrames against the bytes
+    present; find_series checks its header and leaves the file out with the PixelDataError
+    of scan_instance (the fuzz_walk oracle once compared the walk's header without that
+    check and called the walk wrong)."""
+    p = tmp_path / "mf.dcm"
+    els = [e for e in _slice(0, undefined=False) if e[0] != 0x7FE00010]
+    testing.write_file(p, els + [(0x00280008, "IS", 3),
+                                 (0x7FE00010, "OW", np.arange(48, dtype=np.uint16).tobytes())])
+    p.write_bytes(p.read_bytes()[:p.stat().st_size - cut])
+    walked = _series.scan_headers([str(p)], InstanceHeader)[0]
+    assert isinstance(walked, InstanceHeader) and walked.n_frames == 3
+    assert _agree(p) is True
+    if cut:
+        with pytest.raises(fastdicom.PixelDataError, match="NumberOfFrames"):
+            scan_instance(str(p))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert find_series([str(p)]) == []
+    else:
+        assert dataclasses.asdict(walked) == dataclasses.asdict(scan_instance(str(p)))
+        assert [len(s.instances) for s in find_series([str(p)])] == [1]
 
 
 def test_sequence_in_the_file_meta(tmp_path):
