@@ -99,6 +99,14 @@ def parse_cli(parser, argv=None):
     return args
 
 
+def discard_stdout() -> None:
+    """Point stdout at /dev/null: its reader went away (EPIPE), nothing more reaches it, and
+    the interpreter's last flush must not fail (which would change the exit code)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     try:
@@ -121,10 +129,8 @@ def main(argv=None) -> int:
         print(f"fastdicom: error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
-        # the reader of stdout went away (``| head``): not an error; nothing more reaches it
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        # the reader of stdout went away (``| head``): not an error
+        discard_stdout()
         return 0
     except OSError as exc:
         print(f"fastdicom: error: {exc}", file=sys.stderr)

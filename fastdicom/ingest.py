@@ -2296,14 +2296,12 @@ def _usage_error(msg: str) -> int:
 def _json_line(obj) -> None:
     """Print the command's last stdout line, ``obj`` as JSON, and flush it at once (a kill
     after it cannot lose it in stdout's buffer).  A reader that went away (EPIPE) does not
-    change the exit code: stdout goes to /dev/null (nothing more reaches the reader, and
-    the interpreter's last flush does not fail)."""
+    change the exit code (:func:`fastdicom.cli.discard_stdout`)."""
     try:
         print(json.dumps(obj), flush=True)
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        from .cli import discard_stdout
+        discard_stdout()
 
 
 class _Terminated(BaseException):
