@@ -752,7 +752,7 @@ cdef struct ReadState:
 
 cdef int64_t read_one(const char* path, Py_ssize_t plen, DirCache* dc, uint8_t* dst,
                       int64_t nbytes, int64_t offset, int64_t expect_size, int itemsize,
-                      int shift, ReadState* st, bint* missed) noexcept nogil:
+                      int shift, bint is_signed, ReadState* st, bint* missed) noexcept nogil:
     """Bytes read (>= 0), -1 size changed, or -(1000 + errno).  With ``st.try_nowait`` the
     read first takes only what is in the page cache; on a miss it sets ``missed`` and
     returns -2 with the file left unread (the caller starts prefetching, then calls again)."""
@@ -792,7 +792,23 @@ cdef int64_t read_one(const char* path, Py_ssize_t plen, DirCache* dc, uint8_t* 
             close(fd)
             return -(1000 + err)
     close(fd)
-    if shift > 0 and got == nbytes:
+    if shift > 0 and got == nbytes and not is_signed:
+        # unsigned: the bits above High Bit are not part of the sample
+        if itemsize == 2:
+            p16 = <int16_t*>dst
+            m = nbytes // 2
+            for k in range(m):
+                p16[k] = <int16_t>((<uint16_t>p16[k]) & (<uint16_t>0xFFFF >> shift))
+        elif itemsize == 4:
+            p32 = <int32_t*>dst
+            m = nbytes // 4
+            for k in range(m):
+                p32[k] = <int32_t>((<uint32_t>p32[k]) & (<uint32_t>0xFFFFFFFF >> shift))
+        elif itemsize == 1:
+            p8 = <int8_t*>dst
+            for k in range(nbytes):
+                p8[k] = <int8_t>((<uint8_t>p8[k]) & (<uint8_t>0xFF >> shift))
+    elif shift > 0 and got == nbytes:
         if itemsize == 2:
             p16 = <int16_t*>dst
             m = nbytes // 2
@@ -820,10 +836,12 @@ cdef void prefetch(const char* path, Py_ssize_t plen, DirCache* dc, int64_t offs
 
 def read_slices(list paths, const int64_t[::1] offsets, const int64_t[::1] sizes,
                 uint8_t[:, ::1] dest, Py_ssize_t start, Py_ssize_t stop,
-                int64_t[::1] result, int itemsize=1, int shift=0, bint prefetch_on_miss=True):
+                int64_t[::1] result, int itemsize=1, int shift=0, bint prefetch_on_miss=True,
+                bint signed=True):
     """For k in [start, stop): read ``dest.shape[1]`` bytes of ``paths[k]`` (bytes) at
     ``offsets[k]`` into ``dest[k]`` (nogil), checking the file size against ``sizes[k]``
-    (-1: unchecked) and sign-extending ``itemsize``-byte samples by ``shift`` bits.
+    (-1: unchecked) and sign-extending ``itemsize``-byte samples by ``shift`` bits (with
+    ``signed=False``: clearing their top ``shift`` bits).
     ``result[k]`` = bytes read, -1 when the size differs, -(1000 + errno) on an OS error."""
     cdef Py_ssize_t n = len(paths), k
     cdef int64_t nbytes = dest.shape[1]
@@ -879,7 +897,7 @@ def read_slices(list paths, const int64_t[::1] offsets, const int64_t[::1] sizes
                         ahead += 1
                 missed = False
                 r = read_one(cpaths[k - start], lens[k - start], &dc, &dest[k, 0],
-                             nbytes, offsets[k], sizes[k], itemsize, shift, &st, &missed)
+                             nbytes, offsets[k], sizes[k], itemsize, shift, signed, &st, &missed)
                 if missed:
                     st.cold = True
                     st.try_nowait = False
@@ -889,7 +907,7 @@ def read_slices(list paths, const int64_t[::1] offsets, const int64_t[::1] sizes
                                  offsets[ahead], nbytes)
                         ahead += 1
                     r = read_one(cpaths[k - start], lens[k - start], &dc, &dest[k, 0],
-                                 nbytes, offsets[k], sizes[k], itemsize, shift, &st, &missed)
+                                 nbytes, offsets[k], sizes[k], itemsize, shift, signed, &st, &missed)
                 result[k] = r
             close_dir(&dc)
     finally:

@@ -1305,6 +1305,19 @@ def _sign_extend(a: np.ndarray, bits_stored: int) -> None:
         np.right_shift(a, shift, out=a)
 
 
+def _fix_stored_bits(a: np.ndarray, h: "InstanceHeader") -> None:
+    """The samples of raw native pixel data as decoded (as :func:`fastdicom.pixels.get_frame`
+    and pydicom give them): with Bits Stored below Bits Allocated, signed samples are
+    sign-extended and unsigned ones lose the bits above High Bit (overlay bits, garbage)."""
+    shift, signed = _stored_bits_shift(h)
+    if not shift:
+        return
+    if signed:
+        _sign_extend(a, h.bits_stored)
+    else:
+        np.bitwise_and(a, (1 << h.bits_stored) - 1, out=a)
+
+
 def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                 workers: Optional[int] = None, progress: bool = False, errors: str = "raise",
                 out: Optional[np.ndarray] = None, stack: Optional[int] = None,
@@ -1494,15 +1507,13 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
         return buf
 
     def direct_ok(h: InstanceHeader, frame: int) -> bool:
-        return (h.pixel_offset >= 0 and raw_dtype is not None and
+        return (raw_dtype is not None and sizes[id(h)] > 0 and
                 h.pixel_length >= frame_bytes * (frame + 1))
 
     def finish_raw(a: np.ndarray, h: InstanceHeader) -> None:
         if not h.little_endian and a.dtype.itemsize > 1:
             a.byteswap(inplace=True)
-        if h.pixel_representation == 1 and h.pixel_tag == 0x7FE00010 and \
-                0 < h.bits_stored < h.bits_allocated:
-            _sign_extend(a, h.bits_stored)
+        _fix_stored_bits(a, h)
 
     def one(item: tuple) -> Optional[tuple]:
         idx, path, frame, h = item
@@ -1603,9 +1614,13 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
 
 
 def _direct_frame_bytes(h: InstanceHeader) -> int:
-    """The size of a frame of ``h`` in the native pixel data the header scan found; 0 for
-    frames left to the decoder (encapsulated, deflated, 1-bit, YBR_FULL_422)."""
+    """The size of a frame of ``h`` in the native pixel data the header scan found, when its
+    bytes are the decoded frame; 0 for frames left to the decoder (encapsulated, deflated,
+    1-bit; colour frames that decoding changes: planar configuration 1 is interleaved, YBR
+    is converted to RGB, as :func:`fastdicom.pixels.get_frame` does)."""
     if h.pixel_offset < 0 or h.dtype is None or h.photometric == "YBR_FULL_422":
+        return 0
+    if h.samples != 1 and (h.planar_configuration != 0 or h.photometric.startswith("YBR")):
         return 0
     return h.frame_bytes
 
@@ -1631,31 +1646,32 @@ def _path_objects(strs: list) -> list:
     return out
 
 
-def _sign_shift(h: InstanceHeader) -> int:
-    if h.pixel_representation == 1 and h.pixel_tag == 0x7FE00010 and \
-            0 < h.bits_stored < h.bits_allocated:
-        return h.bits_allocated - h.bits_stored
-    return 0
+def _stored_bits_shift(h: InstanceHeader) -> tuple:
+    """``(shift, signed)``: the bits above High Bit in each sample of ``h`` (0 when Bits
+    Stored fills Bits Allocated, or for float pixel data) and whether they are sign bits."""
+    if h.pixel_tag == 0x7FE00010 and 0 < h.bits_stored < h.bits_allocated:
+        return h.bits_allocated - h.bits_stored, h.pixel_representation == 1
+    return 0, False
 
 
 def _bulk_plan(headers: list, array: np.ndarray, raw_dtype: Any, frame_bytes: int,
                multiframe: bool, rescale: bool, direct_dtype: bool, ndim_lead: int) -> Any:
-    """(itemsize, sign-extension shift) when every slice can be read by the nogil bulk reader
+    """(itemsize, shift, signed) when every slice can be read by the nogil bulk reader
     straight into its row of ``array`` (native little-endian layout, one frame per file,
-    no rescale), else None."""
+    no rescale; ``shift``: the bits above High Bit, sign-extended or cleared), else None."""
     if _series is None or multiframe or rescale or not direct_dtype or ndim_lead != 1 or \
             raw_dtype is None or frame_bytes <= 0 or not array.flags.c_contiguous or \
             sys.byteorder != "little":
         return None
     itemsize = raw_dtype.itemsize
-    shift = _sign_shift(headers[0])
-    if shift and itemsize not in (1, 2, 4):
+    bits = _stored_bits_shift(headers[0])
+    if bits[0] and itemsize not in (1, 2, 4):
         return None
     for h in headers:
-        if h.pixel_offset < 0 or h.pixel_length < frame_bytes or not h.little_endian or \
-                _sign_shift(h) != shift:
+        if h.pixel_length < frame_bytes or not h.little_endian or \
+                _direct_frame_bytes(h) != frame_bytes or _stored_bits_shift(h) != bits:
             return None
-    return (itemsize if shift else 1, shift)
+    return (itemsize if bits[0] else 1, bits[0], bits[1])
 
 
 def _bulk_read(headers: list, array: np.ndarray, frame_bytes: int, bulk: tuple,
@@ -1663,7 +1679,7 @@ def _bulk_read(headers: list, array: np.ndarray, frame_bytes: int, bulk: tuple,
     """Read every slice with :func:`fastdicom._series.read_slices` (nogil, a few big chunks of
     files per thread, each file: open + fstat + pread into its row + close)."""
     n = len(headers)
-    itemsize, shift = bulk
+    itemsize, shift, signed = bulk
     bpaths = [os.fsencode(h.path) for h in headers]
     offsets = np.fromiter((h.pixel_offset for h in headers), np.int64, n)
     sizes = np.fromiter((h.file_size for h in headers), np.int64, n)
@@ -1672,7 +1688,7 @@ def _bulk_read(headers: list, array: np.ndarray, frame_bytes: int, bulk: tuple,
 
     def run(bounds: tuple) -> None:
         _series.read_slices(bpaths, offsets, sizes, dest, bounds[0], bounds[1], got,
-                            itemsize, shift)
+                            itemsize, shift, signed=signed)
         if bar is not None:
             bar.update(bounds[1] - bounds[0])
 

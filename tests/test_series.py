@@ -983,3 +983,105 @@ def test_multiframe_file_to_decode_is_read_once_per_thread(tmp_path, monkeypatch
     vol2 = load_series(info, workers=2)
     assert len(reads) <= 3        # at most once per thread that decodes frames
     assert np.array_equal(vol2.array, vol.array)
+
+
+def _pydicom_slices(directory, n, *, photometric="MONOCHROME2", samples=1, planar=0,
+                    bits=(16, 16), signed=0, pixels=None, compress=(), frames=None):
+    """``n`` slices written by pydicom (an independent writer), pixels from ``pixels(k)``."""
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(n):
+        fm = FileMetaDataset()
+        fm.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+        fm.MediaStorageSOPInstanceUID = uid = generate_uid()
+        fm.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = fm
+        ds.SOPClassUID, ds.SOPInstanceUID = fm.MediaStorageSOPClassUID, uid
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3", "1.2.3.4"
+        ds.Modality, ds.InstanceNumber = "OT", k + 1
+        ds.ImagePositionPatient = [0.0, 0.0, 2.0 * k]
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        ds.PixelSpacing = [1.0, 1.0]
+        ds.Rows, ds.Columns = 8, 6
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = samples, photometric
+        if samples > 1:
+            ds.PlanarConfiguration = planar
+        ds.BitsAllocated, ds.BitsStored = bits
+        ds.HighBit, ds.PixelRepresentation = bits[1] - 1, signed
+        if frames:
+            ds.NumberOfFrames = frames
+        ds.PixelData = pixels(k)
+        if k in compress:
+            ds.compress(RLELossless)
+        path = directory / f"{k:02d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def test_rgb_planar_configuration_1_volume_is_interleaved(tmp_path):
+    # planar data (RRR... GGG... BBB...) is decoded to (rows, cols, 3) as pixel_array is,
+    # not copied raw into the volume's interleaved slots
+    rgb = [np.random.RandomState(k).randint(0, 255, (8, 6, 3)).astype(np.uint8)
+           for k in range(3)]
+    paths = _pydicom_slices(tmp_path / "s", 3, photometric="RGB", samples=3, planar=1,
+                            bits=(8, 8), pixels=lambda k: rgb[k].transpose(2, 0, 1).tobytes())
+    for workers in (1, 2):
+        vol = quiet(load_series, tmp_path / "s", workers=workers)
+        np.testing.assert_array_equal(vol.array, np.stack(rgb))
+        np.testing.assert_array_equal(vol.array, pydicom_stack(paths))
+
+
+def test_ybr_full_native_and_rle_slices_share_one_colour_space(tmp_path):
+    # native YBR_FULL slices are converted to RGB like the RLE one (and like pixel_array)
+    ybr = [np.random.RandomState(k).randint(0, 255, (8, 6, 3)).astype(np.uint8)
+           for k in range(3)]
+    paths = _pydicom_slices(tmp_path / "s", 3, photometric="YBR_FULL", samples=3,
+                            bits=(8, 8), pixels=lambda k: ybr[k].tobytes(), compress=(1,))
+    vol = quiet(load_series, tmp_path / "s")
+    np.testing.assert_array_equal(vol.array, pydicom_stack(paths))
+    assert not np.array_equal(vol.array[0], ybr[0])
+
+
+@pytest.mark.parametrize("bits", [(16, 12), (8, 6), (32, 20)])
+def test_unsigned_bits_above_high_bit_are_cleared(tmp_path, bits):
+    # unsigned samples with bits set above High Bit (overlay bits, garbage): the volume holds
+    # the stored bits only, as pixel_array does, on the bulk reader (1 frame per file, no
+    # rescale), the per-frame reads (rescale) and a multi-frame file alike
+    dtype = {8: "<u1", 16: "<u2", 32: "<u4"}[bits[0]]
+    high = ((1 << bits[0]) - 1) ^ ((1 << bits[1]) - 1)
+
+    def pixels(k):
+        return ((np.arange(48, dtype=dtype) + k) | high).tobytes()
+    paths = _pydicom_slices(tmp_path / "s", 3, bits=bits, pixels=pixels)
+    ref = pydicom_stack(paths)
+    assert ref.max() < 1 << bits[1]
+    for workers in (1, 2):
+        np.testing.assert_array_equal(quiet(load_series, tmp_path / "s", workers=workers).array,
+                                      ref)
+        np.testing.assert_array_equal(
+            quiet(load_series, tmp_path / "s", workers=workers, rescale=True).array, ref)
+    mf = _pydicom_slices(tmp_path / "m", 1, bits=bits, frames=3,
+                         pixels=lambda k: b"".join(pixels(j) for j in range(3)))
+    pydicom = pytest.importorskip("pydicom")
+    np.testing.assert_array_equal(quiet(load_series, mf).array,
+                                  pydicom.dcmread(str(mf[0])).pixel_array)
+
+
+def test_read_slices_clears_or_extends_the_bits_above_high_bit(tmp_path):
+    from fastdicom import _series
+    raw = np.array([0xF001, 0x0FFF, 0x0800, 0x8000], "<u2")
+    path = tmp_path / "raw"
+    path.write_bytes(b"x" * 10 + raw.tobytes())
+    for signed, want in ((False, [0x001, 0xFFF, 0x800, 0x000]),
+                         (True, [0x001, -1, -2048, 0])):
+        dest = np.zeros((1, 8), np.uint8)
+        got = np.zeros(1, np.int64)
+        _series.read_slices([os.fsencode(path)], np.array([10], np.int64),
+                            np.array([-1], np.int64), dest, 0, 1, got, 2, 4, signed=signed)
+        assert got[0] == 8
+        assert dest.view("<i2" if signed else "<u2")[0].tolist() == want
