@@ -537,9 +537,14 @@ class Dataset:
             raise TypeError("Dataset items must be DataElement instances")
         if elem.tag != tag:
             raise ValueError("the key does not match the element's tag")
-        self.__dict__["_elements"][tag] = elem
-        self.__dict__["_tags_cache"] = None
-        self.__dict__.pop(_tags.keyword_for_tag(tag), None)
+        d = self.__dict__
+        d["_elements"][tag] = elem
+        deleted = d.get("_deleted")
+        if deleted:
+            deleted.discard(tag)    # set again after a del: visible again
+        d["_tags_cache"] = None
+        d["_pixel_cache"] = None    # (pixel description and frame table follow the change)
+        d.pop(_tags.keyword_for_tag(tag), None)
         if tag == 0x00080005:
             self._charset_changed()
 
@@ -558,6 +563,7 @@ class Dataset:
         if self._find(tag) >= 0:
             self.__dict__.setdefault("_deleted", set()).add(tag)
         self.__dict__["_tags_cache"] = None
+        self.__dict__["_pixel_cache"] = None
         self.__dict__.pop(_tags.keyword_for_tag(tag), None)
         if tag == 0x00080005:
             self._charset_changed()

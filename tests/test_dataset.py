@@ -429,3 +429,92 @@ def test_iterating_many_elements_searches_no_tag(descending):
     assert 0x00111000 - 1 not in ds and counting.finds == 0
     ref = pydicom.dcmread(io.BytesIO(data), force=True)
     assert [(e.tag, e.value) for e in ref] == got
+
+
+def _small_image(pixels: bytes, transfer_syntax=EXPLICIT_LE, **extra) -> bytes:
+    elements = [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"), (0x00080018, "UI", "1.2.3.4"),
+                (0x00280002, "US", 1), (0x00280004, "CS", "MONOCHROME2"),
+                (0x00280010, "US", 2), (0x00280011, "US", 2), (0x00280100, "US", 8),
+                (0x00280101, "US", 8), (0x00280102, "US", 7), (0x00280103, "US", 0),
+                *extra.get("more", ()), (0x7FE00010, "OB", pixels)]
+    buf = io.BytesIO()
+    write_file(buf, elements, transfer_syntax=transfer_syntax)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["bytes", "file"])
+def test_pixels_follow_changes_to_the_data_set(tmp_path, mode):
+    # pixel_array after the data set changed: the new values (pydicom as oracle), never the
+    # pixels described and cached before the change
+    pydicom = pytest.importorskip("pydicom")
+    data = _small_image(bytes([1, 2, 3, 4]))
+    path = tmp_path / "x.dcm"
+    path.write_bytes(data)
+
+    def both():
+        src = data if mode == "bytes" else path
+        return fastdicom.dcmread(src), pydicom.dcmread(io.BytesIO(data))
+
+    def same(fd, pd):
+        got, want = fd.pixel_array, pd.pixel_array
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        return got
+
+    fd, pd = both()
+    same(fd, pd)
+    for ds in (fd, pd):
+        ds.PixelData = bytes([9, 8, 7, 6])     # after a first decode
+    assert same(fd, pd).tolist() == [[9, 8], [7, 6]]
+    fd, pd = both()
+    same(fd, pd)
+    for ds in (fd, pd):
+        ds.Rows, ds.Columns = 1, 4
+    assert same(fd, pd).tolist() == [[1, 2, 3, 4]]
+    fd, pd = both()
+    for ds in (fd, pd):                        # set before any decode
+        ds.PixelData = bytes([5, 5, 5, 5])
+    assert same(fd, pd).tolist() == [[5, 5], [5, 5]]
+    fd, pd = both()
+    for ds in (fd, pd):
+        del ds.PixelData
+        ds.PixelData = bytes([5, 6, 7, 8])
+    assert "PixelData" in fd
+    assert same(fd, pd).tolist() == [[5, 6], [7, 8]]
+    assert fd.frame(0).tolist() == [[5, 6], [7, 8]]
+
+
+def test_an_element_set_again_after_del_is_visible():
+    ds = fastdicom.dcmread(_small_image(bytes(4)))
+    del ds.SOPClassUID
+    assert "SOPClassUID" not in ds and ds.get("SOPClassUID") is None
+    ds.SOPClassUID = "1.2.3"
+    assert "SOPClassUID" in ds and ds.SOPClassUID == "1.2.3"
+    assert ds[0x00080016].value == "1.2.3"
+    assert [e.tag for e in ds][:2] == [0x00080016, 0x00080018]
+    del ds[0x00080016]
+    assert 0x00080016 not in ds
+
+
+def test_pixel_data_set_in_memory(tmp_path):
+    ds = fastdicom.Dataset()
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = 2, 3, 1
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = np.array([1, 0xFFF, 2047, 0x800, 0xF00F, 5], "<u2").tobytes()
+    # 12-bit two's complement in 16-bit words, the bits above High Bit ignored
+    assert ds.pixel_array.tolist() == [[1, -1, 2047], [-2048, 15, 5]]
+    ds.NumberOfFrames = 2
+    with pytest.raises(fastdicom.PixelDataError, match="24 expected"):
+        ds.pixel_array
+    ds.NumberOfFrames = 1
+    ds.PixelData = 12
+    with pytest.raises(fastdicom.PixelDataError, match="bytes-like"):
+        ds.pixel_array
+    # a file read and given new native pixels: not read from the file's old offset
+    path = tmp_path / "x.dcm"
+    path.write_bytes(_small_image(bytes([1, 2, 3, 4])))
+    read = fastdicom.dcmread(path)
+    read.PixelData = bytearray([4, 3, 2, 1])
+    assert read.pixel_array.tolist() == [[4, 3], [2, 1]]
+    assert read.frame(-1).tolist() == [[4, 3], [2, 1]]

@@ -26,7 +26,7 @@ from fastdicom.errors import FileChangedError, LimitExceededError, PixelDataErro
 from fastdicom.pixels.codecs import SIZE_CHECKED_SYNTAXES, check_encoded_frame, decode_frame
 from fastdicom.pixels.encaps import encapsulated_frame, frame_head, frame_table
 from fastdicom.pixels.locator import (PixelInfo, allocate, memory_error, num_frames,
-                                      pixel_info)
+                                      pixel_buffer, pixel_cache, pixel_info)
 from fastdicom.pixels.native import _be_swap_ow, _correct, native_frames, needs_bit_correction
 
 __all__ = ["frame_view", "get_frame", "pixel_array", "iter_frames", "num_frames",
@@ -55,7 +55,7 @@ def frame_view(ds, index: int, *, as_rgb: bool = True) -> np.ndarray:
     if info.encapsulated:
         return decode_frame(encapsulated_frame(ds, index), info, as_rgb=as_rgb, path=ctx.path,
                             validation=ctx.validation)
-    return native_frames(ctx.buffer, info, index, 1, as_rgb=as_rgb)[0]
+    return native_frames(pixel_buffer(ds), info, index, 1, as_rgb=as_rgb)[0]
 
 
 def _pread_frames(ds, info: PixelInfo, start: int, count: int, as_rgb: bool, squeeze=False):
@@ -67,6 +67,7 @@ def _pread_frames(ds, info: PixelInfo, start: int, count: int, as_rgb: bool, squ
     ctx = _ctx(ds)
     owner = ctx.owner
     if (info.encapsulated or not isinstance(owner, MappedFile) or ctx.inflated
+            or "buffer" in pixel_cache(ds)
             or not ctx.path or info.bits_allocated < 8 or _be_swap_ow(info)
             or (info.samples_per_pixel > 1 and info.planar_configuration == 1)
             or (as_rgb and info.photometric in ("YBR_FULL", "YBR_FULL_422"))
@@ -140,7 +141,7 @@ def pixel_array(ds, *, as_rgb: bool = True) -> np.ndarray:
         out = _pread_frames(ds, info, 0, n, as_rgb)
         if out is None:
             try:
-                out = native_frames(ctx.buffer, info, 0, n, as_rgb=as_rgb, view=False)
+                out = native_frames(pixel_buffer(ds), info, 0, n, as_rgb=as_rgb, view=False)
             except LimitExceededError as exc:
                 raise exc.with_context(path=ctx.path)
             if not out.flags.c_contiguous:

@@ -257,6 +257,11 @@ def pixel_info(ds) -> PixelInfo:
      frames_given) = module
     ts = _transfer_syntax(ds, ctx)
     encapsulated = bool(flags & _F_ENCAPSULATED)
+    buffer = ctx.buffer if ctx is not None else b""
+    if value_offset < 0:
+        # a value set in memory (ds.PixelData = ...), not read from the buffer
+        buffer, value_offset, value_length = _value_in_memory(ds, tag, ts, path)
+        cache["buffer"] = buffer
     if ts not in NATIVE_SYNTAXES:
         entry = _dict.TRANSFER_SYNTAXES.get(ts)
         if entry is None:
@@ -324,7 +329,7 @@ def pixel_info(ds) -> PixelInfo:
             f"decoding needs {decoded_total} bytes ({rows} x {columns} x {samples} x {frames} "
             f"frames), more than limits.decode_budget ({budget})", path=path, tag=tag)
 
-    buffer_len = len(ctx.buffer) if ctx is not None else 0
+    buffer_len = len(buffer)
     offset = int(value_offset)
     length = int(value_length)
     if offset < 0 or offset > buffer_len:
@@ -343,6 +348,29 @@ def pixel_info(ds) -> PixelInfo:
         _check_native_length(info, path, header_offset)
     cache["info"] = info
     return info
+
+
+def _value_in_memory(ds, tag: int, ts: str, path) -> tuple:
+    """``(buffer, 0, length)`` for a pixel value set in memory: its bytes (native data only;
+    encapsulated data has its fragments located in the file's element index)."""
+    value = ds[tag].value
+    if ts not in NATIVE_SYNTAXES:
+        raise PixelDataError(f"pixel data set in memory under the encapsulated transfer syntax "
+                             f"{ts}: only native pixel data can be decoded before the data set "
+                             "is written and read again", path=path, tag=tag)
+    try:
+        buffer = memoryview(value).cast("B")
+    except TypeError:
+        raise PixelDataError(f"pixel data set in memory must be bytes-like, not "
+                             f"{type(value).__name__}", path=path, tag=tag) from None
+    return buffer, 0, len(buffer)
+
+
+def pixel_buffer(ds):
+    """The buffer the pixel description's offsets refer to: the file's, or the bytes of a
+    value set in memory (after :func:`pixel_info`)."""
+    buffer = pixel_cache(ds).get("buffer")
+    return ds.__dict__["_ctx"].buffer if buffer is None else buffer
 
 
 def native_frame_bits(rows: int, columns: int, samples: int, bits_allocated: int,
