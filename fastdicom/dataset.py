@@ -7,15 +7,19 @@ Values are decoded lazily, on first access, and cached.  The vocabulary is pydic
 from __future__ import annotations
 
 import itertools
+import struct
 import warnings
 from typing import Any, Iterator, Optional
 
 from . import _dictionary as _dict
 from . import tags as _tags
 from ._scan import scan as _scan, MISSING as _MISSING, KeywordAttribute
-from .errors import (DicomWarning, Limits, DEFAULT_LIMITS, status_error, NestingTooDeepError,
-                     LimitExceededError)
-from .values import decode_value, empty_value, MultiValue
+from .errors import (DicomError, DicomWarning, Limits, DEFAULT_LIMITS, status_error,
+                     NestingTooDeepError, LimitExceededError)
+from .values import decode_value, empty_value, MultiValue, NUMBER_FORMATS
+
+_NUMBER_SIZES = {vr: struct.calcsize("<" + f) for vr, f in NUMBER_FORMATS.items()}
+_CHARSET_VR_SET = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
 
 _KEYWORD_TO_TAG = _dict.KEYWORD_TO_TAG
 _ELEMENTS = _dict.ELEMENTS
@@ -106,6 +110,12 @@ class DataElement:
     def value(self, new) -> None:
         self._value = new
         self._loaded = True
+        ds = self._dataset
+        if ds is not None:
+            # the data set's cached ``ds.<Keyword>`` value and pixel description are stale
+            d = ds.__dict__
+            d.pop(_tags.keyword_for_tag(self.tag), None)
+            d["_pixel_cache"] = None
 
     @property
     def raw_value(self) -> bytes:
@@ -386,9 +396,21 @@ class Dataset:
                 return text
             return MultiValue(text.split("\\"))
         raw = index.value(i)
-        encodings = self._charset() if vr in ("SH", "LO", "ST", "LT", "UC", "UT", "PN") else None
-        return decode_value(vr, raw, little_endian=not flags & F_BIG_ENDIAN,
-                            encodings=encodings, validation=ctx.validation)
+        size = _NUMBER_SIZES.get(vr)
+        if size is not None and len(raw) % size:
+            # (pydicom raises; its retry as text would turn the value into a string)
+            from .errors import MalformedElementError, report
+            report(ctx.validation, MalformedElementError(
+                f"value length {len(raw)} is not a multiple of {size} bytes (VR {vr}); the "
+                "value is left as bytes", path=ctx.path, offset=elem.header_offset,
+                tag=elem.tag), stacklevel=5)
+            return raw
+        try:
+            encodings = self._charset() if vr in _CHARSET_VR_SET else None
+            return decode_value(vr, raw, little_endian=not flags & F_BIG_ENDIAN,
+                                encodings=encodings, validation=ctx.validation)
+        except DicomError as exc:
+            raise exc.with_context(path=ctx.path, offset=elem.header_offset, tag=elem.tag)
 
     def _decode_sq_blob(self, elem: DataElement) -> Sequence:
         """A defined-length value scanned on first access: a large sequence the scan deferred,
@@ -539,9 +561,14 @@ class Dataset:
             raise ValueError("the key does not match the element's tag")
         d = self.__dict__
         d["_elements"][tag] = elem
+        if elem._dataset is None:
+            elem._dataset = self    # (a later ``elem.value = ...`` clears the caches below)
         deleted = d.get("_deleted")
         if deleted:
             deleted.discard(tag)    # set again after a del: visible again
+        only = d.get("_only")
+        if only is not None and tag not in only:
+            d["_only"] = only | {tag}   # read with specific_tags: a tag set is one of them
         d["_tags_cache"] = None
         d["_pixel_cache"] = None    # (pixel description and frame table follow the change)
         d.pop(_tags.keyword_for_tag(tag), None)
@@ -571,7 +598,9 @@ class Dataset:
     def _visible(self, tag: int) -> bool:
         d = self.__dict__
         only = d.get("_only")
-        if only is not None and tag not in only and tag not in d["_elements"]:
+        if only is not None and tag not in only:
+            # (elements read for the data set's own use, e.g. Bits Allocated to resolve an
+            # ambiguous VR or a private creator, are cached but not part of it)
             return False
         deleted = d.get("_deleted")
         return not deleted or tag not in deleted

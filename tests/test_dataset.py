@@ -518,3 +518,77 @@ def test_pixel_data_set_in_memory(tmp_path):
     read.PixelData = bytearray([4, 3, 2, 1])
     assert read.pixel_array.tolist() == [[4, 3], [2, 1]]
     assert read.frame(-1).tolist() == [[4, 3], [2, 1]]
+
+
+def _explicit(*elements) -> bytes:
+    import struct
+
+    def el(tag, vr, val):
+        return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(val)) + val
+    meta = el(0x00020010, "UI", b"1.2.840.10008.1.2.1\0")
+    return (b"\0" * 128 + b"DICM" + el(0x00020000, "UL", struct.pack("<I", len(meta))) + meta
+            + b"".join(el(*e) for e in elements))
+
+
+def test_numeric_value_of_a_wrong_length_is_bytes_with_a_warning_not_text():
+    # 12 bytes of FD, 6 of UL: not text (a retry as SH made '' and '\x01' of them)
+    data = _explicit((0x00189087, "FD", b"\0" * 12), (0x00289001, "UL", b"\x01\0\0\0\0\0"))
+    ds = fastdicom.dcmread(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ds[0x00189087].value == b"\0" * 12
+        assert ds.DataPointRows == b"\x01\0\0\0\0\0"
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2
+    assert "not a multiple of 8" in messages[0] and "(0018,9087)" in messages[0]
+    assert "not a multiple of 4" in messages[1] and "(0028,9001)" in messages[1]
+    strict = fastdicom.dcmread(data, validation="raise")
+    with pytest.raises(fastdicom.MalformedElementError) as info:
+        strict.DiffusionBValue
+    assert info.value.tag == 0x00189087 and info.value.offset == 132 + 12 + 28
+
+
+def test_value_errors_carry_offset_and_tag():
+    data = _explicit((0x00080005, "CS", b"ISO_IR 192"), (0x00100010, "PN", b"\xff\xfeab"))
+    ds = fastdicom.dcmread(data, validation="raise")
+    with pytest.raises(fastdicom.MalformedElementError) as info:
+        ds.PatientName
+    assert info.value.tag == 0x00100010 and info.value.offset is not None
+
+
+def test_specific_tags_hide_what_the_data_set_reads_for_itself():
+    # resolving an implicit VR reads Bits Allocated and a private creator: they stay hidden
+    import struct
+
+    def el(tag, val):
+        return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(val)) + val
+    body = struct.pack("<HH2sH", 2, 0x10, b"UI", 18) + b"1.2.840.10008.1.2\0"
+    data = (b"\0" * 128 + b"DICM" + struct.pack("<HH2sHI", 2, 0, b"UL", 4, len(body)) + body
+            + el(0x00100020, b"ID") + el(0x00190010, b"GEMS_ACQU_01")
+            + el(0x00191002, b"\x01\0\0\0") + el(0x00280100, b"\x10\x00")
+            + el(0x7FE00010, b"\x01\x02"))
+    ds = fastdicom.dcmread(data, specific_tags=["PixelData", 0x00191002])
+    before = list(ds.keys())
+    assert before == [0x00191002, 0x7FE00010]
+    # (the private VR from its creator's dictionary, read though not requested)
+    assert [e.VR for e in ds] == ["SL", "OW"]
+    assert list(ds.keys()) == before and len(ds) == 2
+    assert "BitsAllocated" not in ds and ds.get("BitsAllocated") is None
+    ds.PatientID = "set"            # an element set is part of the data set
+    assert "PatientID" in ds and ds.PatientID == "set" and len(ds) == 3
+
+
+def test_keyword_value_follows_the_element_value():
+    data = _explicit((0x00100020, "LO", b"OLD "))
+    ds = fastdicom.dcmread(data)
+    assert ds.PatientID == "OLD"          # cached on the data set
+    ds["PatientID"].value = "NEW"
+    assert ds.PatientID == "NEW"
+    for elem in ds:                        # the anonymisation pattern
+        elem.value = "X"
+    assert ds.PatientID == "X"
+    new = fastdicom.Dataset()
+    new.PatientName = "A^B"
+    assert new.PatientName == "A^B"
+    new["PatientName"].value = "C^D"
+    assert new.PatientName == "C^D"
