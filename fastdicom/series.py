@@ -46,8 +46,9 @@ try:  # nogil header extractor and slice reader; the general path is used withou
 except ImportError:  # pragma: no cover - extension not built
     _series = None
 from .dataset import Dataset, Sequence as DicomSequence
-from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, LimitExceededError, Limits,
-                     PixelDataError, SeriesError, UnsafePathError)
+from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, InvalidDicomError,
+                     LimitExceededError, Limits, PixelDataError, SeriesError, TruncatedError,
+                     UnsafePathError)
 
 __all__ = ["SeriesInfo", "Volume", "Geometry", "InstanceHeader", "find_series", "load_series",
            "raw_floor_load", "scan_instance", "register_cli"]
@@ -334,6 +335,11 @@ def scan_instance(path: Any) -> Optional[InstanceHeader]:
     index = ds._index
     stop = index.stop_offset
     if stop is None or stop < 0:
+        if index.n_clipped or index.trailing:
+            # the data set ends inside an element: a file cut short, which may have held
+            # an image (not a file without one)
+            raise TruncatedError("the file ends inside an element, before any Pixel Data",
+                                 path=path, offset=len(ctx.buffer))
         return None
     buf = ctx.buffer
     explicit = not ctx.is_implicit_VR
@@ -1010,6 +1016,7 @@ def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
     headers: list = []
     skipped: list = []
     unreadable: list = []       # files of a walk that could not be read (not: not DICOM)
+    damaged: list = []          # files of a walk that are DICOM but damaged (truncated...)
 
     def one(p: str):
         if "\0" in p:                   # no file has that name (open would refuse it)
@@ -1064,11 +1071,14 @@ def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
                               DicomWarning, stacklevel=4)
             elif isinstance(exc, OSError):
                 unreadable.append((p, exc))
+            elif isinstance(exc, InvalidDicomError):
+                logger.debug("skipping %s: %s", p, exc)     # not DICOM
             else:
-                logger.debug("skipping %s: %s", p, exc)
+                damaged.append((p, exc))
         elif h is not None:
             headers.append(h)
     _warn_left_out(unreadable, "file", "could not be read", 5)
+    _warn_left_out(damaged, "DICOM file", "is damaged", 5)
     return headers, skipped
 
 
@@ -1078,9 +1088,10 @@ def _warn_left_out(failed: list, noun: str, what: str, stacklevel: int) -> None:
     if not failed:
         return
     p, exc = failed[0]
-    more = f" ({p}: {type(exc).__name__}: {exc.strerror or exc}"
+    more = f" ({p}: {type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
     more += f", and {len(failed) - 1} more)" if len(failed) > 1 else ")"
     n = len(failed)
+    what = what.replace("is ", "are ") if n > 1 else what
     warnings.warn(f"{n} {noun}{'s' if n > 1 else ''} {what} and {'are' if n > 1 else 'is'}"
                   f" left out{more}", DicomWarning, stacklevel=stacklevel)
 

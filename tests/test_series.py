@@ -1085,3 +1085,20 @@ def test_read_slices_clears_or_extends_the_bits_above_high_bit(tmp_path):
                             np.array([-1], np.int64), dest, 0, 1, got, 2, 4, signed=signed)
         assert got[0] == 8
         assert dest.view("<i2" if signed else "<u2")[0].tolist() == want
+
+
+def test_a_dicom_file_cut_short_in_its_header_is_left_out_with_a_warning(tmp_path):
+    # a copy cut short before its Pixel Data is damaged DICOM, not a file without an image:
+    # the walk leaves it out with a warning (a slice could be missing without one)
+    paths = write_ct_series(tmp_path, 4, 8, 8)
+    last = sorted(paths)[-1]
+    data = Path(last).read_bytes()
+    Path(last).write_bytes(data[:400])
+    (tmp_path / "notes.txt").write_text("not DICOM")       # not DICOM: no warning
+    with pytest.warns(DicomWarning, match=r"1 DICOM file is damaged and is left out .*"
+                                          r"TruncatedError") as caught:
+        vol = load_series(tmp_path)
+    assert vol.shape[0] == 3
+    assert not any("notes.txt" in str(w.message) for w in caught)
+    with pytest.raises(fastdicom.TruncatedError):
+        fastdicom.series.scan_instance(last)
