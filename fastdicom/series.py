@@ -613,6 +613,12 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
                 step_vec = normal * nominal
     elif n > 1:
         step_vec = normal * default_step
+    off_line = _off_line(spos, step_vec, min(row_sp, col_sp)) \
+        if have_geometry and n > 2 else None
+    if off_line is not None:
+        issues.append("slice positions are not on one line: sorted slice %d lies %.4g mm off "
+                      "the line of the stack (the affine does not give its position; "
+                      "Volume.positions does)" % off_line)
     slice_spacing = float(np.linalg.norm(step_vec)) or default_step
     slice_dir = _unit(step_vec) if np.any(step_vec) else normal
     direction = np.column_stack([slice_dir, c, r])
@@ -625,7 +631,7 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
     affine[:3, 1] = c * row_sp
     affine[:3, 2] = r * col_sp
     affine[:3, 3] = origin
-    regular = not (duplicates or missing or uneven) and ordering == "position"
+    regular = not (duplicates or missing or uneven or off_line) and ordering == "position"
     geo = Geometry(order=order, ordering=ordering, positions=spos, origin=origin,
                    direction=direction, spacing=spacing, affine=affine, regular=regular,
                    duplicate_positions=duplicates, missing_slices=missing,
@@ -635,6 +641,22 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
         for msg in issues:
             warnings.warn(f"{label}: {msg}" if label else msg, DicomWarning, stacklevel=3)
     return geo
+
+
+def _off_line(spos: np.ndarray, step_vec: np.ndarray, pixel: float) -> Optional[tuple]:
+    """``(sorted slice, distance in mm)`` of the slice farthest from the line through the
+    first slice along ``step_vec``, when it is more than a tenth of a pixel off it (two
+    fields of view interleaved in one stack, say); else None."""
+    norm = float(np.linalg.norm(step_vec))
+    if not norm:
+        return None
+    u = step_vec / norm
+    d = spos - spos[0]
+    perp = np.linalg.norm(d - np.outer(d @ u, u), axis=1)
+    k = int(np.argmax(perp))
+    if perp[k] > max(0.1 * pixel, SLICE_ABSOLUTE_TOLERANCE):
+        return k, float(perp[k])
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

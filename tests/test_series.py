@@ -1102,3 +1102,17 @@ def test_a_dicom_file_cut_short_in_its_header_is_left_out_with_a_warning(tmp_pat
     assert not any("notes.txt" in str(w.message) for w in caught)
     with pytest.raises(fastdicom.TruncatedError):
         fastdicom.series.scan_instance(last)
+
+
+def test_positions_off_the_line_of_the_stack_are_an_issue(tmp_path):
+    # two fields of view interleaved (x alternates 0 / 30 mm): the affine cannot give every
+    # slice's position, so the stack is not regular and says why
+    _write_positions(tmp_path / "s", [(30.0 * (k % 2), 0.0, 2.0 * k) for k in range(5)])
+    with pytest.warns(DicomWarning, match=r"not on one line: sorted slice 1 lies 30 mm"):
+        vol = load_series(tmp_path / "s")
+    assert not vol.geometry.regular
+    assert any("not on one line" in m for m in vol.geometry.issues)
+    # within a tenth of a pixel of the line (rounded positions): no issue
+    geo = compute_geometry([(0.0004 * (k % 2), 0.0, 2.0 * k) for k in range(5)],
+                           (1, 0, 0, 0, 1, 0), (0.5, 0.5), warn=False)
+    assert geo.regular and not geo.issues
