@@ -727,6 +727,18 @@ def _orientation_close(a: Optional[tuple], b: Optional[tuple]) -> bool:
     return max(abs(x - y) for x, y in zip(a, b)) <= 1e-3
 
 
+def _spacing_close(a: Optional[tuple], b: Optional[tuple]) -> bool:
+    """Pixel spacings equal within SPACING_RELATIVE_TOLERANCE (the rounded key alone split
+    0.78125 from 0.7812501 across a rounding edge)."""
+    if a is None or b is None or len(a) != len(b):
+        return a == b
+    return all(abs(x - y) <= SPACING_RELATIVE_TOLERANCE * max(abs(x), abs(y))
+               for x, y in zip(a, b))
+
+
+_CLOSE = {"orientation": _orientation_close, "spacing": _spacing_close}
+
+
 @dataclass(eq=False)
 class SeriesInfo:
     """One stack of one series (instances that form one volume)."""
@@ -1149,8 +1161,8 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
                 members.append(h)
                 continue
             for gkey, gmembers in groups:
-                if all(_orientation_close(gkey[k], key[k]) if k == "orientation"
-                       else gkey[k] == key[k] for k in key):
+                if all(_CLOSE[k](gkey[k], key[k]) if k in _CLOSE else gkey[k] == key[k]
+                       for k in key):
                     gmembers.append(h)
                     exact[hkey] = gmembers
                     break

@@ -1116,3 +1116,25 @@ def test_positions_off_the_line_of_the_stack_are_an_issue(tmp_path):
     geo = compute_geometry([(0.0004 * (k % 2), 0.0, 2.0 * k) for k in range(5)],
                            (1, 0, 0, 0, 1, 0), (0.5, 0.5), warn=False)
     assert geo.regular and not geo.issues
+
+
+def test_pixel_spacings_within_tolerance_are_one_stack(tmp_path):
+    # 0.78125 and 0.7812501 round to different 4-decimal keys: still one stack; a real
+    # difference (0.8) still splits
+    from fastdicom.series import SPACING_RELATIVE_TOLERANCE
+    assert 1e-7 / 0.78125 < SPACING_RELATIVE_TOLERANCE < 0.02 / 0.8
+
+    def write(directory, spacings):
+        directory.mkdir()
+        for k, sp in enumerate(spacings):
+            write_file(directory / f"{k}.dcm", ct_instance_elements(
+                rows=8, columns=8, index=k, n_slices=len(spacings), series_seed="sp",
+                study_seed="sp", position=(0.0, 0.0, float(k)), spacing=sp))
+    write(tmp_path / "a", [("0.78125", "0.78125")] * 2 + [("0.7812501", "0.78125")] +
+          [("0.78125", "0.78125")])
+    found = quiet(find_series, tmp_path / "a")
+    assert [(s.stack, s.split_reason, s.shape[0]) for s in found] == [(0, None, 4)]
+    write(tmp_path / "b", [("0.78125", "0.78125")] * 3 + [("0.8", "0.78125")])
+    found = quiet(find_series, tmp_path / "b")
+    assert [(s.split_reason, s.shape[0]) for s in found] == [("pixel spacing", 3),
+                                                               ("pixel spacing", 1)]
