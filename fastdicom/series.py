@@ -826,8 +826,9 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
         else:
             uniq.append((proj[i], [int(i)]))
         slot[i] = len(uniq) - 1
+    mixed = _mixed_frame_planes(h, frames)
     counts = {len(u[1]) for u in uniq}
-    if len(uniq) < n and len(counts) == 1:
+    if len(uniq) < n and len(counts) == 1 and not mixed:
         t = counts.pop()
 
         def tkey(f: int) -> tuple:
@@ -845,7 +846,31 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
     geo = compute_geometry(positions, orientation, h.spacing,
                            instance_numbers=list(range(n)),
                            slice_thickness=h.slice_thickness, label=h.path, warn=warn)
+    if mixed:
+        geo.issues.append(mixed)
+        geo.regular = False
+        if warn:
+            warnings.warn(f"{h.path}: {mixed}", DicomWarning, stacklevel=3)
     return np.asarray(geo.order), geo
+
+
+def _mixed_frame_planes(h: InstanceHeader, frames: list) -> Optional[str]:
+    """What is wrong when frames of a multi-frame instance lie in planes of different
+    orientations or pixel spacings (a 3-plane localizer, say): one affine cannot describe
+    them; else None."""
+    for key, first, close, what in (("orientation", h.orientation, _orientation_close,
+                                     "orientation"),
+                                    ("spacing", h.spacing, _spacing_close, "pixel spacing")):
+        if first is None:
+            continue
+        ref = _memo_round(0 if key == "orientation" else 1, tuple(first))
+        for k, fr in enumerate(frames):
+            v = fr.get(key)
+            if v is not None and not close(ref, _memo_round(0 if key == "orientation" else 1,
+                                                            tuple(v))):
+                return (f"frames differ in {what} (frame {k}: {tuple(v)} against "
+                        f"{tuple(first)}): one affine cannot describe them")
+    return None
 
 
 def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
@@ -1432,6 +1457,15 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
     # plan: list of (dest index tuple, path, frame index, header)
     if multiframe:
         grid, geo = _frame_plan(first, warn=False)
+        bad = [i for i in geo.issues if i.startswith("frames differ")]
+        if geo.duplicate_positions:
+            bad.append(f"{sum(len(g) for g in geo.duplicate_positions)} frames share "
+                       "positions; the frames are not one volume")
+        if bad and errors == "raise":
+            raise SeriesError("; ".join(bad) + " (errors='skip' loads them as they are)",
+                              path=first.path)
+        for msg in bad:
+            warnings.warn(f"{first.path}: {msg}", DicomWarning, stacklevel=2)
         grid = np.asarray(grid)
         lead = grid.shape
         plan = [(np.unravel_index(i, lead), first.path, int(f), first)

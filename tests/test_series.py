@@ -1138,3 +1138,67 @@ def test_pixel_spacings_within_tolerance_are_one_stack(tmp_path):
     found = quiet(find_series, tmp_path / "b")
     assert [(s.split_reason, s.shape[0]) for s in found] == [("pixel spacing", 3),
                                                                ("pixel spacing", 1)]
+
+
+def _enhanced(path, positions, orientations, spacing=(1.0, 1.0)):
+    """An enhanced MR instance written by pydicom: per-frame position and orientation."""
+    pytest.importorskip("pydicom")
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    fm = FileMetaDataset()
+    fm.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    fm.MediaStorageSOPInstanceUID = uid = generate_uid()
+    fm.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = fm
+    ds.SOPClassUID, ds.SOPInstanceUID = fm.MediaStorageSOPClassUID, uid
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = "1.2.3", "1.2.3.5", "MR"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = 8, 6, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit, ds.PixelRepresentation = 15, 0
+    ds.NumberOfFrames = len(positions)
+    pm = Dataset()
+    pm.PixelSpacing, pm.SliceThickness = list(spacing), 1.0
+    shared = Dataset()
+    shared.PixelMeasuresSequence = Sequence([pm])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    items = []
+    for p, o in zip(positions, orientations):
+        item, pp, po = Dataset(), Dataset(), Dataset()
+        pp.ImagePositionPatient, po.ImageOrientationPatient = list(p), list(o)
+        item.PlanePositionSequence = Sequence([pp])
+        item.PlaneOrientationSequence = Sequence([po])
+        items.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(items)
+    ds.PixelData = np.arange(len(positions) * 48, dtype="<u2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_multiframe_frames_in_different_planes_or_positions_are_not_one_volume(tmp_path):
+    ax, sag = (1.0, 0, 0, 0, 1.0, 0), (0, 1.0, 0, 0, 0, -1.0)
+    (tmp_path / "a").mkdir()
+    _enhanced(tmp_path / "a" / "x.dcm", [(0, 0, k) for k in range(4)], [ax, ax, sag, sag])
+    with pytest.warns(DicomWarning, match="frames differ in orientation"):
+        info = find_series(tmp_path / "a")
+    assert len(info) == 1 and not info[0].geometry.regular
+    with pytest.raises(SeriesError, match="frames differ in orientation"):
+        load_series(info[0])
+    with pytest.warns(DicomWarning, match="frames differ in orientation"):
+        assert load_series(info[0], errors="skip").shape == (4, 8, 6)
+    (tmp_path / "b").mkdir()
+    _enhanced(tmp_path / "b" / "x.dcm", [(0, 0, 0), (0, 0, 1), (0, 0, 1), (0, 0, 2)], [ax] * 4)
+    info = quiet(find_series, tmp_path / "b")
+    assert info[0].geometry.duplicate_positions == [[1, 2]]
+    with pytest.raises(SeriesError, match="2 frames share positions"):
+        load_series(info[0])
+    # the same frames in one plane, positions distinct: one regular volume, no warning
+    (tmp_path / "c").mkdir()
+    _enhanced(tmp_path / "c" / "x.dcm", [(0, 0, k) for k in (2, 0, 3, 1)], [ax] * 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DicomWarning)
+        vol = load_series(tmp_path / "c")
+    assert vol.geometry.regular
+    assert vol.positions[:, 2].tolist() == [0, 1, 2, 3]
