@@ -347,10 +347,6 @@ class Dataset:
         if vr == "US or SS" or vr == "US or SS or OW":
             if tag == 0x7FE00010:
                 return "OW"
-            if tag in _LUT_DESCRIPTOR_TAGS:
-                # LUT descriptors are US (the first mapped value's sign follows
-                # PixelRepresentation, which the LUT functions apply), as in pydicom
-                return "US"
             pr = self._lookup_up(0x00280103)
             if pr is None:
                 return "US"
@@ -369,7 +365,12 @@ class Dataset:
                 return "OW" if self.__dict__["_ctx"].is_implicit_VR else "OB"
             return vr
         if vr == "US or OW":
-            return "US"
+            # LUT Data: US when the LUT Descriptor of its item declares one entry, else OW
+            # (pydicom 3; PS3.3 C.11.1.1.1)
+            desc = self._element(0x00283002) if tag == 0x00283006 else None
+            value = desc.value if desc is not None else None
+            first = value[0] if isinstance(value, list) and value else value
+            return "US" if first == 1 or desc is None else "OW"
         return vr  # left ambiguous, as pydicom does
 
     def _decode(self, elem: DataElement) -> Any:

@@ -592,3 +592,42 @@ def test_keyword_value_follows_the_element_value():
     assert new.PatientName == "A^B"
     new["PatientName"].value = "C^D"
     assert new.PatientName == "C^D"
+
+
+@pytest.mark.parametrize("pr", [0, 1])
+@pytest.mark.parametrize("entries", [1, 4])
+def test_implicit_lut_descriptor_and_data_vrs_as_pydicom(pr, entries):
+    # implicit VR: the descriptor is SS when Pixel Representation is 1, LUT Data is OW
+    # unless the descriptor declares one entry (pydicom 3), and the VOI LUT applied to the
+    # pixels is pydicom's
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.pixels import apply_voi_lut
+    from pydicom.uid import ImplicitVRLittleEndian
+    from fastdicom.pixels import lut
+    ds = Dataset()
+    ds.PixelRepresentation = pr
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsStored = 16
+    item = Dataset()
+    item.add_new(0x00283002, "SS" if pr else "US", [entries, -1 if pr else 65535, 16])
+    item.add_new(0x00283006, "OW", np.arange(entries, dtype="<u2").tobytes() * 1)
+    ds.VOILUTSequence = [item]
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.3"
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    p = pydicom.dcmread(io.BytesIO(buf.getvalue()))
+    f = fastdicom.dcmread(buf.getvalue())
+    for tag in (0x00283002, 0x00283006):
+        pe, fe = p.VOILUTSequence[0][tag], f.VOILUTSequence[0][tag]
+        assert fe.VR == pe.VR
+        want = pe.value if isinstance(pe.value, (bytes, int)) else list(pe.value)
+        got = fe.value if isinstance(fe.value, (bytes, int)) else list(fe.value)
+        assert got == want
+    if entries > 1:         # (pydicom's apply_voi_lut fails on a one-entry LUT)
+        arr = np.array([-3, -1, 0, 1, 2, 7] if pr else [0, 1, 2, 3, 9, 65535],
+                       dtype="<i2" if pr else "<u2")
+        np.testing.assert_array_equal(lut.apply_voi_lut(arr, f), apply_voi_lut(arr, p))
