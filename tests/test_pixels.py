@@ -245,6 +245,22 @@ def test_excess_bytes_ignored(tmp_path):
     np.testing.assert_array_equal(arr, np.arange(16).reshape(4, 4))
 
 
+@pytest.mark.parametrize("frames", [None, "2"])
+def test_whole_excess_frames_are_reported(tmp_path, frames):
+    # 3 whole frames of data: the frame count (1 without NumberOfFrames) decides the shape,
+    # and the frames left out are reported, not dropped silently (pydicom 3 returns them)
+    data = np.arange(48, dtype="<u2").tobytes()
+    kw = {} if frames is None else {"frames": frames}
+    path = _native_file(tmp_path, data, **kw)
+    n = 1 if frames is None else 2
+    with pytest.warns(fastdicom.DicomWarning, match=f"holds {3 - n} whole frame"):
+        arr = fastdicom.dcmread(path).pixel_array
+    np.testing.assert_array_equal(arr, np.arange(16 * n).reshape((n, 4, 4) if n > 1
+                                                                  else (4, 4)))
+    with pytest.raises(PixelDataError, match="whole frame"):
+        fastdicom.dcmread(path, validation="raise").pixel_array
+
+
 @pytest.mark.parametrize("frames", ["0", "-2", "abc"])
 def test_number_of_frames_invalid(tmp_path, frames):
     path = _native_file(tmp_path, b"\0" * 32, frames=frames)

@@ -14,7 +14,7 @@ import numpy as np
 
 from fastdicom import _dictionary as _dict
 from fastdicom.errors import (LimitExceededError, PixelDataError,
-                              UnsupportedTransferSyntaxError)
+                              UnsupportedTransferSyntaxError, report)
 
 __all__ = ["PixelInfo", "pixel_info", "num_frames", "pixel_cache", "allocate", "memory_error",
            "native_frame_bits",
@@ -345,7 +345,7 @@ def pixel_info(ds) -> PixelInfo:
                      frames_given=frames_given, pixels_per_frame=pixels,
                      frame_bits=frame_bits, dtype=dtype)
     if not encapsulated:
-        _check_native_length(info, path, header_offset)
+        _check_native_length(info, path, header_offset, getattr(ctx, "validation", "warn"))
     cache["info"] = info
     return info
 
@@ -399,10 +399,19 @@ def _check_ybr_full_422(rows: int, columns: int, samples: int, path) -> None:
                              tag=0x00280011)
 
 
-def _check_native_length(info: PixelInfo, path, header_offset) -> None:
-    """Too few bytes -> PixelDataError; excess bytes are ignored (pydicom's rule)."""
+def _check_native_length(info: PixelInfo, path, header_offset, validation="warn") -> None:
+    """Too few bytes -> PixelDataError; excess bytes are ignored, and whole frames beyond
+    the frame count reported (``validation``): pydicom 3 returns them, the frame count
+    (NumberOfFrames, 1 without it) decides here."""
     needed = (info.frame_bits * info.frames + 7) // 8
     actual = info.length
+    if info.photometric != "YBR_FULL_422" and info.frame_bits and \
+            actual * 8 >= info.frame_bits * (info.frames + 1):
+        extra = actual * 8 // info.frame_bits - info.frames
+        report(validation, PixelDataError(
+            f"pixel data holds {extra} whole frame(s) more than the {info.frames} "
+            + ("NumberOfFrames declares" if info.frames_given
+               else "of a data set without NumberOfFrames") + "; they are ignored", path=path, offset=header_offset, tag=info.tag), stacklevel=6)
     if actual < needed:
         raise PixelDataError(
             f"pixel data holds {actual} bytes, {needed} expected for {info.frames} frame(s) of "
