@@ -408,10 +408,11 @@ def _check_native_length(info: PixelInfo, path, header_offset, validation="warn"
     if info.photometric != "YBR_FULL_422" and info.frame_bits and \
             actual * 8 >= info.frame_bits * (info.frames + 1):
         extra = actual * 8 // info.frame_bits - info.frames
+        declared = "NumberOfFrames declares" if info.frames_given else \
+            "of a data set without NumberOfFrames"
         report(validation, PixelDataError(
-            f"pixel data holds {extra} whole frame(s) more than the {info.frames} "
-            + ("NumberOfFrames declares" if info.frames_given
-               else "of a data set without NumberOfFrames") + "; they are ignored", path=path, offset=header_offset, tag=info.tag), stacklevel=6)
+            f"pixel data holds {extra} whole frame(s) more than the {info.frames} {declared}; "
+            "they are ignored", path=path, offset=header_offset, tag=info.tag), stacklevel=6)
     if actual < needed:
         raise PixelDataError(
             f"pixel data holds {actual} bytes, {needed} expected for {info.frames} frame(s) of "
