@@ -985,24 +985,31 @@ def test_multiframe_file_to_decode_is_read_once_per_thread(tmp_path, monkeypatch
     assert np.array_equal(vol2.array, vol.array)
 
 
+def _pydicom_instance(sop_class: str, series_uid: str, modality: str):
+    """A pydicom data set with its file meta (explicit VR little endian) and UIDs."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    fm = FileMetaDataset()
+    fm.MediaStorageSOPClassUID = sop_class
+    fm.MediaStorageSOPInstanceUID = uid = generate_uid()
+    fm.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = fm
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, uid
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = "1.2.3", series_uid, modality
+    return ds
+
+
 def _pydicom_slices(directory, n, *, photometric="MONOCHROME2", samples=1, planar=0,
                     bits=(16, 16), signed=0, pixels=None, compress=(), frames=None):
     """``n`` slices written by pydicom (an independent writer), pixels from ``pixels(k)``."""
-    pydicom = pytest.importorskip("pydicom")
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+    pytest.importorskip("pydicom")
+    from pydicom.uid import RLELossless
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for k in range(n):
-        fm = FileMetaDataset()
-        fm.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-        fm.MediaStorageSOPInstanceUID = uid = generate_uid()
-        fm.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = fm
-        ds.SOPClassUID, ds.SOPInstanceUID = fm.MediaStorageSOPClassUID, uid
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3", "1.2.3.4"
-        ds.Modality, ds.InstanceNumber = "OT", k + 1
+        ds = _pydicom_instance("1.2.840.10008.5.1.4.1.1.7", "1.2.3.4", "OT")
+        ds.InstanceNumber = k + 1
         ds.ImagePositionPatient = [0.0, 0.0, 2.0 * k]
         ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
         ds.PixelSpacing = [1.0, 1.0]
@@ -1143,17 +1150,9 @@ def test_pixel_spacings_within_tolerance_are_one_stack(tmp_path):
 def _enhanced(path, positions, orientations, spacing=(1.0, 1.0)):
     """An enhanced MR instance written by pydicom: per-frame position and orientation."""
     pytest.importorskip("pydicom")
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-    fm = FileMetaDataset()
-    fm.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
-    fm.MediaStorageSOPInstanceUID = uid = generate_uid()
-    fm.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = fm
-    ds.SOPClassUID, ds.SOPInstanceUID = fm.MediaStorageSOPClassUID, uid
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = "1.2.3", "1.2.3.5", "MR"
+    ds = _pydicom_instance("1.2.840.10008.5.1.4.1.1.4.1", "1.2.3.5", "MR")
     ds.Rows, ds.Columns, ds.SamplesPerPixel = 8, 6, 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated = ds.BitsStored = 16
