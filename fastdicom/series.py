@@ -1564,10 +1564,10 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
         array = out
     else:
         array = np.empty(shape, dtype=target)
-    if not rescale and not multiframe and len(set(zip(slopes.tolist(), icpts.tolist()))) > 1:
-        warnings.warn("rescale slope/intercept differ between slices; use rescale=True or "
-                      "the per-slice Volume.rescale_slope/intercept", DicomWarning,
-                      stacklevel=2)
+    if not rescale and len(set(zip(slopes.ravel().tolist(), icpts.ravel().tolist()))) > 1:
+        warnings.warn(f"rescale slope/intercept differ between "
+                      f"{'frames' if multiframe else 'slices'}; use rescale=True or the "
+                      "per-slice Volume.rescale_slope/intercept", DicomWarning, stacklevel=2)
 
     frame_bytes = first.frame_bytes
     direct_dtype = raw_dtype is not None and array.dtype == raw_dtype.newbyteorder("=") \

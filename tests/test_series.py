@@ -1147,7 +1147,7 @@ def test_pixel_spacings_within_tolerance_are_one_stack(tmp_path):
                                                                ("pixel spacing", 1)]
 
 
-def _enhanced(path, positions, orientations, spacing=(1.0, 1.0)):
+def _enhanced(path, positions, orientations, spacing=(1.0, 1.0), slopes=None):
     """An enhanced MR instance written by pydicom: per-frame position and orientation."""
     pytest.importorskip("pydicom")
     from pydicom.dataset import Dataset
@@ -1169,6 +1169,11 @@ def _enhanced(path, positions, orientations, spacing=(1.0, 1.0)):
         pp.ImagePositionPatient, po.ImageOrientationPatient = list(p), list(o)
         item.PlanePositionSequence = Sequence([pp])
         item.PlaneOrientationSequence = Sequence([po])
+        if slopes is not None:
+            pv = Dataset()
+            pv.RescaleSlope, pv.RescaleIntercept = slopes[len(items)], -10
+            pv.RescaleType = "US"
+            item.PixelValueTransformationSequence = Sequence([pv])
         items.append(item)
     ds.PerFrameFunctionalGroupsSequence = Sequence(items)
     ds.PixelData = np.arange(len(positions) * 48, dtype="<u2").tobytes()
@@ -1201,3 +1206,18 @@ def test_multiframe_frames_in_different_planes_or_positions_are_not_one_volume(t
         vol = load_series(tmp_path / "c")
     assert vol.geometry.regular
     assert vol.positions[:, 2].tolist() == [0, 1, 2, 3]
+
+
+def test_multiframe_per_frame_rescale_differs_warns_without_rescale(tmp_path):
+    # as for single-frame slices: raw values of frames rescaled differently are not
+    # comparable, so loading them unrescaled says so; rescale=True applies each frame's
+    ax = (1.0, 0, 0, 0, 1.0, 0)
+    path = _enhanced(tmp_path / "x.dcm", [(0, 0, k) for k in range(3)], [ax] * 3,
+                     slopes=[1, 2, 3])
+    with pytest.warns(DicomWarning, match="differ between frames"):
+        raw = load_series(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DicomWarning)
+        vol = load_series(path, rescale=True)
+    assert vol.rescale_slope.ravel().tolist() == [1, 2, 3]
+    np.testing.assert_allclose(vol.array, raw.array * np.array([1, 2, 3])[:, None, None] - 10)
