@@ -406,10 +406,24 @@ class Dataset:
                 "value is left as bytes", path=ctx.path, offset=elem.header_offset,
                 tag=elem.tag), stacklevel=5)
             return raw
+        little = not flags & F_BIG_ENDIAN
         try:
-            encodings = self._charset() if vr in _CHARSET_VR_SET else None
-            return decode_value(vr, raw, little_endian=not flags & F_BIG_ENDIAN,
-                                encodings=encodings, validation=ctx.validation)
+            if vr not in _CHARSET_VR_SET:
+                return decode_value(vr, raw, little_endian=little, validation=ctx.validation)
+            encodings = self._charset()
+            if ctx.validation != "warn":
+                return decode_value(vr, raw, little_endian=little, encodings=encodings,
+                                    validation=ctx.validation)
+            try:
+                return decode_value(vr, raw, little_endian=little, encodings=encodings,
+                                    validation="raise")
+            except DicomError as exc:
+                # the warning names the element; the value is the lenient decoding's
+                from .errors import report
+                report("warn", exc.with_context(path=ctx.path, offset=elem.header_offset,
+                                                tag=elem.tag), stacklevel=5)
+                return decode_value(vr, raw, little_endian=little, encodings=encodings,
+                                    validation="ignore")
         except DicomError as exc:
             raise exc.with_context(path=ctx.path, offset=elem.header_offset, tag=elem.tag)
 

@@ -631,3 +631,17 @@ def test_implicit_lut_descriptor_and_data_vrs_as_pydicom(pr, entries):
         arr = np.array([-3, -1, 0, 1, 2, 7] if pr else [0, 1, 2, 3, 9, 65535],
                        dtype="<i2" if pr else "<u2")
         np.testing.assert_array_equal(lut.apply_voi_lut(arr, f), apply_voi_lut(arr, p))
+
+
+def test_charset_warnings_name_the_element():
+    data = _explicit((0x00080005, "CS", b"ISO_IR 192"), (0x00100010, "PN", b"\xff\xfeab"),
+                     (0x00100020, "LO", b"ok"))
+    with pytest.warns(fastdicom.DicomWarning) as caught:
+        ds = fastdicom.dcmread(data)
+        assert str(ds.PatientName) == "\ufffd\ufffdab"     # the lenient decoding's value
+    assert [str(w.message) for w in caught] == [
+        "Value cannot be decoded with 'UTF8', using replacement characters "
+        f"[offset {132 + 12 + 28 + 18}, tag (0010,0010)]"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ds.PatientID == "ok"
