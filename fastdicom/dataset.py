@@ -15,7 +15,8 @@ from . import _dictionary as _dict
 from . import tags as _tags
 from ._scan import scan as _scan, MISSING as _MISSING, KeywordAttribute
 from .errors import (DicomError, DicomWarning, Limits, DEFAULT_LIMITS, status_error,
-                     NestingTooDeepError, LimitExceededError)
+                     NestingTooDeepError, LimitExceededError, MalformedElementError,
+                     TruncatedError, report)
 from .values import decode_value, empty_value, MultiValue, NUMBER_FORMATS
 
 _NUMBER_SIZES = {vr: struct.calcsize("<" + f) for vr, f in NUMBER_FORMATS.items()}
@@ -380,7 +381,6 @@ class Dataset:
         vr = elem.VR
         flags = elem.flags
         if elem.flags & F_CLIPPED:
-            from .errors import TruncatedError, report
             report(ctx.validation, TruncatedError(
                 "value runs past the end of the data; using the bytes present",
                 path=ctx.path, offset=elem.header_offset, tag=elem.tag), stacklevel=5)
@@ -400,7 +400,6 @@ class Dataset:
         size = _NUMBER_SIZES.get(vr)
         if size is not None and len(raw) % size:
             # (pydicom raises; its retry as text would turn the value into a string)
-            from .errors import MalformedElementError, report
             report(ctx.validation, MalformedElementError(
                 f"value length {len(raw)} is not a multiple of {size} bytes (VR {vr}); the "
                 "value is left as bytes", path=ctx.path, offset=elem.header_offset,
@@ -419,7 +418,6 @@ class Dataset:
                                     validation="raise")
             except DicomError as exc:
                 # the warning names the element; the value is the lenient decoding's
-                from .errors import report
                 report("warn", exc.with_context(path=ctx.path, offset=elem.header_offset,
                                                 tag=elem.tag), stacklevel=5)
                 return decode_value(vr, raw, little_endian=little, encodings=encodings,

@@ -858,16 +858,13 @@ def _mixed_frame_planes(h: InstanceHeader, frames: list) -> Optional[str]:
     """What is wrong when frames of a multi-frame instance lie in planes of different
     orientations or pixel spacings (a 3-plane localizer, say): one affine cannot describe
     them; else None."""
-    for key, first, close, what in (("orientation", h.orientation, _orientation_close,
-                                     "orientation"),
-                                    ("spacing", h.spacing, _spacing_close, "pixel spacing")):
+    for key, what in (("orientation", "orientation"), ("spacing", "pixel spacing")):
+        first = getattr(h, key)
         if first is None:
             continue
-        ref = _memo_round(0 if key == "orientation" else 1, tuple(first))
         for k, fr in enumerate(frames):
             v = fr.get(key)
-            if v is not None and not close(ref, _memo_round(0 if key == "orientation" else 1,
-                                                            tuple(v))):
+            if v is not None and not _CLOSE[key](tuple(first), tuple(v)):
                 return (f"frames differ in {what} (frame {k}: {tuple(v)} against "
                         f"{tuple(first)}): one affine cannot describe them")
     return None
