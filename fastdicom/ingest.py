@@ -38,6 +38,13 @@ its place).  When copies of one instance race, the smallest path (bytes order) w
 Atomicity: each batch is one ``BEGIN IMMEDIATE`` … ``COMMIT``; its Parquet part is written
 to ``part-<batch>.parquet.tmp``, fsynced, renamed and the directory fsynced inside that
 transaction; parts not referenced by ``batches`` and ``*.tmp`` files are deleted at start.
+A part never keeps a row that is no longer an instance row (and when every job wrote parts,
+they hold the instance rows, each once, as ``scan`` types them): a batch that
+removes rows indexed by earlier batches (a file changed, gone, failed now, or outdone by a
+copy with a smaller path) writes those parts again without them, under new names recorded
+in the same transaction (the replaced files are deleted after it; looking for them reads
+the ``path`` column of the earlier parts, newest first), and a copy it promotes to the
+instance row joins its own part.
 A job killed at any point and re-run with the same command ends with the same index.
 One job per database at a time (an exclusive ``flock`` on ``<db>.lock``, beside the real
 file when ``db`` is reached through a symlink).  The job's own files (the database, its
@@ -638,9 +645,10 @@ def _clean_parts(con, parquet_dir: str) -> None:
         _fsync_dir(parquet_dir)
 
 
-def _write_part(parquet_dir: str, batch_id: int, table: pa.Table) -> str:
+def _write_part(parquet_dir: str, batch_id: int, table: pa.Table,
+                name: Optional[str] = None) -> str:
     import pyarrow.parquet as pq
-    name = f"part-{batch_id:08d}.parquet"
+    name = name or f"part-{batch_id:08d}.parquet"
     final = os.path.join(parquet_dir, name)
     tmp = final + ".tmp"
     try:
@@ -684,6 +692,11 @@ class _Writer:
         self.new_instance_rows: list = []
         # instance rows removed since (a copy that won, a file gone): not in the batch's part
         self.dropped_rows: set = set()
+        # the display paths of every instance row deleted (their rows leave the Parquet
+        # parts of earlier batches) and the copies promoted to instance rows (their rows
+        # join this batch's part): see _sync_parts
+        self.removed: set = set()
+        self.promoted: list = []
 
     def ledger(self, path, display, size, mtime, state, reason=None, uid=None, sha=None):
         self.con.execute(_LEDGER_SQL, (path, display, size, mtime, state, reason, uid, sha))
@@ -723,13 +736,14 @@ class _Writer:
         """Remove whatever ``path`` contributed to instances/copies; promote a copy."""
         con = self.con
         r = con.execute("SELECT i.sop_instance_uid, i.series_instance_uid,"
-                        " i.study_instance_uid FROM files f JOIN instances i ON"
-                        " i.sop_instance_uid = f.sop_instance_uid AND i.path = f.path"
+                        " i.study_instance_uid, i.display_path FROM files f JOIN instances i"
+                        " ON i.sop_instance_uid = f.sop_instance_uid AND i.path = f.path"
                         " WHERE f.path=?", (path,)).fetchone()
         if r is not None:
             uid = r[0]
             con.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
             self.dropped_rows.add(path)
+            self.removed.add(r[3])
             self._touch(r[1], r[2])
             self._promote(uid)
         else:
@@ -746,6 +760,7 @@ class _Writer:
         con.execute("DELETE FROM instance_copies WHERE path=?", (row["path"],))
         row.pop("state")
         self._insert_instance(row)
+        self.promoted.append(row)
         self.set_state(row["path"], "indexed")
         self._restate_copies(uid, row["path"])
 
@@ -778,6 +793,7 @@ class _Writer:
         other = cur[0]
         if other == path:
             con.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
+            self.removed.add(row["display_path"])
             self._insert_instance(row)
             return "indexed"
         mine = self._hash_of(path)
@@ -789,6 +805,7 @@ class _Writer:
             old = dict(zip(lay.row_cols, old))
             con.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
             self.dropped_rows.add(other)
+            self.removed.add(old["display_path"])
             self._insert_instance(row)
             old["state"] = "conflict"
             con.execute(lay.copy_sql, tuple(old.get(c) for c in lay.copy_cols))
@@ -997,7 +1014,8 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
                  pool, max(1, scanners), parquet, job.result, job.bar, job.track_seen,
                  job.ckpt, job.c_db, _own_files(db, parquet), dir_keys)
             if job.track_seen:
-                _mark_missing(job.con, job.layout, paths, job.result)
+                _mark_missing(job.con, job.layout, paths, job.result, parquet,
+                              job.plan.schema)
             _clear_dir_errors(job.con, paths, dir_keys)
         finally:
             if rcon is not None:
@@ -1751,6 +1769,7 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
     counts = {s: 0 for s in STATES}
     w = _Writer(con, layout)
     writes = False
+    stale: list = []
     if ckpt is not None:
         ckpt.settle()
     con.execute("BEGIN IMMEDIATE")
@@ -1862,10 +1881,11 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
         if writes:
             bid = (con.execute("SELECT coalesce(max(id), 0) + 1 FROM batches").fetchone()[0])
             part = None
-            if parquet and tables:
+            if parquet:
                 scan_keys = [entries[j].key for j in prep.scan_paths]
-                part = _batch_part(parquet, bid, tables, scan_keys,
-                                   set(w.new_instance_rows) - w.dropped_rows)
+                part, stale = _sync_parts(con, parquet, bid, tables, scan_keys,
+                                          set(w.new_instance_rows) - w.dropped_rows, w,
+                                          plan.schema)
             con.execute("INSERT INTO batches(id, part, files, time) VALUES(?,?,?,?)",
                         (bid, part, len(entries), time.time()))
             result.batches += 1
@@ -1873,6 +1893,7 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
     except BaseException:
         _rollback(con)
         raise
+    _remove_parts(parquet, stale)
     if ckpt is not None and writes:     # (a batch that changed nothing: nothing to copy)
         ckpt.poke()
     files = sum(e.kind != "expanded" for e in entries)
@@ -1929,16 +1950,95 @@ def _insert_new_c(con, db_path, prep, result, w, layout) -> set:
     return done
 
 
-def _batch_part(parquet, bid, tables, scan_keys, winners: set):
-    """The scan rows of the files that became instance rows in this batch."""
-    if not winners:
-        return None
-    table = pa.concat_tables([pa.Table.from_batches([b]) for b in tables])
-    table = table.filter(_bool_array(np.fromiter((k in winners for k in scan_keys), bool,
-                                                 len(scan_keys))))
-    if table.num_rows == 0:
-        return None
-    return _write_part(parquet, bid, table)
+def _sync_parts(con, parquet, bid, tables, scan_keys, winners: set, w, schema) -> tuple:
+    """The Parquet part of batch ``bid`` and the parts of earlier batches rewritten so that
+    together they hold the instance rows and nothing else: this batch's part has the scan
+    rows of the files that became instance rows in it and the rows of the copies it promoted
+    (from the index, as the scan types them); an earlier part holding a row the batch
+    removed (a file changed, gone, failed now, or outdone by a copy with a smaller path) is
+    written again without it, under a new name recorded in ``batches`` in the batch's
+    transaction.  Returns (the part's name or None, the replaced files, to delete once the
+    transaction is committed: a job killed before leaves them unreferenced, and the next
+    job's start deletes them)."""
+    tables = [pa.Table.from_batches([b]) for b in tables if b.num_rows]
+    if tables and winners:
+        table = pa.concat_tables(tables)
+        table = table.filter(_bool_array(np.fromiter((k in winners for k in scan_keys), bool,
+                                                     len(scan_keys))))
+        if table.num_rows:
+            tables = [table.cast(schema) if table.schema != schema else table]
+        else:
+            tables = []
+    else:
+        tables = []
+    scanned = set(scan_keys) & winners
+    promoted = [r for r in w.promoted if r["path"] not in scanned and con.execute(
+        "SELECT 1 FROM instances WHERE sop_instance_uid=? AND path=?",
+        (r["sop_instance_uid"], r["path"])).fetchone()]
+    if promoted:
+        tables.append(_part_rows(promoted, schema))
+    part = None
+    if tables:
+        part = _write_part(parquet, bid, pa.concat_tables(tables) if len(tables) > 1
+                           else tables[0])
+    stale = []
+    gone = set(w.removed)
+    if gone:
+        import pyarrow.parquet as pq
+        for old_id, name in con.execute("SELECT id, part FROM batches WHERE part IS NOT NULL"
+                                        " AND id < ? ORDER BY id DESC", (bid,)).fetchall():
+            path = os.path.join(parquet, name)
+            try:
+                held = set(pq.read_table(path, columns=["path"]).column("path").to_pylist())
+            except FileNotFoundError:
+                continue        # (removed by hand: nothing to keep consistent)
+            hits = held & gone
+            if not hits:
+                continue
+            table = pq.read_table(path)
+            keep = _bool_array(np.fromiter((p not in hits for p in
+                                            table.column("path").to_pylist()), bool,
+                                           table.num_rows))
+            table = table.filter(keep)
+            new = None if table.num_rows == 0 else \
+                _write_part(parquet, old_id, table, f"part-{old_id:08d}-{bid:08d}.parquet")
+            con.execute("UPDATE batches SET part=? WHERE id=?", (new, old_id))
+            stale.append(name)
+            gone -= hits
+            if not gone:
+                break
+    return part, stale
+
+
+def _part_rows(rows: list, schema: pa.Schema) -> pa.Table:
+    """Instance rows of the index (dicts of its columns) as rows of the scan's ``schema``:
+    lists from their JSON text, a UV value past 2**63 - 1 from its decimal text; a value the
+    column's type cannot hold (an index edited by hand) is null."""
+    source = {"path": "display_path", "transfer_syntax": "transfer_syntax_uid",
+              "num_frames": "frames", **_FIXED_KEYWORDS}
+    arrays = []
+    for f in schema:
+        values = [r.get(source.get(f.name, f.name)) for r in rows]
+        try:
+            if f.name not in source:
+                values = _export_values(values, f.type, f.name)
+            arrays.append(_array_or_convert(values, f.type))
+        except (_ExportRetype, pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError,
+                OverflowError):
+            arrays.append(pa.nulls(len(rows), f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _remove_parts(parquet, names) -> None:
+    """Delete the part files a committed transaction replaced."""
+    if not parquet or not names:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(parquet, name))
+        except FileNotFoundError:
+            pass
+    _fsync_dir(parquet)
 
 
 def _final_counts(con, result, track_seen) -> None:
@@ -2028,12 +2128,13 @@ def _clear_dir_errors(con, roots, recorded: set) -> None:
             raise
 
 
-def _mark_missing(con, layout, roots, result):
+def _mark_missing(con, layout, roots, result, parquet=None, schema=None):
     rootset = _rootset(roots)
     cand = con.execute("SELECT f.path, f.display, f.size, f.mtime_ns FROM files f WHERE"
                        " f.state != 'missing' AND NOT EXISTS (SELECT 1 FROM temp.seen s"
                        " WHERE s.path = f.path)").fetchall()
     gone = [(p, d, s, m) for p, d, s, m in cand if _under(p, rootset) and _gone(p)]
+    stale: list = []
     if gone:
         w = _Writer(con, layout)
         con.execute("BEGIN IMMEDIATE")
@@ -2044,10 +2145,18 @@ def _mark_missing(con, layout, roots, result):
                 w.ledger(p, d, s, m, "missing", "file is gone")
             if w.touched_series or w.touched_studies:
                 w.refresh_hierarchy()
+            if parquet and (w.removed or w.promoted):
+                # (a batch of its own: the promoted copies' part, the earlier parts rewritten)
+                bid = con.execute("SELECT coalesce(max(id), 0) + 1 FROM batches").fetchone()[0]
+                part, stale = _sync_parts(con, parquet, bid, [], [], set(), w, schema)
+                con.execute("INSERT INTO batches(id, part, files, time) VALUES(?,?,?,?)",
+                            (bid, part, 0, time.time()))
+                result.batches += 1
             con.execute("COMMIT")
         except BaseException:
             _rollback(con)
             raise
+        _remove_parts(parquet, stale)
     result.missing += len(gone)
     result.files += len(gone)
 

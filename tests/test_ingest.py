@@ -308,8 +308,10 @@ def test_kill9_resume_matches_uninterrupted(tree, tmp_path):
     con.close()
     names = set(os.listdir(parts))
     assert names == referenced
-    rows = sum(pq.read_metadata(parts / n).num_rows for n in names)
-    assert rows >= len(a["inst"])
+    # ...and together they hold the instance rows, each once (a copy outdone by a later
+    # batch's smaller path left its row in its part)
+    got, inst, _ = _parts_and_index(db, parts)
+    assert got == inst and len(inst) == len(a["inst"])
 
 
 def test_schema_v1_is_migrated(tmp_path):
@@ -2271,3 +2273,65 @@ def test_cli_read_only_index(tmp_path):
         os.chmod(db, 0o644)
     assert fails.returncode == 1, fails.stderr
     assert "readonly" in json.loads(fails.stdout.strip().splitlines()[-1])["message"]
+
+
+def _parts_and_index(db, parts):
+    """The rows of the referenced Parquet parts (as scan rows) and the instance table."""
+    con = sqlite3.connect(db)
+    try:
+        names = [n for (n,) in con.execute("SELECT part FROM batches WHERE part IS NOT NULL")]
+        inst = sorted(con.execute("SELECT display_path, sop_instance_uid FROM instances"))
+    finally:
+        con.close()
+    assert sorted(p.name for p in parts.glob("*.parquet")) == sorted(names)  # none stale
+    tables = [pq.read_table(parts / n) for n in names]
+    rows = pa.concat_tables(tables) if tables else None
+    got = [] if rows is None else sorted(zip(rows.column("path").to_pylist(),
+                                             rows.column("SOPInstanceUID").to_pylist()))
+    return got, inst, rows
+
+
+def test_parquet_parts_follow_rows_removed_or_promoted_by_later_batches(tmp_path):
+    # a part kept the row of a file that a later batch or job re-indexed (changed), marked
+    # missing, failed, or outdid with a copy of a smaller path; a copy promoted to the
+    # instance row was in no part: the parts no longer equalled the instance table
+    from fastdicom import scan
+    root = tmp_path / "r"
+    root.mkdir()
+    for k in range(6):
+        (root / f"f{k}.dcm").write_bytes(_one(k))
+    (root / "z_copy.dcm").write_bytes(_one(1))         # a duplicate of f1 (larger path)
+    (root / "y_copy.dcm").write_bytes(_one(2, instance_number=77))    # a conflict of f2
+    db, parts = str(tmp_path / "i.sqlite"), tmp_path / "parts"
+
+    def run(*paths):
+        ingest(list(paths) or [root], db, parquet=str(parts), batch_size=2)
+        got, inst, rows = _parts_and_index(db, parts)
+        assert got == inst
+        return rows
+
+    run()
+    # a smaller path of f3's UID, given after the rest (a later batch): f3 is outdone
+    (root / "a_first.dcm").write_bytes(_one(3))
+    run(*sorted(root.glob("f*.dcm")), *sorted(root.glob("[yz]*.dcm")), root / "a_first.dcm")
+    # f0 changed (re-indexed), f1 gone (its duplicate takes its place), f2 not DICOM now
+    # (its conflicting copy takes its place)
+    (root / "f0.dcm").write_bytes(_one(0, instance_number=5))
+    os.unlink(root / "f1.dcm")
+    (root / "f2.dcm").write_bytes(b"not dicom")
+    rows = run()
+    con = sqlite3.connect(db)
+    states = dict((os.path.basename(d), s) for d, s in con.execute(
+        "SELECT display, state FROM files"))
+    con.close()
+    assert (states["f1.dcm"], states["z_copy.dcm"], states["f2.dcm"],
+            states["y_copy.dcm"], states["f3.dcm"]) == \
+        ("missing", "indexed", "failed", "indexed", "duplicate")
+    # the promoted copies' rows are their files' scan rows (oracle: scan itself)
+    for name in ("z_copy.dcm", "y_copy.dcm", "f0.dcm"):
+        mine = rows.filter(pa.compute.equal(rows.column("path"), str(root / name)))
+        ref = scan([root / name], list(rows.schema.names[3:-8]))
+        assert mine.num_rows == 1
+        for col in rows.schema.names:
+            if col not in ("mtime_ns",):
+                assert mine.column(col).to_pylist() == ref.column(col).to_pylist(), col
