@@ -407,9 +407,7 @@ class Dataset:
             return raw
         little = not flags & F_BIG_ENDIAN
         try:
-            if vr not in _CHARSET_VR_SET:
-                return decode_value(vr, raw, little_endian=little, validation=ctx.validation)
-            encodings = self._charset()
+            encodings = self._charset() if vr in _CHARSET_VR_SET else None
             if ctx.validation != "warn":
                 return decode_value(vr, raw, little_endian=little, encodings=encodings,
                                     validation=ctx.validation)

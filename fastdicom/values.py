@@ -124,6 +124,13 @@ def _numeric_strings(raw: bytes, cls, strip_all: bool) -> Any:
     return out[0] if len(out) == 1 else MultiValue(out)
 
 
+def _is_or_float(text: str):
+    try:
+        return IS(text)
+    except ValueError:
+        return DSfloat(text)
+
+
 def _at(raw: bytes, little: bool) -> Any:
     n = len(raw) // 4
     fmt = "<" if little else ">"
@@ -156,7 +163,13 @@ def decode_value(vr: str, raw: bytes, *, little_endian: bool = True,
         if vr == "DS":
             return _numeric_strings(raw, DSfloat, True)
         if vr == "IS":
-            return _numeric_strings(raw, IS, False)
+            try:
+                return _numeric_strings(raw, IS, False)
+            except ValueError:
+                if validation == "raise":
+                    raise
+                # a decimal that is not an integer: a float, as pydicom 3 gives (its ISfloat)
+                return _numeric_strings(raw, _is_or_float, False)
         if vr == "AE":
             items = [s.strip() for s in raw.decode("latin-1").split("\\")]
             return items[0] if len(items) == 1 else MultiValue(items)

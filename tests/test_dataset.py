@@ -645,3 +645,38 @@ def test_charset_warnings_name_the_element():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ds.PatientID == "ok"
+
+
+def test_invalid_number_strings_warn_with_the_element_and_is_decimal_is_a_float():
+    # an IS or DS value that is not a number was silently a str (IS "1.5" too, where
+    # pydicom 3 gives the float 1.5 with a warning); now a DicomWarning naming the element,
+    # the float for a decimal IS, and MalformedElementError under validation="raise"
+    pydicom = pytest.importorskip("pydicom")
+    buf = io.BytesIO()
+    write_file(buf, [(0x00080018, "UI", "1.2.3"), (0x00180050, "DS", "x1"),
+                     (0x00200013, "IS", "1.5"), (0x00200020, "IS", "2\\3.25")])
+    data = buf.getvalue()
+    ds = fastdicom.dcmread(io.BytesIO(data))
+    ref = pydicom.dcmread(io.BytesIO(data))
+    with pytest.warns(fastdicom.errors.DicomWarning, match=r"VR IS.*\(0020,0013\)"):
+        value = ds.InstanceNumber
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = ref.InstanceNumber
+        expected_multi = list(ref[0x00200020].value)
+    assert isinstance(value, float) and value == expected == 1.5 and str(value) == "1.5"
+    with pytest.warns(fastdicom.errors.DicomWarning, match=r"VR IS.*\(0020,0020\)"):
+        multi = ds[0x00200020].value
+    assert list(multi) == expected_multi == [2, 3.25]
+    assert type(multi[0]) is fastdicom.values.IS
+    with pytest.warns(fastdicom.errors.DicomWarning, match=r"VR DS.*\(0018,0050\)"):
+        assert ds.SliceThickness == "x1"
+    strict = fastdicom.dcmread(io.BytesIO(data), validation="raise")
+    with pytest.raises(fastdicom.errors.MalformedElementError, match=r"\(0020,0013\)"):
+        strict.InstanceNumber
+    # a valid value: no warning
+    buf = io.BytesIO()
+    write_file(buf, [(0x00080018, "UI", "1.2.3"), (0x00200013, "IS", " 7 ")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fastdicom.dcmread(io.BytesIO(buf.getvalue())).InstanceNumber == 7
