@@ -1,7 +1,9 @@
 """VR → Python value decoding, with the value types pydicom 3 gives.
 
 Numbers: ``int``/``float`` (``DSfloat``/``IS`` for the decimal/integer strings, which are float/int
-subclasses keeping their original text); VM > 1: :class:`MultiValue` (a list);
+subclasses keeping their original text; an IS decimal that is not an integer, such as "1.5", is
+a ``DSfloat``, as pydicom 3 gives a float, and the Dataset warns); VM > 1: :class:`MultiValue`
+(a list);
 text: ``str``; PN: :class:`~fastdicom.charset.PersonName`; AT: :class:`BaseTag` (an int);
 OB/OW/OF/OD/OL/OV/UN: ``bytes``.  Empty values: ``""`` for text VRs, ``None`` for the others,
 ``[]`` for SQ (pydicom's ``empty_value_for_VR``).
