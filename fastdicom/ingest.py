@@ -743,7 +743,7 @@ class _Writer:
             uid = r[0]
             con.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
             self.dropped_rows.add(path)
-            self.removed.add(r[3])
+            self.removed.add((r[3], uid))
             self._touch(r[1], r[2])
             self._promote(uid)
         else:
@@ -793,7 +793,7 @@ class _Writer:
         other = cur[0]
         if other == path:
             con.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
-            self.removed.add(row["display_path"])
+            self.removed.add((row["display_path"], uid))
             self._insert_instance(row)
             return "indexed"
         mine = self._hash_of(path)
@@ -805,7 +805,9 @@ class _Writer:
             old = dict(zip(lay.row_cols, old))
             con.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
             self.dropped_rows.add(other)
-            self.removed.add(old["display_path"])
+            self.removed.add((old["display_path"], uid))
+            # (the old winner's series and study may have no instance left)
+            self._touch(old["series_instance_uid"], old["study_instance_uid"])
             self._insert_instance(row)
             old["state"] = "conflict"
             con.execute(lay.copy_sql, tuple(old.get(c) for c in lay.copy_cols))
@@ -1989,16 +1991,19 @@ def _sync_parts(con, parquet, bid, tables, scan_keys, winners: set, w, schema) -
                                         " AND id < ? ORDER BY id DESC", (bid,)).fetchall():
             path = os.path.join(parquet, name)
             try:
-                held = set(pq.read_table(path, columns=["path"]).column("path").to_pylist())
+                # (display path, UID): a display path alone is lossy (undecodable names)
+                t = pq.read_table(path, columns=["path", "SOPInstanceUID"])
+                held = set(zip(t.column("path").to_pylist(),
+                               t.column("SOPInstanceUID").to_pylist()))
             except FileNotFoundError:
                 continue        # (removed by hand: nothing to keep consistent)
             hits = held & gone
             if not hits:
                 continue
             table = pq.read_table(path)
-            keep = _bool_array(np.fromiter((p not in hits for p in
-                                            table.column("path").to_pylist()), bool,
-                                           table.num_rows))
+            keep = _bool_array(np.fromiter((p not in hits for p in zip(
+                table.column("path").to_pylist(), table.column("SOPInstanceUID").to_pylist())),
+                bool, table.num_rows))
             table = table.filter(keep)
             new = None if table.num_rows == 0 else \
                 _write_part(parquet, old_id, table, f"part-{old_id:08d}-{bid:08d}.parquet")

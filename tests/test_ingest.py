@@ -2335,3 +2335,43 @@ def test_parquet_parts_follow_rows_removed_or_promoted_by_later_batches(tmp_path
         for col in rows.schema.names:
             if col not in ("mtime_ns",):
                 assert mine.column(col).to_pylist() == ref.column(col).to_pylist(), col
+
+
+def test_copy_with_a_smaller_path_in_another_series_leaves_no_stale_series(tmp_path):
+    # the displaced winner's series and study kept their rows (num_instances 1, no
+    # instance in them): the hierarchy depended on the walk and batch order
+    root = tmp_path / "t"
+    (root / "a").mkdir(parents=True)
+    (root / "b.dcm").write_bytes(_tiny_bytes(1, study=2, series=2))
+    (root / "a" / "x.dcm").write_bytes(_tiny_bytes(1, study=1, series=1))   # same UID
+    db = str(tmp_path / "i.sqlite")
+    ingest([root], db, batch_size=1)         # b.dcm is walked (and indexed) first
+    con = sqlite3.connect(db)
+    try:
+        series = con.execute("SELECT series_instance_uid, num_instances FROM series").fetchall()
+        inst = con.execute("SELECT series_instance_uid, count(*) FROM instances"
+                           " GROUP BY 1").fetchall()
+        studies = con.execute("SELECT count(*) FROM studies").fetchone()[0]
+        patients = con.execute("SELECT sum(num_studies) FROM patients").fetchone()[0]
+    finally:
+        con.close()
+    assert sorted(series) == sorted(inst) and len(inst) == 1
+    assert studies == patients == 1
+
+
+def test_parquet_parts_keep_rows_of_other_files_with_the_same_display_path(tmp_path):
+    # two undecodable names display alike: removing one file's row removed both from
+    # the parts
+    root = tmp_path / "t"
+    root.mkdir()
+    base = os.fsencode(str(root))
+    with open(base + b"/a\xff.dcm", "wb") as fh:
+        fh.write(_one(1))
+    with open(base + b"/a\xfe.dcm", "wb") as fh:
+        fh.write(_one(2))
+    db, parts = str(tmp_path / "i.sqlite"), tmp_path / "parts"
+    ingest([root], db, parquet=str(parts))
+    os.unlink(base + b"/a\xfe.dcm")
+    ingest([root], db, parquet=str(parts))
+    got, inst, _ = _parts_and_index(db, parts)
+    assert got == inst and len(inst) == 1
