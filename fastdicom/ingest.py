@@ -43,7 +43,8 @@ they hold the instance rows, each once, as ``scan`` types them): a batch that
 removes rows indexed by earlier batches (a file changed, gone, failed now, or outdone by a
 copy with a smaller path) writes those parts again without them, under new names recorded
 in the same transaction (the replaced files are deleted after it; looking for them reads
-the ``path`` column of the earlier parts, newest first), and a copy it promotes to the
+the ``path`` and ``SOPInstanceUID`` columns of the earlier parts, newest first, and matches
+both: a display path alone is lossy), and a copy it promotes to the
 instance row joins its own part.
 A job killed at any point and re-run with the same command ends with the same index.
 One job per database at a time (an exclusive ``flock`` on ``<db>.lock``, beside the real
@@ -692,7 +693,7 @@ class _Writer:
         self.new_instance_rows: list = []
         # instance rows removed since (a copy that won, a file gone): not in the batch's part
         self.dropped_rows: set = set()
-        # the display paths of every instance row deleted (their rows leave the Parquet
+        # (display path, SOPInstanceUID) of every instance row deleted (they leave the Parquet
         # parts of earlier batches) and the copies promoted to instance rows (their rows
         # join this batch's part): see _sync_parts
         self.removed: set = set()
