@@ -59,6 +59,7 @@ import errno as _errno
 import glob as _glob
 import itertools
 import os
+import re
 import threading
 import stat as _stat
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -566,6 +567,15 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
         v = spec.vr
     if " or " in v:
         v = v.split(" or ")[0]
+    if v in ("DS", "IS") and spec.value_type != pa.string():
+        # the text as the vectorised path reads it (_number), not decode_value's IS or DSfloat
+        # (int() of DSfloat("1.5") is 1)
+        texts = raw.decode("latin-1").split("\\")
+        if not spec.multi:
+            return _number(texts[0], spec.value_type)
+        if not "".join(texts).strip(" \x00"):
+            return None
+        return [_number(t, spec.value_type) for t in texts]
     try:
         val = decode_value(v, raw, little_endian=not big, encodings=list(_encodings(cs)),
                            validation="ignore")
@@ -616,16 +626,20 @@ def _strip(arr: pa.Array, vr: str) -> pa.Array:
     return pc.utf8_rtrim(arr, characters=" \x00")
 
 
-def _decode_column(spec: _Spec, col, big: np.ndarray, charsets: list, n: int) -> pa.Array:
+def _decode_column(spec: _Spec, col, big: np.ndarray, charsets: list, n: int,
+                   pixrep: Optional[np.ndarray] = None) -> pa.Array:
+    """The Arrow array of one column from its raw values; ``pixrep`` (PixelRepresentation
+    per row, -1 where absent) resolves a "US or SS" VR read without one (implicit VR)."""
     offsets, data, vrs, present = col
     vr = spec.vr
     if (spec.tag >> 16) == 2:
         big = np.zeros(n, bool)
     if " or " in vr or vr == "AT" or vr == "UN" and spec.value_type != pa.binary():
-        return _slow_column(spec, col, big, charsets, n)
-    if spec.value_type == pa.binary():
-        return _pyarrow_binary(offsets, data, present)
+        return _slow_column(spec, col, big, charsets, n, pixrep)
     lengths = np.diff(offsets)
+    if spec.value_type == pa.binary():
+        # an empty value is no value (null), as pydicom reads it and as _py_value reads it
+        return _pyarrow_binary(offsets, data, present & (lengths > 0))
     try:
         if vr in _BIN_FMT:
             return _binary_numbers(spec, offsets, data, present, lengths, big, n)
@@ -660,38 +674,48 @@ def _finish_text(spec, arr, present):
     return arr
 
 
+# the text forms of DS and IS (PS3.5 table 6.2-1: digits, a sign, a decimal point, an
+# exponent); Python's int() and float() and Arrow's casts accept more ("0x10", "1_000",
+# "inf", non-ASCII digits), which a typed column reads as no value, as pydicom finds it invalid
+_DECIMAL_TEXT = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
+_INTEGER_TEXT = r"[+-]?[0-9]+"
+_DECIMAL_RE = re.compile(_DECIMAL_TEXT)
+_INTEGER_RE = re.compile(_INTEGER_TEXT)
+
+
 def _to_number(arr: pa.Array, typ) -> pa.Array:
     arr = pc.if_else(pc.equal(pc.utf8_length(arr), _ZERO_INT32), _NULL_TEXT, arr)
-    try:
-        return arr.cast(typ)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        out = []
-        for s in arr.to_pylist():
-            if s is None:
-                out.append(None)
-                continue
-            out.append(_number(s, typ))
-        return _array_of(out, typ)
+    pattern = "^" + (_DECIMAL_TEXT if typ == pa.float64() else _INTEGER_TEXT) + "$"
+    if pc.all(pc.match_substring_regex(arr, pattern)).as_py() is not False:
+        try:
+            return arr.cast(typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return _array_of([None if s is None else _number(s, typ) for s in arr.to_pylist()], typ)
 
 
 _INT_RANGE = {pa.int64(): (-1 << 63, 1 << 63), pa.uint64(): (0, 1 << 64)}
 
 
 def _number(s: str, typ):
-    """The number of text ``s`` as ``typ`` (float64, int64 or uint64), or None: integers
-    exactly (not through a double), an integral decimal or exponent form too ("1e3"), and
-    None for what does not fit the type's range."""
+    """The number of DS or IS text ``s`` as ``typ`` (float64, int64 or uint64), or None:
+    integers exactly (not through a double), an integral decimal or exponent form too
+    ("1e3"), the first of several values ("1\\2" in a single-valued column, as a binary
+    number's first value), and None for what is not such text or does not fit the type."""
+    s = s.split("\\", 1)[0].strip(" \x00")
+    if typ == pa.float64():
+        return float(s) if _DECIMAL_RE.fullmatch(s) else None
     try:
-        if typ == pa.float64():
-            return float(s)
-        try:
+        if _INTEGER_RE.fullmatch(s):
             v = int(s)
-        except ValueError:
+        elif _DECIMAL_RE.fullmatch(s):
             f = float(s)
             if not f.is_integer():
                 return None
             v = int(f)
-    except (ValueError, OverflowError):
+        else:
+            return None
+    except ValueError:          # past int()'s 4300 digits
         return None
     lo, hi = _INT_RANGE[typ]
     return v if lo <= v < hi else None
@@ -752,7 +776,7 @@ def _charset_column(spec, col, charsets, rows_non_ascii, n):
     return _finish_text(spec, _array_of(out, pa.string()), present)
 
 
-def _slow_column(spec, col, big, charsets, n):
+def _slow_column(spec, col, big, charsets, n, pixrep=None):
     offsets, data, vrs, present = col
     out = [None] * n
     for i in range(n):
@@ -760,6 +784,9 @@ def _slow_column(spec, col, big, charsets, n):
             raw = data[offsets[i]:offsets[i + 1]]
             v = vrs[i]
             vr = chr(v >> 8) + chr(v & 0xFF) if v else spec.vr
+            if vr.startswith("US or SS"):
+                # as the Dataset resolves it (pydicom's rule): SS when PixelRepresentation is 1
+                vr = "SS" if pixrep is not None and pixrep[i] == 1 else "US"
             out[i] = _py_value(spec, vr, raw, bool(big[i]), charsets[i])
     return _array_or_convert(out, spec.type)
 
@@ -789,6 +816,8 @@ def _kind(spec: _Spec) -> tuple:
 _TS_SPEC = _Spec("TransferSyntaxUID", _TS_TAG, "UI", False)
 _FRAMES_SPEC = _Spec("NumberOfFrames", _FRAMES_TAG, "IS", False)
 _CHARSET_SPEC = _Spec("SpecificCharacterSet", _CHARSET_TAG, "CS", True)
+_PIXREP_TAG = 0x00280103
+_PIXREP_SPEC = _Spec("PixelRepresentation", _PIXREP_TAG, "US", False)
 
 
 class _Plan:
@@ -797,13 +826,18 @@ class _Plan:
         self.specs = _specs(tuple(tags))
         self.schema = schema(tuple(tags))
         internal = {s.tag for s in self.specs} | {_TS_TAG, _CHARSET_TAG, _FRAMES_TAG}
+        # a "US or SS" tag is read with PixelRepresentation when its file has no VR
+        self.pixrep = any(s.vr.startswith("US or SS") for s in self.specs)
+        if self.pixrep:
+            internal.add(_PIXREP_TAG)
         self.tag_list = sorted(internal)
         self.tag_array = np.array(self.tag_list, np.uint32)
         self.pos = {t: i for i, t in enumerate(self.tag_list)}
         self.stop_tag = max(self.tag_list)
         self.find_pixels = find_pixels
         self.check_deflated = check_deflated
-        by_tag = {_TS_TAG: _TS_SPEC, _FRAMES_TAG: _FRAMES_SPEC, _CHARSET_TAG: _CHARSET_SPEC}
+        by_tag = {_TS_TAG: _TS_SPEC, _FRAMES_TAG: _FRAMES_SPEC, _CHARSET_TAG: _CHARSET_SPEC,
+                  _PIXREP_TAG: _PIXREP_SPEC}
         by_tag.update({s.tag: s for s in self.specs})
         kp = [_kind(by_tag[t]) for t in self.tag_list]
         self.kinds = np.array([k for k, _ in kp], np.uint8)
@@ -931,21 +965,32 @@ def _assemble(plan: _Plan, paths: list, nofollow: bool, r: dict,
         charsets = [None] * n
     arrays = [_path_array(paths, r),
               _int64_array(size, size < 0), _int64_array(mtime, size < 0)]
+    pixrep = None
+    if plan.pixrep:
+        pixrep = _int64_values(_decode_column(_PIXREP_SPEC, columns[plan.pos[_PIXREP_TAG]], big,
+                                              charsets, n), -1)
     for spec in plan.specs:
-        arrays.append(_decode_column(spec, columns[plan.pos[spec.tag]], big, charsets, n))
+        arrays.append(_decode_column(spec, columns[plan.pos[spec.tag]], big, charsets, n,
+                                     pixrep))
     ts_spec = _Spec("TransferSyntaxUID", _TS_TAG, "UI", False)
     ts = _decode_column(ts_spec, columns[plan.pos[_TS_TAG]], big, charsets, n)
     fr_spec = _Spec("NumberOfFrames", _FRAMES_TAG, "IS", False)
-    frames = _int64_values(_decode_column(fr_spec, columns[plan.pos[_FRAMES_TAG]], big,
-                                          charsets, n), -1)
-    has_pix = pix_l >= 0
-    frames = np.where(frames >= 0, frames, np.where(has_pix, 1, -1))
+    frames = _frames(_decode_column(fr_spec, columns[plan.pos[_FRAMES_TAG]], big, charsets, n),
+                     pix_l)
     ok = np.array([t is None for t in err_type])
     arrays += [ts, _int64_array(pix_o, pix_o < 0), _int64_array(pix_l, pix_l < 0),
                _int64_array(frames, (frames < 0) | ~ok),
                _array_of(err_type, pa.string()), _array_of(err_msg, pa.string()),
                _array_of(err_off, pa.int64()), _array_of(err_tag, pa.int64())]
     return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
+
+
+def _frames(fr: pa.Array, pix_l: np.ndarray) -> np.ndarray:
+    """The ``num_frames`` values (-1 for null) from the NumberOfFrames column ``fr``: 1 when
+    it is absent and Pixel Data is present; null when its value is negative (invalid)."""
+    absent = ~_valid_mask(fr)
+    frames = _int64_values(fr, -1)
+    return np.where(absent, np.where(pix_l >= 0, 1, -1), np.where(frames >= 0, frames, -1))
 
 
 def _from_decoded(spec: _Spec, kind: int, d: tuple, n: int) -> pa.Array:
@@ -1146,9 +1191,10 @@ def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
         pix_o[deflated] = -1
     big = None
     charsets = None
+    pixrep = None
 
     def column(spec, j, kind):
-        nonlocal big, charsets
+        nonlocal big, charsets, pixrep
         d = decoded[j]
         if d is not None and not d[0]:
             return _from_decoded(spec, kind, d, n)
@@ -1157,7 +1203,10 @@ def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
             cs_off, cs_data, _, cs_present = columns[plan.pos[_CHARSET_TAG]]
             charsets = [cs_data[cs_off[i]:cs_off[i + 1]] if cs_present[i] else None
                         for i in range(n)] if cs_present.any() else [None] * n
-        return _decode_column(spec, columns[j], big, charsets, n)
+        if plan.pixrep and pixrep is None and spec.vr.startswith("US or SS"):
+            jp = plan.pos[_PIXREP_TAG]
+            pixrep = _int64_values(column(_PIXREP_SPEC, jp, plan.kinds[jp]), -1)
+        return _decode_column(spec, columns[j], big, charsets, n, pixrep)
 
     path_array = _path_array(paths, r)
     bad_size = size < 0
@@ -1166,9 +1215,7 @@ def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
         arrays.append(column(spec, j, kind))
     ts = column(_TS_SPEC, plan.pos[_TS_TAG], plan.kinds[plan.pos[_TS_TAG]])
     fr = column(_FRAMES_SPEC, plan.pos[_FRAMES_TAG], plan.kinds[plan.pos[_FRAMES_TAG]])
-    frames = _int64_values(fr, -1)
-    has_pix = pix_l >= 0
-    frames = np.where(frames >= 0, frames, np.where(has_pix, 1, -1))
+    frames = _frames(fr, pix_l)
     if err_type is None:
         et = em = pa.nulls(n, pa.string())
         eo = eg = pa.nulls(n, pa.int64())

@@ -899,3 +899,80 @@ def test_repeating_groups_get_a_column_each():
     # columns of one name (and ingest failed on it); the first group keeps the keyword
     assert schema(["60020010", "OverlayRows", "(6004,0010)"]).names[3:6] == [
         "x60020010", "OverlayRows", "x60040010"]
+
+
+def test_number_text_outside_the_ds_is_forms_is_null_in_any_chunk(tmp_path):
+    # IS "1.5" came back 1 when another file of the chunk sent the column down the generic
+    # decoder (int() of DSfloat), "0x10" 16 through Arrow's cast, "1_000" 1000 through int();
+    # "1\\2" in a single-valued column gave null or 1 depending on the chunk.  Now: the text
+    # forms of PS3.5 table 6.2-1 only, the first of several values (as a binary number's)
+    cases = {"1.5": (None, 1.5), "0x10": (None, None), "1_000": (None, None),
+             "1\\2": (1, 1.0), " +3 ": (3, 3.0), "1e3": (1000, 1000.0), "inf": (None, None),
+             "nan": (None, None), "\u0663": (None, None), "-.5E1": (-5, -5.0)}
+    spoil = tmp_path / "spoil.dcm"
+    testing.write_file(spoil, [(0x00080018, "UI", "9"), (0x00200013, "IS", b"1\xe9"),
+                               (0x00180050, "DS", b"1\xe9"), (0x00280008, "IS", b"1\xe9")])
+    tags = ["InstanceNumber", "SliceThickness"]
+    for k, (text, (want_is, want_ds)) in enumerate(cases.items()):
+        p = tmp_path / f"n{k}.dcm"
+        raw = text.encode("utf-8")
+        testing.write_file(p, [(0x00080018, "UI", f"1.{k}"), (0x00200013, "IS", raw),
+                               (0x00180050, "DS", raw)])
+        for t in (scan([str(p)], tags), scan([str(p), str(spoil)], tags),
+                  scan([str(spoil), str(p)], tags), _python_decoded([str(p)], tags)):
+            row = {r["path"]: r for r in t.to_pylist()}[str(p)]
+            assert (row["InstanceNumber"], row["SliceThickness"]) == (want_is, want_ds), text
+
+
+def test_us_or_ss_values_follow_pixel_representation_in_implicit_vr(tmp_path):
+    # an implicit-VR file has no VR for SmallestImagePixelValue ("US or SS"): it was always
+    # read as US (-2 came back 65534); pydicom and the Dataset use PixelRepresentation
+    import fastdicom
+    pydicom = pytest.importorskip("pydicom")
+    tags = ["SmallestImagePixelValue", "LargestImagePixelValue"]
+    paths = []
+    for k, (pr, ts) in enumerate([(1, testing.IMPLICIT_LE), (0, testing.IMPLICIT_LE),
+                                  (None, testing.IMPLICIT_LE), (1, testing.EXPLICIT_LE),
+                                  (1, testing.EXPLICIT_BE)]):
+        els = [(0x00080018, "UI", f"1.{k}"), (0x00280106, "SS" if pr else "US", -2 if pr else 7),
+               (0x00280107, "SS" if pr else "US", -1 if pr else 65535)]
+        if pr is not None:
+            els.append((0x00280103, "US", pr))
+        paths.append(str(tmp_path / f"u{k}.dcm"))
+        testing.write_file(paths[-1], els, transfer_syntax=ts)
+    want = [[pydicom.dcmread(p)[t].value for t in tags] for p in paths]
+    assert want[0] == [-2, -1] and want[1] == [7, 65535]         # the oracle read them so
+    assert [[getattr(fastdicom.dcmread(p), t) for t in tags] for p in paths] == want
+    for t in (scan(paths, tags), _python_decoded(paths, tags)):
+        assert [[r[k] for k in tags] for r in t.to_pylist()] == want
+    for p, w in zip(paths, want):
+        assert [scan([p], tags).to_pylist()[0][k] for k in tags] == w
+
+
+def test_empty_binary_values_are_null_as_pydicom_reads_them(tmp_path):
+    pydicom = pytest.importorskip("pydicom")
+    tags = ["EncapsulatedDocument", "DarkCurrentCounts", "ContrastBolusAgent"]
+    for ts in (testing.IMPLICIT_LE, testing.EXPLICIT_LE):
+        p = tmp_path / "b.dcm"
+        testing.write_file(p, [(0x00080018, "UI", "1.2"), (0x00143050, "OB", b""),
+                               (0x00180010, "LO", ""), (0x00420011, "OB", b"")],
+                           transfer_syntax=ts)
+        ds = pydicom.dcmread(p)
+        want = [ds[t].value for t in tags]
+        assert want == [None, None, ""]
+        for t in (scan([str(p)], tags), _python_decoded([str(p)], tags)):
+            assert [t.to_pylist()[0][k] for k in tags] == want
+
+
+def test_negative_number_of_frames_is_no_frame_count(tmp_path):
+    # NumberOfFrames -3 gave num_frames 1 (as if absent); 0 and 2 are kept, absent is 1
+    want = {"-3": None, "0": 0, "2": 2, None: 1}
+    for k, (nf, w) in enumerate(want.items()):
+        p = tmp_path / f"f{k}.dcm"
+        els = [(0x00080018, "UI", f"1.{k}"), (0x00280010, "US", 2), (0x00280011, "US", 2),
+               (0x00280100, "US", 8), (0x7FE00010, "OB", b"\0" * 8)]
+        if nf is not None:
+            els.append((0x00280008, "IS", nf))
+        testing.write_file(p, els)
+        for t in (scan([str(p)]), _python_decoded([str(p)], ["Rows"])):
+            assert t.column("num_frames")[0].as_py() == w, nf
