@@ -92,9 +92,10 @@ def _types_mapper(t):
         return pd.UInt64Dtype()
     if t == pa.float64():
         return pd.Float64Dtype()
-    if pa.types.is_list(t):
-        # an object column of arrays would be turned into their text by dask's string
-        # conversion: list columns stay Arrow-backed (elements are Python lists)
+    if pa.types.is_list(t) or t == pa.binary():
+        # an object column of arrays (or of bytes) would be turned into text by dask's
+        # string conversion (bytes that are not UTF-8 fail): list and binary columns stay
+        # Arrow-backed (elements are Python lists, bytes)
         return pd.ArrowDtype(t)
     return None
 

@@ -157,3 +157,16 @@ def test_walk_errors_are_rows_as_in_scan(tmp_path):
     want = ingest(inputs, tmp_path / "ref.sqlite", workers=1)
     assert r.counts() == want.counts()
     assert (r.files, r.indexed, r.skipped, r.failed) == (6, 3, 2, 1)
+
+
+def test_binary_columns_keep_their_bytes(tmp_path):
+    # binary columns (OB/OW/UN tags) became text: bytes that are not UTF-8 raised
+    # UnicodeDecodeError at compute; now they stay bytes, as in scan's table
+    from fastdicom.dask import read_headers
+    p = tmp_path / "d.dcm"
+    value = b"\xff\xfe\x00abc\x80\x01"
+    testing.write_file(p, [(0x00080018, "UI", "1.2"), (0x00420011, "OB", value)])
+    tags = ["SOPInstanceUID", "EncapsulatedDocument"]
+    pdf = read_headers([str(p)], tags).compute(scheduler="sync")
+    assert pdf["EncapsulatedDocument"].tolist() == [value]
+    assert scan([p], tags).column("EncapsulatedDocument").to_pylist() == [value]
