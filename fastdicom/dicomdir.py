@@ -88,9 +88,12 @@ def _components(value: Any) -> tuple:
         value = bytes(value).decode("ascii", "replace")
     if isinstance(value, str):
         parts = value.split("\\")
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        parts = list(value)
     else:
-        parts = [str(v) for v in value]
-    return tuple(p.strip(" \0") if isinstance(p, str) else p for p in parts)
+        # a value read with a damaged, non-text VR (numbers, a sequence): no file ID
+        raise TypeError(f"Referenced File ID is not text ({type(value).__name__})")
+    return tuple(p.strip(" \0") for p in parts)
 
 
 def resolve_file_id(root: Any, file_id: Any, *, strict: bool = True,
@@ -103,7 +106,10 @@ def resolve_file_id(root: Any, file_id: Any, *, strict: bool = True,
     not exist as written is matched case-insensitively in its folder.
     """
     where = None if dicomdir_path is None else os.fspath(dicomdir_path)
-    comps = _components(file_id)
+    try:
+        comps = _components(file_id)
+    except TypeError as exc:
+        raise UnsafePathError(str(exc), path=where, tag=0x00041500) from None
     if not comps:
         raise UnsafePathError("empty Referenced File ID", path=where, tag=0x00041500)
     pattern = _COMPONENT if strict else _LENIENT_COMPONENT
@@ -181,7 +187,12 @@ def read_dicomdir(path: Any, *, strict: bool = True, validation: str = "warn") -
         file_id = item.get("ReferencedFileID")
         rec = DirectoryRecord(rtype, item, offset)
         if file_id not in (None, "", []):
-            rec.file_id = _components(file_id)
+            try:
+                rec.file_id = _components(file_id)
+            except TypeError as exc:
+                el = item[0x00041500]
+                raise MalformedElementError(f"{exc}: VR {el.VR}", path=str(path),
+                                            offset=el.header_offset, tag=0x00041500) from None
             rec.path = resolve_file_id(root, rec.file_id, strict=strict, dicomdir_path=path)
         records.append(rec)
         if offset >= 0:

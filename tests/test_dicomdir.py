@@ -174,3 +174,30 @@ def test_damaged_dicomdir_found_by_walk_is_left_out(fileset, content):
         find_series(root / "DICOMDIR")
     from fastdicom.errors import DicomError
     assert isinstance(info.value, DicomError)
+
+
+@pytest.mark.parametrize("vr", [b"US", b"UL", b"SQ"])
+def test_referenced_file_id_with_a_damaged_vr(fileset, vr):
+    """A ReferencedFileID whose VR was damaged into a number or a sequence raised a bare
+    TypeError out of read_dicomdir and find_series; now a MalformedElementError with its tag
+    and offset, and a walk leaves the DICOMDIR out with a warning."""
+    from fastdicom.errors import MalformedElementError
+    root, paths = fileset
+    write_dicomdir(root / "DICOMDIR", [("SUB", "IM00000")])
+    data = (root / "DICOMDIR").read_bytes()
+    head = b"\x04\x00\x00\x15CS"
+    assert data.count(head) == 1
+    at = data.index(head)
+    if vr == b"SQ":     # an explicit SQ keeps a 2-byte reserved field and a 4-byte length
+        n = int.from_bytes(data[at + 6:at + 8], "little")
+        damaged = data[:at] + b"\x04\x00\x00\x15SQ\0\0" + n.to_bytes(4, "little") + data[at + 8:]
+    else:
+        damaged = data.replace(head, b"\x04\x00\x00\x15" + vr)
+    (root / "DICOMDIR").write_bytes(damaged)
+    for fn in (read_dicomdir, find_series):
+        with pytest.raises(MalformedElementError) as info:
+            fn(root / "DICOMDIR")
+        assert info.value.tag == 0x00041500 and info.value.offset == at
+    with pytest.warns(DicomWarning, match="DICOMDIR left out"):
+        stacks = find_series(root)
+    assert [s.num_instances for s in stacks] == [len(paths)]
