@@ -69,6 +69,14 @@ def element_to_json(elem, bulk_data_threshold: int,
     if vr == "AT":
         out["Value"] = [format(int(v), "08X") for v in values]
         return out
+    if vr in _INT_VRS or vr in _FLOAT_VRS:
+        if any(isinstance(v, (bytes, bytearray)) for v in values):
+            # a binary number of a wrong length, kept as bytes: no JSON number (pydicom
+            # raises too; suppress_invalid_tags leaves the element out)
+            from .errors import MalformedElementError
+            raise MalformedElementError(f"value of {len(value)} bytes is not a whole number "
+                                        f"of {vr} values", offset=getattr(elem, "header_offset",
+                                                                          None), tag=elem.tag)
     if vr in _INT_VRS:
         values = [_number(v, int) for v in values]
     elif vr in _FLOAT_VRS:
@@ -86,7 +94,8 @@ def dataset_to_json_dict(ds, bulk_data_threshold: int = 1024,
         key = f"{elem.tag:08X}"
         try:
             result[key] = element_to_json(elem, bulk_data_threshold, bulk_data_element_handler)
-        except DicomError:
+        except DicomError as exc:
             if not suppress_invalid_tags:
-                raise
+                filename = getattr(ds, "filename", None)
+                raise exc.with_context(path=filename if isinstance(filename, str) else None)
     return result

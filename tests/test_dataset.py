@@ -680,3 +680,29 @@ def test_invalid_number_strings_warn_with_the_element_and_is_decimal_is_a_float(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert fastdicom.dcmread(io.BytesIO(buf.getvalue())).InstanceNumber == 7
+
+
+def test_json_of_a_binary_number_of_a_wrong_length(tmp_path):
+    # US of 3 bytes is kept as bytes: to_json_dict wrote the text "b'\\x01\\x02\\x03'" as its
+    # number; pydicom raises (and leaves it out with suppress_invalid_tags), so do we
+    from fastdicom import testing
+    from fastdicom.errors import MalformedElementError
+    p = tmp_path / "j.dcm"
+    testing.write_file(p, [(0x00080018, "UI", "1.2"), (0x00181310, "US", b"\x01\x02\x03"),
+                           (0x00280010, "US", b"\x01\x02\x03\x04"), (0x00280011, "US", 4)],
+                       transfer_syntax=testing.EXPLICIT_LE)
+    ds = fastdicom.dcmread(p)
+    with pytest.warns(fastdicom.DicomWarning):
+        assert ds[0x00181310].value == b"\x01\x02\x03"
+    with pytest.raises(MalformedElementError) as info:
+        ds.to_json_dict()
+    assert info.value.tag == 0x00181310 and info.value.path == str(p)
+    assert info.value.offset == ds[0x00181310].header_offset
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pydicom.config, "convert_wrong_length_to_UN", True)
+        pd = pydicom.dcmread(p)
+        with pytest.raises(ValueError):
+            pd.to_json_dict()
+        want = pd.to_json_dict(suppress_invalid_tags=True)
+    assert "00181310" not in want and want["00280010"]["Value"] == [513, 1027]
+    assert ds.to_json_dict(suppress_invalid_tags=True) == want
