@@ -706,3 +706,26 @@ def test_json_of_a_binary_number_of_a_wrong_length(tmp_path):
         want = pd.to_json_dict(suppress_invalid_tags=True)
     assert "00181310" not in want and want["00280010"]["Value"] == [513, 1027]
     assert ds.to_json_dict(suppress_invalid_tags=True) == want
+
+
+def test_to_pydicom_of_values_pydicom_reads_but_does_not_construct(tmp_path):
+    # DS/IS text that is not a number and UN bytes of a tag the dictionary calls a sequence:
+    # pydicom reads them (text kept; an empty sequence) but its constructors raise, and so
+    # did to_pydicom (ValueError, TypeError); it also returned a Dataset for a file
+    from fastdicom import testing
+    p = tmp_path / "c.dcm"
+    testing.write_file(p, [(0x00080018, "UI", "1.2"), (0x00081140, "UN", b"garbage!"),
+                           (0x00180050, "DS", b"abc"), (0x00200013, "IS", b"1.5x"),
+                           (0x00280030, "DS", b"0.5\\x1")], transfer_syntax=testing.EXPLICIT_LE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = pydicom.dcmread(p)
+        got = fastdicom.dcmread(p).to_pydicom()
+        for tag in (0x00081140, 0x00180050, 0x00200013, 0x00280030):
+            assert (got[tag].VR, got[tag].value) == (want[tag].VR, want[tag].value), hex(tag)
+    assert isinstance(got, pydicom.dataset.FileDataset)
+    assert got.filename == str(p) and got.preamble == want.preamble
+    assert got.file_meta.TransferSyntaxUID == want.file_meta.TransferSyntaxUID
+    made = fastdicom.Dataset()
+    made.PatientID = "X"
+    assert type(made.to_pydicom()) is pydicom.dataset.Dataset
