@@ -725,6 +725,10 @@ cdef class ElementIndex:
             while m > 0 and (p[m - 1] == 32 or p[m - 1] == 0):
                 m -= 1
             text = PyUnicode_DecodeLatin1(<const char*>p, m, NULL)
+            if vr == VRC(b'U', b'I'):   # each UID without surrounding whitespace (pydicom)
+                if "\\" in text:
+                    return _MULTI([t.strip() for t in text.split("\\")])
+                return text.strip()
             if "\\" in text:
                 return _MULTI(text.split("\\"))
             return text

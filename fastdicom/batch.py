@@ -99,7 +99,7 @@ _BIN_FMT = {"US": "u2", "SS": "i2", "UL": "u4", "SL": "i4", "SV": "i8", "UV": "u
             "FL": "f4", "FD": "f8"}
 _BYTES_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
-_BOTH_STRIP = frozenset({"AE", "DS", "IS"})
+_BOTH_STRIP = frozenset({"AE", "DS", "IS", "UI"})   # values padded on both sides
 DEFAULT_BATCH_FILES = 2048
 _CHUNK_FILES = 1024
 

@@ -393,6 +393,10 @@ class Dataset:
             return empty_value(vr)
         if vr in _ASCII_SPLIT_VRS and not flags & F_CLIPPED:
             text = index.text(i)
+            if vr == "UI":      # each UID without surrounding whitespace (pydicom's UID())
+                if "\\" not in text:
+                    return text.strip()
+                return MultiValue(t.strip() for t in text.split("\\"))
             if "\\" not in text:
                 return text
             return MultiValue(text.split("\\"))

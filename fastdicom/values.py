@@ -161,7 +161,11 @@ def decode_value(vr: str, raw: bytes, *, little_endian: bool = True,
             value = _charset.decode_text(raw, encodings or ["iso8859"], vr, validation=validation)
             return MultiValue(value) if isinstance(value, list) else value
         if vr == "UI":
-            return _split_ascii(raw)
+            # each UID without surrounding whitespace, as pydicom's UID() keeps it
+            value = _split_ascii(raw)
+            if isinstance(value, str):
+                return value.strip()
+            return MultiValue(v.strip() for v in value)
         if vr == "DS":
             return _numeric_strings(raw, DSfloat, True)
         if vr == "IS":

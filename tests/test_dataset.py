@@ -729,3 +729,25 @@ def test_to_pydicom_of_values_pydicom_reads_but_does_not_construct(tmp_path):
     made = fastdicom.Dataset()
     made.PatientID = "X"
     assert type(made.to_pydicom()) is pydicom.dataset.Dataset
+
+
+@pytest.mark.parametrize("ts", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"])
+def test_uid_values_lose_surrounding_whitespace_as_in_pydicom(tmp_path, ts):
+    # " 1.2.3 " kept its leading space and "1.2\\ 3.4" its inner one (pydicom's UID()
+    # strips each value): a UID compared or indexed did not match the same UID written plainly
+    from fastdicom import testing, scan
+    p = tmp_path / "ui.dcm"
+    testing.write_file(p, [(0x00080016, "UI", b" 1.2\0"), (0x00080018, "UI", b" 1.2.3 "),
+                           (0x00081150, "UI", b"1.2\\ 3.4\0"),
+                           (0x00081140, "SQ", [[(0x00081155, "UI", b" 5.6 ")]]),
+                           (0x0020000D, "UI", b"1.2 \\3.4 ")], transfer_syntax=ts)
+    want = pydicom.dcmread(p)
+    ds = fastdicom.dcmread(p)
+    for kw in ("SOPClassUID", "SOPInstanceUID", "ReferencedSOPClassUID", "StudyInstanceUID"):
+        assert getattr(ds, kw) == want[kw].value, kw
+        assert ds[kw].value == want[kw].value, kw
+    assert ds.SOPInstanceUID == "1.2.3" and ds.ReferencedSOPClassUID == ["1.2", "3.4"]
+    assert ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID == "5.6" == \
+        want.ReferencedImageSequence[0].ReferencedSOPInstanceUID
+    row = scan([p], ["SOPClassUID", "SOPInstanceUID"]).to_pylist()[0]
+    assert (row["SOPClassUID"], row["SOPInstanceUID"]) == ("1.2", "1.2.3")
