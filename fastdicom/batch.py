@@ -25,14 +25,19 @@ one per keyword    typed from the data dictionary: US/SS/UL/SL/SV/IS/AT → int6
                    OB/OW/UN/... → binary.  ``list<...>`` when the dictionary VM allows more
                    than one value.  Absent or empty values are null (an empty text value of a
                    single-valued text column is ``""``); a value of padding alone (spaces,
-                   NULs) is empty; a number that does not fit its type is null.  A tag
+                   NULs) is empty; a number that does not fit its type is null, and so
+                   is DS/IS text outside PS3.5's forms (``0x10``, ``1_000``, ``inf``; IS
+                   ``1.5``); a single-valued number column holds the first of several
+                   values; UI values lose surrounding spaces; a "US or SS" tag read
+                   without a VR follows PixelRepresentation.  A tag
                    without a keyword is named ``x<tag>`` (``x00091001``), and so is a
                    repeating-group tag past the group its keyword names (``x60020010``).
 ``transfer_syntax`` string
 ``pixel_offset``   int64: file offset of the Pixel Data value (null when absent or deflated)
 ``pixel_length``   int64: its value length (for encapsulated data: bytes up to the sequence
                    delimiter)
-``num_frames``     int64: NumberOfFrames, else 1 when Pixel Data is present, else null
+``num_frames``     int64: NumberOfFrames (null when negative), else 1 when Pixel Data is
+                   present, else null
 ``error_type``     string: exception class name (``InvalidDicomError``, ``TruncatedError``,
                    ``FileChangedError``, ``PermissionError``...) or null
 ``error_message``  string: the message (never element values)
