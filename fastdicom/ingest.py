@@ -32,8 +32,9 @@ States, one per input file: ``indexed``; ``unchanged`` (same path, size and mtim
 the ledger — nothing is read); ``duplicate``; ``conflict``; ``skipped`` (symlinks, not
 followed by default; sockets/fifos/devices); ``failed`` (empty, not DICOM, truncated,
 malformed, unreadable, vanished, changed while read, no SOPInstanceUID); ``missing`` (in the
-ledger under an input root but gone; its instance row is removed and a copy, if any, takes
-its place).  When copies of one instance race, the smallest path (bytes order) wins.
+ledger under an input root, or matched by an input glob, but gone; its instance row is
+removed and a copy, if any, takes its place).  When copies of one instance race, the
+smallest path (bytes order) wins.
 
 Atomicity: each batch is one ``BEGIN IMMEDIATE`` … ``COMMIT``; its Parquet part is written
 to ``part-<batch>.parquet.tmp``, fsynced, renamed and the directory fsynced inside that
@@ -79,6 +80,7 @@ job with its own error; the writes queued after it are not made.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import itertools
@@ -763,6 +765,7 @@ class _Writer:
         self._insert_instance(row)
         self.promoted.append(row)
         self.set_state(row["path"], "indexed")
+        self.con.execute("INSERT OR IGNORE INTO temp.promoted(path) VALUES(?)", (row["path"],))
         self._restate_copies(uid, row["path"])
 
     def _restate_copies(self, uid, winner):
@@ -997,8 +1000,10 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
     paths = list(paths)         # (an iterator is read once)
-    paths = _prune_roots(paths if all(type(p) is str for p in paths) else
-                         [os.fsdecode(os.fspath(p)) for p in paths])
+    if not all(type(p) is str for p in paths):
+        paths = [os.fsdecode(os.fspath(p)) for p in paths]
+    globs = _glob_inputs(paths)
+    paths = _prune_roots(paths)
     # the writer thread is one of the workers (it needs a core of its own): the others scan
     # (2 workers: the writer and 1 scanning thread, 10.5-11.4 us/file on 20,000 tiny files
     # against 12.2-13.9 with 2 scanning threads; with 1, the calling thread scans)
@@ -1016,10 +1021,11 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
             _run(job.con, rcon, job.plan, job.layout, paths, follow_symlinks, batch_size,
                  pool, max(1, scanners), parquet, job.result, job.bar, job.track_seen,
                  job.ckpt, job.c_db, _own_files(db, parquet), dir_keys)
+            scope = _Scope(paths, globs)
             if job.track_seen:
-                _mark_missing(job.con, job.layout, paths, job.result, parquet,
+                _mark_missing(job.con, job.layout, scope, job.result, parquet,
                               job.plan.schema)
-            _clear_dir_errors(job.con, paths, dir_keys)
+            _clear_dir_errors(job.con, scope, dir_keys)
         finally:
             if rcon is not None:
                 rcon.close()
@@ -1245,6 +1251,10 @@ class _Job:
 
     def __enter__(self):
         self.t0 = time.perf_counter()
+        if os.path.isdir(self.db):
+            # (before the lock: its <db>.lock file would be left beside the folder)
+            raise IsADirectoryError(errno.EISDIR, "the index is a directory, not a file",
+                                    self.db)
         self.lock = _Lock(self.db)
         try:
             self.con = con = _connect(self.db)
@@ -1253,7 +1263,10 @@ class _Job:
             if self.parquet:
                 _clean_parts(con, self.parquet)
             con.execute("CREATE TEMP TABLE IF NOT EXISTS seen(path BLOB PRIMARY KEY,"
-                        " unchanged INT) WITHOUT ROWID")
+                        " not_read INT) WITHOUT ROWID")
+            # the copies this job promoted to instance rows (indexed, not unchanged)
+            con.execute("CREATE TEMP TABLE IF NOT EXISTS promoted(path BLOB PRIMARY KEY)"
+                        " WITHOUT ROWID")
             # with an empty ledger at the start, every ledger row is written by this job for
             # a path it saw: nothing can be missing, so the paths seen need not be kept
             self.track_seen = con.execute("SELECT 1 FROM files LIMIT 1").fetchone() is not None
@@ -1778,9 +1791,10 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
     con.execute("BEGIN IMMEDIATE")
     try:
         if track_seen:
-            con.executemany("INSERT OR IGNORE INTO seen(path, unchanged) VALUES(?, ?)",
-                            [(e.key, e.kind == "file" and idx not in scanned
-                              and ledger[e.key][2] == "indexed")
+            # (not the ledger state read by _prepare: an earlier batch of this job may have
+            # changed it since, e.g. promoted the file; _final_counts decides)
+            con.executemany("INSERT OR IGNORE INTO seen(path, not_read) VALUES(?, ?)",
+                            [(e.key, e.kind == "file" and idx not in scanned)
                              for idx, e in enumerate(entries) if e.kind != "expanded"])
         done: set = set()
         if in_c:
@@ -2051,10 +2065,12 @@ def _final_counts(con, result, track_seen) -> None:
     """The counts of the job from the ledger: the final state of every file it saw.  Counted
     as it goes, a file indexed by one batch and outdone by a copy with a smaller path in a
     later one (input not in path order), or a copy promoted when the indexed file is gone,
-    would keep the state it had first.  ``unchanged``: not read, and still indexed."""
+    would keep the state it had first.  ``unchanged``: not read, and indexed since before
+    the job (not a copy this job promoted), whatever the order of the inputs and batches."""
     counts = dict.fromkeys(STATES, 0)
     if track_seen:
-        rows = con.execute("SELECT f.state, s.unchanged, count(*) FROM temp.seen s"
+        rows = con.execute("SELECT f.state, s.not_read AND NOT EXISTS (SELECT 1 FROM"
+                           " temp.promoted p WHERE p.path = s.path), count(*) FROM temp.seen s"
                            " JOIN files f ON f.path = s.path GROUP BY 1, 2").fetchall()
     else:   # the ledger was empty at the start: all of it is this job's
         rows = con.execute("SELECT state, 0, count(*) FROM files GROUP BY 1").fetchall()
@@ -2105,16 +2121,85 @@ def _rootset(roots) -> set:
     return rootset
 
 
-def _clear_dir_errors(con, roots, recorded: set) -> None:
-    """Remove the ``dir_errors`` rows, under the job's roots, of folders this job did not
+def _glob_inputs(paths: list) -> list:
+    """The inputs :func:`_prune_roots` expands as globs (glob characters, no such path),
+    made absolute."""
+    if not _has_magic("\0".join(paths)):
+        return []
+    return [os.path.abspath(p) for p in paths if _has_magic(p) and not os.path.lexists(p)]
+
+
+class _Scope:
+    """The ledger paths a job's inputs cover (for ``missing`` and ``dir_errors``): those
+    under an input root (globs expanded), and those a glob input matches, or under a
+    folder it matches, now or not (a file gone is no longer in the glob's expansion)."""
+
+    def __init__(self, roots, globs=()):
+        self.rootset = _rootset(roots)
+        self.globs = [g.split("/") for g in globs]
+        # the folders before each glob's first component with glob characters
+        heads = set()
+        for parts in self.globs:
+            k = next((i for i, c in enumerate(parts) if _has_magic(c)), len(parts))
+            heads.add(os.fsencode("/".join(parts[:k])) or b"/")
+        self.heads = heads
+
+    def __contains__(self, path: bytes) -> bool:
+        if _under(path, self.rootset):
+            return True
+        if not self.globs or not _under(path, self.heads):
+            return False
+        parts = os.fsdecode(path).split("/")
+        return any(_glob_covers(parts, g) for g in self.globs)
+
+
+def _glob_covers(parts: list, pattern: list) -> bool:
+    """The path split into ``parts`` is one the glob split into ``pattern`` matches as
+    ``glob.glob(pattern, recursive=True)`` does, or lies below one: a component with glob
+    characters matches a name by ``fnmatchcase``, not a hidden one (leading ``.``) unless
+    it starts with ``.`` itself; ``**`` matches zero or more names, none hidden."""
+    import fnmatch
+    n = len(pattern)
+
+    def closed(states):         # ("**" also matches no name)
+        todo = list(states)
+        while todo:
+            j = todo.pop()
+            if j < n and pattern[j] == "**" and j + 1 not in states:
+                states.add(j + 1)
+                todo.append(j + 1)
+        return states
+    states = closed({0})
+    for name in parts:
+        if n in states:
+            return True
+        nxt = set()
+        hidden = name.startswith(".")
+        for j in states:
+            q = pattern[j]
+            if q == "**":
+                if not hidden:
+                    nxt.add(j)
+            elif not _has_magic(q):
+                if name == q:
+                    nxt.add(j + 1)
+            elif (not hidden or q.startswith(".")) and fnmatch.fnmatchcase(name, q):
+                nxt.add(j + 1)
+        if not nxt:
+            return False
+        states = closed(nxt)
+    return n in states
+
+
+def _clear_dir_errors(con, scope: _Scope, recorded: set) -> None:
+    """Remove the ``dir_errors`` rows, in the job's scope, of folders this job did not
     record: a folder that can be listed now, or is gone (its files are walked, or missing)."""
     rows = con.execute("SELECT path FROM dir_errors").fetchall()
     if not rows:
         return
-    rootset = _rootset(roots)
     stale = []
     for (p,) in rows:
-        if p in recorded or not _under(p, rootset):
+        if p in recorded or p not in scope:
             continue
         try:
             with os.scandir(p):
@@ -2134,12 +2219,11 @@ def _clear_dir_errors(con, roots, recorded: set) -> None:
             raise
 
 
-def _mark_missing(con, layout, roots, result, parquet=None, schema=None):
-    rootset = _rootset(roots)
+def _mark_missing(con, layout, scope: _Scope, result, parquet=None, schema=None):
     cand = con.execute("SELECT f.path, f.display, f.size, f.mtime_ns FROM files f WHERE"
                        " f.state != 'missing' AND NOT EXISTS (SELECT 1 FROM temp.seen s"
                        " WHERE s.path = f.path)").fetchall()
-    gone = [(p, d, s, m) for p, d, s, m in cand if _under(p, rootset) and _gone(p)]
+    gone = [(p, d, s, m) for p, d, s, m in cand if p in scope and _gone(p)]
     stale: list = []
     if gone:
         w = _Writer(con, layout)
@@ -2205,6 +2289,10 @@ def export_parquet(db, out) -> int:
             except _ExportRetype as exc:
                 types[exc.key] = pa.string()
         con.execute("ROLLBACK")
+        try:
+            os.replace(tmp, out)
+        except OSError as exc:      # (e.g. ``out`` is a directory): name ``out``, not tmp
+            raise OSError(exc.errno, exc.strerror, os.fspath(out)) from None
     except BaseException:
         try:
             os.unlink(tmp)
@@ -2213,7 +2301,6 @@ def export_parquet(db, out) -> int:
         raise
     finally:
         con.close()
-    os.replace(tmp, out)
     return n
 
 

@@ -1,5 +1,4 @@
 """The fastdicom command line."""
-import io
 import json
 import subprocess
 import sys
@@ -65,3 +64,46 @@ def test_interrupted_command_exits_130_without_traceback(tmp_path, capsys, monke
     assert main(["series", str(tmp_path)]) == 130
     err = capsys.readouterr().err
     assert err.strip() == "fastdicom: interrupted"
+
+
+def test_export_that_cannot_replace_its_output_leaves_no_temp_file(tmp_path, capsys):
+    """The final rename failed after the data was written (OUT is a directory): exit 1, and
+    OUT.tmp was left behind."""
+    from fastdicom.ingest import export_parquet, ingest
+    write_ct_series(tmp_path / "t", n_slices=2, rows=16, columns=16)
+    db = str(tmp_path / "i.sqlite")
+    ingest([tmp_path / "t"], db)
+    out = tmp_path / "out.parquet"
+    out.mkdir()
+    listing = ["i.sqlite", "i.sqlite.lock", "out.parquet", "t"]
+    assert main(["export", db, str(out)]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing
+    err = capsys.readouterr().err
+    assert err.startswith("fastdicom export: ") and "Is a directory" in err
+    assert repr(str(out)) in err and ".tmp" not in err      # names OUT, not its temp file
+    with pytest.raises(IsADirectoryError):
+        export_parquet(db, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing
+    assert list(out.iterdir()) == []
+    assert main(["export", db, str(tmp_path / "ok.parquet")]) == 0   # a file: written
+
+
+def test_ingest_into_a_directory_fails_and_leaves_nothing(tmp_path, capsys):
+    """``--db`` naming a folder: SQLite's "unable to open database file", and a stray
+    ``<dir>.lock`` beside the folder."""
+    from fastdicom.ingest import ingest
+    write_ct_series(tmp_path / "t", n_slices=1, rows=16, columns=16)
+    target = tmp_path / "index"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    for db in (target, tmp_path / "link"):
+        assert main(["ingest", str(tmp_path / "t"), "--db", str(db), "--json"]) == 1
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["index", "link", "t"]
+        captured = capsys.readouterr()
+        last = json.loads(captured.out.strip().splitlines()[-1])
+        assert last["error"] == "IsADirectoryError" and str(db) in last["message"]
+        assert "is a directory" in captured.err
+        with pytest.raises(IsADirectoryError):
+            ingest([tmp_path / "t"], db)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index", "link", "t"]
+    assert list(target.iterdir()) == []

@@ -2375,3 +2375,98 @@ def test_parquet_parts_keep_rows_of_other_files_with_the_same_display_path(tmp_p
     ingest([root], db, parquet=str(parts))
     got, inst, _ = _parts_and_index(db, parts)
     assert got == inst and len(inst) == 1
+
+
+def test_counts_do_not_depend_on_the_order_of_inputs_or_batches(tmp_path):
+    # a copy promoted by an earlier batch of the job (its original now fails) was counted
+    # "unchanged" when its own batch read the ledger after that commit, "indexed" when
+    # before: the counts depended on the order of the paths and on the batch size
+    results = {}
+    for order in ("original first", "copy first", "walk"):
+        for batch_size in (1, 100):
+            root = tmp_path / f"{order.replace(' ', '_')}{batch_size}"
+            (root / "a").mkdir(parents=True)
+            (root / "b").mkdir()
+            (root / "a" / "x.dcm").write_bytes(_one(1))
+            (root / "b" / "x.dcm").write_bytes(_one(1))       # an identical copy
+            fillers = []
+            for k in range(2, 10):
+                fillers.append(root / f"f{k}.dcm")
+                fillers[-1].write_bytes(_one(k))
+            db = str(root / "i.sqlite")
+            r = ingest([root], db, workers=1)
+            assert (r.indexed, r.duplicate) == (9, 1)
+            (root / "a" / "x.dcm").write_bytes(b"not dicom")    # the copy takes its place
+            paths = {"original first": [root / "a" / "x.dcm", *fillers, root / "b" / "x.dcm"],
+                     "copy first": [root / "b" / "x.dcm", *fillers, root / "a" / "x.dcm"],
+                     "walk": [root]}[order]
+            r = ingest(paths, db, workers=1, batch_size=batch_size)
+            con = sqlite3.connect(db)
+            states = sorted((os.path.relpath(os.fsdecode(p), root), s) for p, s in
+                            con.execute("SELECT path, state FROM files"))
+            inst = [os.path.relpath(os.fsdecode(p), root) for (p,) in con.execute(
+                "SELECT path FROM instances WHERE sop_instance_uid=?",
+                (testing.uid_from(("inst", 1)),))]
+            con.close()
+            results[order, batch_size] = (r.counts(), states, inst)
+    counts, states, inst = results["walk", 100]
+    # the promoted copy counts as indexed, as when the original is gone
+    assert (counts["files"], counts["indexed"], counts["unchanged"], counts["failed"]) == \
+        (10, 1, 8, 1), counts
+    assert dict(states)["b/x.dcm"] == "indexed" and dict(states)["a/x.dcm"] == "failed"
+    assert inst == ["b/x.dcm"]
+    for key, got in results.items():
+        assert got == results["walk", 100], key
+
+
+def test_glob_input_marks_vanished_files_missing(tmp_path, monkeypatch, capsys):
+    # the glob was expanded before the job and only its expansion was the job's scope: a
+    # file it matched last time and gone now stayed "indexed" (a folder input marks it
+    # missing)
+    from fastdicom.ingest import main
+    monkeypatch.chdir(tmp_path)
+    d = tmp_path / "d"
+    (d / "s.dcm").mkdir(parents=True)      # a folder the glob matches: walked
+    for k in range(3):
+        (d / f"f{k}.dcm").write_bytes(_one(k))
+    (d / "s.dcm" / "inner.dcm").write_bytes(_one(5))
+    (d / "other.txt").write_bytes(_one(7))
+    (d / ".hidden.dcm").write_bytes(_one(8))
+    db = str(tmp_path / "i.sqlite")
+    r = ingest([d / "other.txt", d / ".hidden.dcm"], db)
+    assert r.indexed == 2
+    assert main(["ingest", "d/*.dcm", "--db", db, "--json"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (last["files"], last["indexed"]) == (4, 4), last
+    con = sqlite3.connect(db)
+    # folders an earlier job could not list (written by hand: root lists every folder)
+    con.executemany("INSERT INTO dir_errors(path, display, error_type, message, errno, time)"
+                    " VALUES(?, ?, 'PermissionError', 'denied', 13, 0)",
+                    [(os.fsencode(d / "gone.dcm"), "matched by the glob, gone"),
+                     (os.fsencode(d / "gone"), "not matched by the glob")])
+    con.commit()
+    con.close()
+    # gone: a file the glob matched, a folder it matched, and files outside its scope
+    (d / "f1.dcm").unlink()
+    (d / "s.dcm" / "inner.dcm").unlink()
+    (d / "s.dcm").rmdir()
+    (d / "other.txt").unlink()
+    (d / ".hidden.dcm").unlink()
+    assert main(["ingest", "d/*.dcm", "--db", db, "--json"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (last["files"], last["unchanged"], last["missing"]) == (4, 2, 2), last
+    con = sqlite3.connect(db)
+    states = {os.path.relpath(os.fsdecode(p), d): s
+              for p, s in con.execute("SELECT path, state FROM files")}
+    inst = sorted(os.path.relpath(os.fsdecode(p), d)
+                  for (p,) in con.execute("SELECT path FROM instances"))
+    left = [os.fsdecode(p) for (p,) in con.execute("SELECT path FROM dir_errors")]
+    con.close()
+    assert states == {"f0.dcm": "indexed", "f1.dcm": "missing", "f2.dcm": "indexed",
+                      "s.dcm/inner.dcm": "missing", "other.txt": "indexed",
+                      ".hidden.dcm": "indexed"}
+    assert inst == [".hidden.dcm", "f0.dcm", "f2.dcm", "other.txt"]
+    assert left == [str(d / "gone")]
+    # the same glob as the API takes it, absolute: nothing more to mark
+    r = ingest([str(d / "*.dcm")], db)
+    assert (r.files, r.unchanged, r.missing) == (2, 2, 0)
