@@ -606,6 +606,18 @@ def _rollback(con: sqlite3.Connection) -> None:
             log.warning("ROLLBACK failed: %s", exc)
 
 
+def _refuse_other_file(db: str) -> None:
+    """Raise ``sqlite3.DatabaseError`` when ``db`` is a file that is not an SQLite database
+    (before the lock, whose ``<db>.lock`` file would be left beside it)."""
+    try:
+        with open(db, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return          # absent (created), or SQLite gives its own error
+    if head and head != b"SQLite format 3\x00"[:len(head)]:
+        raise sqlite3.DatabaseError("file is not a database")
+
+
 class _Lock:
     """An exclusive ``flock`` on ``<db>.lock``, beside the database file itself: a database
     reached through a symlink, or another spelling of its path, takes the same lock."""
@@ -1255,6 +1267,7 @@ class _Job:
             # (before the lock: its <db>.lock file would be left beside the folder)
             raise IsADirectoryError(errno.EISDIR, "the index is a directory, not a file",
                                     self.db)
+        _refuse_other_file(self.db)
         self.lock = _Lock(self.db)
         try:
             self.con = con = _connect(self.db)

@@ -1,5 +1,6 @@
 """The fastdicom command line."""
 import json
+import sqlite3
 import subprocess
 import sys
 
@@ -107,3 +108,20 @@ def test_ingest_into_a_directory_fails_and_leaves_nothing(tmp_path, capsys):
             ingest([tmp_path / "t"], db)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index", "link", "t"]
     assert list(target.iterdir()) == []
+
+
+def test_ingest_into_a_file_that_is_not_sqlite_fails_and_leaves_no_lock(tmp_path, capsys):
+    # SQLite's "file is not a database" came after the <db>.lock file was made
+    from fastdicom.ingest import ingest
+    write_ct_series(tmp_path / "t", n_slices=1, rows=16, columns=16)
+    db = tmp_path / "index.sqlite"
+    db.write_bytes(b"not an SQLite database, but a text file\n")
+    assert main(["ingest", str(tmp_path / "t"), "--db", str(db), "--json"]) == 1
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["error"] == "DatabaseError" and "not a database" in last["message"]
+    with pytest.raises(sqlite3.DatabaseError):
+        ingest([tmp_path / "t"], db)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.sqlite", "t"]
+    assert db.read_bytes() == b"not an SQLite database, but a text file\n"
+    db.write_bytes(b"")                 # an empty file is a new database
+    assert ingest([tmp_path / "t"], db, progress=False).indexed == 1
