@@ -2148,7 +2148,9 @@ class _Scope:
     folder it matches, now or not (a file gone is no longer in the glob's expansion)."""
 
     def __init__(self, roots, globs=()):
-        self.rootset = _rootset(roots)
+        # (a glob input taken literally too: a listed file named "a[1].dcm" that is gone is
+        # no longer found as such, so it is taken for a glob; its own path is in scope)
+        self.rootset = _rootset(list(roots) + list(globs))
         self.globs = [g.split("/") for g in globs]
         # the folders before each glob's first component with glob characters
         heads = set()

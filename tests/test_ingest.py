@@ -2470,3 +2470,22 @@ def test_glob_input_marks_vanished_files_missing(tmp_path, monkeypatch, capsys):
     # the same glob as the API takes it, absolute: nothing more to mark
     r = ingest([str(d / "*.dcm")], db)
     assert (r.files, r.unchanged, r.missing) == (2, 2, 0)
+
+
+def test_listed_file_with_glob_characters_in_its_name_is_marked_missing(tmp_path):
+    # a listed "a[1].dcm" that is gone is taken for a glob (glob characters, no such path):
+    # the glob matches "a1.dcm", not the file's own name, so it stayed indexed
+    d = tmp_path / "d"
+    d.mkdir()
+    odd, plain = d / "a[1].dcm", d / "a1.dcm"
+    odd.write_bytes(_one(1))
+    plain.write_bytes(_one(2))
+    db = str(tmp_path / "i.sqlite")
+    assert ingest([odd, plain], db).indexed == 2
+    odd.unlink()
+    r = ingest([odd, plain], db)
+    assert (r.files, r.unchanged, r.missing) == (2, 1, 1), r.counts()
+    con = sqlite3.connect(db)
+    states = {os.fsdecode(p): s for p, s in con.execute("SELECT path, state FROM files")}
+    con.close()
+    assert states == {str(odd): "missing", str(plain): "indexed"}
