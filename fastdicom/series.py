@@ -807,11 +807,23 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
     orientation = h.orientation
     if not frames or any(p is None for p in positions):
         order = np.arange(n)
-        geo = compute_geometry([None] * n, orientation, h.spacing,
-                               instance_numbers=list(range(n)),
-                               slice_thickness=h.slice_thickness, warn=False)
+        root = _root_frame_positions(h)
+        if root is not None:
+            # no per-frame positions: frame k at ImagePositionPatient + k * step along the
+            # normal (SpacingBetweenSlices; PS3.3 C.8.4.15 for NM), in frame order
+            synth, step, known = root
+            geo = compute_geometry(synth, orientation, h.spacing, slice_thickness=step,
+                                   warn=False)
+            if not known:
+                geo.issues.append("no per-frame positions and no SpacingBetweenSlices: frames "
+                                  f"placed every {step:g} mm from ImagePositionPatient")
+                geo.regular = False
+        else:
+            geo = compute_geometry([None] * n, orientation, h.spacing,
+                                   instance_numbers=list(range(n)),
+                                   slice_thickness=h.slice_thickness, warn=False)
+            geo.issues = [i for i in geo.issues if "InstanceNumber" not in i]
         geo.ordering = "frame"
-        geo.issues = [i for i in geo.issues if "InstanceNumber" not in i]
         return order, geo
     normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:6])) \
         if orientation else np.array([0, 0, 1.0])
@@ -828,7 +840,15 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
         slot[i] = len(uniq) - 1
     mixed = _mixed_frame_planes(h, frames)
     counts = {len(u[1]) for u in uniq}
-    if len(uniq) < n and len(counts) == 1 and not mixed:
+
+    def told_apart(members: list) -> bool:
+        # frames at one position are time points when their temporal position or dimension
+        # index tells them apart; else they are frames sharing a position (SeriesError below,
+        # as for slices)
+        keys = {(frames[f].get("temporal"), frames[f].get("dimension_index")) for f in members}
+        return len(keys) == len(members)
+    if len(uniq) < n and len(counts) == 1 and not mixed and \
+            all(told_apart(m) for _, m in uniq):
         t = counts.pop()
 
         def tkey(f: int) -> tuple:
@@ -852,6 +872,27 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
         if warn:
             warnings.warn(f"{h.path}: {mixed}", DicomWarning, stacklevel=3)
     return np.asarray(geo.order), geo
+
+
+def _root_frame_positions(h: InstanceHeader) -> Optional[tuple]:
+    """(positions, step, step known) of the frames of a multi-frame instance that records one
+    ImagePositionPatient and ImageOrientationPatient for all of them; None without both."""
+    root, ori = h.position, h.orientation
+    if root is None or ori is None or len(root) != 3 or len(ori) < 6:
+        return None
+    o = np.asarray(ori[:6], float)
+    p = np.asarray(root, float)
+    normal = np.cross(o[:3], o[3:6])
+    norm = float(np.linalg.norm(normal))
+    if not (np.isfinite(p).all() and np.isfinite(normal).all()) or norm < 1e-6:
+        return None
+    normal /= norm
+    sbs = h.spacing_between_slices
+    known = sbs is not None and math.isfinite(sbs) and sbs > 0
+    thk = h.slice_thickness
+    step = float(sbs) if known else (float(thk) if thk is not None and math.isfinite(thk)
+                                     and thk > 0 else 1.0)
+    return [tuple(p + k * step * normal) for k in range(h.n_frames)], step, known
 
 
 def _mixed_frame_planes(h: InstanceHeader, frames: list) -> Optional[str]:
@@ -1347,10 +1388,12 @@ def _frame_table_of(path: str, limits: Limits, last: list) -> None:
 
 
 def _decode_frame(path: str, frame: int, last: Optional[list] = None,
-                  limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
+                  limits: Limits = DEFAULT_LIMITS, expect_size: int = -1) -> np.ndarray:
     """Decode one frame with fastdicom's pixel module (non-direct layouts, codecs).
     ``last`` ([path, dataset], one per thread) keeps the file last read: the frames of a
-    multi-frame file are decoded from one read of its header and frame table, not one each."""
+    multi-frame file are decoded from one read of its header and frame table, not one each.
+    ``expect_size`` >= 0: the size the header scan found (a file of another size now was
+    replaced or changed since: PixelDataError, as for native slices)."""
     from .filereader import dcmread
     try:
         from .pixels import get_frame  # type: ignore[attr-defined]
@@ -1360,6 +1403,10 @@ def _decode_frame(path: str, frame: int, last: Optional[list] = None,
         ds = last[1]
     else:
         ds = dcmread(path, validation="ignore", limits=limits)
+        if expect_size >= 0:
+            if os.stat(path).st_size != expect_size:
+                raise PixelDataError("file changed since the header scan (size differs)",
+                                     path=path)
         if last is not None:
             last[:] = [path, ds]
     return np.asarray(get_frame(ds, frame))
@@ -1559,8 +1606,13 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
         if out.dtype != target:
             raise ValueError(f"out has dtype {out.dtype}, the volume needs {target}")
         array = out
-    else:
+    elif errors == "raise":
         array = np.empty(shape, dtype=target)
+    else:
+        # (zeroed pages the kernel maps on first touch: a slice that fails before anything
+        # is written to it stays zero without being written, so slices declaring a huge size
+        # that fail to decode do not make the process touch that size)
+        array = np.zeros(shape, dtype=target)
     if not rescale and len(set(zip(slopes.ravel().tolist(), icpts.ravel().tolist()))) > 1:
         warnings.warn(f"rescale slope/intercept differ between "
                       f"{'frames' if multiframe else 'slices'}; use rescale=True or the "
@@ -1594,8 +1646,10 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
     def one(item: tuple) -> Optional[tuple]:
         idx, path, frame, h = item
         dest = array[idx]
+        touched = out is not None      # (the caller's array: zeroed on failure whatever)
         try:
             if direct_ok(h, frame):
+                touched = touched or direct_dtype
                 target_buf = dest if direct_dtype else scratch()
                 got = pread_into(path, target_buf.view(np.uint8).reshape(-1),
                                  h.pixel_offset + frame * frame_bytes,
@@ -1609,11 +1663,13 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                 last = getattr(local, "last", None)
                 if last is None:
                     last = local.last = [None, None]
-                src = _decode_frame(path, frame, last if multiframe else None, limits)
+                src = _decode_frame(path, frame, last if multiframe else None, limits,
+                                    h.file_size)
                 if src.shape != sample_shape:
                     raise PixelDataError(f"decoded frame has shape {src.shape}, expected "
                                          f"{sample_shape}", path=path)
             k = np.ravel_multi_index(idx, lead) if len(lead) > 1 else idx[0]
+            touched = True
             if rescale:
                 s = float(slopes.reshape(-1)[k])
                 ic = float(icpts.reshape(-1)[k])
@@ -1638,7 +1694,8 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                 if isinstance(exc, DicomError):
                     raise exc.with_context(path=path)
                 raise
-            dest[...] = 0
+            if touched:
+                dest[...] = 0
             return (path, f"{type(exc).__name__}: {exc}")
 
     n_workers = _default_workers(workers)

@@ -1221,3 +1221,130 @@ def test_multiframe_per_frame_rescale_differs_warns_without_rescale(tmp_path):
         vol = load_series(path, rescale=True)
     assert vol.rescale_slope.ravel().tolist() == [1, 2, 3]
     np.testing.assert_allclose(vol.array, raw.array * np.array([1, 2, 3])[:, None, None] - 10)
+
+
+@pytest.mark.parametrize("ts", [RLE_LOSSLESS, DEFLATED_LE])
+def test_decoded_slice_replaced_after_the_scan_is_an_error(tmp_path, ts):
+    # a native slice of another size since the header scan raised; a decoded (RLE, deflated)
+    # one was loaded silently: another image under the first scan's geometry and rescale
+    from fastdicom.errors import PixelDataError
+    from fastdicom.testing import _encode_pixels_for
+    d = tmp_path / "s"
+    write_ct_series(d, 4, 32, 32, transfer_syntax=ts)
+    info = find_series(d)[0]
+    victim = info.instances[1].path
+    other = ct_instance_elements(rows=32, columns=32, index=3, n_slices=4, study_seed="zz",
+                                 series_seed="zz")
+    write_file(victim, _encode_pixels_for(ts, other, None, 16), transfer_syntax=ts)
+    assert os.path.getsize(victim) != info.instances[1].file_size
+    with pytest.raises(PixelDataError, match="changed since the header scan") as exc:
+        load_series(info)
+    assert exc.value.path == str(victim)
+    with pytest.warns(DicomWarning, match="zero-filled"):
+        v = load_series(info, errors="skip")
+    assert [p for p, _ in v.skipped] == [str(victim)]
+    assert not v.array[1].any() and v.array[0].any()
+
+
+def test_slice_declaring_a_huge_size_that_fails_to_decode_touches_no_memory(tmp_path):
+    # errors="skip" zero-filled the failed slice: a 2 KB deflated file declaring 12000 x
+    # 12000 made the process write 288 MB (several such files: up to limits.decode_budget)
+    import subprocess
+    import sys
+    els = [e for e in ct_instance_elements(rows=16, columns=20, index=0, n_slices=1)
+           if e[0] not in (0x00280010, 0x00280011)]
+    els = sorted(els + [(0x00280010, "US", 12000), (0x00280011, "US", 12000)],
+                 key=lambda e: e[0])
+    d = tmp_path / "s"
+    d.mkdir()
+    write_file(d / "a.dcm", els, transfer_syntax=DEFLATED_LE)
+    code = f"""
+import resource, warnings
+import fastdicom
+warnings.simplefilter("ignore")
+s = fastdicom.find_series({str(d)!r})
+assert [x.num_instances for x in s] == [1]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+v = fastdicom.load_series(s[0], errors="skip")
+grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+assert v.array.shape == (1, 12000, 12000) and len(v.skipped) == 1
+assert "holds" in v.skipped[0][1] and not v.array[0, ::500, ::500].any()
+print(grew)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) < 64 * 1024      # KiB: far below the 288 MB declared
+
+
+def _enhanced_pairs(path, zs, temporal=None):
+    n = len(zs)
+    per_frame = []
+    for k, z in enumerate(zs):
+        item = [(0x00209113, "SQ", [[(0x00200032, "DS", [0, 0, z])]])]
+        if temporal is not None:
+            item.insert(0, (0x00209111, "SQ", [[(0x00209128, "UL", temporal[k])]]))
+        per_frame.append(item)
+    write_file(path, [
+        (0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.2.1"), (0x00080018, "UI", "1.2.3.4.9"),
+        (0x00080060, "CS", "CT"), (0x0020000D, "UI", "1.2.3.1"), (0x0020000E, "UI", "1.2.3.2"),
+        (0x00280002, "US", 1), (0x00280004, "CS", "MONOCHROME2"), (0x00280008, "IS", n),
+        (0x00280010, "US", 4), (0x00280011, "US", 4), (0x00280100, "US", 16),
+        (0x00280101, "US", 16), (0x00280102, "US", 15), (0x00280103, "US", 0),
+        (0x52009229, "SQ", [[(0x00209116, "SQ", [[(0x00200037, "DS", [1, 0, 0, 0, 1, 0])]]),
+                             (0x00289110, "SQ", [[(0x00280030, "DS", [1, 1])]])]]),
+        (0x52009230, "SQ", per_frame),
+        (0x7FE00010, "OW", np.arange(n * 16, dtype="<u2").tobytes())])
+
+
+def test_frames_sharing_positions_without_time_points_raise(tmp_path):
+    # frames two per position with nothing telling the pairs apart (no TemporalPositionIndex,
+    # no DimensionIndexValues) loaded silently as a 4-D volume; README: they raise as slices
+    # sharing positions do, and errors="skip" loads them as they are
+    zs = [0, 0, 1, 1, 2, 2]
+    (tmp_path / "a").mkdir()
+    _enhanced_pairs(tmp_path / "a" / "mf.dcm", zs)
+    with pytest.raises(SeriesError, match="share positions"):
+        quiet(load_series, tmp_path / "a")
+    with pytest.warns(DicomWarning):
+        v = load_series(tmp_path / "a", errors="skip")
+    assert v.array.shape == (6, 4, 4)
+    # the same frames as two time points: a (2, 3) grid, each time point in position order
+    (tmp_path / "b").mkdir()
+    _enhanced_pairs(tmp_path / "b" / "mf.dcm", zs, temporal=[1, 2, 1, 2, 1, 2])
+    v = quiet(load_series, tmp_path / "b")
+    assert v.array.shape == (2, 3, 4, 4) and v.geometry.regular
+    frames = np.arange(6 * 16, dtype="<u2").reshape(6, 4, 4)
+    assert np.array_equal(v.array[0], frames[[0, 2, 4]])
+    assert np.array_equal(v.array[1], frames[[1, 3, 5]])
+
+
+@pytest.mark.parametrize("sbs", [2.0, None])
+def test_multiframe_without_per_frame_positions_keeps_its_root_geometry(tmp_path, sbs):
+    # one ImagePositionPatient/ImageOrientationPatient for all frames (no functional
+    # groups): the origin came back (0, 0, 0) and the step 1 mm, with no issue reported
+    n, rows, cols = 4, 8, 10
+    els = [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7.3"), (0x00080018, "UI", "1.2.3.4.5.6"),
+           (0x00080060, "CS", "OT"), (0x00180050, "DS", 3.0),
+           (0x0020000D, "UI", "1.2.3.1"), (0x0020000E, "UI", "1.2.3.2"),
+           (0x00200032, "DS", [-10.0, 20.0, 35.0]), (0x00200037, "DS", [0, 1, 0, 0, 0, -1]),
+           (0x00280002, "US", 1), (0x00280004, "CS", "MONOCHROME2"), (0x00280008, "IS", n),
+           (0x00280010, "US", rows), (0x00280011, "US", cols), (0x00280030, "DS", [0.5, 0.25]),
+           (0x00280100, "US", 16), (0x00280101, "US", 16), (0x00280102, "US", 15),
+           (0x00280103, "US", 0),
+           (0x7FE00010, "OW", np.arange(n * rows * cols, dtype="<u2").tobytes())]
+    if sbs is not None:
+        els.append((0x00180088, "DS", sbs))
+    write_file(tmp_path / "mf.dcm", sorted(els, key=lambda e: e[0]))
+    v = quiet(load_series, tmp_path)
+    row, col = np.array([0, 1.0, 0]), np.array([0, 0, -1.0])
+    normal = np.cross(row, col)
+    step = sbs or 3.0            # else SliceThickness, reported
+    assert np.allclose(v.origin, [-10, 20, 35])
+    # the affine maps (frame, row, column) indices to patient coordinates
+    for k, i, j in [(0, 0, 0), (3, 7, 9), (2, 1, 5)]:
+        want = np.array([-10, 20, 35]) + k * step * normal + i * 0.5 * col + j * 0.25 * row
+        assert np.allclose(v.affine @ [k, i, j, 1], [*want, 1]), (k, i, j)
+    assert v.geometry.regular == (sbs is not None)
+    assert bool(v.geometry.issues) == (sbs is None)
+    assert np.array_equal(v.array.reshape(-1), np.arange(n * rows * cols))
