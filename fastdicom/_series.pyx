@@ -137,7 +137,7 @@ cdef enum:
 
 cdef enum:
     POOL = 1024
-    NTAGS = 33
+    NTAGS = 34
     MAX_VALUE = 1024
     WINDOW = 4096
     MAX_DEPTH = 32
@@ -203,7 +203,8 @@ _def(28, 0x00280101u, K_US, I_BITS_STORED, 0)
 _def(29, 0x00280103u, K_US, I_PIXREP, 0)
 _def(30, 0x00281052u, K_DS, F_INTERCEPT, 0)
 _def(31, 0x00281053u, K_DS, F_SLOPE, 0)
-_def(32, 0x52009229u, K_FG, 0, 0)
+_def(32, 0x00283000u, K_FG, 0, 0)     # Modality LUT Sequence: the Python reader notes it
+_def(33, 0x52009229u, K_FG, 0, 0)
 # (5200,9230) is matched separately (it sorts after 0x52009229 and is the same kind)
 
 cdef uint32_t UNDEF = 0xFFFFFFFFu

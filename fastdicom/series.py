@@ -109,6 +109,7 @@ class InstanceHeader:
     slope: float = 1.0
     intercept: float = 0.0
     has_rescale: bool = False
+    modality_lut: bool = False     # a Modality LUT Sequence (used instead of slope/intercept)
     transfer_syntax: str = ""
     little_endian: bool = True
     pixel_tag: int = 0x7FE00010
@@ -386,6 +387,7 @@ def scan_instance(path: Any) -> Optional[InstanceHeader]:
     h.image_type = tuple(it.split("\\")) if it else ()
     slope, intercept = raw.number(0x00281053), raw.number(0x00281052)
     h.has_rescale = slope is not None or intercept is not None
+    h.modality_lut = index.find(0x00283000, -1) >= 0
     h.slope = slope if slope is not None else 1.0
     h.intercept = intercept if intercept is not None else 0.0
     h.transfer_syntax = _str(ctx.transfer_syntax)
@@ -1412,6 +1414,21 @@ def _decode_frame(path: str, frame: int, last: Optional[list] = None,
     return np.asarray(get_frame(ds, frame))
 
 
+def _modality_lut(src: np.ndarray, path: str, local: Any, limits: Limits) -> np.ndarray:
+    """``src`` through the Modality LUT Sequence of ``path`` (its header read once per thread
+    and file, in ``local.lut_ds``)."""
+    from .filereader import dcmread
+    from .pixels.lut import apply_modality_lut
+    cached = getattr(local, "lut_ds", None)
+    if cached is None or cached[0] != path:
+        cached = local.lut_ds = (path, dcmread(path, stop_before_pixels=True,
+                                               validation="ignore", limits=limits))
+    try:
+        return apply_modality_lut(src, cached[1])
+    except DicomError as exc:
+        raise exc.with_context(path=path, tag=0x00283000)
+
+
 def _sign_extend(a: np.ndarray, bits_stored: int) -> None:
     shift = a.dtype.itemsize * 8 - bits_stored
     if shift > 0:
@@ -1670,7 +1687,11 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                                          f"{sample_shape}", path=path)
             k = np.ravel_multi_index(idx, lead) if len(lead) > 1 else idx[0]
             touched = True
-            if rescale:
+            if rescale and h.modality_lut:
+                # the Modality LUT Sequence maps stored values (PS3.3 C.11.1), as
+                # pydicom's apply_modality_lut does; slope and intercept do not apply
+                np.copyto(dest, _modality_lut(src, path, local, limits), casting="unsafe")
+            elif rescale:
                 s = float(slopes.reshape(-1)[k])
                 ic = float(icpts.reshape(-1)[k])
                 if dest.dtype == np.float64:

@@ -1348,3 +1348,33 @@ def test_multiframe_without_per_frame_positions_keeps_its_root_geometry(tmp_path
     assert v.geometry.regular == (sbs is not None)
     assert bool(v.geometry.issues) == (sbs is None)
     assert np.array_equal(v.array.reshape(-1), np.arange(n * rows * cols))
+
+
+@pytest.mark.parametrize("ts", [EXPLICIT_LE, RLE_LOSSLESS])
+def test_rescale_applies_a_modality_lut_sequence_as_pydicom(tmp_path, ts):
+    # rescale=True applied slope/intercept only: the stored values of slices whose Modality
+    # LUT Sequence maps them came back unmapped
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.pixels import apply_modality_lut
+    lut = (np.arange(4096) * 3 % 65536).astype("<u2")
+    d = tmp_path / "s"
+    d.mkdir()
+    for i in range(3):
+        a = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 17 + i) % 4096
+        els = ct_instance_elements(rows=8, columns=8, index=i, n_slices=3, pixel_array=a,
+                                   bits_stored=12)
+        els = [e for e in els if e[0] not in (0x00281052, 0x00281053, 0x00281054)]
+        if i != 1:      # (one slice without: its values stay as stored)
+            els.append((0x00283000, "SQ", [[(0x00283002, "US", [4096, 0, 16]),
+                                            (0x00283006, "OW", lut.tobytes())]]))
+        from fastdicom.testing import _encode_pixels_for
+        write_file(d / f"f{i}.dcm", _encode_pixels_for(ts, sorted(els, key=lambda e: e[0]),
+                                                         None, 12), transfer_syntax=ts)
+    v = quiet(load_series, d, rescale=True)
+    ref = np.stack([apply_modality_lut(ds.pixel_array, ds) for ds in
+                    (pydicom.dcmread(p) for p in v.paths)])
+    assert np.array_equal(v.array, ref)
+    assert not np.array_equal(v.array[0], pydicom.dcmread(v.paths[0]).pixel_array)
+    raw = quiet(load_series, d)          # rescale=False: the stored values
+    assert np.array_equal(raw.array, np.stack([pydicom.dcmread(p).pixel_array
+                                               for p in raw.paths]))
