@@ -1671,6 +1671,9 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                 got = pread_into(path, target_buf.view(np.uint8).reshape(-1),
                                  h.pixel_offset + frame * frame_bytes,
                                  expect_size=h.file_size)
+                if got < 0:         # (pread_into: the size is not the scan's)
+                    raise PixelDataError("file changed since the header scan (size differs)",
+                                         path=path)
                 if got != frame_bytes:
                     raise PixelDataError("file changed or pixel data shorter than expected "
                                          f"({got} of {frame_bytes} bytes)", path=path)

@@ -1378,3 +1378,19 @@ def test_rescale_applies_a_modality_lut_sequence_as_pydicom(tmp_path, ts):
     raw = quiet(load_series, d)          # rescale=False: the stored values
     assert np.array_equal(raw.array, np.stack([pydicom.dcmread(p).pixel_array
                                                for p in raw.paths]))
+
+
+@pytest.mark.parametrize("rescale", [False, True])
+def test_native_slice_of_another_size_since_the_scan_names_the_change(tmp_path, rescale):
+    # through the per-slice reader (rescale=True) the message was "file changed or pixel
+    # data shorter than expected (-1 of 640 bytes)": a size sentinel shown as a byte count
+    from fastdicom.errors import PixelDataError
+    write_ct_series(tmp_path / "s", 3, 16, 20)
+    info = find_series(tmp_path / "s")[0]
+    victim = info.instances[2].path
+    with open(victim, "ab") as fh:
+        fh.write(b"\0" * 8)
+    with pytest.raises(PixelDataError) as exc:
+        quiet(load_series, info, rescale=rescale)
+    assert "changed since the header scan (size differs)" in str(exc.value)
+    assert "-1 of" not in str(exc.value) and exc.value.path == str(victim)
