@@ -12,7 +12,7 @@ import fastdicom
 from fastdicom.errors import (EncapsulationError, MissingCodecError, PixelDataError,
                               DicomError)
 from fastdicom.pixels._rle import rle_encode_frame
-from fastdicom.testing import encode_dataset, encode_element, encode_file_meta
+from fastdicom.testing import encode_dataset, encode_file_meta
 
 RLE = "1.2.840.10008.1.2.5"
 ROWS, COLS, N = 6, 5, 4
@@ -326,3 +326,70 @@ def test_jpegls_stream_cut_short_is_refused_before_charls(monkeypatch):
         with pytest.raises(PixelDataError, match="end-of-image"):
             _read(_one_frame_file(ts, enc[:cut], 16)).pixel_array
     assert not called
+
+
+def test_jp2_size_is_read_from_the_codestream_the_decoder_reads(monkeypatch):
+    """A JP2 file whose first SOC SIZ sits in a box before the Contiguous Codestream box (an
+    XML box holding a decoy SIZ of the header's size) passed the size check, and openjpeg
+    then allocated the real codestream's image (a 2 KB file: 1.9 GB).  The size is the
+    ``jp2c`` box's now; a JP2 file whose codestream agrees with the header decodes."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    ts = "1.2.840.10008.1.2.4.90"
+    img = (np.arange(ROWS * COLS, dtype=np.uint8) * 3).reshape(ROWS, COLS)
+    big = np.zeros((40, 30), np.uint8)
+    good = bytes(imagecodecs.jpeg2k_encode(img, level=0, codecformat="JP2"))
+    bad = bytes(imagecodecs.jpeg2k_encode(big, level=0, codecformat="JP2"))
+    decoy = bytes(imagecodecs.jpeg2k_encode(img, level=0, codecformat="J2K"))[:60]
+    xml = struct.pack(">I4s", 8 + len(decoy), b"xml ") + decoy
+    sig_end = 12                  # after the JP2 signature box
+    assert good[:sig_end] == bad[:sig_end] == b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+    bad = bad[:sig_end] + xml + bad[sig_end:]
+    np.testing.assert_array_equal(_read(_one_frame_file(ts, good)).pixel_array, img)
+    called = []
+    real = imagecodecs.jpeg2k_decode
+    monkeypatch.setattr(imagecodecs, "jpeg2k_decode",
+                        lambda *a, **k: called.append(1) or real(*a, **k))
+    with pytest.raises(PixelDataError, match="declares 40 x 30 x 1 samples"):
+        _read(_one_frame_file(ts, bad)).pixel_array
+    # a JP2 file without a codestream box, or a box length past the end: no frame header
+    for broken in (good[:sig_end] + xml, good[:sig_end] + struct.pack(">I4s", 1 << 30, b"jp2h")):
+        with pytest.raises(PixelDataError, match="no frame header"):
+            _read(_one_frame_file(ts, broken)).pixel_array
+    assert not called
+
+
+@pytest.mark.parametrize("container", [False, True])
+def test_jpegxl_declared_size_checked_before_decoding(monkeypatch, container):
+    """libjxl allocates the image its header declares: a 41 KB frame declaring 20000 x 20000
+    under Rows = Columns = 1 made 384 MB before the size was compared after decoding."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    if not imagecodecs.JPEGXL.available:
+        pytest.skip("imagecodecs without JPEG XL")
+    ts = "1.2.840.10008.1.2.4.110"
+    img = (np.arange(ROWS * COLS, dtype=np.uint8) * 3).reshape(ROWS, COLS)
+    good = bytes(imagecodecs.jpegxl_encode(img, lossless=True, usecontainer=container))
+    bad = bytes(imagecodecs.jpegxl_encode(np.zeros((300, 200), np.uint8), lossless=True,
+                                          usecontainer=container))
+    np.testing.assert_array_equal(_read(_one_frame_file(ts, good)).pixel_array, img)
+    called = []
+    real = imagecodecs.jpegxl_decode
+    monkeypatch.setattr(imagecodecs, "jpegxl_decode",
+                        lambda *a, **k: called.append(1) or real(*a, **k))
+    with pytest.raises(PixelDataError, match="declares 300 x 200 pixels"):
+        _read(_one_frame_file(ts, bad)).pixel_array
+    with pytest.raises(PixelDataError, match="no size header"):
+        _read(_one_frame_file(ts, b"\xff\x0a")).pixel_array
+    assert not called
+
+
+def test_jpegxl_size_header_parsed_as_libjxl_reads_it():
+    # every SizeHeader form (small multiples of 8, the four U32 ranges, the ratio codes)
+    imagecodecs = pytest.importorskip("imagecodecs")
+    if not imagecodecs.JPEGXL.available:
+        pytest.skip("imagecodecs without JPEG XL")
+    from fastdicom.pixels.codecs import jpegxl_parameters
+    sizes = [(8, 8), (256, 256), (1, 1), (64, 48), (90, 160), (100, 120), (300, 400),
+             (96, 72), (513, 700), (3, 1000), (1000, 3), (600, 1200), (9000, 2)]
+    for h, w in sizes:
+        enc = imagecodecs.jpegxl_encode(np.zeros((h, w), np.uint8), lossless=True)
+        assert jpegxl_parameters(enc) == {"width": w, "height": h}, (h, w)

@@ -130,9 +130,12 @@ def j2k_parameters(src) -> dict:
     ``components`` from a JPEG 2000 SIZ marker (raw codestream or JP2 file)."""
     data = src if type(src) is bytes else bytes(src)
     start = 0
-    if data[:4] != b"\xff\x4f\xff\x51":
-        start = data.find(b"\xff\x4f\xff\x51")
-        if start < 0:
+    if data[:4] != _SOC_SIZ:
+        # a JP2 file: the codestream of its Contiguous Codestream box, the one the decoder
+        # reads (not the first SOC SIZ found anywhere: one in an earlier box, an XML box say,
+        # would pass the size check for the decoder to allocate from another)
+        start = _box_content(data, _JP2_SIGNATURE, b"jp2c")
+        if start < 0 or data[start:start + 4] != _SOC_SIZ:
             return {}
     if len(data) < start + 43:
         return {}
@@ -142,6 +145,89 @@ def j2k_parameters(src) -> dict:
     return {"precision": (ssiz & 0x7F) + 1, "is_signed": bool(ssiz & 0x80),
             "width": xsiz - xo if xsiz > xo else 0, "height": ysiz - yo if ysiz > yo else 0,
             "components": csiz}
+
+
+_SOC_SIZ = b"\xff\x4f\xff\x51"
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+_JXL_SIGNATURE = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+
+
+def _box_content(data: bytes, signature: bytes, kind: bytes) -> int:
+    """The offset of the content of the first top-level box of type ``kind`` in an ISO base
+    media file (JP2, JPEG XL container) starting with ``signature``; -1 when there is none
+    (every box length checked against the bytes present)."""
+    if data[:len(signature)] != signature:
+        return -1
+    pos, n = 0, len(data)
+    for _ in range(10_000):
+        if pos + 8 > n:
+            return -1
+        size, box = struct.unpack_from(">I4s", data, pos)
+        head = 8
+        if size == 1:                   # a 64-bit length follows
+            if pos + 16 > n:
+                return -1
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+            head = 16
+        elif size == 0:                 # the last box: to the end of the data
+            size = n - pos
+        if box == kind:
+            return pos + head
+        if size < head:
+            return -1
+        pos += size
+    return -1
+
+
+class _Bits:
+    """Bits of a byte string, least significant first (the JPEG XL bit stream)."""
+
+    def __init__(self, data: bytes, pos: int = 0):
+        self.data, self.bit = data, 8 * pos
+
+    def u(self, n: int) -> int:
+        v = 0
+        for k in range(n):
+            byte = self.bit >> 3
+            if byte >= len(self.data):
+                raise ValueError("JPEG XL header cut short")
+            v |= ((self.data[byte] >> (self.bit & 7)) & 1) << k
+            self.bit += 1
+        return v
+
+    def size(self) -> int:      # U32(1 + u(9), 1 + u(13), 1 + u(18), 1 + u(30))
+        return 1 + self.u((9, 13, 18, 30)[self.u(2)])
+
+
+# width / height of the JPEG XL SizeHeader's ratio codes 1..7 (ISO/IEC 18181-1 D.2)
+_JXL_RATIOS = ((1, 1), (12, 10), (4, 3), (3, 2), (16, 9), (5, 4), (2, 1))
+
+
+def jpegxl_parameters(src) -> dict:
+    """``width`` and ``height`` from the SizeHeader of a JPEG XL codestream (bare, or in the
+    ``jxlc`` / first ``jxlp`` box of the container); {} when there is none."""
+    data = src if type(src) is bytes else bytes(src)
+    start = 0
+    if data[:2] != b"\xff\x0a":
+        start = _box_content(data, _JXL_SIGNATURE, b"jxlc")
+        if start < 0:
+            start = _box_content(data, _JXL_SIGNATURE, b"jxlp")
+            start = start + 4 if start >= 0 else -1     # (a part index precedes it)
+        if start < 0 or data[start:start + 2] != b"\xff\x0a":
+            return {}
+    bits = _Bits(data, start + 2)
+    try:
+        small = bits.u(1)
+        height = 8 * (1 + bits.u(5)) if small else bits.size()
+        ratio = bits.u(3)
+        if ratio:
+            num, den = _JXL_RATIOS[ratio - 1]
+            width = height * num // den
+        else:
+            width = 8 * (1 + bits.u(5)) if small else bits.size()
+    except ValueError:
+        return {}
+    return {"width": width, "height": height}
 
 
 def _check_declared_size(params: dict, info: PixelInfo, ts: str, name: str) -> None:
@@ -271,6 +357,15 @@ def _decode_j2k(src, info: PixelInfo, state: FrameState):
 def _decode_jpegxl(src, info: PixelInfo, state: FrameState):
     ts = info.transfer_syntax
     ic = _imagecodecs(ts)
+    params = jpegxl_parameters(src)
+    if not params:
+        raise PixelDataError(f"JPEG XL codestream has no size header (transfer syntax {ts})",
+                             tag=info.tag)
+    if (params["height"], params["width"]) != (info.rows, info.columns):
+        # (libjxl allocates the image its header declares before anything can be checked)
+        raise PixelDataError(
+            f"JPEG XL codestream declares {params['height']} x {params['width']} pixels, the "
+            f"header {info.rows} x {info.columns} (transfer syntax {ts})", tag=info.tag)
     arr = _codec_call(ts, "JPEG XL", _need(ic, "jpegxl_decode", ts), src)
     if info.samples_per_pixel == 3 and "YBR" in state.photometric:
         state.photometric = "RGB"   # libjxl returns RGB samples
