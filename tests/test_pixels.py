@@ -505,3 +505,25 @@ def test_out_of_memory_in_a_codec_is_limit_exceeded(tmp_path, monkeypatch):
     for read in (lambda ds: ds.pixel_array, lambda ds: ds.frame(0)):
         with pytest.raises(LimitExceededError, match="16 bytes"):
             read(fastdicom.dcmread(path))
+
+
+def test_error_on_pixel_data_set_in_memory_has_no_file_offset(tmp_path):
+    # a value set in memory has no offset in the file: the error said offset -1
+    p = tmp_path / "m.dcm"
+    testing.write_file(p, [(0x00080018, "UI", "1.2.3"), (0x00280002, "US", 1),
+                           (0x00280004, "CS", "MONOCHROME2"), (0x00280010, "US", 4),
+                           (0x00280011, "US", 5), (0x00280100, "US", 16),
+                           (0x00280101, "US", 16), (0x00280102, "US", 15),
+                           (0x00280103, "US", 0), (0x7FE00010, "OW", bytes(40))])
+    ds = fastdicom.dcmread(p)
+    ds.PixelData = bytes(10)
+    with pytest.raises(PixelDataError) as exc:
+        ds.pixel_array
+    assert exc.value.offset is None and exc.value.tag == 0x7FE00010
+    assert "offset" not in str(exc.value)
+    read = fastdicom.dcmread(p)          # read from the file: its offset
+    read_short = p.read_bytes()[:-30]
+    p.write_bytes(read_short)
+    with pytest.raises(PixelDataError) as exc, pytest.warns(fastdicom.DicomWarning):
+        fastdicom.dcmread(p).pixel_array
+    assert exc.value.offset == read[0x7FE00010].header_offset

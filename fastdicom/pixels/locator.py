@@ -258,6 +258,8 @@ def pixel_info(ds) -> PixelInfo:
     ts = _transfer_syntax(ds, ctx)
     encapsulated = bool(flags & _F_ENCAPSULATED)
     buffer = ctx.buffer if ctx is not None else b""
+    if header_offset is not None and header_offset < 0:
+        header_offset = None    # (a value set in memory: no offset in a file)
     if value_offset < 0:
         # a value set in memory (ds.PixelData = ...), not read from the buffer
         buffer, value_offset, value_length = _value_in_memory(ds, tag, ts, path)
