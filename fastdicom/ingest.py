@@ -689,10 +689,18 @@ def _write_part(parquet_dir: str, batch_id: int, table: pa.Table,
 # ----------------------------------------------------------------------------- per-row logic
 
 def _sha256(path_bytes: bytes) -> Optional[bytes]:
+    """The hash of a file's bytes (None when it cannot be read).  A symbolic link is read
+    through: it is in the index only when a job that follows links read it so (its hash
+    was None, and its identical copies were recorded as conflicts)."""
     try:
         data, size, mtime, changed = _batch.read_checked(path_bytes, -1, True)
-    except OSError:
-        return None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            return None
+        try:
+            data, size, mtime, changed = _batch.read_checked(path_bytes, -1, False)
+        except OSError:
+            return None
     return hashlib.sha256(data).digest()
 
 

@@ -2489,3 +2489,23 @@ def test_listed_file_with_glob_characters_in_its_name_is_marked_missing(tmp_path
     states = {os.fsdecode(p): s for p, s in con.execute("SELECT path, state FROM files")}
     con.close()
     assert states == {str(odd): "missing", str(plain): "indexed"}
+
+
+def test_followed_link_winner_and_its_identical_copies_are_duplicates(tmp_path):
+    # with follow_symlinks a link read through wins (smallest path); its hash was taken
+    # without following it (None), so its identical target and copy became "conflict"
+    t = tmp_path / "tree"
+    (t / "real").mkdir(parents=True)
+    (t / "real" / "b.dcm").write_bytes(_one(1))
+    (t / "real" / "c.dcm").write_bytes(_one(1))
+    (t / "real" / "d.dcm").write_bytes(_one(1, instance_number=99))   # same UID, other bytes
+    os.symlink(t / "real" / "b.dcm", t / "a_link.dcm")
+    db = str(tmp_path / "i.sqlite")
+    r = ingest([t], db, follow_symlinks=True)
+    assert (r.indexed, r.duplicate, r.conflict) == (1, 2, 1), r.counts()
+    con = sqlite3.connect(db)
+    states = {os.path.relpath(os.fsdecode(p), t): s
+              for p, s in con.execute("SELECT path, state FROM files")}
+    con.close()
+    assert states == {"a_link.dcm": "indexed", "real/b.dcm": "duplicate",
+                      "real/c.dcm": "duplicate", "real/d.dcm": "conflict"}
