@@ -262,6 +262,14 @@ def _one_frame_file(ts, enc, bits=8):
     return b"\0" * 128 + b"DICM" + meta + body
 
 
+def _spy(monkeypatch, module, name: str) -> list:
+    """Wrap ``module.name`` to record its calls (one item each) in the list returned."""
+    called: list = []
+    real = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: called.append(1) or real(*a, **k))
+    return called
+
+
 def _patch_sof(enc: bytes, width: int) -> bytes:
     """The width of the first SOF (JPEG, JPEG-LS) set to ``width``."""
     from fastdicom.pixels.codecs import _SOF_MARKERS
@@ -292,9 +300,7 @@ def test_declared_codestream_size_checked_before_decoding(codec, monkeypatch):
         assert enc[:4] == b"\xff\x4f\xff\x51"
         bad = enc[:8] + struct.pack(">I", 0x00AB0280) + enc[12:]   # Xsiz: 11 million
     np.testing.assert_array_equal(_read(_one_frame_file(ts, enc)).pixel_array, img)
-    called = []
-    real = getattr(imagecodecs, name)
-    monkeypatch.setattr(imagecodecs, name, lambda *a, **k: called.append(1) or real(*a, **k))
+    called = _spy(monkeypatch, imagecodecs, name)
     with pytest.raises(PixelDataError, match="declares"):
         _read(_one_frame_file(ts, bad)).pixel_array
     assert not called
@@ -345,10 +351,7 @@ def test_jp2_size_is_read_from_the_codestream_the_decoder_reads(monkeypatch):
     assert good[:sig_end] == bad[:sig_end] == b"\x00\x00\x00\x0cjP  \r\n\x87\n"
     bad = bad[:sig_end] + xml + bad[sig_end:]
     np.testing.assert_array_equal(_read(_one_frame_file(ts, good)).pixel_array, img)
-    called = []
-    real = imagecodecs.jpeg2k_decode
-    monkeypatch.setattr(imagecodecs, "jpeg2k_decode",
-                        lambda *a, **k: called.append(1) or real(*a, **k))
+    called = _spy(monkeypatch, imagecodecs, "jpeg2k_decode")
     with pytest.raises(PixelDataError, match="declares 40 x 30 x 1 samples"):
         _read(_one_frame_file(ts, bad)).pixel_array
     # a JP2 file without a codestream box, or a box length past the end: no frame header
@@ -371,10 +374,7 @@ def test_jpegxl_declared_size_checked_before_decoding(monkeypatch, container):
     bad = bytes(imagecodecs.jpegxl_encode(np.zeros((300, 200), np.uint8), lossless=True,
                                           usecontainer=container))
     np.testing.assert_array_equal(_read(_one_frame_file(ts, good)).pixel_array, img)
-    called = []
-    real = imagecodecs.jpegxl_decode
-    monkeypatch.setattr(imagecodecs, "jpegxl_decode",
-                        lambda *a, **k: called.append(1) or real(*a, **k))
+    called = _spy(monkeypatch, imagecodecs, "jpegxl_decode")
     with pytest.raises(PixelDataError, match="declares 300 x 200 pixels"):
         _read(_one_frame_file(ts, bad)).pixel_array
     with pytest.raises(PixelDataError, match="no size header"):
