@@ -221,12 +221,39 @@ def iter_files(paths, *, follow_symlinks: bool = False) -> Iterator[WalkEntry]:
             st = os.lstat(p)
         except (OSError, ValueError) as exc:    # ValueError: a NUL byte in the path
             if _has_magic(p):
-                for g in sorted(_glob.glob(p, recursive=True)):
+                for g in _glob_roots(p):
                     yield from _walk_one(g, follow_symlinks, visited)
                 continue
             yield WalkEntry(p, "error", exc)
             continue
         yield from _walk_one(p, follow_symlinks, visited, st)
+
+
+def _glob_roots(pattern: str) -> list:
+    """The matches of ``pattern`` (recursive, sorted) without those inside a matched folder:
+    that folder's walk yields them (``d/**/*`` matches ``d/a`` and ``d/a/x.dcm``; each file
+    once, as a walk of ``d`` gives it)."""
+    folders: set = set()
+    out = []
+    for g in sorted(_glob.glob(pattern, recursive=True)):
+        parent, inside = g.rstrip("/") or "/", False
+        while True:
+            up = os.path.dirname(parent)
+            if up == parent or not up:
+                break
+            if up in folders:
+                inside = True
+                break
+            parent = up
+        if inside:
+            continue
+        try:
+            if _stat.S_ISDIR(os.lstat(g).st_mode):
+                folders.add(g.rstrip("/") or "/")      # ("d/**" matches "d/" itself)
+        except OSError:
+            pass
+        out.append(g)
+    return out
 
 
 def _walk_one(p, follow, visited, st=None):
@@ -975,8 +1002,8 @@ def _assemble(plan: _Plan, paths: list, nofollow: bool, r: dict,
         pixrep = _int64_values(_decode_column(_PIXREP_SPEC, columns[plan.pos[_PIXREP_TAG]], big,
                                               charsets, n), -1)
     for spec in plan.specs:
-        arrays.append(_decode_column(spec, columns[plan.pos[spec.tag]], big, charsets, n,
-                                     pixrep))
+        arrays.append(_pn_groups(spec, _decode_column(spec, columns[plan.pos[spec.tag]], big,
+                                                      charsets, n, pixrep)))
     ts_spec = _Spec("TransferSyntaxUID", _TS_TAG, "UI", False)
     ts = _decode_column(ts_spec, columns[plan.pos[_TS_TAG]], big, charsets, n)
     fr_spec = _Spec("NumberOfFrames", _FRAMES_TAG, "IS", False)
@@ -988,6 +1015,20 @@ def _assemble(plan: _Plan, paths: list, nofollow: bool, r: dict,
                _array_of(err_type, pa.string()), _array_of(err_msg, pa.string()),
                _array_of(err_off, pa.int64()), _array_of(err_tag, pa.int64())]
     return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
+
+
+def _pn_groups(spec: _Spec, arr: pa.Array) -> pa.Array:
+    """A PN column without empty trailing component groups ("A^B=C=" is "A^B=C"), as
+    pydicom's and the Dataset's PersonName give it."""
+    if spec.vr != "PN":
+        return arr
+    values = arr.values if spec.multi else arr
+    if len(values) == 0 or not pc.any(pc.ends_with(values, "=")).as_py():
+        return arr
+    values = pc.replace_substring_regex(values, "=+$", "")
+    if spec.multi:
+        return pa.ListArray.from_arrays(arr.offsets, values, mask=arr.is_null())
+    return values
 
 
 def _frames(fr: pa.Array, pix_l: np.ndarray) -> np.ndarray:
@@ -1217,7 +1258,7 @@ def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
     bad_size = size < 0
     arrays = [path_array, _int64_array(size, bad_size), _int64_array(mtime, bad_size)]
     for spec, j, kind in plan.fields:
-        arrays.append(column(spec, j, kind))
+        arrays.append(_pn_groups(spec, column(spec, j, kind)))
     ts = column(_TS_SPEC, plan.pos[_TS_TAG], plan.kinds[plan.pos[_TS_TAG]])
     fr = column(_FRAMES_SPEC, plan.pos[_FRAMES_TAG], plan.kinds[plan.pos[_FRAMES_TAG]])
     frames = _frames(fr, pix_l)
@@ -1611,6 +1652,7 @@ def scan(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
     ACR-NEMA), as ``dcmread(force=True)`` does, when their first tag is of group 0000, 0002,
     0004 or 0008; other files still fail with ``InvalidDicomError``.
     """
+    tags = tuple(tags)          # (read twice: an iterator would be empty the second time)
     batches = list(scan_batches(paths, tags, workers=workers, errors=errors,
                                 follow_symlinks=follow_symlinks, force=force))
-    return pa.Table.from_batches(batches, schema=schema(tuple(tags)))
+    return pa.Table.from_batches(batches, schema=schema(tags))

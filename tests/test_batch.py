@@ -976,3 +976,44 @@ def test_negative_number_of_frames_is_no_frame_count(tmp_path):
         testing.write_file(p, els)
         for t in (scan([str(p)]), _python_decoded([str(p)], ["Rows"])):
             assert t.column("num_frames")[0].as_py() == w, nf
+
+
+def test_recursive_glob_matching_folders_gives_each_file_once(tmp_path):
+    # "d/**/*" matches d/a and d/a/x.dcm: the folder was walked and the file read again
+    # (3 files came back as 6 rows, "d/**" as 9); tags given as a generator failed
+    d = tmp_path / "d"
+    for sub in ("", "a", "a/b"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+        testing.write_file(d / sub / "x.dcm", [(0x00080018, "UI", f"1.2.{len(sub)}")])
+    want = sorted(str(p) for p in d.rglob("*.dcm"))
+    for pattern in (f"{d}/**/*", f"{d}/**", f"{d}/**/*.dcm", f"{d}/*"):
+        t = scan(pattern, (k for k in ["SOPInstanceUID"]))
+        got = t.column("path").to_pylist()
+        assert sorted(got) == want, pattern        # (d/* matches d/a: walked)
+        assert len(set(got)) == len(got)
+    assert sorted(scan(d).column("path").to_pylist()) == want
+
+
+def test_person_names_lose_empty_trailing_groups_as_pydicom(tmp_path):
+    # "Wang^XiaoDong=王^小東=" (an empty phonetic group): scan kept the "=", pydicom and
+    # dcmread drop it; in the fast and the generic decoder, single- and multi-valued
+    import fastdicom
+    pydicom = pytest.importorskip("pydicom")
+    tags = ["PatientName", "OtherPatientNames", "ReferringPhysicianName"]
+    paths = []
+    for k, (cs, name) in enumerate([("ISO_IR 192", "Wang^XiaoDong=王^小東="),
+                                    ("ISO_IR 100", "Müller^Jürgen=="),
+                                    ("ISO_IR 100", "=Yamada")]):
+        p = tmp_path / f"pn{k}.dcm"
+        testing.write_file(p, [(0x00080005, "CS", cs), (0x00080018, "UI", f"1.{k}"),
+                               (0x00080090, "PN", "A^B^^="),
+                               (0x00100010, "PN", name),
+                               (0x00101001, "PN", [name, "C=D="])])
+        paths.append(str(p))
+    for t in (scan(paths, tags), _python_decoded(paths, tags)):
+        for row in t.to_pylist():
+            ds = pydicom.dcmread(row["path"])
+            fd = fastdicom.dcmread(row["path"])
+            assert row["PatientName"] == str(ds.PatientName) == str(fd.PatientName)
+            assert row["OtherPatientNames"] == [str(v) for v in ds.OtherPatientNames]
+            assert row["ReferringPhysicianName"] == str(ds.ReferringPhysicianName) == "A^B^^"
