@@ -57,6 +57,17 @@ def _cmd_demo(args) -> int:
                     directory=args.directory, keep=args.keep)
 
 
+def _positive_int(text: str) -> int:
+    """An argument that must be a whole number >= 1 (else a usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastdicom", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -70,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--no-pixels", action="store_true", help="stop before the pixel data")
     dump.set_defaults(func=_cmd_dump)
     demo = sub.add_parser("demo", help="generate a synthetic CT study, read, index and load it")
-    demo.add_argument("--slices", type=int, default=200)
-    demo.add_argument("--rows", type=int, default=512)
-    demo.add_argument("--columns", type=int, default=512)
+    demo.add_argument("--slices", type=_positive_int, default=200)
+    demo.add_argument("--rows", type=_positive_int, default=512)
+    demo.add_argument("--columns", type=_positive_int, default=512)
     demo.add_argument("--directory", default=None, help="where to write (default: a temp dir)")
     demo.add_argument("--keep", action="store_true", help="keep the generated files")
     demo.set_defaults(func=_cmd_demo)

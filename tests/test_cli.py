@@ -125,3 +125,15 @@ def test_ingest_into_a_file_that_is_not_sqlite_fails_and_leaves_no_lock(tmp_path
     assert db.read_bytes() == b"not an SQLite database, but a text file\n"
     db.write_bytes(b"")                 # an empty file is a new database
     assert ingest([tmp_path / "t"], db, progress=False).indexed == 1
+
+
+@pytest.mark.parametrize("args", [["bench", "--size", "x"], ["bench", "--size", "0"],
+                                  ["demo", "--slices", "0"], ["demo", "--rows", "-3"],
+                                  ["demo", "--columns", "many"]])
+def test_bad_arguments_of_bench_and_demo_are_usage_errors(args):
+    # "bench --size x" ended in a ValueError traceback, "demo --slices 0" in a
+    # ZeroDivisionError, both with exit code 1; usage errors exit 2 with a message
+    r = subprocess.run([sys.executable, "-m", "fastdicom", *args], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and f"argument {args[1]}" in r.stderr

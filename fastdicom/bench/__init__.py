@@ -98,13 +98,24 @@ def _cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size_arg(text: str) -> str:
+    """``--size`` checked when parsed (a bad one is a usage error, exit 2)."""
+    from .datagen import parse_size
+    try:
+        if parse_size(text) <= 0:
+            raise ValueError(f"not a positive size: {text!r}")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def register_cli(subparsers: Any) -> None:
     """Add ``fastdicom bench`` to the CLI's subparsers."""
     p = subparsers.add_parser(
         "bench", help="run the benchmark suite and write a report",
         description="Run the benchmark suite against the raw floor and installed peers; write "
                     "report.md, report.json and PNG charts.")
-    p.add_argument("--size", default="1GiB",
+    p.add_argument("--size", default="1GiB", type=_size_arg,
                    help="CT series size (default 1GiB; 'tiny' for a smoke run); the multi-frame"
                         " and scaling data derive from it")
     p.add_argument("--groups", default=None,
