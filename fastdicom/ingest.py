@@ -2277,7 +2277,7 @@ def _mark_missing(con, layout, scope: _Scope, result, parquet=None, schema=None)
 # ----------------------------------------------------------------------------- export / demo
 
 _EXPORT_FIXED = pa.schema([
-    ("sop_instance_uid", pa.string()), ("path", pa.string()), ("display_path", pa.string()),
+    ("sop_instance_uid", pa.string()), ("path", pa.binary()), ("display_path", pa.string()),
     ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sop_class_uid", pa.string()),
     ("series_instance_uid", pa.string()), ("study_instance_uid", pa.string()),
     ("transfer_syntax_uid", pa.string()), ("rows", pa.int64()), ("columns", pa.int64()),
@@ -2287,9 +2287,10 @@ _EXPORT_ROWS = 5000
 
 def export_parquet(db, out) -> int:
     """Write the whole ``instances`` table to the Parquet file ``out``: its fixed columns
-    (``path`` as text) and its tag columns, each typed as :func:`scan` types that keyword
-    (lists from their JSON text; a column it cannot type, or whose values do not fit that
-    type, is exported as text; binary values as hex).  An index of schema version 2 not yet
+    (``path`` as the file name's exact bytes, binary, and ``display_path`` as text) and its
+    tag columns, each typed as :func:`scan` types that keyword (lists from their JSON text;
+    a column it cannot type, or whose values do not fit that type, is exported as text,
+    binary values then as hex).  An index of schema version 2 not yet
     migrated (its tags in an ``attributes`` JSON object) is exported the same way.  Streams
     ``_EXPORT_ROWS`` rows at a time from one read transaction (a consistent snapshot while a
     job writes); ``out`` appears complete or not at all.  Returns the number of rows."""
@@ -2303,8 +2304,7 @@ def export_parquet(db, out) -> int:
         keys = sorted(set(columns) | set(_attribute_keys(con) if legacy else ()))
         types = {}
         for k in keys:
-            t = _keyword_type(k)
-            types[k] = pa.string() if pa.types.is_binary(t) else t
+            types[k] = _keyword_type(k)
         while True:     # once more for each column whose values do not fit its type
             try:
                 n = _write_export(con, tmp, keys, columns, legacy, types, pq)
@@ -2402,9 +2402,10 @@ def _write_export(con, tmp, keys, columns, legacy, types, pq) -> int:
             cols = [list(c) for c in zip(*rows)]
             sop = cols[0]
             attrs = [_attributes(a, uid) for a, uid in zip(cols[-1], sop)] if legacy else None
+            # (path: the file name's exact bytes, display_path its text)
             arrays = [_array_or_convert(c, f.type) for c, f in
-                      zip([cols[0], [_display_path(os.fsdecode(p)) for p in cols[1]]]
-                          + cols[2:nfixed], _EXPORT_FIXED)]
+                      zip([cols[0], [bytes(p) for p in cols[1]]] + cols[2:nfixed],
+                          _EXPORT_FIXED)]
             for k in keys:
                 values = cols[where[k]] if k in where else [None] * len(rows)
                 if attrs is not None:     # (a migrated index keeps its column's value)

@@ -1415,7 +1415,8 @@ def test_cli_tags_as_keywords_and_tag_numbers(tmp_path):
 def test_export_streams_typed_columns(tmp_path, monkeypatch):
     """``export_parquet`` writes every instance row, in chunks, with one column per tag
     typed as the scan types it, equal to what the scan reads from the files (binary values as
-    hex; tags a job did not ask for are null); a value that does not fit that type (here
+    binary, as the scan gives them: they were hex text; ``path`` the file name's bytes; tags
+    a job did not ask for are null); a value that does not fit that type (here
     written into the index by hand) turns that column to text instead of failing or losing
     it."""
     import math
@@ -1435,20 +1436,21 @@ def test_export_streams_typed_columns(tmp_path, monkeypatch):
     assert pq.ParquetFile(out).metadata.num_row_groups == 6
     assert t.schema.field("ImagePositionPatient").type == pa.list_(pa.float64())
     assert t.schema.field("InstanceNumber").type == pa.int64()
-    assert t.schema.field("x00091001").type == pa.string()   # binary: as hex text
+    assert t.schema.field("x00091001").type == pa.binary()   # as the scan types it
+    assert t.schema.field("path").type == pa.binary()
     # the oracle: the scan of each folder with the tags its job read (those asked for and
     # those the hierarchy needs)
     want = {}
     for folder, tags in (("a", list(mod.DEFAULT_TAGS)), ("b", tags_b)):
         tags = tags + [k for k in mod._REQUIRED_TAGS if k not in tags]
         for r in scan(root / folder, tags).to_pylist():
-            vals = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in r.items()
+            vals = {k: v for k, v in r.items()
                     if k in t.column_names and k not in mod._EXPORT_FIXED.names}
             want[r["SOPInstanceUID"]] = (r["path"], vals)
     got = {r["sop_instance_uid"]: r for r in t.to_pylist()}
     assert set(got) == set(want)
     for uid, (path, vals) in want.items():
-        assert got[uid]["path"] == path
+        assert got[uid]["path"] == os.fsencode(path) and got[uid]["display_path"] == path
         for k in t.column_names[len(mod._EXPORT_FIXED):]:
             g, v = got[uid][k], vals.get(k)
             assert g == v or (isinstance(v, float) and math.isnan(v) and math.isnan(g)), k
@@ -2509,3 +2511,22 @@ def test_followed_link_winner_and_its_identical_copies_are_duplicates(tmp_path):
     con.close()
     assert states == {"a_link.dcm": "indexed", "real/b.dcm": "duplicate",
                       "real/c.dcm": "duplicate", "real/d.dcm": "conflict"}
+
+
+def test_export_keeps_file_names_that_are_not_utf8(tmp_path):
+    # "caf\xe9.dcm" and "caf\xe8.dcm" both became "caf\ufffd.dcm" in the exported path: two
+    # files, one path.  path holds the exact bytes now (display_path the text form)
+    root = tmp_path / "t"
+    root.mkdir()
+    names = [b"caf\xe9.dcm", b"caf\xe8.dcm", b"plain.dcm"]
+    for k, name in enumerate(names):
+        with open(os.path.join(os.fsencode(root), name), "wb") as fh:
+            fh.write(_one(k))
+    db = str(tmp_path / "i.sqlite")
+    assert ingest([root], db).indexed == 3
+    out = tmp_path / "o.parquet"
+    assert export_parquet(db, out) == 3
+    t = pq.read_table(out)
+    got = sorted(t.column("path").to_pylist())
+    assert got == sorted(os.path.join(os.fsencode(root), n) for n in names)
+    assert str(root / "plain.dcm") in t.column("display_path").to_pylist()
