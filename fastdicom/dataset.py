@@ -130,6 +130,8 @@ class DataElement:
         value = self.value
         if value is None or (isinstance(value, (str, bytes)) and value == "" or value == b""):
             return 0
+        if hasattr(value, "components") and not str(value):
+            return 0            # an empty PersonName (not a str), as pydicom counts it
         if self.VR == "SQ":
             return 1
         if isinstance(value, (list, tuple)):

@@ -751,3 +751,17 @@ def test_uid_values_lose_surrounding_whitespace_as_in_pydicom(tmp_path, ts):
         want.ReferencedImageSequence[0].ReferencedSOPInstanceUID
     row = scan([p], ["SOPClassUID", "SOPInstanceUID"]).to_pylist()[0]
     assert (row["SOPClassUID"], row["SOPInstanceUID"]) == ("1.2", "1.2.3")
+
+
+def test_vm_of_empty_person_names_is_zero_as_in_pydicom(tmp_path):
+    # an empty PN (or one of spaces) had VM 1: its PersonName value is not a str (429
+    # elements of 261 corpus files differed from pydicom)
+    from fastdicom import testing
+    p = tmp_path / "pn.dcm"
+    testing.write_file(p, [(0x00080018, "UI", "1.2"), (0x00080090, "PN", b""),
+                           (0x00100010, "PN", b"  "), (0x00100020, "LO", b""),
+                           (0x00101001, "PN", b"A\\ "), (0x00101060, "PN", b"B^C")])
+    ds, want = fastdicom.dcmread(p), pydicom.dcmread(p)
+    for tag in (0x00080090, 0x00100010, 0x00100020, 0x00101001, 0x00101060):
+        assert ds[tag].VM == want[tag].VM, hex(tag)
+    assert [ds[t].VM for t in (0x00080090, 0x00100010, 0x00101001, 0x00101060)] == [0, 0, 2, 1]
