@@ -1554,9 +1554,10 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
             warnings.warn(f"{len(drop)} slice(s) at duplicate positions skipped",
                           DicomWarning, stacklevel=2)
             headers = [headers[i] for i in keep]
+            # (the step of a single slice left: SpacingBetweenSlices as find_series takes it)
             geo = compute_geometry([h.position for h in headers], first.orientation,
-                                   first.spacing, slice_thickness=first.slice_thickness,
-                                   warn=False)
+                                   first.spacing, slice_thickness=first.spacing_between_slices
+                                   or first.slice_thickness, warn=False)
             headers = [headers[i] for i in geo.order]
         lead = (len(headers),)
         plan = [((k,), h.path, 0, h) for k, h in enumerate(headers)]

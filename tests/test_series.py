@@ -1394,3 +1394,20 @@ def test_native_slice_of_another_size_since_the_scan_names_the_change(tmp_path, 
         quiet(load_series, info, rescale=rescale)
     assert "changed since the header scan (size differs)" in str(exc.value)
     assert "-1 of" not in str(exc.value) and exc.value.path == str(victim)
+
+
+def test_slices_left_after_dropping_duplicates_keep_the_scan_step(tmp_path):
+    # errors="skip" dropping slices at one position recomputed the geometry with
+    # SliceThickness (2) where find_series had taken SpacingBetweenSlices (3)
+    d = tmp_path / "s"
+    d.mkdir()
+    for i in range(3):
+        els = ct_instance_elements(rows=8, columns=8, index=i, n_slices=3)
+        els = [e for e in els if e[0] not in (0x00200032, 0x00180050, 0x00180088)] + [
+            (0x00200032, "DS", [0, 0, 5]), (0x00180050, "DS", 2.0), (0x00180088, "DS", 3.0)]
+        write_file(d / f"f{i}.dcm", sorted(els, key=lambda e: e[0]))
+    info = quiet(find_series, d)[0]
+    with pytest.warns(DicomWarning, match="duplicate positions"):
+        v = load_series(info, errors="skip")
+    assert v.array.shape[0] == 1
+    assert v.spacing[0] == info.geometry.spacing[0] == 3.0
