@@ -570,6 +570,16 @@ class Dataset:
             return
         del self[tag]
 
+    def add(self, elem: DataElement) -> None:
+        """Add (or replace) ``elem`` under its tag, as pydicom's ``Dataset.add``."""
+        self[elem.tag] = elem
+
+    def add_new(self, tag, VR: str, value: Any) -> None:
+        """Add (or replace) the element ``tag`` with ``VR`` and ``value``, as pydicom's
+        ``Dataset.add_new``."""
+        tag = _tags.parse_tag(tag)
+        self[tag] = DataElement(tag, VR, value)
+
     def __setitem__(self, key, elem: DataElement) -> None:
         tag = _tags.parse_tag(key)
         if not isinstance(elem, DataElement):

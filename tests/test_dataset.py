@@ -765,3 +765,17 @@ def test_vm_of_empty_person_names_is_zero_as_in_pydicom(tmp_path):
     for tag in (0x00080090, 0x00100010, 0x00100020, 0x00101001, 0x00101060):
         assert ds[tag].VM == want[tag].VM, hex(tag)
     assert [ds[t].VM for t in (0x00080090, 0x00100010, 0x00101001, 0x00101060)] == [0, 0, 2, 1]
+
+
+def test_add_and_add_new_as_in_pydicom(sample):
+    ds = fastdicom.dcmread(sample)
+    pd = pydicom.dcmread(io.BytesIO(sample))
+    for d in (ds, pd):
+        d.add_new(0x00100030, "DA", "19700101")
+        d.add_new((0x0008, 0x1030), "LO", "Study")
+        d.add_new("PatientSex", "CS", "O")
+    ds.add(fastdicom.DataElement(0x00181030, "LO", "Protocol"))
+    pd.add(pydicom.DataElement(0x00181030, "LO", "Protocol"))
+    for kw in ("PatientBirthDate", "StudyDescription", "PatientSex", "ProtocolName"):
+        assert getattr(ds, kw) == getattr(pd, kw), kw
+    assert ds.to_json_dict() == pd.to_json_dict()
