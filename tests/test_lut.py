@@ -635,3 +635,47 @@ def test_bad_window_values_raise_pixel_data_error(extra, index, message):
         # Window Center/Width are VM 1-n: the other, readable window is used
         out = lut.apply_windowing(np.array([[0, 4095]], dtype=np.uint16), ds, 0)
         assert out.tolist() == [[0.0, 4095.0]]
+
+
+def test_lut_data_as_us_shorter_than_its_descriptor_raises():
+    # US LUT Data of 3 entries under a descriptor of 10 was clamped (OW data raised)
+    ds = image(12, False)
+    ds.ModalityLUTSequence = [lut_item([10, 0, 16], [10, 20, 30], as_bytes=False)]
+    with pytest.raises(PixelDataError, match="holds 3 entries"):
+        lut.apply_modality_lut(np.zeros(4, "u2"), ds)
+    ds = image(12, False)
+    ds.VOILUTSequence = [lut_item([10, 0, 16], [10, 20, 30], as_bytes=False)]
+    with pytest.raises(PixelDataError, match="holds 3 entries"):
+        lut.apply_voi_lut(np.zeros(4, "u2"), ds)
+
+
+@pytest.mark.parametrize("segmented", [False, True])
+def test_palette_without_all_three_colour_tables_raises(segmented):
+    # red and blue without green gave a 2-channel (grey + alpha) image; pydicom fails too
+    ds = palette_image(4, 0, 16, [[1, 2, 3, 4], [5, 6, 7, 8]], segmented=segmented)
+    green = ("Segmented" if segmented else "") + "GreenPaletteColorLookupTableData"
+    ds.add_new(green.replace("Green", "Blue"), "OW", ds[green].value)
+    del ds[green]
+    if segmented:
+        for name in ("Red", "Blue"):
+            ds[f"Segmented{name}PaletteColorLookupTableData"].value = struct.pack(
+                "<6H", 0, 4, 1, 2, 3, 4)
+    with pytest.raises(PixelDataError, match="of its red, green and blue"):
+        lut.apply_color_lut(np.zeros((2, 2), "u2"), ds)
+
+
+def test_segmented_palette_of_indirect_loops_is_refused_quickly():
+    # indirect segments re-reading 65,535 empty segments each add no entry: K of them took
+    # K x 30 ms (29 s for an 811 KB file); the segments read are bounded in all
+    import time
+    k, m = 1000, 65535
+    target = 3 + 4 * k
+    words = [0, 1, 5] + [2, 65535, target & 0xFFFF, target >> 16] * k + [0, 0] * m
+    raw = struct.pack(f"<{len(words)}H", *words)
+    ds = palette_image(16, 0, 16, [[0]] * 3, segmented=True)
+    for name in ("Red", "Green", "Blue"):
+        ds[f"Segmented{name}PaletteColorLookupTableData"].value = raw
+    t = time.perf_counter()
+    with pytest.raises(PixelDataError, match="segments read"):
+        lut.apply_color_lut(np.zeros((2, 2), "u1"), ds)
+    assert time.perf_counter() - t < 5

@@ -51,6 +51,9 @@ _BIG_ENDIAN_TS = "1.2.840.10008.1.2.2"
 # Bounds on segmented palette expansion: nesting of indirect segments and total entries.
 _MAX_INDIRECT_DEPTH = 32
 _MAX_SEGMENTED_ENTRIES = 1 << 20
+# segments read while expanding one segmented LUT, indirect re-reads included: indirect
+# segments pointing at long runs of empty segments add no entries but cost a walk each
+_MAX_SEGMENT_VISITS = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +197,12 @@ def _lut_words(data: Any, nr_entries: int, ds: Any, exact: bool) -> np.ndarray:
                 "16-bit entries")
         dtype = "<u2" if _is_little_endian(ds) else ">u2"
         return np.frombuffer(raw, dtype=dtype, count=nr_entries).astype(np.int64)
-    return np.asarray(_values(data), dtype=np.int64)
+    values = np.asarray(_values(data), dtype=np.int64)
+    if values.size < nr_entries:
+        # (as for OW data: a LUT shorter than its descriptor is refused, not clamped)
+        raise PixelDataError(f"LUT Data holds {values.size} entries, the descriptor asks for "
+                             f"{nr_entries}")
+    return values
 
 
 def _as_entry_type(words: np.ndarray, dtype: str) -> np.ndarray:
@@ -388,11 +396,14 @@ def apply_windowing(arr: np.ndarray, ds: Any, index: int = 0) -> np.ndarray:
 
 def _expand_segmented(data: Sequence[int], eight_bit: bool, little_endian: bool,
                       nr_segments: Optional[int] = None, last_value: Optional[int] = None,
-                      depth: int = 0) -> list[int]:
+                      depth: int = 0, visits: Optional[list] = None) -> list[int]:
     """Expand Segmented Palette Color LUT Data (PS3.3 C.7.9.2) into its entries.
 
-    Indirect offsets index the decoded entries, as pydicom reads them.
+    Indirect offsets index the decoded entries, as pydicom reads them.  ``visits`` ([count])
+    bounds the segments read in all, indirect re-reads included.
     """
+    if visits is None:
+        visits = [0]
     if depth > _MAX_INDIRECT_DEPTH:
         raise PixelDataError("segmented palette LUT: indirect segments nested too deeply")
     lut: list[int] = []
@@ -439,13 +450,17 @@ def _expand_segmented(data: Sequence[int], eight_bit: bool, little_endian: bool,
                 target = data[offset + 1] << 16 | data[offset]
                 offset += 2
             lut.extend(_expand_segmented(data[target:], eight_bit, little_endian,
-                                         length, lut[-1], depth + 1))
+                                         length, lut[-1], depth + 1, visits))
         else:
             raise PixelDataError(f"segmented palette LUT: unknown segment type {opcode}")
         if len(lut) > _MAX_SEGMENTED_ENTRIES:
             raise PixelDataError("segmented palette LUT expands past "
                                  f"{_MAX_SEGMENTED_ENTRIES} entries")
         segments += 1
+        visits[0] += 1
+        if visits[0] > _MAX_SEGMENT_VISITS:
+            raise PixelDataError("segmented palette LUT: more than "
+                                 f"{_MAX_SEGMENT_VISITS} segments read (indirect loops)")
         if segments == nr_segments:
             break
     return lut
@@ -523,6 +538,11 @@ def apply_color_lut(arr: np.ndarray, ds: Any = None, palette: Any = None) -> np.
         nr_entries = min(nr_entries, lengths.pop())
     else:
         raise PixelDataError("No suitable Palette Color Lookup Table Module found")
+    if len(luts) < 3:
+        # red, green and blue are all required (pydicom fails too): two channels made a
+        # grey + alpha image
+        raise PixelDataError(f"the palette has {len(luts)} of its red, green and blue LUTs",
+                             tag=0x00281201)
 
     indices = _lut_indices(arr, first_map, nr_entries)
     return np.stack([lut[indices] for lut in luts], axis=-1)
