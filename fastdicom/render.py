@@ -50,15 +50,35 @@ def write_png(image: np.ndarray, path: Union[str, os.PathLike]) -> None:
 
 def _cmd_render(args) -> int:
     window = tuple(args.window) if args.window else None
+    if window is not None and window[1] <= 0:
+        print(f"fastdicom render: error: argument --window: WIDTH must be positive: "
+              f"{window[1]:g}", file=sys.stderr)
+        return 2
     try:
         image = render(args.file, frame=args.frame, window=window)
     except IndexError as exc:           # --frame past the file's frames
         print(f"fastdicom render: {args.file}: --frame {args.frame}: {exc}", file=sys.stderr)
         return 1
+    except NotImplementedError as exc:  # (a LUT entry depth pydicom does not support either)
+        print(f"fastdicom render: {args.file}: {exc}", file=sys.stderr)
+        return 1
     out = args.output or (os.path.splitext(os.path.basename(args.file))[0]
                           + (f"_{args.frame}" if args.frame else "") + ".png")
     write_png(image, out)
     return 0
+
+
+def _finite(text: str) -> float:
+    """A --window number: finite (nan or inf windows made an all-black image)."""
+    import argparse
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
 
 
 def register_cli(subparsers) -> None:
@@ -68,6 +88,6 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--frame", type=int, default=0, help="frame index (default 0)")
     parser.add_argument("-o", "--output", default=None,
                         help="PNG to write (default: FILE's name with .png)")
-    parser.add_argument("--window", type=float, nargs=2, metavar=("CENTER", "WIDTH"),
+    parser.add_argument("--window", type=_finite, nargs=2, metavar=("CENTER", "WIDTH"),
                         default=None, help="window centre and width")
     parser.set_defaults(func=_cmd_render)

@@ -104,3 +104,34 @@ def test_render_cli_with_unreadable_window(tmp_path):
         assert main(["render", str(path), "-o", str(out)]) == 0
     np.testing.assert_array_equal(imagecodecs.png_decode(out.read_bytes()),
                                   _data_range(tmp_path))
+
+
+@pytest.mark.parametrize("window", [["nan", "400"], ["40", "inf"], ["40", "-5"], ["40", "0"]])
+def test_render_cli_refuses_unusable_windows(tmp_path, window, capsys):
+    # nan/inf windows wrote an all-black PNG and a width <= 0 a threshold image, exit 0
+    from fastdicom.cli import main
+    path = testing.write_ct_series(tmp_path / "ct", n_slices=1, rows=8, columns=8)[0]
+    out = tmp_path / "o.png"
+    try:
+        rc = main(["render", str(path), "-o", str(out), "--window", *window])
+    except SystemExit as exc:       # (argparse's usage error)
+        rc = exc.code
+    assert rc == 2 and not out.exists()
+    assert "--window" in capsys.readouterr().err
+
+
+def test_render_cli_of_an_unsupported_voi_lut_depth_exits_1_without_traceback(tmp_path,
+                                                                             capsys):
+    # a VOI LUT of 9-bit entries raised NotImplementedError (as pydicom does) out of render
+    from fastdicom.cli import main
+    p = tmp_path / "voi.dcm"
+    testing.write_file(p, [
+        (0x00080018, "UI", "1.2"), (0x00280002, "US", 1), (0x00280004, "CS", "MONOCHROME2"),
+        (0x00280010, "US", 2), (0x00280011, "US", 2), (0x00280100, "US", 16),
+        (0x00280101, "US", 12), (0x00280102, "US", 11), (0x00280103, "US", 0),
+        (0x00283010, "SQ", [[(0x00283002, "US", [4, 0, 9]), (0x00283006, "US", [1, 2, 3, 4])]]),
+        (0x7FE00010, "OW", bytes(8))])
+    out = tmp_path / "o.png"
+    assert main(["render", str(p), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "bits per LUT entry" in err and "Traceback" not in err and not out.exists()
