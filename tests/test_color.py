@@ -138,3 +138,27 @@ def test_rejects_readonly_out():
     out.flags.writeable = False
     with pytest.raises(ValueError):
         ybr_full_to_rgb(np.zeros((4, 4, 3), dtype=np.uint8), out=out)
+
+
+def test_wide_ybr_samples_take_their_offset_from_bits_stored(tmp_path):
+    # 16-bit YBR_FULL with BitsStored 12: the chroma offset was 2**15 and the range 16 bits,
+    # so a grey pixel (Cb = Cr = 2048) came out [0, 34510, 0] (pydicom converts 8-bit only)
+    import fastdicom
+    from fastdicom import testing
+    ybr = np.array([[[2000, 2048, 2048], [4095, 2048, 2048]],
+                    [[1000, 3000, 1500], [0, 0, 4095]]], "<u2")
+    p = tmp_path / "ybr16.dcm"
+    testing.write_file(p, [
+        (0x00080018, "UI", "1.2"), (0x00280002, "US", 3), (0x00280004, "CS", "YBR_FULL"),
+        (0x00280006, "US", 0), (0x00280010, "US", 2), (0x00280011, "US", 2),
+        (0x00280100, "US", 16), (0x00280101, "US", 12), (0x00280102, "US", 11),
+        (0x00280103, "US", 0), (0x7FE00010, "OW", ybr.tobytes())])
+    rgb = fastdicom.dcmread(p).pixel_array
+    y, cb, cr = (ybr[..., k].astype(float) for k in range(3))
+    cb, cr = cb - 2048, cr - 2048       # PS3.3 C.7.6.3.1.2: offset 2**(BitsStored - 1)
+    want = np.stack([y + 1.402 * cr, y - 0.114 * 1.772 / 0.587 * cb - 0.299 * 1.402 / 0.587 * cr,
+                     y + 1.772 * cb], -1)
+    want = np.clip(np.floor(want + 0.5), 0, 4095)
+    assert rgb.dtype == np.uint16
+    assert np.abs(rgb.astype(float) - want).max() <= 1      # (float32 arithmetic)
+    assert rgb[0, 0].tolist() == [2000] * 3 and rgb[0, 1].tolist() == [4095] * 3

@@ -519,8 +519,10 @@ def correct_bits(arr: np.ndarray, shift: int) -> np.ndarray:
     return arr
 
 
-def to_rgb(arr: np.ndarray) -> np.ndarray:
-    """YBR_FULL samples (..., 3) to RGB as pydicom does (uint8 via the Cython kernel)."""
+def to_rgb(arr: np.ndarray, bits_stored: Optional[int] = None) -> np.ndarray:
+    """YBR_FULL samples (..., 3) to RGB as pydicom does (uint8 via the Cython kernel).  Wider
+    unsigned samples (pydicom converts 8-bit ones only) take their chroma offset and range
+    from ``bits_stored`` (PS3.3 C.7.6.3.1.2), else from the sample type."""
     if arr.dtype == np.uint8:
         from fastdicom.pixels._color import ybr_full_to_rgb
         if arr.flags.c_contiguous and arr.flags.writeable:
@@ -529,6 +531,8 @@ def to_rgb(arr: np.ndarray) -> np.ndarray:
     # wider samples: pydicom's float32 arithmetic with an offset of half the range
     bits = arr.dtype.itemsize * 8
     kind = arr.dtype.kind
+    if kind == "u" and bits_stored is not None and 0 < bits_stored < bits:
+        bits = bits_stored
     ybr = arr.astype(np.float32)
     offset = np.float32(2 ** (bits - 1))
     ybr[..., 1:] -= offset
@@ -611,7 +615,7 @@ def decode_frame(src, info: PixelInfo, *, as_rgb: bool = True, path=None,
         elif info.bits_allocated > info.bits_stored:
             correct_bits(out, info.bits_allocated - info.bits_stored)
     if as_rgb and state.photometric in ("YBR_FULL", "YBR_FULL_422") and out.ndim == 3:
-        converted = to_rgb(out)
+        converted = to_rgb(out, info.bits_stored)
         if converted is not out:
             out[...] = converted
     return out

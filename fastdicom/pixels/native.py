@@ -135,7 +135,7 @@ def _native_frames(buffer, info: PixelInfo, start: int, count: int, as_rgb: bool
         if not copied or not arr.flags.c_contiguous:
             arr = np.ascontiguousarray(arr) if copied else np.array(arr)
             copied = True
-        arr = to_rgb(arr)
+        arr = to_rgb(arr, info.bits_stored)
     if not view and not copied:
         arr = np.array(arr)
     return arr
