@@ -1624,13 +1624,18 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
         if out.dtype != target:
             raise ValueError(f"out has dtype {out.dtype}, the volume needs {target}")
         array = out
-    elif errors == "raise":
-        array = np.empty(shape, dtype=target)
     else:
-        # (zeroed pages the kernel maps on first touch: a slice that fails before anything
-        # is written to it stays zero without being written, so slices declaring a huge size
-        # that fail to decode do not make the process touch that size)
-        array = np.zeros(shape, dtype=target)
+        # (np.zeros: zeroed pages the kernel maps on first touch: a slice that fails before
+        # anything is written to it stays zero without being written, so slices declaring a
+        # huge size that fail to decode do not make the process touch that size)
+        try:
+            array = (np.empty if errors == "raise" else np.zeros)(shape, dtype=target)
+        except MemoryError:
+            # (headers declaring more than the process may map: an error of the input)
+            raise LimitExceededError(
+                f"the volume {shape} of {target} needs {math.prod(shape) * target.itemsize} "
+                "bytes, which cannot be allocated", path=first.path,
+                tag=first.pixel_tag) from None
     if not rescale and len(set(zip(slopes.ravel().tolist(), icpts.ravel().tolist()))) > 1:
         warnings.warn(f"rescale slope/intercept differ between "
                       f"{'frames' if multiframe else 'slices'}; use rescale=True or the "

@@ -1411,3 +1411,41 @@ def test_slices_left_after_dropping_duplicates_keep_the_scan_step(tmp_path):
         v = load_series(info, errors="skip")
     assert v.array.shape[0] == 1
     assert v.spacing[0] == info.geometry.spacing[0] == 3.0
+
+
+def test_volume_that_cannot_be_allocated_is_a_dicom_error(tmp_path):
+    # a 718-byte RLE file declaring 65535 x 65535 pixels: load_series raised numpy's bare
+    # MemoryError where the process may not map that much (here: RLIMIT_AS of 1 GiB)
+    import struct
+    import subprocess
+    import sys
+    from fastdicom.testing import encode_dataset, encode_file_meta
+    header = struct.pack("<I", 1) + struct.pack("<15I", 64, *[0] * 14)
+    els = [e for e in ct_instance_elements(rows=16, columns=16, index=0, n_slices=1)
+           if e[0] not in (0x00280010, 0x00280011, 0x00280100, 0x00280101, 0x00280102,
+                           0x00280103, 0x7FE00010)]
+    els += [(0x00280010, "US", 40000), (0x00280011, "US", 40000), (0x00280100, "US", 8),
+            (0x00280101, "US", 8), (0x00280102, "US", 7), (0x00280103, "US", 0),
+            (0x7FE00010, "OB", [b"", header + b"\x81\x07" * 10], {"undefined_length": True})]
+    d = tmp_path / "s"
+    d.mkdir()
+    meta = encode_file_meta(transfer_syntax=RLE_LOSSLESS,
+                            sop_class_uid="1.2.840.10008.5.1.4.1.1.2", sop_instance_uid="1.2.3.4")
+    (d / "a.dcm").write_bytes(b"\0" * 128 + b"DICM" + meta +
+                              encode_dataset(sorted(els, key=lambda e: e[0])))
+    code = f"""
+import resource, warnings
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+import fastdicom
+from fastdicom.errors import LimitExceededError
+warnings.simplefilter("ignore")
+info = fastdicom.find_series({str(d)!r})[0]
+try:
+    fastdicom.load_series(info)
+except LimitExceededError as exc:
+    assert "cannot be allocated" in str(exc) and exc.tag == 0x7FE00010, exc
+    print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert out.returncode == 0 and out.stdout.split()[-1:] == ["ok"], out.stderr[-2000:]
