@@ -9,7 +9,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from fastdicom.errors import MissingCodecError
+from fastdicom.errors import DicomError, MissingCodecError
 
 __all__ = ["render", "write_png", "register_cli"]
 
@@ -59,7 +59,11 @@ def _cmd_render(args) -> int:
     except IndexError as exc:           # --frame past the file's frames
         print(f"fastdicom render: {args.file}: --frame {args.frame}: {exc}", file=sys.stderr)
         return 1
-    except NotImplementedError as exc:  # (a LUT entry depth pydicom does not support either)
+    except NotImplementedError as exc:
+        if isinstance(exc, DicomError):
+            # (an unsupported LUT entry depth): the command's one-line error, which names
+            # the file, the element's offset and its tag
+            raise
         print(f"fastdicom render: {args.file}: {exc}", file=sys.stderr)
         return 1
     out = args.output or (os.path.splitext(os.path.basename(args.file))[0]

@@ -679,3 +679,231 @@ def test_segmented_palette_of_indirect_loops_is_refused_quickly():
     with pytest.raises(PixelDataError, match="segments read"):
         lut.apply_color_lut(np.zeros((2, 2), "u1"), ds)
     assert time.perf_counter() - t < 5
+
+
+# ---------------------------------------------------------------------------------------------
+# errors name the element at fault: its tag, the offset of its tag in the file, the file
+
+def _mono_on_disk(tmp_path, extra, photometric="MONOCHROME2",
+                  bits_stored=(0x00280101, "US", 12)):
+    from fastdicom import testing
+    els = [(0x00080018, "UI", "1.2.3"), (0x00280002, "US", 1),
+           (0x00280004, "CS", photometric), (0x00280010, "US", 2), (0x00280011, "US", 2),
+           (0x00280100, "US", 16), bits_stored, (0x00280103, "US", 0)] + list(extra) \
+        + [(0x7FE00010, "OW", bytes(8))]
+    path = tmp_path / "lut.dcm"
+    testing.write_file(path, els)
+    return path, path.read_bytes()
+
+
+def _tag_offset(raw: bytes, tag: int, vr: str) -> int:
+    """Offset of the (only) explicit VR LE header of `tag` with `vr` in `raw` (the oracle)."""
+    header = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode()
+    assert raw.count(header) == 1
+    return raw.find(header)
+
+
+def _assert_names(err, path, raw, tag, vr):
+    assert isinstance(err, PixelDataError)
+    assert err.tag == tag
+    assert err.offset == _tag_offset(raw, tag, vr)
+    assert err.path == str(path)
+    assert f"tag ({tag >> 16:04X},{tag & 0xFFFF:04X})" in str(err)
+
+
+SQ_MODALITY, SQ_VOI = 0x00283000, 0x00283010
+
+
+@pytest.mark.parametrize("extra,apply,tag,vr,message", [
+    # Modality LUT Data shorter than its descriptor
+    ([(SQ_MODALITY, "SQ", [[(0x00283002, "US", [10, 0, 16]), (0x00283006, "US", [1, 2, 3])]])],
+     lut.apply_modality_lut, 0x00283006, "US", "holds 3 entries"),
+    # Modality LUT OW data of the wrong length
+    ([(SQ_MODALITY, "SQ", [[(0x00283002, "US", [4, 0, 16]), (0x00283006, "OW", bytes(6))]])],
+     lut.apply_modality_lut, 0x00283006, "OW", "holds 6 bytes"),
+    # a Modality LUT descriptor of 2 values
+    ([(SQ_MODALITY, "SQ", [[(0x00283002, "US", [4, 0]), (0x00283006, "US", [1, 2, 3, 4])]])],
+     lut.apply_modality_lut, 0x00283002, "US", "needs 3 values"),
+    # Modality LUT entries of 17 bits
+    ([(SQ_MODALITY, "SQ", [[(0x00283002, "US", [4, 0, 17]), (0x00283006, "US", [1, 2, 3, 4])]])],
+     lut.apply_modality_lut, 0x00283002, "US", "17 bits"),
+    # VOI LUT data holding values past its 8-bit entries
+    ([(SQ_VOI, "SQ", [[(0x00283002, "US", [2, 0, 8]), (0x00283006, "US", [1, 300])]])],
+     lut.apply_voi_lut, 0x00283006, "US", "do not fit uint8"),
+    # a window of width 0 (LINEAR needs at least 1)
+    ([(0x00281050, "DS", "40"), (0x00281051, "DS", "0")], lut.apply_voi_lut, 0x00281051, "DS",
+     "at least 1"),
+    # an unknown VOI LUT Function
+    ([(0x00281050, "DS", "40"), (0x00281051, "DS", "80"), (0x00281056, "CS", "CUBIC")],
+     lut.apply_windowing, 0x00281056, "CS", "VOI LUT Function"),
+    # two Rescale Slopes (VM 1): the tag was given, not the offset or the file
+    ([(0x00281052, "DS", "0"), (0x00281053, "DS", ["1", "2"])], lut.apply_modality_lut,
+     0x00281053, "DS", "must hold one value"),
+    # a Window Center that is not finite
+    ([(0x00281050, "DS", b"1e999 "), (0x00281051, "DS", "80")], lut.apply_voi_lut, 0x00281050,
+     "DS", "not a finite number"),
+])
+def test_lut_and_window_errors_name_the_element(tmp_path, extra, apply, tag, vr, message):
+    import fastdicom
+    path, raw = _mono_on_disk(tmp_path, extra)
+    ds = fastdicom.dcmread(path)
+    with pytest.raises(PixelDataError, match=message) as info:
+        apply(np.arange(4, dtype=np.uint16).reshape(2, 2), ds)
+    _assert_names(info.value, path, raw, tag, vr)
+
+
+def test_windowing_needs_monochrome_names_photometric(tmp_path):
+    import fastdicom
+    path, raw = _mono_on_disk(tmp_path, [(0x00281050, "DS", "40"), (0x00281051, "DS", "80")],
+                              photometric="RGB")
+    with pytest.raises(PixelDataError, match="MONOCHROME1 or MONOCHROME2") as info:
+        lut.apply_windowing(np.zeros((2, 2), "u2"), fastdicom.dcmread(path))
+    _assert_names(info.value, path, raw, 0x00280004, "CS")
+
+
+def test_unsupported_voi_lut_depth_is_a_pixel_data_error_naming_its_descriptor(tmp_path):
+    # was a bare NotImplementedError; it stays one (as pydicom raises) and is a PixelDataError
+    import fastdicom
+    path, raw = _mono_on_disk(tmp_path, [(SQ_VOI, "SQ", [[(0x00283002, "US", [4, 0, 9]),
+                                                          (0x00283006, "US", [1, 2, 3, 4])]])])
+    with pytest.raises(NotImplementedError, match="bits per LUT entry") as info:
+        lut.apply_voi(np.zeros((2, 2), "u2"), fastdicom.dcmread(path))
+    _assert_names(info.value, path, raw, 0x00283002, "US")
+
+
+def test_bits_stored_of_two_values_is_a_pixel_data_error(tmp_path):
+    # int([12, 12]) raised a bare TypeError
+    import fastdicom
+    path, raw = _mono_on_disk(tmp_path, [(0x00281050, "DS", "40"), (0x00281051, "DS", "80")],
+                              bits_stored=(0x00280101, "US", [12, 12]))
+    ds = fastdicom.dcmread(path)
+    with pytest.raises(PixelDataError, match="Bits Stored must hold one value") as info:
+        lut.apply_windowing(np.zeros((2, 2), "u2"), ds)
+    _assert_names(info.value, path, raw, 0x00280101, "US")
+
+
+def test_window_center_and_width_of_different_counts_raise_pixel_data_error(tmp_path):
+    # 2 centres and 3 widths: window 2 gave a bare IndexError from the centres
+    import fastdicom
+    path, raw = _mono_on_disk(tmp_path, [(0x00281050, "DS", ["40", "50"]),
+                                         (0x00281051, "DS", ["10", "20", "30"])])
+    ds = fastdicom.dcmread(path)
+    with pytest.raises(PixelDataError, match="window 2 is missing") as info:
+        lut.apply_voi_lut(np.zeros((2, 2), "u2"), ds, index=2)
+    _assert_names(info.value, path, raw, 0x00281050, "DS")
+    lut.apply_voi_lut(np.zeros((2, 2), "u2"), ds, index=1)     # present in both: applies
+    with pytest.raises(IndexError):                              # in neither: the caller's
+        lut.apply_voi_lut(np.zeros((2, 2), "u2"), ds, index=3)
+
+
+def test_errors_on_a_pydicom_dataset_name_its_file(tmp_path):
+    # a pydicom data set knows its file, not the offsets of its elements
+    path, _ = _mono_on_disk(tmp_path, [(SQ_MODALITY, "SQ", [[(0x00283002, "US", [10, 0, 16]),
+                                                              (0x00283006, "US", [1, 2, 3])]])])
+    ds = pydicom.dcmread(path)
+    with pytest.raises(PixelDataError, match="holds 3 entries") as info:
+        lut.apply_modality_lut(np.zeros((2, 2), "u2"), ds)
+    err = info.value
+    assert (err.tag, err.offset, err.path) == (0x00283006, None, str(path))
+
+
+def _palette_on_disk(tmp_path, channels, segmented=False, extra=()):
+    """A PALETTE COLOR file; `channels` maps Red/Green/Blue/Alpha to their OW data."""
+    from fastdicom import testing
+    base = {"Red": 0x1201, "Green": 0x1202, "Blue": 0x1203, "Alpha": 0x1204}
+    els = [(0x00080018, "UI", "1.2.3"), (0x00280002, "US", 1),
+           (0x00280004, "CS", "PALETTE COLOR"), (0x00280010, "US", 2), (0x00280011, "US", 2),
+           (0x00280100, "US", 8), (0x00280101, "US", 8), (0x00280103, "US", 0)] + list(extra)
+    for name in ("Red", "Green", "Blue", "Alpha"):
+        els.append((0x00280000 | (base[name] - 0x100), "US", [4, 0, 16]))
+    for name, data in channels.items():
+        els.append((0x00280000 | (base[name] + (0x20 if segmented else 0)), "OW", data))
+    els.append((0x7FE00010, "OW", bytes(4)))
+    path = tmp_path / "palette.dcm"
+    testing.write_file(path, sorted(els, key=lambda e: e[0]))
+    return path, path.read_bytes()
+
+
+def test_palette_errors_name_the_channel(tmp_path):
+    import fastdicom
+    entries = struct.pack("<4H", 0, 100, 200, 300)
+    arr = np.zeros((2, 2), "u1")
+    # green data of another length than red's
+    path, raw = _palette_on_disk(tmp_path, {"Red": entries, "Green": entries[:6],
+                                            "Blue": entries})
+    with pytest.raises(PixelDataError, match="same length") as info:
+        lut.apply_color_lut(arr, fastdicom.dcmread(path))
+    _assert_names(info.value, path, raw, 0x00281202, "OW")
+    # red data of neither 8 nor 16 bits per entry
+    path, raw = _palette_on_disk(tmp_path, {"Red": entries[:6], "Green": entries[:6],
+                                            "Blue": entries[:6]})
+    with pytest.raises(PixelDataError, match="bit depth") as info:
+        lut.apply_color_lut(arr, fastdicom.dcmread(path))
+    _assert_names(info.value, path, raw, 0x00281201, "OW")
+    # a segmented blue LUT of an unknown segment type
+    good = struct.pack("<6H", 0, 4, 1, 2, 3, 4)
+    path, raw = _palette_on_disk(tmp_path, {"Red": good, "Green": good,
+                                            "Blue": struct.pack("<6H", 7, 4, 1, 2, 3, 4)},
+                                 segmented=True)
+    with pytest.raises(PixelDataError, match="unknown segment type") as info:
+        lut.apply_color_lut(arr, fastdicom.dcmread(path))
+    _assert_names(info.value, path, raw, 0x00281223, "OW")
+    # a segmented green LUT expanding to another length than red's
+    path, raw = _palette_on_disk(tmp_path, {"Red": good, "Blue": good,
+                                            "Green": struct.pack("<5H", 0, 3, 1, 2, 3)},
+                                 segmented=True)
+    with pytest.raises(PixelDataError, match="same length") as info:
+        lut.apply_color_lut(arr, fastdicom.dcmread(path))
+    _assert_names(info.value, path, raw, 0x00281222, "OW")
+
+
+def test_palette_of_red_green_and_alpha_without_blue_raises(tmp_path):
+    # three LUTs passed the count check: alpha became the blue of an RGB image
+    import fastdicom
+    entries = struct.pack("<4H", 0, 100, 200, 300)
+    path, raw = _palette_on_disk(tmp_path, {"Red": entries, "Green": entries,
+                                            "Alpha": entries})
+    with pytest.raises(PixelDataError, match="2 of its red, green and blue") as info:
+        lut.apply_color_lut(np.zeros((2, 2), "u1"), fastdicom.dcmread(path))
+    err = info.value
+    assert (err.tag, err.offset, err.path) == (0x00281203, None, str(path))   # it is absent
+
+
+def test_supplemental_palette_is_a_pixel_data_error(tmp_path):
+    # a bare ValueError; still one (PixelDataError is a ValueError)
+    import fastdicom
+    entries = struct.pack("<4H", 0, 100, 200, 300)
+    path, raw = _palette_on_disk(tmp_path, {"Red": entries, "Green": entries, "Blue": entries},
+                                 extra=[(0x00089205, "CS", "COLOR")])
+    with pytest.raises(PixelDataError, match="Supplemental Palette") as info:
+        lut.apply_color_lut(np.zeros((2, 2), "u1"), fastdicom.dcmread(path))
+    _assert_names(info.value, path, raw, 0x00089205, "CS")
+
+
+@pytest.mark.parametrize("depth", [10, 12, 15])
+def test_modality_lut_of_10_to_15_bit_entries_applies(depth):
+    # PS3.3 C.11.1.1.1 allows 8 to 16 bits per Modality LUT entry (16-bit words above 8);
+    # 12-bit entries raised (pydicom fails on numpy's 'uint12')
+    ds = image(12, False)
+    top = (1 << depth) - 1
+    ds.ModalityLUTSequence = [lut_item([4, 10, depth], [0, 7, top // 2, top], as_bytes=False)]
+    out = lut.apply_modality_lut(np.array([0, 10, 11, 12, 13, 4000], "u2"), ds)
+    assert out.dtype == np.uint16
+    assert out.tolist() == [0, 0, 7, top // 2, top, top]
+    ds.ModalityLUTSequence = [lut_item([4, 10, depth], [0, 7, top // 2, top], as_bytes=True)]
+    assert lut.apply_modality_lut(np.array([12], "u2"), ds).tolist() == [top // 2]
+    # the window maps the LUT's output range, 0 .. 2**depth - 1
+    ds.WindowCenter, ds.WindowWidth = (top + 1) / 2, top + 1
+    assert lut.apply_voi_lut(np.array([0.0, float(top)]), ds).tolist() == [0.0, float(top)]
+
+
+def test_window_output_range_without_pixel_representation_is_unsigned():
+    # the pixels of such a data set are read as unsigned, but the window mapped them onto
+    # the signed range -128..127 (pydicom raises AttributeError)
+    ds = image(8, False)
+    del ds.PixelRepresentation
+    ds.WindowCenter, ds.WindowWidth = 128, 256
+    arr = np.array([0, 128, 255], "u1")
+    assert lut.apply_windowing(arr, ds).tolist() == [0.0, 128.0, 255.0]
+    ds.PixelRepresentation = 0
+    assert_same(lut.apply_windowing(arr, ds), oracle.apply_windowing(arr, ds))

@@ -135,3 +135,35 @@ def test_render_cli_of_an_unsupported_voi_lut_depth_exits_1_without_traceback(tm
     assert main(["render", str(p), "-o", str(out)]) == 1
     err = capsys.readouterr().err
     assert "bits per LUT entry" in err and "Traceback" not in err and not out.exists()
+
+
+def _header_offset(raw: bytes, tag: int, vr: str) -> int:
+    import struct
+    header = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode()
+    assert raw.count(header) == 1
+    return raw.find(header)
+
+
+def test_render_lut_errors_name_the_file_offset_and_tag(tmp_path):
+    # the LUT and window errors of a render carried no file, offset or tag
+    from fastdicom.errors import PixelDataError
+    path = _mono_file(tmp_path, [(0x00283000, "SQ", [[(0x00283002, "US", [10, 0, 16]),
+                                                      (0x00283006, "US", [1, 2, 3])]])])
+    with pytest.raises(PixelDataError, match="holds 3 entries") as info:
+        render(path)
+    err = info.value
+    assert err.tag == 0x00283006 and err.path == str(path)
+    assert err.offset == _header_offset(path.read_bytes(), 0x00283006, "US")
+
+
+def test_render_cli_names_the_unsupported_lut_descriptor(tmp_path, capsys):
+    from fastdicom.cli import main
+    path = _mono_file(tmp_path, [(0x00283010, "SQ", [[(0x00283002, "US", [4, 0, 9]),
+                                                      (0x00283006, "US", [1, 2, 3, 4])]])])
+    out = tmp_path / "o.png"
+    assert main(["render", str(path), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    offset = _header_offset(path.read_bytes(), 0x00283002, "US")
+    assert "bits per LUT entry" in err and "Traceback" not in err and not out.exists()
+    assert f"offset {offset}" in err and "tag (0028,3002)" in err and str(path) in err
+    assert len(err.strip().splitlines()) == 1

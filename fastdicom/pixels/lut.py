@@ -26,7 +26,14 @@ Deliberate differences from pydicom, all on inputs where pydicom wraps, overflow
   :func:`to_display_uint8` instead ignores such values (a :class:`DicomWarning`, or the
   error under ``validation="raise"``): an unreadable window shows the data range, an
   unreadable rescale shows the stored values with their data range.
-* Errors on bad input are :class:`PixelDataError` (a ``ValueError``, as pydicom raises).
+* Errors on bad input are :class:`PixelDataError` (a ``ValueError``, as pydicom raises) and
+  name the element at fault: ``.tag``, ``.path`` (a fastdicom data set's file, a pydicom
+  FileDataset's ``filename``) and, for a fastdicom data set read from a file, ``.offset``.
+  An unsupported VOI LUT entry depth or Presentation LUT Shape is also a
+  ``NotImplementedError`` (as pydicom raises); a Supplemental Palette stays a ``ValueError``.
+* A Modality LUT of 9 to 15 bits per entry (PS3.3 C.11.1.1.1 allows 8 to 16) gives uint16
+  (pydicom fails on numpy's ``uint12``).  A palette lacking any of red, green or blue raises,
+  also when an alpha LUT is present.
 * Well-known palettes by name (``apply_color_lut(arr, palette="HOT_IRON")``) are not bundled
   (``NotImplementedError``); a one-entry US LUT works (pydicom fails on the scalar value).
 """
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -54,6 +62,27 @@ _MAX_SEGMENTED_ENTRIES = 1 << 20
 # segments read while expanding one segmented LUT, indirect re-reads included: indirect
 # segments pointing at long runs of empty segments add no entries but cost a walk each
 _MAX_SEGMENT_VISITS = 1 << 20
+
+# tags of the elements errors name
+_PHOTOMETRIC = 0x00280004
+_BITS_STORED = 0x00280101
+_WINDOW_CENTER, _WINDOW_WIDTH = 0x00281050, 0x00281051
+_RESCALE_INTERCEPT, _RESCALE_SLOPE = 0x00281052, 0x00281053
+_VOI_LUT_FUNCTION = 0x00281056
+_LUT_DESCRIPTOR, _LUT_DATA = 0x00283002, 0x00283006
+_PIXEL_PRESENTATION = 0x00089205
+_PRESENTATION_LUT_SHAPE = 0x20500020
+# Red, Green, Blue, Alpha: (descriptor, data, segmented data)
+_PALETTE_TAGS = {"Red": (0x00281101, 0x00281201, 0x00281221),
+                 "Green": (0x00281102, 0x00281202, 0x00281222),
+                 "Blue": (0x00281103, 0x00281203, 0x00281223),
+                 "Alpha": (0x00281104, 0x00281204, 0x00281224)}
+
+
+class _UnsupportedLUTError(PixelDataError, NotImplementedError):
+    """A LUT entry depth or Presentation LUT Shape this module does not apply: a
+    PixelDataError with its element's context that stays a ``NotImplementedError``, as
+    pydicom raises there."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,32 +124,70 @@ def _is_empty(value: Any) -> bool:
     return len(_values(value)) == 0
 
 
-def _number(value: Any, name: str, tag: int) -> float:
-    """One value of a DS/IS/FD attribute as a finite float; PixelDataError when it is not a
-    number (the message names the attribute, never the value)."""
+def _path(ds: Any) -> Optional[str]:
+    """The file a data set was read from: a fastdicom data set's (items included), a pydicom
+    FileDataset's ``filename``; None for one built in memory."""
+    ctx = getattr(ds, "__dict__", {}).get("_ctx")
+    if ctx is not None:
+        path = getattr(ctx, "path", None)
+    else:
+        path = getattr(ds, "filename", None)
+    return os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+
+
+def _where(ds: Any, tag: int, path: Optional[str] = None) -> dict:
+    """``path``, ``offset``, ``tag`` (and ``inflated``) for an error about element `tag` of
+    `ds` (a data set or sequence item).  The offset (of the element's tag) is known for a
+    fastdicom data set read from a file; `path` is the file of the top-level data set (a
+    pydicom item does not know it)."""
+    d = getattr(ds, "__dict__", {})
+    ctx = d.get("_ctx")
+    if path is None:
+        path = _path(ds)
+    offset = None
+    if ctx is not None and tag in ds:
+        header_offset = getattr(ds[tag], "header_offset", -1)
+        if isinstance(header_offset, int) and header_offset >= 0:
+            offset = header_offset
+    inflated = offset is not None and bool(getattr(ctx, "inflated", False))
+    return {"path": path, "offset": offset, "tag": tag, "inflated": inflated}
+
+
+def _fail(message: str, ds: Any, tag: int, path: Optional[str] = None,
+          cls: type = PixelDataError) -> PixelDataError:
+    """The error (`cls`) about element `tag` of `ds`, with its file, offset and tag."""
+    return cls(message, **_where(ds, tag, path))
+
+
+def _number(value: Any, name: str, tag: int, ds: Any = None,
+            path: Optional[str] = None) -> float:
+    """One value of a DS/IS/FD attribute (element `tag` of `ds`) as a finite float;
+    PixelDataError when it is not a number (the message names the attribute, never the
+    value)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         try:
             value = bytes(value).decode("ascii")
         except UnicodeDecodeError:
-            raise PixelDataError(f"{name} is not a number", tag=tag) from None
+            raise _fail(f"{name} is not a number", ds, tag, path) from None
     if isinstance(value, (bool, np.bool_)):
-        raise PixelDataError(f"{name} is not a number", tag=tag)
+        raise _fail(f"{name} is not a number", ds, tag, path)
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise PixelDataError(f"{name} is not a number", tag=tag) from None
+        raise _fail(f"{name} is not a number", ds, tag, path) from None
     if not math.isfinite(number):
-        raise PixelDataError(f"{name} is not a finite number", tag=tag)
+        raise _fail(f"{name} is not a finite number", ds, tag, path)
     return number
 
 
-def _single_number(value: Any, name: str, tag: int) -> float:
+def _single_number(value: Any, name: str, tag: int, ds: Any = None,
+                   path: Optional[str] = None) -> float:
     """The value of a VM 1 numeric attribute; PixelDataError when it holds several values or
     is not a finite number."""
     items = _values(value)
     if len(items) != 1:
-        raise PixelDataError(f"{name} must hold one value, found {len(items)}", tag=tag)
-    return _number(items[0], name, tag)
+        raise _fail(f"{name} must hold one value, found {len(items)}", ds, tag, path)
+    return _number(items[0], name, tag, ds, path)
 
 
 def _rescale_parameters(ds: Any) -> Optional[tuple[float, float]]:
@@ -129,8 +196,8 @@ def _rescale_parameters(ds: Any) -> Optional[tuple[float, float]]:
     intercept = _get(ds, "RescaleIntercept")
     if _is_empty(slope) or _is_empty(intercept):
         return None
-    return (_single_number(slope, "Rescale Slope", 0x00281053),
-            _single_number(intercept, "Rescale Intercept", 0x00281052))
+    return (_single_number(slope, "Rescale Slope", _RESCALE_SLOPE, ds),
+            _single_number(intercept, "Rescale Intercept", _RESCALE_INTERCEPT, ds))
 
 
 def _validation(ds: Any) -> str:
@@ -156,15 +223,17 @@ def _is_little_endian(ds: Any) -> bool:
     return True
 
 
-def _descriptor(value: Any, pixel_representation: Any) -> tuple[int, int, int]:
-    """(number of entries, first value mapped, bits per entry) of a LUT descriptor."""
-    items = _values(value)
+def _descriptor(item: Any, keyword: str, tag: int, pixel_representation: Any,
+                path: Optional[str] = None) -> tuple[int, int, int]:
+    """(number of entries, first value mapped, bits per entry) of the LUT descriptor
+    `keyword` (element `tag`) of `item`."""
+    items = _values(_get(item, keyword))
     if len(items) != 3:
-        raise PixelDataError(f"a LUT descriptor needs 3 values, found {len(items)}")
+        raise _fail(f"a LUT descriptor needs 3 values, found {len(items)}", item, tag, path)
     try:
         entries, first_map, depth = (int(v) for v in items)
-    except (TypeError, ValueError):
-        raise PixelDataError("a LUT descriptor value is not an integer") from None
+    except (TypeError, ValueError, OverflowError):
+        raise _fail("a LUT descriptor value is not an integer", item, tag, path) from None
     entries &= 0xFFFF
     if entries == 0:
         entries = 1 << 16
@@ -187,28 +256,33 @@ def _lut_indices(arr: np.ndarray, first_map: int, nr_entries: int) -> np.ndarray
     return shifted.astype(np.intp, copy=False)
 
 
-def _lut_words(data: Any, nr_entries: int, ds: Any, exact: bool) -> np.ndarray:
-    """LUT Data (US list or OW bytes) as an array of integers (16-bit words for bytes)."""
+def _lut_words(data: Any, nr_entries: int, ds: Any, exact: bool, item: Any,
+               path: Optional[str]) -> np.ndarray:
+    """LUT Data (US list or OW bytes; element (0028,3006) of `item`) as an array of integers
+    (16-bit words for bytes)."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         raw = bytes(data)
         if len(raw) < 2 * nr_entries or (exact and len(raw) != 2 * nr_entries):
-            raise PixelDataError(
-                f"LUT Data holds {len(raw)} bytes, the descriptor asks for {nr_entries} "
-                "16-bit entries")
+            raise _fail(f"LUT Data holds {len(raw)} bytes, the descriptor asks for "
+                        f"{nr_entries} 16-bit entries", item, _LUT_DATA, path)
         dtype = "<u2" if _is_little_endian(ds) else ">u2"
         return np.frombuffer(raw, dtype=dtype, count=nr_entries).astype(np.int64)
-    values = np.asarray(_values(data), dtype=np.int64)
+    try:
+        values = np.asarray(_values(data), dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise _fail("LUT Data is not a list of integers", item, _LUT_DATA, path) from None
     if values.size < nr_entries:
         # (as for OW data: a LUT shorter than its descriptor is refused, not clamped)
-        raise PixelDataError(f"LUT Data holds {values.size} entries, the descriptor asks for "
-                             f"{nr_entries}")
+        raise _fail(f"LUT Data holds {values.size} entries, the descriptor asks for "
+                    f"{nr_entries}", item, _LUT_DATA, path)
     return values
 
 
-def _as_entry_type(words: np.ndarray, dtype: str) -> np.ndarray:
+def _as_entry_type(words: np.ndarray, dtype: str, item: Any, tag: int,
+                   path: Optional[str]) -> np.ndarray:
     info = np.iinfo(dtype)
     if words.size and (words.min() < info.min or words.max() > info.max):
-        raise PixelDataError(f"LUT Data holds values that do not fit {dtype} entries")
+        raise _fail(f"LUT Data holds values that do not fit {dtype} entries", item, tag, path)
     return words.astype(dtype)
 
 
@@ -224,18 +298,22 @@ def apply_modality_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
     sequence = _get(ds, "ModalityLUTSequence")
     if sequence:
         item = sequence[0]
+        path = _path(ds)
         nr_entries, first_map, depth = _descriptor(
-            _get(item, "LUTDescriptor"), _get(ds, "PixelRepresentation"))
-        if depth not in (8, 16):
-            # pydicom would try numpy's non-existent uint<depth>
-            raise PixelDataError(f"Modality LUT entries of {depth} bits are not supported")
-        dtype = f"uint{depth}"
+            item, "LUTDescriptor", _LUT_DESCRIPTOR, _get(ds, "PixelRepresentation"), path)
+        if not 8 <= depth <= 16:
+            # PS3.3 C.11.1.1.1: 8 to 16 bits per entry, stored in 8 bits for 8, else in 16
+            raise _fail(f"Modality LUT entries of {depth} bits are not supported (8 to 16)",
+                        item, _LUT_DESCRIPTOR, path)
+        dtype = "uint8" if depth == 8 else "uint16"
         data = _get(item, "LUTData")
         if data is None:
-            raise PixelDataError("the Modality LUT Sequence item has no LUT Data")
-        lut = _as_entry_type(_lut_words(data, nr_entries, ds, exact=True), dtype)
+            raise _fail("the Modality LUT Sequence item has no LUT Data", item, _LUT_DATA,
+                        path)
+        lut = _as_entry_type(_lut_words(data, nr_entries, ds, True, item, path), dtype, item,
+                             _LUT_DATA, path)
         if lut.size == 0:
-            raise PixelDataError("the Modality LUT Data is empty")
+            raise _fail("the Modality LUT Data is empty", item, _LUT_DATA, path)
         return lut[_lut_indices(arr, first_map, min(nr_entries, lut.size))]
 
     if "RescaleSlope" in ds and "RescaleIntercept" in ds:
@@ -259,11 +337,18 @@ def _window_parameters(ds: Any, index: int) -> Optional[tuple[float, float]]:
     if _is_empty(center) or _is_empty(width):
         return None
     centers, widths = _values(center), _values(width)
+    shorter, longer = sorted((len(centers), len(widths)))
+    if shorter > 1 and -longer <= index < longer and not -shorter <= index < shorter:
+        # PS3.3 C.11.2.1.2: several windows give Window Center and Width as many values
+        # each; window `index` exists in one only (an IndexError, in pydicom)
+        tag = _WINDOW_CENTER if len(centers) == shorter else _WINDOW_WIDTH
+        raise _fail(f"Window Center holds {len(centers)} values, Window Width "
+                    f"{len(widths)}: window {index} is missing", ds, tag)
     # As pydicom: `index` only applies to multi-valued elements (VM 1-n).
     center = centers[index] if len(centers) > 1 else centers[0]
     width = widths[index] if len(widths) > 1 else widths[0]
-    return (_number(center, "Window Center", 0x00281050),
-            _number(width, "Window Width", 0x00281051))
+    return (_number(center, "Window Center", _WINDOW_CENTER, ds),
+            _number(width, "Window Width", _WINDOW_WIDTH, ds))
 
 
 def _has_voi_lut(ds: Any) -> bool:
@@ -298,34 +383,42 @@ def apply_voi(arr: np.ndarray, ds: Any, index: int = 0) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.integer):
         logger.warning("Applying a VOI LUT on a float input array may give incorrect results")
     item = sequence[index]
+    path = _path(ds)
     nr_entries, first_map, depth = _descriptor(
-        _get(item, "LUTDescriptor"), _get(ds, "PixelRepresentation"))
+        item, "LUTDescriptor", _LUT_DESCRIPTOR, _get(ds, "PixelRepresentation"), path)
     if depth == 8:
         dtype = "uint8"
     elif 10 <= depth <= 16:
         dtype = "uint16"
     else:
-        raise NotImplementedError(f"'{depth}' bits per LUT entry is not supported")
+        # (a NotImplementedError too, as pydicom raises)
+        raise _fail(f"'{depth}' bits per LUT entry is not supported", item, _LUT_DESCRIPTOR,
+                    path, cls=_UnsupportedLUTError)
     data = _get(item, "LUTData")
     if data is None:
-        raise PixelDataError("the VOI LUT Sequence item has no LUT Data")
-    lut = _as_entry_type(_lut_words(data, nr_entries, ds, exact=False), dtype)
+        raise _fail("the VOI LUT Sequence item has no LUT Data", item, _LUT_DATA, path)
+    lut = _as_entry_type(_lut_words(data, nr_entries, ds, False, item, path), dtype, item,
+                         _LUT_DATA, path)
     if lut.size == 0:
-        raise PixelDataError("the VOI LUT Data is empty")
+        raise _fail("the VOI LUT Data is empty", item, _LUT_DATA, path)
     return lut[_lut_indices(arr, first_map, min(nr_entries, lut.size))]
 
 
 def _output_range(ds: Any) -> tuple[float, float]:
     """Range of the modality output the window maps onto (pydicom's rule)."""
     bits_stored = _get(ds, "BitsStored")
-    if bits_stored is None:
-        raise PixelDataError("windowing needs (0028,0101) Bits Stored")
-    bits_stored = int(bits_stored)
+    if _is_empty(bits_stored):
+        raise _fail("windowing needs (0028,0101) Bits Stored", ds, _BITS_STORED)
+    number = _single_number(bits_stored, "Bits Stored", _BITS_STORED, ds)
+    if number != int(number):
+        raise _fail("Bits Stored is not an integer", ds, _BITS_STORED)
+    bits_stored = int(number)
     sequence = _get(ds, "ModalityLUTSequence")
     if sequence:
-        _, _, depth = _descriptor(_get(sequence[0], "LUTDescriptor"), 0)
+        _, _, depth = _descriptor(sequence[0], "LUTDescriptor", _LUT_DESCRIPTOR, 0, _path(ds))
         y_min, y_max = 0, 2 ** depth - 1
-    elif _get(ds, "PixelRepresentation") == 0:
+    elif _is_empty(_get(ds, "PixelRepresentation")) or _get(ds, "PixelRepresentation") == 0:
+        # (absent: unsigned, as the pixel data are read)
         y_min, y_max = 0, 2 ** bits_stored - 1
     else:
         y_min, y_max = -(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1
@@ -337,21 +430,23 @@ def _output_range(ds: Any) -> tuple[float, float]:
 
 
 def _window(arr: np.ndarray, center: float, width: float, function: str,
-            y_min: float, y_max: float) -> np.ndarray:
-    """Window `arr` onto [y_min, y_max] as float64 (PS3.3 C.11.2.1.2 and C.11.2.1.3)."""
+            y_min: float, y_max: float, ds: Any = None) -> np.ndarray:
+    """Window `arr` onto [y_min, y_max] as float64 (PS3.3 C.11.2.1.2 and C.11.2.1.3); errors
+    name the elements of `ds` the window came from."""
     y_range = y_max - y_min
     out = arr.astype(np.float64)
     if function in ("LINEAR", "LINEAR_EXACT"):
         if function == "LINEAR":
             if width < 1:
-                raise PixelDataError(
-                    "the Window Width must be at least 1 for a 'LINEAR' windowing operation")
+                raise _fail(
+                    "the Window Width must be at least 1 for a 'LINEAR' windowing operation",
+                    ds, _WINDOW_WIDTH)
             center -= 0.5
             width -= 1
         elif width <= 0:
-            raise PixelDataError(
+            raise _fail(
                 "the Window Width must be greater than 0 for a 'LINEAR_EXACT' windowing "
-                "operation")
+                "operation", ds, _WINDOW_WIDTH)
         below = out <= (center - width / 2)
         above = out > (center + width / 2)
         between = ~(below | above)
@@ -363,11 +458,13 @@ def _window(arr: np.ndarray, center: float, width: float, function: str,
         return out
     if function == "SIGMOID":
         if width <= 0:
-            raise PixelDataError(
-                "the Window Width must be greater than 0 for a 'SIGMOID' windowing operation")
+            raise _fail(
+                "the Window Width must be greater than 0 for a 'SIGMOID' windowing operation",
+                ds, _WINDOW_WIDTH)
         with np.errstate(over="ignore"):
             return y_range / (1 + np.exp(-4 * (out - center) / width)) + y_min
-    raise PixelDataError(f"unsupported (0028,1056) VOI LUT Function {function!r}")
+    raise _fail(f"unsupported (0028,1056) VOI LUT Function {function!r}", ds,
+                _VOI_LUT_FUNCTION)
 
 
 def _voi_function(ds: Any) -> str:
@@ -384,11 +481,11 @@ def apply_windowing(arr: np.ndarray, ds: Any, index: int = 0) -> np.ndarray:
         return arr
     photometric = str(_get(ds, "PhotometricInterpretation", "")).strip()
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise PixelDataError(
+        raise _fail(
             "windowing needs a (0028,0004) Photometric Interpretation of MONOCHROME1 or "
-            f"MONOCHROME2, found {photometric!r}")
+            f"MONOCHROME2, found {photometric!r}", ds, _PHOTOMETRIC)
     y_min, y_max = _output_range(ds)
-    return _window(arr, window[0], window[1], _voi_function(ds), y_min, y_max)
+    return _window(arr, window[0], window[1], _voi_function(ds), y_min, y_max, ds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,67 +579,90 @@ def apply_color_lut(arr: np.ndarray, ds: Any = None, palette: Any = None) -> np.
             "pass it as `ds`")
     if ds is None:
         raise ValueError("Either 'ds' or 'palette' is required")
+    path = _path(ds)
     if _get(ds, "PixelPresentation") in ("MIXED", "COLOR"):
-        raise ValueError("Use of this function with the Supplemental Palette Color Lookup "
-                         "Table Module is not currently supported")
+        raise _fail("Use of this function with the Supplemental Palette Color Lookup "
+                    "Table Module is not currently supported", ds, _PIXEL_PRESENTATION, path)
+    red_descriptor, red_data, red_segmented = _PALETTE_TAGS["Red"]
     if "RedPaletteColorLookupTableDescriptor" not in ds:
-        raise PixelDataError("No suitable Palette Color Lookup Table Module found")
+        raise _fail("No suitable Palette Color Lookup Table Module found", ds,
+                    red_descriptor, path)
 
     nr_entries, first_map, nominal_depth = _descriptor(
-        _get(ds, "RedPaletteColorLookupTableDescriptor"), _get(ds, "PixelRepresentation"))
+        ds, "RedPaletteColorLookupTableDescriptor", red_descriptor,
+        _get(ds, "PixelRepresentation"), path)
     little_endian = _is_little_endian(ds)
 
     luts: list[np.ndarray] = []
+    missing: list[int] = []         # tags of the red, green or blue data absent or empty
     if "RedPaletteColorLookupTableData" in ds:
         raw = [_get(ds, f"{c}PaletteColorLookupTableData") for c in _CHANNELS]
         first = raw[0]
         if not isinstance(first, (bytes, bytearray, memoryview)):
-            raise PixelDataError("Palette Color LUT Data must be OW bytes")
+            raise _fail("Palette Color LUT Data must be OW bytes", ds, red_data, path)
         length = len(first)
         if length == nr_entries or (nr_entries % 2 and length == nr_entries + 1):
             dtype = np.dtype("u1")      # 8-bit entries (an odd count padded to even)
         elif length == 2 * nr_entries:
             dtype = np.dtype("<u2" if little_endian else ">u2")
         else:
-            raise PixelDataError(
+            raise _fail(
                 f"The bit depth of the LUT data '{length * 8 / nr_entries:.1f}' is invalid "
-                "(only 8 or 16 bits per entry allowed)")
-        for data in raw:
+                "(only 8 or 16 bits per entry allowed)", ds, red_data, path)
+        for channel, data in zip(_CHANNELS, raw):
+            tag = _PALETTE_TAGS[channel][1]
             if data:
+                if not isinstance(data, (bytes, bytearray, memoryview)):
+                    raise _fail("Palette Color LUT Data must be OW bytes", ds, tag, path)
                 if len(data) != length:
-                    raise PixelDataError("LUT data must be the same length")
+                    raise _fail("LUT data must be the same length", ds, tag, path)
                 lut = np.frombuffer(bytes(data), dtype=dtype, count=nr_entries)
                 luts.append(lut.astype(dtype.newbyteorder("=")))
+            elif channel != "Alpha":
+                missing.append(tag)
     elif "SegmentedRedPaletteColorLookupTableData" in ds:
         if nominal_depth not in (8, 16):
-            raise PixelDataError(
+            raise _fail(
                 f"The bit depth of the LUT data '{nominal_depth:.1f}' is invalid "
-                "(only 8 or 16 bits per entry allowed)")
+                "(only 8 or 16 bits per entry allowed)", ds, red_descriptor, path)
         width = nominal_depth // 8
         entry = np.dtype(f"u{width}").newbyteorder("<" if little_endian else ">")
         out_dtype = np.dtype(f"uint{nominal_depth}")
+        size = None
         for channel in _CHANNELS:
+            tag = _PALETTE_TAGS[channel][2]
             data = _get(ds, f"Segmented{channel}PaletteColorLookupTableData")
             if data:
                 raw = bytes(data)
                 words = np.frombuffer(raw, dtype=entry, count=len(raw) // width).tolist()
-                expanded = _expand_segmented(words, width == 1, little_endian)
-                luts.append(_as_entry_type(np.asarray(expanded, dtype=np.int64),
-                                           out_dtype.name))
-        lengths = {lut.size for lut in luts}
-        if len(lengths) != 1:
-            raise PixelDataError("LUT data must be the same length")
-        if 0 in lengths:
-            raise PixelDataError("a segmented palette LUT expands to no entries")
+                try:
+                    expanded = _expand_segmented(words, width == 1, little_endian)
+                except PixelDataError as exc:
+                    # (raised without context, deep in the expansion of this element)
+                    where = _where(ds, tag, path)
+                    exc.inflated = exc.inflated or where.pop("inflated")
+                    raise exc.with_context(**where)
+                lut = _as_entry_type(np.asarray(expanded, dtype=np.int64), out_dtype.name,
+                                     ds, tag, path)
+                if lut.size == 0:
+                    raise _fail("a segmented palette LUT expands to no entries", ds, tag,
+                                path)
+                if size is not None and lut.size != size:
+                    raise _fail("LUT data must be the same length", ds, tag, path)
+                size = lut.size
+                luts.append(lut)
+            elif channel != "Alpha":
+                missing.append(tag)
         # Lenient: an expansion shorter than the descriptor clamps to its own last entry.
-        nr_entries = min(nr_entries, lengths.pop())
+        if size is not None:
+            nr_entries = min(nr_entries, size)
     else:
-        raise PixelDataError("No suitable Palette Color Lookup Table Module found")
-    if len(luts) < 3:
+        raise _fail("No suitable Palette Color Lookup Table Module found", ds, red_data, path)
+    if missing:
         # red, green and blue are all required (pydicom fails too): two channels made a
         # grey + alpha image
-        raise PixelDataError(f"the palette has {len(luts)} of its red, green and blue LUTs",
-                             tag=0x00281201)
+        raise _fail(f"the palette has {3 - len(missing)} of its red, green and blue LUTs",
+                    ds, missing[0], path)
 
     indices = _lut_indices(arr, first_map, nr_entries)
     return np.stack([lut[indices] for lut in luts], axis=-1)
@@ -556,18 +676,24 @@ def apply_presentation_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
     sequence = _get(ds, "PresentationLUTSequence")
     if sequence:
         item = sequence[0]
-        nr_entries, _, bit_depth = _descriptor(_get(item, "LUTDescriptor"), 0)
+        path = _path(ds)
+        nr_entries, _, bit_depth = _descriptor(item, "LUTDescriptor", _LUT_DESCRIPTOR, 0, path)
         itemsize = 8 if bit_depth <= 8 else 16
         data = _get(item, "LUTData")
         if isinstance(data, (bytes, bytearray, memoryview)):
             raw = bytes(data)[:nr_entries * itemsize // 8]
             if len(raw) * 8 // itemsize < nr_entries:
-                raise PixelDataError("the Presentation LUT Data is shorter than its descriptor")
+                raise _fail("the Presentation LUT Data is shorter than its descriptor", item,
+                            _LUT_DATA, path)
             order = "<" if _is_little_endian(ds) else ">"
             lut = np.frombuffer(raw, dtype=f"{order}u{itemsize // 8}").astype(f"uint{itemsize}")
         else:
-            lut = np.asarray(_values(data), dtype=np.int64)
-            lut = _as_entry_type(lut, "uint16")
+            try:
+                lut = np.asarray(_values(data), dtype=np.int64)
+            except (TypeError, ValueError, OverflowError):
+                raise _fail("LUT Data is not a list of integers", item, _LUT_DATA,
+                            path) from None
+            lut = _as_entry_type(lut, "uint16", item, _LUT_DATA, path)
         if itemsize - bit_depth > 0:
             lut = lut & ((1 << bit_depth) - 1)
         scaled = arr.astype("float32")
@@ -580,8 +706,9 @@ def apply_presentation_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
     if shape is not None:
         transform = str(shape).strip().upper()
         if transform not in ("IDENTITY", "INVERSE"):
-            raise NotImplementedError(
-                f"A (2050,0020) 'Presentation LUT Shape' value of '{shape}' is not supported")
+            # (a NotImplementedError too, as pydicom raises)
+            raise _fail(f"A (2050,0020) 'Presentation LUT Shape' value of '{shape}' is not "
+                        "supported", ds, _PRESENTATION_LUT_SHAPE, cls=_UnsupportedLUTError)
         if transform == "INVERSE":
             return arr.max() - arr
     return arr
@@ -686,7 +813,8 @@ def to_display_uint8(arr: np.ndarray, ds: Any, *, frame: Optional[int] = None,
         low, high = 0.0, 255.0
     elif dataset_voi and _has_voi_lut(ds):
         display = apply_voi(values, ds)
-        _, _, depth = _descriptor(_get(_get(ds, "VOILUTSequence")[0], "LUTDescriptor"), 0)
+        _, _, depth = _descriptor(_get(ds, "VOILUTSequence")[0], "LUTDescriptor",
+                                  _LUT_DESCRIPTOR, 0, _path(ds))
         low, high = 0.0, float((1 << depth) - 1)
     elif dataset_voi:
         try:
@@ -697,7 +825,7 @@ def to_display_uint8(arr: np.ndarray, ds: Any, *, frame: Optional[int] = None,
         if parameters is not None:
             try:
                 display = _window(values, parameters[0], parameters[1], _voi_function(ds),
-                                  0, 255)
+                                  0, 255, ds)
                 low, high = 0.0, 255.0
             except PixelDataError as exc:   # an unusable window: show the data range
                 logger.info("ignoring the dataset's window for display: %s", exc.message)
