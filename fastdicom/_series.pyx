@@ -219,6 +219,7 @@ cdef struct Src:
     int64_t have        # valid bytes in buf
     uint8_t* buf
     int64_t cap
+    int max_depth       # sequence nesting walked here (deeper: the general path judges)
 
 
 cdef struct DirCache:
@@ -529,7 +530,7 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
                 break
             if elem_header(s, pos, True, &tag, &vr, &length, &hdr) != 0 or length == UNDEF \
                     or sq_value(s, pos + hdr, tag, vr, length, s.size, True, True, 1,
-                                MAX_DEPTH) != 0:
+                                s.max_depth) != 0:
                 p = NULL
                 break
             if tag == 0x00020010u:
@@ -591,7 +592,7 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
             if length != UNDEF and <int64_t>length > s.size - pos:
                 break           # past the end of the file: the general reader judges
             if length != UNDEF and sq_value(s, pos, tag, vr, length, s.size, explicit, True, 1,
-                                            MAX_DEPTH) != 0:
+                                            s.max_depth) != 0:
                 break           # a sequence the general reader would refuse or read otherwise
             j = find_tag(tag)
             if j >= 0:
@@ -606,7 +607,7 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
             if length == UNDEF:
                 if explicit and vr != VR_SQ:
                     break
-                if sq_items(s, pos, -1, s.size, explicit, True, 1, MAX_DEPTH, &pos) != 0:
+                if sq_items(s, pos, -1, s.size, explicit, True, 1, s.max_depth, &pos) != 0:
                     break
             else:
                 pos += length
@@ -629,11 +630,12 @@ cdef object _flt(Out* o, int field):
     return None if o.fval[field] != o.fval[field] else o.fval[field]
 
 
-def scan_headers(list paths, cls, bint objects=True):
+def scan_headers(list paths, cls, bint objects=True, int max_depth=MAX_DEPTH):
     """Header-scan ``paths`` (str); returns a list with, per path, an instance of ``cls``
     (attributes set through its ``__dict__``), None (a DICOM file with no Pixel Data) or
     False (use the general path).  ``objects=False`` returns only the per-file status codes
-    (0 fast, 1 general path, 2 no image), for timing the nogil part."""
+    (0 fast, 1 general path, 2 no image), for timing the nogil part.  Sequences nested
+    deeper than ``max_depth`` (at most 32 here) leave the file to the general path."""
     cdef Py_ssize_t n = len(paths), i
     cdef list encoded = []
     cdef const char** cpaths = <const char**>malloc(max(n, 1) * sizeof(char*))
@@ -650,6 +652,7 @@ def scan_headers(list paths, cls, bint objects=True):
     dc.dir = NULL
     src.buf = <uint8_t*>malloc(WINDOW)
     src.cap = WINDOW
+    src.max_depth = max_depth if 0 < max_depth < MAX_DEPTH else MAX_DEPTH
     if cpaths == NULL or outs == NULL or lens == NULL or src.buf == NULL:
         free(cpaths)
         free(outs)

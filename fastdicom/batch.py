@@ -77,7 +77,8 @@ import pyarrow.compute as pc
 
 from . import _batch
 from . import tags as _tags
-from .errors import DicomError, FileChangedError, TruncatedError
+from .errors import (DEFAULT_LIMITS, DicomError, FileChangedError, Limits, TruncatedError,
+                     checked_limits)
 
 __all__ = ["DEFAULT_TAGS", "scan", "scan_batches", "schema", "iter_files", "WalkEntry",
            "read_header_row"]
@@ -409,7 +410,7 @@ def _check_forced_start(data, path):
 
 
 def _parse_buffer(row, data, path, size, tag_list, find_pixels, get, force=False,
-                  check_deflated=True):
+                  check_deflated=True, limits=None):
     """Fill ``row`` from the first bytes ``data`` of a file of ``size`` bytes; raises
     _NeedMoreBytes when more bytes are needed, DicomError on bad data."""
     from .filereader import _NeedMore, read_buffer
@@ -421,7 +422,7 @@ def _parse_buffer(row, data, path, size, tag_list, find_pixels, get, force=False
         # validation="ignore": no warnings to silence (catch_warnings is not thread-safe)
         ds = read_buffer(data, path=path, stop_before_pixels=True, force=force,
                          validation="ignore", partial_size=size if partial else -1,
-                         deflated_tail="check" if check_deflated else "ignore")
+                         deflated_tail="check" if check_deflated else "ignore", limits=limits)
     except _NeedMore:
         raise _NeedMoreBytes() from None
     except DicomError as exc:
@@ -456,7 +457,7 @@ def _parse_buffer(row, data, path, size, tag_list, find_pixels, get, force=False
 
 def read_header_row(path, tag_list: Sequence[int], *, nofollow: bool = False,
                     find_pixels: bool = True, force: bool = False,
-                    check_deflated: bool = True):
+                    check_deflated: bool = True, limits: Optional[Limits] = None):
     """Read one file with the full Python reader; return a dict with ``values``
     ``{tag: (vr, raw bytes, big endian)}``, ``little``, ``ts``, ``size``, ``mtime_ns``, pixel
     info, or an ``error`` tuple ``(type, message, offset, tag)``."""
@@ -479,7 +480,7 @@ def read_header_row(path, tag_list: Sequence[int], *, nofollow: bool = False,
                 raise FileChangedError("file changed while it was read", path=path)
             try:
                 _parse_buffer(row, data, path, size, tag_list, find_pixels, get, force,
-                              check_deflated)
+                              check_deflated, limits)
                 break
             except _NeedMoreBytes:
                 row["values"] = {}
@@ -500,7 +501,7 @@ def _row_from_buffer(data, path, size, mtime_ns, plan):
         return bytes(data[off:off + n])
     try:
         _parse_buffer(row, data, path, size, plan.tag_list, plan.find_pixels, get, plan.force,
-                      plan.check_deflated)
+                      plan.check_deflated, plan.limits)
     except _NeedMoreBytes:
         return None
     except DicomError as exc:
@@ -853,8 +854,9 @@ _PIXREP_SPEC = _Spec("PixelRepresentation", _PIXREP_TAG, "US", False)
 
 
 class _Plan:
-    def __init__(self, tags, find_pixels=True, check_deflated=True, force=False):
+    def __init__(self, tags, find_pixels=True, check_deflated=True, force=False, limits=None):
         self.force = bool(force)
+        self.limits = checked_limits(limits)
         self.specs = _specs(tuple(tags))
         self.schema = schema(tuple(tags))
         internal = {s.tag for s in self.specs} | {_TS_TAG, _CHARSET_TAG, _FRAMES_TAG}
@@ -878,9 +880,9 @@ class _Plan:
 
 
 @lru_cache(maxsize=64)
-def _scan_plan(tags: tuple, force: bool) -> _Plan:
+def _scan_plan(tags: tuple, force: bool, limits: Limits = DEFAULT_LIMITS) -> _Plan:
     """The plan of :func:`scan_batches` (plans are not changed once made)."""
-    return _Plan(tags, check_deflated=False, force=force)
+    return _Plan(tags, check_deflated=False, force=force, limits=limits)
 
 
 _ERRNO_CLASS = {_errno.ENOENT: FileNotFoundError, _errno.EACCES: PermissionError,
@@ -926,7 +928,9 @@ def _extract(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192)
     return _batch.extract(paths, plan.tag_array, stop_tag=plan.stop_tag,
                           find_pixels=plan.find_pixels, nofollow=nofollow,
                           header_bytes=header_bytes, kinds=plan.kinds, params=plan.params,
-                          check_deflated=plan.check_deflated, arena_max=_ARENA_LIMIT)
+                          check_deflated=plan.check_deflated, arena_max=_ARENA_LIMIT,
+                          max_depth=plan.limits.max_depth,
+                          max_inflated=plan.limits.max_inflated_bytes)
 
 
 def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192,
@@ -965,7 +969,7 @@ def _assemble(plan: _Plan, paths: list, nofollow: bool, r: dict,
         if st == _batch.STATUS_FALLBACK:
             fallback_rows[i] = rows[i] if rows is not None else read_header_row(
                 path, plan.tag_list, nofollow=nofollow, find_pixels=plan.find_pixels,
-                force=plan.force, check_deflated=plan.check_deflated)
+                force=plan.force, check_deflated=plan.check_deflated, limits=plan.limits)
             continue
         _record_status(st, r, i, err_type, err_msg, err_off, err_tag)
         pix_o[i] = pix_l[i] = -1
@@ -1385,14 +1389,14 @@ def _input_paths(paths, follow_symlinks):
 
 def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
                  errors: str = "record", batch_size: int = DEFAULT_BATCH_FILES,
-                 follow_symlinks: bool = False, force: bool = False
-                 ) -> Iterator[pa.RecordBatch]:
+                 follow_symlinks: bool = False, force: bool = False,
+                 limits: Optional[Limits] = None) -> Iterator[pa.RecordBatch]:
     """Like :func:`scan`, yielding :class:`pyarrow.RecordBatch` es of at most ``batch_size``
     rows in input order; memory stays bounded: at most 4 × ``workers`` chunks of at most
     ``min(batch_size, 1024)`` files are in flight."""
     if errors not in ("record", "raise"):
         raise ValueError("errors must be 'record' or 'raise'")
-    plan = _scan_plan(tuple(tags), bool(force))
+    plan = _scan_plan(tuple(tags), bool(force), checked_limits(limits))
     workers = workers or min(os.cpu_count() or 1, 8)
     nofollow = not follow_symlinks
 
@@ -1650,7 +1654,7 @@ def _raise_first(batch):
 
 def scan(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
          errors: str = "record", follow_symlinks: bool = False,
-         force: bool = False) -> pa.Table:
+         force: bool = False, limits: Optional[Limits] = None) -> pa.Table:
     """Scan the headers of ``paths`` (files, directories walked recursively, globs) into a
     :class:`pyarrow.Table` with the schema described in the module docstring.
 
@@ -1663,8 +1667,12 @@ def scan(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
     ``force`` also reads files without the 128-byte preamble and ``DICM`` (raw data sets,
     ACR-NEMA), as ``dcmread(force=True)`` does, when their first tag is of group 0000, 0002,
     0004 or 0008; other files still fail with ``InvalidDicomError``.
+    ``limits`` (a :class:`~fastdicom.Limits`, default ``DEFAULT_LIMITS``) bounds what a file
+    may make the scan do, as in :func:`fastdicom.dcmread`: the sequence nesting
+    (``max_depth``) and the inflated size of a deflated data set (``max_inflated_bytes``);
+    a file past them gets an error row.
     """
     tags = tuple(tags)          # (read twice: an iterator would be empty the second time)
     batches = list(scan_batches(paths, tags, workers=workers, errors=errors,
-                                follow_symlinks=follow_symlinks, force=force))
+                                follow_symlinks=follow_symlinks, force=force, limits=limits))
     return pa.Table.from_batches(batches, schema=schema(tags))

@@ -44,7 +44,9 @@ from typing import Optional, Sequence
 
 import pyarrow as pa
 
-from .batch import DEFAULT_TAGS, _Plan, _override_errors, _scan_chunk, schema, walk_rows
+from .batch import (DEFAULT_TAGS, _Plan, _override_errors, _scan_chunk, schema,
+                    walk_rows)
+from .errors import Limits, checked_limits
 
 __all__ = ["read_headers", "ScanPartition"]
 
@@ -59,8 +61,10 @@ class ScanPartition:
     """The picklable callable run per partition: scan one batch of paths to pandas."""
 
     def __init__(self, tags: Sequence, storage_options: Optional[dict] = None,
-                 protocol: Optional[str] = None, force: bool = False):
+                 protocol: Optional[str] = None, force: bool = False,
+                 limits: Optional[Limits] = None):
         self.tags = tuple(tags)
+        self.limits = checked_limits(limits)
         self.storage_options = storage_options or {}
         self.protocol = protocol
         self.force = bool(force)
@@ -68,7 +72,7 @@ class ScanPartition:
     def table(self, paths: list) -> pa.Table:
         """``paths``: local paths, or ``(path, walk error or None)`` pairs from the walk
         (an error row without a read: a symlink not followed, a fifo, a missing path)."""
-        plan = _Plan(self.tags, force=self.force)
+        plan = _Plan(self.tags, force=self.force, limits=self.limits)
         if self.protocol is None:
             items = [p if isinstance(p, tuple) else (p, None) for p in paths]
             batch = _scan_chunk(plan, [p for p, _ in items], True)
@@ -177,17 +181,17 @@ def _list_paths(paths_or_glob, storage_options):
 
 def read_headers(paths_or_glob, tags: Sequence = DEFAULT_TAGS, *,
                  files_per_partition: int = 2000, storage_options: Optional[dict] = None,
-                 force: bool = False):
+                 force: bool = False, limits: Optional[Limits] = None):
     """A ``dask.dataframe.DataFrame`` of header rows (the :func:`fastdicom.batch.scan`
     schema) for files, directories, globs or fsspec URLs, ``files_per_partition`` files per
-    partition.  ``force`` as in :func:`fastdicom.batch.scan`."""
+    partition.  ``force`` and ``limits`` as in :func:`fastdicom.batch.scan`."""
     import dask.dataframe as dd
     protocol, paths = _list_paths(paths_or_glob, storage_options)
     if files_per_partition < 1:
         raise ValueError("files_per_partition must be >= 1")
     batches = [paths[i:i + files_per_partition] for i in range(0, len(paths),
                                                                 files_per_partition)]
-    func = ScanPartition(tags, storage_options, protocol, force)
+    func = ScanPartition(tags, storage_options, protocol, force, limits)
     meta = schema(tuple(tags)).empty_table().to_pandas(types_mapper=_types_mapper)
     if not batches:
         return dd.from_pandas(meta, npartitions=1)

@@ -152,6 +152,16 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+def checked_limits(limits) -> Limits:
+    """``limits`` as given to a reader: None is :data:`DEFAULT_LIMITS`; anything other than
+    a :class:`Limits` is a TypeError."""
+    if limits is None:
+        return DEFAULT_LIMITS
+    if not isinstance(limits, Limits):
+        raise TypeError(f"limits must be a fastdicom.Limits, not {type(limits).__name__}")
+    return limits
+
+
 # Status codes of fastdicom._scan (kept in step with _scan.pxd) and the one place that maps
 # them to exceptions.
 ST_OK = 0

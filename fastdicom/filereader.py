@@ -26,9 +26,9 @@ from .values import ALL_VRS as _ALL_VRS
 from ._scan import (MappedFile, read_file, read_header_prefix, scan as _scan,
                     _set_plain_syntaxes)
 from .dataset import Context, Dataset, F_ODD, DEFER_SQ_BYTES
-from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, FileChangedError,
-                     InvalidDicomError, LimitExceededError, Limits, MalformedElementError,
-                     TruncatedError, check_validation, report, status_error)
+from .errors import (DicomError, DicomWarning, FileChangedError, InvalidDicomError,
+                     LimitExceededError, Limits, MalformedElementError, TruncatedError,
+                     check_validation, checked_limits, report, status_error)
 
 __all__ = ["dcmread", "open_file", "DicomFile", "read_buffer", "HEADER_CHUNK"]
 
@@ -239,10 +239,7 @@ def _read_clean_header(data: bytes, size: int, path: str, stop_before_pixels: bo
     :func:`read_buffer` then reads it (and warns or raises as the file deserves)."""
     if validation not in _VALIDATION_MODES:
         check_validation(validation)
-    if limits is None:
-        limits = DEFAULT_LIMITS
-    elif not isinstance(limits, Limits):
-        raise TypeError(f"limits must be a fastdicom.Limits, not {type(limits).__name__}")
+    limits = checked_limits(limits)
     if data.startswith((b"MZ", b"\x7fELF")):
         return None           # the general path warns about the executable preamble
     found = read_header_prefix(data, len(data) >= size, 0xFFFFFFFF, stop_before_pixels,
@@ -297,10 +294,7 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
     ctx_validation = validation
     if whole is not None:
         validation = "raise"  # a prefix attempt: anything lenient is left to the full read
-    if limits is None:
-        limits = DEFAULT_LIMITS
-    elif not isinstance(limits, Limits):
-        raise TypeError(f"limits must be a fastdicom.Limits, not {type(limits).__name__}")
+    limits = checked_limits(limits)
     if type(buf) is not bytes and not isinstance(buf, memoryview):
         buf = memoryview(buf)
     (preamble, meta_index, start, transfer_syntax, explicit, little, deflated,

@@ -105,6 +105,7 @@ from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has
                     _int64_array, _int64_values, _string_lengths, _valid_mask)
 from .batch import schema as scan_schema
 from .filereader import NO_PREAMBLE
+from .errors import Limits
 
 __all__ = ["ingest", "ingest_tables", "IngestResult", "IngestLockedError", "SCHEMA_VERSION",
            "STATES", "register_cli", "demo_ingest", "export_parquet"]
@@ -997,7 +998,8 @@ def _path_key(p: str) -> bytes:
 def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT_TAGS,
            parquet: Optional[str] = None, batch_size: Optional[int] = None,
            follow_symlinks: bool = False, progress: Optional[bool] = None,
-           force: bool = False, reread: bool = False) -> IngestResult:
+           force: bool = False, reread: bool = False,
+           limits: Optional[Limits] = None) -> IngestResult:
     """Ingest ``paths`` (files, directories, globs) into the SQLite index ``db``.
 
     Resumable and idempotent (see the module docstring); returns an :class:`IngestResult`
@@ -1015,6 +1017,8 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
     ``reread`` reads every file again, unchanged ones too (they then count as ``indexed``,
     ``duplicate`` or ``conflict``, not ``unchanged``): it fills the columns of tags the index
     gained since a file was read, which a job otherwise leaves NULL for unchanged files.
+    ``limits`` bounds the header reads as in :func:`fastdicom.scan` (a file past them is
+    ``failed``).
     """
     db = _db_file(db)
     if isinstance(paths, (str, bytes, os.PathLike)):
@@ -1034,7 +1038,7 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
         raise ValueError("batch_size must be >= 1")
     scanners = workers - 1
     dir_keys: set = set()       # the folders this job could not list
-    with _Job(db, tags, parquet, progress, force, reread) as job:
+    with _Job(db, tags, parquet, progress, force, reread, limits) as job:
         pool = ThreadPoolExecutor(scanners) if scanners else None
         rcon = _connect_reader(db) if job.track_seen else None
         try:
@@ -1257,14 +1261,14 @@ class _Job:
     """One job on the index ``db``: the lock, the writer connection with its schema, the
     checkpointer, the progress bar and the result; on a normal exit, the final counts."""
 
-    def __init__(self, db, tags, parquet, progress, force, reread=False):
+    def __init__(self, db, tags, parquet, progress, force, reread=False, limits=None):
         self.db, self.parquet, self.progress = db, parquet, progress
         tags = list(tags)
         for t in _REQUIRED_TAGS:
             if t not in tags:
                 tags.append(t)
         self.tags = tags
-        self.plan = _Plan(tags, force=force)
+        self.plan = _Plan(tags, force=force, limits=limits)
         self.plan.reread = bool(reread)      # (this job's own plan)
         self.layout = None
         self.con = self.ckpt = self.bar = None

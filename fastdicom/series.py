@@ -48,7 +48,7 @@ except ImportError:  # pragma: no cover - extension not built
 from .dataset import Dataset, Sequence as DicomSequence
 from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, InvalidDicomError,
                      LimitExceededError, Limits, PixelDataError, SeriesError, TruncatedError,
-                     UnsafePathError)
+                     UnsafePathError, checked_limits)
 
 __all__ = ["SeriesInfo", "Volume", "Geometry", "InstanceHeader", "find_series", "load_series",
            "raw_floor_load", "scan_instance", "register_cli"]
@@ -326,12 +326,12 @@ class _RawReader:
         return _vec(b.decode("latin-1").strip(" \0").split("\\"), n)
 
 
-def scan_instance(path: Any) -> Optional[InstanceHeader]:
+def scan_instance(path: Any, limits: Optional[Limits] = None) -> Optional[InstanceHeader]:
     """Header-only scan of one file; None when it holds no image (no Pixel Data)."""
     from .filereader import dcmread
 
     path = os.fspath(path)
-    ds = dcmread(path, stop_before_pixels=True, validation="ignore")
+    ds = dcmread(path, stop_before_pixels=True, validation="ignore", limits=limits)
     ctx = ds._ctx
     index = ds._index
     stop = index.stop_offset
@@ -1111,7 +1111,8 @@ def _chunk_bounds(n: int, parts: int) -> list:
     return [(edges[k], edges[k + 1]) for k in range(parts) if edges[k + 1] > edges[k]]
 
 
-def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
+def _scan_all(paths: list, workers: int, explicit: set, limits: Limits = DEFAULT_LIMITS
+              ) -> tuple:
     headers: list = []
     skipped: list = []
     unreadable: list = []       # files of a walk that could not be read (not: not DICOM)
@@ -1121,7 +1122,7 @@ def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
         if "\0" in p:                   # no file has that name (open would refuse it)
             return None, ValueError(f"embedded null byte in {p!r}")
         try:
-            return scan_instance(p), None
+            return scan_instance(p, limits), None
         except (DicomError, OSError, ValueError, OverflowError) as exc:
             # a file that cannot be read, or whose header holds values that cannot be
             # (a number a conversion refuses): that file is left out, the scan goes on
@@ -1142,11 +1143,12 @@ def _scan_all(paths: list, workers: int, explicit: set) -> tuple:
 
             def scan_part(k: int) -> None:
                 b = bounds[k]
-                parts[k] = _series.scan_headers(paths[b[0]:b[1]], InstanceHeader)
+                parts[k] = _series.scan_headers(paths[b[0]:b[1]], InstanceHeader,
+                                                max_depth=limits.max_depth)
             _run_chunks(scan_part, range(len(bounds)), workers)
             fast = [r for part in parts for r in part]
         else:
-            fast = _series.scan_headers(paths, InstanceHeader)
+            fast = _series.scan_headers(paths, InstanceHeader, max_depth=limits.max_depth)
         slow = [p for p, r in zip(paths, fast) if r is False]
         if workers > 1 and len(slow) > 8:
             with ThreadPoolExecutor(workers) as pool:
@@ -1281,7 +1283,7 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
 
 
 def find_series(paths_or_directory: Any, *, recursive: bool = True,
-                workers: Optional[int] = None) -> list:
+                workers: Optional[int] = None, limits: Optional[Limits] = None) -> list:
     """Find the series (one :class:`SeriesInfo` per stack) among files, folders, DICOMDIRs.
 
     Header-only scans run in a thread pool.  Files that are not DICOM or hold no image are
@@ -1291,11 +1293,14 @@ def find_series(paths_or_directory: Any, *, recursive: bool = True,
     Referenced File ID leaving its folder raises :class:`UnsafePathError`.  A damaged DICOMDIR
     raises when named, and is left out with a warning when a folder walk finds it.  A file
     whose NumberOfFrames does not fit its pixel data is left out as a damaged one.
+    ``limits`` bounds the header reads as in :func:`fastdicom.dcmread` (a file past them is
+    left out as a damaged one).
     """
-    return _find_series(paths_or_directory, recursive, workers)[0]
+    return _find_series(paths_or_directory, recursive, workers, checked_limits(limits))[0]
 
 
-def _find_series(paths_or_directory: Any, recursive: bool, workers: Optional[int]) -> tuple:
+def _find_series(paths_or_directory: Any, recursive: bool, workers: Optional[int],
+                 limits: Limits = DEFAULT_LIMITS) -> tuple:
     """(the stacks :func:`find_series` finds, [(path, reason)] of the files left out because
     they could not be read or are damaged).  Called straight from the public functions: the
     warnings name their caller's line."""
@@ -1306,7 +1311,7 @@ def _find_series(paths_or_directory: Any, recursive: bool, workers: Optional[int
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        headers, skipped = _scan_all(paths, _default_workers(workers), explicit)
+        headers, skipped = _scan_all(paths, _default_workers(workers), explicit, limits)
         return _build_stacks(headers), skipped
     finally:
         if gc_was_enabled:
@@ -1465,14 +1470,11 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
     volume with decoded (compressed) frames must fit ``limits.decode_budget``.
     """
     _check_errors_arg(errors)
-    if limits is None:
-        limits = DEFAULT_LIMITS
-    elif not isinstance(limits, Limits):
-        raise TypeError(f"limits must be a fastdicom.Limits, not {type(limits).__name__}")
+    limits = checked_limits(limits)
     if isinstance(source, SeriesInfo):
         info = source
     else:
-        stacks, left_out = _find_series(source, True, workers)
+        stacks, left_out = _find_series(source, True, workers, limits)
         if not stacks:
             if not left_out:
                 raise SeriesError("no image series found in the input")

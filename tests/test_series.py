@@ -480,10 +480,10 @@ def test_a_value_a_header_cannot_convert_leaves_one_file_out(tmp_path, monkeypat
     failures = {str(paths[1]): OverflowError("cannot convert float infinity to integer"),
                 str(paths[2]): ValueError("invalid literal")}
 
-    def scan(p):
+    def scan(p, limits=None):
         if p in failures:
             raise failures[p]
-        return real(p)
+        return real(p, limits)
     monkeypatch.setattr(S, "scan_instance", scan)
     monkeypatch.setattr(S, "_series", None)     # every file through the general path
     with warnings.catch_warnings(record=True) as caught:

@@ -1,0 +1,132 @@
+"""``limits`` (a :class:`fastdicom.Limits`) bounds the header reads of every batch entry
+point -- scan, scan_batches, ingest, find_series / load_series, dask.read_headers -- as it
+bounds :func:`fastdicom.dcmread`: on the nogil fast paths and on the general reader alike."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+import fastdicom
+from fastdicom import Limits, testing
+from fastdicom.batch import scan, scan_batches
+from fastdicom.ingest import ingest
+from fastdicom.series import find_series, load_series
+
+REFERENCED_STUDY_SEQUENCE = 0x00081110
+REFERENCED_SOP_INSTANCE_UID = 0x00081155
+
+
+def _nested(depth: int):
+    """A Referenced Study Sequence nested ``depth`` sequences deep."""
+    inner = [(REFERENCED_SOP_INSTANCE_UID, "UI", "1.2.3.4")]
+    for _ in range(depth):
+        inner = [(REFERENCED_STUDY_SEQUENCE, "SQ", [inner])]
+    return inner[0]
+
+
+def _write(path, depth: int, transfer_syntax=testing.EXPLICIT_LE, seed=0):
+    elements = testing.ct_instance_elements(rows=4, columns=4, index=seed,
+                                            series_seed=f"limits-{depth}")
+    elements = [e for e in elements if e[0] != REFERENCED_STUDY_SEQUENCE] + [_nested(depth)]
+    elements.sort(key=lambda e: e[0])
+    testing.write_file(path, elements, transfer_syntax=transfer_syntax)
+    return str(path)
+
+
+SYNTAXES = [testing.EXPLICIT_LE, testing.IMPLICIT_LE, testing.EXPLICIT_BE,
+            testing.DEFLATED_LE]
+
+
+@pytest.mark.parametrize("ts", SYNTAXES)
+def test_scan_max_depth_from_limits(tmp_path, ts):
+    p = _write(tmp_path / "a.dcm", 10, ts)
+    fastdicom.dcmread(p)        # the file is fine with the default limits
+    assert scan([p]).column("error_type").to_pylist() == [None]
+    t = scan([p], limits=Limits(max_depth=5))
+    assert t.column("error_type").to_pylist() == ["NestingTooDeepError"]
+    with pytest.raises(fastdicom.NestingTooDeepError) as err:
+        fastdicom.dcmread(p, limits=Limits(max_depth=5))
+    assert t.column("error_tag").to_pylist() == [err.value.tag] == [0xFFFEE000]
+    assert t.column("error_offset").to_pylist() == [err.value.offset]
+    # a deeper nesting than the default: refused by default, read with a larger limit
+    # (the nogil reader once had its own 64 whatever limits said)
+    q = _write(tmp_path / "b.dcm", 70, ts)
+    with pytest.raises(fastdicom.NestingTooDeepError):
+        fastdicom.dcmread(q)
+    assert scan([q]).column("error_type").to_pylist() == ["NestingTooDeepError"]
+    t = scan([q], limits=Limits(max_depth=100))
+    assert t.column("error_type").to_pylist() == [None]
+    assert t.column("SOPInstanceUID").to_pylist() == [fastdicom.dcmread(
+        q, limits=Limits(max_depth=100)).SOPInstanceUID]
+    rows = sum(b.num_rows for b in scan_batches([p, q], limits=Limits(max_depth=100)))
+    assert rows == 2
+
+
+def test_scan_inflated_size_from_limits(tmp_path):
+    p = _write(tmp_path / "d.dcm", 1, testing.DEFLATED_LE)
+    assert scan([p]).column("error_type").to_pylist() == [None]
+    t = scan([p], limits=Limits(max_inflated_bytes=256))
+    assert t.column("error_type").to_pylist() == ["LimitExceededError"]
+    with pytest.raises(fastdicom.LimitExceededError):
+        fastdicom.dcmread(p, limits=Limits(max_inflated_bytes=256))
+
+
+def test_limits_type_checked(tmp_path):
+    p = _write(tmp_path / "a.dcm", 1)
+    for call in (lambda: scan([p], limits=5), lambda: find_series([p], limits={}),
+                 lambda: ingest([p], str(tmp_path / "i.sqlite"), limits="x", progress=False)):
+        with pytest.raises(TypeError, match="fastdicom.Limits"):
+            call()
+    assert not (tmp_path / "i.sqlite.lock").exists()
+
+
+def test_ingest_limits(tmp_path):
+    d = tmp_path / "tree"
+    d.mkdir()
+    _write(d / "deep.dcm", 10)
+    _write(d / "flat.dcm", 1, seed=1)
+    db = str(tmp_path / "i.sqlite")
+    r = ingest([d], db, limits=Limits(max_depth=5), progress=False, workers=2)
+    assert (r.files, r.indexed, r.failed) == (2, 1, 1)
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT display, error_type FROM failures").fetchall()
+    assert rows == [(str(d / "deep.dcm"), "NestingTooDeepError")]
+    con.close()
+    # a later job with the default limits reads the file it refused (it is not unchanged:
+    # a failure is read again... only when the file changed; reread does it at once)
+    r = ingest([d], db, progress=False, reread=True)
+    assert (r.files, r.indexed, r.failed) == (2, 2, 0)
+
+
+@pytest.mark.parametrize("ts", [testing.EXPLICIT_LE, testing.IMPLICIT_LE])
+def test_find_series_limits(tmp_path, ts):
+    d = tmp_path / "series"
+    d.mkdir()
+    for k in range(3):
+        _write(d / f"{k}.dcm", 10, ts, seed=k)
+    assert [len(s.instances) for s in find_series(d)] == [3]
+    with pytest.warns(fastdicom.DicomWarning, match="3 DICOM files are damaged.*Nesting"):
+        assert find_series(d, limits=Limits(max_depth=5)) == []
+    with pytest.raises(fastdicom.SeriesError, match="left out"), \
+            pytest.warns(fastdicom.DicomWarning, match="NestingTooDeepError"):
+        load_series(d, limits=Limits(max_depth=5))
+    assert load_series(d).array.shape[0] == 3
+    # beyond the nogil reader's own depth (32): the general reader, with the given limits
+    e = tmp_path / "deep"
+    e.mkdir()
+    for k in range(2):
+        _write(e / f"{k}.dcm", 40, ts, seed=k)
+    assert [len(s.instances) for s in find_series(e)] == [2]
+    with pytest.warns(fastdicom.DicomWarning, match="2 DICOM files are damaged.*Nesting"):
+        assert find_series(e, limits=Limits(max_depth=39)) == []
+
+
+def test_dask_read_headers_limits(tmp_path):
+    pytest.importorskip("dask.dataframe")
+    from fastdicom.dask import read_headers
+    p = _write(tmp_path / "a.dcm", 10)
+    df = read_headers([p], limits=Limits(max_depth=5)).compute(scheduler="sync")
+    assert df["error_type"].tolist() == ["NestingTooDeepError"]
+    df = read_headers([p]).compute(scheduler="sync")
+    assert df["error_type"].isna().tolist() == [True]
