@@ -393,3 +393,194 @@ def test_jpegxl_size_header_parsed_as_libjxl_reads_it():
     for h, w in sizes:
         enc = imagecodecs.jpegxl_encode(np.zeros((h, w), np.uint8), lossless=True)
         assert jpegxl_parameters(enc) == {"width": w, "height": h}, (h, w)
+
+
+# ---------------------------------------------------------------------------------------------
+# many fragments: memory bounded by the data, not a Python object per fragment
+
+_ITEM = b"\xfe\xff\x00\xe0"
+_SEQ_DELIM = b"\xfe\xff\xdd\xe0\0\0\0\0"
+
+
+def _raw_fragments_file(fragments: list, *, n=1, ts=RLE, bot=b""):
+    """A Part 10 file whose encapsulated pixel data is ``bot`` then ``fragments`` (bytes,
+    each written as one item), the items appended by hand (fast for millions of items)."""
+    body = encode_dataset(_header(n) + [(0x7FE00010, "OB", [bot], {"undefined_length": True})])
+    assert body.endswith(_SEQ_DELIM)
+    items = b"".join(_ITEM + struct.pack("<I", len(f)) + f for f in fragments)
+    meta = encode_file_meta(transfer_syntax=ts, sop_class_uid="1.2", sop_instance_uid="1.3")
+    return b"\0" * 128 + b"DICM" + meta + body[:-8] + items + _SEQ_DELIM
+
+
+def test_many_empty_fragments_cost_memory_bounded_by_the_data():
+    """One RLE frame of 256 x 256 in two fragments with 300 000 empty ones between them (a
+    2.5 MB file).  The fragments and the frame table were Python tuples (and the frame a join
+    over a list of 300 000 memoryviews): about 470 bytes a fragment, 140 MB.  They are int64
+    arrays now, taken from the element index in one pass (its copy is 48 bytes an entry: about
+    8 times the file at most), and the frame is joined into one allocation of its size."""
+    import tracemalloc
+
+    from fastdicom.pixels.encaps import encapsulated_frame, frame_head, frame_table
+    rows = cols = 256
+    frame = np.random.default_rng(3).integers(0, 4000, size=(rows, cols)).astype(np.uint16)
+    enc = _encoded([frame])[0]
+    half = len(enc) // 2 & ~1
+    count = 300_000
+    header = [e for e in _header(1) if e[0] not in (0x00280010, 0x00280011)]
+    header += [(0x00280010, "US", rows), (0x00280011, "US", cols)]
+    body = encode_dataset(header + [(0x7FE00010, "OB", [b""], {"undefined_length": True})])
+    meta = encode_file_meta(transfer_syntax=RLE, sop_class_uid="1.2", sop_instance_uid="1.3")
+    data = b"".join([b"\0" * 128, b"DICM", meta, body[:-8],
+                     _ITEM, struct.pack("<I", half), enc[:half],
+                     (_ITEM + b"\0\0\0\0") * count,
+                     _ITEM, struct.pack("<I", len(enc) - half), enc[half:], _SEQ_DELIM])
+    size = len(data)
+    ds = _read(data)
+    del data
+    tracemalloc.start()
+    try:
+        table = frame_table(ds)
+        head, length = frame_head(ds, 0)
+        table_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        encoded = encapsulated_frame(ds, 0)
+        join_peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert table_peak < 10 * size, f"{table_peak} bytes allocated for a {size}-byte file"
+    assert join_peak < 2 * len(enc) + (1 << 20), \
+        f"{join_peak} bytes allocated to join a {len(enc)}-byte frame"
+    assert isinstance(encoded, bytes) and encoded == enc
+    assert length == len(enc) and bytes(head) == enc[:64]
+    assert len(table) == 1 and len(table[0]) == count + 2
+    np.testing.assert_array_equal(ds.pixel_array, frame)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_frames_of_many_fragments_join_as_their_bytes(seed):
+    """Frames cut into fragments of every size (empty, tiny, over 512 bytes) under a Basic
+    Offset Table: each frame's bytes are its fragments' bytes in order, and its head the
+    first 64 of them."""
+    from fastdicom.pixels.encaps import encapsulated_frame, frame_head
+    rng = np.random.default_rng(seed)
+    streams = [rng.integers(0, 256, size=int(size), dtype=np.uint8).tobytes()
+               for size in (3000, 1, 0, 700, 40)]
+    fragments, bot, pos = [], [], 0
+    for stream in streams:
+        bot.append(pos)
+        cuts = np.sort(rng.integers(0, len(stream) + 1, size=int(rng.integers(1, 60))))
+        cuts = [0] + [int(c) for c in cuts] + [len(stream)]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            fragments.append(stream[a:b])
+            pos += 8 + b - a
+        if rng.integers(0, 2):
+            fragments.append(b"")
+            pos += 8
+    ds = _read(_raw_fragments_file(fragments, n=len(streams),
+                                   bot=struct.pack(f"<{len(bot)}I", *bot)))
+    for k, stream in enumerate(streams):
+        assert bytes(encapsulated_frame(ds, k)) == stream
+        head, length = frame_head(ds, k)
+        assert (bytes(head), length) == (stream[:64], len(stream))
+
+
+def _old_codestream_groups(fragments: list) -> list:
+    """pydicom's rule, as the tuple-based code applied it: a frame ends with the fragment
+    holding FFD9 in its last 10 bytes."""
+    groups, current = [], []
+    for frag in fragments:
+        current.append(frag)
+        if b"\xff\xd9" in frag[-10:]:
+            groups.append(b"".join(current))
+            current = []
+    if current:
+        groups.append(b"".join(current))
+    return groups
+
+
+def test_codestream_ends_found_in_the_last_10_bytes_of_each_fragment():
+    """Fragments of many lengths with FFD9 inside, straddling and outside the last 10 bytes
+    (and split across two fragments): frames end where the rule says."""
+    rng = np.random.default_rng(5)
+    fragments = []
+    for _ in range(400):
+        size = int(rng.integers(0, 30)) * 2
+        frag = bytearray(rng.integers(0, 0xF0, size=size, dtype=np.uint8).tobytes())
+        if size >= 2 and rng.integers(0, 2):
+            at = int(rng.integers(0, size - 1))
+            frag[at:at + 2] = b"\xff\xd9"
+        elif size and rng.integers(0, 4) == 0:
+            frag[-1] = 0xFF          # FF here, D9 opening the next fragment
+        fragments.append(bytes(frag))
+    groups = _old_codestream_groups(fragments)
+    assert 10 < len(groups) < len(fragments)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = fastdicom.dcmread(_raw_fragments_file(fragments, n=len(groups)))
+        for k, group in enumerate(groups):
+            assert bytes(ds.encapsulated_frame(k)) == group
+
+
+# ---------------------------------------------------------------------------------------------
+# errors carry the offset of what is at fault
+
+def _pixel_header_offset(data: bytes) -> int:
+    return data.rindex(b"\xe0\x7f\x10\x00OB\0\0\xff\xff\xff\xff")
+
+
+def test_bot_errors_carry_the_offset_of_the_bot_item():
+    enc = _encoded(_frames())
+    offs = _offsets(enc)
+    data = _file([struct.pack("<4I", offs[0], offs[1] + 2, offs[2], offs[3])] + enc)
+    bot_item = _pixel_header_offset(data) + 12
+    assert data[bot_item:bot_item + 4] == _ITEM
+    for read in (lambda ds: ds.pixel_array, lambda ds: ds.frame(0)):
+        with pytest.raises(EncapsulationError, match="not at a fragment item boundary") as info:
+            read(_read(data))
+        assert info.value.offset == bot_item and info.value.tag == 0x7FE00010
+
+
+def test_fragment_count_errors_carry_the_offset_of_the_pixel_element():
+    enc = _encoded(_frames())
+    data = _file([b""] + enc[:2])
+    with pytest.raises(EncapsulationError, match="2 fragments for 4 frames") as info:
+        _read(data).pixel_array
+    assert info.value.offset == _pixel_header_offset(data)
+    assert info.value.tag == 0x7FE00010
+
+
+def test_eot_errors_carry_the_offset_of_the_table_element():
+    enc = _encoded(_frames())
+    offs, lens = _offsets(enc), [len(e) for e in enc]
+    for bad_lengths, tag in ((False, 0x7FE00001), (True, 0x7FE00002)):
+        extra = _eot([offs[0], offs[1] + 4] + offs[2:], lens) if not bad_lengths else \
+            _eot(offs, lens[:-1] + [lens[-1] + 2])
+        ds = _read(_file([b""] + enc, extra=extra))
+        with pytest.raises(EncapsulationError) as info:
+            ds.pixel_array
+        assert info.value.tag == tag
+        assert info.value.offset == ds[tag].header_offset > 0
+
+
+def test_a_frame_that_fails_to_decode_carries_its_first_fragment_offset():
+    """An RLE frame whose segment is cut short: the error points at the frame's first
+    fragment item (the third frame of four, in two fragments), from pixel_array and
+    frame()."""
+    frames = _frames()
+    enc = _encoded(frames)
+    enc[2] = enc[2][:64] + b"\x05ab"       # header intact, the first segment cut short
+    fragments, bot, pos = [], [], 0
+    for e in enc:
+        bot.append(pos)
+        for part in (e[:64], e[64:]):
+            fragments.append(_pad(part))
+            pos += 8 + len(_pad(part))
+    data = _file([struct.pack("<4I", *bot)] + fragments)
+    first_item = _pixel_header_offset(data) + 12 + 8 + 16 + bot[2]
+    assert data[first_item:first_item + 4] == _ITEM
+    for read in (lambda ds: ds.pixel_array, lambda ds: ds.frame(2)):
+        with pytest.raises(PixelDataError) as info:
+            read(_read(data))
+        assert info.value.offset == first_item and info.value.tag == 0x7FE00010
+    np.testing.assert_array_equal(_read(data).frame(3), frames[3])

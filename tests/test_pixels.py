@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -527,3 +528,18 @@ def test_error_on_pixel_data_set_in_memory_has_no_file_offset(tmp_path):
     with pytest.raises(PixelDataError) as exc, pytest.warns(fastdicom.DicomWarning):
         fastdicom.dcmread(p).pixel_array
     assert exc.value.offset == read[0x7FE00010].header_offset
+
+
+@pytest.mark.parametrize("kw,tag", [(dict(bits=12), 0x00280100), (dict(spp=2), 0x00280002),
+                                    (dict(rows=0), 0x00280010)])
+def test_image_pixel_module_errors_carry_the_element_offset(tmp_path, kw, tag):
+    """A bad Image Pixel module value: the error names the element's tag and, now, its
+    offset in the file (it had none)."""
+    path = _native_file(tmp_path, bytes(64), **kw)
+    ds = fastdicom.dcmread(path)
+    with pytest.raises(PixelDataError) as info:
+        ds.pixel_array
+    offset = ds[tag].header_offset
+    assert info.value.tag == tag and info.value.offset == offset
+    group, element = tag >> 16, tag & 0xFFFF
+    assert path.read_bytes()[offset:offset + 4] == struct.pack("<HH", group, element)

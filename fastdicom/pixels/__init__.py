@@ -24,7 +24,7 @@ import numpy as np
 from fastdicom._scan import MappedFile
 from fastdicom.errors import FileChangedError, LimitExceededError, PixelDataError
 from fastdicom.pixels.codecs import SIZE_CHECKED_SYNTAXES, check_encoded_frame, decode_frame
-from fastdicom.pixels.encaps import encapsulated_frame, frame_head, frame_table
+from fastdicom.pixels.encaps import encapsulated_frame, frame_head, frame_offset, frame_table
 from fastdicom.pixels.locator import (PixelInfo, allocate, memory_error, num_frames,
                                       pixel_buffer, pixel_cache, pixel_info)
 from fastdicom.pixels.native import _be_swap_ow, _correct, native_frames, needs_bit_correction
@@ -54,7 +54,7 @@ def frame_view(ds, index: int, *, as_rgb: bool = True) -> np.ndarray:
     ctx = _ctx(ds)
     if info.encapsulated:
         return decode_frame(encapsulated_frame(ds, index), info, as_rgb=as_rgb, path=ctx.path,
-                            validation=ctx.validation)
+                            validation=ctx.validation, offset=frame_offset(ds, index))
     return native_frames(pixel_buffer(ds), info, index, 1, as_rgb=as_rgb)[0]
 
 
@@ -132,11 +132,12 @@ def pixel_array(ds, *, as_rgb: bool = True) -> np.ndarray:
                 try:
                     check_encoded_frame(*frame_head(ds, k), info)
                 except PixelDataError as exc:
-                    raise exc.with_context(path=ctx.path, tag=info.tag)
+                    raise exc.with_context(path=ctx.path, offset=frame_offset(ds, k),
+                                           tag=info.tag)
         out = allocate((n,) + info.frame_shape, info.dtype, path=ctx.path, tag=info.tag)
         for k in range(n):
             decode_frame(encapsulated_frame(ds, k), info, as_rgb=as_rgb, path=ctx.path,
-                         out=out[k], validation=ctx.validation)
+                         out=out[k], validation=ctx.validation, offset=frame_offset(ds, k))
     else:
         out = _pread_frames(ds, info, 0, n, as_rgb)
         if out is None:

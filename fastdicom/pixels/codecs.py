@@ -561,16 +561,21 @@ def _as_frame_shape(arr: np.ndarray, info: PixelInfo, ts: str) -> np.ndarray:
 
 
 def decode_frame(src, info: PixelInfo, *, as_rgb: bool = True, path=None,
-                 out: Optional[np.ndarray] = None, validation: str = "warn") -> np.ndarray:
+                 out: Optional[np.ndarray] = None, validation: str = "warn",
+                 offset: Optional[int] = None) -> np.ndarray:
     """Decode one encoded frame to an array of ``info.frame_shape`` / ``info.dtype``.  Running
-    out of memory for the decoded frame raises LimitExceededError."""
+    out of memory for the decoded frame raises LimitExceededError.  ``offset`` (the file
+    offset of the frame's first fragment item) is given to the errors the frame's bytes
+    cause."""
     ts = info.transfer_syntax
     decoder = decoder_for(ts)
     state = FrameState(info.photometric, validation, path, out)
     try:
         decoded = decoder(src, info, state)
-    except PixelDataError as exc:
+    except MissingCodecError as exc:    # (not the bytes' fault: no offset)
         raise exc.with_context(path=path, tag=info.tag)
+    except PixelDataError as exc:
+        raise exc.with_context(path=path, offset=offset, tag=info.tag)
     except MemoryError:     # the codec's output buffer (inflated bytes, decoded image...)
         raise memory_error(info.decoded_frame_bytes, path=path, tag=info.tag) from None
     if state.native:
@@ -579,6 +584,8 @@ def decode_frame(src, info: PixelInfo, *, as_rgb: bool = True, path=None,
             arr = native_frame_from_bytes(decoded, info, index=0, as_rgb=as_rgb)
         except LimitExceededError as exc:
             raise exc.with_context(path=path)
+        except PixelDataError as exc:
+            raise exc.with_context(path=path, offset=offset, tag=info.tag)
         if out is not None:
             out[...] = arr
             return out
@@ -590,7 +597,7 @@ def decode_frame(src, info: PixelInfo, *, as_rgb: bool = True, path=None,
         try:
             decoded = _as_frame_shape(decoded, info, ts)
         except PixelDataError as exc:
-            raise exc.with_context(path=path)
+            raise exc.with_context(path=path, offset=offset)
         # read the decoded samples with the data set's signedness (pydicom reinterprets
         # bytes)
         if decoded.dtype.kind in "iu" and info.tag == PIXEL_DATA:

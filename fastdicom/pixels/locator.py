@@ -13,11 +13,11 @@ from typing import Any, Optional
 import numpy as np
 
 from fastdicom import _dictionary as _dict
-from fastdicom.errors import (LimitExceededError, PixelDataError,
+from fastdicom.errors import (DicomError, LimitExceededError, PixelDataError,
                               UnsupportedTransferSyntaxError, report)
 
 __all__ = ["PixelInfo", "pixel_info", "num_frames", "pixel_cache", "allocate", "memory_error",
-           "native_frame_bits",
+           "native_frame_bits", "element_header_offset",
            "NATIVE_SYNTAXES", "NATIVE_LAYOUT_FRAME_SYNTAXES", "PIXEL_DATA", "FLOAT_PIXEL_DATA",
            "DOUBLE_FLOAT_PIXEL_DATA"]
 
@@ -235,11 +235,35 @@ def _module_general(ds, path) -> tuple:
 
 
 def pixel_info(ds) -> PixelInfo:
-    """The checked pixel description of ``ds`` (cached on the data set)."""
+    """The checked pixel description of ``ds`` (cached on the data set).  An error about an
+    element of the Image Pixel module (or the pixel element) carries that element's offset."""
     cache = pixel_cache(ds)
     info = cache.get("info")
     if info is not None:
         return info
+    try:
+        return _pixel_info(ds, cache)
+    except DicomError as exc:
+        if exc.offset is None and exc.tag is not None:
+            exc.offset = element_header_offset(ds, exc.tag)
+            if exc.offset is not None:
+                exc.inflated = bool(getattr(ds.__dict__.get("_ctx"), "inflated", False))
+        raise
+
+
+def element_header_offset(ds, tag: int) -> Optional[int]:
+    """The file offset of the header of root-level element ``tag`` of ``ds`` (None when it is
+    absent or was set in memory)."""
+    try:
+        if tag not in ds:
+            return None
+        offset = ds[tag].header_offset
+    except (DicomError, KeyError):
+        return None
+    return offset if offset is not None and offset >= 0 else None
+
+
+def _pixel_info(ds, cache: dict) -> PixelInfo:
     ctx, path = _context(ds)
     d = ds.__dict__
     index = d.get("_index")
