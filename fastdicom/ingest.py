@@ -2624,6 +2624,47 @@ def _run_cli_job(args, paths, tags, progress, stopper) -> int:
     return 0
 
 
+# what ``fastdicom ls`` shows: (columns, query); the columns name the output's header line
+_LS_VIEWS = {
+    "files": (("state", "files"),
+              "SELECT state, count(*) FROM files GROUP BY state ORDER BY state"),
+    "patients": (("patient_key", "patient_id", "issuer_of_patient_id", "patient_name",
+                  "patient_birth_date", "patient_sex", "num_studies"),
+                 "SELECT patient_key, patient_id, issuer_of_patient_id, patient_name,"
+                 " patient_birth_date, patient_sex, num_studies FROM patients"
+                 " ORDER BY patient_id, patient_key"),
+    "studies": (("study_instance_uid", "patient_id", "accession_number", "study_date",
+                 "study_description", "num_series", "num_instances"),
+                "SELECT study_instance_uid, patient_id, accession_number, study_date,"
+                " study_description, num_series, num_instances FROM studies ORDER BY"
+                " patient_id, study_date, study_instance_uid"),
+    "series": (("series_instance_uid", "study_instance_uid", "modality", "series_number",
+                "series_description", "num_instances"),
+               "SELECT series_instance_uid, study_instance_uid, modality, series_number,"
+               " series_description, num_instances FROM series ORDER BY study_instance_uid,"
+               " series_number, series_instance_uid"),
+    "instances": (("sop_instance_uid", "series_instance_uid", "path", "rows", "columns",
+                   "frames", "transfer_syntax_uid"),
+                  "SELECT sop_instance_uid, series_instance_uid, display_path, rows, columns,"
+                  " frames, transfer_syntax_uid FROM instances ORDER BY series_instance_uid,"
+                  " path"),
+    "failures": (("path", "error_type", "message", "offset", "tag"),
+                 "SELECT display, error_type, message, offset, tag FROM failures"
+                 " ORDER BY path"),
+}
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _tsv_cell(column: str, v) -> str:
+    """A value as one TSV cell: NULL empty, a tag as (GGGG,EEEE), and a backslash, tab or
+    line break escaped (a message or description holding them stays on its line)."""
+    if v is None:
+        return ""
+    if column == "tag" and isinstance(v, int):
+        return f"({v >> 16:04X},{v & 0xFFFF:04X})"
+    return str(v).translate(_TSV_ESCAPES)
+
+
 def _cmd_ls(args) -> int:
     if not os.path.exists(args.db):
         print(f"fastdicom ls: no such database {args.db!r}", file=sys.stderr)
@@ -2633,23 +2674,15 @@ def _cmd_ls(args) -> int:
     except sqlite3.Error as exc:      # e.g. a directory
         print(f"fastdicom ls: {_db_error(args.db, exc)}", file=sys.stderr)
         return 1
+    view = next((v for v in _LS_VIEWS if getattr(args, v, False)), "files")
+    columns, q = _LS_VIEWS[view]
     try:
-        if args.studies:
-            q = ("SELECT study_instance_uid, patient_id, accession_number, study_date,"
-                 " study_description, num_series, num_instances FROM studies ORDER BY"
-                 " patient_id, study_date, study_instance_uid")
-        elif args.series:
-            q = ("SELECT series_instance_uid, study_instance_uid, modality, series_number,"
-                 " series_description, num_instances FROM series ORDER BY study_instance_uid,"
-                 " series_number, series_instance_uid")
-        elif args.failures:
-            q = "SELECT display, error_type, message, offset, tag FROM failures ORDER BY path"
-        else:
-            q = "SELECT state, count(*) FROM files GROUP BY state ORDER BY state"
         try:
             rows = con.execute(q)
+            if not args.no_header:
+                print("\t".join(columns))
             for row in rows:
-                print("\t".join("" if v is None else str(v) for v in row))
+                print("\t".join(_tsv_cell(c, v) for c, v in zip(columns, row)))
         except sqlite3.Error as exc:
             print(f"fastdicom ls: {_db_error(args.db, exc)}", file=sys.stderr)
             return 1
@@ -2722,12 +2755,19 @@ def register_cli(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="only the JSON summary line")
     p.set_defaults(func=_cmd_ingest, usage_error=p)
     p.error = _argparse_error.__get__(p)    # usage errors of argparse end with JSON too
-    p = subparsers.add_parser("ls", help="browse an index")
-    p.add_argument("db")
+    p = subparsers.add_parser(
+        "ls", help="browse an index",
+        description="Print a table of the index as tab-separated values, with a header "
+                    "line: by default the number of files in each ledger state.")
+    p.add_argument("db", help="the SQLite index written by 'fastdicom ingest'")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--studies", action="store_true")
-    g.add_argument("--series", action="store_true")
-    g.add_argument("--failures", action="store_true")
+    g.add_argument("--patients", action="store_true", help="one line per patient")
+    g.add_argument("--studies", action="store_true", help="one line per study")
+    g.add_argument("--series", action="store_true", help="one line per series")
+    g.add_argument("--instances", action="store_true", help="one line per indexed instance")
+    g.add_argument("--failures", action="store_true",
+                   help="the files that failed, with their error, byte offset and tag")
+    p.add_argument("--no-header", action="store_true", help="no header line")
     p.set_defaults(func=_cmd_ls)
     p = subparsers.add_parser("export", help="export the instance table to Parquet")
     p.add_argument("db")

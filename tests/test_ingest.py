@@ -203,7 +203,8 @@ def test_cli_json_parquet_export(tmp_path):
     assert bad.returncode == 2
     ls = subprocess.run([sys.executable, "-m", "fastdicom.ingest", "ls", db, "--failures"],
                         capture_output=True, text=True, env=env, cwd=str(ROOT))
-    assert ls.returncode == 0 and len(ls.stdout.strip().splitlines()) == 7
+    assert ls.returncode == 0 and len(ls.stdout.strip().splitlines()) == 1 + 7
+    assert ls.stdout.splitlines()[0] == "path\terror_type\tmessage\toffset\ttag"
     # browsing and exporting leave no -wal/-shm files beside the index
     assert sorted(p.name for p in tmp_path.glob("i.sqlite*")) == ["i.sqlite", "i.sqlite.lock"]
 
@@ -2530,3 +2531,47 @@ def test_export_keeps_file_names_that_are_not_utf8(tmp_path):
     got = sorted(t.column("path").to_pylist())
     assert got == sorted(os.path.join(os.fsencode(root), n) for n in names)
     assert str(root / "plain.dcm") in t.column("display_path").to_pylist()
+
+
+def test_ls_views_header_tags_and_escapes(tmp_path, capsys):
+    """`fastdicom ls`: a header line naming the columns (--no-header: none), a line per
+    patient, study, series, instance or failure, tags as (GGGG,EEEE), and a tab or line
+    break inside a value escaped, so that every row is one line of as many cells."""
+    from fastdicom import cli
+    root = tmp_path / "t"
+    testing.write_ct_series(root / "s", 3, 8, 8, seed=4)
+    bad = root / "bad.dcm"
+    data = bytearray((root / "s").joinpath(sorted(os.listdir(root / "s"))[0]).read_bytes())
+    bad.write_bytes(bytes(data[:-40]))      # cut inside the Pixel Data value
+    tabbed = root / "tab\tand\nline.dcm"
+    tabbed.write_bytes(b"not dicom")
+    db = str(tmp_path / "i.sqlite")
+    r = ingest([root], db, workers=1, progress=False)
+    assert (r.indexed, r.failed) == (3, 2)
+    con = sqlite3.connect(db)
+    want_fail = {os.fsdecode(p): (t, o, g) for p, t, o, g in con.execute(
+        "SELECT path, error_type, offset, tag FROM failures")}
+    con.close()
+
+    def ls(*opts):
+        assert cli.main(["ls", db, *opts]) == 0
+        return capsys.readouterr().out.splitlines()
+    out = ls()
+    assert out[0] == "state\tfiles" and sorted(out[1:]) == ["failed\t2", "indexed\t3"]
+    assert ls("--no-header") == out[1:]
+    for opt, n in (("--patients", 1), ("--studies", 1), ("--series", 1), ("--instances", 3),
+                   ("--failures", 2)):
+        lines = ls(opt)
+        width = len(lines[0].split("\t"))
+        assert len(lines) == 1 + n, opt
+        assert all(len(line.split("\t")) == width for line in lines), opt
+    inst = ls("--instances")
+    assert inst[0].split("\t")[:3] == ["sop_instance_uid", "series_instance_uid", "path"]
+    assert sorted(line.split("\t")[2] for line in inst[1:]) == sorted(
+        str(root / "s" / n) for n in os.listdir(root / "s"))
+    rows = {line.split("\t")[0]: line.split("\t") for line in ls("--failures")[1:]}
+    assert str(tabbed).replace("\t", "\\t").replace("\n", "\\n") in rows
+    etype, offset, tag = want_fail[str(bad)]
+    assert etype == "TruncatedError" and tag == 0x7FE00010
+    assert rows[str(bad)][1:] == [etype, rows[str(bad)][2], str(offset), "(7FE0,0010)"]
+    assert rows[str(tabbed).replace("\t", "\\t").replace("\n", "\\n")][4] == ""
