@@ -93,7 +93,7 @@ class FrameTable:
 
     def bounds(self, k: int) -> tuple[int, int]:
         """``(first, stop)``: the fragment indices of frame ``k``."""
-        return int(self.first[k]), int(self.stop[k])
+        return self.first.item(k), self.stop.item(k)     # (.item: no numpy scalar)
 
     def parts(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(value_offsets, lengths)`` of the fragments of frame ``k`` (int64 arrays)."""
@@ -112,12 +112,12 @@ class FrameTable:
                             np.searchsorted(filled, self.first),
                             np.searchsorted(filled, self.stop))
         voffs, lengths, first, stop = self._filled
-        i, j = int(first[k]), int(stop[k])
+        i, j = first.item(k), stop.item(k)
         return voffs[i:j], lengths[i:j]
 
     def header_offset(self, k: int) -> int:
         """The file offset of the item header of frame ``k``'s first fragment."""
-        return int(self.fragments.header_offsets[self.first[k]])
+        return self.fragments.header_offsets.item(self.first.item(k))
 
     def __getitem__(self, k: int) -> tuple:
         voffs, lengths = self.parts(k)
@@ -446,8 +446,8 @@ def encapsulated_frame(ds, index: int) -> Union[memoryview, bytes]:
     owner = ds.__dict__["_ctx"].buffer
     advise = getattr(owner, "advise_willneed", None)
     if j - i == 1:
-        voff = int(frags.header_offsets[i]) + _ITEM_HEADER
-        length = int(frags.lengths[i])
+        voff = frags.header_offsets.item(i) + _ITEM_HEADER
+        length = frags.lengths.item(i)
         if advise is not None:  # a memory map: read the frame's range ahead in one go
             advise(voff, length)
         return memoryview(owner)[voff:voff + length]
