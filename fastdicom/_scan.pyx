@@ -631,6 +631,36 @@ cdef class ElementIndex:
             i = self.entries[i].next
         return out
 
+    def child_extents(self, int32_t parent):
+        """``(header_offsets, lengths)``: two int64 arrays over the direct children of
+        ``parent`` in file order (the fragment items of an encapsulated Pixel Data element:
+        16 bytes each, not an entry or a Python object each)."""
+        if parent < 0 or parent >= self.count:
+            raise IndexError(parent)
+        cdef int32_t stop = self.entries[parent].next, i
+        cdef Py_ssize_t n = 0, k = 0
+        if stop <= parent or stop > self.count:
+            stop = self.count
+        i = parent + 1
+        while i < stop:
+            n += 1
+            if self.entries[i].next <= i:
+                break
+            i = self.entries[i].next
+        hoffs = np.empty(n, dtype=np.int64)
+        lengths = np.empty(n, dtype=np.int64)
+        cdef int64_t[::1] h = hoffs
+        cdef int64_t[::1] ln = lengths
+        i = parent + 1
+        while i < stop and k < n:
+            h[k] = self.entries[i].header_offset
+            ln[k] = self.entries[i].length
+            k += 1
+            if self.entries[i].next <= i:
+                break
+            i = self.entries[i].next
+        return hoffs, lengths
+
     def child_tags(self, int32_t parent=-1):
         cdef list out = []
         if parent < -1 or parent >= self.count:

@@ -208,3 +208,30 @@ def test_find_equals_first_match_in_any_order(tags, sort):
                   0xFFFFFFFF, 0):
         expected = tags.index(probe) if probe in tags else -1
         assert idx.find(probe) == expected, (tags, hex(probe))
+
+
+def test_child_extents_are_the_children_header_offsets_and_lengths():
+    """ElementIndex.child_extents(parent): the header offsets and value lengths of the direct
+    children of ``parent``, as children() + info() give them one by one."""
+    import numpy as np
+    from fastdicom import testing
+    elements = [(0x00080016, "UI", "1.2"), (0x00080018, "UI", "1.3"),
+                (0x00081110, "SQ", [[(0x00081150, "UI", "1.2.3")],
+                                    [(0x00081155, "UI", "1.2.3.4"),
+                                     (0x00081110, "SQ", [[(0x00081150, "UI", "9")]])],
+                                    []]),
+                (0x00100010, "PN", "A^B")]
+    for undefined in (False, True):
+        buf = testing.encode_dataset(elements, undefined_length=undefined)
+        index = scan(buf)
+        assert index.status == 0
+        for parent in range(len(index)):
+            want = [(index.info(i)[5], index.info(i)[4]) for i in index.children(parent)]
+            hoffs, lengths = index.child_extents(parent)
+            assert hoffs.dtype == lengths.dtype == np.int64
+            assert list(zip(hoffs.tolist(), lengths.tolist())) == want
+        assert len(index.child_extents(2)[0]) == 3          # the three items
+        with pytest.raises(IndexError):
+            index.child_extents(len(index))
+        with pytest.raises(IndexError):
+            index.child_extents(-1)

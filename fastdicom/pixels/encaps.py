@@ -132,21 +132,6 @@ def _path(ds):
     return getattr(ds.__dict__.get("_ctx"), "path", None)
 
 
-def _fragment_arrays(index, pos: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(header_offsets, lengths)`` of the items under index entry ``pos`` (the pixel
-    element), in one vectorised pass over the index's entries."""
-    stop = index.next(pos)
-    if stop <= pos:
-        stop = len(index)
-    entries = index.to_numpy()[pos + 1:stop]
-    parents = entries["parent"]
-    if len(entries) and not (parents == pos).all():
-        entries = entries[parents == pos]
-    del parents
-    return (entries["header_offset"].astype(np.int64, copy=True),
-            entries["length"].astype(np.int64, copy=True))
-
-
 def fragments(ds, info: PixelInfo | None = None) -> tuple[tuple[int, int, int], Fragments]:
     """``(bot, frags)``: the Basic Offset Table item ``(header_offset, value_offset, length)``
     and the fragment items (a :class:`Fragments`)."""
@@ -156,7 +141,7 @@ def fragments(ds, info: PixelInfo | None = None) -> tuple[tuple[int, int, int], 
         return cached
     info = info or pixel_info(ds)
     index = ds.__dict__["_index"]
-    hoffs, lengths = _fragment_arrays(index, info.index_pos)
+    hoffs, lengths = index.child_extents(info.index_pos)
     if not len(hoffs):
         raise EncapsulationError("encapsulated pixel data has no Basic Offset Table item",
                                  path=_path(ds), offset=info.offset, tag=info.tag)
