@@ -213,7 +213,6 @@ def test_find_equals_first_match_in_any_order(tags, sort):
 def test_child_extents_are_the_children_header_offsets_and_lengths():
     """ElementIndex.child_extents(parent): the header offsets and value lengths of the direct
     children of ``parent``, as children() + info() give them one by one."""
-    import numpy as np
     from fastdicom import testing
     elements = [(0x00080016, "UI", "1.2"), (0x00080018, "UI", "1.3"),
                 (0x00081110, "SQ", [[(0x00081150, "UI", "1.2.3")],
