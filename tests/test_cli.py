@@ -1,6 +1,7 @@
 """The fastdicom command line."""
 import json
 import sqlite3
+import re
 import subprocess
 import sys
 
@@ -38,6 +39,9 @@ def test_demo_runs(tmp_path):
                           timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "8 instances" in proc.stdout and "demo finished" in proc.stdout
+    # the Dataset API and the batch scan, each next to the raw floor
+    assert re.search(r"headers: [\d,]+ files/s .*ratio [\d.]+x", proc.stdout)
+    assert re.search(r"scan to Arrow: [\d,]+ files/s .*one thread; ratio [\d.]+x", proc.stdout)
 
 
 def test_demo_runs_without_optional_codecs(tmp_path):
