@@ -7,9 +7,12 @@ handle (no preamble, implicit-VR meta, contradictory encodings, truncated or mal
 headers, an unknown VR, anything doubtful inside a sequence...) are read with the full Python
 reader, which gives the same lenient results and the same errors as :func:`fastdicom.dcmread`
 (a test mutates files to check that both paths give one row).  Pixels are never read; files
-are never mapped.  One difference from ``dcmread``: the Pixel Data of a deflated file is not
-inflated, so a deflate stream damaged behind the Pixel Data header gives a row without an
-error (``ingest`` and :mod:`fastdicom.dask` check it and record the file as failed).
+are never mapped.  Two differences from ``dcmread``: a file cut short -- a header element or
+the Pixel Data value running past the end of the file, which ``dcmread`` reads with a
+:class:`~fastdicom.DicomWarning` -- is an error row (``TruncatedError``); and the Pixel Data of
+a deflated file is not inflated, so a deflate stream damaged behind the Pixel Data header gives
+a row without an error (``ingest`` and :mod:`fastdicom.dask` check it and record the file as
+failed).
 
 Schema (fixed for a given ``tags`` list, see :func:`schema`):
 

@@ -9,9 +9,11 @@ Tables (schema version in ``PRAGMA user_version``):
 * ``files``: the ledger, one row per path seen.  ``path`` (BLOB, the exact bytes of the
   absolute path, primary key), ``display`` (text), ``size``, ``mtime_ns``, ``state``,
   ``reason``, ``sop_instance_uid``, ``sha256`` (only computed when a SOPInstanceUID collides).
-* ``instances``: one row per SOPInstanceUID, from the smallest path holding it (path, size,
-  mtime_ns, UIDs, transfer syntax, rows, columns, frames, pixel offset/length) and a column
-  per requested tag, named by its keyword (``x00091001`` for a tag without one), holding the
+* ``instances``: one row per SOPInstanceUID, from the smallest path holding it (path,
+  display_path, size, mtime_ns, UIDs, transfer syntax, rows, columns, frames, pixel
+  offset/length) and a column per requested tag, and per tag the derived tables need
+  (PatientID, IssuerOfPatientID, PatientName, AccessionNumber, Modality, SeriesNumber),
+  named by its keyword (``x00091001`` for a tag without one), holding the
   value :func:`fastdicom.scan` reads: text, integer, real, blob; a list (multi-valued tags) as
   its JSON text (``json.dumps``); a UV value past 2**63 - 1 as its decimal text; NaN as NULL.
   A job asking for tags the index lacks adds their columns (NULL in earlier rows and in
@@ -20,11 +22,13 @@ Tables (schema version in ``PRAGMA user_version``):
   written); the tags
   held by a fixed column (SOPInstanceUID, SOPClassUID, SeriesInstanceUID, StudyInstanceUID,
   Rows, Columns) have none.  Version 2 kept the tags in an ``attributes`` JSON object; such
-  an index is migrated in place by the next job (``export`` reads it as it is).
+  an index (and a version-1 one) is migrated in place by the next job (``export`` reads a
+  version-2 index as it is).
 * ``instance_copies``: every other file holding an indexed SOPInstanceUID, with its own row
   and ``state`` ``duplicate`` (identical bytes) or ``conflict`` (different bytes).
 * ``series``, ``studies``, ``patients``: derived, recomputed for what each batch touches.
-* ``failures`` (path, error type, message without element values, offset, tag, time),
+* ``failures`` (path, display, error type, message without element values, offset, tag,
+  time),
   ``dir_errors`` (unreadable directories), ``batches`` (committed batches and their Parquet
   part), ``meta``.
 
