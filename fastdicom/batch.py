@@ -66,6 +66,7 @@ from __future__ import annotations
 import errno as _errno
 import glob as _glob
 import itertools
+import operator
 import os
 import re
 import threading
@@ -882,6 +883,18 @@ class _Plan:
         self.fields = [(s, self.pos[s.tag], kp[self.pos[s.tag]][0]) for s in self.specs]
 
 
+def checked_workers(workers) -> int:
+    """A ``workers`` argument given (not None): an int of at least 1, else ValueError (0 is
+    not taken for "the default")."""
+    try:
+        n = operator.index(workers)         # (an int, a numpy integer)
+    except TypeError:
+        n = 0
+    if isinstance(workers, bool) or n < 1:
+        raise ValueError(f"workers must be an int >= 1, not {workers!r}")
+    return n
+
+
 @lru_cache(maxsize=64)
 def _scan_plan(tags: tuple, force: bool, limits: Limits = DEFAULT_LIMITS) -> _Plan:
     """The plan of :func:`scan_batches` (plans are not changed once made)."""
@@ -1400,7 +1413,7 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     if errors not in ("record", "raise"):
         raise ValueError("errors must be 'record' or 'raise'")
     plan = _scan_plan(tuple(tags), bool(force), checked_limits(limits))
-    workers = workers or min(os.cpu_count() or 1, 8)
+    workers = min(os.cpu_count() or 1, 8) if workers is None else checked_workers(workers)
     nofollow = not follow_symlinks
 
     def _walk_entries(src):

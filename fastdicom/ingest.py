@@ -105,7 +105,8 @@ import pyarrow as pa
 
 from . import _batch, _early, _rows
 from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has_magic,
-                    _array_or_convert, _bool_array, iter_files, _display_path, _exc_text,
+                    _array_or_convert, _bool_array, checked_workers, iter_files, _display_path,
+                    _exc_text,
                     _int64_array, _int64_values, _string_lengths, _valid_mask)
 from .batch import schema as scan_schema
 from .filereader import NO_PREAMBLE
@@ -1035,9 +1036,8 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
     # the writer thread is one of the workers (it needs a core of its own): the others scan
     # (2 workers: the writer and 1 scanning thread, 10.5-11.4 us/file on 20,000 tiny files
     # against 12.2-13.9 with 2 scanning threads; with 1, the calling thread scans)
-    workers = workers or max(1, min(os.cpu_count() or 1, 9))
-    if workers < 1:
-        raise ValueError("workers must be >= 1")
+    workers = max(1, min(os.cpu_count() or 1, 9)) if workers is None \
+        else checked_workers(workers)
     if batch_size is not None and batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     scanners = workers - 1

@@ -49,6 +49,7 @@ from .dataset import Dataset, Sequence as DicomSequence
 from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, InvalidDicomError,
                      LimitExceededError, Limits, PixelDataError, SeriesError, TruncatedError,
                      UnsafePathError, checked_limits)
+from .batch import checked_workers
 
 __all__ = ["SeriesInfo", "Volume", "Geometry", "InstanceHeader", "find_series", "load_series",
            "raw_floor_load", "scan_instance", "register_cli"]
@@ -1036,7 +1037,7 @@ def _walk_dir(top: str, recursive: bool, out: list, unlisted: list) -> None:
 def _default_workers(workers: Optional[int]) -> int:
     if workers is None:
         return max(1, min(8, os.cpu_count() or 1))
-    return max(1, int(workers))
+    return checked_workers(workers)
 
 
 _HELPERS: Optional[ThreadPoolExecutor] = None
@@ -1178,6 +1179,11 @@ def _scan_all(paths: list, workers: int, explicit: set, limits: Limits = DEFAULT
                 damaged.append((p, exc))
         elif h is not None:
             headers.append(h)
+        elif p in explicit:
+            warnings.warn(f"{p}: holds no image (no Pixel Data), left out", DicomWarning,
+                          stacklevel=4)
+        else:
+            logger.debug("skipping %s: no image (no Pixel Data)", p)
     _warn_left_out(unreadable, "file", "could not be read", 5)
     _warn_left_out(damaged, "DICOM file", "is damaged", 5)
     return headers, skipped

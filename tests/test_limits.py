@@ -130,3 +130,43 @@ def test_dask_read_headers_limits(tmp_path):
     assert df["error_type"].tolist() == ["NestingTooDeepError"]
     df = read_headers([p]).compute(scheduler="sync")
     assert df["error_type"].isna().tolist() == [True]
+
+
+def test_workers_zero_or_negative_is_refused(tmp_path):
+    """workers=0 was taken for "the default" by scan and ingest, and clamped to 1 by
+    find_series; it is a ValueError everywhere now (None is the default)."""
+    p = _write(tmp_path / "a.dcm", 1)
+    calls = {
+        "scan": lambda w: scan([p], workers=w),
+        "ingest": lambda w: ingest([p], str(tmp_path / "i.sqlite"), workers=w,
+                                   progress=False),
+        "find_series": lambda w: find_series([p], workers=w),
+        "load_series": lambda w: load_series([p], workers=w),
+    }
+    for name, call in calls.items():
+        for bad in (0, -2, 1.5, True):
+            with pytest.raises(ValueError, match="workers"):
+                call(bad)
+        assert call(None) is not None, name
+        assert call(1) is not None, name
+
+
+def test_find_series_warns_for_a_named_file_without_an_image(tmp_path, caplog):
+    """A file named in the input that holds no image (no Pixel Data) is left out with a
+    DicomWarning, as the docstring says (it was left out silently); one met by a walk only
+    logs."""
+    import logging
+    import warnings
+    elements = [e for e in testing.ct_instance_elements(rows=4, columns=4)
+                if e[0] != 0x7FE00010]
+    nopix = tmp_path / "d" / "nopix.dcm"
+    nopix.parent.mkdir()
+    testing.write_file(nopix, elements)
+    with pytest.warns(fastdicom.DicomWarning, match="nopix.dcm: holds no image"):
+        assert find_series([str(nopix)]) == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with caplog.at_level(logging.DEBUG, logger="fastdicom"):
+            assert find_series(tmp_path / "d") == []
+    assert any("nopix.dcm" in r.getMessage() and "no image" in r.getMessage()
+               for r in caplog.records)
