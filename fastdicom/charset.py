@@ -51,9 +51,17 @@ Messages never contain decoded values.
 
 Known pydicom-compatible oddities (kept on purpose so values equal pydicom's):
 * ``ISO 2022 IR 58`` (GB2312): Python's codec does not consume the ``ESC $ ) A`` designation, so
-  the three characters ``"\\x1b$)A"`` stay in the decoded text, exactly as in pydicom 3.
+  the four characters ``"\\x1b$)A"`` stay in the decoded text, exactly as in pydicom 3.
 * an unknown / undeclared escape sequence is decoded (escape included) with the first encoding
   using replacement, so with the default repertoire ``"\\x1b"`` stays in the text.
+
+Differences from pydicom 3 (PS3.5 decides):
+* a raw Specific Character Set value's terms lose surrounding white space (VR CS, PS3.5 6.2):
+  ``" ISO_IR 192"`` and ``"ISO 2022 IR 6\\ ISO 2022 IR 87"`` are ISO_IR 192 and IR 6 + IR 87,
+  where pydicom reads an unknown term and decodes the text as latin-1.
+* a term that is a Python codec name is used only when that codec reads ASCII as ASCII; pydicom
+  also takes ``UNDEFINED``, ``IDNA``, ``PUNYCODE`` (whose decoding fails, so its VR retry reads
+  the text as numbers), ``UTF_16``, ``UTF_7`` or ``UNICODE_ESCAPE``.
 """
 from __future__ import annotations
 
@@ -124,10 +132,12 @@ def _report(validation: str, message: str, cause: Optional[BaseException] = None
 
 
 def split_character_set(value: Union[bytes, str, None]) -> list[str]:
-    """Split a raw Specific Character Set value the way pydicom's CS conversion does.
+    """Split a raw Specific Character Set value into its defined terms.
 
-    Trailing spaces/NULs of the whole value are removed, then it is split on backslash (inner
-    values are *not* stripped, so ``"ISO 2022 IR 6 \\\\..."`` stays an unknown term).
+    Trailing spaces/NULs of the whole value are removed, it is split on backslash, and each
+    term loses its leading and trailing white space: PS3.5 6.2 (VR CS) makes them
+    insignificant, so ``" ISO_IR 192"`` is ``ISO_IR 192`` (pydicom 3 keeps the spaces and
+    reads an unknown term).  This is what :class:`fastdicom.Dataset` decodes the element with.
     """
     if value is None:
         return []
@@ -136,15 +146,32 @@ def split_character_set(value: Union[bytes, str, None]) -> list[str]:
     value = value.rstrip(" \x00")
     if not value:
         return []
-    return value.split("\\")
+    return [term.strip() for term in value.split("\\")]
+
+
+# Byte strings an ASCII-compatible codec decodes as latin-1 does (every ASCII byte to itself,
+# no escapes of its own): the backslash, '^' and '=' delimiters must stay what they are.
+# (the escape probe first: the escape codecs fail it before they see an invalid escape, which
+# they would warn about)
+_ASCII_PROBES = (b"\\x41\\u00e9\\N{DIGIT ONE}\\101", b"A+AGE-", b"xn--caf-dma", b"=?=41",
+                 bytes(range(128)))
 
 
 def _is_text_codec(name: str) -> bool:
+    """True for a Python codec that can stand for a character set: a text codec that reads
+    ASCII as ASCII.  (``undefined``, ``idna`` or ``punycode`` raise on any non-ASCII byte and
+    turned text into numbers through the VR retry; UTF-16/32, UTF-7, EBCDIC and the
+    ``unicode_escape`` codecs read the delimiters as something else.)"""
     try:
         info = codecs.lookup(name)
     except (LookupError, TypeError, ValueError):
         return False
-    return getattr(info, "_is_text_encoding", True)
+    if not getattr(info, "_is_text_encoding", True):
+        return False
+    try:
+        return all(probe.decode(name) == probe.decode("latin-1") for probe in _ASCII_PROBES)
+    except (UnicodeError, LookupError, TypeError, ValueError):
+        return False
 
 
 def _correct_term(term: str) -> tuple[str, Optional[str]]:
@@ -161,7 +188,7 @@ def _correct_term(term: str) -> tuple[str, Optional[str]]:
                            f"assuming {patched!r}")
         return DEFAULT_ENCODING, (f"Unknown Specific Character Set value {_term_repr(term)}, "
                                   "using the default repertoire")
-    # a Python codec name is accepted silently (pydicom does the same)
+    # a Python codec name is accepted silently, as pydicom does, if it reads ASCII as ASCII
     if term and _is_text_codec(term):
         return term, None
     return DEFAULT_ENCODING, (f"Unknown Specific Character Set value {_term_repr(term)}, "
@@ -200,11 +227,14 @@ def convert_encodings(specific_character_set: Union[None, str, bytes, Sequence[s
                       *, validation: str = "warn") -> list[str]:
     """Return the Python codec names for a Specific Character Set value.
 
-    ``specific_character_set`` is None, a list/tuple of defined terms (as pydicom's CS conversion
-    gives them), or a ``str``/``bytes`` raw value which is split like :func:`split_character_set`.
+    ``specific_character_set`` is None, a list/tuple of defined terms (used as given, like
+    pydicom's ``convert_encodings``), or a ``str``/``bytes`` raw value which is split (and its
+    terms stripped) like :func:`split_character_set`.
     An empty first value means the default repertoire.  Misspellings such as ``'ISO IR 100'`` or
-    ``'ISO-IR 100'`` are corrected with a warning; a term that already is a Python text codec name
-    is used silently; anything else warns and becomes the default (``"iso8859"``).  A stand-alone
+    ``'ISO-IR 100'`` are corrected with a warning; a term that already is the name of a Python
+    text codec reading ASCII as ASCII is used silently (as pydicom does; other codec names,
+    such as ``UNDEFINED``, ``IDNA`` or ``UTF_16``, are unknown terms here); anything else warns
+    and becomes the default (``"iso8859"``).  A stand-alone
     set (``ISO_IR 192``, ``GB18030``, ``GBK``) first drops all other values, elsewhere it is
     dropped itself (with a warning).  Duplicates are kept.
     """

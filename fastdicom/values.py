@@ -11,10 +11,11 @@ OB/OW/OF/OD/OL/OV/UN: ``bytes``.  Empty values: ``""`` for text VRs, ``None`` fo
 from __future__ import annotations
 
 import struct
+import warnings
 from typing import Any
 
 from . import charset as _charset
-from .errors import MalformedElementError
+from .errors import DicomWarning, MalformedElementError
 
 TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
                       "UI", "UR", "UT"})
@@ -133,8 +134,17 @@ def _is_or_float(text: str):
         return DSfloat(text)
 
 
-def _at(raw: bytes, little: bool) -> Any:
+def _at(raw: bytes, little: bool, validation: str) -> Any:
     n = len(raw) // 4
+    if n * 4 != len(raw):
+        # PS3.5 table 6.2-1: each AT value is 4 bytes.  pydicom 3 logs it and keeps the
+        # complete values (as "ignore" and "warn" do here)
+        message = f"value length {len(raw)} is not a multiple of 4 bytes (VR AT)"
+        if validation == "raise":
+            raise MalformedElementError(message)
+        if validation == "warn":
+            warnings.warn(message + "; the trailing bytes are ignored", DicomWarning,
+                          stacklevel=3)
     fmt = "<" if little else ">"
     tags = [BaseTag((g << 16) | e) for g, e in struct.iter_unpack(fmt + "HH", raw[: n * 4])]
     if len(tags) == 1 and len(raw) == 4:
@@ -182,7 +192,7 @@ def decode_value(vr: str, raw: bytes, *, little_endian: bool = True,
         if vr == "UR":
             return raw.decode("latin-1").rstrip()
         if vr == "AT":
-            return _at(raw, little_endian)
+            return _at(raw, little_endian, validation)
         if vr in TEXT_VRS:  # AS CS DA DT TM
             return _split_ascii(raw)
     except (ValueError, struct.error) as exc:

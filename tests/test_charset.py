@@ -1,9 +1,7 @@
 """fastdicom.charset gives the same strings as pydicom 3 (used here as a test-only oracle)."""
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +18,7 @@ from pydicom.multival import MultiValue  # noqa: E402
 from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS  # noqa: E402
 from pydicom.valuerep import PersonName as PdPersonName  # noqa: E402
 
-from _data import CORPUS, SHARED as DATA, require_shared  # noqa: E402
+from _data import CORPUS, require_shared  # noqa: E402
 
 
 def _require_data() -> None:
