@@ -1059,7 +1059,17 @@ def _pn_groups(spec: _Spec, arr: pa.Array) -> pa.Array:
         return arr
     values = pc.replace_substring_regex(values, "=+$", "")
     if spec.multi:
-        return pa.ListArray.from_arrays(arr.offsets, values, mask=arr.is_null())
+        # a value of empty groups alone ("=", "==") holds no name: no value, as an empty one
+        # (the Dataset's PersonName has VM 0), not one empty value
+        offsets = arr.offsets
+        offs = np.frombuffer(offsets.buffers()[1], np.int32, count=len(offsets),
+                             offset=4 * offsets.offset)
+        single = np.diff(offs) == 1
+        blank = np.zeros(len(arr), bool)
+        if single.any():
+            blank[single] = _string_lengths(values)[offs[:-1][single]] == 0
+        mask = pa.array(~_valid_mask(arr) | blank)
+        return pa.ListArray.from_arrays(arr.offsets, values, mask=mask)
     return values
 
 

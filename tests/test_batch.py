@@ -1017,3 +1017,27 @@ def test_person_names_lose_empty_trailing_groups_as_pydicom(tmp_path):
             assert row["PatientName"] == str(ds.PatientName) == str(fd.PatientName)
             assert row["OtherPatientNames"] == [str(v) for v in ds.OtherPatientNames]
             assert row["ReferringPhysicianName"] == str(ds.ReferringPhysicianName) == "A^B^^"
+
+
+def test_multi_valued_person_name_of_empty_groups_alone_is_no_value(tmp_path):
+    """A multi-valued PN column: "=" or "==" (empty groups only) is no value, as an empty or
+    padding-only one is, and as the Dataset's PersonName has VM 0 (it gave [""]); a value
+    with a name keeps its empty values ("A\\=": two values)."""
+    import fastdicom
+    values = ["=", "==", "", "  ", "A\\=", "A^B=", "=B", "A\\B="]
+    paths = []
+    for k, v in enumerate(values):
+        p = tmp_path / f"pn{k}.dcm"
+        testing.write_file(p, [(0x00080018, "UI", f"1.{k}"), (0x00081070, "PN", v.encode())])
+        paths.append(str(p))
+    for t in (scan(paths, ["OperatorsName"]), _python_decoded(paths, ["OperatorsName"])):
+        got = t.column("OperatorsName").to_pylist()
+        for v, p, g in zip(values, paths, got):
+            e = fastdicom.dcmread(p)["OperatorsName"]
+            if e.VM == 0:
+                assert g is None, (v, g)
+            else:
+                value = e.value if e.VM > 1 else [e.value]
+                assert g == [str(x) for x in value], (v, g)
+        assert got[:4] == [None] * 4 and got[4:] == [["A", ""], ["A^B"], ["=B"], ["A", "B"]]
+        assert t.slice(1).column("OperatorsName").to_pylist() == got[1:]
