@@ -44,8 +44,7 @@ from typing import Optional, Sequence
 
 import pyarrow as pa
 
-from .batch import (DEFAULT_TAGS, _Plan, _override_errors, _scan_chunk, schema,
-                    walk_rows)
+from .batch import DEFAULT_TAGS, _Plan, _override_errors, _scan_chunk, schema, walk_rows
 from .errors import Limits, checked_limits
 
 __all__ = ["read_headers", "ScanPartition"]

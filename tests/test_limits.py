@@ -93,19 +93,22 @@ def test_ingest_limits(tmp_path):
     rows = con.execute("SELECT display, error_type FROM failures").fetchall()
     assert rows == [(str(d / "deep.dcm"), "NestingTooDeepError")]
     con.close()
-    # a later job with the default limits reads the file it refused (it is not unchanged:
-    # a failure is read again... only when the file changed; reread does it at once)
+    # a later job with the default limits indexes the file it refused (an unchanged failed
+    # file is read again only with reread)
     r = ingest([d], db, progress=False, reread=True)
     assert (r.files, r.indexed, r.failed) == (2, 2, 0)
 
 
 @pytest.mark.parametrize("ts", [testing.EXPLICIT_LE, testing.IMPLICIT_LE])
 def test_find_series_limits(tmp_path, ts):
-    d = tmp_path / "series"
-    d.mkdir()
-    for k in range(3):
-        _write(d / f"{k}.dcm", 10, ts, seed=k)
-    assert [len(s.instances) for s in find_series(d)] == [3]
+    def folder(name, n, depth):
+        d = tmp_path / name
+        d.mkdir()
+        for k in range(n):
+            _write(d / f"{k}.dcm", depth, ts, seed=k)
+        assert [len(s.instances) for s in find_series(d)] == [n]
+        return d
+    d = folder("series", 3, 10)
     with pytest.warns(fastdicom.DicomWarning, match="3 DICOM files are damaged.*Nesting"):
         assert find_series(d, limits=Limits(max_depth=5)) == []
     with pytest.raises(fastdicom.SeriesError, match="left out"), \
@@ -113,11 +116,7 @@ def test_find_series_limits(tmp_path, ts):
         load_series(d, limits=Limits(max_depth=5))
     assert load_series(d).array.shape[0] == 3
     # beyond the nogil reader's own depth (32): the general reader, with the given limits
-    e = tmp_path / "deep"
-    e.mkdir()
-    for k in range(2):
-        _write(e / f"{k}.dcm", 40, ts, seed=k)
-    assert [len(s.instances) for s in find_series(e)] == [2]
+    e = folder("deep", 2, 40)
     with pytest.warns(fastdicom.DicomWarning, match="2 DICOM files are damaged.*Nesting"):
         assert find_series(e, limits=Limits(max_depth=39)) == []
 
