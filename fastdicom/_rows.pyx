@@ -687,3 +687,102 @@ cdef _insert_rows(sqlite3* db, str instance_sql, str ledger_sql, list keys, cons
         free(tk.p)
         free(tk.n)
     return out
+
+
+cdef extern from "sys/stat.h" nogil:
+    cdef struct timespec_:
+        long tv_sec
+        long tv_nsec
+    cdef struct struct_stat "stat":
+        long st_size
+        timespec_ st_mtim
+    int c_stat "stat"(const char* path, struct_stat* buf)
+    int c_lstat "lstat"(const char* path, struct_stat* buf)
+
+cdef extern from "errno.h" nogil:
+    int errno
+
+
+def stat_paths(list keys, bint follow=True):
+    """``(size, mtime_ns, errno)`` int64 arrays of ``stat`` (``lstat`` unless ``follow``) of
+    each path in ``keys`` (bytes), without the GIL: errno 0 where it succeeded (then size and
+    mtime_ns as ``os.stat`` gives them), else the call's errno (size and mtime_ns -1).  The
+    re-run of an ingest stats every file the ledger holds."""
+    import numpy as np
+    cdef Py_ssize_t n = len(keys), i
+    cdef Texts t
+    t.p = NULL
+    t.n = NULL
+    size = np.full(n, -1, np.int64)
+    mtime = np.full(n, -1, np.int64)
+    err = np.zeros(n, np.int64)
+    cdef int64_t[::1] vs = size
+    cdef int64_t[::1] vm = mtime
+    cdef int64_t[::1] ve = err
+    cdef struct_stat st
+    cdef int rc
+    try:
+        _texts(keys, &t)
+        for i in range(n):
+            # (a NUL inside a path: the C string would name another file)
+            if <Py_ssize_t>strlen(t.p[i]) != t.n[i]:
+                raise ValueError("embedded null byte")
+        with nogil:
+            for i in range(n):
+                rc = c_stat(t.p[i], &st) if follow else c_lstat(t.p[i], &st)
+                if rc != 0:
+                    ve[i] = errno if errno != 0 else 5
+                    continue
+                vs[i] = st.st_size
+                vm[i] = <int64_t>st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec
+    finally:
+        free(t.p)
+        free(t.n)
+    return size, mtime, err
+
+
+def sqlite_insert_keys(con, str db_path, str sql, list keys, const uint8_t[::1] flags):
+    """Run ``sql`` (two parameters: a blob and an integer) once per ``keys[i]`` (bytes) with
+    ``flags[i]``, inside the caller's open transaction, without the GIL: the ``executemany``
+    of the ledger keys a job saw, which took a Python tuple per file on the writer thread."""
+    if not API_OK:
+        raise RuntimeError("SQLite functions not available")
+    cdef sqlite3* db = _handle(con, db_path)
+    cdef Py_ssize_t n = len(keys), i
+    if flags.shape[0] != n:
+        raise ValueError("sqlite_insert_keys: keys and flags differ in length")
+    cdef Texts t
+    t.p = NULL
+    t.n = NULL
+    cdef bytes q = sql.encode()
+    cdef const char* qs = q
+    cdef sqlite3_stmt* st = NULL
+    cdef int rc = SQLITE_OK
+    cdef const char* err = NULL
+    cdef char errbuf[256]
+    memset(errbuf, 0, sizeof(errbuf))
+    try:
+        _texts(keys, &t)
+        with nogil:
+            rc = API.prepare_v2(db, qs, -1, &st, NULL)
+            i = 0
+            while rc == SQLITE_OK and i < n:
+                rc = API.bind_blob(st, 1, t.p[i], t.n[i], NULL)
+                if rc == SQLITE_OK:
+                    rc = API.bind_int64(st, 2, flags[i])
+                if rc == SQLITE_OK:
+                    rc = _run_stmt(st)
+                i += 1
+            if rc != SQLITE_OK:
+                err = API.errmsg(db)
+                if err != NULL:
+                    strncpy(errbuf, err, 255)
+            if st != NULL:
+                API.finalize(st)
+        if rc != SQLITE_OK:
+            import sqlite3 as _sq
+            msg = errbuf[:strlen(errbuf)].decode("utf-8", "replace") or "SQLite error"
+            raise _sq.OperationalError(f"{msg} (code {rc})")
+    finally:
+        free(t.p)
+        free(t.n)

@@ -97,6 +97,7 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from operator import itemgetter
 from dataclasses import dataclass, asdict
 from typing import Optional, Sequence
 
@@ -1243,8 +1244,8 @@ def _commit_table(job, batch: pa.RecordBatch) -> None:
         e = WalkEntry(path, kind)
         e.key = key
         old = ledger.get(key)
-        if kind == "file" and not (old is not None and old[0] == sizes[i]
-                                   and old[1] == mtimes[i] and old[2] != "missing"):
+        if kind == "file" and not (old is not None and old[1] == sizes[i]
+                                   and old[2] == mtimes[i] and old[3] != "missing"):
             rows.append(i)
             scan_idx.append(len(entries))
         entries.append(e)
@@ -1419,9 +1420,25 @@ def _where_path_in(con, select: str, keys: list):
 
 
 def _ledger_of(con, keys: list) -> dict:
-    """``{path: (size, mtime_ns, state, reason)}`` of the ledger rows of ``keys``."""
-    return {p: (s, m, st, why) for p, s, m, st, why in _where_path_in(
-        con, "SELECT path, size, mtime_ns, state, reason FROM files", keys)}
+    """``{path: (path, size, mtime_ns, state, reason)}`` of the ledger rows of ``keys``.
+
+    The keys of a batch come from one stretch of a sorted walk: the ledger rows between the
+    smallest and the largest are read in one range scan of its primary key (a re-run over
+    an unchanged tree spent most of its time in 500-key ``IN`` lookups).  When that range
+    holds many more rows than the batch has keys (other paths sort between them), the keys
+    are looked up one by one instead."""
+    select = "SELECT path, size, mtime_ns, state, reason FROM files"
+    if len(keys) >= 64:
+        limit = 2 * len(keys) + 256
+        rows = con.execute(f"{select} WHERE path >= ? AND path <= ? LIMIT ?",
+                           (min(keys), max(keys), limit)).fetchall()
+        if len(rows) < limit:
+            found = dict(zip(map(itemgetter(0), rows), rows))
+            if len(found) > len(keys) or not found.keys() <= set(keys):
+                want = set(keys)
+                found = {p: r for p, r in found.items() if p in want}
+            return found
+    return {r[0]: r for r in _where_path_in(con, select, keys)}
 
 
 def _prepare(rcon, entries, plan, layout, pool, scanners, follow=False):
@@ -1433,26 +1450,39 @@ def _prepare(rcon, entries, plan, layout, pool, scanners, follow=False):
     keys = [_path_key(e.path) for e in entries]
     ledger = _ledger_of(rcon, keys) if rcon is not None else {}
     prep.ledger = ledger
-    scan_idx = []
-    for i, e in enumerate(entries):
-        e.key = keys[i]
-        if e.kind == "file":
-            old = ledger.get(keys[i])
-            if old is not None:
-                # only a file already in the ledger needs a stat (to be found unchanged);
-                # a new one is scanned at once (a vanished file gives its error row there)
+    for e, k in zip(entries, keys):
+        e.key = k
+    # only a file already in the ledger needs a stat (to be found unchanged), all of them in
+    # one call without the GIL; a new one is scanned at once (a vanished file gives its
+    # error row there)
+    known = [i for i, k in enumerate(keys) if k in ledger and entries[i].kind == "file"] \
+        if ledger else []
+    skip = set()
+    if known:
+        try:
+            sizes, mtimes, errs = _rows.stat_paths([keys[i] for i in known], follow)
+        except ValueError:      # a NUL in a path: os.stat tells which
+            sizes = mtimes = errs = None
+        force, reread = plan.force, getattr(plan, "reread", False)
+        for j, i in enumerate(known):
+            e = entries[i]
+            if errs is None or errs[j]:
                 try:
                     st = os.stat(e.path, follow_symlinks=follow)
                 except (OSError, ValueError) as exc:    # ValueError: a NUL in the path
                     e.kind, e.error = "error", exc
+                    skip.add(i)
                     continue
-                # (a link "skipped" by a job that did not follow links is read now)
-                if old[0] == st.st_size and old[1] == st.st_mtime_ns \
-                        and old[2] not in ("missing", "skipped") \
-                        and not (plan.force and old[3] == _NO_PREAMBLE_REASON) \
-                        and not getattr(plan, "reread", False):
-                    continue
-            scan_idx.append(i)
+                size, mtime = st.st_size, st.st_mtime_ns
+            else:
+                size, mtime = int(sizes[j]), int(mtimes[j])
+            old = ledger[keys[i]]
+            # (a link "skipped" by a job that did not follow links is read now)
+            if old[1] == size and old[2] == mtime and old[3] not in ("missing", "skipped") \
+                    and not (force and old[4] == _NO_PREAMBLE_REASON) and not reread:
+                skip.add(i)
+    scan_idx = [i for i, e in enumerate(entries) if e.kind == "file" and i not in skip] \
+        if skip else [i for i, e in enumerate(entries) if e.kind == "file"]
     prep.scan_paths = scan_idx
     prep.batch = None
     prep.future = None
@@ -1822,9 +1852,7 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
         if track_seen:
             # (not the ledger state read by _prepare: an earlier batch of this job may have
             # changed it since, e.g. promoted the file; _final_counts decides)
-            con.executemany("INSERT OR IGNORE INTO seen(path, not_read) VALUES(?, ?)",
-                            [(e.key, e.kind == "file" and idx not in scanned)
-                             for idx, e in enumerate(entries) if e.kind != "expanded"])
+            _insert_seen(con, c_db, entries, scanned)
         done: set = set()
         if in_c:
             done = _insert_new_c(con, c_db, prep, result, w, layout)
@@ -1851,12 +1879,12 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
             if e.kind == "expanded":  # a listed directory: its files come in later batches
                 continue
             key = e.key
-            display = _display_path(e.path)
             old = ledger.get(key)
             if e.kind == "file" and idx not in scanned:
-                st = old[2]
+                st = old[3]
                 counts["unchanged" if st == "indexed" else st] += 1
                 continue
+            display = _display_path(e.path)
             if e.kind in ("symlink", "special"):
                 try:
                     lst = os.lstat(e.path)
@@ -1864,7 +1892,7 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
                 except OSError:
                     size = mtime = None
                 counts["skipped"] += 1
-                if old is not None and old[0] == size and old[1] == mtime and old[2] == "skipped":
+                if old is not None and old[1] == size and old[2] == mtime and old[3] == "skipped":
                     continue
                 writes = True
                 w.unindex(key)
@@ -1952,10 +1980,31 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
             "elapsed", 1) or 1, 1e-3)), refresh=False)
 
 
+_SEEN_SQL = "INSERT OR IGNORE INTO seen(path, not_read) VALUES(?, ?)"
+
+
+def _insert_seen(con, c_db, entries, scanned) -> None:
+    """Record the paths of a batch in the job's ``seen`` table, with ``not_read`` for the
+    files found unchanged (not scanned); in C without the GIL when the connection allows."""
+    kinds = [e.kind for e in entries]
+    keys = [e.key for e in entries]
+    not_read = np.fromiter((k == "file" for k in kinds), np.uint8, len(kinds))
+    if scanned:
+        not_read[np.fromiter(scanned, np.int64, len(scanned))] = 0
+    if "expanded" in kinds:     # a listed directory: its files come in later batches
+        keep = [i for i, k in enumerate(kinds) if k != "expanded"]
+        keys = [keys[i] for i in keep]
+        not_read = np.ascontiguousarray(not_read[keep])
+    if c_db is not None:
+        _rows.sqlite_insert_keys(con, c_db, _SEEN_SQL, keys, not_read)
+    else:
+        con.executemany(_SEEN_SQL, zip(keys, not_read.tolist()))
+
+
 def _failed_alike(old, size, mtime, etype, emsg) -> bool:
     """The ledger row ``old`` records this very failure (same size, mtime and reason)."""
-    return old is not None and old[2] == "failed" and old[0] == size and old[1] == mtime \
-        and old[3] == f"{etype}: {emsg}"
+    return old is not None and old[3] == "failed" and old[1] == size and old[2] == mtime \
+        and old[4] == f"{etype}: {emsg}"
 
 
 def _insert_new_c(con, db_path, prep, result, w, layout) -> set:

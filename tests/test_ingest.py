@@ -2575,3 +2575,37 @@ def test_ls_views_header_tags_and_escapes(tmp_path, capsys):
     assert etype == "TruncatedError" and tag == 0x7FE00010
     assert rows[str(bad)][1:] == [etype, rows[str(bad)][2], str(offset), "(7FE0,0010)"]
     assert rows[str(tabbed).replace("\t", "\\t").replace("\n", "\\n")][4] == ""
+
+
+def test_ledger_lookup_by_range_equals_lookup_by_key(tmp_path):
+    """The ledger rows of a batch's paths, read by one range scan of the primary key, are
+    exactly those a lookup of each path gives: contiguous keys, keys with many other
+    paths sorting between them (the range is given up), repeated keys, few keys."""
+    from fastdicom.ingest import _ledger_of
+    con = sqlite3.connect(str(tmp_path / "l.sqlite"), isolation_level=None)
+    con.execute("CREATE TABLE files(path BLOB PRIMARY KEY, display TEXT, size INTEGER,"
+                " mtime_ns INTEGER, state TEXT, reason TEXT) WITHOUT ROWID")
+    rng = random.Random(5)
+    paths = sorted({b"/d/%06d/%s" % (rng.randrange(10**6), bytes([rng.randrange(1, 256)]))
+                    for _ in range(3000)})
+    con.executemany("INSERT INTO files VALUES(?,?,?,?,?,?)",
+                    [(p, "", i, i * 7, rng.choice(["indexed", "failed"]), None)
+                     for i, p in enumerate(paths)])
+
+    def by_key(keys):
+        return {k: r for k in set(keys) for r in con.execute(
+            "SELECT path, size, mtime_ns, state, reason FROM files WHERE path=?", (k,))}
+    absent = [b"/d/none%d" % i for i in range(50)]
+    cases = {
+        "contiguous": paths[100:1100],
+        "contiguous, shuffled, with absent": rng.sample(paths[500:900] + absent, 450),
+        "sparse": paths[::20],                     # 150 keys, 3000 rows in their range
+        "repeated": paths[10:200] * 2,
+        "few": paths[7:30],
+        "none indexed": absent * 2,
+        "empty": [],
+    }
+    for name, keys in cases.items():
+        got = _ledger_of(con, keys)
+        assert got == by_key(keys), name
+        assert all(isinstance(v, tuple) and len(v) == 5 for v in got.values()), name

@@ -133,3 +133,78 @@ def test_cells_of_the_corpus_equal_json_dumps():
             want = values
         assert col.to_pylist() == want, k
     assert lists >= 5
+
+
+def test_stat_paths_equals_os_stat_and_lstat(tmp_path):
+    """The batch stat of a re-run: size and mtime_ns as os.stat / os.lstat give them, the
+    errno of a path that cannot be stat'ed, and a NUL in a path refused."""
+    import errno
+    import os
+
+    import numpy as np
+
+    from fastdicom._rows import stat_paths
+
+    f = tmp_path / "a.dcm"
+    f.write_bytes(b"x" * 1234)
+    os.utime(f, ns=(1, 1_700_000_000_123_456_789))
+    link = tmp_path / "link"
+    link.symlink_to(f)
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    paths = [f, link, tmp_path / "gone", loop, tmp_path, tmp_path / "a.dcm" / "x"]
+    keys = [os.fsencode(p) for p in paths]
+    for follow, stat in ((True, os.stat), (False, os.lstat)):
+        size, mtime, err = stat_paths(keys, follow)
+        assert size.dtype == mtime.dtype == err.dtype == np.int64
+        for i, p in enumerate(paths):
+            try:
+                st = stat(p)
+            except OSError as exc:
+                assert (size[i], mtime[i], err[i]) == (-1, -1, exc.errno), p
+            else:
+                assert (size[i], mtime[i], err[i]) == (st.st_size, st.st_mtime_ns, 0), p
+    assert stat_paths([keys[0]], True)[1][0] == 1_700_000_000_123_456_789
+    assert stat_paths([keys[3]], True)[2][0] == errno.ELOOP
+    assert len(stat_paths([], True)[0]) == 0
+    with pytest.raises(ValueError):
+        stat_paths([keys[0] + b"\0x"], True)
+    with pytest.raises(TypeError):
+        stat_paths([str(f)], True)
+
+
+def test_sqlite_insert_keys_inserts_each_pair_and_reports_errors(tmp_path):
+    """The C executemany of (blob, int) pairs: every pair stored as sqlite3 would, in the
+    caller's transaction; an SQL error raised as OperationalError, lengths checked."""
+    import sqlite3
+
+    import numpy as np
+
+    from fastdicom import _rows
+
+    db = str(tmp_path / "x.sqlite")
+    con = sqlite3.connect(db, isolation_level=None)
+    if not _rows.sqlite_connection_ok(con, db):
+        pytest.skip("the C SQLite writer is not available here")
+    con.execute("CREATE TABLE seen(path BLOB PRIMARY KEY, not_read INTEGER)")
+    keys = [b"/a", b"/b\xff\x00c", b"", b"/a"]
+    flags = np.array([1, 0, 1, 0], np.uint8)
+    con.execute("BEGIN")
+    _rows.sqlite_insert_keys(con, db, "INSERT OR IGNORE INTO seen VALUES(?, ?)", keys, flags)
+    con.execute("ROLLBACK")
+    assert con.execute("SELECT count(*) FROM seen").fetchone()[0] == 0   # the caller's txn
+    con.execute("BEGIN")
+    _rows.sqlite_insert_keys(con, db, "INSERT OR IGNORE INTO seen VALUES(?, ?)", keys, flags)
+    con.execute("COMMIT")
+    got = sorted(con.execute("SELECT path, not_read, typeof(path) FROM seen"))
+    assert got == [(b"", 1, "blob"), (b"/a", 1, "blob"), (b"/b\xff\x00c", 0, "blob")]
+    with pytest.raises(sqlite3.OperationalError, match="UNIQUE"):
+        _rows.sqlite_insert_keys(con, db, "INSERT INTO seen VALUES(?, ?)", [b"/a"],
+                                 np.zeros(1, np.uint8))
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        _rows.sqlite_insert_keys(con, db, "INSERT INTO nope VALUES(?, ?)", [b"/z"],
+                                 np.zeros(1, np.uint8))
+    with pytest.raises(ValueError):
+        _rows.sqlite_insert_keys(con, db, "INSERT INTO seen VALUES(?, ?)", [b"/z"],
+                                 np.zeros(2, np.uint8))
+    assert con.execute("SELECT count(*) FROM seen").fetchone()[0] == 3
