@@ -540,7 +540,7 @@ cdef int process_file(Walk* w, Src* s, const char* path, bint nofollow, int64_t 
     cdef const uint8_t* p
     cdef int r, res, err
     cdef const uint8_t* ts
-    cdef int64_t tslen
+    cdef int64_t tslen, tsb
     cdef bint explicit, le
     cdef int tsj, zr
     cdef uint32_t TS_TAG = 0x00020010u
@@ -601,8 +601,11 @@ cdef int process_file(Walk* w, Src* s, const char* path, bint nofollow, int64_t 
             tslen = err_offset[0]
             ts = <const uint8_t*>w.arenas[tsj].data + tslen
             tslen = w.arenas[tsj].length - tslen
-            while tslen > 0 and (ts[tslen - 1] == 0 or ts[tslen - 1] == 32):
-                tslen -= 1
+            # the UID as the general reader reads it (surrounding whitespace too)
+            tsb = 0
+            strip_ui(ts, &tsb, &tslen, True)
+            ts += tsb
+            tslen -= tsb
             explicit = True
             le = True
             if tslen == 17 and memcmp(ts, b"1.2.840.10008.1.2", 17) == 0:
@@ -708,6 +711,8 @@ KIND_BIN = K_BIN
 KIND_BINLIST = K_BINLIST
 #: binary formats for KIND_BIN / KIND_BINLIST (param bits 4..7)
 BIN_FORMATS = {"US": 1, "SS": 2, "UL": 3, "SL": 4, "SV": 5, "UV": 6, "FL": 7, "FD": 8}
+#: param bit of a UI column: its values stripped as pydicom reads them (:func:`strip_ui`)
+PARAM_UI = 1024
 
 
 cdef struct ColOut:
@@ -716,6 +721,7 @@ cdef struct ColOut:
     int fmt
     bint grp2
     bint charset_vr
+    bint ui
     bint odd
     int64_t nchild
     Arena valid        # row validity bitmap
@@ -777,6 +783,28 @@ cdef inline void strip(const uint8_t* p, int64_t* b, int64_t* e, bint both) noex
     if both:
         while b[0] < e[0] and (p[b[0]] == 0x20 or p[b[0]] == 0):
             b[0] += 1
+
+
+cdef inline bint is_space(uint8_t c) noexcept nogil:
+    """Whether ``c`` is an ASCII byte Python's ``str.strip()`` strips: space, \\t \\n \\v
+    \\f \\r and the separators 0x1C-0x1F.  (Of latin-1 text it strips NEL 0x85 and NBSP
+    0xA0 too: a value holding any byte beyond ASCII is left to the Python decoding, which
+    strips those, as it reads the whole column, whatever the file.)"""
+    return c == 0x20 or 0x09 <= c <= 0x0D or 0x1C <= c <= 0x1F
+
+
+cdef inline void strip_ui(const uint8_t* p, int64_t* b, int64_t* e, bint last) noexcept nogil:
+    """The bounds of one UI value as pydicom (and the Dataset) reads it: the whole value
+    loses its trailing spaces and NULs (``last``: this is its last value, or the whole), then
+    each value its surrounding whitespace (``UID()``: ``str.strip()`` of the latin-1 text,
+    its ASCII part here, see :func:`is_space`; a NUL is not whitespace there)."""
+    if last:
+        while e[0] > b[0] and (p[e[0] - 1] == 0x20 or p[e[0] - 1] == 0):
+            e[0] -= 1
+    while e[0] > b[0] and is_space(p[e[0] - 1]):
+        e[0] -= 1
+    while b[0] < e[0] and is_space(p[b[0]]):
+        b[0] += 1
 
 
 cdef inline bint has_special(const uint8_t* p, int64_t b, int64_t e) noexcept nogil:
@@ -1031,7 +1059,10 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
         big = (not c.grp2) and status[i] == R_OK and (flags[i] & 1) == 0
         if kind == K_STR:
             if pres:
-                strip(raw, &b, &e, c.strip_both)
+                if c.ui:
+                    strip_ui(raw, &b, &e, True)
+                else:
+                    strip(raw, &b, &e, c.strip_both)
                 r = append_text(&c.data, raw, b, e, cls[i], c.charset_vr)
                 if r != 0:
                     c.odd = True
@@ -1063,7 +1094,10 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
             # a value of padding alone holds no value (null, as an empty one)
             ib = b
             ie = e
-            strip(raw, &ib, &ie, True)
+            if c.ui:
+                strip_ui(raw, &ib, &ie, True)
+            else:
+                strip(raw, &ib, &ie, True)
             if pres and ie > ib:
                 set_bit(&c.valid, i, True)
                 ib = b
@@ -1073,7 +1107,10 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
                         ie += 1
                     k = ie        # end of this item, before stripping
                     b = ib
-                    strip(raw, &ib, &ie, c.strip_both or kind != K_STRLIST)
+                    if c.ui:
+                        strip_ui(raw, &ib, &ie, k >= e)
+                    else:
+                        strip(raw, &ib, &ie, c.strip_both or kind != K_STRLIST)
                     if kind == K_STRLIST:
                         r = append_text(&c.data, raw, ib, ie, cls[i], c.charset_vr)
                         if r != 0:
@@ -1150,7 +1187,8 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
 
     With ``kinds`` (uint8 per tag, ``KIND_*``) and ``params`` (int32 per tag: bit 0 strip
     leading padding too, bits 4-7 the ``BIN_FORMATS`` code, bit 8 the tag is in group 0002,
-    bit 9 text decoded with Specific Character Set (ISO_IR 6/100 and 192 are done here)),
+    bit 9 text decoded with Specific Character Set (ISO_IR 6/100 and 192 are done here),
+    bit 10 (``PARAM_UI``) UI values stripped as pydicom reads them, see ``strip_ui``),
     ``decoded`` holds per tag None (raw kind) or a tuple ``(odd, valid, offsets, values, data,
     child_offsets, child_valid, nchild)`` of bytes: the buffers of the final Arrow array
     (``odd`` True: use the raw values instead).  ``check_deflated=False`` does not inflate
@@ -1214,6 +1252,7 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
             cols[j].fmt = (pv >> 4) & 15
             cols[j].grp2 = (pv & 256) != 0
             cols[j].charset_vr = (pv & 512) != 0
+            cols[j].ui = (pv & PARAM_UI) != 0
     # the paths' UTF-8 text is also the data of the batch's ``path`` column (an Arrow
     # string array), when every path is a str that is valid Unicode
     cdef bint paths_utf8 = True

@@ -333,6 +333,21 @@ cdef inline int find_tag(uint32_t tag) noexcept nogil:
 cdef inline bint is_pad(uint8_t c) noexcept nogil:
     return c == 32 or c == 0
 
+cdef inline bint is_space(uint8_t c) noexcept nogil:
+    """Whether ``c`` is a byte Python's ``str.strip()`` strips from latin-1 text: space,
+    \\t \\n \\v \\f \\r, the separators 0x1C-0x1F, NEL (0x85) and NBSP (0xA0)."""
+    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31 or c == 0x85 or c == 0xA0
+
+cdef inline void strip_ui(const uint8_t* p, int64_t* a, int64_t* b) noexcept nogil:
+    """The bounds of a UI value as the Dataset (and pydicom's UID()) reads it: trailing spaces
+    and NULs off, then surrounding whitespace (``str.strip()`` of the latin-1 text)."""
+    while b[0] > a[0] and is_pad(p[b[0] - 1]):
+        b[0] -= 1
+    while b[0] > a[0] and is_space(p[b[0] - 1]):
+        b[0] -= 1
+    while a[0] < b[0] and is_space(p[a[0]]):
+        a[0] += 1
+
 cdef int parse_number(const uint8_t* p, int64_t n, double* out) noexcept nogil:
     """Strict decimal (what both Python's float() and strtod read the same way, correctly
     rounded).  Surrounding spaces allowed.  1 ok, 0 empty, -1 anything else."""
@@ -376,13 +391,21 @@ cdef int parse_number(const uint8_t* p, int64_t n, double* out) noexcept nogil:
         return -1
     return 1
 
+cdef inline bint is_uid_field(int field) noexcept nogil:
+    return field == S_SOP_CLASS or field == S_SOP or field == S_STUDY or field == S_SERIES \
+        or field == S_FOR or field == S_TS
+
 cdef int put_string(Out* o, int field, const uint8_t* p, int64_t n) noexcept nogil:
-    """Store the value stripped of spaces and NULs at both ends (latin-1 decoded later)."""
+    """Store the value stripped of spaces and NULs at both ends (latin-1 decoded later); a
+    UID as the Dataset reads it (:func:`strip_ui`)."""
     cdef int64_t a = 0, b = n
-    while a < b and is_pad(p[a]):
-        a += 1
-    while b > a and is_pad(p[b - 1]):
-        b -= 1
+    if is_uid_field(field):
+        strip_ui(p, &a, &b)
+    else:
+        while a < b and is_pad(p[a]):
+            a += 1
+        while b > a and is_pad(p[b - 1]):
+            b -= 1
     if o.pool_used + (b - a) > POOL:
         return -1
     memcpy(o.pool + o.pool_used, p + a, b - a)
@@ -482,7 +505,7 @@ cdef int decode_value(Out* o, int j, const uint8_t* p, int64_t n) noexcept nogil
 cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* o) noexcept nogil:
     cdef stat_t sb
     cdef const uint8_t* p
-    cdef int64_t pos, hdr, ts_len = 0
+    cdef int64_t pos, hdr, ts_len = 0, ts_start
     cdef uint32_t tag, length, last = 0
     cdef uint16_t vr
     cdef bint explicit
@@ -540,10 +563,12 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
                 p = need(s, pos + hdr, length)
                 if p == NULL:
                     break
-                memcpy(ts, p, length)
+                # the UID as the general path reads it (surrounding whitespace too)
+                ts_start = 0
                 ts_len = length
-                while ts_len > 0 and is_pad(<uint8_t>ts[ts_len - 1]):
-                    ts_len -= 1
+                strip_ui(p, &ts_start, &ts_len)
+                ts_len -= ts_start
+                memcpy(ts, p + ts_start, ts_len)
             pos += hdr + length
         if p == NULL:
             break

@@ -31,7 +31,9 @@ one per keyword    typed from the data dictionary: US/SS/UL/SL/SV/IS/AT → int6
                    NULs) is empty; a number that does not fit its type is null, and so
                    is DS/IS text outside PS3.5's forms (``0x10``, ``1_000``, ``inf``; IS
                    ``1.5``); a single-valued number column holds the first of several
-                   values; UI values lose surrounding spaces; a "US or SS" tag read
+                   values; UI values lose surrounding whitespace (tab, newline... as
+                   pydicom's UID() strips them; of a UI list, each value: whitespace alone
+                   is no value); a "US or SS" tag read
                    without a VR follows PixelRepresentation.  A tag
                    without a keyword is named ``x<tag>`` (``x00091001``), and so is a
                    repeating-group tag past the group its keyword names (``x60020010``).
@@ -110,6 +112,12 @@ _BIN_FMT = {"US": "u2", "SS": "i2", "UL": "u4", "SL": "i4", "SV": "i8", "UV": "u
 _BYTES_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
 _BOTH_STRIP = frozenset({"AE", "DS", "IS", "UI"})   # values padded on both sides
+# what Python's str.strip() strips of ASCII: a UI value is read as pydicom's (and the Dataset's)
+# UID() keeps it, the whole value without trailing spaces and NULs and then each value without
+# its surrounding whitespace (a NUL is not whitespace there).  The vectorised path sees ASCII
+# UI values only (anything beyond is decoded by _py_value, where str.strip() also takes the
+# latin-1 NEL and NBSP off)
+_UI_SPACE = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
 DEFAULT_BATCH_FILES = 2048
 _CHUNK_FILES = 1024
 
@@ -619,8 +627,9 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
     except (ValueError, UnicodeError, LookupError):
         return None
     items = list(val) if isinstance(val, list) else [val]
+    ui = spec.vr == "UI"
     if spec.multi and len(items) == 1 and not isinstance(items[0], (int, float)) and \
-            not str(items[0]).strip(" \x00"):
+            not ui and not str(items[0]).strip(" \x00"):
         return None       # padding alone: no value (as the vectorised path reads it)
     out = []
     for x in items:
@@ -642,10 +651,17 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
         elif spec.value_type == pa.string():
             if isinstance(x, bytes):
                 x = x.decode("latin-1")
-            # each value's padding, as the vectorised path strips it (_strip)
-            x = str(x).strip(" \x00") if spec.vr in _BOTH_STRIP else str(x).rstrip(" \x00")
+            # each value's padding, as the vectorised path strips it (_strip); a value
+            # decoded as UI already is (decode_value strips it as pydicom's UID() does)
+            if ui:
+                x = str(x) if v == "UI" else str(x).rstrip(" \x00").strip()
+            else:
+                x = str(x).strip(" \x00") if spec.vr in _BOTH_STRIP else \
+                    str(x).rstrip(" \x00")
         out.append(x)
     if spec.multi:
+        if ui and out == [""]:
+            return None   # padding or whitespace alone: no value (as _finish_text reads it)
         return out
     return out[0] if out else None
 
@@ -658,6 +674,10 @@ def _pyarrow_binary(offsets: np.ndarray, data: bytes, present: np.ndarray) -> pa
 
 
 def _strip(arr: pa.Array, vr: str) -> pa.Array:
+    """Each value of ``arr`` without its padding (a UI value's trailing spaces and NULs are
+    taken off the whole value first, in :func:`_finish_text`)."""
+    if vr == "UI":
+        return pc.utf8_trim(arr, characters=_UI_SPACE)
     if vr in _BOTH_STRIP:
         return pc.utf8_trim(arr, characters=" \x00")
     return pc.utf8_rtrim(arr, characters=" \x00")
@@ -696,9 +716,13 @@ def _decode_column(spec: _Spec, col, big: np.ndarray, charsets: list, n: int,
 
 def _finish_text(spec, arr, present):
     vr = spec.vr
+    if vr == "UI":
+        # the whole value's trailing padding, before its values lose their whitespace
+        arr = pc.utf8_rtrim(arr, characters=" \x00")
     if spec.multi:
         # a value of padding alone holds no value (as an empty one), not one empty value
-        kept = _int64_values(pc.utf8_length(pc.utf8_trim(arr, characters=" \x00")), 0)
+        kept = _int64_values(pc.utf8_length(
+            _strip(arr, vr) if vr == "UI" else pc.utf8_trim(arr, characters=" \x00")), 0)
         empty = present & (kept == 0)
         lists = pc.split_pattern(arr, "\\")
         flat = _strip(lists.flatten(), vr)
@@ -835,7 +859,7 @@ def _kind(spec: _Spec) -> tuple:
     mirrors the choices of :func:`_decode_column` (raw kinds are decoded in Python)."""
     vr = spec.vr
     params = (1 if vr in _BOTH_STRIP else 0) | (256 if (spec.tag >> 16) == 2 else 0) | \
-        (512 if vr in _CHARSET_VRS else 0)
+        (512 if vr in _CHARSET_VRS else 0) | (_batch.PARAM_UI if vr == "UI" else 0)
     if " or " in vr or vr == "AT" or vr == "UN" or spec.value_type == pa.binary():
         return _batch.KIND_RAW, 0
     if vr in _BIN_FMT:

@@ -301,6 +301,12 @@ class _RawReader:
         b = self._bytes(tag)
         return "" if not b else b.decode("latin-1").strip(" \0")
 
+    def uid(self, tag: int) -> str:
+        """A UI value as the Dataset (and pydicom's UID()) reads it: trailing spaces and NULs
+        off, then surrounding whitespace (tab, newline...)."""
+        b = self._bytes(tag)
+        return "" if not b else b.decode("latin-1").rstrip(" \0").strip()
+
     def us(self, tag: int) -> Optional[int]:
         b = self._bytes(tag)
         if not b or len(b) < 2:
@@ -354,15 +360,15 @@ def scan_instance(path: Any, limits: Optional[Limits] = None) -> Optional[Instan
         return None
     raw = _RawReader(index, little)
     h = InstanceHeader(path=path)
-    h.study_uid = raw.text(0x0020000D)
-    h.series_uid = raw.text(0x0020000E)
-    h.sop_uid = raw.text(0x00080018)
-    h.sop_class = raw.text(0x00080016)
+    h.study_uid = raw.uid(0x0020000D)
+    h.series_uid = raw.uid(0x0020000E)
+    h.sop_uid = raw.uid(0x00080018)
+    h.sop_class = raw.uid(0x00080016)
     h.modality = raw.text(0x00080060)
     h.description = _str(ds.get("SeriesDescription")) if index.find(0x0008103E, -1) >= 0 \
         else ""
     h.series_number = raw.number(0x00200011, int)
-    h.frame_of_reference = raw.text(0x00200052)
+    h.frame_of_reference = raw.uid(0x00200052)
     h.rows = raw.us(0x00280010) or 0
     h.columns = raw.us(0x00280011) or 0
     h.samples = raw.us(0x00280002) or 1
