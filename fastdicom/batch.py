@@ -75,7 +75,7 @@ import threading
 import stat as _stat
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -120,6 +120,8 @@ _BOTH_STRIP = frozenset({"AE", "DS", "IS", "UI"})   # values padded on both side
 _UI_SPACE = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
 DEFAULT_BATCH_FILES = 2048
 _CHUNK_FILES = 1024
+# the most paths of one folder's regular files the walk hands over at once
+_RUN_FILES = 4096
 
 
 class _Spec:
@@ -223,6 +225,24 @@ def iter_files(paths, *, follow_symlinks: bool = False) -> Iterator[WalkEntry]:
     give an ``"error"`` entry with ``is_dir=True``.  A path given explicitly that is a symlink
     is followed only with ``follow_symlinks``.
     """
+    return _entries(_iter_runs(paths, follow_symlinks))
+
+
+def _entries(items) -> Iterator[WalkEntry]:
+    """The walk entries of the items of :func:`_iter_runs` (a run of files: one each)."""
+    for item in items:
+        if type(item) is list:
+            for p in item:
+                yield WalkEntry(p, "file")
+        else:
+            yield item
+
+
+def _iter_runs(paths, follow_symlinks: bool):
+    """:func:`iter_files`' walk, in its order, with each run of consecutive regular files of a
+    folder as one list of their paths (at most ``_RUN_FILES``) and every other entry as a
+    :class:`WalkEntry`: the scan takes a folder's files in bulk, without an object and a
+    trip through the generators for each."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
     visited: set = set()
@@ -235,11 +255,11 @@ def iter_files(paths, *, follow_symlinks: bool = False) -> Iterator[WalkEntry]:
         except (OSError, ValueError) as exc:    # ValueError: a NUL byte in the path
             if _has_magic(p):
                 for g in _glob_roots(p):
-                    yield from _walk_one(g, follow_symlinks, visited)
+                    yield from _walk_one_runs(g, follow_symlinks, visited)
                 continue
             yield WalkEntry(p, "error", exc)
             continue
-        yield from _walk_one(p, follow_symlinks, visited, st)
+        yield from _walk_one_runs(p, follow_symlinks, visited, st)
 
 
 def _glob_roots(pattern: str) -> list:
@@ -269,7 +289,12 @@ def _glob_roots(pattern: str) -> list:
     return out
 
 
-def _walk_one(p, follow, visited, st=None):
+def _walk_one(p, follow, visited, st=None) -> Iterator[WalkEntry]:
+    """The walk entries of one path (a folder: its tree)."""
+    return _entries(_walk_one_runs(p, follow, visited, st))
+
+
+def _walk_one_runs(p, follow, visited, st=None):
     if st is None:
         try:
             st = os.lstat(p)
@@ -289,7 +314,7 @@ def _walk_one(p, follow, visited, st=None):
             yield WalkEntry(p, "error", exc)
             return
     if _stat.S_ISDIR(st.st_mode):
-        yield from _walk_dir(p, follow, visited, (st.st_dev, st.st_ino))
+        yield from _walk_dir_runs(p, follow, visited, (st.st_dev, st.st_ino))
     elif _stat.S_ISREG(st.st_mode):
         yield WalkEntry(p, "file")
     else:
@@ -307,11 +332,13 @@ def _dir_listing(d: str) -> tuple:
             name = e.name
             names.append(name)
             try:
+                if e.is_file(follow_symlinks=False):
+                    continue        # (the common case, one call: d_type, no system call)
                 if e.is_symlink():
                     other[name] = "l"
                 elif e.is_dir(follow_symlinks=False):
                     other[name] = "d"
-                elif not e.is_file(follow_symlinks=False):
+                else:
                     other[name] = "s"
             except OSError as exc:
                 other[name] = exc
@@ -319,7 +346,7 @@ def _dir_listing(d: str) -> tuple:
     return names, other
 
 
-def _walk_dir(top, follow, visited, key):
+def _walk_dir_runs(top, follow, visited, key):
     if key in visited:
         return
     visited.add(key)
@@ -333,12 +360,24 @@ def _walk_dir(top, follow, visited, key):
             continue
         prefix = d if d.endswith("/") else d + "/"      # os.path.join(d, name)
         subdirs = []
+        if not other:       # files alone: in runs, without a look at each name
+            for k in range(0, len(names), _RUN_FILES):
+                yield [prefix + name for name in names[k:k + _RUN_FILES]]
+            continue
+        run: list = []
         for name in names:
             path = prefix + name
             k = other.get(name)
             if k is None:
-                yield WalkEntry(path, "file")
-            elif k == "d":
+                run.append(path)
+                if len(run) >= _RUN_FILES:
+                    yield run
+                    run = []
+                continue
+            if run:
+                yield run
+                run = []
+            if k == "d":
                 if follow:
                     try:
                         st = os.lstat(path)
@@ -372,6 +411,8 @@ def _walk_dir(top, follow, visited, key):
                 yield WalkEntry(path, "special")
             else:                       # the OSError met listing it
                 yield WalkEntry(path, "error", k)
+        if run:
+            yield run
         del names
         stack.extend(reversed(subdirs))
 
@@ -1403,38 +1444,54 @@ def _patch_columns(plan, columns, rows: dict, n: int):
     return out
 
 
-def _chunks(it: Iterable, size: int) -> Iterator[list]:
-    buf = []
-    for x in it:
-        buf.append(x)
-        if len(buf) >= size:
-            yield buf
-            buf = []
-    if buf:
-        yield buf
-
-
 def walk_rows(paths, follow_symlinks: bool = False) -> Iterator[tuple]:
     """``(path, None)`` for each file the walk of ``paths`` finds to scan, and
     ``(path, (error_type, message))`` for each entry that becomes an error row without a
     read (a symlink not followed, a fifo or device, a missing path): every input is
     accounted for, as in :func:`scan`."""
-    for e in _input_paths(paths, follow_symlinks):
-        if e.kind == "file" or (e.kind == "symlink" and follow_symlinks):
-            yield e.path, None
-        elif e.kind == "symlink":
-            yield e.path, ("SymlinkSkipped", "symbolic link not followed")
-        elif e.kind == "special":
-            yield e.path, ("IsADirectoryError", "not a regular file")
-        else:
-            exc = e.error
-            yield e.path, (type(exc).__name__, _exc_text(exc))
-
-
-def _input_paths(paths, follow_symlinks):
-    """Regular files to scan; other walk entries become error rows."""
     for e in iter_files(paths, follow_symlinks=follow_symlinks):
-        yield e
+        yield e.path, _entry_error(e, follow_symlinks)
+
+
+def _entry_error(e: WalkEntry, follow_symlinks: bool) -> Optional[tuple]:
+    """``None`` for a walk entry to scan, else the ``(error_type, message)`` of its row (a
+    symlink not followed, a fifo or device, a path that could not be listed)."""
+    if e.kind == "file" or (e.kind == "symlink" and follow_symlinks):
+        return None
+    if e.kind == "symlink":
+        return "SymlinkSkipped", "symbolic link not followed"
+    if e.kind == "special":
+        return "IsADirectoryError", "not a regular file"
+    exc = e.error
+    return type(exc).__name__, _exc_text(exc)
+
+
+def _walk_chunks(paths, follow_symlinks: bool, size: int) -> Iterator[tuple]:
+    """The rows of :func:`walk_rows` in chunks of at most ``size``: ``(paths, errors)``,
+    ``errors`` mapping the index in the chunk of each error row to its ``(error_type,
+    message)`` (runs of a folder's files are taken in slices, not one by one)."""
+    plain: list = []
+    errs: dict = {}
+    for item in _iter_runs(paths, follow_symlinks):
+        if type(item) is list:
+            k = 0
+            while k < len(item):
+                take = item[k:k + size - len(plain)]
+                plain += take
+                k += len(take)
+                if len(plain) >= size:
+                    yield plain, errs
+                    plain, errs = [], {}
+            continue
+        err = _entry_error(item, follow_symlinks)
+        if err is not None:
+            errs[len(plain)] = err
+        plain.append(item.path)
+        if len(plain) >= size:
+            yield plain, errs
+            plain, errs = [], {}
+    if plain:
+        yield plain, errs
 
 
 def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
@@ -1450,8 +1507,8 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     workers = min(os.cpu_count() or 1, 8) if workers is None else checked_workers(workers)
     nofollow = not follow_symlinks
 
-    def _walk_entries(src):
-        return walk_rows(src, follow_symlinks)
+    def _walk_entries(src, size):
+        return _walk_chunks(src, follow_symlinks, size)
 
     # a long explicit list of paths is scanned without a walk (see work_listed); a short
     # one (e.g. a few directories) is walked.  pathlib paths count as their text.
@@ -1468,19 +1525,18 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     # assembled (Arrow arrays, error rows, the per-file Python reader's rows) by the
     # consumer, so the threads of a pool do not take turns at the GIL for it.
     def work(chunk):
-        plain = [p for p, err in chunk]
-        return chunk, plain, _extract(plan, plain, nofollow)
+        plain, errs = chunk
+        return errs, plain, _extract(plan, plain, nofollow)
 
     def work_listed(plain):
         return None, plain, _extract(plan, plain, nofollow)
 
     def finish(res):
-        chunk, plain, r = res
+        errs, plain, r = res
         batch = _assemble(plan, plain, nofollow, r)
-        if chunk is not None:
-            pre = [err for p, err in chunk]
-            if any(pre):
-                batch = _override_errors(batch, pre)
+        if errs is not None:        # a chunk of a walk: its rows that are errors already
+            if errs:
+                batch = _override_errors(batch, [errs.get(i) for i in range(len(plain))])
             return batch
         # A slice of an explicit list of paths, scanned straight away without a walk (no
         # lstat per file): open(O_NOFOLLOW) + fstat tell symlinks, directories and
@@ -1521,7 +1577,7 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
         for res in results:
             b = finish(res)
             if isinstance(b, _Redo):
-                yield from merged(run(work, _chunks(_walk_entries(b.paths), walk_chunk)))
+                yield from merged(run(work, _walk_entries(b.paths, walk_chunk)))
                 continue
             if errors == "raise":
                 _raise_first(b)
@@ -1536,7 +1592,7 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
         chunks = (list(paths[k:k + chunk_size]) for k in range(0, len(paths), chunk_size))
     else:
         fn = work
-        chunks = _chunks(_walk_entries(paths), walk_chunk)
+        chunks = _walk_entries(paths, walk_chunk)
     transient = None
     if workers > 1:
         threads = workers - 1 if helped else workers

@@ -475,12 +475,12 @@ def test_long_list_of_pathlib_paths_is_not_walked(tmp_path, monkeypatch):
     files = [str(p) for p in testing.write_ct_series(tmp_path / "s", 80, 8, 8, seed=4)]
     as_str = scan(files, ["Rows", "SOPInstanceUID"], workers=2)
     walks = []
-    real = batch._input_paths
+    real = batch._walk_chunks
 
-    def counting(src, follow):
+    def counting(src, follow, size):
         walks.append(src)
-        return real(src, follow)
-    monkeypatch.setattr(batch, "_input_paths", counting)
+        return real(src, follow, size)
+    monkeypatch.setattr(batch, "_walk_chunks", counting)
     as_path = scan([Path(p) for p in files], ["Rows", "SOPInstanceUID"], workers=2)
     assert as_path.equals(as_str) and walks == []
     sub = testing.write_ct_series(tmp_path / "d", 3, 8, 8, seed=5)
@@ -1041,3 +1041,79 @@ def test_multi_valued_person_name_of_empty_groups_alone_is_no_value(tmp_path):
                 assert g == [str(x) for x in value], (v, g)
         assert got[:4] == [None] * 4 and got[4:] == [["A", ""], ["A^B"], ["=B"], ["A", "B"]]
         assert t.slice(1).column("OperatorsName").to_pylist() == got[1:]
+
+
+def _reference_walk(top: str) -> list:
+    """The documented walk order, built independently: a folder's entries by sorted name
+    (its files, symlinks and specials where they sort), then its subfolders in name order,
+    each walked the same way (depth first); symlinks not followed."""
+    import stat as st_
+    out = []
+    names = sorted(os.listdir(top))
+    subs = []
+    for n in names:
+        p = top + "/" + n
+        mode = os.lstat(p).st_mode
+        if st_.S_ISLNK(mode):
+            out.append((p, "symlink"))
+        elif st_.S_ISDIR(mode):
+            subs.append(p)
+        elif st_.S_ISREG(mode):
+            out.append((p, "file"))
+        else:
+            out.append((p, "special"))
+    for p in subs:
+        out.extend(_reference_walk(p))
+    return out
+
+
+@pytest.mark.parametrize("run_files", [2, 3, 4096])
+def test_walk_order_runs_and_chunks_match_a_reference_walk(tmp_path, monkeypatch, run_files):
+    """The walk hands a folder's files over in runs (slices of at most _RUN_FILES) and the
+    scan cuts them into chunks: the entries, their kinds, the scan's rows and error rows
+    and every chunking stay in the order of an independent walk, whatever the run size."""
+    from fastdicom import batch
+    monkeypatch.setattr(batch, "_RUN_FILES", run_files)
+    root = tmp_path / "t"
+    src = testing.write_ct_series(tmp_path / "src", 3, 8, 8, seed=3)
+    blob = src[0].read_bytes()
+    layout = {
+        "a": ["f1", "f2", "f3", "f4", "f5"],                  # files only
+        "b": ["0.dcm", "k/", "m.dcm", "n@", "p|", "q.dcm", "r.dcm", "z/"],   # mixed
+        "b/k": ["x.dcm"], "b/z": [], "c": ["d/"], "c/d": ["e/", "y.dcm"], "c/d/e": ["w.dcm"],
+    }
+    for folder, names in layout.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for n in names:
+            p = root / folder / n.rstrip("/@|")
+            if n.endswith("/"):
+                p.mkdir(exist_ok=True)
+            elif n.endswith("@"):
+                p.symlink_to(root / "a" / "f1")
+            elif n.endswith("|"):
+                os.mkfifo(p)
+            else:
+                p.write_bytes(blob)
+    (root / "top.dcm").write_bytes(blob)
+    ref = _reference_walk(str(root))
+    assert len(ref) == 15 and [k for _, k in ref].count("file") == 13
+    got = [(e.path, e.kind) for e in batch.iter_files([str(root)])]
+    assert got == ref
+    assert list(batch.walk_rows([str(root)])) == [
+        (p, None if k == "file" else ("SymlinkSkipped", "symbolic link not followed")
+         if k == "symlink" else ("IsADirectoryError", "not a regular file")) for p, k in ref]
+    for size in (1, 2, 3, 5, 1024):
+        chunks = list(batch._walk_chunks([str(root)], False, size))
+        assert all(0 < len(c) <= size for c, _ in chunks)
+        assert [p for c, _ in chunks for p in c] == [p for p, _ in ref]
+        flat_errs = [e.get(i) for c, e in chunks for i in range(len(c))]
+        assert [x is not None for x in flat_errs] == [k != "file" for _, k in ref]
+    for workers in (1, 2):
+        t = scan(str(root), ["Rows"], workers=workers)
+        assert t.column("path").to_pylist() == [p for p, _ in ref]
+        assert t.column("error_type").to_pylist() == [
+            None if k == "file" else "SymlinkSkipped" if k == "symlink"
+            else "IsADirectoryError" for _, k in ref]
+        assert t.column("Rows").to_pylist() == [8 if k == "file" else None for _, k in ref]
+        parts = list(batch.scan_batches(str(root), ["Rows"], workers=workers, batch_size=3))
+        assert pa.Table.from_batches(parts).equals(t)
