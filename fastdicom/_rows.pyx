@@ -577,6 +577,20 @@ cdef int _run_stmt(sqlite3_stmt* st) noexcept nogil:
     return SQLITE_OK if rc == SQLITE_DONE else rc
 
 
+cdef void _copy_errmsg(sqlite3* db, char* buf) noexcept nogil:
+    """SQLite's message of the last error into ``buf`` (256 bytes), before the statements
+    are finalized (which may replace it)."""
+    cdef const char* err = API.errmsg(db)
+    if err != NULL:
+        strncpy(buf, err, 255)
+
+
+cdef _raise_sqlite(const char* buf, int rc):
+    import sqlite3 as _sq
+    msg = buf[:strlen(buf)].decode("utf-8", "replace") or "SQLite error"
+    raise _sq.OperationalError(f"{msg} (code {rc})")
+
+
 def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list keys,
                       list arrays, const int64_t[::1] rows):
     """Insert, for each batch row ``i`` in ``rows``, its instance row then (when inserted)
@@ -626,7 +640,6 @@ def sqlite_insert_new(con, str db_path, str instance_sql, str ledger_sql, list k
 cdef _insert_rows(sqlite3* db, str instance_sql, str ledger_sql, list keys, const Flat* f,
                   Py_ssize_t ntags, const int64_t[::1] rows):
     import numpy as np
-    import sqlite3 as _sq
     cdef Py_ssize_t m = rows.shape[0], j
     cdef int64_t i
     cdef Texts tk
@@ -640,7 +653,6 @@ cdef _insert_rows(sqlite3* db, str instance_sql, str ledger_sql, list keys, cons
     cdef int rc = SQLITE_OK
     cdef object out = np.zeros(m, np.uint8)
     cdef uint8_t[::1] res = out
-    cdef const char* err = NULL
     cdef char errbuf[256]
     memset(errbuf, 0, sizeof(errbuf))
     try:
@@ -672,17 +684,13 @@ cdef _insert_rows(sqlite3* db, str instance_sql, str ledger_sql, list keys, cons
                 res[j] = 1
                 j += 1
             if rc != SQLITE_OK:
-                # copied before the statements are finalized (which may replace it)
-                err = API.errmsg(db)
-                if err != NULL:
-                    strncpy(errbuf, err, 255)
+                _copy_errmsg(db, errbuf)
             if si != NULL:
                 API.finalize(si)
             if sl != NULL:
                 API.finalize(sl)
         if rc != SQLITE_OK:
-            msg = errbuf[:strlen(errbuf)].decode("utf-8", "replace") or "SQLite error"
-            raise _sq.OperationalError(f"{msg} (code {rc})")
+            _raise_sqlite(errbuf, rc)
     finally:
         free(tk.p)
         free(tk.n)
@@ -758,7 +766,6 @@ def sqlite_insert_keys(con, str db_path, str sql, list keys, const uint8_t[::1] 
     cdef const char* qs = q
     cdef sqlite3_stmt* st = NULL
     cdef int rc = SQLITE_OK
-    cdef const char* err = NULL
     cdef char errbuf[256]
     memset(errbuf, 0, sizeof(errbuf))
     try:
@@ -774,15 +781,11 @@ def sqlite_insert_keys(con, str db_path, str sql, list keys, const uint8_t[::1] 
                     rc = _run_stmt(st)
                 i += 1
             if rc != SQLITE_OK:
-                err = API.errmsg(db)
-                if err != NULL:
-                    strncpy(errbuf, err, 255)
+                _copy_errmsg(db, errbuf)
             if st != NULL:
                 API.finalize(st)
         if rc != SQLITE_OK:
-            import sqlite3 as _sq
-            msg = errbuf[:strlen(errbuf)].decode("utf-8", "replace") or "SQLite error"
-            raise _sq.OperationalError(f"{msg} (code {rc})")
+            _raise_sqlite(errbuf, rc)
     finally:
         free(t.p)
         free(t.n)
