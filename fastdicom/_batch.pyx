@@ -713,6 +713,9 @@ KIND_BINLIST = K_BINLIST
 BIN_FORMATS = {"US": 1, "SS": 2, "UL": 3, "SL": 4, "SV": 5, "UV": 6, "FL": 7, "FD": 8}
 #: param bit of a UI column: its values stripped as pydicom reads them (:func:`strip_ui`)
 PARAM_UI = 1024
+cdef enum:
+    VR_UI = 0x5549      # the explicit VRs "UI" and "UN" as the walk stores them
+    VR_UN = 0x554E
 
 
 cdef struct ColOut:
@@ -1037,10 +1040,14 @@ cdef inline int bin_width(int fmt) noexcept nogil:
 
 cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const uint8_t* present,
                        int ntags, int j, Py_ssize_t n, const int32_t* status,
-                       const int32_t* flags, const uint8_t* cls) noexcept nogil:
-    """Fill ``c`` from the raw values of one tag; sets ``c.odd`` when Python must decode it."""
+                       const int32_t* flags, const uint8_t* cls,
+                       const uint16_t* vrs) noexcept nogil:
+    """Fill ``c`` from the raw values of one tag; sets ``c.odd`` when Python must decode it
+    (also when a UI column's element carries another explicit VR: read with that VR's rules,
+    as the general reader reads it, not stripped as a UID)."""
     cdef Py_ssize_t i
     cdef int64_t b, e, ib, ie, k, w, cnt
+    cdef uint16_t fvr
     cdef bint pres, big, isf
     cdef int64_t iv = 0
     cdef double fv = 0.0
@@ -1054,6 +1061,11 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
         return -1
     for i in range(n):
         pres = present[<int64_t>i * ntags + j] != 0
+        if pres and c.ui and vrs != NULL:
+            fvr = vrs[<int64_t>i * ntags + j]
+            if fvr != 0 and fvr != VR_UI and fvr != VR_UN:
+                c.odd = True
+                return 0
         b = offs[i]
         e = offs[i + 1]
         big = (not c.grp2) and status[i] == R_OK and (flags[i] & 1) == 0
@@ -1360,7 +1372,8 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
                     if cols[j].kind != K_RAW:
                         if finish_column(&cols[j], <const uint8_t*>arenas[j].data,
                                          c_offsets_p + <int64_t>j * (n + 1), c_present_p, nt,
-                                         j, n, c_status_p, c_flags_p, cls) != 0:
+                                         j, n, c_status_p, c_flags_p, cls,
+                                         w.vrs) != 0:
                             cols[j].odd = True
         decoded = []
         for j in range(nt):

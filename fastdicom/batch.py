@@ -693,9 +693,11 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
             if isinstance(x, bytes):
                 x = x.decode("latin-1")
             # each value's padding, as the vectorised path strips it (_strip); a value
-            # decoded as UI already is (decode_value strips it as pydicom's UID() does)
+            # decoded as UI already is (decode_value strips it as pydicom's UID() does),
+            # and one of a UI tag with another VR is read with that VR's rules, as the
+            # general reader reads it
             if ui:
-                x = str(x) if v == "UI" else str(x).rstrip(" \x00").strip()
+                x = str(x)
             else:
                 x = str(x).strip(" \x00") if spec.vr in _BOTH_STRIP else \
                     str(x).rstrip(" \x00")
@@ -734,6 +736,10 @@ def _decode_column(spec: _Spec, col, big: np.ndarray, charsets: list, n: int,
         big = np.zeros(n, bool)
     if " or " in vr or vr == "AT" or vr == "UN" and spec.value_type != pa.binary():
         return _slow_column(spec, col, big, charsets, n, pixrep)
+    if vr == "UI" and _other_vr(vrs, present, _VR_UI_UN):
+        # an element with another explicit VR (LO, SH...) is read with that VR's rules, as
+        # the general reader reads it, not stripped as a UID: value by value
+        return _slow_column(spec, col, big, charsets, n)
     lengths = np.diff(offsets)
     if spec.value_type == pa.binary():
         # an empty value is no value (null), as pydicom reads it and as _py_value reads it
@@ -753,6 +759,15 @@ def _decode_column(spec: _Spec, col, big: np.ndarray, charsets: list, n: int,
         return _finish_text(spec, arr, present)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
         return _slow_column(spec, col, big, charsets, n)
+
+
+# the codes of the walk's explicit VRs (implicit VR: 0)
+_VR_UI_UN = (0, 0x5549, 0x554E)
+
+
+def _other_vr(vrs: np.ndarray, present: np.ndarray, allowed: tuple) -> bool:
+    """Whether a present element of the column carries a VR code not in ``allowed``."""
+    return bool((~np.isin(vrs, allowed) & present).any())
 
 
 def _finish_text(spec, arr, present):

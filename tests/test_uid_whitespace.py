@@ -54,19 +54,22 @@ def _element(tag: int, vr: str, raw: bytes, explicit: bool) -> bytes:
     head = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
     if not explicit:
         return head + struct.pack("<I", len(raw)) + raw
-    if vr == "OB":
-        return head + b"OB\0\0" + struct.pack("<I", len(raw)) + raw
+    if vr in ("OB", "UN"):
+        return head + vr.encode() + b"\0\0" + struct.pack("<I", len(raw)) + raw
     return head + vr.encode() + struct.pack("<H", len(raw)) + raw
 
 
-def _write(path, values: dict, ts=testing.EXPLICIT_LE, ts_raw: bytes | None = None) -> str:
+def _write(path, values: dict, ts=testing.EXPLICIT_LE, ts_raw: bytes | None = None,
+           vrs: dict | None = None) -> str:
     """A Part 10 file of the UI ``values`` ({tag: raw bytes}, written as given, odd lengths
-    too), with Rows (to check the body was read in the right encoding)."""
+    too; with the explicit VR ``vrs[tag]``, UI by default), with Rows (to check the body was
+    read in the right encoding)."""
     explicit = ts != testing.IMPLICIT_LE
     els = dict(values)
     els[0x00280010] = None
+    vrs = vrs or {}
     body = b"".join(_element(t, "US", struct.pack("<H", 7), explicit) if t == 0x00280010
-                    else _element(t, "UI", els[t], explicit) for t in sorted(els))
+                    else _element(t, vrs.get(t, "UI"), els[t], explicit) for t in sorted(els))
     meta_ts = ts.encode() + b"\0" * (len(ts) % 2) if ts_raw is None else ts_raw
     meta = b"".join(_element(t, v, raw, True) for t, v, raw in [
         (0x00020001, "OB", b"\0\1"), (0x00020002, "UI", SOP_CLASS.encode()),
@@ -350,3 +353,38 @@ def test_random_uid_bytes_walks_agree_with_the_general_readers(tmp_path, seed):
         testing.write_file(p, els, transfer_syntax=rng.choice(SYNTAXES + [testing.EXPLICIT_BE]),
                            sop_instance_uid="1.2.3")
         oracle.walks_agree(p)
+
+
+# UI tags written with another text VR, as the fuzzer found them: the general reader (and
+# pydicom) read such an element with its own VR's rules, so its whitespace stays
+OTHER_VR_CASES = [
+    ("LO", 0x00080018, b"1.2.3\n"), ("SH", 0x00080018, b"\t1.2 "), ("SH", 0x0020000E, b"\x0c"),
+    ("LO", 0x0020000D, b" 1.2.9"), ("ST", 0x00200052, b"\x85\\\xa0 \x00.1"),
+    ("CS", 0x0008001A, b"1.2\\ \x00\t\x00"), ("SH", 0x0008001A, b"\x0c"),
+    ("LO", 0x00080062, b"1.2\\\n1.3 "), ("UN", 0x00080018, b" 1.2.3\n\0"),
+]
+
+
+@pytest.mark.parametrize("vr,tag,raw", OTHER_VR_CASES)
+def test_ui_tag_with_another_vr_is_read_with_that_vr(tmp_path, monkeypatch, vr, tag, raw):
+    """A UI tag whose element carries another explicit VR (LO, SH, CS, ST) keeps what that
+    VR keeps (scan stripped it as a UID: '1.2.3' where dcmread and pydicom read '1.2.3\\n');
+    UN is read as the dictionary's UI.  In a chunk beside files with the UI VR, through
+    the nogil walk and the general reader alike."""
+    plain = {t: b"1.2.7" for t in SINGLE.values()}
+    paths = [_write(tmp_path / "a.dcm", plain),
+             _write(tmp_path / "b.dcm", {**plain, tag: raw}, vrs={tag: vr}),
+             _write(tmp_path / "c.dcm", {**plain, 0x0008001A: b" 1.2.8\t"})]
+    fast = _scan_rows(paths)
+    with monkeypatch.context() as m:
+        _all_fallback(m)
+        general = _scan_rows(paths)
+    for path, f, g in zip(paths, fast, general):
+        ours, theirs = _readers(path)
+        assert ours == theirs, path
+        for kw in KEYWORDS:
+            assert f[kw] == g[kw] == ours[kw], (path, kw)
+    kw = {v: k for k, v in {**SINGLE, **MULTI}.items()}[tag]
+    if vr != "UN" and raw.strip(b" \x00") != raw.strip():
+        # (the cases whose whitespace a UID would lose)
+        assert fast[1][kw] not in (None, "", [])
