@@ -115,6 +115,14 @@ def _scan_rows(paths):
     return rows
 
 
+def _scan_both(paths, monkeypatch):
+    """The scan's rows of ``paths`` through its nogil walk, then through its general reader."""
+    fast = _scan_rows(paths)
+    with monkeypatch.context() as m:
+        _all_fallback(m)
+        return fast, _scan_rows(paths)
+
+
 def _as_column(value, multi):
     """A Dataset's or pydicom's value in the form of a scan column."""
     if value is None:
@@ -148,10 +156,7 @@ def _check(paths, monkeypatch, expected=None, nogil=True):
     """scan (nogil path, then the Python fallback) == dcmread == pydicom for every column;
     ``nogil``: the first read is the nogil one, column finishing included."""
     assert _nogil_columns(paths, list(SINGLE.values()) + list(MULTI.values())) == nogil
-    fast = _scan_rows(paths)
-    with monkeypatch.context() as m:
-        _all_fallback(m)
-        general = _scan_rows(paths)
+    fast, general = _scan_both(paths, monkeypatch)
     for path, f, g in zip(paths, fast, general):
         ours, theirs = _readers(path)
         assert ours == theirs, path
@@ -326,10 +331,7 @@ def test_random_uid_bytes_as_pydicom_reads_them(tmp_path, monkeypatch, seed):
             values = {t: _random_uid(rng, False) for t in SINGLE.values()}
             values.update({t: _random_uid(rng) for t in MULTI.values()})
             paths.append(_write(tmp_path / f"f{it}_{k}.dcm", values, rng.choice(SYNTAXES)))
-        fast = _scan_rows(paths)
-        with monkeypatch.context() as m:
-            _all_fallback(m)
-            general = _scan_rows(paths)
+        fast, general = _scan_both(paths, monkeypatch)
         for path, f, g in zip(paths, fast, general):
             ours, theirs = _readers(path)
             for kw in KEYWORDS:
@@ -375,10 +377,7 @@ def test_ui_tag_with_another_vr_is_read_with_that_vr(tmp_path, monkeypatch, vr, 
     paths = [_write(tmp_path / "a.dcm", plain),
              _write(tmp_path / "b.dcm", {**plain, tag: raw}, vrs={tag: vr}),
              _write(tmp_path / "c.dcm", {**plain, 0x0008001A: b" 1.2.8\t"})]
-    fast = _scan_rows(paths)
-    with monkeypatch.context() as m:
-        _all_fallback(m)
-        general = _scan_rows(paths)
+    fast, general = _scan_both(paths, monkeypatch)
     for path, f, g in zip(paths, fast, general):
         ours, theirs = _readers(path)
         assert ours == theirs, path
