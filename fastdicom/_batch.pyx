@@ -714,8 +714,7 @@ BIN_FORMATS = {"US": 1, "SS": 2, "UL": 3, "SL": 4, "SV": 5, "UV": 6, "FL": 7, "F
 #: param bit of a UI column: its values stripped as pydicom reads them (:func:`strip_ui`)
 PARAM_UI = 1024
 cdef enum:
-    VR_UI = 0x5549      # the explicit VRs "UI" and "UN" as the walk stores them
-    VR_UN = 0x554E
+    VR_UN = 0x554E      # the explicit VR "UN" as the walk stores it (read as the dictionary's)
 
 
 cdef struct ColOut:
@@ -725,6 +724,7 @@ cdef struct ColOut:
     bint grp2
     bint charset_vr
     bint ui
+    uint16_t dict_vr   # the dictionary's VR ("UI" as 0x5549; 0: none or several)
     bint odd
     int64_t nchild
     Arena valid        # row validity bitmap
@@ -1043,8 +1043,8 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
                        const int32_t* flags, const uint8_t* cls,
                        const uint16_t* vrs) noexcept nogil:
     """Fill ``c`` from the raw values of one tag; sets ``c.odd`` when Python must decode it
-    (also when a UI column's element carries another explicit VR: read with that VR's rules,
-    as the general reader reads it, not stripped as a UID)."""
+    (also when an element carries an explicit VR other than the dictionary's: the general
+    reader reads it with that VR, e.g. Rows written as IS text or SS, a UID written as LO)."""
     cdef Py_ssize_t i
     cdef int64_t b, e, ib, ie, k, w, cnt
     cdef uint16_t fvr
@@ -1061,9 +1061,9 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
         return -1
     for i in range(n):
         pres = present[<int64_t>i * ntags + j] != 0
-        if pres and c.ui and vrs != NULL:
+        if pres and c.dict_vr != 0 and vrs != NULL:
             fvr = vrs[<int64_t>i * ntags + j]
-            if fvr != 0 and fvr != VR_UI and fvr != VR_UN:
+            if fvr != 0 and fvr != c.dict_vr and fvr != VR_UN:
                 c.odd = True
                 return 0
         b = offs[i]
@@ -1188,7 +1188,7 @@ cdef object arena_bytes(Arena* a):
 def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFFF,
             bint find_pixels=True, bint nofollow=False, int64_t header_bytes=8192,
             int max_depth=64, int64_t max_inflated=1 << 30, kinds=None, params=None,
-            bint check_deflated=True, int64_t arena_max=ARENA_MAX):
+            bint check_deflated=True, int64_t arena_max=ARENA_MAX, dict_vrs=None):
     """Extract the raw values of ``tags`` (sorted, must include (0002,0010)) from each path.
 
     Returns a dict of numpy arrays: ``status``, ``errno``, ``size``, ``mtime_ns``, ``flags``,
@@ -1203,7 +1203,8 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
     bit 10 (``PARAM_UI``) UI values stripped as pydicom reads them, see ``strip_ui``),
     ``decoded`` holds per tag None (raw kind) or a tuple ``(odd, valid, offsets, values, data,
     child_offsets, child_valid, nchild)`` of bytes: the buffers of the final Arrow array
-    (``odd`` True: use the raw values instead).  ``check_deflated=False`` does not inflate
+    (``odd`` True: use the raw values instead; so is a column with an element whose explicit
+    VR is not the tag's ``dict_vrs`` code, uint16 per tag, 0 for none).  ``check_deflated=False`` does not inflate
     the Pixel Data of deflated files to check that it is complete.  A file whose value
     would carry its tag's values in this chunk past ``arena_max`` bytes (at most
     ``ARENA_LIMIT``) is left to the general reader (status ``STATUS_FALLBACK``).
@@ -1265,6 +1266,8 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
             cols[j].grp2 = (pv & 256) != 0
             cols[j].charset_vr = (pv & 512) != 0
             cols[j].ui = (pv & PARAM_UI) != 0
+            if dict_vrs is not None:
+                cols[j].dict_vr = <uint16_t>int(dict_vrs[j])
     # the paths' UTF-8 text is also the data of the batch's ``path`` column (an Arrow
     # string array), when every path is a str that is valid Unicode
     cdef bint paths_utf8 = True

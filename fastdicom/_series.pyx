@@ -165,6 +165,12 @@ cdef int KIND[NTAGS]
 cdef int FIELD[NTAGS]
 cdef int VLEN[NTAGS]
 
+# the VR of each numeric kind as an explicit VR is stored ("US": 0x5553)
+cdef uint16_t KIND_VR[7]
+KIND_VR[:] = [0, 0x5553, 0x4953, 0x4453, 0x4644, 0x4453, 0]
+cdef uint16_t VR_UN = 0x554E
+
+
 cdef void _def(int j, uint32_t tag, int kind, int field, int vlen):
     TAGS[j] = tag
     KIND[j] = kind
@@ -623,6 +629,9 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
             if j >= 0:
                 if length == UNDEF or length > MAX_VALUE:
                     break           # functional groups, or absurd: the general path judges
+                if vr != 0 and vr != VR_UN and KIND[j] != K_STR and vr != KIND_VR[KIND[j]]:
+                    break           # a number with another VR (Rows as IS text...): the
+                                    # general path reads it with that VR
                 else:
                     p = need(s, pos, length)
                     if p == NULL:

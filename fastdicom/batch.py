@@ -694,9 +694,9 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
                 x = x.decode("latin-1")
             # each value's padding, as the vectorised path strips it (_strip); a value
             # decoded as UI already is (decode_value strips it as pydicom's UID() does),
-            # and one of a UI tag with another VR is read with that VR's rules, as the
+            # and one of an element with another VR is read with that VR's rules, as the
             # general reader reads it
-            if ui:
+            if ui or v != spec.vr:
                 x = str(x)
             else:
                 x = str(x).strip(" \x00") if spec.vr in _BOTH_STRIP else \
@@ -736,9 +736,9 @@ def _decode_column(spec: _Spec, col, big: np.ndarray, charsets: list, n: int,
         big = np.zeros(n, bool)
     if " or " in vr or vr == "AT" or vr == "UN" and spec.value_type != pa.binary():
         return _slow_column(spec, col, big, charsets, n, pixrep)
-    if vr == "UI" and _other_vr(vrs, present, _VR_UI_UN):
-        # an element with another explicit VR (LO, SH...) is read with that VR's rules, as
-        # the general reader reads it, not stripped as a UID: value by value
+    if _other_vr(vrs, present, vr):
+        # an element with another explicit VR (Rows as IS text or SS, a UID as LO...) is read
+        # with that VR, as the general reader reads it: value by value
         return _slow_column(spec, col, big, charsets, n)
     lengths = np.diff(offsets)
     if spec.value_type == pa.binary():
@@ -761,13 +761,20 @@ def _decode_column(spec: _Spec, col, big: np.ndarray, charsets: list, n: int,
         return _slow_column(spec, col, big, charsets, n)
 
 
-# the codes of the walk's explicit VRs (implicit VR: 0)
-_VR_UI_UN = (0, 0x5549, 0x554E)
+def _vr_code(vr: str) -> int:
+    """The code of a VR as the walk stores an explicit one (``"UI"``: 0x5549); 0 for none
+    or a choice of several (``"US or SS"``)."""
+    return (ord(vr[0]) << 8) | ord(vr[1]) if len(vr) == 2 else 0
 
 
-def _other_vr(vrs: np.ndarray, present: np.ndarray, allowed: tuple) -> bool:
-    """Whether a present element of the column carries a VR code not in ``allowed``."""
-    return bool((~np.isin(vrs, allowed) & present).any())
+_VR_UN = _vr_code("UN")
+
+
+def _other_vr(vrs: np.ndarray, present: np.ndarray, vr: str) -> bool:
+    """Whether a present element of a column of dictionary VR ``vr`` carries another explicit
+    VR (implicit VR: 0, and UN, are read with the dictionary's)."""
+    code = _vr_code(vr)
+    return bool(code) and bool(((vrs != 0) & (vrs != code) & (vrs != _VR_UN) & present).any())
 
 
 def _finish_text(spec, arr, present):
@@ -960,6 +967,7 @@ class _Plan:
         kp = [_kind(by_tag[t]) for t in self.tag_list]
         self.kinds = np.array([k for k, _ in kp], np.uint8)
         self.params = np.array([q for _, q in kp], np.int32)
+        self.dict_vrs = np.array([_vr_code(by_tag[t].vr) for t in self.tag_list], np.uint16)
         self.fields = [(s, self.pos[s.tag], kp[self.pos[s.tag]][0]) for s in self.specs]
 
 
@@ -1025,6 +1033,7 @@ def _extract(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192)
                           find_pixels=plan.find_pixels, nofollow=nofollow,
                           header_bytes=header_bytes, kinds=plan.kinds, params=plan.params,
                           check_deflated=plan.check_deflated, arena_max=_ARENA_LIMIT,
+                          dict_vrs=plan.dict_vrs,
                           max_depth=plan.limits.max_depth,
                           max_inflated=plan.limits.max_inflated_bytes)
 

@@ -45,6 +45,7 @@ try:  # nogil header extractor and slice reader; the general path is used withou
     from . import _series
 except ImportError:  # pragma: no cover - extension not built
     _series = None
+from . import tags as _tags
 from .dataset import Dataset, Sequence as DicomSequence
 from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, InvalidDicomError,
                      LimitExceededError, Limits, PixelDataError, SeriesError, TruncatedError,
@@ -283,13 +284,33 @@ def _pixel_header(buf: Any, pos: int, explicit: bool, little: bool) -> Optional[
 
 
 class _RawReader:
-    """Fast decoding of a few root-level values straight from the element index."""
+    """Fast decoding of a few root-level values straight from the element index.  A number
+    whose element carries an explicit VR other than the dictionary's (Rows written as IS
+    text or SS...) is the data set's value, read with that VR as ``dcmread`` reads it."""
 
-    __slots__ = ("index", "order")
+    __slots__ = ("index", "order", "ds")
 
-    def __init__(self, index: Any, little: bool) -> None:
+    def __init__(self, index: Any, little: bool, ds: Any = None) -> None:
         self.index = index
         self.order = "little" if little else "big"
+        self.ds = ds
+
+    def _other_vr(self, tag: int) -> bool:
+        """The element ``tag`` carries an explicit VR other than the dictionary's (or UN)."""
+        if self.ds is None:
+            return False
+        i = self.index.find(tag, -1)
+        if i < 0:
+            return False
+        vr = self.index.info(i)[1]
+        return bool(vr) and vr != "UN" and vr != _tags.dictionary_vr(tag)
+
+    def _read(self, tag: int) -> Any:
+        """The data set's value of ``tag`` (None when it cannot be read)."""
+        try:
+            return self.ds[tag].value
+        except (KeyError, ValueError, DicomError):
+            return None
 
     def _bytes(self, tag: int) -> Optional[bytes]:
         i = self.index.find(tag, -1)
@@ -308,12 +329,18 @@ class _RawReader:
         return "" if not b else b.decode("latin-1").rstrip(" \0").strip()
 
     def us(self, tag: int) -> Optional[int]:
+        if self._other_vr(tag):
+            v = _num(self._read(tag), int)
+            return v if v is not None and 0 <= v < 65536 else None
         b = self._bytes(tag)
         if not b or len(b) < 2:
             return None
         return int.from_bytes(b[:2], self.order)
 
     def fd(self, tag: int) -> Optional[float]:
+        if self._other_vr(tag):
+            v = _num(self._read(tag))
+            return v if v is not None and math.isfinite(v) else None
         b = self._bytes(tag)
         if not b or len(b) < 8:
             return None
@@ -321,12 +348,18 @@ class _RawReader:
         return v if math.isfinite(v) else None
 
     def number(self, tag: int, cast=float) -> Any:
+        if self._other_vr(tag):
+            return _num(self._read(tag), cast)
         b = self._bytes(tag)
         if not b:
             return None
         return _num(b.decode("latin-1").split("\\")[0].strip(" \0"), cast)
 
     def vector(self, tag: int, n: int) -> Optional[tuple]:
+        if self._other_vr(tag):
+            v = self._read(tag)
+            return _vec(v if isinstance(v, (list, tuple)) or hasattr(v, "__len__") and
+                        not isinstance(v, (str, bytes)) else [v], n)
         b = self._bytes(tag)
         if not b:
             return None
@@ -358,7 +391,7 @@ def scan_instance(path: Any, limits: Optional[Limits] = None) -> Optional[Instan
         ph = _pixel_header(data, stop, explicit, little)
     if ph is None or ph[0] not in _PIXEL_TAGS:
         return None
-    raw = _RawReader(index, little)
+    raw = _RawReader(index, little, ds)
     h = InstanceHeader(path=path)
     h.study_uid = raw.uid(0x0020000D)
     h.series_uid = raw.uid(0x0020000E)
