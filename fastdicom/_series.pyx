@@ -165,10 +165,9 @@ cdef int KIND[NTAGS]
 cdef int FIELD[NTAGS]
 cdef int VLEN[NTAGS]
 
-# the VR of each numeric kind as an explicit VR is stored ("US": 0x5553)
-cdef uint16_t KIND_VR[7]
-KIND_VR[:] = [0, 0x5553, 0x4953, 0x4453, 0x4644, 0x4453, 0]
 cdef uint16_t VR_UN = 0x554E
+# the dictionary's VR of each wanted tag as an explicit VR is stored ("US": 0x5553; 0: none)
+cdef uint16_t VRX[NTAGS]
 
 
 cdef void _def(int j, uint32_t tag, int kind, int field, int vlen):
@@ -212,6 +211,16 @@ _def(31, 0x00281053u, K_DS, F_SLOPE, 0)
 _def(32, 0x00283000u, K_FG, 0, 0)     # Modality LUT Sequence: the Python reader notes it
 _def(33, 0x52009229u, K_FG, 0, 0)
 # (5200,9230) is matched separately (it sorts after 0x52009229 and is the same kind)
+
+
+def _fill_vrs():
+    from fastdicom.tags import dictionary_vr
+    for j in range(NTAGS):
+        v = dictionary_vr(TAGS[j]) or ""
+        VRX[j] = ((ord(v[0]) << 8) | ord(v[1])) if len(v) == 2 else 0
+
+
+_fill_vrs()
 
 cdef uint32_t UNDEF = 0xFFFFFFFFu
 
@@ -629,9 +638,9 @@ cdef int scan_one(const char* path, Py_ssize_t plen, DirCache* dc, Src* s, Out* 
             if j >= 0:
                 if length == UNDEF or length > MAX_VALUE:
                     break           # functional groups, or absurd: the general path judges
-                if vr != 0 and vr != VR_UN and KIND[j] != K_STR and vr != KIND_VR[KIND[j]]:
-                    break           # a number with another VR (Rows as IS text...): the
-                                    # general path reads it with that VR
+                if vr != 0 and vr != VR_UN and VRX[j] != 0 and vr != VRX[j]:
+                    break           # another VR than the dictionary's (Rows as IS text, a
+                                    # UID as LO...): the general path reads it with that VR
                 else:
                     p = need(s, pos, length)
                     if p == NULL:

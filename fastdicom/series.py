@@ -284,9 +284,10 @@ def _pixel_header(buf: Any, pos: int, explicit: bool, little: bool) -> Optional[
 
 
 class _RawReader:
-    """Fast decoding of a few root-level values straight from the element index.  A number
+    """Fast decoding of a few root-level values straight from the element index.  A value
     whose element carries an explicit VR other than the dictionary's (Rows written as IS
-    text or SS...) is the data set's value, read with that VR as ``dcmread`` reads it."""
+    text or SS, a UID as LO...) is the data set's value, read with that VR as ``dcmread``
+    reads it."""
 
     __slots__ = ("index", "order", "ds")
 
@@ -318,13 +319,26 @@ class _RawReader:
             return None
         return self.index.value(i)
 
+    def _other_text(self, tag: int) -> str:
+        """The data set's value of ``tag`` as text (values joined by backslashes)."""
+        v = self._read(tag)
+        if v is None:
+            return ""
+        if isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
+            return v.decode("latin-1") if isinstance(v, bytes) else str(v)
+        return "\\".join(str(x) for x in v)
+
     def text(self, tag: int) -> str:
+        if self._other_vr(tag):
+            return self._other_text(tag)
         b = self._bytes(tag)
         return "" if not b else b.decode("latin-1").strip(" \0")
 
     def uid(self, tag: int) -> str:
         """A UI value as the Dataset (and pydicom's UID()) reads it: trailing spaces and NULs
         off, then surrounding whitespace (tab, newline...)."""
+        if self._other_vr(tag):
+            return self._other_text(tag)
         b = self._bytes(tag)
         return "" if not b else b.decode("latin-1").rstrip(" \0").strip()
 

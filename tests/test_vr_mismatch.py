@@ -166,3 +166,33 @@ def test_series_reads_numbers_with_their_own_vr(tmp_path):
     got = load_series(str(tmp_path / "odd")).array
     want = load_series(str(tmp_path / "plain")).array
     assert got.shape == (3, 16, 16) and np.array_equal(got, want)
+
+
+def test_series_reads_text_with_its_own_vr(tmp_path):
+    """A slice whose SeriesInstanceUID is written as LO ``"1.2.5\\n"`` is read as dcmread
+    reads it ('1.2.5\\n', not the UID rule's '1.2.5'), by both series walks, so find_series
+    does not put it with the slices of UID "1.2.5"; Modality written as LO keeps its
+    leading space as dcmread keeps it."""
+    from fastdicom import testing
+    from fastdicom.series import InstanceHeader, find_series, scan_instance
+    _series = pytest.importorskip("fastdicom._series")
+    files = testing.write_ct_series(tmp_path / "s", 3, 8, 8, seed=4)
+    uid = fastdicom.dcmread(str(files[0])).SeriesInstanceUID
+    enc = uid.encode()
+    pad = b"\0" if len(enc) % 2 else b""
+    for f in files:
+        # every slice: the same series UID, padded to the same length
+        _patch(f, b"\x20\x00\x0e\x00UI" + struct.pack("<H", len(enc) + len(pad)) + enc + pad,
+               b"\x20\x00\x0e\x00UI" + struct.pack("<H", 6) + b"1.2.5\0")
+    _patch(files[0], b"\x20\x00\x0e\x00UI\x06\x001.2.5\0", b"\x20\x00\x0e\x00LO\x06\x001.2.5\n")
+    _patch(files[0], b"\x08\x00\x60\x00CS\x02\x00CT", b"\x08\x00\x60\x00LO\x02\x00 C")
+    odd = fastdicom.dcmread(str(files[0]))
+    assert (odd.SeriesInstanceUID, odd.Modality) == ("1.2.5\n", " C")   # (the oracle)
+    assert pydicom.dcmread(str(files[0])).SeriesInstanceUID == "1.2.5\n"
+    h = scan_instance(str(files[0]))
+    assert (h.series_uid, h.modality) == ("1.2.5\n", " C")
+    assert _series.scan_headers([str(files[0])], InstanceHeader)[0] is False
+    assert _series.scan_headers([str(files[1])], InstanceHeader)[0].series_uid == "1.2.5"
+    found = sorted((s.SeriesInstanceUID, len(s.instances))
+                   for s in find_series([str(tmp_path / "s")]))
+    assert found == [("1.2.5", 2), ("1.2.5\n", 1)]
