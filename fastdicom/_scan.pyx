@@ -683,6 +683,24 @@ cdef class ElementIndex:
             _VR_STR[e.vr] = vr
         return (e.tag, vr, e.flags, e.value_offset, e.length, e.header_offset)
 
+    def vr_mismatches(self, const uint32_t[::1] tags, const uint16_t[::1] codes):
+        """The tags of ``tags`` whose root-level element carries an explicit VR other than
+        ``codes[k]`` (as stored: "US" is 0x5553; 0 accepts any) and other than UN."""
+        if codes.shape[0] != tags.shape[0]:
+            raise ValueError("tags and codes differ in length")
+        cdef list out = []
+        cdef Py_ssize_t k
+        cdef int32_t i
+        cdef uint16_t v
+        for k in range(tags.shape[0]):
+            i = self.find(tags[k], -1)
+            if i < 0:
+                continue
+            v = self.entries[i].vr
+            if v != 0 and v != 0x554E and codes[k] != 0 and v != codes[k]:
+                out.append(tags[k])
+        return out
+
     cpdef uint32_t tag(self, int32_t i):
         if i < 0 or i >= self.count:
             raise IndexError(i)

@@ -283,28 +283,39 @@ def _pixel_header(buf: Any, pos: int, explicit: bool, little: bool) -> Optional[
     return tag, pos + hdr_len, length
 
 
+def _vr_code(tag: int) -> int:
+    """The dictionary's VR of ``tag`` as an explicit VR is stored ("US": 0x5553; 0: none)."""
+    vr = _tags.dictionary_vr(tag) or ""
+    return (ord(vr[0]) << 8) | ord(vr[1]) if len(vr) == 2 else 0
+
+
+# the root-level tags scan_instance reads through _RawReader (a test checks), and their
+# dictionary VRs
+_RAW_TAGS = np.array([
+    0x00080008, 0x00080016, 0x00080018, 0x00080060, 0x00180050, 0x00180081, 0x00180086,
+    0x00180088, 0x00181060, 0x00189087, 0x0020000D, 0x0020000E, 0x00200011, 0x00200012,
+    0x00200013, 0x00200032, 0x00200037, 0x00200052, 0x00200100, 0x00280002, 0x00280004,
+    0x00280006, 0x00280008, 0x00280010, 0x00280011, 0x00280030, 0x00280100, 0x00280101,
+    0x00280103, 0x00281052, 0x00281053], np.uint32)
+_RAW_VRS = np.array([_vr_code(int(t)) for t in _RAW_TAGS], np.uint16)
+
+
 class _RawReader:
     """Fast decoding of a few root-level values straight from the element index.  A value
     whose element carries an explicit VR other than the dictionary's (Rows written as IS
     text or SS, a UID as LO...) is the data set's value, read with that VR as ``dcmread``
     reads it."""
 
-    __slots__ = ("index", "order", "ds")
+    __slots__ = ("index", "order", "ds", "odd")
 
     def __init__(self, index: Any, little: bool, ds: Any = None) -> None:
         self.index = index
         self.order = "little" if little else "big"
         self.ds = ds
-
-    def _other_vr(self, tag: int) -> bool:
-        """The element ``tag`` carries an explicit VR other than the dictionary's (or UN)."""
-        if self.ds is None:
-            return False
-        i = self.index.find(tag, -1)
-        if i < 0:
-            return False
-        vr = self.index.info(i)[1]
-        return bool(vr) and vr != "UN" and vr != _tags.dictionary_vr(tag)
+        # the tags (of _RAW_TAGS, those read here) whose element carries an explicit VR other
+        # than the dictionary's (nor UN), found at once in C
+        self.odd = frozenset(index.vr_mismatches(_RAW_TAGS, _RAW_VRS)) if ds is not None \
+            else frozenset()
 
     def _read(self, tag: int) -> Any:
         """The data set's value of ``tag`` (None when it cannot be read)."""
@@ -329,7 +340,7 @@ class _RawReader:
         return "\\".join(str(x) for x in v)
 
     def text(self, tag: int) -> str:
-        if self._other_vr(tag):
+        if tag in self.odd:
             return self._other_text(tag)
         b = self._bytes(tag)
         return "" if not b else b.decode("latin-1").strip(" \0")
@@ -337,13 +348,13 @@ class _RawReader:
     def uid(self, tag: int) -> str:
         """A UI value as the Dataset (and pydicom's UID()) reads it: trailing spaces and NULs
         off, then surrounding whitespace (tab, newline...)."""
-        if self._other_vr(tag):
+        if tag in self.odd:
             return self._other_text(tag)
         b = self._bytes(tag)
         return "" if not b else b.decode("latin-1").rstrip(" \0").strip()
 
     def us(self, tag: int) -> Optional[int]:
-        if self._other_vr(tag):
+        if tag in self.odd:
             v = _num(self._read(tag), int)
             return v if v is not None and 0 <= v < 65536 else None
         b = self._bytes(tag)
@@ -352,7 +363,7 @@ class _RawReader:
         return int.from_bytes(b[:2], self.order)
 
     def fd(self, tag: int) -> Optional[float]:
-        if self._other_vr(tag):
+        if tag in self.odd:
             v = _num(self._read(tag))
             return v if v is not None and math.isfinite(v) else None
         b = self._bytes(tag)
@@ -362,7 +373,7 @@ class _RawReader:
         return v if math.isfinite(v) else None
 
     def number(self, tag: int, cast=float) -> Any:
-        if self._other_vr(tag):
+        if tag in self.odd:
             return _num(self._read(tag), cast)
         b = self._bytes(tag)
         if not b:
@@ -370,7 +381,7 @@ class _RawReader:
         return _num(b.decode("latin-1").split("\\")[0].strip(" \0"), cast)
 
     def vector(self, tag: int, n: int) -> Optional[tuple]:
-        if self._other_vr(tag):
+        if tag in self.odd:
             v = self._read(tag)
             return _vec(v if isinstance(v, (list, tuple)) or hasattr(v, "__len__") and
                         not isinstance(v, (str, bytes)) else [v], n)

@@ -196,3 +196,17 @@ def test_series_reads_text_with_its_own_vr(tmp_path):
     found = sorted((s.SeriesInstanceUID, len(s.instances))
                    for s in find_series([str(tmp_path / "s")]))
     assert found == [("1.2.5", 2), ("1.2.5\n", 1)]
+
+
+def test_raw_reader_tags_cover_what_scan_instance_reads():
+    """_RawReader finds the elements with another VR among _RAW_TAGS only: every tag
+    scan_instance reads through it must be one of them."""
+    import inspect
+    import re
+
+    from fastdicom import series
+    src = inspect.getsource(series.scan_instance)
+    read = {int(t, 16) for t in re.findall(r"raw\.\w+\((0x[0-9A-Fa-f]{8})", src)}
+    assert len(read) >= 25
+    assert read <= {int(t) for t in series._RAW_TAGS}, sorted(map(hex, read - set(
+        int(t) for t in series._RAW_TAGS)))
