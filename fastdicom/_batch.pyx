@@ -711,10 +711,9 @@ KIND_BIN = K_BIN
 KIND_BINLIST = K_BINLIST
 #: binary formats for KIND_BIN / KIND_BINLIST (param bits 4..7)
 BIN_FORMATS = {"US": 1, "SS": 2, "UL": 3, "SL": 4, "SV": 5, "UV": 6, "FL": 7, "FD": 8}
-#: param bit of a UI column: its values stripped as pydicom reads them (:func:`strip_ui`)
-PARAM_UI = 1024
 cdef enum:
-    VR_UN = 0x554E      # the explicit VR "UN" as the walk stores it (read as the dictionary's)
+    VR_UI = 0x5549      # the explicit VRs "UI" and "UN" as the walk stores them
+    VR_UN = 0x554E
 
 
 cdef struct ColOut:
@@ -1199,13 +1198,13 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
 
     With ``kinds`` (uint8 per tag, ``KIND_*``) and ``params`` (int32 per tag: bit 0 strip
     leading padding too, bits 4-7 the ``BIN_FORMATS`` code, bit 8 the tag is in group 0002,
-    bit 9 text decoded with Specific Character Set (ISO_IR 6/100 and 192 are done here),
-    bit 10 (``PARAM_UI``) UI values stripped as pydicom reads them, see ``strip_ui``),
+    bit 9 text decoded with Specific Character Set (ISO_IR 6/100 and 192 are done here)),
     ``decoded`` holds per tag None (raw kind) or a tuple ``(odd, valid, offsets, values, data,
     child_offsets, child_valid, nchild)`` of bytes: the buffers of the final Arrow array
-    (``odd`` True: use the raw values instead; so is a column with an element whose explicit
-    VR is not the tag's ``dict_vrs`` code, uint16 per tag, 0 for none).  ``check_deflated=False`` does not inflate
-    the Pixel Data of deflated files to check that it is complete.  A file whose value
+    (``odd`` True: use the raw values instead).  ``dict_vrs`` (uint16 per tag, 0 for none)
+    are the dictionary's VR codes: a UI column's values are stripped as pydicom reads them,
+    and a column with an element of another explicit VR is left odd.  ``check_deflated=False``
+    does not inflate the Pixel Data of deflated files to check that it is complete.  A file whose value
     would carry its tag's values in this chunk past ``arena_max`` bytes (at most
     ``ARENA_LIMIT``) is left to the general reader (status ``STATUS_FALLBACK``).
     Runs without the GIL from the first open to the last close, column finishing included.
@@ -1265,9 +1264,10 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
             cols[j].fmt = (pv >> 4) & 15
             cols[j].grp2 = (pv & 256) != 0
             cols[j].charset_vr = (pv & 512) != 0
-            cols[j].ui = (pv & PARAM_UI) != 0
             if dict_vrs is not None:
                 cols[j].dict_vr = <uint16_t>int(dict_vrs[j])
+            # a UI column's values are stripped as pydicom reads them (strip_ui)
+            cols[j].ui = cols[j].dict_vr == VR_UI
     # the paths' UTF-8 text is also the data of the batch's ``path`` column (an Arrow
     # string array), when every path is a str that is valid Unicode
     cdef bint paths_utf8 = True

@@ -25,6 +25,8 @@ cdef extern from "<sys/stat.h>" nogil:
         unsigned int st_mode
         timespec_t st_mtim
     int fstat(int fd, stat_t* buf)
+    int c_stat "stat"(const char* path, stat_t* buf)
+    int c_lstat "lstat"(const char* path, stat_t* buf)
 
 
 cdef inline uint16_t rd16(const uint8_t* p, bint le) noexcept nogil:

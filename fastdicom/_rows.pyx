@@ -14,6 +14,8 @@ from libc.string cimport memcpy, memset, strncpy, strlen
 from libc.math cimport isnan, isinf
 from cpython.mem cimport PyMem_Free
 from cpython.object cimport PyObject
+from libc.errno cimport errno
+from fastdicom._cursor cimport stat_t, c_stat, c_lstat
 
 cdef extern from "Python.h":
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
@@ -697,20 +699,6 @@ cdef _insert_rows(sqlite3* db, str instance_sql, str ledger_sql, list keys, cons
     return out
 
 
-cdef extern from "sys/stat.h" nogil:
-    cdef struct timespec_:
-        long tv_sec
-        long tv_nsec
-    cdef struct struct_stat "stat":
-        long st_size
-        timespec_ st_mtim
-    int c_stat "stat"(const char* path, struct_stat* buf)
-    int c_lstat "lstat"(const char* path, struct_stat* buf)
-
-cdef extern from "errno.h" nogil:
-    int errno
-
-
 def stat_paths(list keys, bint follow=True):
     """``(size, mtime_ns, errno)`` int64 arrays of ``stat`` (``lstat`` unless ``follow``) of
     each path in ``keys`` (bytes), without the GIL: errno 0 where it succeeded (then size and
@@ -727,7 +715,7 @@ def stat_paths(list keys, bint follow=True):
     cdef int64_t[::1] vs = size
     cdef int64_t[::1] vm = mtime
     cdef int64_t[::1] ve = err
-    cdef struct_stat st
+    cdef stat_t st
     cdef int rc
     try:
         _texts(keys, &t)

@@ -214,10 +214,10 @@ _def(33, 0x52009229u, K_FG, 0, 0)
 
 
 def _fill_vrs():
+    from fastdicom.batch import _vr_code
     from fastdicom.tags import dictionary_vr
     for j in range(NTAGS):
-        v = dictionary_vr(TAGS[j]) or ""
-        VRX[j] = ((ord(v[0]) << 8) | ord(v[1])) if len(v) == 2 else 0
+        VRX[j] = _vr_code(dictionary_vr(TAGS[j]) or "")
 
 
 _fill_vrs()

@@ -922,7 +922,7 @@ def _kind(spec: _Spec) -> tuple:
     mirrors the choices of :func:`_decode_column` (raw kinds are decoded in Python)."""
     vr = spec.vr
     params = (1 if vr in _BOTH_STRIP else 0) | (256 if (spec.tag >> 16) == 2 else 0) | \
-        (512 if vr in _CHARSET_VRS else 0) | (_batch.PARAM_UI if vr == "UI" else 0)
+        (512 if vr in _CHARSET_VRS else 0)
     if " or " in vr or vr == "AT" or vr == "UN" or spec.value_type == pa.binary():
         return _batch.KIND_RAW, 0
     if vr in _BIN_FMT:

@@ -1434,8 +1434,8 @@ def _ledger_of(con, keys: list) -> dict:
                            (min(keys), max(keys), limit)).fetchall()
         if len(rows) < limit:
             found = dict(zip(map(itemgetter(0), rows), rows))
-            if len(found) > len(keys) or not found.keys() <= set(keys):
-                want = set(keys)
+            want = set(keys)
+            if not found.keys() <= want:      # other paths in the range
                 found = {p: r for p, r in found.items() if p in want}
             return found
     return {r[0]: r for r in _where_path_in(con, select, keys)}
@@ -1481,8 +1481,7 @@ def _prepare(rcon, entries, plan, layout, pool, scanners, follow=False):
             if old[1] == size and old[2] == mtime and old[3] not in ("missing", "skipped") \
                     and not (force and old[4] == _NO_PREAMBLE_REASON) and not reread:
                 skip.add(i)
-    scan_idx = [i for i, e in enumerate(entries) if e.kind == "file" and i not in skip] \
-        if skip else [i for i, e in enumerate(entries) if e.kind == "file"]
+    scan_idx = [i for i, e in enumerate(entries) if e.kind == "file" and i not in skip]
     prep.scan_paths = scan_idx
     prep.batch = None
     prep.future = None

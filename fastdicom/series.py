@@ -50,7 +50,7 @@ from .dataset import Dataset, Sequence as DicomSequence
 from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, InvalidDicomError,
                      LimitExceededError, Limits, PixelDataError, SeriesError, TruncatedError,
                      UnsafePathError, checked_limits)
-from .batch import checked_workers
+from .batch import _vr_code, checked_workers
 
 __all__ = ["SeriesInfo", "Volume", "Geometry", "InstanceHeader", "find_series", "load_series",
            "raw_floor_load", "scan_instance", "register_cli"]
@@ -283,12 +283,6 @@ def _pixel_header(buf: Any, pos: int, explicit: bool, little: bool) -> Optional[
     return tag, pos + hdr_len, length
 
 
-def _vr_code(tag: int) -> int:
-    """The dictionary's VR of ``tag`` as an explicit VR is stored ("US": 0x5553; 0: none)."""
-    vr = _tags.dictionary_vr(tag) or ""
-    return (ord(vr[0]) << 8) | ord(vr[1]) if len(vr) == 2 else 0
-
-
 # the root-level tags scan_instance reads through _RawReader (a test checks), and their
 # dictionary VRs
 _RAW_TAGS = np.array([
@@ -297,7 +291,8 @@ _RAW_TAGS = np.array([
     0x00200013, 0x00200032, 0x00200037, 0x00200052, 0x00200100, 0x00280002, 0x00280004,
     0x00280006, 0x00280008, 0x00280010, 0x00280011, 0x00280030, 0x00280100, 0x00280101,
     0x00280103, 0x00281052, 0x00281053], np.uint32)
-_RAW_VRS = np.array([_vr_code(int(t)) for t in _RAW_TAGS], np.uint16)
+_RAW_VRS = np.array([_vr_code(_tags.dictionary_vr(int(t)) or "") for t in _RAW_TAGS],
+                    np.uint16)
 
 
 class _RawReader:
