@@ -712,8 +712,9 @@ KIND_BINLIST = K_BINLIST
 #: binary formats for KIND_BIN / KIND_BINLIST (param bits 4..7)
 BIN_FORMATS = {"US": 1, "SS": 2, "UL": 3, "SL": 4, "SV": 5, "UV": 6, "FL": 7, "FD": 8}
 cdef enum:
-    VR_UI = 0x5549      # the explicit VRs "UI" and "UN" as the walk stores them
+    VR_UI = 0x5549      # the explicit VRs "UI", "UN" and "AE" as the walk stores them
     VR_UN = 0x554E
+    VR_AE = 0x4145
 
 
 cdef struct ColOut:
@@ -723,6 +724,7 @@ cdef struct ColOut:
     bint grp2
     bint charset_vr
     bint ui
+    bint ae
     uint16_t dict_vr   # the dictionary's VR ("UI" as 0x5549; 0: none or several)
     bint odd
     int64_t nchild
@@ -807,6 +809,16 @@ cdef inline void strip_ui(const uint8_t* p, int64_t* b, int64_t* e, bint last) n
         e[0] -= 1
     while b[0] < e[0] and is_space(p[b[0]]):
         b[0] += 1
+
+
+cdef inline void strip_ae(const uint8_t* p, int64_t* b, int64_t* e) noexcept nogil:
+    """The bounds of one AE value as the general reader reads it: without its surrounding
+    whitespace (``str.strip()``, see :func:`is_space`), then without its spaces and NULs."""
+    while e[0] > b[0] and is_space(p[e[0] - 1]):
+        e[0] -= 1
+    while b[0] < e[0] and is_space(p[b[0]]):
+        b[0] += 1
+    strip(p, b, e, True)
 
 
 cdef inline bint has_special(const uint8_t* p, int64_t b, int64_t e) noexcept nogil:
@@ -1072,6 +1084,8 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
             if pres:
                 if c.ui:
                     strip_ui(raw, &b, &e, True)
+                elif c.ae:
+                    strip_ae(raw, &b, &e)
                 else:
                     strip(raw, &b, &e, c.strip_both)
                 r = append_text(&c.data, raw, b, e, cls[i], c.charset_vr)
@@ -1107,6 +1121,8 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
             ie = e
             if c.ui:
                 strip_ui(raw, &ib, &ie, True)
+            elif c.ae:
+                strip_ae(raw, &ib, &ie)
             else:
                 strip(raw, &ib, &ie, True)
             if pres and ie > ib:
@@ -1120,6 +1136,8 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
                     b = ib
                     if c.ui:
                         strip_ui(raw, &ib, &ie, k >= e)
+                    elif c.ae:
+                        strip_ae(raw, &ib, &ie)
                     else:
                         strip(raw, &ib, &ie, c.strip_both or kind != K_STRLIST)
                     if kind == K_STRLIST:
@@ -1266,8 +1284,10 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
             cols[j].charset_vr = (pv & 512) != 0
             if dict_vrs is not None:
                 cols[j].dict_vr = <uint16_t>int(dict_vrs[j])
-            # a UI column's values are stripped as pydicom reads them (strip_ui)
+            # a UI and an AE column's values are stripped as pydicom reads them (strip_ui,
+            # strip_ae)
             cols[j].ui = cols[j].dict_vr == VR_UI
+            cols[j].ae = cols[j].dict_vr == VR_AE
     # the paths' UTF-8 text is also the data of the batch's ``path`` column (an Arrow
     # string array), when every path is a str that is valid Unicode
     cdef bint paths_utf8 = True

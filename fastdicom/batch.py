@@ -31,9 +31,12 @@ one per keyword    typed from the data dictionary: US/SS/UL/SL/SV/IS/AT → int6
                    NULs) is empty; a number that does not fit its type is null, and so
                    is DS/IS text outside PS3.5's forms (``0x10``, ``1_000``, ``inf``; IS
                    ``1.5``); a single-valued number column holds the first of several
-                   values; UI values lose surrounding whitespace (tab, newline... as
-                   pydicom's UID() strips them; of a UI list, each value: whitespace alone
-                   is no value); a "US or SS" tag read
+                   values, a single-valued text column the whole text (``"A\\B"``, only
+                   its ends stripped); UI values lose surrounding whitespace (tab,
+                   newline... as pydicom's UID() strips them; of a UI list, each value:
+                   whitespace alone is no value), and so do AE values (then their spaces
+                   and NULs); a row does not depend on the files scanned with it; a "US or
+                   SS" tag read
                    without a VR follows PixelRepresentation.  A tag
                    without a keyword is named ``x<tag>`` (``x00091001``), and so is a
                    repeating-group tag past the group its keyword names (``x60020010``).
@@ -659,8 +662,8 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
         texts = raw.decode("latin-1").split("\\")
         if not spec.multi:
             return _number(texts[0], spec.value_type)
-        if not "".join(texts).strip(" \x00"):
-            return None
+        if len(texts) == 1 and not texts[0].strip(" \x00"):
+            return None       # padding alone: no value (``"\\"``: two empty values)
         return [_number(t, spec.value_type) for t in texts]
     try:
         val = decode_value(v, raw, little_endian=not big, encodings=list(_encodings(cs)),
@@ -668,6 +671,10 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
     except (ValueError, UnicodeError, LookupError):
         return None
     items = list(val) if isinstance(val, list) else [val]
+    if len(items) > 1 and not spec.multi and spec.value_type == pa.string():
+        # several values in a single-valued text column: the whole text, only its ends
+        # stripped, as the vectorised path and the nogil finisher keep it
+        return _text_ends(v, _decode_whole(v, raw, cs))
     ui = spec.vr == "UI"
     if spec.multi and len(items) == 1 and not isinstance(items[0], (int, float)) and \
             not ui and not str(items[0]).strip(" \x00"):
@@ -709,6 +716,31 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
     return out[0] if out else None
 
 
+def _decode_whole(vr: str, raw: bytes, cs: Optional[bytes]) -> str:
+    """A text value decoded whole, its values not split (Specific Character Set ``cs`` for
+    the VRs it applies to, else latin-1 as the general reader decodes them)."""
+    if vr not in _CHARSET_VRS:
+        return raw.decode("latin-1")
+    from .charset import decode_bytes, decode_text
+    encs = _encodings(cs)
+    if b"\x1b" not in raw and len(encs) == 1:
+        return raw.decode(encs[0], "replace")
+    if vr == "PN":
+        value = decode_text(raw, list(encs), "PN", validation="ignore")
+        return "\\".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    return decode_bytes(raw, list(encs), validation="ignore")
+
+
+def _text_ends(vr: str, text: str) -> str:
+    """``text`` without the padding at its ends, by the rule of its VR (:func:`_strip` for a
+    whole value)."""
+    if vr == "UI":
+        return text.rstrip(" \x00").strip()
+    if vr == "AE":
+        return text.strip().strip(" \x00")
+    return text.strip(" \x00") if vr in _BOTH_STRIP else text.rstrip(" \x00")
+
+
 def _pyarrow_binary(offsets: np.ndarray, data: bytes, present: np.ndarray) -> pa.Array:
     n = len(present)
     validity = pa.py_buffer(np.packbits(present, bitorder="little").tobytes())
@@ -721,6 +753,9 @@ def _strip(arr: pa.Array, vr: str) -> pa.Array:
     taken off the whole value first, in :func:`_finish_text`)."""
     if vr == "UI":
         return pc.utf8_trim(arr, characters=_UI_SPACE)
+    if vr == "AE":
+        # (the general reader strips an AE value's whitespace, then its spaces and NULs)
+        return pc.utf8_trim(pc.utf8_trim(arr, characters=_UI_SPACE), characters=" \x00")
     if vr in _BOTH_STRIP:
         return pc.utf8_trim(arr, characters=" \x00")
     return pc.utf8_rtrim(arr, characters=" \x00")
@@ -873,26 +908,13 @@ def _binary_numbers(spec, offsets, data, present, lengths, big, n):
 
 
 def _charset_column(spec, col, charsets, rows_non_ascii, n):
-    from .charset import decode_bytes, decode_text
     offsets, data, vrs, present = col
     arr = _pyarrow_binary(offsets, data, present)
     out = arr.to_pylist()
     for i in rows_non_ascii.tolist():
         raw = out[i]
-        if raw is None:
-            continue
-        encs = _encodings(charsets[i])
-        if b"\x1b" not in raw and len(encs) == 1:
-            text = raw.decode(encs[0], "replace")
-        elif spec.vr == "PN":
-            value = decode_text(raw, list(encs), "PN", validation="ignore")
-            if isinstance(value, list):
-                text = "\\".join(str(v) for v in value)
-            else:
-                text = str(value)
-        else:
-            text = decode_bytes(raw, list(encs), validation="ignore")
-        out[i] = text
+        if raw is not None:
+            out[i] = _decode_whole(spec.vr, raw, charsets[i])
     for i in range(n):
         v = out[i]
         if isinstance(v, bytes):
