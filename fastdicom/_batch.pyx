@@ -712,9 +712,10 @@ KIND_BINLIST = K_BINLIST
 #: binary formats for KIND_BIN / KIND_BINLIST (param bits 4..7)
 BIN_FORMATS = {"US": 1, "SS": 2, "UL": 3, "SL": 4, "SV": 5, "UV": 6, "FL": 7, "FD": 8}
 cdef enum:
-    VR_UI = 0x5549      # the explicit VRs "UI", "UN" and "AE" as the walk stores them
+    VR_UI = 0x5549      # the explicit VRs "UI", "UN", "AE" and "UR" as the walk stores them
     VR_UN = 0x554E
     VR_AE = 0x4145
+    VR_UR = 0x5552
 
 
 cdef struct ColOut:
@@ -725,6 +726,7 @@ cdef struct ColOut:
     bint charset_vr
     bint ui
     bint ae
+    bint ur
     uint16_t dict_vr   # the dictionary's VR ("UI" as 0x5549; 0: none or several)
     bint odd
     int64_t nchild
@@ -819,6 +821,14 @@ cdef inline void strip_ae(const uint8_t* p, int64_t* b, int64_t* e) noexcept nog
     while b[0] < e[0] and is_space(p[b[0]]):
         b[0] += 1
     strip(p, b, e, True)
+
+
+cdef inline void strip_ur(const uint8_t* p, int64_t* b, int64_t* e) noexcept nogil:
+    """The bounds of a UR value as the general reader reads it: without its trailing
+    whitespace (``str.rstrip()``), then without its trailing spaces and NULs."""
+    while e[0] > b[0] and is_space(p[e[0] - 1]):
+        e[0] -= 1
+    strip(p, b, e, False)
 
 
 cdef inline bint has_special(const uint8_t* p, int64_t b, int64_t e) noexcept nogil:
@@ -919,7 +929,13 @@ cdef void charset_classes(uint8_t* cls, const uint8_t* raw, const int32_t* offs,
             continue
         b = offs[i]
         e = offs[i + 1]
-        strip(raw, &b, &e, True)
+        # as the general reader reads the value (split_character_set): without its trailing
+        # spaces and NULs, then without its whitespace (a leading NUL stays: an unknown term)
+        strip(raw, &b, &e, False)
+        while e > b and is_space(raw[e - 1]):
+            e -= 1
+        while b < e and is_space(raw[b]):
+            b += 1
         if e == b:
             continue
         if (e - b == 10 and memcmp(raw + b, b"ISO_IR 100", 10) == 0) or \
@@ -1086,6 +1102,8 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
                     strip_ui(raw, &b, &e, True)
                 elif c.ae:
                     strip_ae(raw, &b, &e)
+                elif c.ur:
+                    strip_ur(raw, &b, &e)
                 else:
                     strip(raw, &b, &e, c.strip_both)
                 r = append_text(&c.data, raw, b, e, cls[i], c.charset_vr)
@@ -1284,10 +1302,11 @@ def extract(list paths, const uint32_t[::1] tags, *, uint32_t stop_tag=0xFFFFFFF
             cols[j].charset_vr = (pv & 512) != 0
             if dict_vrs is not None:
                 cols[j].dict_vr = <uint16_t>int(dict_vrs[j])
-            # a UI and an AE column's values are stripped as pydicom reads them (strip_ui,
-            # strip_ae)
+            # a UI, AE and UR column's values are stripped as pydicom reads them (strip_ui,
+            # strip_ae, strip_ur)
             cols[j].ui = cols[j].dict_vr == VR_UI
             cols[j].ae = cols[j].dict_vr == VR_AE
+            cols[j].ur = cols[j].dict_vr == VR_UR
     # the paths' UTF-8 text is also the data of the batch's ``path`` column (an Arrow
     # string array), when every path is a str that is valid Unicode
     cdef bint paths_utf8 = True

@@ -30,13 +30,17 @@ one per keyword    typed from the data dictionary: US/SS/UL/SL/SV/IS/AT → int6
                    single-valued text column is ``""``); a value of padding alone (spaces,
                    NULs) is empty; a number that does not fit its type is null, and so
                    is DS/IS text outside PS3.5's forms (``0x10``, ``1_000``, ``inf``; IS
-                   ``1.5``); a single-valued number column holds the first of several
-                   values, a single-valued text column the whole text (``"A\\B"``, only
-                   its ends stripped); UI values lose surrounding whitespace (tab,
-                   newline... as pydicom's UID() strips them; of a UI list, each value:
-                   whitespace alone is no value), and so do AE values (then their spaces
-                   and NULs); a row does not depend on the files scanned with it; a "US or
-                   SS" tag read
+                   ``1.5``) and a float (FD/FL) in an integer column that is no integer;
+                   a single-valued number column holds the first of several values, a
+                   single-valued text column the whole text (``"A\\B"``, only its ends
+                   stripped); UI values lose surrounding whitespace (tab, newline... as
+                   pydicom's UID() strips them; of a UI list, each value: whitespace alone
+                   is no value), and so do AE values (then their spaces and NULs); UR
+                   values lose trailing whitespace, PN values their empty trailing
+                   component groups (``"A^B ="`` is ``"A^B "``); an element with another
+                   explicit VR than the dictionary's is read with its own (DS/IS text in
+                   a text column: the text).  A row does not depend on the files scanned
+                   with it.  A "US or SS" tag read
                    without a VR follows PixelRepresentation.  A tag
                    without a keyword is named ``x<tag>`` (``x00091001``), and so is a
                    repeating-group tag past the group its keyword names (``x60020010``).
@@ -665,11 +669,25 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
         if len(texts) == 1 and not texts[0].strip(" \x00"):
             return None       # padding alone: no value (``"\\"``: two empty values)
         return [_number(t, spec.value_type) for t in texts]
-    try:
-        val = decode_value(v, raw, little_endian=not big, encodings=list(_encodings(cs)),
-                           validation="ignore")
-    except (ValueError, UnicodeError, LookupError):
-        return None
+    if v == "PN" and spec.value_type == pa.string():
+        # by the vectorised path's rules (_finish_text, _pn_groups): each value without its
+        # padding, then without its empty trailing component groups ("A^B =" is "A^B ")
+        text = _decode_whole(v, raw, cs)
+        if not spec.multi:
+            return _text_ends(v, text)
+        values = [_text_ends(v, t) for t in text.rstrip(" \x00").split("\\")]
+        return None if not text.rstrip(" \x00") or values == [""] else values
+    if v in ("DS", "IS") and spec.value_type == pa.string():
+        # the text, as the general reader's DSfloat and IS keep it (decode_value would read
+        # a byte beyond ASCII by another VR's rules, e.g. b"1\xff" as the US 65329)
+        val = [t.strip(" \x00") for t in raw.decode("latin-1").rstrip(" \x00").split("\\")]
+        val = val[0] if len(val) == 1 else val
+    else:
+        try:
+            val = decode_value(v, raw, little_endian=not big, encodings=list(_encodings(cs)),
+                               validation="ignore")
+        except (ValueError, UnicodeError, LookupError):
+            return None
     items = list(val) if isinstance(val, list) else [val]
     if len(items) > 1 and not spec.multi and spec.value_type == pa.string():
         # several values in a single-valued text column: the whole text, only its ends
@@ -684,8 +702,10 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
         if isinstance(x, PersonName):
             x = str(x)
         if pa.types.is_integer(spec.value_type):
+            if isinstance(x, float) and not x.is_integer():
+                x = None    # a fraction, an infinity or NaN (FD/FL/DS): no integer
             try:
-                x = int(x) if x != "" else None
+                x = int(x) if x != "" and x is not None else None
             except (TypeError, ValueError):
                 x = None
             lo, hi = (0, 1 << 64) if spec.value_type == pa.uint64() else (-1 << 63, 1 << 63)
@@ -738,6 +758,11 @@ def _text_ends(vr: str, text: str) -> str:
         return text.rstrip(" \x00").strip()
     if vr == "AE":
         return text.strip().strip(" \x00")
+    if vr == "UR":
+        return text.rstrip().rstrip(" \x00")
+    if vr == "PN":
+        # (and its empty trailing component groups, as _pn_groups)
+        return text.rstrip(" \x00").rstrip("=")
     return text.strip(" \x00") if vr in _BOTH_STRIP else text.rstrip(" \x00")
 
 
@@ -756,6 +781,9 @@ def _strip(arr: pa.Array, vr: str) -> pa.Array:
     if vr == "AE":
         # (the general reader strips an AE value's whitespace, then its spaces and NULs)
         return pc.utf8_trim(pc.utf8_trim(arr, characters=_UI_SPACE), characters=" \x00")
+    if vr == "UR":
+        # (and a UR value's trailing whitespace)
+        return pc.utf8_rtrim(pc.utf8_rtrim(arr, characters=_UI_SPACE), characters=" \x00")
     if vr in _BOTH_STRIP:
         return pc.utf8_trim(arr, characters=" \x00")
     return pc.utf8_rtrim(arr, characters=" \x00")
@@ -819,8 +847,7 @@ def _finish_text(spec, arr, present):
         arr = pc.utf8_rtrim(arr, characters=" \x00")
     if spec.multi:
         # a value of padding alone holds no value (as an empty one), not one empty value
-        kept = _int64_values(pc.utf8_length(
-            _strip(arr, vr) if vr == "UI" else pc.utf8_trim(arr, characters=" \x00")), 0)
+        kept = _int64_values(pc.utf8_length(_strip(arr, vr)), 0)
         empty = present & (kept == 0)
         lists = pc.split_pattern(arr, "\\")
         flat = _strip(lists.flatten(), vr)

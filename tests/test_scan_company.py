@@ -11,6 +11,15 @@ scanned alone and ``'1.2'`` scanned beside a file whose UID held a latin-1 byte 
 Python decoding strips as the general reader does, and read the number list ``b"\\\\ "``
 as two empty values where the Python decoding read no value.
 
+A fuzzer comparing the views (random bytes in 53 columns, three transfer syntaxes, six
+character sets) then found more: a UR value's trailing CR/LF kept alone and stripped beside
+such a file; a multi-valued AE of whitespace alone null alone and ``['']`` through the general
+reader; PN padding before empty trailing groups (``b"A^B ="``: ``'A^B '`` alone, ``'A^B'``
+beside); a Specific Character Set with a leading NUL read as ISO_IR 192 by the nogil reader and
+as unknown (latin-1) by the others; an infinity written as FD in an integer column raised
+OverflowError and failed the whole scan; DS text with a byte beyond ASCII in a text column
+came out as another VR's number (``b"1\\xff"``: ``'65329'``).
+
 Each file here is built byte by byte (explicit VR little endian) with one value in one
 column; it is scanned alone, in a chunk with the other files, in a chunk with files that
 send that column to the Python decoding, and through the general reader.  The rows must be
@@ -20,7 +29,9 @@ column given several values: the whole text, only its ends stripped).
 from __future__ import annotations
 
 import itertools
+import math
 import re
+import struct
 import warnings
 
 import pytest
@@ -42,9 +53,12 @@ COLUMNS = [
     ("RetrieveAETitle", 0x00080054, "AE"), ("PerformedStationAETitle", 0x00400241, "AE"),
     ("SeriesNumber", 0x00200011, "IS"), ("ReferencedFrameNumber", 0x00081160, "IS"),
     ("SliceThickness", 0x00180050, "DS"), ("PixelSpacing", 0x00280030, "DS"),
+    ("URNCodeValue", 0x00080120, "UR"), ("PerformingPhysicianName", 0x00081050, "PN"),
 ]
 VALUES = [b"A\\B", b" A \\ B ", b"1.2\\3.4", b"1\\2", b" 1.5\\2 ", b"A\\", b"\\B", b"\\",
-          b"  ", b"A\tB\\C", b"X\n\\Y\n", b"\tZ\t", b" 7\n", b"Q\x00 ", b"\x00"]
+          b"  ", b"A\tB\\C", b"X\n\\Y\n", b"\tZ\t", b" 7\n", b"Q\x00 ", b"\x00",
+          b"\t ", b"\r\n", b"urn:a\r\n", b"A^B =", b"A^B= =", b"  ==", b"= = ", b"A^B =\\C",
+          b"A^B=\x00"]
 KEYWORDS = [kw for kw, _, _ in COLUMNS]
 BASE = {0x00080016: ("UI", b"1.2.840.10008.5.1.4.1.1.7\0")}
 # the whitespace Python's str.strip() strips of ASCII text
@@ -93,6 +107,10 @@ def _ends(vr: str, text: str) -> str:
         return text.rstrip(" \0").strip(SPACE)
     if vr == "AE":
         return text.strip(SPACE).strip(" \0")
+    if vr == "UR":
+        return text.rstrip(SPACE).rstrip(" \0")
+    if vr == "PN":
+        return text.rstrip(" \0").rstrip("=")      # (empty trailing component groups too)
     return text.rstrip(" \0")
 
 
@@ -117,10 +135,8 @@ def _expected(vr: str, multi: bool, typ: str, raw: bytes):
     whole = text.rstrip(" \0")
     if not _ends(vr, whole):
         return None                   # padding alone: no value
-    values = whole.split("\\")
-    if vr in ("DS", "IS", "AE", "UI"):
-        return [_ends(vr, v) if vr in ("AE", "UI") else v.strip(" \0") for v in values]
-    return [v.rstrip(" \0") for v in values]
+    values = [_ends(vr, v) for v in whole.split("\\")]
+    return None if vr == "PN" and values == [""] else values
 
 
 def test_a_files_row_does_not_depend_on_its_company(tmp_path, monkeypatch):
@@ -166,5 +182,54 @@ def test_values_agree_with_the_readers(tmp_path, kw, tag, vr, raw):
             assert got == values, (kw, raw, got, value)
         elif got is None:
             assert not "".join(values), (kw, raw, value)
+        elif vr == "UR":      # (one value: a backslash is no delimiter there)
+            assert [got] == values, (kw, raw, got, value)
         else:
             assert [_ends(vr, x) for x in got.split("\\")] == values, (kw, raw, got, value)
+
+
+# (keyword, tag, VR written, value bytes, Specific Character Set, the column's value)
+ODD = [
+    # a float in an integer column: no integer (an infinity raised OverflowError, which
+    # failed the whole scan; a fraction was truncated)
+    ("Rows", 0x00280010, "FD", struct.pack("<d", math.inf), None, None),
+    ("Rows", 0x00280010, "FL", struct.pack("<f", -math.inf), None, None),
+    ("Rows", 0x00280010, "FD", struct.pack("<d", math.nan), None, None),
+    ("Rows", 0x00280010, "FD", struct.pack("<d", 1.5), None, None),
+    ("SeriesNumber", 0x00200011, "FD", struct.pack("<d", -0.75), None, None),
+    ("Rows", 0x00280010, "FD", struct.pack("<d", 12.0), None, 12),
+    # DS/IS text in a text column: the text (a byte beyond ASCII made it another VR's number)
+    ("Manufacturer", 0x00080070, "DS", b"1\xff", b"ISO_IR 192", "1\xff"),
+    ("ImageType", 0x00080008, "DS", b"1\xff\\2 ", None, ["1\xff", "2"]),
+    ("OtherPatientIDs", 0x00101000, "IS", b"\xc21 ", b"GB18030", ["\xc21"]),
+    ("AccessionNumber", 0x00080050, "DS", b" 12 ", None, "12"),
+    # a Specific Character Set with a leading NUL is no term the reader knows: latin-1
+    ("PatientName", 0x00100010, "PN", b"M\xc3\xbcller", b"\0ISO_IR 192 ", "M\xc3\xbcller"),
+    ("PatientName", 0x00100010, "PN", b"M\xc3\xbcller", b"ISO_IR 192\0", "M\xfcller"),
+]
+
+
+@pytest.mark.parametrize("kw,tag,vr,raw,charset,want", ODD)
+def test_elements_of_another_vr_on_every_path(tmp_path, monkeypatch, kw, tag, vr, raw, charset,
+                                              want):
+    base = {**BASE, 0x00080018: ("UI", b"1.2.9\0")}
+    if charset is not None:
+        base[0x00080005] = ("CS", charset)
+    path = _write(tmp_path / "f.dcm", {**base, tag: (vr, _pad(raw, vr))})
+    plain = _write(tmp_path / "plain.dcm", {**BASE, 0x00080018: ("UI", b"1.2.8\0")})
+    kws = [kw]
+
+    def scan(paths, fallback=False):
+        with warnings.catch_warnings(), monkeypatch.context() as m:
+            warnings.simplefilter("ignore")
+            if fallback:
+                m.setattr(batch, "_extract",
+                          lambda plan, ps, *a, **k: batch._all_fallback(plan, len(ps)))
+            return batch.scan(paths, tags=kws, workers=1).column(kw).to_pylist()
+    views = {"alone": scan([path])[0], "with a plain file": scan([plain, path])[1],
+             "general reader": scan([path], True)[0]}
+    assert views == dict.fromkeys(views, want)
+    if isinstance(want, str):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert str(fastdicom.dcmread(path).get(kw)) == want
