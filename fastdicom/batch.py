@@ -39,7 +39,9 @@ one per keyword    typed from the data dictionary: US/SS/UL/SL/SV/IS/AT → int6
                    values lose trailing whitespace, PN values their empty trailing
                    component groups (``"A^B ="`` is ``"A^B "``); an element with another
                    explicit VR than the dictionary's is read with its own (DS/IS text in
-                   a text column: the text).  A row does not depend on the files scanned
+                   a text column: the text; any text in a number column: by PS3.5's DS/IS
+                   forms), except a binary VR (US, FD, OB...) on a text tag: its bytes are
+                   read as the dictionary's text.  A row does not depend on the files scanned
                    with it.  A "US or SS" tag read
                    without a VR follows PixelRepresentation.  A tag
                    without a keyword is named ``x<tag>`` (``x00091001``), and so is a
@@ -656,13 +658,14 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
     v = vr if vr and vr != "UN" else spec.vr
     if spec.value_type == pa.string() and v not in TEXT_VRS and v not in ("DS", "IS"):
         # a text tag whose VR was damaged into a binary one (US, FD, AT...): its bytes are
-        # read as the dictionary's text, as the vectorised path reads them
+        # read as the dictionary's text (a string column holds no number; documented)
         v = spec.vr
     if " or " in v:
         v = v.split(" or ")[0]
-    if v in ("DS", "IS") and spec.value_type != pa.string():
-        # the text as the vectorised path reads it (_number), not decode_value's IS or DSfloat
-        # (int() of DSfloat("1.5") is 1)
+    if (v in ("DS", "IS") or v in TEXT_VRS) and spec.value_type != pa.string():
+        # the text as the vectorised path reads it (_number: PS3.5's DS/IS forms), not
+        # decode_value's IS or DSfloat (int() of DSfloat("1.5") is 1), nor Python's int() of
+        # another text VR's value (which takes "1_0", "\t12", "inf" and full-width digits)
         texts = raw.decode("latin-1").split("\\")
         if not spec.multi:
             return _number(texts[0], spec.value_type)
@@ -741,13 +744,12 @@ def _decode_whole(vr: str, raw: bytes, cs: Optional[bytes]) -> str:
     the VRs it applies to, else latin-1 as the general reader decodes them)."""
     if vr not in _CHARSET_VRS:
         return raw.decode("latin-1")
-    from .charset import decode_bytes, decode_text
+    from .charset import decode_bytes
     encs = _encodings(cs)
     if b"\x1b" not in raw and len(encs) == 1:
         return raw.decode(encs[0], "replace")
-    if vr == "PN":
-        value = decode_text(raw, list(encs), "PN", validation="ignore")
-        return "\\".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    # (a PN value too: its empty component groups are dropped after its padding is stripped,
+    # by the caller, as the vectorised path does)
     return decode_bytes(raw, list(encs), validation="ignore")
 
 
@@ -956,7 +958,8 @@ def _slow_column(spec, col, big, charsets, n, pixrep=None):
         if present[i]:
             raw = data[offsets[i]:offsets[i + 1]]
             v = vrs[i]
-            vr = chr(v >> 8) + chr(v & 0xFF) if v else spec.vr
+            # (UN, as no VR: the dictionary's, and a "US or SS" one resolved below)
+            vr = chr(v >> 8) + chr(v & 0xFF) if v and v != _VR_UN else spec.vr
             if vr.startswith("US or SS"):
                 # as the Dataset resolves it (pydicom's rule): SS when PixelRepresentation is 1
                 vr = "SS" if pixrep is not None and pixrep[i] == 1 else "US"
