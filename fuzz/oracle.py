@@ -171,9 +171,44 @@ def remote_row(path, plan) -> Optional[dict]:
         fs.rm(url)
 
 
+_COMPANY: dict = {}
+
+
+def company_file(tags) -> str:
+    """A file whose element of each of ``tags`` (text and number columns) carries another
+    explicit VR (UT): scanned beside it, every such column of the chunk is decoded in Python
+    (``batch._slow_column``), whatever the other files hold.  Written once per process."""
+    import os
+    import struct
+    import tempfile
+    from fastdicom import batch
+    key = (os.getpid(), tuple(tags))
+    if key in _COMPANY:
+        return _COMPANY[key]
+    ts = b"1.2.840.10008.1.2.1\0"
+    meta = b"\2\0\x10\0UI" + struct.pack("<H", len(ts)) + ts
+    body = b""
+    for spec in sorted(batch._specs(tuple(tags)), key=lambda s: s.tag):
+        if (spec.tag >> 16) <= 2 or spec.vr == "SQ" or spec.tag >= 0x7FE00000 or \
+                spec.value_type == batch.pa.binary():
+            continue
+        body += struct.pack("<HH", spec.tag >> 16, spec.tag & 0xFFFF) + b"UT\0\0" + \
+            struct.pack("<I", 2) + b"9 "
+    data = b"\0" * 128 + b"DICM" + b"\2\0\0\0UL\4\0" + struct.pack("<I", len(meta)) + \
+        meta + body
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    path = os.path.join(folder, f"fastdicom-fuzz-walk-company-{os.getpid()}.dcm")
+    with open(path, "wb") as f:
+        f.write(data)
+    _COMPANY[key] = path
+    return path
+
+
 def walks_agree(path) -> bool:
     """Assert (AssertionError) that the nogil header walks read the file ``path`` as the
-    general reader does: scan's walk (with scan's plan, and with the plan of ingest and
+    general reader does, and that its row does not depend on the files scanned with it
+    (beside :func:`company_file`, its columns are decoded in Python): scan's walk (with
+    scan's plan, and with the plan of ingest and
     dask, which checks deflated Pixel Data) against scan's per-file general reader, the dask
     reader's prefix reads against scan's walk, and the series walk
     (``fastdicom._series.scan_headers``, with the frame-count check find_series applies to
@@ -189,6 +224,11 @@ def walks_agree(path) -> bool:
     general = outcome(general_row, path)
     if fast_row != general:
         raise AssertionError(f"scan: walk {fast_row} != general reader {general} ({path})")
+    company = outcome(lambda p: batch.scan([p, company_file(tags)], tags=tags).to_pylist()[0],
+                      path)
+    if company != fast_row:
+        raise AssertionError(f"scan beside a file decoded in Python: {company} != alone"
+                             f" {fast_row} ({path})")
     checked = batch._Plan(tags)
     fast_row = outcome(lambda p: batch._scan_chunk(checked, [p], False).to_pylist()[0], path)
     general = outcome(general_row, path, checked)
