@@ -805,8 +805,12 @@ cdef inline void strip_ui(const uint8_t* p, int64_t* b, int64_t* e, bint last) n
     each value its surrounding whitespace (``UID()``: ``str.strip()`` of the latin-1 text,
     its ASCII part here, see :func:`is_space`; a NUL is not whitespace there)."""
     if last:
-        while e[0] > b[0] and (p[e[0] - 1] == 0x20 or p[e[0] - 1] == 0):
-            e[0] -= 1
+        strip(p, b, e, False)
+    strip_space(p, b, e)
+
+
+cdef inline void strip_space(const uint8_t* p, int64_t* b, int64_t* e) noexcept nogil:
+    """Without surrounding whitespace (``str.strip()``, see :func:`is_space`)."""
     while e[0] > b[0] and is_space(p[e[0] - 1]):
         e[0] -= 1
     while b[0] < e[0] and is_space(p[b[0]]):
@@ -815,11 +819,8 @@ cdef inline void strip_ui(const uint8_t* p, int64_t* b, int64_t* e, bint last) n
 
 cdef inline void strip_ae(const uint8_t* p, int64_t* b, int64_t* e) noexcept nogil:
     """The bounds of one AE value as the general reader reads it: without its surrounding
-    whitespace (``str.strip()``, see :func:`is_space`), then without its spaces and NULs."""
-    while e[0] > b[0] and is_space(p[e[0] - 1]):
-        e[0] -= 1
-    while b[0] < e[0] and is_space(p[b[0]]):
-        b[0] += 1
+    whitespace, then without its spaces and NULs."""
+    strip_space(p, b, e)
     strip(p, b, e, True)
 
 
@@ -829,6 +830,21 @@ cdef inline void strip_ur(const uint8_t* p, int64_t* b, int64_t* e) noexcept nog
     while e[0] > b[0] and is_space(p[e[0] - 1]):
         e[0] -= 1
     strip(p, b, e, False)
+
+
+cdef inline void strip_value(ColOut* c, const uint8_t* p, int64_t* b, int64_t* e, bint last,
+                             bint both) noexcept nogil:
+    """The bounds of one value of column ``c`` without its padding, by its VR's rule
+    (``last``: the last value of the element, or the whole; ``both``: the other VRs' leading
+    spaces and NULs too)."""
+    if c.ui:
+        strip_ui(p, b, e, last)
+    elif c.ae:
+        strip_ae(p, b, e)
+    elif c.ur:
+        strip_ur(p, b, e)
+    else:
+        strip(p, b, e, both)
 
 
 cdef inline bint has_special(const uint8_t* p, int64_t b, int64_t e) noexcept nogil:
@@ -930,12 +946,9 @@ cdef void charset_classes(uint8_t* cls, const uint8_t* raw, const int32_t* offs,
         b = offs[i]
         e = offs[i + 1]
         # as the general reader reads the value (split_character_set): without its trailing
-        # spaces and NULs, then without its whitespace (a leading NUL stays: an unknown term)
-        strip(raw, &b, &e, False)
-        while e > b and is_space(raw[e - 1]):
-            e -= 1
-        while b < e and is_space(raw[b]):
-            b += 1
+        # spaces and NULs, then without its whitespace (the UI rule; a leading NUL stays: an
+        # unknown term)
+        strip_ui(raw, &b, &e, True)
         if e == b:
             continue
         if (e - b == 10 and memcmp(raw + b, b"ISO_IR 100", 10) == 0) or \
@@ -1098,14 +1111,7 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
         big = (not c.grp2) and status[i] == R_OK and (flags[i] & 1) == 0
         if kind == K_STR:
             if pres:
-                if c.ui:
-                    strip_ui(raw, &b, &e, True)
-                elif c.ae:
-                    strip_ae(raw, &b, &e)
-                elif c.ur:
-                    strip_ur(raw, &b, &e)
-                else:
-                    strip(raw, &b, &e, c.strip_both)
+                strip_value(c, raw, &b, &e, True, c.strip_both)
                 r = append_text(&c.data, raw, b, e, cls[i], c.charset_vr)
                 if r != 0:
                     c.odd = True
@@ -1137,12 +1143,7 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
             # a value of padding alone holds no value (null, as an empty one)
             ib = b
             ie = e
-            if c.ui:
-                strip_ui(raw, &ib, &ie, True)
-            elif c.ae:
-                strip_ae(raw, &ib, &ie)
-            else:
-                strip(raw, &ib, &ie, True)
+            strip_value(c, raw, &ib, &ie, True, True)
             if pres and ie > ib:
                 set_bit(&c.valid, i, True)
                 ib = b
@@ -1152,12 +1153,7 @@ cdef int finish_column(ColOut* c, const uint8_t* raw, const int32_t* offs, const
                         ie += 1
                     k = ie        # end of this item, before stripping
                     b = ib
-                    if c.ui:
-                        strip_ui(raw, &ib, &ie, k >= e)
-                    elif c.ae:
-                        strip_ae(raw, &ib, &ie)
-                    else:
-                        strip(raw, &ib, &ie, c.strip_both or kind != K_STRLIST)
+                    strip_value(c, raw, &ib, &ie, k >= e, c.strip_both or kind != K_STRLIST)
                     if kind == K_STRLIST:
                         r = append_text(&c.data, raw, ib, ie, cls[i], c.charset_vr)
                         if r != 0:

@@ -754,8 +754,9 @@ def _decode_whole(vr: str, raw: bytes, cs: Optional[bytes]) -> str:
 
 
 def _text_ends(vr: str, text: str) -> str:
-    """``text`` without the padding at its ends, by the rule of its VR (:func:`_strip` for a
-    whole value)."""
+    """``text`` without the padding at its ends, by the rule of its VR: what :func:`_strip`
+    (with :func:`_pn_groups` for PN) and the nogil finisher's ``strip_value`` do to a whole
+    value (tests/test_scan_company.py holds the three together)."""
     if vr == "UI":
         return text.rstrip(" \x00").strip()
     if vr == "AE":
