@@ -69,7 +69,12 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastdicom", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fastdicom",
+        description="Fast DICOM reading: dump headers, render frames, load series as volumes, "
+                    "index folders into SQLite/Parquet and benchmark against other readers.",
+        epilog="Run 'fastdicom COMMAND -h' for a command's options.  'fastdicom demo' runs "
+               "every step on a generated study.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     dump = sub.add_parser("dump", help="list the elements of a DICOM file (dcmdump-like)")
