@@ -68,6 +68,10 @@ SPACING_RELATIVE_TOLERANCE = 1e-3
 SLICE_RELATIVE_TOLERANCE = 0.01
 SLICE_ABSOLUTE_TOLERANCE = 1e-3
 TILT_TOLERANCE_DEGREES = 0.01
+# ... and a gantry tilt (a sheared stack) only when it also moves the last slice sideways from
+# the first by more than this fraction of a pixel: the rounding of ImagePositionPatient's text
+# (2 or 3 decimals) tilts an untilted oblique stack by more than TILT_TOLERANCE_DEGREES
+TILT_LATERAL_PIXELS = 0.05
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,7 +387,9 @@ class _RawReader:
         b = self._bytes(tag)
         if not b:
             return None
-        return _vec(b.decode("latin-1").strip(" \0").split("\\"), n)
+        # each value stripped of spaces and NULs, as the nogil header scan (and dcmread's DS
+        # values) read it: b"0\0\\0\\2" is (0, 0, 2) whatever the transfer syntax
+        return _vec([v.strip(" \0") for v in b.decode("latin-1").split("\\")], n)
 
 
 def scan_instance(path: Any, limits: Optional[Limits] = None) -> Optional[InstanceHeader]:
@@ -667,7 +673,10 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
             if abs(along) > 0:
                 cosang = min(1.0, abs(along) / float(np.linalg.norm(step_vec)))
                 tilt = math.degrees(math.acos(cosang))
-            if tilt > TILT_TOLERANCE_DEGREES:
+            # how far the last slice lies sideways of the first (off the normal through it)
+            lateral = float(np.linalg.norm(step_vec - along * normal)) * n_steps
+            if tilt > TILT_TOLERANCE_DEGREES and \
+                    lateral > TILT_LATERAL_PIXELS * min(row_sp, col_sp):
                 issues.append("gantry tilt / sheared stack: slices step %.3f degrees off the "
                               "slice normal" % tilt)
             else:
@@ -867,7 +876,28 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
     if len(positions) < n:
         positions += [None] * (n - len(positions))
     orientation = h.orientation
-    if not frames or any(p is None for p in positions):
+    unplaced = sum(p is None for p in positions)
+    if frames and 0 < unplaced < n:
+        # some frames placed, some not: no order or slice axis can be trusted (the root
+        # position or the positions known would place the others wrongly), so frame order,
+        # no geometry, and said so
+        geo = compute_geometry([None] * n, orientation, h.spacing,
+                               instance_numbers=list(range(n)),
+                               slice_thickness=h.slice_thickness, warn=False)
+        geo.positions = np.array([p if p is not None else (np.nan,) * 3 for p in positions],
+                                 float).reshape(n, 3)
+        if positions[0] is not None:
+            geo.origin = geo.positions[0].copy()
+            geo.affine[:3, 3] = geo.origin
+        msg = (f"{unplaced} of {n} frames have no position (PlanePositionSequence): frames "
+               "kept in frame order, slice axis unknown")
+        geo.issues = [i for i in geo.issues if "InstanceNumber" not in i] + [msg]
+        geo.ordering = "frame"
+        geo.regular = False
+        if warn:
+            warnings.warn(f"{h.path}: {msg}", DicomWarning, stacklevel=3)
+        return np.arange(n), geo
+    if not frames or unplaced:
         order = np.arange(n)
         root = _root_frame_positions(h)
         if root is not None:

@@ -1449,3 +1449,122 @@ except LimitExceededError as exc:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert out.returncode == 0 and out.stdout.split()[-1:] == ["ok"], out.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# session 17: findings of an independent geometry check
+
+@pytest.mark.parametrize("ts", [EXPLICIT_LE, EXPLICIT_BE])
+def test_nul_after_a_position_value_reads_the_same_in_every_transfer_syntax(tmp_path, ts):
+    """b"0\\x00\\\\0\\\\z": each value stripped of spaces and NULs, as the nogil header scan,
+    dcmread's DS values and pydicom read it.  The general path (big endian here) stripped only
+    the whole text, float("0\\x00") failed, and the series fell back to InstanceNumber (which
+    runs against the positions here)."""
+    from fastdicom.series import scan_instance
+    pydicom = pytest.importorskip("pydicom")
+    paths = []
+    for k, z in enumerate([0.0, 2.0, 4.0]):
+        els = []
+        for t, vr, val in ct_instance_elements(rows=2, columns=2, index=k, n_slices=3,
+                                               private=False, sequences=False):
+            if t == 0x00200032:
+                val = b"0\x00\\0\\" + str(z).encode()
+            elif t == 0x00200013:
+                val = 3 - k
+            els.append((t, vr, val))
+        paths.append(tmp_path / ("s%d.dcm" % k))
+        write_file(paths[-1], els, transfer_syntax=ts)
+    for p, z in zip(paths, [0.0, 2.0, 4.0]):
+        assert [float(v) for v in pydicom.dcmread(p).ImagePositionPatient] == [0, 0, z]
+        assert scan_instance(p).position == (0.0, 0.0, z)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DicomWarning)
+        info = find_series(tmp_path)[0]
+    assert info.geometry.ordering == "position" and info.geometry.issues == []
+    assert info.paths == paths
+
+
+def _multiframe_without_one_position(path, z, missing, spacing_between_slices=None):
+    pydicom = pytest.importorskip("pydicom")
+    n = len(z)
+    write_multiframe(path, n, 4, 3, dtype=np.int16, functional_groups=True,
+                     slice_thickness=2.0)
+    ds = pydicom.dcmread(path)
+    for k, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        item.PlanePositionSequence[0].ImagePositionPatient = [0, 0, z[k]]
+    del ds.PerFrameFunctionalGroupsSequence[missing].PlanePositionSequence
+    if spacing_between_slices is not None:
+        ds.SpacingBetweenSlices = spacing_between_slices
+    ds.save_as(path)
+    return path
+
+
+@pytest.mark.parametrize("sbs", [None, 2.0])
+@pytest.mark.parametrize("missing", [0, 4])
+def test_multiframe_with_a_frame_without_position_is_not_placed_silently(tmp_path, sbs,
+                                                                          missing):
+    """Frames at z = 8, 6, 4, 2, 0 with one PlanePositionSequence left out: all the known
+    positions used to be dropped and the frames placed from ImagePositionPatient along +z
+    (the known ones at z 10, 12, ... instead of 6, 4, ...), with no issue when the file had a
+    SpacingBetweenSlices.  Now: frame order, not regular, the issue names the frames."""
+    z = [8.0, 6.0, 4.0, 2.0, 0.0]
+    path = _multiframe_without_one_position(tmp_path / "mf.dcm", z, missing, sbs)
+    with pytest.warns(DicomWarning, match="1 of 5 frames have no position"):
+        info = find_series(path)[0]
+    g = info.geometry
+    assert not g.regular and g.ordering == "frame"
+    assert any("1 of 5 frames have no position" in i for i in g.issues)
+    vol = quiet(load_series, info)
+    assert list(vol.frame_indices) == list(range(5))
+    exp = np.stack([multiframe_frame(i, 5, 4, 3, dtype=np.int16) for i in range(5)])
+    assert np.array_equal(vol.array, exp)
+    for k in range(5):
+        if k == missing:
+            assert np.isnan(vol.positions[k]).all()
+        else:
+            assert np.allclose(vol.positions[k], (0, 0, z[k]))
+    if missing != 0:
+        assert np.allclose(vol.origin, (0, 0, z[0]))
+
+
+def _rotation(rng):
+    q = rng.normal(size=4)
+    q /= np.linalg.norm(q)
+    a, b, c, d = q
+    return np.array([[a*a+b*b-c*c-d*d, 2*(b*c-a*d), 2*(b*d+a*c)],
+                     [2*(b*c+a*d), a*a-b*b+c*c-d*d, 2*(c*d-a*b)],
+                     [2*(b*d-a*c), 2*(c*d+a*b), a*a-b*b-c*c+d*d]])
+
+
+@pytest.mark.parametrize("decimals", [2, 3])
+def test_rounded_positions_of_an_untilted_oblique_stack_are_not_a_tilt(decimals):
+    """ImagePositionPatient written with 2 or 3 decimals (common) moves an untilted oblique
+    stack's slices sideways by the rounding alone: 0.01 degrees of tilt over a 1 mm step is
+    0.17 um.  Most random orientations were reported as gantry tilted (issue, warning and a
+    sheared affine); a shear now needs to move the last slice a twentieth of a pixel off the
+    normal through the first."""
+    rng = np.random.default_rng(17 + decimals)
+    for _ in range(100):
+        rot = _rotation(rng)
+        r, c = rot[:, 0], rot[:, 1]
+        normal = np.cross(r, c)
+        n = int(rng.integers(2, 12))
+        start = rng.uniform(-200, 200, 3)
+        pos = [tuple(np.round(start + k * 1.0 * normal, decimals)) for k in range(n)]
+        ori = tuple(np.round(np.concatenate([r, c]), 6))
+        g = compute_geometry(pos, ori, (0.5, 0.5), warn=False)
+        assert not g.tilted and g.gantry_tilt_degrees == 0.0
+        # (2 decimals of 1 mm steps can be 1.7 % uneven: the slice spacing tolerance is 1 %)
+        assert not [i for i in g.issues if "uneven" not in i]
+        assert np.allclose(g.affine[:3, 0], normal, atol=0.02)
+
+
+@pytest.mark.parametrize("n, lateral_mm", [(3, 0.05), (40, 0.5), (200, 3.5)])
+def test_a_small_real_tilt_is_still_a_tilt(n, lateral_mm):
+    """A shear that moves the last slice sideways by a tenth of a pixel or more is kept."""
+    step = lateral_mm / (n - 1)
+    pos = [(0.0, step * k, 1.0 * k) for k in range(n)]
+    g = compute_geometry(pos, (1, 0, 0, 0, 1, 0), (0.5, 0.5), warn=False)
+    assert g.tilted
+    assert g.gantry_tilt_degrees == pytest.approx(math.degrees(math.atan(step)), rel=1e-6)
+    assert np.allclose(g.affine[:3, 0], (0, step, 1.0))
