@@ -1558,7 +1558,9 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
     ``source`` is a :class:`SeriesInfo`, a folder, a file or a list of paths (which must hold
     exactly one stack, else :class:`SeriesError` lists them; ``stack=`` picks one when the
     input is a single series).  ``rescale=True`` applies the per-slice modality LUT (rescale
-    slope/intercept) into float32 (or ``dtype``).  ``out`` is a destination array of the
+    slope/intercept) into float32 (or ``dtype``).  An integer ``dtype`` takes values rounded
+    to the nearest integer (half to even) and raises ValueError for a value outside its range
+    (no silent wrap or truncation).  ``out`` is a destination array of the
     volume's shape and dtype (e.g. ``np.memmap``).  ``errors="skip"`` zero-fills and lists
     slices that cannot be read instead of raising.  Nothing is allocated for frames that are
     not in the files: native frames short of bytes raise (all of them with "skip"), and a
@@ -1796,7 +1798,7 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
             if rescale and h.modality_lut:
                 # the Modality LUT Sequence maps stored values (PS3.3 C.11.1), as
                 # pydicom's apply_modality_lut does; slope and intercept do not apply
-                np.copyto(dest, _modality_lut(src, path, local, limits), casting="unsafe")
+                _store(dest, _modality_lut(src, path, local, limits), path)
             elif rescale:
                 s = float(slopes.reshape(-1)[k])
                 ic = float(icpts.reshape(-1)[k])
@@ -1812,9 +1814,13 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                     if wide is None or wide.shape != src.shape:
                         wide = local.wide = np.empty(src.shape, np.float64)
                     np.multiply(src, s, out=wide, casting="unsafe")
-                    np.add(wide, ic, out=dest, casting="unsafe")
+                    if dest.dtype.kind == "f":
+                        np.add(wide, ic, out=dest, casting="unsafe")
+                    else:
+                        np.add(wide, ic, out=wide)
+                        _store(dest, wide, path)
             elif src is not dest:
-                np.copyto(dest, src, casting="unsafe")
+                _store(dest, src, path)
             return None
         except (DicomError, OSError) as exc:
             if errors == "raise":
@@ -1912,6 +1918,23 @@ def _stored_bits_shift(h: InstanceHeader) -> tuple:
     if h.pixel_tag == 0x7FE00010 and 0 < h.bits_stored < h.bits_allocated:
         return h.bits_allocated - h.bits_stored, h.pixel_representation == 1
     return 0, False
+
+
+def _store(dest: np.ndarray, values: np.ndarray, path: Any) -> None:
+    """``values`` into ``dest``.  An integer ``dest`` takes them rounded to the nearest
+    integer (half to even; a cast would truncate toward zero) and refuses, with ValueError,
+    values outside its range (a cast would wrap them: 60000 into int16 is -5536) or not
+    finite; a floating ``dest`` takes them as a cast does."""
+    if dest.dtype.kind in "iu" and values.size and \
+            not np.can_cast(values.dtype, dest.dtype, "safe"):
+        if values.dtype.kind == "f":
+            values = np.rint(values)
+        info = np.iinfo(dest.dtype)
+        lo, hi = values.min(), values.max()
+        if not (info.min <= lo and hi <= info.max):      # (NaN fails both)
+            raise ValueError(f"{path}: values {lo:g}..{hi:g} do not fit the volume's dtype "
+                             f"{dest.dtype} ({info.min}..{info.max}); pass a wider dtype")
+    np.copyto(dest, values, casting="unsafe")
 
 
 def _bulk_plan(headers: list, array: np.ndarray, raw_dtype: Any, frame_bytes: int,

@@ -1568,3 +1568,53 @@ def test_a_small_real_tilt_is_still_a_tilt(n, lateral_mm):
     assert g.tilted
     assert g.gantry_tilt_degrees == pytest.approx(math.degrees(math.atan(step)), rel=1e-6)
     assert np.allclose(g.affine[:3, 0], (0, step, 1.0))
+
+
+def _slices_of(tmp_path, arrays, *, signed, slope=1.0, intercept=0.0):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, a in enumerate(arrays):
+        els = []
+        for t, vr, v in ct_instance_elements(rows=a.shape[0], columns=a.shape[1], index=k,
+                                             n_slices=len(arrays), private=False,
+                                             sequences=False):
+            if t == 0x00280103:
+                v = 1 if signed else 0
+            elif t == 0x00281053:
+                v = slope
+            elif t == 0x00281052:
+                v = intercept
+            elif t == 0x7FE00010:
+                v = a
+            els.append((t, vr, v))
+        paths.append(tmp_path / ("s%d.dcm" % k))
+        write_file(paths[-1], els)
+    return paths
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_integer_dtype_rounds_and_refuses_what_does_not_fit(tmp_path, workers):
+    """An integer ``dtype`` used to truncate rescaled values toward zero (-1022.5 -> -1022,
+    -0.5 -> 0, 1.5 -> 1) and wrap stored values that do not fit (uint16 60000 into int16:
+    -5536), silently.  Now values are rounded half to even and a value that does not fit
+    raises ValueError naming the file."""
+    pydicom = pytest.importorskip("pydicom")
+    rng = np.random.default_rng(5)
+    arrays = [rng.integers(0, 4096, (6, 5)).astype(np.uint16) for _ in range(3)]
+    arrays[1][0, :4] = (2045, 2047, 2049, 2051)      # 0.5 * x - 1024: -1.5, -0.5, 0.5, 1.5
+    arrays[2][2, 3] = 60000
+    paths = _slices_of(tmp_path / "u", arrays, signed=False, slope=0.5, intercept=-1024)
+    ref = np.stack([pydicom.dcmread(p).pixel_array for p in paths]).astype(np.float64)
+    vol = load_series(tmp_path / "u", rescale=True, dtype=np.int16, workers=workers)
+    assert vol.array.dtype == np.int16
+    assert np.array_equal(vol.array, np.rint(ref * 0.5 - 1024).astype(np.int16))
+    assert list(vol.array[1, 0, :4]) == [-2, 0, 0, 2]
+    raw = load_series(tmp_path / "u", dtype=np.int32, workers=workers)
+    assert np.array_equal(raw.array, ref.astype(np.int32))
+    with pytest.raises(ValueError, match=r"s2\.dcm.*60000.*int16"):
+        load_series(tmp_path / "u", dtype=np.int16, workers=workers)
+    with pytest.raises(ValueError, match="uint8"):
+        load_series(tmp_path / "u", rescale=True, dtype=np.uint8, workers=workers)
+    # a float dtype is a plain cast, as before
+    f32 = load_series(tmp_path / "u", rescale=True, workers=workers)
+    assert np.array_equal(f32.array, (ref * 0.5 - 1024).astype(np.float32))
