@@ -62,8 +62,10 @@ _BIG_ENDIAN_TS = "1.2.840.10008.1.2.2"
 _DEFLATED_TS = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1"}
 _NATIVE_TS = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", _BIG_ENDIAN_TS}
 
-# Tolerances: orientation cosines, pixel spacing (relative), slice spacing (relative/absolute).
-ORIENTATION_TOLERANCE = 1e-4
+# Tolerances: orientation cosines (two stacks' orientations alike; a cosine vector's length
+# and the two vectors' dot product off unit and zero: an issue), pixel spacing (relative),
+# slice spacing (relative/absolute).
+ORIENTATION_TOLERANCE = 1e-3
 SPACING_RELATIVE_TOLERANCE = 1e-3
 SLICE_RELATIVE_TOLERANCE = 0.01
 SLICE_ABSOLUTE_TOLERANCE = 1e-3
@@ -589,6 +591,15 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
             normal = _unit(np.cross(r, c))
             if not np.any(normal):
                 orientation = None
+            else:
+                lengths = np.linalg.norm(o[:3]), np.linalg.norm(o[3:])
+                cosine = float(np.dot(r, c))
+                # (PS3.3 C.7.6.2.1.1: unit vectors at right angles)
+                if abs(cosine) > ORIENTATION_TOLERANCE or \
+                        max(abs(x - 1.0) for x in lengths) > ORIENTATION_TOLERANCE:
+                    issues.append("ImageOrientationPatient is not two unit vectors at right "
+                                  "angles (lengths %.4g, %.4g; cosine of the angle %.4g): "
+                                  "used as unit vectors" % (*lengths, cosine))
     if orientation is None:
         r = np.array([1.0, 0, 0])
         c = np.array([0, 1.0, 0])
@@ -770,7 +781,8 @@ def _memo_round(kind: int, v: Optional[tuple]) -> Optional[tuple]:
     if r is None:
         if len(_KEY_MEMO) > 4096:
             _KEY_MEMO.clear()
-        r = _round_vec(v, 1e-3) if kind == 0 else tuple(round(float(x), 4) for x in v)
+        r = _round_vec(v, ORIENTATION_TOLERANCE) if kind == 0 else \
+            tuple(round(float(x), 4) for x in v)
         if key is not None:
             _KEY_MEMO[key] = r
     return r
@@ -795,7 +807,7 @@ def _stack_key(h: InstanceHeader) -> dict:
 def _orientation_close(a: Optional[tuple], b: Optional[tuple]) -> bool:
     if a is None or b is None:
         return a is b
-    return max(abs(x - y) for x, y in zip(a, b)) <= 1e-3
+    return max(abs(x - y) for x, y in zip(a, b)) <= ORIENTATION_TOLERANCE
 
 
 def _spacing_close(a: Optional[tuple], b: Optional[tuple]) -> bool:
@@ -1094,8 +1106,8 @@ def _walk_dir(top: str, recursive: bool, out: list, unlisted: list) -> None:
     """Append (path, canonical path) of the files under ``top`` (like ``Path.rglob("*")`` /
     ``iterdir()`` + ``is_file()``: symlinked files are included, symlinked folders are not
     entered), and (folder, PermissionError) to ``unlisted`` for each folder it may not list
-    (one that vanished meanwhile is not an error; other errors raise, as they did).  The canonical path is derived from the
-    folder's ``realpath`` without a system call per file (only symlinks are resolved one by
+    (one that vanished meanwhile is not an error; other errors raise, as they did).  The
+    canonical path is derived from the folder's ``realpath`` without a system call per file (only symlinks are resolved one by
     one)."""
     stack = [(top, os.path.realpath(top))]
     while stack:

@@ -1618,3 +1618,21 @@ def test_integer_dtype_rounds_and_refuses_what_does_not_fit(tmp_path, workers):
     # a float dtype is a plain cast, as before
     f32 = load_series(tmp_path / "u", rescale=True, workers=workers)
     assert np.array_equal(f32.array, (ref * 0.5 - 1024).astype(np.float32))
+
+
+@pytest.mark.parametrize("orientation, ok", [
+    ((1, 0, 0, 0, 1, 0), True),
+    ((0.866025, 0.5, 0, -0.5, 0.866025, 0), True),             # 6 decimals: fine
+    ((1, 0, 0, 0.196, 0.98, 0), False),                         # 79 degrees apart
+    ((2, 0, 0, 0, 2, 0), False),                                # not unit length
+    ((1, 0, 0, 0, 0.99, 0), False)])
+def test_orientation_that_is_not_orthonormal_is_an_issue(orientation, ok):
+    """PS3.3 C.7.6.2.1.1: the cosines are unit vectors at right angles.  Other values were
+    accepted silently (regular, no issue)."""
+    pos = [(0, 0, float(k)) for k in range(4)]
+    g = compute_geometry(pos, orientation, (1, 1), warn=False)
+    flagged = [i for i in g.issues if "ImageOrientationPatient" in i]
+    assert bool(flagged) == (not ok)
+    if not ok:
+        with pytest.warns(DicomWarning, match="not two unit vectors at right angles"):
+            compute_geometry(pos, orientation, (1, 1))
