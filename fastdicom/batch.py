@@ -247,14 +247,17 @@ def _entries(items) -> Iterator[WalkEntry]:
             yield item
 
 
-def _iter_runs(paths, follow_symlinks: bool):
+def _iter_runs(paths, follow_symlinks: bool, visited: Optional[set] = None):
     """:func:`iter_files`' walk, in its order, with each run of consecutive regular files of a
     folder as one list of their paths (at most ``_RUN_FILES``) and every other entry as a
     :class:`WalkEntry`: the scan takes a folder's files in bulk, without an object and a
-    trip through the generators for each."""
+    trip through the generators for each.  ``visited``: the (dev, ino) of the folders walked
+    already, shared by the walks of one scan (a folder given twice is walked once, however
+    the inputs are cut into chunks)."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
-    visited: set = set()
+    if visited is None:
+        visited = set()
     for p in paths:
         p = os.fspath(p)
         if isinstance(p, bytes):
@@ -1543,13 +1546,14 @@ def _entry_error(e: WalkEntry, follow_symlinks: bool) -> Optional[tuple]:
     return type(exc).__name__, _exc_text(exc)
 
 
-def _walk_chunks(paths, follow_symlinks: bool, size: int) -> Iterator[tuple]:
+def _walk_chunks(paths, follow_symlinks: bool, size: int,
+                 visited: Optional[set] = None) -> Iterator[tuple]:
     """The rows of :func:`walk_rows` in chunks of at most ``size``: ``(paths, errors)``,
     ``errors`` mapping the index in the chunk of each error row to its ``(error_type,
     message)`` (runs of a folder's files are taken in slices, not one by one)."""
     plain: list = []
     errs: dict = {}
-    for item in _iter_runs(paths, follow_symlinks):
+    for item in _iter_runs(paths, follow_symlinks, visited):
         if type(item) is list:
             k = 0
             while k < len(item):
@@ -1583,9 +1587,19 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     plan = _scan_plan(tuple(tags), bool(force), checked_limits(limits))
     workers = min(os.cpu_count() or 1, 8) if workers is None else checked_workers(workers)
     nofollow = not follow_symlinks
+    try:
+        size = operator.index(batch_size)       # (an int, a numpy integer)
+    except TypeError:
+        size = 0
+    if isinstance(batch_size, bool) or size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
+    batch_size = size
+    # the folders walked so far, by every walk of this scan (the walk of the inputs, or of
+    # the slices of a long list that hold a folder): the rows do not depend on the chunks
+    visited: set = set()
 
     def _walk_entries(src, size):
-        return _walk_chunks(src, follow_symlinks, size)
+        return _walk_chunks(src, follow_symlinks, size, visited)
 
     # a long explicit list of paths is scanned without a walk (see work_listed); a short
     # one (e.g. a few directories) is walked.  pathlib paths count as their text.
@@ -1847,6 +1861,9 @@ def scan(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
     ``errors="record"`` keeps a row per failing file with ``error_type``/``error_message``;
     ``"raise"`` raises the first error.  Symlinks are not followed unless
     ``follow_symlinks`` (skipped ones get ``error_type="SymlinkSkipped"``).
+    A folder given twice (or, with ``follow_symlinks``, reached again through a link) is
+    walked once; otherwise each input is walked on its own: a file under two inputs (listed
+    twice, in two globs, in a folder and in its subfolder, both given) has a row for each.
     ``force`` also reads files without the 128-byte preamble and ``DICM`` (raw data sets,
     ACR-NEMA), as ``dcmread(force=True)`` does, when their first tag is of group 0000, 0002,
     0004 or 0008; other files still fail with ``InvalidDicomError``.

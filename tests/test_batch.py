@@ -477,9 +477,9 @@ def test_long_list_of_pathlib_paths_is_not_walked(tmp_path, monkeypatch):
     walks = []
     real = batch._walk_chunks
 
-    def counting(src, follow, size):
+    def counting(src, follow, size, visited=None):
         walks.append(src)
-        return real(src, follow, size)
+        return real(src, follow, size, visited)
     monkeypatch.setattr(batch, "_walk_chunks", counting)
     as_path = scan([Path(p) for p in files], ["Rows", "SOPInstanceUID"], workers=2)
     assert as_path.equals(as_str) and walks == []
@@ -1117,3 +1117,39 @@ def test_walk_order_runs_and_chunks_match_a_reference_walk(tmp_path, monkeypatch
         assert t.column("Rows").to_pylist() == [8 if k == "file" else None for _, k in ref]
         parts = list(batch.scan_batches(str(root), ["Rows"], workers=workers, batch_size=3))
         assert pa.Table.from_batches(parts).equals(t)
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_a_folder_given_twice_gives_the_same_rows_however_the_list_is_cut(tmp_path, follow):
+    """A list of more than 64 paths is scanned in slices, and a slice holding a folder was
+    walked with a "visited" set of its own: a folder given twice (or, following symlinks,
+    beside a link to it) was walked once when both fell in one slice and twice otherwise
+    (72 paths: 78 rows with workers=1, 86 with workers=2 or batch_size=64)."""
+    folder = tmp_path / "d"
+    testing.write_ct_series(folder, 4, 4, 4)
+    loose = testing.write_ct_series(tmp_path / "loose", 70, 2, 2, seed=3)
+    second = folder
+    if follow:
+        second = tmp_path / "link"
+        second.symlink_to(folder, target_is_directory=True)
+    paths = [str(folder)] + [str(p) for p in loose] + [str(second)]
+    expect = 4 + 70          # the folder (or the link to it) once
+    ref = scan(paths, ["Rows"], workers=1, follow_symlinks=follow)
+    assert ref.num_rows == expect
+    for workers in (1, 2):
+        assert scan(paths, ["Rows"], workers=workers, follow_symlinks=follow).equals(ref)
+        for size in (5, 10, 64, 2048):
+            got = pa.Table.from_batches(list(scan_batches(
+                paths, ["Rows"], workers=workers, batch_size=size, follow_symlinks=follow)))
+            assert got.equals(ref), (workers, size)
+    # a short list is walked whole: the same rule
+    assert scan([str(folder), str(second)], ["Rows"], follow_symlinks=follow).num_rows == 4
+
+
+@pytest.mark.parametrize("size", [0, -1, -5, 1.5, "3", True, None])
+def test_scan_batches_checks_batch_size(tmp_path, size):
+    """batch_size -1 gave no batch and no row, silently; 0 a bare 'range() arg 3' error."""
+    p = testing.write_ct_series(tmp_path, 2, 2, 2)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+        next(scan_batches(p, ["Rows"], batch_size=size))
+    assert sum(b.num_rows for b in scan_batches(p, ["Rows"], batch_size=np.int64(1))) == 2
