@@ -762,6 +762,21 @@ class _Writer:
         self.con.execute("UPDATE files SET sha256=? WHERE path=?", (h, path))
         return h
 
+    def kept_tags(self, path) -> dict:
+        """The values, in the row ``path`` holds now (instance row or copy), of the tag
+        columns the job does not read."""
+        mine = {k.lower() for k in self.layout.tags}
+        other = [c for c in self.layout.all_tags if c.lower() not in mine]
+        if not other:
+            return {}
+        sel = ", ".join(map(_quote, other))
+        r = self.con.execute(
+            f"SELECT {', '.join('i.' + _quote(c) for c in other)} FROM files f JOIN"
+            " instances i ON i.sop_instance_uid = f.sop_instance_uid AND i.path = f.path"
+            " WHERE f.path=?", (path,)).fetchone() or self.con.execute(
+            f"SELECT {sel} FROM instance_copies WHERE path=?", (path,)).fetchone()
+        return dict(zip(other, r)) if r is not None else {}
+
     def unindex(self, path):
         """Remove whatever ``path`` contributed to instances/copies; promote a copy."""
         con = self.con
@@ -1022,7 +1037,9 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
     again even when unchanged.
     ``reread`` reads every file again, unchanged ones too (they then count as ``indexed``,
     ``duplicate`` or ``conflict``, not ``unchanged``): it fills the columns of tags the index
-    gained since a file was read, which a job otherwise leaves NULL for unchanged files.
+    gained since a file was read, which a job otherwise leaves NULL for unchanged files; the
+    columns of tags the job does not read keep their values (a file that changed has them
+    NULL: its earlier values may be stale).
     ``limits`` bounds the header reads as in :func:`fastdicom.scan` (a file past them is
     ``failed``).
     """
@@ -1941,6 +1958,10 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
             flush()
             indexed_uids.add(uid)
             if old is not None:
+                if old[1] == size and old[2] == mtime and old[3] != "failed":
+                    # an unchanged file read again (``reread``): the columns of the tags
+                    # this job does not read keep their values
+                    row.update(w.kept_tags(key))
                 w.unindex(key)
                 w.clear_failure(key)
             w.ledger(key, display, size, mtime, "indexed", None, row["sop_instance_uid"], None)

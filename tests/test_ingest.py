@@ -2609,3 +2609,37 @@ def test_ledger_lookup_by_range_equals_lookup_by_key(tmp_path):
         got = _ledger_of(con, keys)
         assert got == by_key(keys), name
         assert all(isinstance(v, tuple) and len(v) == 5 for v in got.values()), name
+
+
+def test_reread_keeps_the_columns_of_tags_it_does_not_read(tmp_path):
+    """A job with ``reread`` and another tag list NULLed the columns of the tags an earlier
+    job indexed, for files that had not changed (ImageType of every row).  An unchanged file
+    keeps them; a changed one does not (its old values may be stale); a copy keeps its own."""
+    d = tmp_path / "d"
+    paths = testing.write_ct_series(d, 3, 8, 8)
+    copy = tmp_path / "z" / "copy.dcm"          # a byte-identical copy: a duplicate row
+    copy.parent.mkdir()
+    copy.write_bytes(paths[0].read_bytes())
+    db = str(tmp_path / "i.sqlite")
+    ingest([str(d), str(copy.parent)], db, tags=["SOPInstanceUID", "ImageType"], workers=1)
+    ingest([str(d), str(copy.parent)], db, tags=["SOPInstanceUID", "StudyDate"], workers=1)
+    # one file changes (its contents and mtime): its ImageType is not known any more
+    data = bytearray(paths[1].read_bytes())
+    i = data.index(b"ORIGINAL")
+    data[i:i + 8] = b"DERIVED "
+    paths[1].write_bytes(bytes(data))
+    st = paths[1].stat()
+    os.utime(paths[1], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    r = ingest([str(d), str(copy.parent)], db, tags=["SOPInstanceUID", "StudyDate"],
+               workers=1, reread=True)
+    assert (r.indexed, r.duplicate) == (3, 1)
+    con = sqlite3.connect(db)
+    rows = dict(con.execute("SELECT path, ImageType FROM instances").fetchall())
+    dates = {v for (v,) in con.execute("SELECT StudyDate FROM instances")}
+    assert dates == {"20160407"}
+    keep = '["ORIGINAL", "PRIMARY", "AXIAL"]'
+    assert rows == {os.fsencode(os.path.abspath(paths[0])): keep,
+                    os.fsencode(os.path.abspath(paths[1])): None,
+                    os.fsencode(os.path.abspath(paths[2])): keep}
+    assert con.execute("SELECT ImageType, StudyDate FROM instance_copies").fetchall() == \
+        [(keep, "20160407")]
