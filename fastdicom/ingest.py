@@ -95,6 +95,7 @@ import sqlite3
 import stat
 import sys
 import time
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
@@ -114,7 +115,7 @@ from .filereader import NO_PREAMBLE
 from .errors import Limits
 
 __all__ = ["ingest", "ingest_tables", "IngestResult", "IngestLockedError", "SCHEMA_VERSION",
-           "STATES", "register_cli", "demo_ingest", "export_parquet"]
+           "INDEX_TAGS", "STATES", "register_cli", "demo_ingest", "export_parquet"]
 
 log = logging.getLogger("fastdicom")
 
@@ -241,9 +242,14 @@ _NO_PREAMBLE_REASON = "InvalidDicomError: " + NO_PREAMBLE
 _C_COLUMNS = ("size", "mtime_ns", "SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID",
               "StudyInstanceUID", "transfer_syntax", "Rows", "Columns", "num_frames",
               "pixel_offset", "pixel_length", "path")
-_REQUIRED_TAGS = ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID",
-                  "Rows", "Columns", "PatientID", "IssuerOfPatientID", "PatientName",
-                  "AccessionNumber", "Modality", "SeriesNumber")
+#: the tags an index always reads beside those asked for: the UIDs, Rows/Columns and the
+#: values of the patients, studies and series tables.  Rows scanned elsewhere for
+#: :func:`ingest_tables` (``fastdicom.dask.read_headers(paths, tags)``) need them among their
+#: tags (``DEFAULT_TAGS`` has them), else those columns and tables stay empty.
+INDEX_TAGS = ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID",
+              "Rows", "Columns", "PatientID", "IssuerOfPatientID", "PatientName",
+              "AccessionNumber", "Modality", "SeriesNumber")
+_REQUIRED_TAGS = INDEX_TAGS
 
 
 
@@ -1110,9 +1116,19 @@ def ingest_tables(source, db, *, tags: Optional[Sequence] = None,
     batch_size = batch_size or DEFAULT_BATCH_SIZE
     batches = _source_batches(source, batch_size)
     first = next(batches, None)
+    names = first.schema.names if first is not None else []
     if tags is None:
-        names = first.schema.names if first is not None else []
         tags = [n for n in names if n not in _FIXED_COLUMNS and not n.startswith("__")]
+    lacking = [t for t in INDEX_TAGS if t not in names]
+    if first is not None and lacking and "path" in names:     # (no path: an error below)
+        # (scanned with a tag list of its own: ingest would have read these)
+        warnings.warn(f"ingest_tables: the rows have no {', '.join(lacking)} column(s): "
+                      "their index columns stay NULL"
+                      + (" and the series/studies/patients tables empty"
+                         if {"SeriesInstanceUID", "StudyInstanceUID"} & set(lacking)
+                         else "") +
+                      "; scan them with fastdicom.ingest.INDEX_TAGS among the tags",
+                      UserWarning, stacklevel=2)
     with _Job(db, tags, None, progress, False) as job:
         job.track_seen = True     # paths may repeat across parts: the seen table tells
         if first is not None:

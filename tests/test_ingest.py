@@ -2643,3 +2643,32 @@ def test_reread_keeps_the_columns_of_tags_it_does_not_read(tmp_path):
                     os.fsencode(os.path.abspath(paths[2])): keep}
     assert con.execute("SELECT ImageType, StudyDate FROM instance_copies").fetchall() == \
         [(keep, "20160407")]
+
+
+def test_ingest_tables_warns_about_rows_scanned_without_the_index_tags(tmp_path):
+    """Rows scanned with a tag list of their own (read_headers(paths, ["SOPInstanceUID",
+    "Rows"])) gave an index with NULL UIDs and empty series/studies tables, silently (ingest
+    reads INDEX_TAGS whatever it is asked)."""
+    import warnings
+    from fastdicom.batch import DEFAULT_TAGS, scan
+    from fastdicom.ingest import INDEX_TAGS, ingest_tables
+    assert set(INDEX_TAGS) <= set(DEFAULT_TAGS)
+    d = tmp_path / "d"
+    testing.write_ct_series(d, 2, 4, 4)
+    few = scan(str(d), ["SOPInstanceUID", "Rows"])
+    with pytest.warns(UserWarning, match="no SOPClassUID, SeriesInstanceUID.*INDEX_TAGS"):
+        ingest_tables(few, str(tmp_path / "few.sqlite"))
+    full = scan(str(d), list(INDEX_TAGS) + ["ImageType"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = ingest_tables(full, str(tmp_path / "full.sqlite"))
+    assert r.indexed == 2
+    ref = str(tmp_path / "ref.sqlite")
+    ingest([str(d)], ref, tags=["ImageType"], workers=1)
+    q = ("SELECT sop_instance_uid, series_instance_uid, study_instance_uid, sop_class_uid,"
+         " columns, PatientID, ImageType FROM instances ORDER BY 1")
+    assert sqlite3.connect(str(tmp_path / "full.sqlite")).execute(q).fetchall() == \
+        sqlite3.connect(ref).execute(q).fetchall()
+    for t in ("series", "studies", "patients"):
+        assert sqlite3.connect(str(tmp_path / "full.sqlite")).execute(
+            f"SELECT count(*) FROM {t}").fetchone()[0] == 1
