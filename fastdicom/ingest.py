@@ -1106,7 +1106,10 @@ def ingest_tables(source, db, *, tags: Optional[Sequence] = None,
     in one state as with :func:`ingest`: a row whose path the ledger holds with the same size
     and mtime_ns is ``unchanged``; a path given twice counts once; rows that record a skipped
     symlink or a special file are ``skipped``, other error rows ``failed``.  Paths are taken
-    as written (a cluster's URLs included); nothing is marked missing.  When SOPInstanceUIDs
+    as written (a cluster's URLs included), but for a name that is not UTF-8, which the rows
+    show with U+FFFD: it is looked up in its folder, when this machine sees it, and keyed by
+    its bytes as :func:`ingest` keys it (names that show alike stay as written, one path);
+    nothing is marked missing.  When SOPInstanceUIDs
     collide the contents are hashed from the path: a file this machine cannot read is
     recorded as a ``conflict``, never as a ``duplicate``.
     """
@@ -1256,7 +1259,8 @@ def _commit_table(job, batch: pa.RecordBatch) -> None:
     as a scanned batch."""
     con = job.con
     paths = batch.column("path").to_pylist()
-    keys = [_path_key(p) for p in paths]
+    listings: dict = {}
+    keys = [_path_key(p) if "\ufffd" not in p else _lossless_key(p, listings) for p in paths]
     sizes = batch.column("size").to_pylist()
     mtimes = batch.column("mtime_ns").to_pylist()
     etypes = batch.column("error_type").to_pylist()
@@ -1293,6 +1297,36 @@ def _commit_table(job, batch: pa.RecordBatch) -> None:
     _collect(prep, job.layout)
     _commit(con, prep, job.plan, job.layout, None, job.result, job.bar, True, job.ckpt,
             job.c_db)
+
+
+def _lossless_key(p: str, listings: dict) -> bytes:
+    """The bytes of the path that ``p`` shows when ``p`` is the display text of a path that
+    is not UTF-8 (``scan``'s ``path`` column: its bytes as U+FFFD): each component holding a
+    U+FFFD is looked up in its folder's listing (``listings`` caches them), as a local ingest
+    would key the file.  The key as written when a component is not there or not the only
+    one that shows so (a path this machine does not see)."""
+    key = _path_key(p)
+    parts = key.split(b"/")
+    out: list = []
+    for part in parts:
+        if "\ufffd".encode() in part:
+            folder = b"/".join(out) or (b"/" if out else b".")
+            names = listings.get(folder)
+            if names is None:
+                try:
+                    names = os.listdir(folder)
+                except (OSError, ValueError):
+                    names = []
+                by_text: dict = {}
+                for n in names:
+                    by_text.setdefault(n.decode("utf-8", "replace"), []).append(n)
+                names = listings[folder] = by_text
+            match = names.get(part.decode("utf-8", "replace"), [])
+            if len(match) != 1:
+                return key
+            part = match[0]
+        out.append(part)
+    return b"/".join(out)
 
 
 class _Job:

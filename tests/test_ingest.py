@@ -2672,3 +2672,41 @@ def test_ingest_tables_warns_about_rows_scanned_without_the_index_tags(tmp_path)
     for t in ("series", "studies", "patients"):
         assert sqlite3.connect(str(tmp_path / "full.sqlite")).execute(
             f"SELECT count(*) FROM {t}").fetchone()[0] == 1
+
+
+def test_ingest_tables_keys_a_name_that_is_not_utf8_as_ingest_does(tmp_path):
+    """scan's path column shows a name that is not UTF-8 with U+FFFD; ingest_tables keyed the
+    file by that text, so its ledger row named no file (a local ingest has the real bytes)
+    and a byte-identical copy could not be hashed: 'conflict' instead of 'duplicate'.  The
+    real name is now found in the folder's listing; two names that show alike cannot be told
+    apart and keep the text."""
+    from fastdicom.batch import scan
+    from fastdicom.ingest import ingest_tables
+    root = os.fsencode(tmp_path)
+    os.makedirs(root + b"/d\xff")
+    els = testing.ct_instance_elements(rows=4, columns=4)
+    testing.write_file(root + b"/d\xff/a.dcm", els)
+    with open(root + b"/d\xff/a.dcm", "rb") as f:
+        data = f.read()
+    for name in (b"/d\xff/caf\xe9.dcm", b"/d\xff/z.dcm"):
+        with open(root + name, "wb") as f:
+            f.write(data)
+    folder = os.fsdecode(root + b"/d\xff")
+    ref = str(tmp_path / "ref.sqlite")
+    r1 = ingest([folder], ref, workers=1)
+    assert (r1.indexed, r1.duplicate) == (1, 2)
+    table = scan([folder])
+    assert all("\ufffd" in p for p in table.column("path").to_pylist())
+    db = str(tmp_path / "t.sqlite")
+    assert ingest_tables(table, db).counts() == r1.counts()
+    q = "SELECT path, state, display FROM files ORDER BY path"
+    assert sqlite3.connect(db).execute(q).fetchall() == sqlite3.connect(ref).execute(q).fetchall()
+    # two names that show alike: kept as written (one path)
+    for name in (b"/d\xff/x\xe9.dcm", b"/d\xff/x\xe8.dcm"):
+        with open(root + name, "wb") as f:
+            f.write(b"not dicom")
+    r3 = ingest_tables(scan([folder]), str(tmp_path / "t3.sqlite"))
+    assert (r3.files, r3.failed) == (4, 1)
+    shown = root + b"/d\xef\xbf\xbd/x\xef\xbf\xbd.dcm"
+    assert sqlite3.connect(str(tmp_path / "t3.sqlite")).execute(
+        "SELECT path FROM files WHERE state = 'failed'").fetchall() == [(shown,)]
