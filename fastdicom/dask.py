@@ -5,7 +5,9 @@ client, then builds the frame with ``dd.from_map`` over batches of paths; each p
 one :func:`fastdicom.batch.scan` of its batch (same schema, same rows: a symlink not
 followed, a fifo or a missing path is an error row there as in ``scan``), so it runs on any
 worker (everything passed to the workers pickles: lists of paths and a small callable
-object).
+object).  One difference, so that the rows index as :func:`fastdicom.ingest.ingest` would:
+a deflated data set is inflated to its end, as ``ingest`` does (``scan`` stops at the
+Pixel Data), and one damaged behind its Pixel Data header is an error row.
 Local paths use the nogil pread scanner; other fsspec URLs (``s3://``, ``gs://``,
 ``memory://``...) read the first bytes of each file through fsspec (extended when needed)
 and parse them with :func:`fastdicom.filereader.read_buffer`.
@@ -115,6 +117,7 @@ def _scan_fsspec(plan, protocol, storage_options, paths) -> pa.Table:
 
 
 def _read_remote(fs, path, plan):
+    import errno
     from .batch import _row_from_buffer
     from .errors import DicomError
     try:
@@ -132,6 +135,9 @@ def _read_remote(fs, path, plan):
             n *= 8
     except (OSError, DicomError, ValueError) as exc:
         from .batch import _err_row
+        if isinstance(exc, FileNotFoundError) and exc.strerror is None:
+            # (fsspec raises FileNotFoundError(path): the message a local scan has)
+            exc = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
         return {"size": None, "mtime_ns": None, "error": _err_row(exc), "values": {},
                 "little": True, "ts": None, "pixel_offset": None, "pixel_length": None,
                 "deflated": False}
@@ -150,11 +156,17 @@ def _mtime_ns(m) -> Optional[int]:
 
 def _list_paths(paths_or_glob, storage_options):
     import fsspec
-    if isinstance(paths_or_glob, (str, os.PathLike)):
-        items = [os.fspath(paths_or_glob)]
+    if isinstance(paths_or_glob, (str, bytes, os.PathLike)):
+        items = [os.fsdecode(paths_or_glob)]
     else:
-        items = [os.fspath(p) for p in paths_or_glob]
+        items = [os.fsdecode(p) for p in paths_or_glob]
     urls = [p for p in items if _is_url(p)]
+    protocols = {p.split("://", 1)[0] for p in urls}
+    if urls and (len(urls) < len(items) or len(protocols) > 1):
+        # (a local path would be looked for on the URLs' filesystem, one filesystem for all)
+        local = [p for p in items if not _is_url(p)]
+        raise ValueError("read_headers: give local paths or URLs of one filesystem, not a "
+                         "mix: " + ", ".join(sorted(protocols) + ["local"] * bool(local)))
     if not urls:
         local = [p[7:] if p.startswith("file://") else p for p in items]
         # every entry of the walk, as scan() has it: the files, and the error rows of

@@ -2422,6 +2422,11 @@ def export_parquet(db, out) -> int:
     ``_EXPORT_ROWS`` rows at a time from one read transaction (a consistent snapshot while a
     job writes); ``out`` appears complete or not at all.  Returns the number of rows."""
     import pyarrow.parquet as pq
+    folder = os.path.dirname(os.path.abspath(os.fspath(out)))
+    if not os.path.isdir(folder):
+        # (the write of the temporary file would fail naming it, not ``out``)
+        raise FileNotFoundError(errno.ENOENT, "no such folder for the export",
+                                os.fspath(out))
     con = _connect_browse(db)
     tmp = os.fspath(out) + ".tmp"
     try:

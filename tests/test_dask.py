@@ -170,3 +170,31 @@ def test_binary_columns_keep_their_bytes(tmp_path):
     pdf = read_headers([str(p)], tags).compute(scheduler="sync")
     assert pdf["EncapsulatedDocument"].tolist() == [value]
     assert scan([p], tags).column("EncapsulatedDocument").to_pylist() == [value]
+
+
+def test_bytes_paths_mixed_inputs_and_missing_files(tree, tmp_path):
+    """bytes paths raised TypeError; a list mixing a local folder and a memory:// URL looked
+    for the folder on the memory filesystem (one FileNotFoundError row for 20 files); a
+    missing file over fsspec had its path as the message instead of the OS's."""
+    fsspec = pytest.importorskip("fsspec")
+    import os
+    from fastdicom.dask import read_headers
+    folder = tree / "m"
+    tags = ["SOPInstanceUID"]
+    as_str = read_headers([str(folder)], tags).compute(scheduler="sync")
+    as_bytes = read_headers([os.fsencode(folder)], tags).compute(scheduler="sync")
+    assert as_bytes.equals(as_str) and len(as_str) == 20
+    assert read_headers(os.fsencode(folder), tags).compute(scheduler="sync").equals(as_str)
+    fs = fsspec.filesystem("memory")
+    with fs.open("/mixed/a.dcm", "wb") as fh:
+        fh.write(next(folder.iterdir()).read_bytes())
+    for mixed in ([str(folder), "memory:///mixed/a.dcm"],
+                  ["memory:///mixed/a.dcm", "file:///nope.dcm"],
+                  ["memory:///mixed/a.dcm", "s3://bucket/a.dcm"]):
+        with pytest.raises(ValueError, match="not a mix"):
+            read_headers(mixed, tags)
+    gone = read_headers(["memory:///mixed/nope.dcm"], tags).compute(scheduler="sync")
+    local = scan([str(tmp_path / "nope.dcm")], tags)
+    assert list(gone["error_type"]) == local.column("error_type").to_pylist()
+    assert list(gone["error_message"]) == local.column("error_message").to_pylist() == \
+        ["No such file or directory"]

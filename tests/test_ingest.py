@@ -2710,3 +2710,19 @@ def test_ingest_tables_keys_a_name_that_is_not_utf8_as_ingest_does(tmp_path):
     shown = root + b"/d\xef\xbf\xbd/x\xef\xbf\xbd.dcm"
     assert sqlite3.connect(str(tmp_path / "t3.sqlite")).execute(
         "SELECT path FROM files WHERE state = 'failed'").fetchall() == [(shown,)]
+
+
+def test_export_into_a_missing_folder_names_the_output(tmp_path):
+    """The error named the temporary file ('o.parquet.tmp'), not the output asked for."""
+    (tmp_path / "empty").mkdir()
+    db = str(tmp_path / "i.sqlite")
+    ingest([tmp_path / "empty"], db)
+    out = tmp_path / "nodir" / "o.parquet"
+    with pytest.raises(FileNotFoundError) as e:
+        export_parquet(db, out)
+    assert e.value.filename == str(out) and ".tmp" not in str(e.value)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "fastdicom", "export", db, str(out)],
+                       capture_output=True, text=True, env=env, cwd=str(ROOT))
+    assert r.returncode == 1 and str(out) in r.stderr and ".tmp" not in r.stderr
+    assert not (tmp_path / "nodir").exists()
