@@ -462,9 +462,10 @@ def test_list_of_directories_is_walked_in_chunks_of_a_walk(tmp_path, monkeypatch
     monkeypatch.setattr(batch, "_extract", recording)
     t = scan(dirs, ["Rows"], workers=2)
     assert t.num_rows == 210 and t.column("error_type").null_count == 210
-    # the list's own slices of 64 and 6 (the folders, refused as files), then the walk of
-    # each slice's folders in one chunk (it was cut in 64-file chunks: 64, 64, 64, 18)
-    assert sorted(sizes[:2]) == [6, 64] and sorted(sizes[2:]) == [18, 192], sizes
+    # the list's own slices of 64 and 6 (the folders, refused as files), and the walk of
+    # each slice's folders in one chunk (it was cut in 64-file chunks: 64, 64, 64, 18); in
+    # an order that depends on the threads' timing (a loaded machine: 64, 192, 6, 18)
+    assert sorted(sizes) == [6, 18, 64, 192], sizes
     assert t.equals(scan(dirs, ["Rows"], workers=1))
 
 
