@@ -1027,15 +1027,15 @@ class _Plan:
         self.fields = [(s, self.pos[s.tag], kp[self.pos[s.tag]][0]) for s in self.specs]
 
 
-def checked_workers(workers) -> int:
+def checked_workers(workers, name: str = "workers") -> int:
     """A ``workers`` argument given (not None): an int of at least 1, else ValueError (0 is
-    not taken for "the default")."""
+    not taken for "the default"); ``name``: the argument's name, for another count."""
     try:
         n = operator.index(workers)         # (an int, a numpy integer)
     except TypeError:
         n = 0
     if isinstance(workers, bool) or n < 1:
-        raise ValueError(f"workers must be an int >= 1, not {workers!r}")
+        raise ValueError(f"{name} must be an int >= 1, not {workers!r}")
     return n
 
 
@@ -1587,13 +1587,7 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     plan = _scan_plan(tuple(tags), bool(force), checked_limits(limits))
     workers = min(os.cpu_count() or 1, 8) if workers is None else checked_workers(workers)
     nofollow = not follow_symlinks
-    try:
-        size = operator.index(batch_size)       # (an int, a numpy integer)
-    except TypeError:
-        size = 0
-    if isinstance(batch_size, bool) or size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
-    batch_size = size
+    batch_size = checked_workers(batch_size, "batch_size")
     # the folders walked so far, by every walk of this scan (the walk of the inputs, or of
     # the slices of a long list that hold a folder): the rows do not depend on the chunks
     visited: set = set()
