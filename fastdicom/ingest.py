@@ -32,8 +32,9 @@ Tables (schema version in ``PRAGMA user_version``):
   ``dir_errors`` (unreadable directories), ``batches`` (committed batches and their Parquet
   part), ``meta``.
 
-States, one per input file: ``indexed``; ``unchanged`` (same path, size and mtime_ns as in
-the ledger — nothing is read); ``duplicate``; ``conflict``; ``skipped`` (symlinks, not
+States, one per input file: ``indexed``; ``unchanged`` (indexed, and the same path, size
+and mtime_ns as in the ledger — nothing is read; a copy or a failure found unchanged keeps
+its state: ``duplicate``, ``conflict``, ``failed``, ``skipped``); ``duplicate``; ``conflict``; ``skipped`` (symlinks, not
 followed by default; sockets/fifos/devices); ``failed`` (empty, not DICOM, truncated,
 malformed, unreadable, vanished, changed while read, no SOPInstanceUID); ``missing`` (in the
 ledger under an input root, or matched by an input glob, but gone; its instance row is
@@ -2252,11 +2253,15 @@ def _under(path: bytes, roots: set) -> bool:
 
 def _gone(path: bytes) -> bool:
     """A ledger path that names no file now: nothing is there, or a directory is (a file
-    replaced by a folder of its name; its files are walked as new paths)."""
+    replaced by a folder of its name; its files are walked as new paths).  A path that
+    cannot be looked at (a folder on the way that may not be searched: EACCES; an I/O
+    error) is not gone: its folder is in ``dir_errors`` and may hide it."""
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)
-    except (OSError, ValueError):
-        return not os.path.lexists(path)
+    except ValueError:          # (a NUL in it: no file has that name)
+        return True
+    except OSError as exc:
+        return exc.errno in (errno.ENOENT, errno.ENOTDIR)
 
 
 def _rootset(roots) -> set:

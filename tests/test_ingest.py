@@ -2726,3 +2726,53 @@ def test_export_into_a_missing_folder_names_the_output(tmp_path):
                        capture_output=True, text=True, env=env, cwd=str(ROOT))
     assert r.returncode == 1 and str(out) in r.stderr and ".tmp" not in r.stderr
     assert not (tmp_path / "nodir").exists()
+
+
+def test_files_of_a_folder_that_cannot_be_searched_are_not_missing(tmp_path, monkeypatch):
+    """A folder that may no longer be listed or searched (EACCES) hides its files; they were
+    marked ``missing`` and their instance rows deleted (``os.path.lexists`` is False on
+    EACCES).  They are kept, and the folder is a ``dir_errors`` row."""
+    import errno
+    from fastdicom import batch
+    root = tmp_path / "t"
+    testing.write_ct_series(root / "locked", 3, 4, 4, seed=1)
+    testing.write_ct_series(root / "ok", 2, 4, 4, seed=2)
+    db = str(tmp_path / "i.sqlite")
+    assert ingest([str(root)], db, workers=1).indexed == 5
+    locked = str(root / "locked")
+
+    def denied(p):
+        p = os.fsdecode(p)
+        return p == locked or p.startswith(locked + "/")
+    real_listing, real_lstat, real_stat = batch._dir_listing, os.lstat, os.stat
+
+    def listing(d):
+        if denied(d):
+            raise PermissionError(errno.EACCES, "Permission denied", d)
+        return real_listing(d)
+
+    def lstat(p, *a, **kw):     # (the folder itself may be looked at, not what is in it)
+        if denied(p) and os.fsdecode(p) != locked:
+            raise PermissionError(errno.EACCES, "Permission denied", p)
+        return real_lstat(p, *a, **kw)
+
+    def stat_(p, *a, **kw):
+        if denied(p) and os.fsdecode(p) != locked:
+            raise PermissionError(errno.EACCES, "Permission denied", p)
+        return real_stat(p, *a, **kw)
+    monkeypatch.setattr(batch, "_dir_listing", listing)
+    monkeypatch.setattr(os, "lstat", lstat)
+    monkeypatch.setattr(os, "stat", stat_)
+    r = ingest([str(root)], db, workers=1)
+    assert (r.missing, r.dir_errors, r.unchanged) == (0, 1, 2), r.counts()
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM instances").fetchone()[0] == 5
+    assert con.execute("SELECT count(*) FROM files WHERE state = 'indexed'").fetchone()[0] == 5
+    monkeypatch.undo()
+    r = ingest([str(root)], db, workers=1)
+    assert (r.unchanged, r.missing, r.dir_errors) == (5, 0, 0)
+    # a folder really gone: its files are missing
+    import shutil
+    shutil.rmtree(root / "locked")
+    r = ingest([str(root)], db, workers=1)
+    assert (r.unchanged, r.missing) == (2, 3)
