@@ -262,7 +262,21 @@ def test_whole_excess_frames_are_reported(tmp_path, frames):
         fastdicom.dcmread(path, validation="raise").pixel_array
 
 
-@pytest.mark.parametrize("frames", ["0", "-2", "abc"])
+def test_number_of_frames_zero_is_one_frame_with_a_warning(tmp_path):
+    """NumberOfFrames 0 is not valid (at least 1): pydicom reads one frame and so does the
+    series loader; pixel_array raised PixelDataError.  One frame now, with a warning."""
+    pydicom = pytest.importorskip("pydicom")
+    data = np.arange(16, dtype="<u2").tobytes()
+    path = _native_file(tmp_path, data, frames="0")
+    with pytest.warns(fastdicom.DicomWarning, match="NumberOfFrames is 0; read as 1 frame"):
+        arr = fastdicom.dcmread(path).pixel_array
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = pydicom.dcmread(path).pixel_array
+    assert arr.dtype == ref.dtype and np.array_equal(arr, ref) and arr.shape == (4, 4)
+
+
+@pytest.mark.parametrize("frames", ["-2", "abc"])
 def test_number_of_frames_invalid(tmp_path, frames):
     path = _native_file(tmp_path, b"\0" * 32, frames=frames)
     with warnings.catch_warnings():

@@ -165,6 +165,11 @@ def _number_of_frames(value, path) -> tuple[int, bool]:
                              tag=0x00280008) from None
     if frames != value:
         raise PixelDataError("NumberOfFrames is not an integer", path=path, tag=0x00280008)
+    if frames == 0:
+        # not a valid value (at least 1); pydicom and the series loader read one frame
+        report("warn", PixelDataError("NumberOfFrames is 0; read as 1 frame", path=path,
+                                      tag=0x00280008), stacklevel=5)
+        return 1, True
     if frames < 1:
         raise PixelDataError(f"NumberOfFrames must be at least 1, found {frames}", path=path,
                              tag=0x00280008)
