@@ -179,10 +179,13 @@ def read_dicomdir(path: Any, *, strict: bool = True, validation: str = "warn") -
                                     path=str(path), offset=el.header_offset, tag=0x00041220)
     records: list = []
     by_offset: dict = {}
-    index = ds._index
     for item in seq:
+        # (the item's own index: a sequence of 64 KiB or more is indexed on its own, on first
+        # access, and its items' positions are in that index, not the data set's)
+        index = item.__dict__.get("_index")
         item_pos = getattr(item, "_item", -1)
-        offset = int(index.info(item_pos)[5]) if item_pos is not None and item_pos >= 0 else -1
+        offset = int(index.info(item_pos)[5]) if index is not None and item_pos is not None \
+            and item_pos >= 0 else -1
         rtype = str(item.get("DirectoryRecordType", "") or "").strip()
         file_id = item.get("ReferencedFileID")
         rec = DirectoryRecord(rtype, item, offset)

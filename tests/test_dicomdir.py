@@ -201,3 +201,44 @@ def test_referenced_file_id_with_a_damaged_vr(fileset, vr):
     with pytest.warns(DicomWarning, match="DICOMDIR left out"):
         stacks = find_series(root)
     assert [s.num_instances for s in stacks] == [len(paths)]
+
+
+def test_dicomdir_of_64_kib_or_more(tmp_path):
+    """A DirectoryRecordSequence of 64 KiB or more is indexed on its own on first access;
+    read_dicomdir looked its items' positions up in the data set's index: IndexError for any
+    DICOMDIR of about 1,100 records or more (the records' offsets are pydicom's)."""
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    n = 1300
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds.FileSetID = "X"
+    ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = 0
+    ds.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = 0
+    ds.FileSetConsistencyFlag = 0
+    recs = []
+    for i in range(n):
+        r = Dataset()
+        r.OffsetOfTheNextDirectoryRecord = 0
+        r.RecordInUseFlag = 0xFFFF
+        r.OffsetOfReferencedLowerLevelDirectoryEntity = 0
+        r.DirectoryRecordType = "PRIVATE"
+        recs.append(r)
+    ds.DirectoryRecordSequence = Sequence(recs)
+    ds.preamble = b"\0" * 128
+    path = tmp_path / "DICOMDIR"
+    ds.save_as(path, enforce_file_format=True)
+    offsets = [it.seq_item_tell for it in pydicom.dcmread(path).DirectoryRecordSequence]
+    ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = offsets[0]
+    ds.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = offsets[-1]
+    for a, b in zip(recs, offsets[1:]):
+        a.OffsetOfTheNextDirectoryRecord = b
+    ds.save_as(path, enforce_file_format=True)
+    assert path.stat().st_size > 65536
+    dd = read_dicomdir(path)
+    assert [r.offset for r in dd.records] == offsets
+    assert [r.offset for r in dd.roots] == offsets        # one chain of root records
