@@ -2425,13 +2425,26 @@ def export_parquet(db, out) -> int:
     binary values then as hex).  An index of schema version 2 not yet
     migrated (its tags in an ``attributes`` JSON object) is exported the same way.  Streams
     ``_EXPORT_ROWS`` rows at a time from one read transaction (a consistent snapshot while a
-    job writes); ``out`` appears complete or not at all.  Returns the number of rows."""
+    job writes); ``out`` appears complete or not at all (written to ``out.tmp``, renamed over
+    it: a symlink ``out`` is written through, to its target; a fifo, a device or a folder is
+    refused with OSError).  Returns the number of rows."""
     import pyarrow.parquet as pq
-    folder = os.path.dirname(os.path.abspath(os.fspath(out)))
+    out = os.fspath(out)
+    if os.path.islink(out):
+        out = os.path.realpath(out)         # written through the link, not over it
+    try:
+        mode = os.stat(out).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        # the temporary file renamed over it would replace a fifo, a device or a folder
+        raise IsADirectoryError(errno.EISDIR, "not a regular file: the export replaces one",
+                                out) if stat.S_ISDIR(mode) else \
+            OSError(errno.EINVAL, "not a regular file: the export replaces one", out)
+    folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         # (the write of the temporary file would fail naming it, not ``out``)
-        raise FileNotFoundError(errno.ENOENT, "no such folder for the export",
-                                os.fspath(out))
+        raise FileNotFoundError(errno.ENOENT, "no such folder for the export", out)
     con = _connect_browse(db)
     tmp = os.fspath(out) + ".tmp"
     try:

@@ -2776,3 +2776,33 @@ def test_files_of_a_folder_that_cannot_be_searched_are_not_missing(tmp_path, mon
     shutil.rmtree(root / "locked")
     r = ingest([str(root)], db, workers=1)
     assert (r.unchanged, r.missing) == (2, 3)
+
+
+def test_export_does_not_replace_a_fifo_a_folder_or_a_symlink(tmp_path):
+    """The export is written to out.tmp and renamed over out: a fifo (and, run as root, a
+    device such as /dev/full) given as the output was replaced by a regular file, and a
+    symlink by the file itself.  A symlink is now written through; the others are refused."""
+    d = tmp_path / "d"
+    testing.write_ct_series(d, 2, 4, 4)
+    db = str(tmp_path / "i.sqlite")
+    ingest([str(d)], db, workers=1)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        export_parquet(db, fifo)
+    assert fifo.is_fifo() and not (tmp_path / "fifo.tmp").exists()
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError):
+        export_parquet(db, folder)
+    assert folder.is_dir() and not list(folder.iterdir())
+    target = tmp_path / "target.parquet"
+    link = tmp_path / "link.parquet"
+    link.symlink_to(target)
+    assert export_parquet(db, link) == 2
+    assert link.is_symlink() and pq.read_table(link).num_rows == 2
+    assert pq.read_table(target).num_rows == 2
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "fastdicom", "export", db, str(fifo)],
+                       capture_output=True, text=True, env=env, cwd=str(ROOT))
+    assert r.returncode == 1 and "not a regular file" in r.stderr and fifo.is_fifo()
