@@ -39,6 +39,10 @@ def dump_text(ds, depth, out, indent: int = 0) -> None:
 def _cmd_dump(args) -> int:
     from . import dcmread
     ds = dcmread(args.file, force=args.force, stop_before_pixels=args.no_pixels)
+    # text a terminal or pipe in another encoding cannot show comes out escaped (\u00fc),
+    # not as a UnicodeEncodeError (json.dump escapes it anyway)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     if args.format == "json":
         data = {"file_meta": ds.file_meta.to_json_dict(), "dataset": ds.to_json_dict()}
         json.dump(data, sys.stdout, indent=1, sort_keys=True)
@@ -57,15 +61,22 @@ def _cmd_demo(args) -> int:
                     directory=args.directory, keep=args.keep)
 
 
-def _positive_int(text: str) -> int:
-    """An argument that must be a whole number >= 1 (else a usage error, exit 2)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type: a whole number >= ``minimum`` (else a usage error, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {value}")
+        return value
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     dump = sub.add_parser("dump", help="list the elements of a DICOM file (dcmdump-like)")
     dump.add_argument("file")
     dump.add_argument("--format", choices=("text", "json"), default="text")
-    dump.add_argument("--depth", type=int, default=None,
+    dump.add_argument("--depth", type=_non_negative_int, default=None,
                       help="how deep into sequences to print (default: all)")
     dump.add_argument("--force", action="store_true", help="read files without preamble/meta")
     dump.add_argument("--no-pixels", action="store_true", help="stop before the pixel data")

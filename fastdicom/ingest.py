@@ -2438,9 +2438,9 @@ def export_parquet(db, out) -> int:
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
         # the temporary file renamed over it would replace a fifo, a device or a folder
-        raise IsADirectoryError(errno.EISDIR, "not a regular file: the export replaces one",
-                                out) if stat.S_ISDIR(mode) else \
-            OSError(errno.EINVAL, "not a regular file: the export replaces one", out)
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), out) \
+            if stat.S_ISDIR(mode) else \
+            OSError(errno.EINVAL, "not a regular file: the export would replace it", out)
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         # (the write of the temporary file would fail naming it, not ``out``)

@@ -2095,6 +2095,7 @@ def register_cli(subparsers: Any) -> None:
     q.add_argument("-o", "--output", required=True,
                    help="a .npz (array, affine, spacing) or a .npy (the array alone)")
     q.add_argument("--rescale", action="store_true")
-    q.add_argument("--workers", type=int, default=None)
+    from .cli import _positive_int
+    q.add_argument("--workers", type=_positive_int, default=None)
     q.add_argument("--progress", action="store_true")
     q.set_defaults(func=_cmd_load)

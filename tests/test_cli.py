@@ -141,3 +141,40 @@ def test_bad_arguments_of_bench_and_demo_are_usage_errors(args):
                        text=True, timeout=120)
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and f"argument {args[1]}" in r.stderr
+
+
+@pytest.mark.parametrize("args, name", [
+    (["load", "x.dcm", "-o", "y.npz", "--workers", "0"], "--workers"),
+    (["load", "x.dcm", "-o", "y.npz", "--workers", "-1"], "--workers"),
+    (["dump", "x.dcm", "--depth", "-1"], "--depth")])
+def test_bad_counts_of_load_and_dump_are_usage_errors(args, name):
+    """load --workers 0 ended in a ValueError traceback (exit 1) after the scan; dump
+    --depth -1 printed no sequence items, silently."""
+    r = subprocess.run([sys.executable, "-m", "fastdicom", *args], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and f"argument {name}" in r.stderr
+
+
+def test_dump_to_a_stream_that_cannot_encode_the_text(tmp_path):
+    """A PatientName in Japanese dumped to an ASCII stdout raised UnicodeEncodeError (a
+    traceback, exit 1): it is written with backslash escapes."""
+    import os
+    from fastdicom.testing import ct_instance_elements, write_file
+    els = [(t, vr, "Yamada^Tarou=\u5c71\u7530^\u592a\u90ce" if t == 0x00100010 else
+            ("ISO_IR 192" if t == 0x00080005 else v))
+           for t, vr, v in ct_instance_elements(rows=2, columns=2)]
+    path = tmp_path / "ja.dcm"
+    write_file(path, els)
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    for fmt in ("text", "json"):
+        r = subprocess.run([sys.executable, "-m", "fastdicom", "dump", str(path), "--format",
+                            fmt], capture_output=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        out = r.stdout.decode("ascii")
+        assert "Traceback" not in r.stderr.decode()
+        if fmt == "text":
+            assert "Yamada^Tarou=\\u5c71\\u7530^\\u592a\\u90ce" in out
+        else:
+            assert json.loads(out)["dataset"]["00100010"]["Value"] == [
+                {"Alphabetic": "Yamada^Tarou", "Ideographic": "\u5c71\u7530^\u592a\u90ce"}]
