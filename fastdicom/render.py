@@ -68,7 +68,12 @@ def _cmd_render(args) -> int:
         return 1
     out = args.output or (os.path.splitext(os.path.basename(args.file))[0]
                           + (f"_{args.frame}" if args.frame else "") + ".png")
-    write_png(image, out)
+    try:
+        write_png(image, out)
+    except OSError as exc:
+        # (a full disk or a file that takes no data: the OS's message does not name it)
+        print(f"fastdicom render: {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -178,3 +178,17 @@ def test_dump_to_a_stream_that_cannot_encode_the_text(tmp_path):
         else:
             assert json.loads(out)["dataset"]["00100010"]["Value"] == [
                 {"Alphabetic": "Yamada^Tarou", "Ideographic": "\u5c71\u7530^\u592a\u90ce"}]
+
+
+def test_render_names_an_output_it_cannot_write(tmp_path):
+    """render -o /dev/full said only '[Errno 28] No space left on device'."""
+    import os
+    import stat
+    if not os.path.exists("/dev/full") or not stat.S_ISCHR(os.stat("/dev/full").st_mode):
+        pytest.skip("no /dev/full")
+    paths = write_ct_series(tmp_path / "s", n_slices=1, rows=8, columns=8)
+    r = subprocess.run([sys.executable, "-m", "fastdicom", "render", str(paths[0]), "-o",
+                        "/dev/full"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "/dev/full" in r.stderr and "No space left on device" in r.stderr
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
