@@ -2843,6 +2843,8 @@ def _db_error(db, exc: Exception) -> str:
     fastdicom index.  Other errors (OSError) name their file already."""
     if not isinstance(exc, sqlite3.Error):
         return str(exc)
+    if os.path.isdir(db):       # (SQLite says "disk I/O error" or "unable to open")
+        return f"{db}: is a directory, not an index"
     msg = str(exc)
     if msg.startswith(("no such table", "no such column")):
         msg = f"not a fastdicom index ({msg})"

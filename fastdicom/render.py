@@ -94,7 +94,9 @@ def register_cli(subparsers) -> None:
     """Add ``render`` to the ``fastdicom`` command."""
     parser = subparsers.add_parser("render", help="render a frame to PNG")
     parser.add_argument("file")
-    parser.add_argument("--frame", type=int, default=0, help="frame index (default 0)")
+    parser.add_argument("--frame", type=int, default=0,
+                        help="frame index (default 0; negative counts from the last, -1 is "
+                             "the last frame)")
     parser.add_argument("-o", "--output", default=None,
                         help="PNG to write (default: FILE's name with .png)")
     parser.add_argument("--window", type=_finite, nargs=2, metavar=("CENTER", "WIDTH"),

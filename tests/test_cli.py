@@ -192,3 +192,15 @@ def test_render_names_an_output_it_cannot_write(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "/dev/full" in r.stderr and "No space left on device" in r.stderr
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+@pytest.mark.parametrize("command", ["ls", "export"])
+def test_ls_and_export_of_a_folder_say_so(tmp_path, capsys, command):
+    """A folder given as the index gave SQLite's 'disk I/O error'."""
+    folder = tmp_path / "not-a-db"
+    folder.mkdir()
+    args = [command, str(folder)] + ([str(tmp_path / "o.parquet")] if command == "export"
+                                     else [])
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "is a directory, not an index" in err and "disk I/O" not in err

@@ -1505,7 +1505,8 @@ def test_ls_and_export_of_what_is_not_an_index(tmp_path):
         folder.mkdir(exist_ok=True)
         for db, says in ((junk, "file is not a database"),
                          (other, "not a fastdicom index"),
-                         (alike, "not a fastdicom index"), (folder, "error")):
+                         (alike, "not a fastdicom index"),
+                         (folder, "is a directory, not an index")):
             out = run(cmd[0], db, *cmd[1:], *extra)
             assert out.returncode == 1, (cmd, out.stderr)
             assert "Traceback" not in out.stderr
