@@ -2446,7 +2446,7 @@ def export_parquet(db, out) -> int:
         # (the write of the temporary file would fail naming it, not ``out``)
         raise FileNotFoundError(errno.ENOENT, "no such folder for the export", out)
     con = _connect_browse(db)
-    tmp = os.fspath(out) + ".tmp"
+    tmp = out + ".tmp"
     try:
         con.execute("BEGIN")
         columns = [c for c in _tag_columns(con) if c not in _EXPORT_FIXED.names]

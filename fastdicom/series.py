@@ -893,9 +893,7 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
         # some frames placed, some not: no order or slice axis can be trusted (the root
         # position or the positions known would place the others wrongly), so frame order,
         # no geometry, and said so
-        geo = compute_geometry([None] * n, orientation, h.spacing,
-                               instance_numbers=list(range(n)),
-                               slice_thickness=h.slice_thickness, warn=False)
+        geo = _unplaced_frames(h, n)
         geo.positions = np.array([p if p is not None else (np.nan,) * 3 for p in positions],
                                  float).reshape(n, 3)
         if positions[0] is not None:
@@ -903,7 +901,7 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
             geo.affine[:3, 3] = geo.origin
         msg = (f"{unplaced} of {n} frames have no position (PlanePositionSequence): frames "
                "kept in frame order, slice axis unknown")
-        geo.issues = [i for i in geo.issues if "InstanceNumber" not in i] + [msg]
+        geo.issues.append(msg)
         geo.ordering = "frame"
         geo.regular = False
         if warn:
@@ -923,10 +921,7 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
                                   f"placed every {step:g} mm from ImagePositionPatient")
                 geo.regular = False
         else:
-            geo = compute_geometry([None] * n, orientation, h.spacing,
-                                   instance_numbers=list(range(n)),
-                                   slice_thickness=h.slice_thickness, warn=False)
-            geo.issues = [i for i in geo.issues if "InstanceNumber" not in i]
+            geo = _unplaced_frames(h, n)
         geo.ordering = "frame"
         return order, geo
     normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:6])) \
@@ -976,6 +971,16 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
         if warn:
             warnings.warn(f"{h.path}: {mixed}", DicomWarning, stacklevel=3)
     return np.asarray(geo.order), geo
+
+
+def _unplaced_frames(h: InstanceHeader, n: int) -> Geometry:
+    """The geometry of ``n`` frames kept in frame order, without positions (compute_geometry's
+    InstanceNumber wording left out: frames have none)."""
+    geo = compute_geometry([None] * n, h.orientation, h.spacing,
+                           instance_numbers=list(range(n)),
+                           slice_thickness=h.slice_thickness, warn=False)
+    geo.issues = [i for i in geo.issues if "InstanceNumber" not in i]
+    return geo
 
 
 def _root_frame_positions(h: InstanceHeader) -> Optional[tuple]:
@@ -1107,8 +1112,8 @@ def _walk_dir(top: str, recursive: bool, out: list, unlisted: list) -> None:
     ``iterdir()`` + ``is_file()``: symlinked files are included, symlinked folders are not
     entered), and (folder, PermissionError) to ``unlisted`` for each folder it may not list
     (one that vanished meanwhile is not an error; other errors raise, as they did).  The
-    canonical path is derived from the folder's ``realpath`` without a system call per file (only symlinks are resolved one by
-    one)."""
+    canonical path is derived from the folder's ``realpath`` without a system call per file
+    (only symlinks are resolved one by one)."""
     stack = [(top, os.path.realpath(top))]
     while stack:
         folder, real = stack.pop()
