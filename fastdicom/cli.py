@@ -10,6 +10,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import sys
 
 _PLUGIN_MODULES = ("fastdicom.render", "fastdicom.series", "fastdicom.ingest", "fastdicom.bench")
@@ -115,10 +116,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# options whose values are numbers, with their count: argparse takes a value such as
+# "-1e3" or "-inf" for an option (it knows only "-1" and "-1.5" as negative numbers)
+_NUMBER_OPTIONS = {"--window": 2}
+_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|-(inf|infinity|nan)", re.I)
+
+
+def _numbers_as_values(argv: list) -> list:
+    """``argv`` with the negative numbers that follow a number option marked as values (a
+    leading space, which ``float`` ignores)."""
+    out = list(argv)
+    for i, a in enumerate(argv):
+        for j in range(i + 1, min(i + 1 + _NUMBER_OPTIONS.get(a, 0), len(out))):
+            if _NUMBER.fullmatch(out[j]):
+                out[j] = " " + out[j]
+    return out
+
+
 def parse_cli(parser, argv=None):
     """``parser.parse_args(argv)``, except that arguments a subcommand does not know are
     reported by that subcommand's parser (``ingest``'s ends with its JSON line), not by the
     top-level one."""
+    argv = _numbers_as_values(sys.argv[1:] if argv is None else argv)
     args, extras = parser.parse_known_args(argv)
     if extras:
         (getattr(args, "usage_error", None) or parser).error(

@@ -81,6 +81,7 @@ def _finite(text: str) -> float:
     """A --window number: finite (nan or inf windows made an all-black image)."""
     import argparse
     import math
+    text = text.strip()     # (a negative number comes with a leading space: fastdicom.cli)
     try:
         value = float(text)
     except ValueError:

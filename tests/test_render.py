@@ -120,6 +120,26 @@ def test_render_cli_refuses_unusable_windows(tmp_path, window, capsys):
     assert "--window" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("center", ["-1e3", "-.5E1", "-100"])
+def test_render_cli_takes_negative_centres_in_any_float_form(tmp_path, center):
+    # argparse knows "-100" as a negative number but took "-1e3" for an option: a usage
+    # error ("expected 2 arguments") for a window centre written with an exponent
+    imagecodecs = pytest.importorskip("imagecodecs")
+    from fastdicom.cli import main
+    path = testing.write_ct_series(tmp_path / "ct", n_slices=1, rows=8, columns=8)[0]
+    out = tmp_path / "o.png"
+    assert main(["render", str(path), "--window", center, "400", "-o", str(out)]) == 0
+    np.testing.assert_array_equal(imagecodecs.png_decode(out.read_bytes()),
+                                  render(path, window=(float(center), 400)))
+
+
+def test_render_cli_names_a_negative_infinite_centre(tmp_path, capsys):
+    from fastdicom.cli import main
+    path = testing.write_ct_series(tmp_path / "ct", n_slices=1, rows=8, columns=8)[0]
+    assert main(["render", str(path), "--window", "-inf", "400"]) == 2
+    assert "not a finite number: '-inf'" in capsys.readouterr().err
+
+
 def test_render_cli_of_an_unsupported_voi_lut_depth_exits_1_without_traceback(tmp_path,
                                                                              capsys):
     # a VOI LUT of 9-bit entries raised NotImplementedError (as pydicom does) out of render
