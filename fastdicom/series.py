@@ -1074,9 +1074,12 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
                 warnings.warn(f"DICOMDIR left out: {exc}", DicomWarning, stacklevel=4)
                 continue
             dicomdirs.append(dd)
+            # (a referenced file that is absent or not a file goes to the scan too, which
+            # leaves it out with a warning: a DICOMDIR whose files are all gone said only
+            # "no image series found")
             for ref in dd.paths:
                 key = os.path.realpath(ref)
-                if key not in seen and os.path.isfile(ref):
+                if key not in seen:
                     seen.add(key)
                     out.append(str(ref))
             continue

@@ -242,3 +242,24 @@ def test_dicomdir_of_64_kib_or_more(tmp_path):
     dd = read_dicomdir(path)
     assert [r.offset for r in dd.records] == offsets
     assert [r.offset for r in dd.roots] == offsets        # one chain of root records
+
+
+def test_dicomdir_files_that_are_gone_are_named(fileset):
+    # a referenced file that is not there was dropped without a word: with all of them
+    # gone, "no image series found" and nothing to say why
+    root, paths = fileset
+    paths = [p.rename(p.with_suffix("")) for p in paths]     # PS3.10 names
+    write_dicomdir(root / "DICOMDIR", [("SUB", p.name) for p in paths])
+    paths[1].unlink()
+    with pytest.warns(DicomWarning, match=r"1 file could not be read.*IM00001.*"
+                                          r"FileNotFoundError"):
+        stacks = find_series(root / "DICOMDIR")
+    assert [s.num_instances for s in stacks] == [3]
+    for p in paths:
+        p.unlink(missing_ok=True)
+    with pytest.warns(DicomWarning, match=r"4 files could not be read.*FileNotFoundError"):
+        assert find_series(root / "DICOMDIR") == []
+    with pytest.raises(Exception, match=r"IM00000.*left out.*FileNotFoundError"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", DicomWarning)
+        load_series(root / "DICOMDIR")
