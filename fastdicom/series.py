@@ -635,7 +635,10 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
     uneven = False
     tilt = 0.0
     steps = np.diff(sproj) if n > 1 else np.zeros(0)
-    default_step = float(slice_thickness) if slice_thickness else 1.0
+    # (the magnitude: a negative SpacingBetweenSlices, which some scanners write, turned a
+    # single slice's axis against the normal; a nan or inf one made the affine nan)
+    default_step = abs(float(slice_thickness)) if slice_thickness \
+        and math.isfinite(slice_thickness) else 1.0
     step_vec = normal * default_step
     if have_geometry and n > 1:
         # duplicates: projections equal within the absolute tolerance

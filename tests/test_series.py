@@ -1636,3 +1636,15 @@ def test_orientation_that_is_not_orthonormal_is_an_issue(orientation, ok):
     if not ok:
         with pytest.warns(DicomWarning, match="not two unit vectors at right angles"):
             compute_geometry(pos, orientation, (1, 1))
+
+
+@pytest.mark.parametrize("step, spacing", [(-2.5, 2.5), (2.5, 2.5), (float("nan"), 1.0),
+                                           (float("inf"), 1.0), (0.0, 1.0)])
+def test_single_slice_axis_is_the_normal_whatever_the_given_step(step, spacing):
+    # a negative SpacingBetweenSlices turned a single slice's axis against the normal (of
+    # the row and column directions, as for a stack) and a nan one made the affine nan
+    g = compute_geometry([(10.0, 20.0, 30.0)], (0, 1, 0, 0, 0, -1), (0.5, 0.5),
+                         slice_thickness=step, warn=False)
+    normal = np.cross((0, 1, 0), (0, 0, -1))
+    assert np.allclose(g.affine[:3, 0], normal * spacing)
+    assert g.spacing[0] == pytest.approx(spacing)
