@@ -818,18 +818,18 @@ cdef inline void strip_space(const uint8_t* p, int64_t* b, int64_t* e) noexcept 
 
 
 cdef inline void strip_ae(const uint8_t* p, int64_t* b, int64_t* e) noexcept nogil:
-    """The bounds of one AE value as the general reader reads it: without its surrounding
-    whitespace, then without its spaces and NULs."""
-    strip_space(p, b, e)
-    strip(p, b, e, True)
+    """The bounds of one AE value: without the whitespace (see :func:`is_space`) and NULs
+    around it, in any order."""
+    while e[0] > b[0] and (is_space(p[e[0] - 1]) or p[e[0] - 1] == 0):
+        e[0] -= 1
+    while b[0] < e[0] and (is_space(p[b[0]]) or p[b[0]] == 0):
+        b[0] += 1
 
 
 cdef inline void strip_ur(const uint8_t* p, int64_t* b, int64_t* e) noexcept nogil:
-    """The bounds of a UR value as the general reader reads it: without its trailing
-    whitespace (``str.rstrip()``), then without its trailing spaces and NULs."""
-    while e[0] > b[0] and is_space(p[e[0] - 1]):
+    """The bounds of a UR value: without its trailing whitespace and NULs, in any order."""
+    while e[0] > b[0] and (is_space(p[e[0] - 1]) or p[e[0] - 1] == 0):
         e[0] -= 1
-    strip(p, b, e, False)
 
 
 cdef inline void strip_value(ColOut* c, const uint8_t* p, int64_t* b, int64_t* e, bint last,

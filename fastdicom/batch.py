@@ -35,8 +35,8 @@ one per keyword    typed from the data dictionary: US/SS/UL/SL/SV/IS/AT → int6
                    single-valued text column the whole text (``"A\\B"``, only its ends
                    stripped); UI values lose surrounding whitespace (tab, newline... as
                    pydicom's UID() strips them; of a UI list, each value: whitespace alone
-                   is no value), and so do AE values (then their spaces and NULs); UR
-                   values lose trailing whitespace, PN values their empty trailing
+                   is no value), and so do AE values (with the NULs among it); UR
+                   values lose trailing whitespace and NULs, PN values their empty trailing
                    component groups (``"A^B ="`` is ``"A^B "``); an element with another
                    explicit VR than the dictionary's is read with its own (DS/IS text in
                    a text column: the text; any text in a number column: by PS3.5's DS/IS
@@ -732,8 +732,7 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
             if ui or v != spec.vr:
                 x = str(x)
             else:
-                x = str(x).strip(" \x00") if spec.vr in _BOTH_STRIP else \
-                    str(x).rstrip(" \x00")
+                x = _text_ends(spec.vr, str(x))
         out.append(x)
     if spec.multi:
         if ui and out == [""]:
@@ -756,6 +755,16 @@ def _decode_whole(vr: str, raw: bytes, cs: Optional[bytes]) -> str:
     return decode_bytes(raw, list(encs), validation="ignore")
 
 
+def _strip_nul_space(text: str, both: bool) -> str:
+    """``text`` without the whitespace (``str.strip()``'s) and NULs at its end (``both``: and
+    at its start), in any order ("A \\t\\0" is "A")."""
+    while True:
+        out = text.strip().strip("\x00") if both else text.rstrip().rstrip("\x00")
+        if out == text:
+            return out
+        text = out
+
+
 def _text_ends(vr: str, text: str) -> str:
     """``text`` without the padding at its ends, by the rule of its VR: what :func:`_strip`
     (with :func:`_pn_groups` for PN) and the nogil finisher's ``strip_value`` do to a whole
@@ -763,9 +772,9 @@ def _text_ends(vr: str, text: str) -> str:
     if vr == "UI":
         return text.rstrip(" \x00").strip()
     if vr == "AE":
-        return text.strip().strip(" \x00")
+        return _strip_nul_space(text, True)
     if vr == "UR":
-        return text.rstrip().rstrip(" \x00")
+        return _strip_nul_space(text, False)
     if vr == "PN":
         # (and its empty trailing component groups, as _pn_groups)
         return text.rstrip(" \x00").rstrip("=")
@@ -785,11 +794,11 @@ def _strip(arr: pa.Array, vr: str) -> pa.Array:
     if vr == "UI":
         return pc.utf8_trim(arr, characters=_UI_SPACE)
     if vr == "AE":
-        # (the general reader strips an AE value's whitespace, then its spaces and NULs)
-        return pc.utf8_trim(pc.utf8_trim(arr, characters=_UI_SPACE), characters=" \x00")
+        # (whitespace and NULs, in any order: an AE value's surrounding ones)
+        return pc.utf8_trim(arr, characters=_UI_SPACE + "\x00")
     if vr == "UR":
-        # (and a UR value's trailing whitespace)
-        return pc.utf8_rtrim(pc.utf8_rtrim(arr, characters=_UI_SPACE), characters=" \x00")
+        # (and a UR value's trailing ones)
+        return pc.utf8_rtrim(arr, characters=_UI_SPACE + "\x00")
     if vr in _BOTH_STRIP:
         return pc.utf8_trim(arr, characters=" \x00")
     return pc.utf8_rtrim(arr, characters=" \x00")

@@ -62,7 +62,7 @@ COLUMNS = [
 VALUES = [b"A\\B", b" A \\ B ", b"1.2\\3.4", b"1\\2", b" 1.5\\2 ", b"A\\", b"\\B", b"\\",
           b"  ", b"A\tB\\C", b"X\n\\Y\n", b"\tZ\t", b" 7\n", b"Q\x00 ", b"\x00",
           b"\t ", b"\r\n", b"urn:a\r\n", b"A^B =", b"A^B= =", b"  ==", b"= = ", b"A^B =\\C",
-          b"A^B=\x00"]
+          b"A^B=\x00", b"\x00 \tW \t\x00"]
 KEYWORDS = [kw for kw, _, _ in COLUMNS]
 BASE = {0x00080016: ("UI", b"1.2.840.10008.5.1.4.1.1.7\0")}
 # the whitespace Python's str.strip() strips of ASCII text
@@ -109,10 +109,10 @@ def _ends(vr: str, text: str) -> str:
     """A text value without its padding, by the rules of ``scan``'s module docstring."""
     if vr == "UI":
         return text.rstrip(" \0").strip(SPACE)
-    if vr == "AE":
-        return text.strip(SPACE).strip(" \0")
+    if vr == "AE":      # (whitespace and NULs in any order: "W \t\0" is "W")
+        return text.strip(SPACE + "\0")
     if vr == "UR":
-        return text.rstrip(SPACE).rstrip(" \0")
+        return text.rstrip(SPACE + "\0")
     if vr == "PN":
         return text.rstrip(" \0").rstrip("=")      # (empty trailing component groups too)
     return text.rstrip(" \0")
@@ -164,7 +164,8 @@ def test_a_files_row_does_not_depend_on_its_company(tmp_path, monkeypatch):
     assert not wrong, f"{len(wrong)} values differ, e.g. {wrong[:6]}"
 
 
-@pytest.mark.parametrize("raw", [b"A\\B", b" A \\ B ", b"X\n\\Y\n", b"\tZ\t", b"Q\x00 "])
+@pytest.mark.parametrize("raw", [b"A\\B", b" A \\ B ", b"X\n\\Y\n", b"\tZ\t", b"Q\x00 ",
+                                 b"\x00 \tW \t\x00"])
 @pytest.mark.parametrize("kw,tag,vr", [c for c in COLUMNS if c[2] not in ("DS", "IS")])
 def test_values_agree_with_the_readers(tmp_path, kw, tag, vr, raw):
     """Each value of a text column is what ``dcmread`` and pydicom read, padding aside; a
