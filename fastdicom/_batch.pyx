@@ -1031,7 +1031,8 @@ cdef bint parse_float(const uint8_t* p, int64_t n, double* out) noexcept nogil:
     memcpy(buf, p, <size_t>n)
     buf[n] = 0
     out[0] = strtod(buf, &end)
-    return end == buf + n
+    # (a decimal past the double's range, "1e400", is no number: strtod gives an infinity)
+    return end == buf + n and out[0] - out[0] == 0
 
 
 cdef inline bint read_bin(const uint8_t* p, int fmt, bint big, int64_t* iv,

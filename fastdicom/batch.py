@@ -77,6 +77,7 @@ from __future__ import annotations
 import errno as _errno
 import glob as _glob
 import itertools
+import math
 import operator
 import os
 import re
@@ -694,6 +695,10 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
                                validation="ignore")
         except (ValueError, UnicodeError, LookupError):
             return None
+        if v in _BIN_FMT and isinstance(val, (str, bytes)):
+            # binary numbers of a length that is no multiple of their size (kept as they are
+            # by decode_value): no value, in a list column too (it was [None])
+            return None
     items = list(val) if isinstance(val, list) else [val]
     if len(items) > 1 and not spec.multi and spec.value_type == pa.string():
         # several values in a single-valued text column: the whole text, only its ends
@@ -889,9 +894,14 @@ def _to_number(arr: pa.Array, typ) -> pa.Array:
     pattern = "^" + (_DECIMAL_TEXT if typ == pa.float64() else _INTEGER_TEXT) + "$"
     if pc.all(pc.match_substring_regex(arr, pattern)).as_py() is not False:
         try:
-            return arr.cast(typ)
+            out = arr.cast(typ)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
+        else:
+            if typ == pa.float64() and pc.any(pc.is_inf(out)).as_py():
+                # a decimal past the double's range ("1e400") does not fit its type
+                out = pc.if_else(pc.is_inf(out), pa.scalar(None, pa.float64()), out)
+            return out
     return _array_of([None if s is None else _number(s, typ) for s in arr.to_pylist()], typ)
 
 
@@ -905,7 +915,8 @@ def _number(s: str, typ):
     number's first value), and None for what is not such text or does not fit the type."""
     s = s.split("\\", 1)[0].strip(" \x00")
     if typ == pa.float64():
-        return float(s) if _DECIMAL_RE.fullmatch(s) else None
+        f = float(s) if _DECIMAL_RE.fullmatch(s) else None
+        return f if f is not None and math.isfinite(f) else None     # ("1e400": no double)
     try:
         if _INTEGER_RE.fullmatch(s):
             v = int(s)

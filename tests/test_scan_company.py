@@ -225,6 +225,13 @@ ODD = [
     ("SeriesNumber", 0x00200011, "LO", b"\t12", None, None),
     ("SliceThickness", 0x00180050, "LO", b"inf ", None, None),
     ("SeriesNumber", 0x00200011, "SH", b" 12 ", None, 12),
+    # a decimal past the double's range does not fit its type: no value (it was inf)
+    ("SliceThickness", 0x00180050, "DS", b"1e400 ", None, None),
+    ("PixelSpacing", 0x00280030, "DS", b"-1e999\\2.5 ", None, [None, 2.5]),
+    # binary numbers of a length that is no multiple of their size: no value (in a list
+    # column through the Python decoding it was [None])
+    ("SimpleFrameList", 0x00081161, "UL", b"\x01\x00\x00\x00\x02\x00", None, None),
+    ("DiffusionGradientOrientation", 0x00189089, "FD", b"\0" * 12, None, None),
     # a "US or SS" tag written as UN follows PixelRepresentation, as one without a VR
     ("SmallestImagePixelValue", 0x00280106, "UN", b"L\x82", {0x00280103: ("US", b"\1\0")},
      -32180),
