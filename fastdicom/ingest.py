@@ -115,7 +115,8 @@ from .batch import schema as scan_schema
 from .filereader import NO_PREAMBLE
 from .errors import Limits
 
-__all__ = ["ingest", "ingest_tables", "IngestResult", "IngestLockedError", "SCHEMA_VERSION",
+__all__ = ["ingest", "ingest_tables", "IngestResult", "IngestLockedError", "NotAnIndexError",
+           "SCHEMA_VERSION", "APPLICATION_ID",
            "INDEX_TAGS", "STATES", "register_cli", "demo_ingest", "export_parquet"]
 
 log = logging.getLogger("fastdicom")
@@ -429,15 +430,43 @@ def _db_file(db) -> str:
     return db
 
 
+#: ``PRAGMA application_id`` of an index ("FDCM"; set since schema version 3 by every job)
+APPLICATION_ID = 0x4644434D
+# the tables every index has had, from schema version 1 on (an index written before the
+# application id is known by them)
+_CORE_TABLES = frozenset({"meta", "files", "failures", "instances", "series", "studies",
+                          "patients", "batches"})
+
+
+class NotAnIndexError(RuntimeError):
+    """An SQLite database that is not a fastdicom index (refused, left as it is)."""
+
+
+def _refuse_foreign(con, db: str) -> None:
+    """Raise :class:`NotAnIndexError` unless the database of ``con`` is empty or an index:
+    its application id, else (an index from before it) its schema version with the index's
+    tables.  Reads only: another program's database is left as it is."""
+    app = con.execute("PRAGMA application_id").fetchone()[0]
+    version = con.execute("PRAGMA user_version").fetchone()[0]
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if app not in (0, APPLICATION_ID):
+        why = f"application id {app:#010x}"
+    elif app == 0 and tables and version == 0:
+        why = "tables, no schema version"
+    elif app == 0 and tables and not _CORE_TABLES <= tables:
+        why = f"schema version {version}, other tables"
+    else:
+        return
+    raise NotAnIndexError(f"{db}: an SQLite database that is not a fastdicom index ({why}):"
+                           " left as it is")
+
+
 def _connect(db: str) -> sqlite3.Connection:
     con = sqlite3.connect(db, isolation_level=None, timeout=5.0, check_same_thread=False)
     try:
-        # another program's database is refused before anything is changed in it: an index
-        # always carries its schema version with its tables (one transaction)
-        version = con.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0 and con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
-            raise RuntimeError(f"{db}: an SQLite database that is not a fastdicom index "
-                               "(tables, no schema version): left as it is")
+        # another program's database is refused before anything is changed in it (the
+        # journal mode too)
+        _refuse_foreign(con, db)
     except BaseException:
         con.close()
         raise
@@ -603,6 +632,8 @@ def _init_schema(con: sqlite3.Connection, types: dict) -> None:
         _add_tag_columns(con, types)
         if version != SCHEMA_VERSION:
             con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if con.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            con.execute(f"PRAGMA application_id={APPLICATION_ID}")
         con.execute("COMMIT")
     except BaseException:
         _rollback(con)
@@ -638,7 +669,13 @@ class _Lock:
 
     def __init__(self, db: str):
         self.path = os.path.realpath(db) + ".lock"
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                              0o644)
+            self.made = True
+        except FileExistsError:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self.made = False
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -646,8 +683,15 @@ class _Lock:
             raise IngestLockedError(f"another ingest job is running on {db!r} "
                                     f"(lock {self.path!r} is held)") from None
 
-    def release(self):
+    def release(self, remove: bool = False):
+        """Unlock; ``remove``: also delete the lock file when this job made it (a database
+        refused as another program's keeps nothing of the job beside it)."""
         if self.fd >= 0:
+            if remove and self.made:
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = -1
@@ -1032,7 +1076,8 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
 
     Resumable and idempotent (see the module docstring); returns an :class:`IngestResult`
     whose state counts sum to ``files``.  Raises :class:`IngestLockedError` when another job
-    holds ``db`` and :class:`sqlite3.Error` / :class:`OSError` when it cannot be written.
+    holds ``db``, :class:`NotAnIndexError` when ``db`` is another program's SQLite database
+    (left as it is) and :class:`sqlite3.Error` / :class:`OSError` when it cannot be written.
     ``workers`` counts the job's threads besides the calling one: the writer thread and
     ``workers - 1`` scanning threads (with 1, the calling thread scans); the default is the
     number of cores (at most 9).
@@ -1383,8 +1428,8 @@ class _Job:
             self.c_db = os.path.abspath(self.db)
             if not _rows.sqlite_connection_ok(con, self.c_db):
                 self.c_db = None
-        except BaseException:
-            self._close()
+        except BaseException as exc:
+            self._close(forget=isinstance(exc, NotAnIndexError))
             raise
         return self
 
@@ -1397,7 +1442,7 @@ class _Job:
             self._close()
         return False
 
-    def _close(self):
+    def _close(self, forget: bool = False):
         try:
             if self.ckpt is not None:
                 self.ckpt.close()
@@ -1406,7 +1451,7 @@ class _Job:
         finally:
             if self.con is not None:
                 self.con.close()
-            self.lock.release()
+            self.lock.release(remove=forget)
 
 
 def _prune_roots(paths: list) -> list:

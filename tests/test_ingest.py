@@ -2807,3 +2807,59 @@ def test_export_does_not_replace_a_fifo_a_folder_or_a_symlink(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fastdicom", "export", db, str(fifo)],
                        capture_output=True, text=True, env=env, cwd=str(ROOT))
     assert r.returncode == 1 and "not a regular file" in r.stderr and fifo.is_fifo()
+
+
+@pytest.mark.parametrize("version, app", [(3, 0), (1, 0), (2, 0), (7, 0), (0, 0x12345678),
+                                          (3, 0x12345678)])
+def test_another_programs_database_with_a_schema_version_is_left_as_it_is(tmp_path, version,
+                                                                         app):
+    # only a version-0 database with tables was refused: with user_version 3 the job put its
+    # tables in beside the other program's and indexed into it (exit 0); with 1 or 2 it
+    # failed on a missing table, after switching the file to WAL; and the refusal left a
+    # <db>.lock file beside it
+    from fastdicom.ingest import NotAnIndexError
+    db = tmp_path / "app.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE accounts(id INTEGER PRIMARY KEY, name TEXT)")
+    con.execute("INSERT INTO accounts VALUES (1, 'alice')")
+    con.execute(f"PRAGMA user_version={version}")
+    con.execute(f"PRAGMA application_id={app}")
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.dcm").write_bytes(_one(1))
+    with pytest.raises(NotAnIndexError, match="not a fastdicom index.*left as it is"):
+        ingest([tmp_path / "in"], str(db), workers=1)
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "in"]
+
+
+def test_an_index_carries_the_application_id(tmp_path):
+    # an index made before the application id (schema 3, the index's tables) is still one,
+    # and gets it from its next job
+    from fastdicom.ingest import APPLICATION_ID
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.dcm").write_bytes(_one(1))
+    db = str(tmp_path / "i.sqlite")
+    ingest([tmp_path / "in"], db, workers=1)
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    con.execute("PRAGMA application_id=0")
+    con.commit()
+    con.close()
+    (tmp_path / "in" / "b.dcm").write_bytes(_one(2))
+    r = ingest([tmp_path / "in"], db, workers=1)
+    assert (r.unchanged, r.indexed) == (1, 1)
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    con.close()
+    # a lock file that was there before a refusal stays (only the job's own is removed)
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE t(x)")
+    con.close()
+    (tmp_path / "other.db.lock").write_bytes(b"")
+    with pytest.raises(RuntimeError, match="not a fastdicom index"):
+        ingest([tmp_path / "in"], str(other), workers=1)
+    assert (tmp_path / "other.db.lock").exists()
