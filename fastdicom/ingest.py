@@ -705,6 +705,29 @@ def _fsync_dir(d: str) -> None:
         os.close(fd)
 
 
+def _check_parts_folder(con, parquet: Optional[str]) -> None:
+    """The Parquet parts of the index stay in one folder (``meta`` key ``parquet_dir``): a
+    job given another one raises, unless every part is there (moved), since the parts it
+    does not see would keep the rows it removes; a job without ``--parquet`` warns that it
+    leaves them as they are."""
+    row = con.execute("SELECT value FROM meta WHERE key='parquet_dir'").fetchone()
+    old = row[0] if row else None
+    names = [r[0] for r in con.execute("SELECT part FROM batches WHERE part IS NOT NULL")]
+    if parquet is None:
+        if names and old is not None:
+            log.warning("this job leaves the index's %d Parquet parts in %s as they are: "
+                        "the rows it changes or removes stay in them (--parquet %s keeps "
+                        "them in step)", len(names), old, old)
+        return
+    new = os.path.realpath(parquet)
+    if names and old is not None and old != new and \
+            not all(os.path.exists(os.path.join(new, n)) for n in names):
+        raise RuntimeError(f"the index's {len(names)} Parquet parts are in {old!r}, not in "
+                           f"{parquet!r}: give --parquet {old} (or move the parts first)")
+    if old != new:
+        con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('parquet_dir', ?)", (new,))
+
+
 def _clean_parts(con, parquet_dir: str) -> None:
     os.makedirs(parquet_dir, exist_ok=True)
     referenced = {r[0] for r in con.execute("SELECT part FROM batches WHERE part IS NOT NULL")}
@@ -1403,6 +1426,7 @@ class _Job:
             self.con = con = _connect(self.db)
             _init_schema(con, _plan_types(self.plan))
             self.layout = _Layout(self.plan, con)
+            _check_parts_folder(con, self.parquet)
             if self.parquet:
                 _clean_parts(con, self.parquet)
             con.execute("CREATE TEMP TABLE IF NOT EXISTS seen(path BLOB PRIMARY KEY,"

@@ -2863,3 +2863,30 @@ def test_an_index_carries_the_application_id(tmp_path):
     with pytest.raises(RuntimeError, match="not a fastdicom index"):
         ingest([tmp_path / "in"], str(other), workers=1)
     assert (tmp_path / "other.db.lock").exists()
+
+
+def test_the_parquet_parts_stay_in_one_folder(tmp_path, caplog):
+    # a job given another --parquet folder wrote its part there and left the rows it removed
+    # in the earlier parts, which it never saw (silently)
+    import logging
+    import pyarrow.parquet as pq
+    root = tmp_path / "in"
+    root.mkdir()
+    for k in range(6):
+        (root / f"{k}.dcm").write_bytes(_one(k))
+    db = str(tmp_path / "i.sqlite")
+    a, b = tmp_path / "A", tmp_path / "B"
+    ingest([root], db, workers=1, parquet=str(a), batch_size=2)
+    (root / "0.dcm").unlink()
+    with pytest.raises(RuntimeError, match=r"Parquet parts are in .*A', not in .*B"):
+        ingest([root], db, workers=1, parquet=str(b))
+    assert not b.exists()
+    a.rename(b)                 # moved: the parts are all there
+    r = ingest([root], db, workers=1, parquet=str(b))
+    assert r.missing == 1
+    rows = pq.read_table(b).column("path").to_pylist()
+    assert sorted(rows) == sorted(str(root / f"{k}.dcm") for k in range(1, 6))
+    (root / "1.dcm").unlink()
+    with caplog.at_level(logging.WARNING, logger="fastdicom"):
+        ingest([root], db, workers=1)
+    assert f"Parquet parts in {os.path.realpath(b)} as they are" in caplog.text
