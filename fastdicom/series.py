@@ -213,11 +213,15 @@ def _finish_walked_header(h: InstanceHeader) -> InstanceHeader:
 def _num(value: Any, cast=float) -> Any:
     if value is None or value == "":
         return None
-    if isinstance(value, (list, tuple)) or (hasattr(value, "__len__") and
+    if isinstance(value, (list, tuple)) or (hasattr(value, "__getitem__") and
                                              not isinstance(value, (str, bytes))):
         if len(value) == 0:
             return None
         value = value[0]
+    if not isinstance(value, (int, float, str, bytes)):
+        # (a number written with a text VR of its own, e.g. PN: a PersonName has a length
+        # and no items; it raised TypeError out of find_series)
+        value = str(value)
     try:
         if cast is int:
             # an IS value: read as a number, the fraction truncated (as the nogil header scan

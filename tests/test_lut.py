@@ -907,3 +907,24 @@ def test_window_output_range_without_pixel_representation_is_unsigned():
     assert lut.apply_windowing(arr, ds).tolist() == [0.0, 128.0, 255.0]
     ds.PixelRepresentation = 0
     assert_same(lut.apply_windowing(arr, ds), oracle.apply_windowing(arr, ds))
+
+
+@pytest.mark.parametrize("tag", [0x00283000, 0x00283010])
+@pytest.mark.parametrize("vr, value", [("US", 1), ("DS", [1.5]), ("PN", "1"), ("AT", 0x00100010)])
+def test_a_lut_sequence_of_another_vr_is_named(tmp_path, tag, vr, value):
+    # a Modality or VOI LUT Sequence written as US (a number, a name...) raised TypeError
+    # ("'int' object is not subscriptable") out of render and load_series(rescale=True)
+    from fastdicom import testing
+    from fastdicom.render import render
+    path = tmp_path / "f.dcm"
+    testing.write_file(path, [
+        (0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"), (0x00080018, "UI", "1.2.3.4"),
+        (0x00280002, "US", 1), (0x00280004, "CS", "MONOCHROME2"), (0x00280010, "US", 4),
+        (0x00280011, "US", 4), (0x00280100, "US", 16), (0x00280101, "US", 16),
+        (0x00280102, "US", 15), (0x00280103, "US", 0),
+        (0x7FE00010, "OW", np.arange(16, dtype=np.uint16).tobytes()), (tag, vr, value)])
+    name = "ModalityLUTSequence" if tag == 0x00283000 else "VOILUTSequence"
+    with pytest.raises(PixelDataError, match=f"{name} is not a sequence") as info:
+        render(path)
+    assert info.value.tag == tag and info.value.path == str(path)
+    assert info.value.offset is not None

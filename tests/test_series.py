@@ -1648,3 +1648,30 @@ def test_single_slice_axis_is_the_normal_whatever_the_given_step(step, spacing):
     normal = np.cross((0, 1, 0), (0, 0, -1))
     assert np.allclose(g.affine[:3, 0], normal * spacing)
     assert g.spacing[0] == pytest.approx(spacing)
+
+
+@pytest.mark.parametrize("tag, keyword, want", [
+    (0x00280008, "NumberOfFrames", 1), (0x00200013, "InstanceNumber", 2),
+    (0x00281053, "RescaleSlope", 1.0), (0x00180088, "SpacingBetweenSlices", 1.0)])
+def test_a_number_written_as_a_person_name_is_read_as_its_text(tmp_path, tag, keyword, want):
+    # (a PersonName has a length and no items: series._num took it for a list and raised
+    # TypeError out of find_series and load_series)
+    from fastdicom.testing import write_file
+    for i in range(2):
+        els = [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"), (0x00080018, "UI", f"1.2.3.{i}"),
+               (0x0020000D, "UI", "1.2.3"), (0x0020000E, "UI", "1.2.3.1"),
+               (0x00200013, "IS", i + 1), (0x00200032, "DS", [0, 0, i]),
+               (0x00200037, "DS", [1, 0, 0, 0, 1, 0]), (0x00280002, "US", 1),
+               (0x00280004, "CS", "MONOCHROME2"), (0x00280010, "US", 4), (0x00280011, "US", 4),
+               (0x00280030, "DS", [1, 1]), (0x00280100, "US", 16), (0x00280101, "US", 16),
+               (0x00280102, "US", 15), (0x00280103, "US", 0),
+               (0x7FE00010, "OW", np.arange(16, dtype=np.uint16).tobytes())]
+        if i == 1:
+            els = [e for e in els if e[0] != tag] + [(tag, "PN", str(want))]
+        write_file(tmp_path / f"{i}.dcm", els)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DicomWarning)
+        stacks = find_series(tmp_path, workers=1)
+        volume = load_series(tmp_path, workers=1)
+    assert [s.num_instances for s in stacks] == [2]
+    assert volume.array.shape == (2, 4, 4)

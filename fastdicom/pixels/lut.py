@@ -101,6 +101,22 @@ def _get(ds: Any, keyword: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+_MODALITY_LUT_SEQUENCE, _VOI_LUT_SEQUENCE = 0x00283000, 0x00283010
+
+
+def _items(ds: Any, keyword: str, tag: int) -> Any:
+    """The items of sequence ``keyword`` of ``ds`` (None when absent or empty); an element
+    of another VR there (a number, a name...) is a PixelDataError naming it (``[0]`` of it
+    raised TypeError)."""
+    sequence = _get(ds, keyword)
+    if not sequence:
+        return None
+    if not (hasattr(sequence, "__getitem__") and not isinstance(sequence, (str, bytes)) and
+            all(hasattr(item, "get") for item in sequence)):
+        raise _fail(f"{keyword} is not a sequence of items", ds, tag, _path(ds))
+    return sequence
+
+
 def _values(value: Any) -> list:
     """A multi-valued element's value as a list (a scalar becomes a one-item list)."""
     if value is None:
@@ -295,7 +311,7 @@ def apply_modality_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
     Returns uint8/uint16 (per the LUT descriptor) for a Modality LUT, float64 for a rescale,
     or `arr` itself when neither is present.
     """
-    sequence = _get(ds, "ModalityLUTSequence")
+    sequence = _items(ds, "ModalityLUTSequence", _MODALITY_LUT_SEQUENCE)
     if sequence:
         item = sequence[0]
         path = _path(ds)
@@ -352,7 +368,7 @@ def _window_parameters(ds: Any, index: int) -> Optional[tuple[float, float]]:
 
 
 def _has_voi_lut(ds: Any) -> bool:
-    sequence = _get(ds, "VOILUTSequence")
+    sequence = _items(ds, "VOILUTSequence", _VOI_LUT_SEQUENCE)
     if not sequence:
         return False
     item = sequence[0]
@@ -377,7 +393,7 @@ def apply_voi_lut(arr: np.ndarray, ds: Any, index: int = 0,
 
 def apply_voi(arr: np.ndarray, ds: Any, index: int = 0) -> np.ndarray:
     """Apply item `index` of the VOI LUT Sequence to `arr` (uint8 or uint16 output)."""
-    sequence = _get(ds, "VOILUTSequence")
+    sequence = _items(ds, "VOILUTSequence", _VOI_LUT_SEQUENCE)
     if not sequence:
         return arr
     if not np.issubdtype(arr.dtype, np.integer):
@@ -413,7 +429,7 @@ def _output_range(ds: Any) -> tuple[float, float]:
     if number != int(number):
         raise _fail("Bits Stored is not an integer", ds, _BITS_STORED)
     bits_stored = int(number)
-    sequence = _get(ds, "ModalityLUTSequence")
+    sequence = _items(ds, "ModalityLUTSequence", _MODALITY_LUT_SEQUENCE)
     if sequence:
         _, _, depth = _descriptor(sequence[0], "LUTDescriptor", _LUT_DESCRIPTOR, 0, _path(ds))
         y_min, y_max = 0, 2 ** depth - 1
@@ -792,7 +808,7 @@ def to_display_uint8(arr: np.ndarray, ds: Any, *, frame: Optional[int] = None,
         return _scale_to_uint8(arr, float(np.nanmin(arr)), float(np.nanmax(arr)))
 
     dataset_voi = True
-    if not _get(ds, "ModalityLUTSequence"):
+    if not _items(ds, "ModalityLUTSequence", _MODALITY_LUT_SEQUENCE):
         try:
             _rescale_parameters(ds)
         except PixelDataError as exc:
@@ -813,8 +829,8 @@ def to_display_uint8(arr: np.ndarray, ds: Any, *, frame: Optional[int] = None,
         low, high = 0.0, 255.0
     elif dataset_voi and _has_voi_lut(ds):
         display = apply_voi(values, ds)
-        _, _, depth = _descriptor(_get(ds, "VOILUTSequence")[0], "LUTDescriptor",
-                                  _LUT_DESCRIPTOR, 0, _path(ds))
+        item = _items(ds, "VOILUTSequence", _VOI_LUT_SEQUENCE)[0]
+        _, _, depth = _descriptor(item, "LUTDescriptor", _LUT_DESCRIPTOR, 0, _path(ds))
         low, high = 0.0, float((1 << depth) - 1)
     elif dataset_voi:
         try:
