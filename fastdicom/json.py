@@ -43,7 +43,20 @@ def element_to_json(elem, bulk_data_threshold: int,
             if handler is not None and len(value) > (bulk_data_threshold // 4) * 3:
                 out["BulkDataURI"] = handler(elem)
             else:
-                out["InlineBinary"] = base64.b64encode(bytes(value)).decode("ascii")
+                try:
+                    # (straight from the value's buffer: bytes() of it was one more copy)
+                    data = value if isinstance(value, (bytes, bytearray, memoryview)) \
+                        else bytes(value)
+                    out["InlineBinary"] = base64.b64encode(data).decode("ascii")
+                except MemoryError:
+                    # a value the process cannot hold three times over (a deflated data set
+                    # that inflates to gigabytes): the limit's error, naming the element
+                    from .errors import LimitExceededError
+                    raise LimitExceededError(
+                        f"a {len(value)}-byte {vr} value is too large to inline as base64 "
+                        "(pass a bulk_data_element_handler)",
+                        offset=elem.header_offset if elem.header_offset >= 0 else None,
+                        tag=elem.tag) from None
         return out
     if vr == "SQ" and isinstance(value, list):
         out["Value"] = [dataset_to_json_dict(item, bulk_data_threshold, handler)

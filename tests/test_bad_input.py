@@ -1286,3 +1286,21 @@ print("ok")
                          timeout=120, env={**os.environ,
                                            "PYTHONPATH": str(Path(__file__).parents[1])})
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_json_of_a_value_too_large_to_inline_is_the_limits_error(monkeypatch):
+    # helper fuzz finding: a deflated file that inflates to 500 MB made to_json_dict raise a
+    # bare MemoryError (base64 of the OB value); the element is named instead
+    import base64
+    from fastdicom.errors import LimitExceededError
+    data = head() + PN + el(0x00091010, "OB", b"\x01\x02" * 8)
+    ds = fastdicom.dcmread(data)
+    want = base64.b64encode(b"\x01\x02" * 8).decode()
+    assert ds.to_json_dict()["00091010"]["InlineBinary"] == want
+
+    def no_memory(data):
+        raise MemoryError
+    monkeypatch.setattr(base64, "b64encode", no_memory)
+    with pytest.raises(LimitExceededError, match="16-byte OB value is too large") as info:
+        ds.to_json_dict()
+    assert info.value.tag == 0x00091010 and info.value.offset is not None
