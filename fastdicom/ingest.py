@@ -1635,10 +1635,6 @@ def _prepare(rcon, entries, plan, layout, pool, scanners, follow=False):
     return prep
 
 
-# batches prepared (walked, looked up, their scan started) before the oldest is committed
-_PIPELINE_DEPTH = 2
-
-
 def _run(con, rcon, plan, layout, paths, follow, batch_size, pool, scanners, parquet, result,
          bar, track_seen=True, ckpt=None, c_db=None, own=None, dir_keys=None):
     """The pipeline: this thread walks, looks up the ledger (through ``rcon``, a second
@@ -1713,7 +1709,7 @@ def _run(con, rcon, plan, layout, paths, follow, batch_size, pool, scanners, par
         while True:
             for entries in entries_batches(source):
                 pending.append(_prepare(rcon, entries, plan, layout, pool, scanners, follow))
-                if len(pending) >= _PIPELINE_DEPTH:
+                if len(pending) >= 2:
                     commit(pending.popleft())
             if not pending:
                 break

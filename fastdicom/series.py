@@ -213,7 +213,8 @@ def _finish_walked_header(h: InstanceHeader) -> InstanceHeader:
 def _num(value: Any, cast=float) -> Any:
     if value is None or value == "":
         return None
-    if isinstance(value, (list, tuple)) or (hasattr(value, "__getitem__") and
+    if isinstance(value, (list, tuple)) or (hasattr(value, "__len__") and
+                                             hasattr(value, "__getitem__") and
                                              not isinstance(value, (str, bytes))):
         if len(value) == 0:
             return None
