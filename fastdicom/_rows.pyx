@@ -367,6 +367,8 @@ ctypedef int (*f_stmt)(sqlite3_stmt*) noexcept nogil
 ctypedef int (*f_db)(sqlite3*) noexcept nogil
 ctypedef const char* (*f_errmsg)(sqlite3*) noexcept nogil
 ctypedef const char* (*f_filename)(sqlite3*, const char*) noexcept nogil
+ctypedef void* (*f_db_mutex)(sqlite3*) noexcept nogil
+ctypedef void (*f_mutex)(void*) noexcept nogil
 
 cdef struct SqliteApi:
     f_prepare prepare_v2
@@ -382,6 +384,9 @@ cdef struct SqliteApi:
     f_db total_changes
     f_errmsg errmsg
     f_filename db_filename
+    f_db_mutex db_mutex
+    f_mutex mutex_enter
+    f_mutex mutex_leave
 
 cdef SqliteApi API
 cdef bint API_OK = False
@@ -419,12 +424,16 @@ cdef _load_api():
     API.total_changes = <f_db>_sym(h, b"sqlite3_total_changes")
     API.errmsg = <f_errmsg>_sym(h, b"sqlite3_errmsg")
     API.db_filename = <f_filename>_sym(h, b"sqlite3_db_filename")
+    API.db_mutex = <f_db_mutex>_sym(h, b"sqlite3_db_mutex")
+    API.mutex_enter = <f_mutex>_sym(h, b"sqlite3_mutex_enter")
+    API.mutex_leave = <f_mutex>_sym(h, b"sqlite3_mutex_leave")
     API_OK = (API.prepare_v2 != NULL and API.bind_int64 != NULL and API.bind_double != NULL
               and API.bind_text != NULL
               and API.bind_blob != NULL and API.bind_null != NULL and API.step != NULL
               and API.reset != NULL and API.finalize != NULL and API.changes != NULL
               and API.total_changes != NULL and API.errmsg != NULL
-              and API.db_filename != NULL)
+              and API.db_filename != NULL and API.db_mutex != NULL
+              and API.mutex_enter != NULL and API.mutex_leave != NULL)
 
 _load_api()
 
@@ -656,10 +665,16 @@ cdef _insert_rows(sqlite3* db, str instance_sql, str ledger_sql, list keys, cons
     cdef object out = np.zeros(m, np.uint8)
     cdef uint8_t[::1] res = out
     cdef char errbuf[256]
+    cdef void* mx = NULL
     memset(errbuf, 0, sizeof(errbuf))
     try:
         _texts(keys, &tk)
         with nogil:
+            # the connection's mutex held for the whole loop: each call below enters it
+            # again without an atomic operation (NULL when SQLite runs without mutexes)
+            mx = API.db_mutex(db)
+            if mx != NULL:
+                API.mutex_enter(mx)
             rc = API.prepare_v2(db, qi, -1, &si, NULL)
             if rc == SQLITE_OK:
                 rc = API.prepare_v2(db, ql, -1, &sl, NULL)
@@ -691,6 +706,8 @@ cdef _insert_rows(sqlite3* db, str instance_sql, str ledger_sql, list keys, cons
                 API.finalize(si)
             if sl != NULL:
                 API.finalize(sl)
+            if mx != NULL:
+                API.mutex_leave(mx)
         if rc != SQLITE_OK:
             _raise_sqlite(errbuf, rc)
     finally:
