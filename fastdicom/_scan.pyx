@@ -791,6 +791,8 @@ cdef class ElementIndex:
                 return _MULTI([t.rstrip("\x00 ") for t in text.split("\\")])
             return text.rstrip("\x00 ")
         if vr == VRC(b'U', b'S') or vr == VRC(b'S', b'S'):
+            if vr == VRC(b'S', b'S') and (tag == 0x00283002 or 0x00281101 <= tag <= 0x00281103):
+                return SLOW     # a LUT descriptor: its number of entries is unsigned
             size = 2
         elif vr == VRC(b'U', b'L') or vr == VRC(b'S', b'L') or vr == VRC(b'F', b'L'):
             size = 4

@@ -649,7 +649,7 @@ def _encodings(raw: Optional[bytes]) -> tuple:
 
 def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
     """Decode one raw value to a Python value fitting the column type (generic, slow path)."""
-    from .values import TEXT_VRS, decode_value
+    from .values import TEXT_VRS, decode_value, LUT_DESCRIPTOR_TAGS, unsigned_entries
     from .charset import PersonName
     if not raw:
         if spec.type == pa.string():
@@ -699,6 +699,8 @@ def _py_value(spec: _Spec, vr: str, raw: bytes, big: bool, cs: Optional[bytes]):
             # binary numbers of a length that is no multiple of their size (kept as they are
             # by decode_value): no value, in a list column too (it was [None])
             return None
+        if v == "SS" and spec.tag in LUT_DESCRIPTOR_TAGS:
+            val = unsigned_entries(val)     # the number of entries is unsigned (as dcmread)
     items = list(val) if isinstance(val, list) else [val]
     if len(items) > 1 and not spec.multi and spec.value_type == pa.string():
         # several values in a single-valued text column: the whole text, only its ends

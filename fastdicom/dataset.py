@@ -17,7 +17,8 @@ from ._scan import scan as _scan, MISSING as _MISSING, KeywordAttribute
 from .errors import (DicomError, DicomWarning, Limits, DEFAULT_LIMITS, status_error,
                      NestingTooDeepError, LimitExceededError, MalformedElementError,
                      TruncatedError, report)
-from .values import decode_value, empty_value, MultiValue, NUMBER_FORMATS
+from .values import (decode_value, empty_value, MultiValue, NUMBER_FORMATS,
+                     LUT_DESCRIPTOR_TAGS, unsigned_entries)
 
 _NUMBER_SIZES = {vr: struct.calcsize("<" + f) for vr, f in NUMBER_FORMATS.items()}
 _CHARSET_VR_SET = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
@@ -412,6 +413,9 @@ class Dataset:
                 tag=elem.tag), stacklevel=5)
             return raw
         little = not flags & F_BIG_ENDIAN
+        if vr == "SS" and elem.tag in LUT_DESCRIPTOR_TAGS:
+            # (implicit VR too, where pydicom 3 leaves the count negative)
+            return unsigned_entries(decode_value(vr, raw, little_endian=little))
         try:
             encodings = self._charset() if vr in _CHARSET_VR_SET else None
             if ctx.validation != "warn":

@@ -26,6 +26,19 @@ NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "
 ALL_VRS = frozenset(TEXT_VRS | BYTES_VRS | set(NUMBER_FORMATS) | {"AT", "DS", "IS", "SQ"})
 
 
+#: the Palette Color and LUT Descriptors, whose first value (the number of entries) is
+#: unsigned even when the element is SS (PS3.3 C.7.6.3.1.5, C.11.1.1)
+LUT_DESCRIPTOR_TAGS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
+
+
+def unsigned_entries(value: Any) -> Any:
+    """A LUT descriptor's decoded SS values with the first, the number of entries, read as
+    unsigned (-32768 is 32768), as pydicom 3 reads an explicit SS one; in place."""
+    if isinstance(value, list) and value and isinstance(value[0], int) and value[0] < 0:
+        value[0] += 65536
+    return value
+
+
 class MultiValue(list):
     """A list of the values of a multi-valued element (VM > 1)."""
 

@@ -779,3 +779,29 @@ def test_add_and_add_new_as_in_pydicom(sample):
     for kw in ("PatientBirthDate", "StudyDescription", "PatientSex", "ProtocolName"):
         assert getattr(ds, kw) == getattr(pd, kw), kw
     assert ds.to_json_dict() == pd.to_json_dict()
+
+
+@pytest.mark.parametrize("ts", [EXPLICIT_LE, EXPLICIT_BE, IMPLICIT_LE])
+def test_lut_descriptor_entries_are_unsigned_when_ss(ts, tmp_path):
+    # PS3.3 C.7.6.3.1.5 / C.11.1.1: the number of entries is unsigned whatever the VR; an SS
+    # descriptor of 32768 entries (bytes 00 80) is 32768, as pydicom 3 reads an explicit SS
+    # one, not -32768 (pydicom leaves it negative in implicit VR).  The second value, the
+    # first value mapped, stays signed.  dcmread and scan agree.
+    from fastdicom.batch import scan
+    path = tmp_path / "lut.dcm"
+    item = [(0x00283002, "SS", [-32768, -100, 16]), (0x00283006, "OW", b"\0\0" * 4)]
+    write_file(path, [(0x00080018, "UI", "1.2.3.4"), (0x00280103, "US", 1),
+                      (0x00281101, "SS", [-32768, 0, 16]), (0x00283010, "SQ", [item])],
+               transfer_syntax=ts)
+    raw = path.read_bytes()
+    assert (b"\x00\x80" if ts != EXPLICIT_BE else b"\x80\x00") in raw
+    ds = fastdicom.dcmread(str(path))
+    assert ds[0x00281101].VR == "SS"
+    assert list(ds[0x00281101].value) == [32768, 0, 16]
+    assert list(ds.VOILUTSequence[0].LUTDescriptor) == [32768, -100, 16]
+    if ts != IMPLICIT_LE:
+        p = pydicom.dcmread(str(path))
+        assert list(p[0x00281101].value) == [32768, 0, 16]
+        assert list(p.VOILUTSequence[0].LUTDescriptor) == [32768, -100, 16]
+    t = scan([str(path)], tags=["RedPaletteColorLookupTableDescriptor"])
+    assert t.column("RedPaletteColorLookupTableDescriptor").to_pylist() == [[32768, 0, 16]]
