@@ -1555,13 +1555,16 @@ def walk_rows(paths, follow_symlinks: bool = False) -> Iterator[tuple]:
         yield e.path, _entry_error(e, follow_symlinks)
 
 
+_SKIPPED = "SymlinkSkipped"       # the error_type of a symlink not followed
+
+
 def _entry_error(e: WalkEntry, follow_symlinks: bool) -> Optional[tuple]:
     """``None`` for a walk entry to scan, else the ``(error_type, message)`` of its row (a
     symlink not followed, a fifo or device, a path that could not be listed)."""
     if e.kind == "file" or (e.kind == "symlink" and follow_symlinks):
         return None
     if e.kind == "symlink":
-        return "SymlinkSkipped", "symbolic link not followed"
+        return _SKIPPED, "symbolic link not followed"
     if e.kind == "special":
         return "IsADirectoryError", "not a regular file"
     exc = e.error
@@ -1845,11 +1848,14 @@ def _override_errors(batch, pre):
 
 def _raise_first(batch):
     """Raise the error of the first failed row of ``batch``, with its path, offset and
-    tag."""
+    tag.  A symlink not followed is no error (the caller's policy): its row stays."""
     et = batch.column("error_type")
     if et.null_count == len(et):
         return
-    i = next(k for k, v in enumerate(et.to_pylist()) if v is not None)
+    i = next((k for k, v in enumerate(et.to_pylist()) if v is not None and v != _SKIPPED),
+             None)
+    if i is None:
+        return
     name = et[i].as_py()
     msg = batch.column("error_message")[i].as_py()
     path = batch.column("path")[i].as_py()
@@ -1876,7 +1882,8 @@ def scan(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
     calling thread walks and ``workers`` pool threads scan).
     ``errors="record"`` keeps a row per failing file with ``error_type``/``error_message``;
     ``"raise"`` raises the first error.  Symlinks are not followed unless
-    ``follow_symlinks`` (skipped ones get ``error_type="SymlinkSkipped"``).
+    ``follow_symlinks``: skipped ones get ``error_type="SymlinkSkipped"``, which is no
+    error (``"raise"`` keeps their rows too).
     A folder given twice (or, with ``follow_symlinks``, reached again through a link) is
     walked once; otherwise each input is walked on its own: a file under two inputs (listed
     twice, in two globs, in a folder and in its subfolder, both given) has a row for each.

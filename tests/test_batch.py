@@ -111,6 +111,12 @@ def test_globs_symlinks_and_raise(mixed, tmp_path):
     from fastdicom.errors import InvalidDicomError
     with pytest.raises(InvalidDicomError):
         scan(junk["text"], errors="raise")
+    # a symlink not followed is the caller's policy, no error: errors="raise" keeps its row
+    # (it raised OSError), and still raises for a file that fails after it
+    t = scan(tmp_path, errors="raise")
+    assert sorted(t.column("error_type").to_pylist()) == ["SymlinkSkipped", "SymlinkSkipped"]
+    with pytest.raises(InvalidDicomError):
+        scan([str(link), str(junk["text"])], errors="raise")
 
 
 def test_changed_size_detected(tmp_path):
