@@ -109,7 +109,7 @@ import pyarrow as pa
 from . import _batch, _early, _rows
 from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has_magic,
                     _array_or_convert, _bool_array, checked_workers, iter_files, _display_path,
-                    _exc_text,
+                    _exc_text, _SKIPPED,
                     _int64_array, _int64_values, _string_lengths, _valid_mask)
 from .batch import schema as scan_schema
 from .filereader import NO_PREAMBLE
@@ -1341,7 +1341,7 @@ def _commit_table(job, batch: pa.RecordBatch) -> None:
         if key in seen:
             continue              # given again (another part, or this one)
         seen.add(key)
-        if etypes[i] == "SymlinkSkipped":
+        if etypes[i] == _SKIPPED:
             kind = "symlink"
         elif etypes[i] == "IsADirectoryError" and emsgs[i] == "not a regular file":
             kind = "special"
