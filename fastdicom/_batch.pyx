@@ -1487,3 +1487,87 @@ def read_checked(path, int64_t max_bytes=-1, bint nofollow=False):
         return out, <int64_t>sb.st_size, <int64_t>sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec, changed
     finally:
         close(fd)
+
+
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF
+
+cdef extern from "Python.h":
+    int _PyBytes_Resize(PyObject** pv, Py_ssize_t newsize) except -1
+    PyObject* new_bytes "PyBytes_FromStringAndSize"(const char* v, Py_ssize_t n) except NULL
+    char* bytes_data "PyBytes_AS_STRING"(PyObject* o)
+
+#: inflate_bytes statuses
+INFLATE_OK = 0          # the stream ended (bytes after it are ignored)
+INFLATE_CUT = 1         # the input ended before the stream's final block
+INFLATE_CORRUPT = 2     # zlib found the stream damaged
+INFLATE_OVER = 3        # more than ``budget`` bytes
+
+
+def inflate_bytes(const uint8_t[::1] data, int64_t budget, int wbits=-15):
+    """Inflate ``data`` (raw deflate with ``wbits=-15``, zlib-wrapped with 15) into one bytes
+    object: ``(output, status)``.  The output grows in place (a resize of a large block is a
+    ``mremap``, not a copy), so the peak memory is about the inflated size -- not twice it, as
+    with zlib.decompressobj, whose blocks are joined at the end.  At most ``budget`` bytes are
+    kept: ``INFLATE_OVER`` when the stream holds more.  On ``INFLATE_CUT`` or
+    ``INFLATE_CORRUPT`` the output is what was inflated before the end or the damage."""
+    cdef z_stream zs
+    cdef int zr = Z_OK, status = INFLATE_CUT
+    cdef int64_t have = 0, cap, in_pos = 0, n_in = data.shape[0], step
+    cdef unsigned int chunk_in
+    cdef PyObject* outp = NULL
+    cdef uint8_t* base
+    if budget < 0:
+        raise ValueError("budget must be >= 0")
+    # a first guess from the compressed size (DICOM data sets inflate a few times over)
+    cap = n_in * 4 + 65536
+    if cap > budget + 1:
+        cap = budget + 1
+    memset(&zs, 0, sizeof(z_stream))
+    if inflateInit2(&zs, wbits) != Z_OK:
+        raise MemoryError("zlib inflateInit2 failed")
+    try:
+        outp = new_bytes(NULL, cap)
+        while True:
+            if have == cap:
+                if cap > budget:
+                    status = INFLATE_OVER
+                    break
+                cap = cap * 2 if cap * 2 <= budget + 1 else budget + 1
+                _PyBytes_Resize(&outp, cap)
+            base = <uint8_t*>bytes_data(outp)
+            with nogil:
+                while have < cap:
+                    if zs.avail_in == 0:
+                        if in_pos >= n_in:
+                            break
+                        chunk_in = <unsigned int>(n_in - in_pos if n_in - in_pos < 0x40000000
+                                                  else 0x40000000)
+                        zs.next_in = &data[in_pos]
+                        zs.avail_in = chunk_in
+                        in_pos += chunk_in
+                    step = cap - have if cap - have < 0x40000000 else 0x40000000
+                    zs.next_out = base + have
+                    zs.avail_out = <unsigned int>step
+                    zr = inflate(&zs, Z_NO_FLUSH)
+                    have += step - zs.avail_out
+                    if zr != Z_OK:
+                        break
+            if zr == Z_STREAM_END:
+                status = INFLATE_OK
+                break
+            if zr != Z_OK and zr != Z_BUF_ERROR:
+                status = INFLATE_CORRUPT
+                break
+            if zs.avail_in == 0 and in_pos >= n_in and have < cap:
+                status = INFLATE_CUT
+                break
+        if have > budget:
+            have = budget
+            status = INFLATE_OVER
+        _PyBytes_Resize(&outp, have)
+        out = <object>outp
+        return out, status
+    finally:
+        inflateEnd(&zs)
+        Py_XDECREF(outp)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 import warnings
-import zlib
+
 from typing import Iterable, Optional
 
+from . import _batch
 from . import _dictionary as _dict
 from . import tags as _tags
 from .values import ALL_VRS as _ALL_VRS
@@ -92,7 +93,10 @@ def _check_status(index, path, inflated=False):
 
 
 def _inflate(data, start: int, limits: Limits, path, keep_partial: bool = False):
-    """Inflate a deflated body once, bounded by ``limits.max_inflated_bytes``.
+    """Inflate a deflated body once, bounded by ``limits.max_inflated_bytes``, into one bytes
+    object grown in place (:func:`fastdicom._batch.inflate_bytes`: the peak memory is about
+    the inflated size, not twice it).  A raw deflate stream is the standard's; a
+    zlib-wrapped one is read too.
 
     ``keep_partial``: return ``(output, error)`` -- on a corrupt or cut stream the output
     inflated before the damage (as a streaming inflater has it) and the error it would raise
@@ -100,28 +104,24 @@ def _inflate(data, start: int, limits: Limits, path, keep_partial: bool = False)
     budget = limits.max_inflated_bytes
     compressed = memoryview(data)[start:]
     for wbits in (-15, 15):
-        inflater = zlib.decompressobj(wbits)
         try:
-            out = inflater.decompress(compressed, budget + 1)
-            if len(out) > budget or inflater.unconsumed_tail:
-                raise LimitExceededError(
-                    f"deflated data set inflates beyond limits.max_inflated_bytes ({budget})",
-                    path=path, offset=start)
-            out += inflater.flush()
+            out, status = _batch.inflate_bytes(compressed, budget, wbits)
         except MemoryError:
             # within the limit, but more than this process can hold (the default allows
             # 4 GiB): the limit's error, not the interpreter's
             raise LimitExceededError(
                 "deflated data set: out of memory inflating it (limits.max_inflated_bytes "
                 f"is {budget})", path=path, offset=start) from None
-        except zlib.error:
-            if keep_partial and wbits == -15:
-                out = _inflate_until_damage(compressed, budget)
-                if out:
-                    return out, MalformedElementError("deflate stream is corrupt", path=path,
-                                                      offset=start)
+        if status == _batch.INFLATE_OVER:
+            raise LimitExceededError(
+                f"deflated data set inflates beyond limits.max_inflated_bytes ({budget})",
+                path=path, offset=start)
+        if status == _batch.INFLATE_CORRUPT:
+            if keep_partial and wbits == -15 and out:
+                return out, MalformedElementError("deflate stream is corrupt", path=path,
+                                                  offset=start)
             continue
-        if not inflater.eof and wbits == -15:
+        if status == _batch.INFLATE_CUT and wbits == -15:
             error = TruncatedError("deflate stream ends before its final block", path=path,
                                    offset=start)
             if keep_partial:
@@ -129,36 +129,6 @@ def _inflate(data, start: int, limits: Limits, path, keep_partial: bool = False)
             raise error
         return (out, None) if keep_partial else out
     raise MalformedElementError("deflate stream is corrupt", path=path, offset=start)
-
-
-def _inflate_until_damage(compressed, budget: int, step: int = 4096) -> bytes:
-    """The output of a raw deflate stream up to the byte where it turns out corrupt: whole
-    steps while they inflate, then the failing step again byte by byte from a copy of the
-    inflater taken before it."""
-    inflater = zlib.decompressobj(-15)
-    parts: list = []
-    total = 0
-    for k in range(0, len(compressed), step):
-        saved = inflater.copy()
-        try:
-            out = inflater.decompress(compressed[k:k + step], budget + 1 - total)
-        except zlib.error:
-            inflater = saved
-            for b in range(k, min(k + step, len(compressed))):
-                try:
-                    out = inflater.decompress(compressed[b:b + 1], budget + 1 - total)
-                except zlib.error:
-                    break
-                parts.append(out)
-                total += len(out)
-                if total > budget:
-                    break
-            break
-        parts.append(out)
-        total += len(out)
-        if total > budget or inflater.eof or inflater.unconsumed_tail:
-            break
-    return b"".join(parts)[:budget]
 
 
 #: the message of the InvalidDicomError for a file without preamble + DICM (force reads it)

@@ -953,16 +953,76 @@ def test_row30_inflating_past_memory_is_the_limits_error(monkeypatch):
     # within limits.max_inflated_bytes (4 GiB by default) but more than the process can
     # hold: a LimitExceededError, not the interpreter's MemoryError (a 3.6 MB file gave that
     # under a 3 GB address-space limit).  The allocation failure is simulated here.
-    class Starved:
-        def __init__(self, wbits):
-            self.unconsumed_tail = b""
+    from fastdicom import _batch
 
-        def decompress(self, data, max_length=0):
-            raise MemoryError()
-    monkeypatch.setattr(zlib, "decompressobj", Starved)
+    def starved(data, budget, wbits=-15):
+        raise MemoryError()
+    monkeypatch.setattr(_batch, "inflate_bytes", starved)
     prefix = head(DEFLATED)
     err = expect(LimitExceededError, prefix + _deflated(PN), offset=len(prefix))
     assert "out of memory" in str(err)
+
+def test_row30_inflating_peaks_at_about_the_inflated_size(tmp_path):
+    # a deflate bomb within the limits: the inflated data set is grown in place, so reading
+    # it peaks at about its size (zlib.decompressobj joined its blocks at the end: twice it;
+    # the value itself, asked for after the peak is taken, is a copy)
+    size = 256 << 20
+    path = tmp_path / "bomb.dcm"
+    with open(path, "wb") as f:
+        f.write(head(DEFLATED))
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        f.write(c.compress(PN + el(0x00091010, "OB", b"", length=size)))
+        zeros = b"\0" * (1 << 20)
+        for _ in range(size >> 20):
+            f.write(c.compress(zeros))
+        f.write(c.flush())
+    code = (
+        "import resource, sys, fastdicom\n"
+        "base = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize()\n"
+        "ds = fastdicom.dcmread(sys.argv[1])\n"
+        "assert str(ds.PatientName) == 'Doe^John'\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "assert len(ds[0x00091010].value) == %d\n"
+        "print(peak - base)\n" % size)
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                         text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    grown = int(out.stdout.split()[-1])
+    assert size * 0.9 < grown < size * 1.4, grown / size
+
+
+def test_inflate_bytes_against_zlib():
+    # fastdicom._batch.inflate_bytes against zlib's streaming inflater (the oracle): the
+    # output, and the status zlib implies, for sound, cut, damaged and over-budget streams
+    from fastdicom import _batch
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 1000, 300_000):
+        body = bytes(rng.integers(0, 4, n, dtype=np.uint8))  # compressible, not trivially
+        for wbits in (-15, 15):
+            c = zlib.compressobj(6, zlib.DEFLATED, wbits)
+            comp = c.compress(body) + c.flush()
+            out, st = _batch.inflate_bytes(comp + b"tail", 1 << 30, wbits)
+            assert (out, st) == (body, _batch.INFLATE_OK)
+            for cut in (len(comp) // 3, len(comp) - 1):
+                d = zlib.decompressobj(wbits)
+                want = d.decompress(comp[:cut])
+                out, st = _batch.inflate_bytes(comp[:cut], 1 << 30, wbits)
+                assert out == want and st == _batch.INFLATE_CUT and not d.eof
+            if n >= 1000:
+                out, st = _batch.inflate_bytes(comp, n - 1, wbits)
+                assert (out, st) == (body[:n - 1], _batch.INFLATE_OVER)
+                out, st = _batch.inflate_bytes(comp, n, wbits)
+                assert (out, st) == (body, _batch.INFLATE_OK)
+    bad = bytearray(zlib.compress(b"abc" * 1000))
+    bad[-3] ^= 0xFF                                      # the adler32 check fails
+    with pytest.raises(zlib.error):
+        zlib.decompress(bytes(bad))
+    assert _batch.inflate_bytes(bytes(bad), 1 << 30, 15)[1] == _batch.INFLATE_CORRUPT
+    assert _batch.inflate_bytes(b"\xff" * 64, 1 << 30, -15)[1] == _batch.INFLATE_CORRUPT
+    with pytest.raises(ValueError):
+        _batch.inflate_bytes(b"", -1)
+
 
 def test_deflate_corrupt_and_truncated():
     prefix = head(DEFLATED)
