@@ -507,16 +507,19 @@ def _parse_buffer(row, data, path, size, tag_list, find_pixels, get, force=False
     meta_index = getattr(ds.file_meta, "_index", None)
     vals = row["values"]
     for tag in tag_list:
+        # a file meta tag is read from the meta group, or else from the data set, where a
+        # misplaced one is read as the nogil walk reads it (in the data set's byte order)
         idx = meta_index if (tag >> 16) == 2 else index
-        if idx is None:
-            continue
-        i = idx.find(tag, -1)
+        i = -1 if idx is None else idx.find(tag, -1)
+        if i < 0 and idx is not index:
+            idx = index
+            i = index.find(tag, -1)
         if i < 0:
             continue
         info = idx.info(i)
         if info[2] & 1:     # undefined length: not a plain value
             continue
-        vals[tag] = (info[1], idx.value(i), (tag >> 16) != 2 and not ctx.is_little_endian)
+        vals[tag] = (info[1], idx.value(i), idx is index and not ctx.is_little_endian)
     if find_pixels and index.stop_offset >= 0:
         _pixel_info(row, ctx, index, path, size, get, check_deflated)
 

@@ -1364,3 +1364,30 @@ def test_json_of_a_value_too_large_to_inline_is_the_limits_error(monkeypatch):
     with pytest.raises(LimitExceededError, match="16-byte OB value is too large") as info:
         ds.to_json_dict()
     assert info.value.tag == 0x00091010 and info.value.offset is not None
+
+
+@pytest.mark.parametrize("ts", [EXPLICIT_LE, "1.2.840.10008.1.2", "1.2.840.10008.1.2.2"])
+def test_misplaced_meta_element_reads_alike_on_both_scan_paths(tmp_path, ts):
+    # a file meta element misplaced at the start of the data set (in the data set's byte
+    # order): scan's column holds its value whether the nogil walk reads the file or the
+    # general reader does (1-7 stray bytes at the end send the file there: the column was
+    # null); when the meta group has the tag too, its value wins on both paths
+    from fastdicom.batch import scan
+    le, ex = ts != "1.2.840.10008.1.2.2", ts != "1.2.840.10008.1.2"
+    tags = ["SourceApplicationEntityTitle", "PatientName"]
+    for in_meta in (False, True):
+        prefix = head(ts)
+        if in_meta:
+            meta_el = el(0x00020016, "AE", txt("META"))
+            glen = struct.unpack_from("<I", prefix, 140)[0] + len(meta_el)
+            prefix = prefix[:140] + struct.pack("<I", glen) + prefix[144:] + meta_el
+        body = el(0x00020016, "AE", txt("AB"), le=le, explicit=ex) + \
+            el(0x00100010, "PN", txt("Doe^John"), le=le, explicit=ex)
+        rows = []
+        for extra in range(8):
+            p = tmp_path / f"m{int(in_meta)}_{extra}.dcm"
+            p.write_bytes(prefix + body + b"\1" * extra)
+            t = scan([str(p)], tags=tags, errors="raise")
+            rows.append([t.column(k)[0].as_py() for k in tags])
+        want = ["META" if in_meta else "AB", "Doe^John"]
+        assert rows == [want] * 8
