@@ -196,7 +196,12 @@ def read_dicomdir(path: Any, *, strict: bool = True, validation: str = "warn") -
                 el = item[0x00041500]
                 raise MalformedElementError(f"{exc}: VR {el.VR}", path=str(path),
                                             offset=el.header_offset, tag=0x00041500) from None
-            rec.path = resolve_file_id(root, rec.file_id, strict=strict, dicomdir_path=path)
+            try:
+                rec.path = resolve_file_id(root, rec.file_id, strict=strict,
+                                           dicomdir_path=path)
+            except UnsafePathError as exc:
+                # where the record's Referenced File ID is in the DICOMDIR
+                raise exc.with_context(offset=item[0x00041500].header_offset) from None
         records.append(rec)
         if offset >= 0:
             by_offset[offset] = rec

@@ -1806,10 +1806,13 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                                  expect_size=h.file_size)
                 if got < 0:         # (pread_into: the size is not the scan's)
                     raise PixelDataError("file changed since the header scan (size differs)",
-                                         path=path)
+                                         path=path, offset=h.pixel_offset + frame * frame_bytes,
+                                         tag=h.pixel_tag)
                 if got != frame_bytes:
                     raise PixelDataError("file changed or pixel data shorter than expected "
-                                         f"({got} of {frame_bytes} bytes)", path=path)
+                                         f"({got} of {frame_bytes} bytes)", path=path,
+                                         offset=h.pixel_offset + frame * frame_bytes,
+                                         tag=h.pixel_tag)
                 finish_raw(target_buf, h)
                 src = target_buf
             else:
@@ -1820,7 +1823,7 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                                     h.file_size)
                 if src.shape != sample_shape:
                     raise PixelDataError(f"decoded frame has shape {src.shape}, expected "
-                                         f"{sample_shape}", path=path)
+                                         f"{sample_shape}", path=path, tag=h.pixel_tag)
             k = np.ravel_multi_index(idx, lead) if len(lead) > 1 else idx[0]
             touched = True
             if rescale and h.modality_lut:

@@ -74,8 +74,14 @@ def test_case_insensitive_match_on_disk(fileset):
 def test_unsafe_file_ids(fileset, file_id):
     root, _ = fileset
     write_dicomdir(root / "DICOMDIR", [file_id])
-    with pytest.raises(UnsafePathError):
+    with pytest.raises(UnsafePathError) as info:
         read_dicomdir(root / "DICOMDIR")
+    # the error says where: the record's Referenced File ID element (the only one)
+    data = (root / "DICOMDIR").read_bytes()
+    assert data.count(b"\x04\x00\x00\x15") == 1
+    assert info.value.offset == data.index(b"\x04\x00\x00\x15")
+    assert info.value.tag == 0x00041500
+    assert info.value.path == str(root / "DICOMDIR")
     with pytest.raises(UnsafePathError):
         find_series(root)
 

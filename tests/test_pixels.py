@@ -557,3 +557,25 @@ def test_image_pixel_module_errors_carry_the_element_offset(tmp_path, kw, tag):
     assert info.value.tag == tag and info.value.offset == offset
     group, element = tag >> 16, tag & 0xFFFF
     assert path.read_bytes()[offset:offset + 4] == struct.pack("<HH", group, element)
+
+
+def test_pixel_errors_say_where(tmp_path):
+    # every error of the pixel functions carries the file, the tag and, when the file holds
+    # the element, its offset: a value too short for the frame (Pixel Data's offset), no
+    # Pixel Data at all (its tag, no offset), a bad Image Pixel value (that element's)
+    from fastdicom import pixels
+    short = _native_file(tmp_path, b"\0" * 30, name="short.dcm")
+    header = [e for e in _header() if e[0] != 0x7FE00010]
+    none = tmp_path / "none.dcm"
+    testing.write_file(none, header)
+    cases = [(short, 0x7FE00010, True), (none, 0x7FE00010, False)]
+    for path, tag, held in cases:
+        ds = fastdicom.dcmread(path)
+        calls = [lambda: ds.pixel_array, lambda: ds.frame(0), lambda: pixels.frame_view(ds, 0),
+                 lambda: list(ds.iter_frames())]
+        for call in calls:
+            with pytest.raises(PixelDataError) as info:
+                call()
+            err = info.value
+            assert err.path == str(path) and err.tag == tag
+            assert err.offset == (ds[tag].header_offset if held else None)

@@ -16,17 +16,19 @@ once per data set and cached on it.
 """
 from __future__ import annotations
 
+import functools
 import operator
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
 from fastdicom._scan import MappedFile
-from fastdicom.errors import FileChangedError, LimitExceededError, PixelDataError
+from fastdicom.errors import DicomError, FileChangedError, LimitExceededError, PixelDataError
+from fastdicom.pixels import encaps as _encaps, locator as _locator
 from fastdicom.pixels.codecs import SIZE_CHECKED_SYNTAXES, check_encoded_frame, decode_frame
-from fastdicom.pixels.encaps import encapsulated_frame, frame_head, frame_offset, frame_table
-from fastdicom.pixels.locator import (PixelInfo, allocate, memory_error, num_frames,
-                                      pixel_buffer, pixel_cache, pixel_info)
+from fastdicom.pixels.encaps import frame_head, frame_offset, frame_table
+from fastdicom.pixels.locator import (PIXEL_DATA, PixelInfo, allocate, memory_error,
+                                      pixel_buffer, pixel_cache)
 from fastdicom.pixels.native import _be_swap_ow, _correct, native_frames, needs_bit_correction
 
 __all__ = ["frame_view", "get_frame", "pixel_array", "iter_frames", "num_frames",
@@ -35,6 +37,40 @@ __all__ = ["frame_view", "get_frame", "pixel_array", "iter_frames", "num_frames"
 
 def _ctx(ds):
     return ds.__dict__["_ctx"]
+
+
+def locate(exc: DicomError, ds) -> DicomError:
+    """Fill in what ``exc`` lacks of where it happened in ``ds``'s file: the path; the tag
+    (a PixelDataError without one is about the Pixel Data); the offset of the tag's element
+    when the data set holds it (in the inflated stream for a deflated file).  Returns exc."""
+    ctx = ds.__dict__.get("_ctx")
+    if ctx is None:
+        return exc
+    if exc.tag is None and isinstance(exc, PixelDataError):
+        exc.tag = next((t for t in _locator._PIXEL_TAGS if ds._element(t) is not None),
+                       PIXEL_DATA)
+    if exc.offset is None and exc.tag is not None:
+        elem = ds._element(exc.tag)
+        if elem is not None and elem.header_offset >= 0:   # (not a value set in memory)
+            exc.offset = elem.header_offset
+            exc.inflated = bool(ctx.inflated)
+    return exc.with_context(path=ctx.path)
+
+
+def _located(fn):
+    """``fn(ds, ...)`` whose DicomErrors say where in ``ds``'s file (see :func:`locate`)."""
+    @functools.wraps(fn)
+    def located(ds, *args, **kwargs):
+        try:
+            return fn(ds, *args, **kwargs)
+        except DicomError as exc:
+            raise locate(exc, ds)
+    return located
+
+
+pixel_info = _located(_locator.pixel_info)
+num_frames = _located(_locator.num_frames)
+encapsulated_frame = _located(_encaps.encapsulated_frame)
 
 
 def _index(info: PixelInfo, index: int) -> int:
@@ -46,6 +82,7 @@ def _index(info: PixelInfo, index: int) -> int:
     return index
 
 
+@_located
 def frame_view(ds, index: int, *, as_rgb: bool = True) -> np.ndarray:
     """Frame ``index`` (rows, cols[, spp]): a read-only view on the buffer where the native
     layout allows, otherwise a new array."""
@@ -86,6 +123,7 @@ def _pread_frames(ds, info: PixelInfo, start: int, count: int, as_rgb: bool, squ
     return arr
 
 
+@_located
 def get_frame(ds, index: int, *, as_rgb: bool = True) -> np.ndarray:
     """Frame ``index`` as a new, writeable array (rows, cols[, spp]).
 
@@ -113,6 +151,7 @@ def iter_frames(ds, indices: Optional[Iterable[int]] = None, *,
         yield get_frame(ds, index, as_rgb=as_rgb)
 
 
+@_located
 def pixel_array(ds, *, as_rgb: bool = True) -> np.ndarray:
     """All frames as a new array, shaped as pydicom's ``ds.pixel_array``."""
     info = pixel_info(ds)
