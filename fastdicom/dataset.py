@@ -879,8 +879,7 @@ class Dataset:
         return iter_frames(self, indices, **kwargs)
 
     def encapsulated_frame(self, index: int):
-        from .pixels import encapsulated_frame
-        return encapsulated_frame(self, index)
+        return _pixels().encapsulated_frame(self, index)
 
     @property
     def num_frames(self) -> int:

@@ -70,7 +70,14 @@ def _located(fn):
 
 pixel_info = _located(_locator.pixel_info)
 num_frames = _located(_locator.num_frames)
-encapsulated_frame = _located(_encaps.encapsulated_frame)
+
+
+def encapsulated_frame(ds, index: int) -> bytes:
+    """The encoded bytes of frame ``index`` (see :mod:`fastdicom.pixels.encaps`)."""
+    try:     # (no generic wrapper: this is the hot path of frame access)
+        return _encaps.encapsulated_frame(ds, index)
+    except DicomError as exc:
+        raise locate(exc, ds)
 
 
 def _index(info: PixelInfo, index: int) -> int:
