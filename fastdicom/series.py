@@ -2020,15 +2020,17 @@ def _bulk_read(headers: list, array: np.ndarray, frame_bytes: int, bulk: tuple,
     for k in bad.tolist():
         h = headers[k]
         r = int(got[k])
+        # (one frame per file, read from the Pixel Data value's start)
         if r == -1:
             exc: Exception = PixelDataError("file changed since the header scan (size differs)",
-                                            path=h.path)
+                                            path=h.path, offset=h.pixel_offset, tag=h.pixel_tag)
         elif r <= -1000:
             err = -r - 1000
             exc = OSError(err, os.strerror(err), h.path)
         else:
             exc = PixelDataError("file changed or pixel data shorter than expected "
-                                 f"({r} of {frame_bytes} bytes)", path=h.path)
+                                 f"({r} of {frame_bytes} bytes)", path=h.path,
+                                 offset=h.pixel_offset, tag=h.pixel_tag)
         if errors == "raise":
             raise exc
         dest[k] = 0
