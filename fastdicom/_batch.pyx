@@ -1519,8 +1519,8 @@ def inflate_bytes(const uint8_t[::1] data, int64_t budget, int wbits=-15):
     cdef uint8_t* base
     if budget < 0:
         raise ValueError("budget must be >= 0")
-    # a first guess from the compressed size (DICOM data sets inflate a few times over)
-    cap = n_in * 4 + 65536
+    # a first guess from the compressed size (grown by doubling: each resize is an mremap)
+    cap = n_in * 2 + 65536
     if cap > budget + 1:
         cap = budget + 1
     memset(&zs, 0, sizeof(z_stream))

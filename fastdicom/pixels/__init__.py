@@ -93,12 +93,13 @@ def _index(info: PixelInfo, index: int) -> int:
 def frame_view(ds, index: int, *, as_rgb: bool = True) -> np.ndarray:
     """Frame ``index`` (rows, cols[, spp]): a read-only view on the buffer where the native
     layout allows, otherwise a new array."""
-    info = pixel_info(ds)
+    info = _locator.pixel_info(ds)   # (errors located by the wrapper)
     index = _index(info, index)
     ctx = _ctx(ds)
     if info.encapsulated:
-        return decode_frame(encapsulated_frame(ds, index), info, as_rgb=as_rgb, path=ctx.path,
-                            validation=ctx.validation, offset=frame_offset(ds, index))
+        return decode_frame(_encaps.encapsulated_frame(ds, index), info, as_rgb=as_rgb,
+                            path=ctx.path, validation=ctx.validation,
+                            offset=frame_offset(ds, index))
     return native_frames(pixel_buffer(ds), info, index, 1, as_rgb=as_rgb)[0]
 
 
@@ -137,7 +138,7 @@ def get_frame(ds, index: int, *, as_rgb: bool = True) -> np.ndarray:
     For native data of a memory-mapped file the frame is read with ``pread`` straight into
     the new array (no page faults, and a truncated file raises FileChangedError instead of
     SIGBUS)."""
-    info = pixel_info(ds)
+    info = _locator.pixel_info(ds)   # (errors located by the wrapper)
     index = _index(info, index)
     arr = _pread_frames(ds, info, index, 1, as_rgb, squeeze=True)
     if arr is not None:
@@ -161,7 +162,7 @@ def iter_frames(ds, indices: Optional[Iterable[int]] = None, *,
 @_located
 def pixel_array(ds, *, as_rgb: bool = True) -> np.ndarray:
     """All frames as a new array, shaped as pydicom's ``ds.pixel_array``."""
-    info = pixel_info(ds)
+    info = _locator.pixel_info(ds)   # (errors located by the wrapper)
     ctx = _ctx(ds)
     n = info.frames
     total = info.decoded_frame_bytes * n
@@ -182,7 +183,7 @@ def pixel_array(ds, *, as_rgb: bool = True) -> np.ndarray:
                                            tag=info.tag)
         out = allocate((n,) + info.frame_shape, info.dtype, path=ctx.path, tag=info.tag)
         for k in range(n):
-            decode_frame(encapsulated_frame(ds, k), info, as_rgb=as_rgb, path=ctx.path,
+            decode_frame(_encaps.encapsulated_frame(ds, k), info, as_rgb=as_rgb, path=ctx.path,
                          out=out[k], validation=ctx.validation, offset=frame_offset(ds, k))
     else:
         out = _pread_frames(ds, info, 0, n, as_rgb)
