@@ -1804,15 +1804,8 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                 got = pread_into(path, target_buf.view(np.uint8).reshape(-1),
                                  h.pixel_offset + frame * frame_bytes,
                                  expect_size=h.file_size)
-                if got < 0:         # (pread_into: the size is not the scan's)
-                    raise PixelDataError("file changed since the header scan (size differs)",
-                                         path=path, offset=h.pixel_offset + frame * frame_bytes,
-                                         tag=h.pixel_tag)
-                if got != frame_bytes:
-                    raise PixelDataError("file changed or pixel data shorter than expected "
-                                         f"({got} of {frame_bytes} bytes)", path=path,
-                                         offset=h.pixel_offset + frame * frame_bytes,
-                                         tag=h.pixel_tag)
+                if got != frame_bytes:  # (got < 0: the size is not the scan's)
+                    raise _short_read(h, path, got, frame, frame_bytes)
                 finish_raw(target_buf, h)
                 src = target_buf
             else:
@@ -2020,22 +2013,26 @@ def _bulk_read(headers: list, array: np.ndarray, frame_bytes: int, bulk: tuple,
     for k in bad.tolist():
         h = headers[k]
         r = int(got[k])
-        # (one frame per file, read from the Pixel Data value's start)
-        if r == -1:
-            exc: Exception = PixelDataError("file changed since the header scan (size differs)",
-                                            path=h.path, offset=h.pixel_offset, tag=h.pixel_tag)
-        elif r <= -1000:
+        if r <= -1000:
             err = -r - 1000
-            exc = OSError(err, os.strerror(err), h.path)
-        else:
-            exc = PixelDataError("file changed or pixel data shorter than expected "
-                                 f"({r} of {frame_bytes} bytes)", path=h.path,
-                                 offset=h.pixel_offset, tag=h.pixel_tag)
+            exc: Exception = OSError(err, os.strerror(err), h.path)
+        else:   # (one frame per file)
+            exc = _short_read(h, h.path, r, 0, frame_bytes)
         if errors == "raise":
             raise exc
         dest[k] = 0
         results[k] = (h.path, f"{type(exc).__name__}: {exc}")
     return results
+
+
+def _short_read(h: Any, path: Any, got: int, frame: int, frame_bytes: int) -> PixelDataError:
+    """The error of a read of frame ``frame`` that gave ``got`` of its ``frame_bytes`` bytes
+    (-1: the file's size is no longer the header scan's), at the frame's offset."""
+    where = dict(path=path, offset=h.pixel_offset + frame * frame_bytes, tag=h.pixel_tag)
+    if got == -1:
+        return PixelDataError("file changed since the header scan (size differs)", **where)
+    return PixelDataError("file changed or pixel data shorter than expected "
+                          f"({got} of {frame_bytes} bytes)", **where)
 
 
 def _describe_stacks(prefix: str, stacks: list) -> str:
