@@ -2320,17 +2320,18 @@ def _under(path: bytes, roots: set) -> bool:
     return False
 
 
-def _gone(path: bytes) -> bool:
-    """A ledger path that names no file now: nothing is there, or a directory is (a file
-    replaced by a folder of its name; its files are walked as new paths).  A path that
-    cannot be looked at (a folder on the way that may not be searched: EACCES; an I/O
-    error) is not gone: its folder is in ``dir_errors`` and may hide it."""
+def _gone(path: bytes) -> Optional[str]:
+    """What a ledger path names now when it names no file: ``"absent"`` (nothing is there)
+    or ``"folder"`` (a file replaced by a folder of its name; its files are walked as new
+    paths); None while it names a file.  A path that cannot be looked at (a folder on the
+    way that may not be searched: EACCES; an I/O error) is not gone: its folder is in
+    ``dir_errors`` and may hide it."""
     try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
+        return "folder" if stat.S_ISDIR(os.lstat(path).st_mode) else None
     except ValueError:          # (a NUL in it: no file has that name)
-        return True
+        return "absent"
     except OSError as exc:
-        return exc.errno in (errno.ENOENT, errno.ENOTDIR)
+        return "absent" if exc.errno in (errno.ENOENT, errno.ENOTDIR) else None
 
 
 def _rootset(roots) -> set:
@@ -2444,10 +2445,29 @@ def _clear_dir_errors(con, scope: _Scope, recorded: set) -> None:
 
 
 def _mark_missing(con, layout, scope: _Scope, result, parquet=None, schema=None):
-    cand = con.execute("SELECT f.path, f.display, f.size, f.mtime_ns FROM files f WHERE"
-                       " f.state != 'missing' AND NOT EXISTS (SELECT 1 FROM temp.seen s"
+    cand = con.execute("SELECT f.path, f.display, f.size, f.mtime_ns, f.state FROM files f"
+                       " WHERE f.state != 'missing' AND NOT EXISTS (SELECT 1 FROM temp.seen s"
                        " WHERE s.path = f.path)").fetchall()
-    gone = [(p, d, s, m) for p, d, s, m in cand if p in scope and _gone(p)]
+    gone, forget = [], []
+    for p, d, s, m, state in cand:
+        now = _gone(p) if p in scope else None
+        if now == "folder" and state == "failed" and s is None:
+            # a path that failed before it could be looked at (an input path that did not
+            # exist) and is a folder now: never a file, so not a missing one; its files are
+            # walked as paths of their own
+            forget.append(p)
+        elif now is not None:
+            gone.append((p, d, s, m))
+    if forget:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            for p in forget:
+                con.execute("DELETE FROM failures WHERE path=?", (p,))
+                con.execute("DELETE FROM files WHERE path=?", (p,))
+            con.execute("COMMIT")
+        except BaseException:
+            _rollback(con)
+            raise
     stale: list = []
     if gone:
         w = _Writer(con, layout)

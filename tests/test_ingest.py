@@ -1906,6 +1906,30 @@ def test_file_replaced_by_a_folder_of_its_name_is_missing(tmp_path):
     con.close()
 
 
+def test_input_folder_that_was_absent_and_is_back_leaves_no_missing_row(tmp_path):
+    # the absent input path failed (FileNotFoundError: no size); back as a folder, its
+    # ledger row was marked missing ("file is gone") on every later run: one missing file
+    # that never was a file
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "a.dcm").write_bytes(_one(1))
+    (root / "b.dcm").write_bytes(_one(2))
+    db = str(tmp_path / "i.sqlite")
+    assert ingest([root], db).indexed == 2
+    root.rename(tmp_path / "away")
+    r = ingest([root], db)
+    assert (r.files, r.failed, r.missing) == (3, 1, 2), r
+    (tmp_path / "away").rename(root)
+    r = ingest([root], db)
+    assert r.counts() == {**dict.fromkeys(r.counts(), 0), "files": 2, "indexed": 2}, r
+    con = sqlite3.connect(db)
+    assert sorted((os.path.basename(os.fsdecode(p)), s) for p, s in con.execute(
+        "SELECT path, state FROM files")) == [("a.dcm", "indexed"), ("b.dcm", "indexed")]
+    assert con.execute("SELECT count(*) FROM failures").fetchone()[0] == 0
+    con.close()
+    assert ingest([root], db).counts()["unchanged"] == 2
+
+
 def test_parquet_part_holds_the_instance_rows_of_its_batch_only(tmp_path):
     # a copy displaced within the batch (a smaller path of the same UID came later in it)
     # stayed in the part
