@@ -2458,21 +2458,14 @@ def _mark_missing(con, layout, scope: _Scope, result, parquet=None, schema=None)
             forget.append(p)
         elif now is not None:
             gone.append((p, d, s, m))
-    if forget:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            for p in forget:
-                con.execute("DELETE FROM failures WHERE path=?", (p,))
-                con.execute("DELETE FROM files WHERE path=?", (p,))
-            con.execute("COMMIT")
-        except BaseException:
-            _rollback(con)
-            raise
     stale: list = []
-    if gone:
+    if gone or forget:
         w = _Writer(con, layout)
         con.execute("BEGIN IMMEDIATE")
         try:
+            for p in forget:
+                w.clear_failure(p)
+                con.execute("DELETE FROM files WHERE path=?", (p,))
             for p, d, s, m in gone:
                 w.unindex(p)
                 w.clear_failure(p)
