@@ -41,7 +41,6 @@ _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _CHARSET_CACHE: dict = {}
 # defined-length sequences of at least this many bytes are indexed on first access
 DEFER_SQ_BYTES = 65536
-_LUT_DESCRIPTOR_TAGS = frozenset({0x00283002, 0x00281101, 0x00281102, 0x00281103})
 _FRESH = {"_encodings": None, "_tags_cache": None, "_pixel_cache": None}
 _LATIN1_CHARSETS = (["iso8859"], ["latin_1"], ("iso8859",), ("latin_1",))
 
