@@ -8,7 +8,8 @@ Tables (schema version in ``PRAGMA user_version``):
 
 * ``files``: the ledger, one row per path seen.  ``path`` (BLOB, the exact bytes of the
   absolute path, primary key), ``display`` (text), ``size``, ``mtime_ns``, ``state``,
-  ``reason``, ``sop_instance_uid``, ``sha256`` (only computed when a SOPInstanceUID collides).
+  ``reason``, ``sop_instance_uid``, ``sha256`` (the contents' hash, computed only when a
+  SOPInstanceUID collides and kept only while it does: NULL for a file alone with its UID).
 * ``instances``: one row per SOPInstanceUID, from the smallest path holding it (path,
   display_path, size, mtime_ns, UIDs, transfer syntax, rows, columns, frames, pixel
   offset/length) and a column per requested tag, and per tag the derived tables need
@@ -866,7 +867,20 @@ class _Writer:
             self._touch(r[1], r[2])
             self._promote(uid)
         else:
-            con.execute("DELETE FROM instance_copies WHERE path=?", (path,))
+            r = con.execute("SELECT sop_instance_uid FROM instance_copies WHERE path=?",
+                            (path,)).fetchone()
+            if r is not None:
+                con.execute("DELETE FROM instance_copies WHERE path=?", (path,))
+                self._unpair(r[0])
+
+    def _unpair(self, uid):
+        """``uid`` lost a copy: when one file is left with it, that file drops its hash, as
+        a fresh job over the same tree (which hashes only colliding files) would leave it."""
+        con = self.con
+        if con.execute("SELECT 1 FROM instance_copies WHERE sop_instance_uid=? LIMIT 1",
+                       (uid,)).fetchone() is None:
+            con.execute("UPDATE files SET sha256=NULL WHERE path=(SELECT path FROM instances"
+                        " WHERE sop_instance_uid=?) AND sha256 IS NOT NULL", (uid,))
 
     def _promote(self, uid):
         con = self.con
@@ -882,12 +896,16 @@ class _Writer:
         self.promoted.append(row)
         self.set_state(row["path"], "indexed")
         self.con.execute("INSERT OR IGNORE INTO temp.promoted(path) VALUES(?)", (row["path"],))
+        self._unpair(uid)
         self._restate_copies(uid, row["path"])
 
     def _restate_copies(self, uid, winner):
+        copies = self.con.execute("SELECT path FROM instance_copies WHERE"
+                                  " sop_instance_uid=?", (uid,)).fetchall()
+        if not copies:
+            return          # (a file alone with its UID is not hashed)
         h = self._hash_of(winner)
-        for (p,) in self.con.execute("SELECT path FROM instance_copies WHERE"
-                                     " sop_instance_uid=?", (uid,)).fetchall():
+        for (p,) in copies:
             hp = self._hash_of(p)
             st = "duplicate" if (h is not None and hp == h) else "conflict"
             self.con.execute("UPDATE instance_copies SET state=? WHERE path=? AND state!=?",

@@ -96,7 +96,8 @@ def _dump(db):
     con = sqlite3.connect(db)
     try:
         inst = con.execute("SELECT * FROM instances ORDER BY sop_instance_uid").fetchall()
-        files = con.execute("SELECT path, size, mtime_ns, state, sop_instance_uid FROM files"
+        files = con.execute("SELECT path, size, mtime_ns, state, sop_instance_uid, sha256"
+                            " FROM files"
                             " ORDER BY path").fetchall()
         copies = con.execute("SELECT path, state, sop_instance_uid FROM instance_copies"
                              " ORDER BY path").fetchall()
@@ -2914,3 +2915,51 @@ def test_the_parquet_parts_stay_in_one_folder(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="fastdicom"):
         ingest([root], db, workers=1)
     assert f"Parquet parts in {os.path.realpath(b)} as they are" in caplog.text
+
+
+def test_hashes_follow_the_collisions_a_fresh_job_would_see(tmp_path):
+    """``files.sha256`` holds a hash only for files whose SOPInstanceUID collides (the only
+    time contents are hashed).  When copies go (deleted, or changed to another UID), the file
+    left alone with its UID drops its hash, so a re-run ends with the ledger a fresh job over
+    the final tree writes, hashes included."""
+    import hashlib
+    root = tmp_path / "tree"
+    root.mkdir()
+    names = {}
+    for k in range(6):
+        data = _tiny_bytes(k, study=1, series=1)
+        names[k] = root / f"f{k}.dcm"
+        names[k].write_bytes(data)
+    # copies: k=0 twice identical (a0 < f0: a0 wins), k=1 in conflict, k=2 three ways
+    (root / "a0.dcm").write_bytes(names[0].read_bytes())
+    (root / "z1.dcm").write_bytes(names[1].read_bytes() + b"\0\0")
+    (root / "b2.dcm").write_bytes(names[2].read_bytes())
+    (root / "c2.dcm").write_bytes(names[2].read_bytes() + b"\0\0")
+
+    def hashes(db):
+        con = sqlite3.connect(db)
+        try:
+            return {os.fsdecode(p): h for p, h in con.execute(
+                "SELECT path, sha256 FROM files WHERE state != 'missing'")}
+        finally:
+            con.close()
+    db = str(tmp_path / "grown.sqlite")
+    ingest([root], db, batch_size=3)
+    first = hashes(db)
+    hashed = {os.path.basename(p) for p, h in first.items() if h is not None}
+    assert hashed == {"a0.dcm", "f0.dcm", "f1.dcm", "z1.dcm", "b2.dcm", "c2.dcm", "f2.dcm"}
+    for p, h in first.items():
+        if h is not None:
+            assert h == hashlib.sha256(Path(p).read_bytes()).digest()
+    # the winner's copy goes, a loser goes, one copy of three goes, one gets another UID
+    (root / "a0.dcm").unlink()
+    (root / "z1.dcm").write_bytes(_tiny_bytes(33, study=1, series=1) + b"\0\0")
+    (root / "c2.dcm").unlink()
+    r = ingest([root], db, batch_size=3)
+    assert (r.missing, r.indexed) == (2, 2)      # (f0 promoted, z1 of a new UID)
+    fresh = str(tmp_path / "fresh.sqlite")
+    ingest([root], fresh, batch_size=3)
+    assert hashes(db) == hashes(fresh)
+    assert {os.path.basename(p) for p, h in hashes(fresh).items() if h is not None} == \
+        {"b2.dcm", "f2.dcm"}
+    assert _dump(db)["inst"] == _dump(fresh)["inst"]
