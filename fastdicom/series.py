@@ -1231,8 +1231,10 @@ def _chunk_bounds(n: int, parts: int) -> list:
 
 def _scan_all(paths: list, workers: int, explicit: set, limits: Limits = DEFAULT_LIMITS
               ) -> tuple:
+    from .dicomdir import is_dicomdir
     headers: list = []
     skipped: list = []
+    directories: list = []      # files named explicitly that are DICOMDIRs by their header
     unreadable: list = []       # files of a walk that could not be read (not: not DICOM)
     damaged: list = []          # files of a walk that are DICOM but damaged (truncated...)
 
@@ -1296,6 +1298,8 @@ def _scan_all(paths: list, workers: int, explicit: set, limits: Limits = DEFAULT
                 damaged.append((p, exc))
         elif h is not None:
             headers.append(h)
+        elif p in explicit and is_dicomdir(p):
+            directories.append(p)       # a DICOMDIR by its header, under another name
         elif p in explicit:
             warnings.warn(f"{p}: holds no image (no Pixel Data), left out", DicomWarning,
                           stacklevel=4)
@@ -1303,7 +1307,7 @@ def _scan_all(paths: list, workers: int, explicit: set, limits: Limits = DEFAULT
             logger.debug("skipping %s: no image (no Pixel Data)", p)
     _warn_left_out(unreadable, "file", "could not be read", 5)
     _warn_left_out(damaged, "DICOM file", "is damaged", 5)
-    return headers, skipped
+    return headers, skipped, directories
 
 
 def _warn_left_out(failed: list, noun: str, what: str, stacklevel: int) -> None:
@@ -1412,8 +1416,9 @@ def find_series(paths_or_directory: Any, *, recursive: bool = True,
     Header-only scans run in a thread pool.  Files that are not DICOM or hold no image are
     left out (logged; a warning for files named explicitly); files of a walk that cannot be
     read (permissions, I/O errors, gone) and folders it may not list are left out with one
-    :class:`DicomWarning` each, naming how many and the first.  A DICOMDIR is followed; a
-    Referenced File ID leaving its folder raises :class:`UnsafePathError`.  A damaged DICOMDIR
+    :class:`DicomWarning` each, naming how many and the first.  A DICOMDIR is followed (a
+    file named DICOMDIR, or a file named explicitly whose header says Media Storage
+    Directory, whatever its name); a Referenced File ID leaving its folder raises :class:`UnsafePathError`.  A damaged DICOMDIR
     raises when named, and is left out with a warning when a folder walk finds it.  A file
     whose NumberOfFrames does not fit its pixel data is left out as a damaged one.
     ``limits`` bounds the header reads as in :func:`fastdicom.dcmread` (a file past them is
@@ -1434,7 +1439,23 @@ def _find_series(paths_or_directory: Any, recursive: bool, workers: Optional[int
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        headers, skipped = _scan_all(paths, _default_workers(workers), explicit, limits)
+        n = _default_workers(workers)
+        headers, skipped, directories = _scan_all(paths, n, explicit, limits)
+        if directories:
+            # Media Storage Directories named explicitly under another name than DICOMDIR
+            # (PS3.10 names it so; copies are often renamed): followed as a DICOMDIR is
+            from .dicomdir import read_dicomdir
+            known = {os.path.realpath(p) for p in paths}
+            refs: list = []
+            for d in directories:
+                for ref in read_dicomdir(d).paths:
+                    key = os.path.realpath(ref)
+                    if key not in known:
+                        known.add(key)
+                        refs.append(str(ref))
+            more, more_skipped, _ = _scan_all(refs, n, set(), limits)
+            headers += more
+            skipped += more_skipped
         return _build_stacks(headers), skipped
     finally:
         if gc_was_enabled:

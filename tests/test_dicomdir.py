@@ -269,3 +269,29 @@ def test_dicomdir_files_that_are_gone_are_named(fileset):
             warnings.catch_warnings():
         warnings.simplefilter("ignore", DicomWarning)
         load_series(root / "DICOMDIR")
+
+
+def test_dicomdir_under_another_name_is_followed_when_named(fileset):
+    """A Media Storage Directory renamed (``DICOMDIR.dcm``, ``index``) is followed when named
+    explicitly, as its header says what it is; a folder walk does not open it as one (its
+    files are walked anyway), and its referenced files are not counted twice."""
+    root, paths = fileset
+    ids = [("SUB", p.name.upper().replace(".DCM", "")) for p in paths[:3]]
+    for p in paths:
+        p.rename(p.with_suffix(""))
+    write_dicomdir(root / "DICOMDIR.dcm", ids)
+    (root / "DICOMDIR.dcm").rename(root / "index")
+    stacks = find_series(root / "index")
+    assert len(stacks) == 1 and stacks[0].num_instances == 3
+    assert sorted(map(str, stacks[0].paths)) == \
+        sorted(str(p.with_suffix("").resolve()) for p in paths[:3])
+    # with one of its files named too: each file once
+    stacks = find_series([root / "index", paths[0].with_suffix("")])
+    assert len(stacks) == 1 and stacks[0].num_instances == 3
+    # the folder: the walk finds the four files themselves
+    stacks = find_series(root)
+    assert len(stacks) == 1 and stacks[0].num_instances == 4
+    # a file without an image that is no DICOMDIR is still left out with a warning
+    write_file(root / "other", [(0x00100010, "PN", "X")], sop_class_uid="1.2.3")
+    with pytest.warns(DicomWarning, match="no image"):
+        assert find_series([root / "other"]) == []
