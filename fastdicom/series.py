@@ -64,7 +64,8 @@ _NATIVE_TS = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", _BIG_ENDIAN_TS}
 
 # Tolerances: orientation cosines (two stacks' orientations alike; a cosine vector's length
 # and the two vectors' dot product off unit and zero: an issue), pixel spacing (relative),
-# slice spacing (relative/absolute).
+# slice spacing (relative/absolute; widened to the rounding of positions written with few
+# decimals: see compute_geometry).
 ORIENTATION_TOLERANCE = 1e-3
 SPACING_RELATIVE_TOLERANCE = 1e-3
 SLICE_RELATIVE_TOLERANCE = 0.01
@@ -572,6 +573,17 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 else v
 
 
+def _decimal_grid(pos: np.ndarray) -> float:
+    """The decimal grid every finite coordinate of ``pos`` lies on (0.01 for positions written
+    as "-125.35" or "12.3"), from 1 mm down to 1e-6 mm; 0.0 when finer than that."""
+    v = pos[np.isfinite(pos)]
+    for d in range(7):
+        scaled = v * 10.0 ** d
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6):
+            return 10.0 ** -d
+    return 0.0
+
+
 def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
                      pixel_spacing: Optional[Sequence], *, instance_numbers: Sequence = (),
                      slice_thickness: Optional[float] = None, label: str = "",
@@ -666,7 +678,12 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
         real = steps[~dup_mask]
         if real.size:
             nominal = float(np.median(real))
-            tol = max(SLICE_RELATIVE_TOLERANCE * abs(nominal), SLICE_ABSOLUTE_TOLERANCE)
+            # positions written with few decimals ("-125.35") move each slice by up to half
+            # that grid per coordinate: a step by up to ``grid`` along the normal, and its
+            # difference to the nominal step (rounded too) by up to twice that, not unevenly
+            grid = _decimal_grid(spos) * float(np.abs(normal).sum())
+            tol = max(SLICE_RELATIVE_TOLERANCE * abs(nominal), SLICE_ABSOLUTE_TOLERANCE,
+                      2 * grid)
             off = np.abs(real - nominal) > tol
             if off.any():
                 for i, d in enumerate(steps):
@@ -674,7 +691,8 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
                         continue
                     q = d / nominal
                     k = round(q)
-                    if k >= 2 and abs(d - k * nominal) <= tol:
+                    # (k steps: the nominal step's own rounding error counts k times)
+                    if k >= 2 and abs(d - k * nominal) <= max(k * tol, (k + 1) * grid):
                         missing.append((i, int(k - 1)))
                     elif abs(d - nominal) > tol:
                         uneven = True

@@ -1554,9 +1554,38 @@ def test_rounded_positions_of_an_untilted_oblique_stack_are_not_a_tilt(decimals)
         ori = tuple(np.round(np.concatenate([r, c]), 6))
         g = compute_geometry(pos, ori, (0.5, 0.5), warn=False)
         assert not g.tilted and g.gantry_tilt_degrees == 0.0
-        # (2 decimals of 1 mm steps can be 1.7 % uneven: the slice spacing tolerance is 1 %)
-        assert not [i for i in g.issues if "uneven" not in i]
+        # (2 decimals of 1 mm steps vary by up to 1.7 %: the rounding, not uneven spacing)
+        assert not g.issues and g.regular and not g.uneven_spacing
         assert np.allclose(g.affine[:3, 0], normal, atol=0.02)
+
+
+@pytest.mark.parametrize("decimals", [2, 3])
+def test_rounded_positions_still_show_real_unevenness_and_gaps(decimals):
+    """The tolerance for positions on a coarse decimal grid covers the rounding only: a step
+    10 % longer than the others is still uneven, and a gap still a gap."""
+    rng = np.random.default_rng(5 + decimals)
+    extra = 0.05
+    for _ in range(50):
+        rot = _rotation(rng)
+        normal = np.cross(rot[:, 0], rot[:, 1])
+        ori = tuple(np.round(np.concatenate([rot[:, 0], rot[:, 1]]), 6))
+        start = rng.uniform(-200, 200, 3)
+        along = [0.0, 1.0, 2.0, 3.0 + 2 * extra, 4.0 + 2 * extra, 5.0 + 2 * extra]
+        pos = [tuple(np.round(start + z * normal, decimals)) for z in along]
+        g = compute_geometry(pos, ori, (0.5, 0.5), warn=False)
+        assert g.uneven_spacing, g.issues
+        gap = [tuple(np.round(start + z * normal, decimals)) for z in (0, 1, 2, 4, 5)]
+        g = compute_geometry(gap, ori, (0.5, 0.5), warn=False)
+        assert g.missing_slices == [(2, 1)] and not g.uneven_spacing, g.issues
+
+
+def test_decimal_grid_of_positions():
+    from fastdicom.series import _decimal_grid
+    assert _decimal_grid(np.array([[-125.35, 12.3, 0.0]])) == pytest.approx(0.01)
+    assert _decimal_grid(np.array([[1.0, -2.0, 3.0]])) == 1.0
+    assert _decimal_grid(np.array([[0.1 * 3, 1.000001]])) == pytest.approx(1e-6)
+    assert _decimal_grid(np.array([[1 / 3, 0.5]])) == 0.0
+    assert _decimal_grid(np.array([[np.nan, 0.25]])) == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("n, lateral_mm", [(3, 0.05), (40, 0.5), (200, 3.5)])
