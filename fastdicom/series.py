@@ -591,10 +591,17 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
     """Order slices and derive the affine (see the module docstring for the convention)."""
     n = len(positions)
     issues: list = []
-    row_sp, col_sp = (float(pixel_spacing[0]), float(pixel_spacing[1])) if pixel_spacing \
-        else (1.0, 1.0)
-    if not pixel_spacing:
-        issues.append("no PixelSpacing; 1 mm assumed")
+    try:
+        spacing_values = [float(v) for v in pixel_spacing]
+    except (TypeError, ValueError):
+        spacing_values = []
+    row_sp, col_sp = spacing_values if len(spacing_values) == 2 else (1.0, 1.0)
+    if pixel_spacing is None or _str(pixel_spacing) == "":
+        # (the headers of find_series give None for a value that is not two finite numbers)
+        issues.append("no PixelSpacing (absent, or not two finite numbers); 1 mm assumed")
+    elif len(spacing_values) != 2:
+        issues.append(f"PixelSpacing '{_str(pixel_spacing)}' is not two numbers "
+                      "(row\\column); 1 mm assumed")
     elif not (math.isfinite(row_sp) and math.isfinite(col_sp) and row_sp > 0 and col_sp > 0):
         # a zero or negative spacing would make the affine singular or mirror the image
         issues.append(f"PixelSpacing {row_sp:g}\\{col_sp:g} is not positive; 1 mm assumed")

@@ -1704,3 +1704,20 @@ def test_a_number_written_as_a_person_name_is_read_as_its_text(tmp_path, tag, ke
         volume = load_series(tmp_path, workers=1)
     assert [s.num_instances for s in stacks] == [2]
     assert volume.array.shape == (2, 4, 4)
+
+
+@pytest.mark.parametrize("spacing, says", [
+    (None, "no PixelSpacing (absent, or not two finite numbers)"),
+    ((), "no PixelSpacing (absent, or not two finite numbers)"),
+    ((0.5,), "PixelSpacing '0.5' is not two numbers (row\\column)"),
+    ((0.5, 0.5, 0.5), "PixelSpacing '0.5\\0.5\\0.5' is not two numbers"),
+    (("a", 1.0), "PixelSpacing 'a\\1.0' is not two numbers"),
+    ((float("nan"), 1.0), "PixelSpacing nan\\1 is not positive"),
+    ((0.0, 1.0), "PixelSpacing 0\\1 is not positive"),
+])
+def test_pixel_spacing_that_cannot_be_used_is_named(spacing, says):
+    """compute_geometry with a PixelSpacing of one or three values (it raised IndexError for
+    one), none, or non-finite or non-positive ones: 1 mm is assumed and the issue says why."""
+    g = compute_geometry([(0, 0, 0), (0, 0, 1)], (1, 0, 0, 0, 1, 0), spacing, warn=False)
+    assert g.spacing[1:] == (1.0, 1.0)
+    assert [i for i in g.issues if "PixelSpacing" in i][0].startswith(says), g.issues
