@@ -1107,14 +1107,7 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
                 warnings.warn(f"DICOMDIR left out: {exc}", DicomWarning, stacklevel=4)
                 continue
             dicomdirs.append(dd)
-            # (a referenced file that is absent or not a file goes to the scan too, which
-            # leaves it out with a warning: a DICOMDIR whose files are all gone said only
-            # "no image series found")
-            for ref in dd.paths:
-                key = os.path.realpath(ref)
-                if key not in seen:
-                    seen.add(key)
-                    out.append(str(ref))
+            _add_referenced(dd, seen, out)
             continue
         if key is None:
             try:
@@ -1125,6 +1118,18 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
             seen.add(key)
             out.append(f)
     return out, dicomdirs, explicit, unlisted
+
+
+def _add_referenced(dd, seen: set, out: list) -> None:
+    """Append to ``out`` the files DICOMDIR ``dd`` references whose real path is not in
+    ``seen`` (added to it).  A referenced file that is absent or not a file goes to the scan
+    too, which leaves it out with a warning (a DICOMDIR whose files were all gone said only
+    "no image series found")."""
+    for ref in dd.paths:
+        key = os.path.realpath(ref)
+        if key not in seen:
+            seen.add(key)
+            out.append(str(ref))
 
 
 def _normalised(item) -> str:
@@ -1443,8 +1448,9 @@ def find_series(paths_or_directory: Any, *, recursive: bool = True,
     read (permissions, I/O errors, gone) and folders it may not list are left out with one
     :class:`DicomWarning` each, naming how many and the first.  A DICOMDIR is followed (a
     file named DICOMDIR, or a file named explicitly whose header says Media Storage
-    Directory, whatever its name); a Referenced File ID leaving its folder raises :class:`UnsafePathError`.  A damaged DICOMDIR
-    raises when named, and is left out with a warning when a folder walk finds it.  A file
+    Directory, whatever its name); a Referenced File ID leaving its folder raises
+    :class:`UnsafePathError`.  A damaged DICOMDIR raises when named, and is left out with a
+    warning when a folder walk finds it.  A file
     whose NumberOfFrames does not fit its pixel data is left out as a damaged one.
     ``limits`` bounds the header reads as in :func:`fastdicom.dcmread` (a file past them is
     left out as a damaged one).
@@ -1473,11 +1479,7 @@ def _find_series(paths_or_directory: Any, recursive: bool, workers: Optional[int
             known = {os.path.realpath(p) for p in paths}
             refs: list = []
             for d in directories:
-                for ref in read_dicomdir(d).paths:
-                    key = os.path.realpath(ref)
-                    if key not in known:
-                        known.add(key)
-                        refs.append(str(ref))
+                _add_referenced(read_dicomdir(d), known, refs)
             more, more_skipped, _ = _scan_all(refs, n, set(), limits)
             headers += more
             skipped += more_skipped
