@@ -626,3 +626,31 @@ def test_pixel_array_decodes_rle_into_its_output(tmp_path, fragments):
             tracemalloc.stop()
         np.testing.assert_array_equal(out, expected)
         assert peak < out.nbytes + (2 << 20), f"{peak} bytes for a {out.nbytes}-byte result"
+
+
+@pytest.mark.parametrize("api", ["get_frame", "pixel_array"])
+def test_lenient_frame_warning_names_file_item_offset_and_tag(tmp_path, api):
+    """A recovery made while decoding a frame of a file (unused segment offsets that are not
+    zero) is warned with where it is: the file, the offset of the frame's fragment item (as
+    the errors of that frame give it) and (7FE0,0010)."""
+    import fastdicom
+    from fastdicom.pixels import frame_offset, get_frame
+    frames = [build_frame([b"\x03abcd"]), build_frame([b"\x03efgh"], unused=7)]
+    path = _rle_file(tmp_path, frames, 2, 2, bits=8)
+    ds = fastdicom.dcmread(path)
+    expected = frame_offset(ds, 1)
+    # frame 2's item is where frame_offset says (checked on the bytes)
+    raw = path.read_bytes()
+    assert raw[expected:expected + 4] == b"\xfe\xff\x00\xe0"
+    assert raw[expected + 8:expected + 8 + len(frames[1])] == frames[1]
+    with pytest.warns(DicomWarning) as caught:
+        if api == "get_frame":
+            assert get_frame(ds, 1).tobytes() == b"efgh"
+        else:
+            out = ds.pixel_array
+            assert out[0].tobytes() == b"abcd" and out[1].tobytes() == b"efgh"
+    texts = [str(w.message) for w in caught if "unused segments" in str(w.message)]
+    assert len(texts) == 1, [str(w.message) for w in caught]
+    assert f"offset {expected}," in texts[0]
+    assert "tag (7FE0,0010)" in texts[0]
+    assert repr(str(path)) in texts[0]

@@ -64,13 +64,14 @@ _INSTALL = 'pip install "fastdicom[codecs]"'
 class FrameState:
     """What a decoder learns from one codestream (pydicom's runner options)."""
     __slots__ = ("photometric", "precision", "signed", "native", "validation", "path", "out",
-                 "in_place")
+                 "in_place", "offset")
 
     def __init__(self, photometric: str, validation: str = "warn", path=None,
-                 out: Optional[np.ndarray] = None):
+                 out: Optional[np.ndarray] = None, offset: Optional[int] = None):
         self.photometric = photometric
         self.validation = validation
         self.path = path
+        self.offset = offset  # of the frame's first fragment item: named by the warnings
         self.precision: Optional[int] = None
         self.signed: Optional[bool] = None
         self.native = False   # output is native-layout bytes (frame-level deflate/uncompressed)
@@ -391,15 +392,18 @@ def _decode_rle(src, info: PixelInfo, state: FrameState):
                              tag=info.tag)
     if state.out is None:
         rle_check_frame(src, memoryview(src).nbytes, info.rows, info.columns,
-                        info.samples_per_pixel, info.bits_allocated, path=state.path)
+                        info.samples_per_pixel, info.bits_allocated, path=state.path,
+                        offset=state.offset)
         state.out = allocate(info.frame_shape, info.dtype, path=state.path, tag=info.tag)
     target = _rle_target(state.out, info)
     if target is None:      # an out of another layout: decode apart, decode_frame copies
         return rle_decode_frame(src, info.rows, info.columns, info.samples_per_pixel,
                                 info.bits_allocated, info.pixel_representation,
-                                path=state.path, validation=state.validation)
+                                path=state.path, offset=state.offset,
+                                validation=state.validation)
     rle_decode_frame_into(src, target, info.rows, info.columns, info.samples_per_pixel,
-                          info.bits_allocated, path=state.path, validation=state.validation)
+                          info.bits_allocated, path=state.path, offset=state.offset,
+                          validation=state.validation)
     state.in_place = True
     return state.out
 
@@ -569,7 +573,7 @@ def decode_frame(src, info: PixelInfo, *, as_rgb: bool = True, path=None,
     cause."""
     ts = info.transfer_syntax
     decoder = decoder_for(ts)
-    state = FrameState(info.photometric, validation, path, out)
+    state = FrameState(info.photometric, validation, path, out, offset)
     try:
         decoded = decoder(src, info, state)
     except MissingCodecError as exc:    # (not the bytes' fault: no offset)
