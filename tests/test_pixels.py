@@ -268,8 +268,15 @@ def test_number_of_frames_zero_is_one_frame_with_a_warning(tmp_path):
     pydicom = pytest.importorskip("pydicom")
     data = np.arange(16, dtype="<u2").tobytes()
     path = _native_file(tmp_path, data, frames="0")
-    with pytest.warns(fastdicom.DicomWarning, match="NumberOfFrames is 0; read as 1 frame"):
+    with pytest.warns(fastdicom.DicomWarning, match="NumberOfFrames is 0; read as 1 frame") \
+            as caught:
         arr = fastdicom.dcmread(path).pixel_array
+    # the warning says where the element is (its tag's first byte, found in the bytes)
+    raw = path.read_bytes()
+    at = raw.index(b"\x28\x00\x08\x00IS")
+    assert raw.count(b"\x28\x00\x08\x00IS") == 1
+    text = next(str(w.message) for w in caught if "NumberOfFrames" in str(w.message))
+    assert f"offset {at}," in text and "tag (0028,0008)" in text and repr(str(path)) in text
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = pydicom.dcmread(path).pixel_array

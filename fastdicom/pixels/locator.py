@@ -147,7 +147,9 @@ _MODULE_KEYWORDS = ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "Bits
                     "NumberOfFrames")
 
 
-def _number_of_frames(value, path) -> tuple[int, bool]:
+def _number_of_frames(value, path, offset: Optional[int] = None) -> tuple[int, bool]:
+    """(frames, given) of a NumberOfFrames value; ``offset`` (of its element) is named by
+    the warning of a 0."""
     if value is _ABSENT:
         return 1, False
     if type(value) is int and value >= 1:
@@ -168,7 +170,7 @@ def _number_of_frames(value, path) -> tuple[int, bool]:
     if frames == 0:
         # not a valid value (at least 1); pydicom and the series loader read one frame
         report("warn", PixelDataError("NumberOfFrames is 0; read as 1 frame", path=path,
-                                      tag=0x00280008), stacklevel=5)
+                                      offset=offset, tag=0x00280008), stacklevel=5)
         return 1, True
     if frames < 1:
         raise PixelDataError(f"NumberOfFrames must be at least 1, found {frames}", path=path,
@@ -233,7 +235,10 @@ def _module_general(ds, path) -> tuple:
     if isinstance(photometric, list):
         photometric = photometric[0] if photometric else None
     photometric = str(photometric).strip() if photometric else "MONOCHROME2"
-    frames, frames_given = _number_of_frames(v_frames, path)
+    e_frames = ds._element(0x00280008) if v_frames is not _ABSENT else None
+    frames, frames_given = _number_of_frames(
+        v_frames, path, e_frames.header_offset
+        if e_frames is not None and e_frames.header_offset >= 0 else None)
     return (tag, elem._index_pos, elem.VR, elem.flags, elem.offset, elem.length,
             elem.header_offset, rows, columns, bits_allocated, samples, bits_stored,
             representation, planar, photometric, frames, frames_given)
