@@ -93,6 +93,7 @@ import itertools
 import json
 import logging
 import os
+import shlex
 import sqlite3
 import stat
 import sys
@@ -2838,6 +2839,8 @@ def _run_cli_job(args, paths, tags, progress, stopper) -> int:
             except (ValueError, TypeError) as exc:   # rows that are not scan rows
                 raise RuntimeError(f"{args.from_parquet}: {exc}") from None
         else:
+            if not args.quiet:
+                _warn_absent_roots(args.paths)
             r = ingest(paths, args.db, workers=args.workers, tags=tags, parquet=args.parquet,
                        batch_size=args.batch_size, follow_symlinks=args.follow_symlinks,
                        force=args.force, reread=args.reread, progress=progress)
@@ -2866,8 +2869,27 @@ def _run_cli_job(args, paths, tags, progress, stopper) -> int:
         return 130 if name == "SIGINT" else 143
     if not args.quiet and not args.json:
         print(summary_text(r), file=sys.stderr)
+        if r.failed:
+            print(f"fastdicom ingest: the reasons of the {r.failed} failed: fastdicom ls "
+                  f"{shlex.quote(args.db)} --failures", file=sys.stderr)
     _json_line(r.counts())
     return 0
+
+
+def _warn_absent_roots(roots) -> None:
+    """Say on stderr which paths named on the command line do not exist, and which globs
+    match nothing (a typo shows before the job, not only in the counts of its summary)."""
+    import glob
+    for root in roots:
+        if os.path.lexists(root):
+            continue
+        text = os.fsdecode(root)
+        if _has_magic(text):
+            if next(glob.iglob(text, recursive=True), None) is None:
+                print(f"fastdicom ingest: {text!r} matches no path", file=sys.stderr)
+        else:
+            print(f"fastdicom ingest: {text!r} does not exist (counted as a failed file)",
+                  file=sys.stderr)
 
 
 # what ``fastdicom ls`` shows: (columns, query); the columns name the output's header line

@@ -2963,3 +2963,40 @@ def test_hashes_follow_the_collisions_a_fresh_job_would_see(tmp_path):
     assert {os.path.basename(p) for p, h in hashes(fresh).items() if h is not None} == \
         {"b2.dcm", "f2.dcm"}
     assert _dump(db)["inst"] == _dump(fresh)["inst"]
+
+
+def test_cli_names_absent_inputs_and_where_failures_are(tmp_path):
+    """A path named on the command line that does not exist is said on stderr before the job
+    (and counted as one failed file, as before); a glob that matches nothing is said too; the
+    summary of a job with failed files says where their reasons are.  --quiet says none."""
+    root = tmp_path / "t"
+    testing.write_ct_series(root, 2, 16, 16, seed=5)
+    (root / "junk.dcm").write_bytes(b"not dicom")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    db = tmp_path / "a b.sqlite"
+    absent = tmp_path / "typo"
+    args = [str(root), str(absent), str(tmp_path / "*.nothing"), "--db", str(db)]
+    out = subprocess.run([sys.executable, "-m", "fastdicom", "ingest", *args],
+                         capture_output=True, text=True, env=env, cwd=str(ROOT))
+    assert out.returncode == 0, out.stderr
+    counts = json.loads(out.stdout.splitlines()[-1])
+    assert counts["files"] == 4 and counts["indexed"] == 2 and counts["failed"] == 2, counts
+    err = out.stderr
+    assert f"{str(absent)!r} does not exist (counted as a failed file)" in err
+    assert f"{str(tmp_path / '*.nothing')!r} matches no path" in err
+    assert f"the reasons of the 2 failed: fastdicom ls '{db}' --failures" in err
+    assert str(root) + "'" not in err      # the existing folder is not named
+    failures = _count_failures(db)
+    assert failures == {str(absent): "FileNotFoundError",
+                        str(root / "junk.dcm"): "InvalidDicomError"}, failures
+    quiet = subprocess.run([sys.executable, "-m", "fastdicom", "ingest", *args, "--quiet"],
+                           capture_output=True, text=True, env=env, cwd=str(ROOT))
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+
+def _count_failures(db) -> dict:
+    con = sqlite3.connect(db)
+    try:
+        return dict(con.execute("SELECT display, error_type FROM failures"))
+    finally:
+        con.close()
