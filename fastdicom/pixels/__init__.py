@@ -27,7 +27,7 @@ from fastdicom.errors import DicomError, FileChangedError, LimitExceededError, P
 from fastdicom.pixels import encaps as _encaps, locator as _locator
 from fastdicom.pixels.codecs import SIZE_CHECKED_SYNTAXES, check_encoded_frame, decode_frame
 from fastdicom.pixels.encaps import frame_head, frame_offset, frame_table
-from fastdicom.pixels.locator import (PIXEL_DATA, PixelInfo, allocate, memory_error,
+from fastdicom.pixels.locator import (PixelInfo, allocate, locate, memory_error,
                                       pixel_buffer, pixel_cache)
 from fastdicom.pixels.native import _be_swap_ow, _correct, native_frames, needs_bit_correction
 
@@ -37,24 +37,6 @@ __all__ = ["frame_view", "get_frame", "pixel_array", "iter_frames", "num_frames"
 
 def _ctx(ds):
     return ds.__dict__["_ctx"]
-
-
-def locate(exc: DicomError, ds) -> DicomError:
-    """Fill in what ``exc`` lacks of where it happened in ``ds``'s file: the path; the tag
-    (a PixelDataError without one is about the Pixel Data); the offset of the tag's element
-    when the data set holds it (in the inflated stream for a deflated file).  Returns exc."""
-    ctx = ds.__dict__.get("_ctx")
-    if ctx is None:
-        return exc
-    if exc.tag is None and isinstance(exc, PixelDataError):
-        exc.tag = next((t for t in _locator._PIXEL_TAGS if ds._element(t) is not None),
-                       PIXEL_DATA)
-    if exc.offset is None and exc.tag is not None:
-        elem = ds._element(exc.tag)
-        if elem is not None and elem.header_offset >= 0:   # (not a value set in memory)
-            exc.offset = elem.header_offset
-            exc.inflated = bool(ctx.inflated)
-    return exc.with_context(path=ctx.path)
 
 
 def _located(fn):

@@ -147,9 +147,27 @@ _MODULE_KEYWORDS = ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "Bits
                     "NumberOfFrames")
 
 
-def _number_of_frames(value, path, offset: Optional[int] = None) -> tuple[int, bool]:
-    """(frames, given) of a NumberOfFrames value; ``offset`` (of its element) is named by
-    the warning of a 0."""
+def locate(exc: DicomError, ds) -> DicomError:
+    """Fill in what ``exc`` lacks of where it happened in ``ds``'s file: the path; the tag
+    (a PixelDataError without one is about the Pixel Data); the offset of the tag's element
+    when the data set holds it (in the inflated stream for a deflated file).  Returns exc."""
+    ctx = ds.__dict__.get("_ctx")
+    if ctx is None:
+        return exc
+    if exc.tag is None and isinstance(exc, PixelDataError):
+        exc.tag = next((t for t in _PIXEL_TAGS if ds._element(t) is not None),
+                       PIXEL_DATA)
+    if exc.offset is None and exc.tag is not None:
+        elem = ds._element(exc.tag)
+        if elem is not None and elem.header_offset >= 0:   # (not a value set in memory)
+            exc.offset = elem.header_offset
+            exc.inflated = bool(ctx.inflated)
+    return exc.with_context(path=ctx.path)
+
+
+def _number_of_frames(value, path, ds=None) -> tuple[int, bool]:
+    """(frames, given) of a NumberOfFrames value (of ``ds``, whose element the warning of a
+    0 locates)."""
     if value is _ABSENT:
         return 1, False
     if type(value) is int and value >= 1:
@@ -169,8 +187,9 @@ def _number_of_frames(value, path, offset: Optional[int] = None) -> tuple[int, b
         raise PixelDataError("NumberOfFrames is not an integer", path=path, tag=0x00280008)
     if frames == 0:
         # not a valid value (at least 1); pydicom and the series loader read one frame
-        report("warn", PixelDataError("NumberOfFrames is 0; read as 1 frame", path=path,
-                                      offset=offset, tag=0x00280008), stacklevel=5)
+        error = PixelDataError("NumberOfFrames is 0; read as 1 frame", path=path,
+                               tag=0x00280008)
+        report("warn", error if ds is None else locate(error, ds), stacklevel=5)
         return 1, True
     if frames < 1:
         raise PixelDataError(f"NumberOfFrames must be at least 1, found {frames}", path=path,
@@ -235,10 +254,7 @@ def _module_general(ds, path) -> tuple:
     if isinstance(photometric, list):
         photometric = photometric[0] if photometric else None
     photometric = str(photometric).strip() if photometric else "MONOCHROME2"
-    e_frames = ds._element(0x00280008) if v_frames is not _ABSENT else None
-    frames, frames_given = _number_of_frames(
-        v_frames, path, e_frames.header_offset
-        if e_frames is not None and e_frames.header_offset >= 0 else None)
+    frames, frames_given = _number_of_frames(v_frames, path, ds)
     return (tag, elem._index_pos, elem.VR, elem.flags, elem.offset, elem.length,
             elem.header_offset, rows, columns, bits_allocated, samples, bits_stored,
             representation, planar, photometric, frames, frames_given)
