@@ -165,7 +165,7 @@ def locate(exc: DicomError, ds) -> DicomError:
     return exc.with_context(path=ctx.path)
 
 
-def _number_of_frames(value, path, ds=None) -> tuple[int, bool]:
+def _number_of_frames(value, path, ds) -> tuple[int, bool]:
     """(frames, given) of a NumberOfFrames value (of ``ds``, whose element the warning of a
     0 locates)."""
     if value is _ABSENT:
@@ -189,7 +189,7 @@ def _number_of_frames(value, path, ds=None) -> tuple[int, bool]:
         # not a valid value (at least 1); pydicom and the series loader read one frame
         error = PixelDataError("NumberOfFrames is 0; read as 1 frame", path=path,
                                tag=0x00280008)
-        report("warn", error if ds is None else locate(error, ds), stacklevel=5)
+        report("warn", locate(error, ds), stacklevel=5)
         return 1, True
     if frames < 1:
         raise PixelDataError(f"NumberOfFrames must be at least 1, found {frames}", path=path,
