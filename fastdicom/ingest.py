@@ -13,8 +13,8 @@ Tables (schema version in ``PRAGMA user_version``):
 * ``instances``: one row per SOPInstanceUID, from the smallest path holding it (path,
   display_path, size, mtime_ns, UIDs, transfer syntax, rows, columns, frames, pixel
   offset/length) and a column per requested tag, and per tag the derived tables need
-  (PatientID, IssuerOfPatientID, PatientName, AccessionNumber, Modality, SeriesNumber),
-  named by its keyword (``x00091001`` for a tag without one), holding the
+  (:data:`INDEX_TAGS`: the values of the series, studies and patients tables, so these are
+  complete whatever tags a job asks for), named by its keyword (``x00091001`` for a tag without one), holding the
   value :func:`fastdicom.scan` reads: text, integer, real, blob; a list (multi-valued tags) as
   its JSON text (``json.dumps``); a UV value past 2**63 - 1 as its decimal text; NaN as NULL.
   A job asking for tags the index lacks adds their columns (NULL in earlier rows and in
@@ -250,9 +250,15 @@ _C_COLUMNS = ("size", "mtime_ns", "SOPInstanceUID", "SOPClassUID", "SeriesInstan
 #: values of the patients, studies and series tables.  Rows scanned elsewhere for
 #: :func:`ingest_tables` (``fastdicom.dask.read_headers(paths, tags)``) need them among their
 #: tags (``DEFAULT_TAGS`` has them), else those columns and tables stay empty.
-INDEX_TAGS = ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID",
-              "Rows", "Columns", "PatientID", "IssuerOfPatientID", "PatientName",
-              "AccessionNumber", "Modality", "SeriesNumber")
+# the instance values a series, a study and a patient row take (from their first instance)
+_SERIES_KEYWORDS = ("Modality", "SeriesNumber", "SeriesDescription")
+_STUDY_KEYWORDS = ("PatientID", "IssuerOfPatientID", "PatientName", "AccessionNumber",
+                   "StudyDate", "StudyTime", "StudyID", "StudyDescription")
+_PATIENT_KEYWORDS = ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate",
+                     "PatientSex")
+INDEX_TAGS = tuple(dict.fromkeys(
+    ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID", "Rows",
+     "Columns") + _SERIES_KEYWORDS + _STUDY_KEYWORDS + _PATIENT_KEYWORDS))
 _REQUIRED_TAGS = INDEX_TAGS
 
 
@@ -972,8 +978,8 @@ class _Writer:
                               " series_instance_uid=?", (s,)).fetchone()
             if old is not None and old[0] is not None:
                 studies.add(old[0])
-            r = con.execute(f"SELECT study_instance_uid, sop_instance_uid, {col('Modality')},"
-                            f" {col('SeriesNumber')}, {col('SeriesDescription')} FROM"
+            r = con.execute("SELECT study_instance_uid, sop_instance_uid, " +
+                            ", ".join(col(k) for k in _SERIES_KEYWORDS) + " FROM"
                             " instances WHERE series_instance_uid=? ORDER BY sop_instance_uid"
                             " LIMIT 1", (s,)).fetchone()
             if r is None:
@@ -1028,13 +1034,6 @@ class _Writer:
                                       "num_studies"), vals)
         self.touched_series.clear()
         self.touched_studies.clear()
-
-
-# the instance values a study and a patient row take (from their first instance)
-_STUDY_KEYWORDS = ("PatientID", "IssuerOfPatientID", "PatientName", "AccessionNumber",
-                   "StudyDate", "StudyTime", "StudyID", "StudyDescription")
-_PATIENT_KEYWORDS = ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate",
-                     "PatientSex")
 
 
 def _as_text(v):

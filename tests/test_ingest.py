@@ -3000,3 +3000,31 @@ def _count_failures(db) -> dict:
         return dict(con.execute("SELECT display, error_type FROM failures"))
     finally:
         con.close()
+
+
+def test_hierarchy_tables_are_complete_whatever_tags_are_asked(tmp_path):
+    """The series, studies and patients tables take their values from instance tags; asked
+    for a few tags (``--tags ImageType``), a job left series_description, study_date,
+    study_time, study_id, study_description, patient_birth_date and patient_sex NULL although
+    every file has them.  Oracle: pydicom's reading of the first instance."""
+    pydicom = pytest.importorskip("pydicom")
+    d = tmp_path / "d"
+    testing.write_ct_series(d, 3, 4, 4, seed=7)
+    db = str(tmp_path / "i.sqlite")
+    ingest([str(d)], db, tags=["ImageType"], workers=1, progress=False)
+    con = sqlite3.connect(db)
+    first = con.execute("SELECT first_sop_instance_uid FROM series").fetchone()[0]
+    path = con.execute("SELECT display_path FROM instances WHERE sop_instance_uid=?",
+                       (first,)).fetchone()[0]
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    assert ds.SeriesDescription and ds.StudyDate and ds.PatientSex      # (the oracle has them)
+    assert con.execute("SELECT modality, series_number, series_description FROM series"
+                       ).fetchone() == (ds.Modality, int(ds.SeriesNumber), ds.SeriesDescription)
+    assert con.execute(
+        "SELECT patient_id, patient_name, accession_number, study_date, study_time, study_id,"
+        " study_description FROM studies").fetchone() == (
+        ds.PatientID, str(ds.PatientName), ds.AccessionNumber, ds.StudyDate, ds.StudyTime,
+        ds.StudyID, ds.StudyDescription)
+    assert con.execute("SELECT patient_id, patient_name, patient_birth_date, patient_sex"
+                       " FROM patients").fetchone() == (
+        ds.PatientID, str(ds.PatientName), ds.PatientBirthDate, ds.PatientSex)
