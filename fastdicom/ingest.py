@@ -684,6 +684,13 @@ class _Lock:
         except FileExistsError:
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             self.made = False
+        except FileNotFoundError:
+            # (the lock file is not what the user named: say which folder is missing)
+            folder = os.path.dirname(self.path)
+            if os.path.isdir(folder):
+                raise
+            raise FileNotFoundError(errno.ENOENT, "no such folder for the index",
+                                    os.path.dirname(os.path.abspath(db))) from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

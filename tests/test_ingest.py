@@ -3028,3 +3028,21 @@ def test_hierarchy_tables_are_complete_whatever_tags_are_asked(tmp_path):
     assert con.execute("SELECT patient_id, patient_name, patient_birth_date, patient_sex"
                        " FROM patients").fetchone() == (
         ds.PatientID, str(ds.PatientName), ds.PatientBirthDate, ds.PatientSex)
+
+
+def test_index_in_a_missing_folder_names_the_folder(tmp_path, capsys):
+    """An index path whose folder does not exist was refused with the error of the job's
+    lock file (``No such file or directory: '.../x.sqlite.lock'``), a file the user never
+    named; the error names the missing folder, and nothing is created."""
+    from fastdicom import cli
+    d = tmp_path / "d"
+    testing.write_ct_series(d, 1, 4, 4)
+    db = tmp_path / "no" / "such" / "x.sqlite"
+    with pytest.raises(FileNotFoundError, match="no such folder for the index") as ei:
+        ingest([str(d)], str(db), workers=1, progress=False)
+    assert ei.value.filename == str(db.parent)
+    assert cli.main(["ingest", str(d), "--db", str(db), "--quiet"]) == 1
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["error"] == "FileNotFoundError"
+    assert str(db.parent) in last["message"] and ".lock" not in last["message"]
+    assert not (tmp_path / "no").exists()
