@@ -1,8 +1,14 @@
 """The one exception hierarchy of fastdicom, plus warnings, validation modes and limits.
 
 Every error raised on bad input derives from :class:`DicomError` (a ``ValueError``) and carries
-``.path`` (str or None), ``.offset`` (byte offset of the first byte of the offending element's tag,
-or None) and ``.tag`` (int ``0xGGGGEEEE`` or None).  Messages never quote element values.
+``.path`` (str or None), ``.offset`` (int or None) and ``.tag`` (int ``0xGGGGEEEE`` or None).
+Messages never quote element values.
+
+``.offset`` is the byte offset, in the file, of the first byte at fault: the offending
+element's tag; for a fault inside a value, the tag of the item at fault or of the frame's first
+fragment (encapsulated pixel data), or the frame's first byte (native pixel data).  With
+``.inflated`` it counts from the first byte of a deflated file's inflated data set, and
+``str()`` says so.
 """
 from __future__ import annotations
 
