@@ -239,17 +239,22 @@ def test_ingest_tag_columns(tmp_path, ct):
     assert cols[:len(fixed)] == fixed
     # the requested tag, and the tags the derived tables need, whatever the job asks
     assert set(cols[len(fixed):]) == {"Manufacturer", "PatientID", "IssuerOfPatientID",
-                                      "PatientName", "AccessionNumber", "Modality",
-                                      "SeriesNumber"}
+                                      "PatientName", "PatientBirthDate", "PatientSex",
+                                      "AccessionNumber", "StudyDate", "StudyTime", "StudyID",
+                                      "StudyDescription", "Modality", "SeriesNumber",
+                                      "SeriesDescription"}
     con.close()
     # a job asking for a new tag adds its column, NULL for the files it finds unchanged;
     # reread fills it
-    fastdicom.ingest([str(ct[0].parent)], str(db), tags=["StudyDescription"])
+    fastdicom.ingest([str(ct[0].parent)], str(db), tags=["ImageType"])
     con = sqlite3.connect(db)
-    assert {v for (v,) in con.execute("SELECT StudyDescription FROM instances")} == {None}
+    assert {v for (v,) in con.execute("SELECT ImageType FROM instances")} == {None}
     con.close()
-    r = fastdicom.ingest([str(ct[0].parent)], str(db), tags=["BodyPartExamined"], reread=True)
+    r = fastdicom.ingest([str(ct[0].parent)], str(db), tags=["ImageType"], reread=True)
     assert r.indexed == len(ct)
+    con = sqlite3.connect(db)
+    assert None not in {v for (v,) in con.execute("SELECT ImageType FROM instances")}
+    con.close()
 
 
 def test_ingest_cli_exit_codes_and_ls(tmp_path, ct, capsys):
