@@ -14,9 +14,10 @@ Tables (schema version in ``PRAGMA user_version``):
   display_path, size, mtime_ns, UIDs, transfer syntax, rows, columns, frames, pixel
   offset/length) and a column per requested tag, and per tag the derived tables need
   (:data:`INDEX_TAGS`: the values of the series, studies and patients tables, so these are
-  complete whatever tags a job asks for), named by its keyword (``x00091001`` for a tag without one), holding the
-  value :func:`fastdicom.scan` reads: text, integer, real, blob; a list (multi-valued tags) as
-  its JSON text (``json.dumps``); a UV value past 2**63 - 1 as its decimal text; NaN as NULL.
+  complete whatever tags a job asks for), named by its keyword (``x00091001`` for a tag
+  without one), holding the value :func:`fastdicom.scan` reads: text, integer, real, blob;
+  a list (multi-valued tags) as its JSON text (``json.dumps``); a UV value past 2**63 - 1
+  as its decimal text; NaN as NULL.
   A job asking for tags the index lacks adds their columns (NULL in earlier rows and in
   the rows of files it finds unchanged, until a job with ``reread`` reads them again; at
   most 1,985 tags in all: SQLite's column limit, a ``ValueError`` before anything is
@@ -246,16 +247,17 @@ _NO_PREAMBLE_REASON = "InvalidDicomError: " + NO_PREAMBLE
 _C_COLUMNS = ("size", "mtime_ns", "SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID",
               "StudyInstanceUID", "transfer_syntax", "Rows", "Columns", "num_frames",
               "pixel_offset", "pixel_length", "path")
-#: the tags an index always reads beside those asked for: the UIDs, Rows/Columns and the
-#: values of the patients, studies and series tables.  Rows scanned elsewhere for
-#: :func:`ingest_tables` (``fastdicom.dask.read_headers(paths, tags)``) need them among their
-#: tags (``DEFAULT_TAGS`` has them), else those columns and tables stay empty.
+
 # the instance values a series, a study and a patient row take (from their first instance)
 _SERIES_KEYWORDS = ("Modality", "SeriesNumber", "SeriesDescription")
 _STUDY_KEYWORDS = ("PatientID", "IssuerOfPatientID", "PatientName", "AccessionNumber",
                    "StudyDate", "StudyTime", "StudyID", "StudyDescription")
 _PATIENT_KEYWORDS = ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate",
                      "PatientSex")
+#: the tags an index always reads beside those asked for: the UIDs, Rows/Columns and the
+#: values of the patients, studies and series tables.  Rows scanned elsewhere for
+#: :func:`ingest_tables` (``fastdicom.dask.read_headers(paths, tags)``) need them among their
+#: tags (``DEFAULT_TAGS`` has them), else those columns and tables stay empty.
 INDEX_TAGS = tuple(dict.fromkeys(
     ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID", "Rows",
      "Columns") + _SERIES_KEYWORDS + _STUDY_KEYWORDS + _PATIENT_KEYWORDS))
