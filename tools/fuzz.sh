@@ -84,7 +84,7 @@ run_one() {
     execs=$total
     rate=$(( total / (SECONDS_PER > 0 ? SECONDS_PER : 1) ))
     local native
-    native=$(grep -o 'Loaded 1 modules *([0-9]* inline 8-bit counters)' "$log" | head -1 | grep -o '[0-9]* inline')
+    native=$(grep -o 'Loaded [0-9]* modules *([0-9]* inline 8-bit counters)' "$log" | head -1 | grep -o '[0-9]* inline' | grep -o '[0-9]*')
     echo "fuzz_$name: rc=$rc native_counters=${native:-0} coverage_edges=${cov:-0} executions=$execs exec_per_s~$rate runs=$runs findings=$(sort -u "$WORK/$name.findings" | grep -c .) log=$log"
     sort "$WORK/$name.findings" | uniq -c | sed "s/^/fuzz_$name finding: /"
     if [ "${cov:-0}" -eq 0 ]; then
