@@ -74,12 +74,15 @@ reachable), the same rows go through ``executemany``.  The JSON text of list val
 in C by the scanning threads (:func:`fastdicom._rows.json_cells`, the same text as
 ``json.dumps(..., ensure_ascii=False)``); only files already in the ledger are ``stat``-ed; a
 file costs four B-tree inserts (ledger, instance row, SOPInstanceUID and series indexes).
-New databases use 16 KiB pages.
+New databases use 16 KiB pages.  With the default batch size, consecutive batches share a
+transaction (see :func:`_auto_commit_files`): with random SOPInstanceUIDs a commit rewrites
+nearly every leaf of a large UID index, so on a large index a commit per batch of 2,000
+files wrote ~9 KB per file (200,000 tiny files) for ~1.2 KB of index.
 
 Exit codes of ``fastdicom ingest``: 0 the job finished (even with failed files), 1 fatal
 error (database unwritable or full, or locked by another job), 2 bad usage, 130 / 143
-interrupted by SIGINT / SIGTERM (the batches committed so far are kept; the same command
-resumes; a second signal while the job stops is ignored, SIGKILL ends it at once; a
+interrupted by SIGINT / SIGTERM (the batches written so far are committed and kept; the same
+command resumes; a second signal while the job stops is ignored, SIGKILL ends it at once; a
 signal during start-up: see :mod:`fastdicom._early`).  The last
 stdout line is a JSON object: the counts, which sum to ``files``, or
 ``{"error": ..., "message": ...}`` when the job did not finish (``"usage"`` for exit code 2).  A write that fails ends the
@@ -142,6 +145,21 @@ _GROWTH_DIVISOR = 100
 def _auto_batch_size(instances: int) -> int:
     """The default batch size for an index of about ``instances`` rows."""
     return max(DEFAULT_BATCH_SIZE, min(MAX_BATCH_SIZE, instances // _GROWTH_DIVISOR))
+
+
+# With the default batch size, one commit spans consecutive batches: at least a batch, and
+# past 40,000 instances a twentieth of the index (up to MAX_COMMIT_FILES), so that the UID
+# index leaves a commit rewrites are shared by ~20 files each, not one, while a batch in
+# flight keeps the memory of a small one; a commit is due anyway once its transaction has
+# been open for COMMIT_SECONDS (the work a kill can undo stays bounded on slow storage).
+MAX_COMMIT_FILES = 100_000
+COMMIT_SECONDS = 5.0
+_COMMIT_DIVISOR = 20
+
+
+def _auto_commit_files(instances: int) -> int:
+    """Files per commit, by default, for an index of about ``instances`` rows."""
+    return max(_auto_batch_size(instances), min(MAX_COMMIT_FILES, instances // _COMMIT_DIVISOR))
 
 
 class IngestLockedError(RuntimeError):
@@ -1131,8 +1149,10 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
     ``workers`` counts the job's threads besides the calling one: the writer thread and
     ``workers - 1`` scanning threads (with 1, the calling thread scans); the default is the
     number of cores (at most 9).
-    ``batch_size``: files per atomic commit; by default 2,000, growing with the index past
-    200,000 instances (a hundredth of it) up to 16,000.
+    ``batch_size``: files per batch and atomic commit.  By default batches of 2,000 files,
+    growing with the index past 200,000 instances (a hundredth of it) up to 16,000, share
+    commits: a commit is due after at least a batch and a twentieth of the index (up to
+    100,000 files), or once its transaction has been open 5 s.
     ``progress`` (default: stderr is a terminal) shows a tqdm bar on stderr.
     ``force`` also reads files without the preamble and ``DICM`` (see
     :func:`fastdicom.scan`); files an earlier job failed for that reason alone are then read
@@ -1665,8 +1685,8 @@ def _prepare(rcon, entries, plan, layout, pool, scanners, follow=False):
 def _run(con, rcon, plan, layout, paths, follow, batch_size, pool, scanners, parquet, result,
          bar, track_seen=True, ckpt=None, c_db=None, own=None, dir_keys=None):
     """The pipeline: this thread walks, looks up the ledger (through ``rcon``, a second
-    connection: a batch's paths are written only by its own commit, so the committed state
-    is exact), scans and assembles batch k+1 while the writer thread commits batch k.  Every
+    connection: no earlier batch writes the ledger rows of a batch's paths, so the
+    committed state is exact for them), scans and assembles batch k+1 while the writer thread commits batch k.  Every
     database write goes through the single writer thread, in order."""
     # walks of listed paths the scan found not to be regular files (see _walk_inputs)
     carry: deque = deque()
@@ -1704,6 +1724,11 @@ def _run(con, rcon, plan, layout, paths, follow, batch_size, pool, scanners, par
         # (result.indexed is updated by the writer thread after each commit)
         return batch_size or _auto_batch_size(start + result.indexed)
 
+    # the default batches share commits (see _auto_commit_files); a batch size given is the
+    # files per commit
+    txn = None if batch_size else _Txn(
+        lambda: _auto_commit_files(start + result.indexed + txn.counts["indexed"]))
+
     def entries_batches(source):
         # the first batches are small and each is twice the last, up to the target: the
         # writer starts early, so a small job is pipelined too
@@ -1725,7 +1750,7 @@ def _run(con, rcon, plan, layout, paths, follow, batch_size, pool, scanners, par
         _collect(prep, layout)
         _reclassify_listed(prep, carry, visited)
         submit(_commit, con, prep, plan, layout, parquet, result, bar, track_seen, ckpt,
-               c_db)
+               c_db, txn)
 
     def drain():
         while carry:
@@ -1742,6 +1767,8 @@ def _run(con, rcon, plan, layout, paths, follow, batch_size, pool, scanners, par
                 break
             commit(pending.popleft())
             source = drain()      # listed directories found by the last batches
+        if txn is not None:
+            submit(txn.commit, con, parquet, result, ckpt)
         while inflight:
             inflight.popleft().result()
     finally:
@@ -1750,6 +1777,10 @@ def _run(con, rcon, plan, layout, paths, follow, batch_size, pool, scanners, par
         # the connection is closed next: the writer must be done with it, even when a second
         # signal interrupts the wait (it segfaulted 1 in ~10 double Ctrl-C)
         _uninterrupted(lambda: writer.shutdown(wait=True))
+        if txn is not None and txn.open and not failed:
+            # interrupted (or an error here, not in a write): the batches written are whole
+            # and are kept, as a commit per batch kept them
+            _uninterrupted(lambda: txn.commit(con, parquet, result, ckpt))
 
 
 def _own_files(db: str, parquet: Optional[str]) -> tuple:
@@ -1977,9 +2008,73 @@ def _collect(prep, layout):
     prep.scanned, prep.tables, prep.chunks = scanned, tables, chunks
 
 
+class _Txn:
+    """The write transaction that consecutive batches share (on the writer thread): what
+    its batches did is added to the job's result, and the Parquet parts they replaced are
+    deleted, only once it is committed.  ``files_due()``: the files after which a commit is
+    due."""
+
+    def __init__(self, files_due):
+        self.files_due = files_due
+        self._reset()
+
+    def _reset(self):
+        self.open = False
+        self.since = 0.0
+        self.files = 0
+        self.batches = 0
+        self.writes = False
+        self.stale: list = []
+        self.counts = dict.fromkeys(STATES, 0)
+
+    def begin(self, con, ckpt) -> None:
+        if self.open:
+            return
+        if ckpt is not None:
+            ckpt.settle()
+        con.execute("BEGIN IMMEDIATE")
+        self.open = True
+        self.since = time.monotonic()
+
+    def add(self, files, batches, writes, stale, counts) -> None:
+        self.files += files
+        self.batches += batches
+        self.writes = self.writes or writes
+        self.stale += stale
+        for k, n in counts.items():
+            self.counts[k] += n
+
+    def due(self) -> bool:
+        return self.files >= self.files_due() or \
+            time.monotonic() - self.since >= COMMIT_SECONDS
+
+    def rollback(self, con) -> None:
+        _rollback(con)
+        self._reset()
+
+    def commit(self, con, parquet, result, ckpt) -> None:
+        """Commit (when open), then add its counts to ``result``."""
+        if not self.open:
+            return
+        try:
+            con.execute("COMMIT")
+        except BaseException:
+            self.rollback(con)
+            raise
+        _remove_parts(parquet, self.stale)
+        if ckpt is not None and self.writes:   # (nothing changed: nothing to copy)
+            ckpt.poke()
+        result.files += self.files
+        result.batches += self.batches
+        for k, n in self.counts.items():
+            setattr(result, k, getattr(result, k) + n)
+        self._reset()
+
+
 def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt=None,
-            c_db=None):
-    """Write one collected batch in one transaction (on the writer thread)."""
+            c_db=None, txn=None):
+    """Write one collected batch (on the writer thread): in a transaction of its own, or in
+    ``txn``, which is then committed when due."""
     entries, ledger = prep.entries, prep.ledger
     scanned, tables = prep.scanned, prep.tables
     in_c = bool(scanned) and c_db is not None
@@ -2008,9 +2103,11 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
     w = _Writer(con, layout)
     writes = False
     stale: list = []
-    if ckpt is not None:
-        ckpt.settle()
-    con.execute("BEGIN IMMEDIATE")
+    own = txn is None
+    if own:
+        txn = _Txn(lambda: 0)
+    txn.begin(con, ckpt)
+    batches = 0
     try:
         if track_seen:
             # (not the ledger state read by _prepare: an earlier batch of this job may have
@@ -2129,18 +2226,14 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
                                           plan.schema)
             con.execute("INSERT INTO batches(id, part, files, time) VALUES(?,?,?,?)",
                         (bid, part, len(entries), time.time()))
-            result.batches += 1
-        con.execute("COMMIT")
+            batches = 1
     except BaseException:
-        _rollback(con)
+        txn.rollback(con)
         raise
-    _remove_parts(parquet, stale)
-    if ckpt is not None and writes:     # (a batch that changed nothing: nothing to copy)
-        ckpt.poke()
     files = sum(e.kind != "expanded" for e in entries)
-    result.files += files
-    for s, n in counts.items():
-        setattr(result, s, getattr(result, s) + n)
+    txn.add(files, batches, writes, stale, counts)
+    if own or txn.due():
+        txn.commit(con, parquet, result, ckpt)
     if bar is not None:
         bar.update(files)
         bar.set_postfix(MB_s="%.1f" % (result.bytes_read / 1e6 / max(bar.format_dict.get(
@@ -3019,8 +3112,10 @@ def register_cli(subparsers) -> None:
                         "or repeated (default: fastdicom.DEFAULT_TAGS)")
     p.add_argument("--parquet", metavar="DIR", help="also write one Parquet part per batch")
     p.add_argument("--batch-size", type=int, default=None,
-                   help=f"files per atomic commit (default {DEFAULT_BATCH_SIZE}, growing with "
-                        f"the index past 200,000 instances up to {MAX_BATCH_SIZE})")
+                   help=f"files per batch and atomic commit (default: batches of "
+                        f"{DEFAULT_BATCH_SIZE}, growing with the index past 200,000 instances "
+                        f"up to {MAX_BATCH_SIZE}, sharing commits of a twentieth of the index "
+                        f"up to {MAX_COMMIT_FILES:,} files or {COMMIT_SECONDS:g} s)")
     p.add_argument("--follow-symlinks", action="store_true")
     p.add_argument("--force", action="store_true",
                    help="also read files without the 128-byte preamble and DICM (raw data "

@@ -264,7 +264,17 @@ def _count(db):
         return 0
 
 
-def test_kill9_resume_matches_uninterrupted(tree, tmp_path):
+# the CLI with the default batch size, its batches of 50 files sharing commits of 170 (the
+# sizes a job takes on a large index, scaled down)
+_GROUPED_CLI = ("import sys, fastdicom.ingest as I; I._auto_batch_size = lambda n: 50; "
+                "I._auto_commit_files = lambda n: 170; sys.exit(I.main(sys.argv[1:]))")
+
+
+@pytest.mark.parametrize("commits", ["per batch", "shared"])
+def test_kill9_resume_matches_uninterrupted(tree, tmp_path, commits):
+    """SIGKILL at random points, then the same command: the index ends as an uninterrupted
+    run's, with a commit per batch (``--batch-size``) and with batches sharing commits (the
+    default batch size on a large index)."""
     root, info = tree
     ref_db = str(tmp_path / "ref.sqlite")
     ref = ingest([root], ref_db, workers=2, batch_size=50)
@@ -272,8 +282,10 @@ def test_kill9_resume_matches_uninterrupted(tree, tmp_path):
     db = str(tmp_path / "killed.sqlite")
     parts = tmp_path / "parts"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "fastdicom.ingest", "ingest", str(root), "--db", db,
-           "--batch-size", "50", "--workers", "2", "--quiet", "--parquet", str(parts)]
+    args = ["ingest", str(root), "--db", db, "--workers", "2", "--quiet", "--parquet",
+            str(parts)]
+    cmd = [sys.executable, "-m", "fastdicom.ingest"] + args[:-2] + ["--batch-size", "50"] + \
+        args[-2:] if commits == "per batch" else [sys.executable, "-c", _GROUPED_CLI] + args
     rng = random.Random(1234)
     landed = 0
     for attempt in range(4):
@@ -314,6 +326,72 @@ def test_kill9_resume_matches_uninterrupted(tree, tmp_path):
     # batch's smaller path left its row in its part)
     got, inst, _ = _parts_and_index(db, parts)
     assert got == inst and len(inst) == len(a["inst"])
+
+
+def test_default_batches_share_commits(tree, tmp_path, monkeypatch):
+    """With the default batch size, consecutive batches share one transaction (a commit is
+    due after ``_auto_commit_files`` files, or once it has been open ``COMMIT_SECONDS``): the
+    index and the counts are those of a commit per batch.  A job interrupted between
+    batches keeps the batches written (committed as it stops), and the same command then
+    ends with the same index."""
+    from fastdicom import ingest as I
+    assert [I._auto_commit_files(n) for n in (0, 40_000, 200_000, 10**6, 10**8)] == \
+        [2000, 2000, 10_000, 50_000, 100_000]
+    root = str(tree[0])
+    ref_db = str(tmp_path / "ref.sqlite")
+    ref = ingest([root], ref_db, workers=2, batch_size=50)
+    monkeypatch.setattr(I, "_auto_batch_size", lambda n: 50)
+    monkeypatch.setattr(I, "_auto_commit_files", lambda n: 170)
+    commits: list = []
+    commit = I._Txn.commit
+
+    def counting(self, *args):
+        if self.open:
+            commits.append(self.batches)
+        return commit(self, *args)
+    monkeypatch.setattr(I._Txn, "commit", counting)
+
+    def same(r, db):
+        assert {k: v for k, v in r.as_dict().items() if k not in ("db", "seconds", "batches")} \
+            == {k: v for k, v in ref.as_dict().items() if k not in ("db", "seconds", "batches")}
+        assert _full_dump(db) == _full_dump(ref_db)
+    db = str(tmp_path / "shared.sqlite")
+    r = ingest([root], db, workers=2)
+    same(r, db)
+    # batches of 32 and 50 files: a commit once 170 are written
+    assert sum(commits) == r.batches and max(commits) == 4 and \
+        len(commits) <= -(-r.files // 170), commits
+    # due by time: a commit per batch
+    commits.clear()
+    monkeypatch.setattr(I, "COMMIT_SECONDS", 0.0)
+    db = str(tmp_path / "timed.sqlite")
+    r = ingest([root], db, workers=2)
+    same(r, db)
+    assert set(commits) == {1} and len(commits) == r.batches
+    monkeypatch.setattr(I, "COMMIT_SECONDS", 3600.0)
+    # interrupted in the walk after 4 batches: those are committed, none after them
+    commits.clear()
+    prepare, calls = I._prepare, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return prepare(*args, **kwargs)
+    monkeypatch.setattr(I, "_prepare", interrupted)
+    db = str(tmp_path / "stopped.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        ingest([root], db, workers=2)
+    con = sqlite3.connect(db)
+    written = con.execute("SELECT count(*), coalesce(sum(files), 0) FROM batches").fetchone()
+    ledger = con.execute("SELECT count(*) FROM files").fetchone()[0]
+    con.close()
+    assert commits == [written[0]] and 0 < ledger == written[1] < ref.files, \
+        (commits, written, ledger)
+    monkeypatch.setattr(I, "_prepare", prepare)
+    r = ingest([root], db, workers=2)
+    assert _full_dump(db) == _full_dump(ref_db)
+    assert r.files == ref.files and 0 < r.unchanged < ledger, r
 
 
 def test_schema_v1_is_migrated(tmp_path):
