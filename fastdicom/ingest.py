@@ -1686,8 +1686,9 @@ def _run(con, rcon, plan, layout, paths, follow, batch_size, pool, scanners, par
          bar, track_seen=True, ckpt=None, c_db=None, own=None, dir_keys=None):
     """The pipeline: this thread walks, looks up the ledger (through ``rcon``, a second
     connection: no earlier batch writes the ledger rows of a batch's paths, so the
-    committed state is exact for them), scans and assembles batch k+1 while the writer thread commits batch k.  Every
-    database write goes through the single writer thread, in order."""
+    committed state is exact for them), scans and assembles batch k+1 while the writer
+    thread writes batch k.  Every database write goes through the single writer thread, in
+    order."""
     # walks of listed paths the scan found not to be regular files (see _walk_inputs)
     carry: deque = deque()
     visited: set = set()
