@@ -369,7 +369,8 @@ def test_default_batches_share_commits(tree, tmp_path, monkeypatch):
     same(r, db)
     assert set(commits) == {1} and len(commits) == r.batches
     monkeypatch.setattr(I, "COMMIT_SECONDS", 3600.0)
-    # interrupted in the walk after 4 batches: those are committed, none after them
+    # interrupted as the 5th batch is prepared: the batches handed to the writer (the 4th
+    # still waits for its scan) are committed in one commit, and nothing after them
     commits.clear()
     prepare, calls = I._prepare, []
 
