@@ -2104,9 +2104,8 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
     w = _Writer(con, layout)
     writes = False
     stale: list = []
-    own = txn is None
-    if own:
-        txn = _Txn(lambda: 0)
+    if txn is None:
+        txn = _Txn(lambda: 0)       # a transaction of its own: due after this batch
     txn.begin(con, ckpt)
     batches = 0
     try:
@@ -2233,7 +2232,7 @@ def _commit(con, prep, plan, layout, parquet, result, bar, track_seen=True, ckpt
         raise
     files = sum(e.kind != "expanded" for e in entries)
     txn.add(files, batches, writes, stale, counts)
-    if own or txn.due():
+    if txn.due():
         txn.commit(con, parquet, result, ckpt)
     if bar is not None:
         bar.update(files)
