@@ -1609,7 +1609,8 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
                  limits: Optional[Limits] = None) -> Iterator[pa.RecordBatch]:
     """Like :func:`scan`, yielding :class:`pyarrow.RecordBatch` es of at most ``batch_size``
     rows in input order; memory stays bounded: at most 4 × ``workers`` chunks of at most
-    ``min(batch_size, 1024)`` files are in flight."""
+    ``min(batch_size, 1024)`` files are in flight (one worker: one chunk of at most
+    ``min(batch_size, 4096)`` files)."""
     if errors not in ("record", "raise"):
         raise ValueError("errors must be 'record' or 'raise'")
     plan = _scan_plan(tuple(tags), bool(force), checked_limits(limits))
@@ -1667,7 +1668,11 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
 
     # chunks of a walk, and of a list of files (spread evenly over the workers); a list of
     # directories is walked in chunks of a walk, not in 64-file slices of its length
-    chunk_size = walk_chunk = max(1, min(batch_size, _CHUNK_FILES))
+    # (one worker: larger chunks, as nothing runs beside it; a chunk costs ~0.2 ms besides
+    # its files, the Arrow arrays of its columns: 1,200 small files in one chunk instead of
+    # two, 7.1-7.3 us/file against 7.4-7.5)
+    chunk_size = walk_chunk = max(1, min(batch_size, _CHUNK_FILES if workers > 1
+                                         else 4 * _CHUNK_FILES))
     if workers > 1:
         walk_chunk = max(1, min(walk_chunk, _CHUNK_FILES // 2))
         chunk_size = max(64, min(chunk_size, -(-len(paths) // workers))) if listed \

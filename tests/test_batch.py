@@ -1160,3 +1160,48 @@ def test_scan_batches_checks_batch_size(tmp_path, size):
     with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
         next(scan_batches(p, ["Rows"], batch_size=size))
     assert sum(b.num_rows for b in scan_batches(p, ["Rows"], batch_size=np.int64(1))) == 2
+
+
+@pytest.mark.parametrize("ts", [testing.EXPLICIT_LE, testing.IMPLICIT_LE, testing.DEFLATED_LE,
+                                testing.RLE_LOSSLESS])
+def test_headers_of_changing_size_in_one_chunk_read_like_pydicom(tmp_path, ts):
+    # The first read of a large file is shorter after a file with a short header (see
+    # SMALL_READ in _batch.pyx), and a deflated header is inflated in growing steps: a
+    # header past the short read (2 KiB to 40 KiB of InstitutionAddress before most tags)
+    # must read the same whatever came before it, in one chunk of one worker.
+    pydicom = pytest.importorskip("pydicom")
+    enc = testing.builtin_frame_encoder(ts) if ts == testing.RLE_LOSSLESS else None
+    if ts == testing.RLE_LOSSLESS and enc is None:
+        pytest.skip("no RLE encoder")
+    pads = [0, 0, 5000, 0, 3000, 40000, 0, 0, 2500, 0]
+    rng = np.random.default_rng(7)
+    paths = []
+    for k, pad in enumerate(pads):
+        # (noise: an RLE or deflated file stays past 8 KiB)
+        els = testing.ct_instance_elements(rows=80, columns=80, index=k, n_slices=len(pads),
+                                           pixel_array=rng.integers(0, 4096, (80, 80),
+                                                                    dtype=np.uint16))
+        if pad:
+            els.append((0x00080081, "ST", "x" * pad))     # InstitutionAddress
+        els = testing._encode_pixels_for(ts, els, enc, 16)
+        p = tmp_path / f"f{k:02d}.dcm"
+        testing.write_file(p, els, transfer_syntax=ts)
+        paths.append(str(p))
+    assert all(os.path.getsize(p) > 12000 for p in paths)
+    rows = scan(paths, workers=1).to_pylist()
+    for p, r in zip(paths, rows):
+        ds = pydicom.dcmread(p)
+        assert r["error_type"] is None, (p, r["error_message"])
+        assert r["SOPInstanceUID"] == ds.SOPInstanceUID
+        assert r["InstanceNumber"] == ds.InstanceNumber
+        assert r["SliceLocation"] == pytest.approx(float(ds.SliceLocation))
+        assert r["Rows"] == ds.Rows == 80
+        assert r["PatientName"] == str(ds.PatientName)
+        assert r["transfer_syntax"] == ts
+        if ts == testing.DEFLATED_LE:
+            assert r["pixel_offset"] is None
+            assert r["pixel_length"] == len(ds.PixelData)
+        else:
+            # (encapsulated: the items, without the sequence delimiter, as pydicom keeps them)
+            raw = Path(p).read_bytes()[r["pixel_offset"]:r["pixel_offset"] + r["pixel_length"]]
+            assert raw == ds.PixelData
