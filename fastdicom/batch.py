@@ -1626,14 +1626,15 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
 
     # a long explicit list of paths is scanned without a walk (see work_listed); a short
     # one (e.g. a few directories) is walked.  pathlib paths count as their text.
-    if isinstance(paths, (list, tuple)) and len(paths) > 64 and \
-            not all(type(p) is str for p in paths) and \
-            all(isinstance(p, (str, os.PathLike)) for p in paths):
-        text = [os.fspath(p) for p in paths]
-        if all(type(p) is str for p in text):
-            paths = text
-    listed = isinstance(paths, (list, tuple)) and len(paths) > 64 and \
-        all(type(p) is str for p in paths)
+    listed = False
+    if isinstance(paths, (list, tuple)) and len(paths) > 64:
+        # (one pass over the list when it holds only str, the common case)
+        listed = all(type(p) is str for p in paths)
+        if not listed and all(isinstance(p, (str, os.PathLike)) for p in paths):
+            text = [os.fspath(p) for p in paths]
+            if all(type(p) is str for p in text):
+                paths = text
+                listed = True
 
     # A scanning thread runs only the nogil read of a chunk (_extract); the batch is
     # assembled (Arrow arrays, error rows, the per-file Python reader's rows) by the

@@ -1166,14 +1166,15 @@ def test_scan_batches_checks_batch_size(tmp_path, size):
                                 testing.RLE_LOSSLESS])
 def test_headers_of_changing_size_in_one_chunk_read_like_pydicom(tmp_path, ts):
     # The first read of a large file is shorter after a file with a short header (see
-    # SMALL_READ in _batch.pyx), and a deflated header is inflated in growing steps: a
-    # header past the short read (2 KiB to 40 KiB of InstitutionAddress before most tags)
+    # SMALL_READ in _batch.pyx: that header's size + 512, in whole KiB), and a deflated
+    # header is inflated in growing steps: a header past the short read (0.4 KiB to 40 KiB
+    # of InstitutionAddress before most tags, some just past the KiB of the one before)
     # must read the same whatever came before it, in one chunk of one worker.
     pydicom = pytest.importorskip("pydicom")
     enc = testing.builtin_frame_encoder(ts) if ts == testing.RLE_LOSSLESS else None
     if ts == testing.RLE_LOSSLESS and enc is None:
         pytest.skip("no RLE encoder")
-    pads = [0, 0, 5000, 0, 3000, 40000, 0, 0, 2500, 0]
+    pads = [0, 0, 5000, 0, 3000, 40000, 0, 0, 2500, 0, 400, 900, 0, 1500, 600, 0]
     rng = np.random.default_rng(7)
     paths = []
     for k, pad in enumerate(pads):
