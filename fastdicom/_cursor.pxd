@@ -3,10 +3,10 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int64_t
 from libc.errno cimport errno, EINTR
 
-# The file reads of the scans (open, pread, close; never with O_CREAT) as plain system calls
-# on 64-bit Linux: glibc's wrappers of these cancellation points switch thread cancellation
-# on and off around each call in a threaded process (~0.07 us per file of a scan; Python
-# never cancels a thread).  Elsewhere, libc's functions.
+# open, openat, pread and close of the Cython readers (never with O_CREAT: no mode argument)
+# as plain system calls on 64-bit Linux: glibc's wrappers of these cancellation points switch
+# thread cancellation on and off around each call in a threaded process (~0.07 us per file
+# of a scan; Python never cancels a thread).  Elsewhere, libc's functions.
 cdef extern from *:
     """
     #include <fcntl.h>
