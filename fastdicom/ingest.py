@@ -90,6 +90,7 @@ job with its own error; the writes queued after it are not made.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -577,6 +578,35 @@ def _uninterrupted(wait) -> None:
                 first = exc
     if first is not None:
         raise first
+
+
+def _stop_signal_in(exc: BaseException) -> Optional[BaseException]:
+    """The KeyboardInterrupt or :class:`_Terminated` that ``exc`` was raised while handling,
+    if any.  A stop signal's exception can land inside the standard library's thread code
+    and turn into another exception there: ``threading.Condition.wait`` (under
+    ``Future.result``) raises RuntimeError("cannot release un-acquired lock") when the
+    signal lands just after the wait let go of its lock."""
+    e = exc.__context__
+    for _ in range(16):         # (a bounded walk: contexts can form a cycle)
+        if e is None:
+            return None
+        if isinstance(e, (KeyboardInterrupt, _Terminated)):
+            return e
+        e = e.__context__
+    return None
+
+
+@contextlib.contextmanager
+def _stop_raised_as_itself():
+    """A job interrupted by SIGINT / SIGTERM raises the signal's exception, whatever it
+    turned into on the way out (see :func:`_stop_signal_in`)."""
+    try:
+        yield
+    except Exception as exc:
+        stop = _stop_signal_in(exc)
+        if stop is None:
+            raise
+        raise stop from None
 
 
 # version 1 -> 2: three secondary indexes dropped (each cost a B-tree insert per file; the
@@ -1182,7 +1212,8 @@ def ingest(paths, db, *, workers: Optional[int] = None, tags: Sequence = DEFAULT
         raise ValueError("batch_size must be >= 1")
     scanners = workers - 1
     dir_keys: set = set()       # the folders this job could not list
-    with _Job(db, tags, parquet, progress, force, reread, limits) as job:
+    with _stop_raised_as_itself(), _Job(db, tags, parquet, progress, force, reread,
+                                        limits) as job:
         pool = ThreadPoolExecutor(scanners) if scanners else None
         rcon = _connect_reader(db) if job.track_seen else None
         try:
@@ -1248,7 +1279,7 @@ def ingest_tables(source, db, *, tags: Optional[Sequence] = None,
                          else "") +
                       "; scan them with fastdicom.ingest.INDEX_TAGS among the tags",
                       UserWarning, stacklevel=2)
-    with _Job(db, tags, None, progress, False) as job:
+    with _stop_raised_as_itself(), _Job(db, tags, None, progress, False) as job:
         job.track_seen = True     # paths may repeat across parts: the seen table tells
         if first is not None:
             schema = job.plan.schema

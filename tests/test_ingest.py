@@ -1297,6 +1297,87 @@ def test_cli_interrupted_stops_cleanly_and_resumes(tree, tmp_path, sig):
     assert _full_dump(db) == _full_dump(ref_db)
 
 
+def _stop_in_a_futures_wait(monkeypatch, stop, at_batch=3):
+    """From the ``at_batch``-th batch on the calling thread, a ``Future.result`` wait is hit
+    by ``stop()`` just after its condition let go of its lock (the moment a stop signal can
+    land in, in CPython's ``threading.Condition.wait``)."""
+    from concurrent.futures import Future
+    import fastdicom.ingest as I
+    real_collect = I._collect
+    calls = []
+
+    def collect(prep, layout):
+        calls.append(1)
+        if len(calls) == at_batch:
+            f = Future()
+            cond = f._condition
+            release = cond._release_save
+
+            def release_save():
+                state = release()
+                stop()
+                return state
+            cond._release_save = release_save
+            f.result()
+        return real_collect(prep, layout)
+    monkeypatch.setattr(I, "_collect", collect)
+    return calls
+
+
+def test_stop_signal_in_a_futures_wait_still_stops_the_job(tree, tmp_path, monkeypatch,
+                                                           capsys):
+    """A SIGINT / SIGTERM landing in ``Future.result`` just after its condition released its
+    lock: CPython raises RuntimeError("cannot release un-acquired lock") there, with the
+    signal's exception as its context (CI saw ``fastdicom ingest`` exit 1, "fatal", on a
+    SIGTERM).  ``ingest`` raises the signal's own exception, the command exits 143 with its
+    interrupted JSON line, and a re-run ends with the uninterrupted index."""
+    from concurrent.futures import Future
+    from fastdicom.cli import main
+    root, _ = tree
+    ref_db = str(tmp_path / "ref.sqlite")
+    ingest([root], ref_db, batch_size=20)
+    total = len(_full_dump(ref_db)["files"])
+
+    # the standard library's behaviour this guards against
+    f = Future()
+    release = f._condition._release_save
+
+    def release_then_stop():
+        release()
+        raise KeyboardInterrupt
+    f._condition._release_save = release_then_stop
+    with pytest.raises(BaseException) as info:
+        f.result()
+    assert info.type is KeyboardInterrupt or (
+        info.type is RuntimeError and isinstance(info.value.__context__, KeyboardInterrupt))
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    db = str(tmp_path / "api.sqlite")
+    calls = _stop_in_a_futures_wait(monkeypatch, interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        ingest([root], db, batch_size=20, workers=2)
+    assert not os.path.exists(db + "-wal")      # (before _count: a reader may make one)
+    assert len(calls) == 3 and 0 < _count(db) < total
+
+    db2 = str(tmp_path / "cli.sqlite")
+    calls = _stop_in_a_futures_wait(monkeypatch, lambda: signal.raise_signal(signal.SIGTERM))
+    old = signal.getsignal(signal.SIGTERM)
+    code = main(["ingest", str(root), "--db", db2, "--batch-size", "20", "-q"])
+    assert signal.getsignal(signal.SIGTERM) is old
+    out, err = capsys.readouterr()
+    assert code == 143, err
+    assert json.loads(out.strip().splitlines()[-1])["signal"] == "SIGTERM"
+    assert "fatal" not in err and "interrupted" in err
+    assert not os.path.exists(db2 + "-wal")
+    assert len(calls) == 3 and 0 < _count(db2) < total
+    monkeypatch.undo()
+    for d in (db, db2):
+        assert ingest([root], d, batch_size=20).files == total
+        assert _full_dump(d) == _full_dump(ref_db)
+
+
 # a module whose import sends the process a signal, as a script may at any moment
 _SIGNAL_ON_IMPORT = """
 import os, signal, sys
