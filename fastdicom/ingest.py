@@ -558,8 +558,10 @@ class _Checkpointer:
             log.warning("WAL checkpoint failed (tried again after the next commit): %s", exc)
 
     def close(self) -> None:
-        _uninterrupted(lambda: self.pool.shutdown(wait=True))
+        stop = _run_out(self.pool)
         self.con.close()
+        if stop is not None:
+            raise stop
 
 
 def _uninterrupted(wait) -> None:
@@ -594,6 +596,31 @@ def _stop_signal_in(exc: BaseException) -> Optional[BaseException]:
             return e
         e = e.__context__
     return None
+
+
+def _run_out(executor: ThreadPoolExecutor) -> Optional[BaseException]:
+    """Shut ``executor`` (one thread) down once every task submitted to it has run, whatever
+    signals interrupt the wait; returns the first interruption's exception (SIGINT,
+    SIGTERM in the CLI), or None.  Not by ``Thread.join``: in CPython 3.11, a join that a
+    signal's exception interrupts takes the thread for ended, and the next join returns at
+    once while the thread still runs (it could be writing a batch on a connection about to
+    be committed or closed)."""
+    first = last = None
+    while True:
+        try:
+            if last is None:
+                last = executor.submit(int)     # runs after every task queued before it
+            last.result()
+            break
+        except (KeyboardInterrupt, _Terminated) as exc:
+            first = first or exc
+        except RuntimeError as exc:
+            # the signal landed just after the wait released its lock (see _stop_signal_in)
+            if not isinstance(exc.__context__, (KeyboardInterrupt, _Terminated)):
+                raise
+            first = first or exc.__context__
+    executor.shutdown(wait=False)
+    return first
 
 
 @contextlib.contextmanager
@@ -1808,11 +1835,13 @@ def _run(con, rcon, plan, layout, paths, follow, batch_size, pool, scanners, par
             f.cancel()
         # the connection is closed next: the writer must be done with it, even when a second
         # signal interrupts the wait (it segfaulted 1 in ~10 double Ctrl-C)
-        _uninterrupted(lambda: writer.shutdown(wait=True))
+        stop = _run_out(writer)
         if txn is not None and txn.open and not failed:
             # interrupted (or an error here, not in a write): the batches written are whole
             # and are kept, as a commit per batch kept them
             _uninterrupted(lambda: txn.commit(con, parquet, result, ckpt))
+        if stop is not None:
+            raise stop
 
 
 def _own_files(db: str, parquet: Optional[str]) -> tuple:

@@ -1297,6 +1297,50 @@ def test_cli_interrupted_stops_cleanly_and_resumes(tree, tmp_path, sig):
     assert _full_dump(db) == _full_dump(ref_db)
 
 
+def test_second_interrupt_waits_for_the_writers_batch(tree, tmp_path, monkeypatch):
+    """Two Ctrl-C's in a row through the Python API (each raises KeyboardInterrupt): the
+    first stops the job while the writer thread is in a batch, the second lands while the
+    job waits for that batch.  In CPython 3.11 a ``Thread.join`` interrupted that way takes
+    the thread for ended, so the next join returned at once and the job committed the shared
+    transaction under the writer, half a batch in it.  Now it waits: the batches kept are
+    whole, and a re-run ends with the uninterrupted index."""
+    import threading
+    import fastdicom.ingest as I
+    root, _ = tree
+    ref_db = str(tmp_path / "ref.sqlite")
+    ingest([root], ref_db)
+    total = len(_full_dump(ref_db)["files"])
+    real = I._insert_new_c
+    calls = []
+    main_id = threading.main_thread().ident
+
+    def insert_then_interrupts(*a, **k):
+        out = real(*a, **k)         # this batch's new rows, in the open transaction
+        calls.append(1)
+        if len(calls) == 2:
+            for pause in (0.3, 0.6):
+                signal.pthread_kill(main_id, signal.SIGUSR1)
+                time.sleep(pause)
+        return out
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(I, "_insert_new_c", insert_then_interrupts)
+    old = signal.signal(signal.SIGUSR1, interrupt)
+    db = str(tmp_path / "i.sqlite")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ingest([root], db, workers=2)
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert len(calls) == 2
+    assert not os.path.exists(db + "-wal")
+    assert 0 < _count(db) < total
+    monkeypatch.undo()
+    assert ingest([root], db).files == total
+    assert _full_dump(db) == _full_dump(ref_db)
+
+
 def _stop_in_a_futures_wait(monkeypatch, stop, at_batch=3):
     """From the ``at_batch``-th batch on the calling thread, a ``Future.result`` wait is hit
     by ``stop()`` just after its condition let go of its lock (the moment a stop signal can
