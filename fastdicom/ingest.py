@@ -582,15 +582,17 @@ def _uninterrupted(wait) -> None:
         raise first
 
 
-def _stop_signal_in(exc: BaseException) -> Optional[BaseException]:
+def _stop_signal_in(exc: BaseException, outer: Optional[BaseException] = None
+                    ) -> Optional[BaseException]:
     """The KeyboardInterrupt or :class:`_Terminated` that ``exc`` was raised while handling,
-    if any.  A stop signal's exception can land inside the standard library's thread code
-    and turn into another exception there: ``threading.Condition.wait`` (under
-    ``Future.result``) raises RuntimeError("cannot release un-acquired lock") when the
-    signal lands just after the wait let go of its lock."""
+    if any, short of ``outer`` (the exception the caller was handling: not this job's).  A
+    stop signal's exception can land inside the standard library's thread code and turn
+    into another exception there: ``threading.Condition.wait`` (under ``Future.result``)
+    raises RuntimeError("cannot release un-acquired lock") when the signal lands just after
+    the wait let go of its lock."""
     e = exc.__context__
     for _ in range(16):         # (a bounded walk: contexts can form a cycle)
-        if e is None:
+        if e is None or e is outer:
             return None
         if isinstance(e, (KeyboardInterrupt, _Terminated)):
             return e
@@ -606,10 +608,13 @@ def _run_out(executor: ThreadPoolExecutor) -> Optional[BaseException]:
     once while the thread still runs (it could be writing a batch on a connection about to
     be committed or closed)."""
     first = last = None
+    while last is None:
+        try:
+            last = executor.submit(int)     # runs after every task queued before it
+        except (KeyboardInterrupt, _Terminated) as exc:
+            first = first or exc
     while True:
         try:
-            if last is None:
-                last = executor.submit(int)     # runs after every task queued before it
             last.result()
             break
         except (KeyboardInterrupt, _Terminated) as exc:
@@ -627,10 +632,11 @@ def _run_out(executor: ThreadPoolExecutor) -> Optional[BaseException]:
 def _stop_raised_as_itself():
     """A job interrupted by SIGINT / SIGTERM raises the signal's exception, whatever it
     turned into on the way out (see :func:`_stop_signal_in`)."""
+    outer = sys.exc_info()[1]       # (a job run from an except block: not its signal)
     try:
         yield
     except Exception as exc:
-        stop = _stop_signal_in(exc)
+        stop = _stop_signal_in(exc, outer)
         if stop is None:
             raise
         raise stop from None

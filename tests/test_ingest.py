@@ -1341,6 +1341,20 @@ def test_second_interrupt_waits_for_the_writers_batch(tree, tmp_path, monkeypatc
     assert _full_dump(db) == _full_dump(ref_db)
 
 
+def test_a_job_run_while_handling_ctrl_c_keeps_its_own_errors(tmp_path):
+    """A job started from an ``except KeyboardInterrupt`` block (say, to index what is
+    there before exiting) fails with its own error, not with that earlier interrupt."""
+    d = tmp_path / "tree"
+    testing.write_ct_series(d, 2, 8, 8, seed=3)
+    (tmp_path / "dir.sqlite").mkdir()
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        with pytest.raises(IsADirectoryError):
+            ingest([d], str(tmp_path / "dir.sqlite"))
+        assert ingest([d], str(tmp_path / "i.sqlite")).indexed == 2
+
+
 def _stop_in_a_futures_wait(monkeypatch, stop, at_batch=3):
     """From the ``at_batch``-th batch on the calling thread, a ``Future.result`` wait is hit
     by ``stop()`` just after its condition let go of its lock (the moment a stop signal can
