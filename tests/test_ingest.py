@@ -1355,11 +1355,25 @@ def test_a_job_run_while_handling_ctrl_c_keeps_its_own_errors(tmp_path):
         assert ingest([d], str(tmp_path / "i.sqlite")).indexed == 2
 
 
-def _stop_in_a_futures_wait(monkeypatch, stop, at_batch=3):
-    """From the ``at_batch``-th batch on the calling thread, a ``Future.result`` wait is hit
-    by ``stop()`` just after its condition let go of its lock (the moment a stop signal can
-    land in, in CPython's ``threading.Condition.wait``)."""
+def _future_stopped_after_release(stop):
+    """A pending Future whose ``result()`` wait calls ``stop()`` just after its condition
+    let go of its lock (the moment a stop signal can land in, in CPython's
+    ``threading.Condition.wait``)."""
     from concurrent.futures import Future
+    f = Future()
+    release = f._condition._release_save
+
+    def release_save():
+        state = release()
+        stop()
+        return state
+    f._condition._release_save = release_save
+    return f
+
+
+def _stop_in_a_futures_wait(monkeypatch, stop, at_batch=3):
+    """At the ``at_batch``-th batch, the calling thread waits on a Future that ``stop()``
+    hits as :func:`_future_stopped_after_release` says."""
     import fastdicom.ingest as I
     real_collect = I._collect
     calls = []
@@ -1367,16 +1381,7 @@ def _stop_in_a_futures_wait(monkeypatch, stop, at_batch=3):
     def collect(prep, layout):
         calls.append(1)
         if len(calls) == at_batch:
-            f = Future()
-            cond = f._condition
-            release = cond._release_save
-
-            def release_save():
-                state = release()
-                stop()
-                return state
-            cond._release_save = release_save
-            f.result()
+            _future_stopped_after_release(stop).result()
         return real_collect(prep, layout)
     monkeypatch.setattr(I, "_collect", collect)
     return calls
@@ -1389,28 +1394,20 @@ def test_stop_signal_in_a_futures_wait_still_stops_the_job(tree, tmp_path, monke
     signal's exception as its context (CI saw ``fastdicom ingest`` exit 1, "fatal", on a
     SIGTERM).  ``ingest`` raises the signal's own exception, the command exits 143 with its
     interrupted JSON line, and a re-run ends with the uninterrupted index."""
-    from concurrent.futures import Future
     from fastdicom.cli import main
     root, _ = tree
     ref_db = str(tmp_path / "ref.sqlite")
     ingest([root], ref_db, batch_size=20)
     total = len(_full_dump(ref_db)["files"])
 
-    # the standard library's behaviour this guards against
-    f = Future()
-    release = f._condition._release_save
-
-    def release_then_stop():
-        release()
-        raise KeyboardInterrupt
-    f._condition._release_save = release_then_stop
-    with pytest.raises(BaseException) as info:
-        f.result()
-    assert info.type is KeyboardInterrupt or (
-        info.type is RuntimeError and isinstance(info.value.__context__, KeyboardInterrupt))
-
     def interrupt():
         raise KeyboardInterrupt
+
+    # the standard library's behaviour this guards against
+    with pytest.raises(BaseException) as info:
+        _future_stopped_after_release(interrupt).result()
+    assert info.type is KeyboardInterrupt or (
+        info.type is RuntimeError and isinstance(info.value.__context__, KeyboardInterrupt))
 
     db = str(tmp_path / "api.sqlite")
     calls = _stop_in_a_futures_wait(monkeypatch, interrupt)
