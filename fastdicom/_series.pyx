@@ -137,7 +137,7 @@ cdef enum:
 
 cdef enum:
     POOL = 1024
-    NTAGS = 34
+    NTAGS = 35
     MAX_VALUE = 1024
     WINDOW = 4096
     MAX_DEPTH = 32
@@ -209,7 +209,9 @@ _def(29, 0x00280103u, K_US, I_PIXREP, 0)
 _def(30, 0x00281052u, K_DS, F_INTERCEPT, 0)
 _def(31, 0x00281053u, K_DS, F_SLOPE, 0)
 _def(32, 0x00283000u, K_FG, 0, 0)     # Modality LUT Sequence: the Python reader notes it
-_def(33, 0x52009229u, K_FG, 0, 0)
+# Grid Frame Offset Vector (RT Dose): any number of values, read by the Python reader
+_def(33, 0x3004000Cu, K_FG, 0, 0)
+_def(34, 0x52009229u, K_FG, 0, 0)
 # (5200,9230) is matched separately (it sorts after 0x52009229 and is the same kind)
 
 

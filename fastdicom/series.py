@@ -107,6 +107,8 @@ class InstanceHeader:
     spacing: Optional[tuple] = None
     slice_thickness: Optional[float] = None
     spacing_between_slices: Optional[float] = None
+    # RT Dose: each frame's offset along the normal (GridFrameOffsetVector, PS3.3 C.8.8.3.2)
+    grid_frame_offsets: Optional[tuple] = None
     instance_number: Optional[int] = None
     acquisition_number: Optional[int] = None
     echo_number: Optional[int] = None
@@ -238,14 +240,15 @@ def _num(value: Any, cast=float) -> Any:
     return out
 
 
-def _vec(value: Any, n: int) -> Optional[tuple]:
+def _vec(value: Any, n: Optional[int]) -> Optional[tuple]:
+    """``value`` as a tuple of ``n`` finite floats (``n`` None: one or more); else None."""
     if value is None:
         return None
     try:
         vals = [float(v) for v in value]
     except (TypeError, ValueError):
         return None
-    if len(vals) != n or not all(math.isfinite(v) for v in vals):
+    if (not vals if n is None else len(vals) != n) or not all(math.isfinite(v) for v in vals):
         return None
     return tuple(vals)
 
@@ -302,7 +305,7 @@ _RAW_TAGS = np.array([
     0x00180088, 0x00181060, 0x00189087, 0x0020000D, 0x0020000E, 0x00200011, 0x00200012,
     0x00200013, 0x00200032, 0x00200037, 0x00200052, 0x00200100, 0x00280002, 0x00280004,
     0x00280006, 0x00280008, 0x00280010, 0x00280011, 0x00280030, 0x00280100, 0x00280101,
-    0x00280103, 0x00281052, 0x00281053], np.uint32)
+    0x00280103, 0x00281052, 0x00281053, 0x3004000C], np.uint32)
 _RAW_VRS = np.array([_vr_code(_tags.dictionary_vr(int(t)) or "") for t in _RAW_TAGS],
                     np.uint16)
 
@@ -387,7 +390,7 @@ class _RawReader:
             return None
         return _num(b.decode("latin-1").split("\\")[0].strip(" \0"), cast)
 
-    def vector(self, tag: int, n: int) -> Optional[tuple]:
+    def vector(self, tag: int, n: Optional[int]) -> Optional[tuple]:
         if tag in self.odd:
             v = self._read(tag)
             return _vec(v if isinstance(v, (list, tuple)) or hasattr(v, "__len__") and
@@ -450,6 +453,7 @@ def scan_instance(path: Any, limits: Optional[Limits] = None) -> Optional[Instan
     h.spacing = raw.vector(0x00280030, 2)
     h.slice_thickness = raw.number(0x00180050)
     h.spacing_between_slices = raw.number(0x00180088)
+    h.grid_frame_offsets = raw.vector(0x3004000C, None)
     h.instance_number = raw.number(0x00200013, int)
     h.acquisition_number = raw.number(0x00200012, int)
     h.echo_number = raw.number(0x00180086, int)
@@ -915,8 +919,21 @@ def _multiframe_shape(h: InstanceHeader) -> tuple:
 def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
     """(frame index array shaped (n,) or (t, n), Geometry) for a multi-frame instance."""
     _check_header_frames(h)     # (done by the scans; a header made elsewhere may not be)
+    frames, grid_issue = h.frames or [], None
+    if not frames and h.grid_frame_offsets is not None:
+        # RT Dose: the frames' planes from the GridFrameOffsetVector, then ordered and
+        # checked as per-frame positions are
+        frames, grid_issue = _grid_frames(h)
+    order, geo = _plan_of_frames(h, frames, warn)
+    if grid_issue:
+        geo.issues.append(grid_issue)
+        if warn:
+            warnings.warn(f"{h.path}: {grid_issue}", DicomWarning, stacklevel=2)
+    return order, geo
+
+
+def _plan_of_frames(h: InstanceHeader, frames: list, warn: bool) -> tuple:
     n = h.n_frames
-    frames = h.frames or []
     positions = [f.get("position") for f in frames] if frames else [None] * n
     if len(positions) < n:
         positions += [None] * (n - len(positions))
@@ -1014,6 +1031,39 @@ def _unplaced_frames(h: InstanceHeader, n: int) -> Geometry:
                            slice_thickness=h.slice_thickness, warn=False)
     geo.issues = [i for i in geo.issues if "InstanceNumber" not in i]
     return geo
+
+
+# how far an absolute GridFrameOffsetVector's first value may lie from the position's (both
+# DS text, written with different precision)
+_GRID_TOLERANCE = 0.01
+
+
+def _grid_frames(h: InstanceHeader) -> tuple:
+    """([{"position": ...}] per frame, None) from an RT Dose's GridFrameOffsetVector, or
+    ([], why it is not used).  PS3.3 C.8.8.3.2: the offsets run along the normal from
+    ImagePositionPatient; a first offset of 0 makes them relative to the first frame, else
+    they are absolute z (axial grids only), the first equal to the position's z.  Both read
+    as offset - first offset from ImagePositionPatient; in either form they may decrease."""
+    offsets, n = h.grid_frame_offsets, h.n_frames
+    if len(offsets) != n:
+        return [], (f"GridFrameOffsetVector has {len(offsets)} value(s) for {n} frame(s): "
+                    "not used")
+    root = _root_frame_positions(h)
+    if root is None:
+        return [], None          # no position or orientation: frames stay unplaced
+    p, normal = np.asarray(root[0][0], float), _unit_normal(h.orientation)
+    first, issue = offsets[0], None
+    if first != 0 and abs(first - float(np.dot(p, normal))) > _GRID_TOLERANCE:
+        issue = (f"GridFrameOffsetVector starts at {first:g}, neither 0 (relative) nor the "
+                 f"position along the normal, {float(np.dot(p, normal)):g} (absolute): read "
+                 "as relative to its first value")
+    return [{"position": tuple(p + (o - first) * normal)} for o in offsets], issue
+
+
+def _unit_normal(orientation: Sequence) -> np.ndarray:
+    o = np.asarray(orientation[:6], float)
+    normal = np.cross(o[:3], o[3:6])
+    return normal / float(np.linalg.norm(normal))
 
 
 def _root_frame_positions(h: InstanceHeader) -> Optional[tuple]:

@@ -1721,3 +1721,83 @@ def test_pixel_spacing_that_cannot_be_used_is_named(spacing, says):
     g = compute_geometry([(0, 0, 0), (0, 0, 1)], (1, 0, 0, 0, 1, 0), spacing, warn=False)
     assert g.spacing[1:] == (1.0, 1.0)
     assert [i for i in g.issues if "PixelSpacing" in i][0].startswith(says), g.issues
+
+
+def _rt_dose(path, offsets, position=(-228.65, -419.24, -122.44), orientation=(1, 0, 0, 0, 1, 0),
+             frames=None):
+    """A multi-frame RT Dose as a treatment planning system writes it: one
+    ImagePositionPatient and orientation for the grid, each frame's plane in the
+    GridFrameOffsetVector (no functional groups)."""
+    pydicom = pytest.importorskip("pydicom")
+    n = len(offsets) if frames is None else frames
+    write_multiframe(path, n, 4, 3, dtype=np.uint32)
+    ds = pydicom.dcmread(path)
+    ds.Modality = "RTDOSE"
+    ds.ImagePositionPatient = list(position)
+    ds.ImageOrientationPatient = list(orientation)
+    ds.GridFrameOffsetVector = [float(v) for v in offsets]
+    ds.PixelSpacing = [2.5, 2.5]
+    ds.FrameIncrementPointer = 0x3004000C
+    ds.save_as(path)
+    return path
+
+
+@pytest.mark.parametrize("form", ["relative", "absolute", "decreasing", "oblique"])
+def test_rt_dose_frames_are_placed_by_the_grid_frame_offset_vector(tmp_path, form):
+    """An RT Dose grid's frames were placed 1 mm apart from ImagePositionPatient (its
+    SliceThickness or 1 mm), whatever the GridFrameOffsetVector said: a 3 mm dose grid came
+    out a third of its length.  The frames now lie at ImagePositionPatient + (offset - first
+    offset) along the normal (PS3.3 C.8.8.3.2, relative and absolute forms), ordered along
+    the normal as slices are."""
+    pos = np.array([-228.65, -419.24, -122.44])
+    ori = (1, 0, 0, 0, 1, 0)
+    rel = [0.0, 3.0, 6.0, 9.0, 12.0]
+    if form == "absolute":
+        offsets = [pos[2] + r for r in rel]
+    elif form == "decreasing":
+        rel = [0.0, -2.5, -5.0, -7.5]
+        offsets = rel
+    else:
+        offsets = rel
+    if form == "oblique":
+        c, s = math.cos(0.3), math.sin(0.3)
+        ori = (1, 0, 0, 0, c, s)
+    path = _rt_dose(tmp_path / "dose.dcm", offsets, position=pos, orientation=ori)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DicomWarning)
+        info = find_series(path)[0]
+        vol = load_series(info)
+    normal = np.cross(np.asarray(ori[:3], float), np.asarray(ori[3:], float))
+    expect = {k: pos + r * normal for k, r in enumerate(rel)}
+    order = sorted(range(len(rel)), key=lambda k: rel[k])      # along the normal
+    g = info.geometry
+    assert g.regular and g.issues == [] and g.ordering == "position"
+    assert list(vol.frame_indices) == order
+    for j, k in enumerate(order):
+        assert np.allclose(vol.positions[j], expect[k])
+    assert np.allclose(vol.origin, expect[order[0]])
+    step = abs(rel[1] - rel[0])
+    assert np.allclose(vol.affine[:3, 0], step * normal)
+    n = len(rel)
+    frames = np.stack([multiframe_frame(k, n, 4, 3, dtype=np.uint32) for k in order])
+    assert np.array_equal(vol.array, frames)
+
+
+def test_rt_dose_grid_offsets_that_do_not_fit_are_named(tmp_path):
+    """A GridFrameOffsetVector with a value per frame but neither starting at 0 nor at the
+    position along the normal is read as relative to its first value, and said so; one with
+    a wrong count is not used (frames 1 mm apart in frame order, as before), and said so."""
+    off = _rt_dose(tmp_path / "off.dcm", [50.0, 52.0, 54.0], position=(0, 0, -10))
+    with pytest.warns(DicomWarning, match="read as relative"):
+        info = find_series(off)[0]
+    assert any("starts at 50" in i for i in info.geometry.issues)
+    vol = quiet(load_series, info)
+    assert np.allclose(vol.positions, [(0, 0, -10), (0, 0, -8), (0, 0, -6)])
+    count = _rt_dose(tmp_path / "count.dcm", [0.0, 3.0], position=(0, 0, 0), frames=3)
+    with pytest.warns(DicomWarning):
+        info = find_series(count)[0]
+    g = info.geometry
+    assert any("has 2 value(s) for 3 frame(s): not used" in i for i in g.issues)
+    assert not g.regular and g.ordering == "frame"
+    vol = quiet(load_series, info)
+    assert list(vol.frame_indices) == [0, 1, 2]
