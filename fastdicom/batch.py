@@ -92,6 +92,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _batch
+from ._stop import stops_as_themselves
 from . import tags as _tags
 from .errors import (DEFAULT_LIMITS, DicomError, FileChangedError, Limits, TruncatedError,
                      checked_limits)
@@ -1603,6 +1604,7 @@ def _walk_chunks(paths, follow_symlinks: bool, size: int,
         yield plain, errs
 
 
+@stops_as_themselves
 def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
                  errors: str = "record", batch_size: int = DEFAULT_BATCH_FILES,
                  follow_symlinks: bool = False, force: bool = False,
@@ -1880,6 +1882,7 @@ def _raise_first(batch):
     raise OSError(f"{name}: {msg}: {path!r}")
 
 
+@stops_as_themselves
 def scan(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
          errors: str = "record", follow_symlinks: bool = False,
          force: bool = False, limits: Optional[Limits] = None) -> pa.Table:

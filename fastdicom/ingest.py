@@ -90,7 +90,6 @@ job with its own error; the writes queued after it are not made.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import hashlib
@@ -114,6 +113,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import _batch, _early, _rows
+from ._stop import Terminated as _Terminated, raised_as_itself as _stop_raised_as_itself
 from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has_magic,
                     _array_or_convert, _bool_array, checked_workers, iter_files, _display_path,
                     _exc_text, _SKIPPED,
@@ -582,24 +582,6 @@ def _uninterrupted(wait) -> None:
         raise first
 
 
-def _stop_signal_in(exc: BaseException, outer: Optional[BaseException] = None
-                    ) -> Optional[BaseException]:
-    """The KeyboardInterrupt or :class:`_Terminated` that ``exc`` was raised while handling,
-    if any, short of ``outer`` (the exception the caller was handling: not this job's).  A
-    stop signal's exception can land inside the standard library's thread code and turn
-    into another exception there: ``threading.Condition.wait`` (under ``Future.result``)
-    raises RuntimeError("cannot release un-acquired lock") when the signal lands just after
-    the wait let go of its lock."""
-    e = exc.__context__
-    for _ in range(16):         # (a bounded walk: contexts can form a cycle)
-        if e is None or e is outer:
-            return None
-        if isinstance(e, (KeyboardInterrupt, _Terminated)):
-            return e
-        e = e.__context__
-    return None
-
-
 def _run_out(executor: ThreadPoolExecutor) -> Optional[BaseException]:
     """Shut ``executor`` (one thread) down once every task submitted to it has run, whatever
     signals interrupt the wait; returns the first interruption's exception (SIGINT,
@@ -620,26 +602,12 @@ def _run_out(executor: ThreadPoolExecutor) -> Optional[BaseException]:
         except (KeyboardInterrupt, _Terminated) as exc:
             first = first or exc
         except RuntimeError as exc:
-            # the signal landed just after the wait released its lock (see _stop_signal_in)
+            # the signal landed just after the wait released its lock (see fastdicom._stop)
             if not isinstance(exc.__context__, (KeyboardInterrupt, _Terminated)):
                 raise
             first = first or exc.__context__
     executor.shutdown(wait=False)
     return first
-
-
-@contextlib.contextmanager
-def _stop_raised_as_itself():
-    """A job interrupted by SIGINT / SIGTERM raises the signal's exception, whatever it
-    turned into on the way out (see :func:`_stop_signal_in`)."""
-    outer = sys.exc_info()[1]       # (a job run from an except block: not its signal)
-    try:
-        yield
-    except Exception as exc:
-        stop = _stop_signal_in(exc, outer)
-        if stop is None:
-            raise
-        raise stop from None
 
 
 # version 1 -> 2: three secondary indexes dropped (each cost a B-tree insert per file; the
@@ -2946,11 +2914,6 @@ def _json_line(obj) -> None:
     except BrokenPipeError:
         from .cli import discard_stdout
         discard_stdout()
-
-
-class _Terminated(BaseException):
-    """SIGTERM, raised in the main thread of ``fastdicom ingest`` (as SIGINT raises
-    KeyboardInterrupt), so that the job stops as it does on Ctrl-C."""
 
 
 class _StopOnSignals:

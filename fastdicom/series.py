@@ -39,6 +39,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ._stop import stops_as_themselves
 from ._scan import pread_into, read_file
 
 try:  # nogil header extractor and slice reader; the general path is used without it
@@ -1489,6 +1490,7 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
     return result
 
 
+@stops_as_themselves
 def find_series(paths_or_directory: Any, *, recursive: bool = True,
                 workers: Optional[int] = None, limits: Optional[Limits] = None) -> list:
     """Find the series (one :class:`SeriesInfo` per stack) among files, folders, DICOMDIRs.
@@ -1675,6 +1677,7 @@ def _fix_stored_bits(a: np.ndarray, h: "InstanceHeader") -> None:
         np.bitwise_and(a, (1 << h.bits_stored) - 1, out=a)
 
 
+@stops_as_themselves
 def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                 workers: Optional[int] = None, progress: bool = False, errors: str = "raise",
                 out: Optional[np.ndarray] = None, stack: Optional[int] = None,

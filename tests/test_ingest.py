@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from _signals import future_stopped_after_release  # noqa: E402
 from fastdicom import testing
 from fastdicom.ingest import (IngestLockedError, SCHEMA_VERSION, STATES, ingest, demo_ingest,
                               export_parquet)
@@ -1355,25 +1356,9 @@ def test_a_job_run_while_handling_ctrl_c_keeps_its_own_errors(tmp_path):
         assert ingest([d], str(tmp_path / "i.sqlite")).indexed == 2
 
 
-def _future_stopped_after_release(stop):
-    """A pending Future whose ``result()`` wait calls ``stop()`` just after its condition
-    let go of its lock (the moment a stop signal can land in, in CPython's
-    ``threading.Condition.wait``)."""
-    from concurrent.futures import Future
-    f = Future()
-    release = f._condition._release_save
-
-    def release_save():
-        state = release()
-        stop()
-        return state
-    f._condition._release_save = release_save
-    return f
-
-
 def _stop_in_a_futures_wait(monkeypatch, stop, at_batch=3):
     """At the ``at_batch``-th batch, the calling thread waits on a Future that ``stop()``
-    hits as :func:`_future_stopped_after_release` says."""
+    hits as :func:`future_stopped_after_release` says."""
     import fastdicom.ingest as I
     real_collect = I._collect
     calls = []
@@ -1381,7 +1366,7 @@ def _stop_in_a_futures_wait(monkeypatch, stop, at_batch=3):
     def collect(prep, layout):
         calls.append(1)
         if len(calls) == at_batch:
-            _future_stopped_after_release(stop).result()
+            future_stopped_after_release(stop).result()
         return real_collect(prep, layout)
     monkeypatch.setattr(I, "_collect", collect)
     return calls
@@ -1405,7 +1390,7 @@ def test_stop_signal_in_a_futures_wait_still_stops_the_job(tree, tmp_path, monke
 
     # the standard library's behaviour this guards against
     with pytest.raises(BaseException) as info:
-        _future_stopped_after_release(interrupt).result()
+        future_stopped_after_release(interrupt).result()
     assert info.type is KeyboardInterrupt or (
         info.type is RuntimeError and isinstance(info.value.__context__, KeyboardInterrupt))
 
