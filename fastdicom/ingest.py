@@ -113,7 +113,8 @@ import numpy as np
 import pyarrow as pa
 
 from . import _batch, _early, _rows
-from ._stop import Terminated as _Terminated, raised_as_itself as _stop_raised_as_itself
+from ._stop import STOPS as _STOPS, Terminated as _Terminated, \
+    raised_as_itself as _stop_raised_as_itself
 from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has_magic,
                     _array_or_convert, _bool_array, checked_workers, iter_files, _display_path,
                     _exc_text, _SKIPPED,
@@ -574,7 +575,7 @@ def _uninterrupted(wait) -> None:
             wait()
             break
         except BaseException as exc:          # KeyboardInterrupt, _Terminated
-            if not isinstance(exc, (KeyboardInterrupt, _Terminated)):
+            if not isinstance(exc, _STOPS):
                 raise
             if first is None:
                 first = exc
@@ -593,17 +594,17 @@ def _run_out(executor: ThreadPoolExecutor) -> Optional[BaseException]:
     while last is None:
         try:
             last = executor.submit(int)     # runs after every task queued before it
-        except (KeyboardInterrupt, _Terminated) as exc:
+        except _STOPS as exc:
             first = first or exc
     while True:
         try:
             last.result()
             break
-        except (KeyboardInterrupt, _Terminated) as exc:
+        except _STOPS as exc:
             first = first or exc
         except RuntimeError as exc:
             # the signal landed just after the wait released its lock (see fastdicom._stop)
-            if not isinstance(exc.__context__, (KeyboardInterrupt, _Terminated)):
+            if not isinstance(exc.__context__, _STOPS):
                 raise
             first = first or exc.__context__
     executor.shutdown(wait=False)
@@ -2989,7 +2990,7 @@ def _run_cli_job(args, paths, tags, progress, stopper) -> int:
         print(f"fastdicom ingest: fatal: {msg}", file=sys.stderr)
         _json_line({"error": type(exc).__name__, "message": msg})
         return 1
-    except (KeyboardInterrupt, _Terminated) as exc:
+    except _STOPS as exc:
         stopper.quiet()
         name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
         msg = ("interrupted: the batches committed so far are kept; the same command "

@@ -1049,10 +1049,10 @@ def _grid_frames(h: InstanceHeader) -> tuple:
     if len(offsets) != n:
         return [], (f"GridFrameOffsetVector has {len(offsets)} value(s) for {n} frame(s): "
                     "not used")
-    root = _root_frame_positions(h)
+    root = _root_and_normal(h)
     if root is None:
         return [], None          # no position or orientation: frames stay unplaced
-    p, normal = np.asarray(root[0][0], float), _unit_normal(h.orientation)
+    p, normal = root
     first, issue = offsets[0], None
     if first != 0 and abs(first - float(np.dot(p, normal))) > _GRID_TOLERANCE:
         issue = (f"GridFrameOffsetVector starts at {first:g}, neither 0 (relative) nor the "
@@ -1061,15 +1061,9 @@ def _grid_frames(h: InstanceHeader) -> tuple:
     return [{"position": tuple(p + (o - first) * normal)} for o in offsets], issue
 
 
-def _unit_normal(orientation: Sequence) -> np.ndarray:
-    o = np.asarray(orientation[:6], float)
-    normal = np.cross(o[:3], o[3:6])
-    return normal / float(np.linalg.norm(normal))
-
-
-def _root_frame_positions(h: InstanceHeader) -> Optional[tuple]:
-    """(positions, step, step known) of the frames of a multi-frame instance that records one
-    ImagePositionPatient and ImageOrientationPatient for all of them; None without both."""
+def _root_and_normal(h: InstanceHeader) -> Optional[tuple]:
+    """(ImagePositionPatient, unit normal) of a multi-frame instance that records one position
+    and orientation for all its frames; None without both (or with an unusable one)."""
     root, ori = h.position, h.orientation
     if root is None or ori is None or len(root) != 3 or len(ori) < 6:
         return None
@@ -1079,7 +1073,16 @@ def _root_frame_positions(h: InstanceHeader) -> Optional[tuple]:
     norm = float(np.linalg.norm(normal))
     if not (np.isfinite(p).all() and np.isfinite(normal).all()) or norm < 1e-6:
         return None
-    normal /= norm
+    return p, normal / norm
+
+
+def _root_frame_positions(h: InstanceHeader) -> Optional[tuple]:
+    """(positions, step, step known) of the frames of a multi-frame instance that records one
+    ImagePositionPatient and ImageOrientationPatient for all of them; None without both."""
+    root = _root_and_normal(h)
+    if root is None:
+        return None
+    p, normal = root
     sbs = h.spacing_between_slices
     known = sbs is not None and math.isfinite(sbs) and sbs > 0
     thk = h.slice_thickness
