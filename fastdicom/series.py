@@ -1040,8 +1040,8 @@ _GRID_TOLERANCE = 0.01
 
 
 def _grid_frames(h: InstanceHeader) -> tuple:
-    """([{"position": ...}] per frame, None) from an RT Dose's GridFrameOffsetVector, or
-    ([], why it is not used).  PS3.3 C.8.8.3.2: the offsets run along the normal from
+    """([{"position": ...}] per frame, an issue or None) from an RT Dose's
+    GridFrameOffsetVector, or ([], why it is not used).  PS3.3 C.8.8.3.2: the offsets run along the normal from
     ImagePositionPatient; a first offset of 0 makes them relative to the first frame, else
     they are absolute z (axial grids only), the first equal to the position's z.  Both read
     as offset - first offset from ImagePositionPatient; in either form they may decrease."""
