@@ -114,7 +114,7 @@ import pyarrow as pa
 
 from . import _batch, _early, _rows
 from ._stop import STOPS as _STOPS, Terminated as _Terminated, \
-    raised_as_itself as _stop_raised_as_itself
+    raised_as_itself as _stop_raised_as_itself, stop_signal_in as _stop_signal_in
 from .batch import (DEFAULT_TAGS, WalkEntry, _Plan, _scan_chunk, _walk_one, _has_magic,
                     _array_or_convert, _bool_array, checked_workers, iter_files, _display_path,
                     _exc_text, _SKIPPED,
@@ -604,9 +604,10 @@ def _run_out(executor: ThreadPoolExecutor) -> Optional[BaseException]:
             first = first or exc
         except RuntimeError as exc:
             # the signal landed just after the wait released its lock (see fastdicom._stop)
-            if not isinstance(exc.__context__, _STOPS):
+            stop = _stop_signal_in(exc)
+            if stop is None:
                 raise
-            first = first or exc.__context__
+            first = first or stop
     executor.shutdown(wait=False)
     return first
 
