@@ -12,6 +12,8 @@ fragment (encapsulated pixel data), or the frame's first byte (native pixel data
 """
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -21,7 +23,7 @@ __all__ = [
     "NestingTooDeepError", "LimitExceededError", "UnsupportedTransferSyntaxError",
     "PixelDataError", "EncapsulationError", "RLEDecodeError", "MissingCodecError",
     "SeriesError", "UnsafePathError", "FileChangedError", "DicomWarning", "Limits",
-    "VALIDATION_MODES", "check_validation", "report",
+    "VALIDATION_MODES", "check_validation", "report", "warn_caller",
 ]
 
 
@@ -133,6 +135,20 @@ def report(mode: str, error: DicomError, stacklevel: int = 3) -> None:
         raise error
     if mode == "warn":
         warnings.warn(str(error), DicomWarning, stacklevel=stacklevel)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_caller(message: str, category: type = None) -> None:
+    """Warn, attributed to the first caller outside fastdicom (the user's line), however
+    deep in the package the warning is raised and whatever wraps the public function."""
+    frame = sys._getframe(1)
+    level = 2   # stacklevel 1 would name this function, 2 its caller (``frame``)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category or DicomWarning, stacklevel=level)
 
 
 @dataclass(frozen=True)

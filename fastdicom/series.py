@@ -31,7 +31,6 @@ import math
 import os
 import sys
 import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,9 +47,9 @@ except ImportError:  # pragma: no cover - extension not built
     _series = None
 from . import tags as _tags
 from .dataset import Dataset, Sequence as DicomSequence
-from .errors import (DEFAULT_LIMITS, DicomError, DicomWarning, InvalidDicomError,
+from .errors import (DEFAULT_LIMITS, DicomError, InvalidDicomError,
                      LimitExceededError, Limits, PixelDataError, SeriesError, TruncatedError,
-                     UnsafePathError, checked_limits)
+                     UnsafePathError, checked_limits, warn_caller)
 from .batch import _vr_code, checked_workers
 
 __all__ = ["SeriesInfo", "Volume", "Geometry", "InstanceHeader", "find_series", "load_series",
@@ -759,7 +758,7 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
                    issues=issues)
     if warn:
         for msg in issues:
-            warnings.warn(f"{label}: {msg}" if label else msg, DicomWarning, stacklevel=3)
+            warn_caller(f"{label}: {msg}" if label else msg)
     return geo
 
 
@@ -929,7 +928,7 @@ def _frame_plan(h: InstanceHeader, warn: bool = True) -> tuple:
     if grid_issue:
         geo.issues.append(grid_issue)
         if warn:
-            warnings.warn(f"{h.path}: {grid_issue}", DicomWarning, stacklevel=2)
+            warn_caller(f"{h.path}: {grid_issue}")
     return order, geo
 
 
@@ -956,7 +955,7 @@ def _plan_of_frames(h: InstanceHeader, frames: list, warn: bool) -> tuple:
         geo.ordering = "frame"
         geo.regular = False
         if warn:
-            warnings.warn(f"{h.path}: {msg}", DicomWarning, stacklevel=3)
+            warn_caller(f"{h.path}: {msg}")
         return np.arange(n), geo
     if not frames or unplaced:
         order = np.arange(n)
@@ -1020,7 +1019,7 @@ def _plan_of_frames(h: InstanceHeader, frames: list, warn: bool) -> tuple:
         geo.issues.append(mixed)
         geo.regular = False
         if warn:
-            warnings.warn(f"{h.path}: {mixed}", DicomWarning, stacklevel=3)
+            warn_caller(f"{h.path}: {mixed}")
     return np.asarray(geo.order), geo
 
 
@@ -1158,7 +1157,7 @@ def _iter_inputs(paths_or_directory: Any, recursive: bool) -> tuple:
                 if f in explicit or isinstance(exc, UnsafePathError):
                     raise
                 # damaged, found by a walk: its folder's files are walked anyway
-                warnings.warn(f"DICOMDIR left out: {exc}", DicomWarning, stacklevel=4)
+                warn_caller(f"DICOMDIR left out: {exc}")
                 continue
             dicomdirs.append(dd)
             _add_referenced(dd, seen, out)
@@ -1372,8 +1371,7 @@ def _scan_all(paths: list, workers: int, explicit: set, limits: Limits = DEFAULT
                 raise exc
             skipped.append((p, f"{type(exc).__name__}: {exc}"))
             if p in explicit:
-                warnings.warn(f"{p}: not readable as DICOM ({type(exc).__name__})",
-                              DicomWarning, stacklevel=4)
+                warn_caller(f"{p}: not readable as DICOM ({type(exc).__name__})")
             elif isinstance(exc, OSError):
                 unreadable.append((p, exc))
             elif isinstance(exc, InvalidDicomError):
@@ -1385,16 +1383,15 @@ def _scan_all(paths: list, workers: int, explicit: set, limits: Limits = DEFAULT
         elif p in explicit and is_dicomdir(p):
             directories.append(p)       # a DICOMDIR by its header, under another name
         elif p in explicit:
-            warnings.warn(f"{p}: holds no image (no Pixel Data), left out", DicomWarning,
-                          stacklevel=4)
+            warn_caller(f"{p}: holds no image (no Pixel Data), left out")
         else:
             logger.debug("skipping %s: no image (no Pixel Data)", p)
-    _warn_left_out(unreadable, "file", "could not be read", 5)
-    _warn_left_out(damaged, "DICOM file", "is damaged", 5)
+    _warn_left_out(unreadable, "file", "could not be read")
+    _warn_left_out(damaged, "DICOM file", "is damaged")
     return headers, skipped, directories
 
 
-def _warn_left_out(failed: list, noun: str, what: str, stacklevel: int) -> None:
+def _warn_left_out(failed: list, noun: str, what: str) -> None:
     """One warning for the (path, OSError) pairs of a walk that were left out (a file or
     folder that cannot be read may hold slices; files that are not DICOM are only logged)."""
     if not failed:
@@ -1404,8 +1401,8 @@ def _warn_left_out(failed: list, noun: str, what: str, stacklevel: int) -> None:
     more += f", and {len(failed) - 1} more)" if len(failed) > 1 else ")"
     n = len(failed)
     what = what.replace("is ", "are ") if n > 1 else what
-    warnings.warn(f"{n} {noun}{'s' if n > 1 else ''} {what} and {'are' if n > 1 else 'is'}"
-                  f" left out{more}", DicomWarning, stacklevel=stacklevel)
+    warn_caller(f"{n} {noun}{'s' if n > 1 else ''} {what} and {'are' if n > 1 else 'is'}"
+                f" left out{more}")
 
 
 def _build_stacks(headers: list, warn: bool = True) -> list:
@@ -1426,9 +1423,8 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
                 by_sop[h.sop_uid] = h
             unique.append(h)
         if dups and warn:
-            warnings.warn(f"series {uid}: {len(dups)} duplicate file(s) of the same SOP "
-                          "instance ignored (listed in SeriesInfo.duplicates)", DicomWarning,
-                          stacklevel=4)
+            warn_caller(f"series {uid}: {len(dups)} duplicate file(s) of the same SOP "
+                        "instance ignored (listed in SeriesInfo.duplicates)")
         groups: list = []   # (key dict, [headers])
         exact: dict = {}    # key values -> members (same group as the tolerant search finds)
         for h in unique:
@@ -1484,13 +1480,30 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
                     label=label, warn=warn)
                 info.instances = [gm[i] for i in info.geometry.order]
                 info.geometry.order = list(range(len(gm)))
+            _flag_mosaic(info, label=f"series {uid}", warn=warn)
             result.append(info)
         if len(groups) > 1 and warn:
-            warnings.warn(f"series {uid} splits into {len(groups)} stacks by {reason}",
-                          DicomWarning, stacklevel=4)
+            warn_caller(f"series {uid} splits into {len(groups)} stacks by {reason}")
     result.sort(key=lambda s: (s.StudyInstanceUID, s.SeriesNumber if s.SeriesNumber
                                is not None else -1, s.SeriesInstanceUID, s.stack))
     return result
+
+
+#: the ImageType value of a Siemens mosaic: one image whose tiles are the slices of a volume
+_MOSAIC = "MOSAIC"
+
+
+def _flag_mosaic(info: "SeriesInfo", label: str, warn: bool) -> None:
+    """A Siemens mosaic is loaded as it is stored, one 2-D image per file: its tiles are not
+    cut into slices (that needs the vendor's private CSA header).  Say so, since the geometry
+    then describes the mosaic plane and not the slices it holds."""
+    if info.geometry is None or not any(_MOSAIC in h.image_type for h in info.instances):
+        return
+    msg = ("Siemens mosaic (ImageType MOSAIC): each image holds many slices as tiles, which "
+           "are not unpacked; the affine and positions describe the mosaic, not its slices")
+    info.geometry.issues.append(msg)
+    if warn:
+        warn_caller(f"{label}: {msg}")
 
 
 @stops_as_themselves
@@ -1519,7 +1532,7 @@ def _find_series(paths_or_directory: Any, recursive: bool, workers: Optional[int
     they could not be read or are damaged).  Called straight from the public functions: the
     warnings name their caller's line."""
     paths, _, explicit, unlisted = _iter_inputs(paths_or_directory, recursive)
-    _warn_left_out(unlisted, "folder", "could not be listed", 4)
+    _warn_left_out(unlisted, "folder", "could not be listed")
     # many small objects are made here; a cyclic GC pass over them all costs more than the
     # header scan itself and frees nothing (no cycles)
     gc_was_enabled = gc.isenabled()
@@ -1757,7 +1770,7 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
             raise SeriesError("; ".join(bad) + " (errors='skip' loads them as they are)",
                               path=first.path)
         for msg in bad:
-            warnings.warn(f"{first.path}: {msg}", DicomWarning, stacklevel=2)
+            warn_caller(f"{first.path}: {msg}")
         grid = np.asarray(grid)
         lead = grid.shape
         plan = [(np.unravel_index(i, lead), first.path, int(f), first)
@@ -1782,8 +1795,7 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
             for i in sorted(drop):
                 skipped.append((headers[i].path, "duplicate position"))
             keep = [i for i in keep if i not in drop]
-            warnings.warn(f"{len(drop)} slice(s) at duplicate positions skipped",
-                          DicomWarning, stacklevel=2)
+            warn_caller(f"{len(drop)} slice(s) at duplicate positions skipped")
             headers = [headers[i] for i in keep]
             # (the step of a single slice left: SpacingBetweenSlices as find_series takes it)
             geo = compute_geometry([h.position for h in headers], first.orientation,
@@ -1868,9 +1880,9 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                 "bytes, which cannot be allocated", path=first.path,
                 tag=first.pixel_tag) from None
     if not rescale and len(set(zip(slopes.ravel().tolist(), icpts.ravel().tolist()))) > 1:
-        warnings.warn(f"rescale slope/intercept differ between "
-                      f"{'frames' if multiframe else 'slices'}; use rescale=True or the "
-                      "per-slice Volume.rescale_slope/intercept", DicomWarning, stacklevel=2)
+        warn_caller(f"rescale slope/intercept differ between "
+                    f"{'frames' if multiframe else 'slices'}; use rescale=True or the "
+                    "per-slice Volume.rescale_slope/intercept")
 
     frame_bytes = first.frame_bytes
     direct_dtype = raw_dtype is not None and array.dtype == raw_dtype.newbyteorder("=") \
@@ -1998,8 +2010,8 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
         if r is not None:
             skipped.append(r)
     if any(r is not None for r in results):
-        warnings.warn(f"{sum(r is not None for r in results)} slice(s) could not be read and "
-                      "were zero-filled (listed in Volume.skipped)", DicomWarning, stacklevel=2)
+        warn_caller(f"{sum(r is not None for r in results)} slice(s) could not be read and "
+                    "were zero-filled (listed in Volume.skipped)")
     return Volume(array=array, affine=geo.affine.copy(), spacing=tuple(geo.spacing),
                   origin=geo.origin.copy(), direction=geo.direction.copy(), paths=paths,
                   positions=np.asarray(geo.positions), rescale_slope=slopes,

@@ -147,6 +147,45 @@ def test_gantry_tilt_detected_and_sheared_affine(tmp_path):
     assert info.paths == [Path(p) for p in paths]
 
 
+def test_warnings_name_the_callers_line(tmp_path):
+    # find_series and load_series are wrapped (fastdicom._stop); their warnings must still be
+    # attributed to the user's line, not to a frame inside the package
+    write_ct_series(tmp_path, 6, 16, 16, shuffle_names=False)
+    loc = ct_instance_elements(rows=16, columns=16, index=0, n_slices=1, series_seed="series-0",
+                               study_seed="study-0", orientation=(1, 0, 0, 0, 0, -1),
+                               position=(0, 0, 0), instance_number=1)
+    loc = [(t, v, ("1.2.3.4.5" if t == 0x00080018 else x)) for t, v, x in loc]
+    write_file(tmp_path / "LOCALIZER.dcm", loc)
+    with pytest.warns(DicomWarning, match="splits") as rec:
+        find_series(tmp_path)
+    assert {w.filename for w in rec} == {__file__}
+    gap = write_ct_series(tmp_path / "gap", 8, 16, 16, shuffle_names=False)
+    os.remove(gap[4])
+    with pytest.warns(DicomWarning, match="missing") as rec:
+        load_series(tmp_path / "gap")
+    assert {w.filename for w in rec} == {__file__}
+
+
+@pytest.mark.parametrize("image_type", [["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"],
+                                        ["ORIGINAL", "PRIMARY", "M", "ND"]])
+def test_siemens_mosaic_is_flagged(tmp_path, image_type):
+    for i in range(3):   # the image type is the only difference between the two cases
+        els = ct_instance_elements(rows=16, columns=16, index=i, n_slices=3, series_seed="m",
+                                   study_seed="study-m", position=(0.0, 0.0, 3.0 * i))
+        els = [(t, v, image_type if t == 0x00080008 else x) for t, v, x in els]
+        assert any(t == 0x00080008 for t, _, _ in els)
+        write_file(tmp_path / f"M{i}.dcm", els)
+    mosaic = "MOSAIC" in image_type
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        (info,) = find_series(tmp_path)
+        vol = load_series(info)
+    flagged = [i for i in info.geometry.issues if "mosaic" in i]
+    assert bool(flagged) == mosaic
+    assert any("mosaic" in str(w.message) for w in rec) == mosaic
+    assert vol.array.shape == (3, 16, 16)   # loaded as stored either way
+
+
 def test_float_jitter_is_regular_but_real_gap_is_caught():
     pos = [(0.0, 0.0, 0.1 * 3 * i) for i in range(10)]      # 0.29999999999999716-like steps
     g = compute_geometry(pos, (1, 0, 0, 0, 1, 0), (1, 1), warn=False)
