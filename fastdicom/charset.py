@@ -67,12 +67,11 @@ from __future__ import annotations
 
 import codecs
 import re
-import warnings
 from functools import lru_cache
 from typing import Iterator, Optional, Sequence, Union
 
 from fastdicom._dictionary import CHARACTER_SETS
-from fastdicom.errors import DicomWarning, MalformedElementError, check_validation
+from fastdicom.errors import MalformedElementError, check_validation, warn_caller
 
 __all__ = [
     "DEFAULT_ENCODING", "TEXT_DELIMITERS", "PN_DELIMITERS", "convert_encodings",
@@ -121,7 +120,7 @@ def _term_repr(term: str) -> str:
 
 def _report(validation: str, message: str, cause: Optional[BaseException] = None) -> None:
     if validation == "warn":
-        warnings.warn(message, DicomWarning, stacklevel=4)
+        warn_caller(message)
     elif validation == "raise":
         raise MalformedElementError(message) from cause
     elif validation != "ignore":

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import itertools
 import struct
-import warnings
 from typing import Any, Iterator, Optional
 
 from . import _dictionary as _dict
 from . import tags as _tags
 from ._scan import scan as _scan, MISSING as _MISSING, KeywordAttribute
-from .errors import (DicomError, DicomWarning, Limits, DEFAULT_LIMITS, status_error,
+from .errors import (DicomError, warn_caller, Limits, DEFAULT_LIMITS, status_error,
                      NestingTooDeepError, LimitExceededError, MalformedElementError,
                      TruncatedError, report)
 from .values import (decode_value, empty_value, MultiValue, NUMBER_FORMATS,
@@ -385,7 +384,7 @@ class Dataset:
         if elem.flags & F_CLIPPED:
             report(ctx.validation, TruncatedError(
                 "value runs past the end of the data; using the bytes present",
-                path=ctx.path, offset=elem.header_offset, tag=elem.tag), stacklevel=5)
+                path=ctx.path, offset=elem.header_offset, tag=elem.tag))
         if vr == "SQ":
             if flags & F_SQ_BLOB:
                 return self._decode_sq_blob(elem)
@@ -409,7 +408,7 @@ class Dataset:
             report(ctx.validation, MalformedElementError(
                 f"value length {len(raw)} is not a multiple of {size} bytes (VR {vr}); the "
                 "value is left as bytes", path=ctx.path, offset=elem.header_offset,
-                tag=elem.tag), stacklevel=5)
+                tag=elem.tag))
             return raw
         little = not flags & F_BIG_ENDIAN
         if vr == "SS" and elem.tag in LUT_DESCRIPTOR_TAGS:
@@ -426,7 +425,7 @@ class Dataset:
             except DicomError as exc:
                 # the warning names the element; the value is the lenient decoding's
                 report("warn", exc.with_context(path=ctx.path, offset=elem.header_offset,
-                                                tag=elem.tag), stacklevel=5)
+                                                tag=elem.tag))
                 return decode_value(vr, raw, little_endian=little, encodings=encodings,
                                     validation="ignore")
         except DicomError as exc:
@@ -460,8 +459,8 @@ class Dataset:
                     isinstance(error, (NestingTooDeepError, LimitExceededError)):
                 raise error
             if ctx.validation == "warn":
-                warnings.warn(f"value of VR SQ is not a sequence; kept as UN bytes "
-                              f"({error})", DicomWarning, stacklevel=5)
+                warn_caller(f"value of VR SQ is not a sequence; kept as UN bytes "
+                            f"({error})")
             # not a sequence after all: keep the bytes as UN (so VR "SQ" always means items)
             elem.VR = "UN"
             return index.value(elem._index_pos)
@@ -557,8 +556,7 @@ class Dataset:
         tag = _KEYWORD_TO_TAG.get(name)
         if tag is None:
             if name[0].isupper() and name not in type(self).__dict__:
-                warnings.warn(f"{name!r} is not a DICOM keyword; set as a plain attribute",
-                              DicomWarning, stacklevel=2)
+                warn_caller(f"{name!r} is not a DICOM keyword; set as a plain attribute")
             object.__setattr__(self, name, value)
             return
         vr = _tags.dictionary_vr(tag) or "UN"

@@ -129,12 +129,13 @@ def check_validation(mode: str) -> str:
     return mode
 
 
-def report(mode: str, error: DicomError, stacklevel: int = 3) -> None:
-    """Apply a validation mode to a recoverable non-conformance."""
+def report(mode: str, error: DicomError) -> None:
+    """Apply a validation mode to a recoverable non-conformance (a warning names the
+    caller's line, see :func:`warn_caller`)."""
     if mode == "raise":
         raise error
     if mode == "warn":
-        warnings.warn(str(error), DicomWarning, stacklevel=stacklevel)
+        warn_caller(str(error))
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep

@@ -16,7 +16,6 @@ ingestion always read with ``pread``.
 from __future__ import annotations
 
 import os
-import warnings
 
 from typing import Iterable, Optional
 
@@ -27,7 +26,7 @@ from .values import ALL_VRS as _ALL_VRS
 from ._scan import (MappedFile, read_file, read_header_prefix, scan as _scan,
                     _set_plain_syntaxes)
 from .dataset import Context, Dataset, F_ODD, DEFER_SQ_BYTES
-from .errors import (DicomError, DicomWarning, FileChangedError, InvalidDicomError,
+from .errors import (DicomError, warn_caller, FileChangedError, InvalidDicomError,
                      LimitExceededError, Limits, MalformedElementError, TruncatedError,
                      check_validation, checked_limits, report, status_error)
 
@@ -338,9 +337,8 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
     if preamble is not None and preamble.startswith((b"MZ", b"\x7fELF")):
         kind = d["preamble_kind"] = _preamble_kind(preamble)
         if ctx_validation != "ignore":
-            warnings.warn(f"the preamble holds an executable ({kind.upper()}) "
-                          "header (CVE-2019-11687 polyglot)" + (f" in {path!r}" if path else ""),
-                          DicomWarning, stacklevel=3)
+            warn_caller(f"the preamble holds an executable ({kind.upper()}) "
+                        "header (CVE-2019-11687 polyglot)" + (f" in {path!r}" if path else ""))
     return ds
 
 
@@ -352,17 +350,17 @@ def _report_leniency(index, ctx: Context, partial: bool) -> None:
         report(mode, TruncatedError("the last element runs past the end of the data; "
                                     "its value is cut short", path=ctx.path,
                                     offset=index.error_offset, tag=index.error_tag,
-                                    inflated=ctx.inflated), stacklevel=5)
+                                    inflated=ctx.inflated))
     if index.trailing and not partial:
         # fewer than 8 bytes left: an element header cut short by the end of the data
         report(mode, TruncatedError(f"{index.trailing} trailing bytes after the last "
                                     "element ignored (an element header cut short)",
                                     path=ctx.path, offset=index.end - index.trailing,
-                                    inflated=ctx.inflated), stacklevel=5)
+                                    inflated=ctx.inflated))
     if index.n_vr_retries:
         report(mode, MalformedElementError(f"{index.n_vr_retries} element(s) with invalid VR "
                                            "bytes read as implicit VR", path=ctx.path,
-                                           inflated=ctx.inflated), stacklevel=5)
+                                           inflated=ctx.inflated))
     if index.n_odd:
         entries = index.to_numpy()
         odd = entries[(entries["flags"] & F_ODD) != 0]
@@ -371,7 +369,7 @@ def _report_leniency(index, ctx: Context, partial: bool) -> None:
             report(mode, MalformedElementError(
                 f"{len(odd)} element(s) with odd value length", path=ctx.path,
                 offset=int(odd["header_offset"][0]), tag=int(odd["tag"][0]),
-                inflated=ctx.inflated), stacklevel=5)
+                inflated=ctx.inflated))
 
 
 class _NeedMore(Exception):

@@ -11,11 +11,10 @@ OB/OW/OF/OD/OL/OV/UN: ``bytes``.  Empty values: ``""`` for text VRs, ``None`` fo
 from __future__ import annotations
 
 import struct
-import warnings
 from typing import Any
 
 from . import charset as _charset
-from .errors import DicomWarning, MalformedElementError
+from .errors import MalformedElementError, warn_caller
 
 TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
                       "UI", "UR", "UT"})
@@ -156,8 +155,7 @@ def _at(raw: bytes, little: bool, validation: str) -> Any:
         if validation == "raise":
             raise MalformedElementError(message)
         if validation == "warn":
-            warnings.warn(message + "; the trailing bytes are ignored", DicomWarning,
-                          stacklevel=3)
+            warn_caller(message + "; the trailing bytes are ignored")
     fmt = "<" if little else ">"
     tags = [BaseTag((g << 16) | e) for g, e in struct.iter_unpack(fmt + "HH", raw[: n * 4])]
     if len(tags) == 1 and len(raw) == 4:

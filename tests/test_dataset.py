@@ -645,6 +645,12 @@ def test_charset_warnings_name_the_element():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ds.PatientID == "ok"
+    # each way to the value warns at the caller's line, however deep the decoding runs
+    for get in (lambda d: d.PatientName, lambda d: d[0x00100010].value,
+                lambda d: d.to_json_dict()):
+        with pytest.warns(fastdicom.DicomWarning, match="cannot be decoded") as caught:
+            get(fastdicom.dcmread(data))
+        assert {w.filename for w in caught} == {__file__}
 
 
 def test_invalid_number_strings_warn_with_the_element_and_is_decimal_is_a_float():

@@ -189,7 +189,7 @@ def _number_of_frames(value, path, ds) -> tuple[int, bool]:
         # not a valid value (at least 1); pydicom and the series loader read one frame
         error = PixelDataError("NumberOfFrames is 0; read as 1 frame", path=path,
                                tag=0x00280008)
-        report("warn", locate(error, ds), stacklevel=5)
+        report("warn", locate(error, ds))
         return 1, True
     if frames < 1:
         raise PixelDataError(f"NumberOfFrames must be at least 1, found {frames}", path=path,
@@ -464,7 +464,7 @@ def _check_native_length(info: PixelInfo, path, header_offset, validation="warn"
             "of a data set without NumberOfFrames"
         report(validation, PixelDataError(
             f"pixel data holds {extra} whole frame(s) more than the {info.frames} {declared}; "
-            "they are ignored", path=path, offset=header_offset, tag=info.tag), stacklevel=6)
+            "they are ignored", path=path, offset=header_offset, tag=info.tag))
     if actual < needed:
         raise PixelDataError(
             f"pixel data holds {actual} bytes, {needed} expected for {info.frames} frame(s) of "
