@@ -147,15 +147,21 @@ def test_gantry_tilt_detected_and_sheared_affine(tmp_path):
     assert info.paths == [Path(p) for p in paths]
 
 
+def _series_and_localizer(directory, n, size, loc_rows):
+    """A CT series of ``n`` axial slices plus a coronal localizer in the same series."""
+    write_ct_series(directory, n, size, size, shuffle_names=False)
+    loc = ct_instance_elements(rows=loc_rows, columns=size, index=0, n_slices=1,
+                               series_seed="series-0", study_seed="study-0",
+                               orientation=(1, 0, 0, 0, 0, -1), position=(0, 0, 0),
+                               instance_number=1)
+    loc = [(t, v, ("1.2.3.4.5" if t == 0x00080018 else x)) for t, v, x in loc]
+    write_file(directory / "LOCALIZER.dcm", loc)
+
+
 def test_warnings_name_the_callers_line(tmp_path):
     # find_series and load_series are wrapped (fastdicom._stop); their warnings must still be
     # attributed to the user's line, not to a frame inside the package
-    write_ct_series(tmp_path, 6, 16, 16, shuffle_names=False)
-    loc = ct_instance_elements(rows=16, columns=16, index=0, n_slices=1, series_seed="series-0",
-                               study_seed="study-0", orientation=(1, 0, 0, 0, 0, -1),
-                               position=(0, 0, 0), instance_number=1)
-    loc = [(t, v, ("1.2.3.4.5" if t == 0x00080018 else x)) for t, v, x in loc]
-    write_file(tmp_path / "LOCALIZER.dcm", loc)
+    _series_and_localizer(tmp_path, 6, 16, 16)
     with pytest.warns(DicomWarning, match="splits") as rec:
         find_series(tmp_path)
     assert {w.filename for w in rec} == {__file__}
@@ -235,12 +241,7 @@ def test_duplicate_file_and_duplicate_position(tmp_path):
 
 
 def test_localizer_inside_series_splits(tmp_path):
-    write_ct_series(tmp_path, 10, 32, 32, shuffle_names=False)
-    loc = ct_instance_elements(rows=24, columns=32, index=0, n_slices=1, series_seed="series-0",
-                               study_seed="study-0", orientation=(1, 0, 0, 0, 0, -1),
-                               position=(0, 0, 0), instance_number=1)
-    loc = [(t, v, ("1.2.3.4.5" if t == 0x00080018 else x)) for t, v, x in loc]
-    write_file(tmp_path / "LOCALIZER.dcm", loc)
+    _series_and_localizer(tmp_path, 10, 32, 24)
     with pytest.warns(DicomWarning, match="splits"):
         stacks = find_series(tmp_path)
     assert len(stacks) == 2
