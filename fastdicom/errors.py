@@ -141,7 +141,7 @@ def report(mode: str, error: DicomError) -> None:
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def warn_caller(message: str, category: type = None) -> None:
+def warn_caller(message: str, category: Optional[type] = None) -> None:
     """Warn, attributed to the first caller outside fastdicom (the user's line), however
     deep in the package the warning is raised and whatever wraps the public function."""
     frame = sys._getframe(1)

@@ -1462,6 +1462,7 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
             differing = [name for name, k in _SPLIT_FIELDS
                          if len({repr(g[0][k]) for g in groups}) > 1]
             reason = ", ".join(differing) or "unknown"
+        mosaic = False
         for k, (key, gm) in enumerate(groups):
             first = gm[0]
             info = SeriesInfo(StudyInstanceUID=study, SeriesInstanceUID=uid,
@@ -1480,8 +1481,10 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
                     label=label, warn=warn)
                 info.instances = [gm[i] for i in info.geometry.order]
                 info.geometry.order = list(range(len(gm)))
-            _flag_mosaic(info, label=f"series {uid}", warn=warn)
+            mosaic = _flag_mosaic(info) or mosaic
             result.append(info)
+        if mosaic and warn:     # once per series, however many stacks its files make
+            warn_caller(f"series {uid}: {_MOSAIC_ISSUE}")
         if len(groups) > 1 and warn:
             warn_caller(f"series {uid} splits into {len(groups)} stacks by {reason}")
     result.sort(key=lambda s: (s.StudyInstanceUID, s.SeriesNumber if s.SeriesNumber
@@ -1491,19 +1494,20 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
 
 #: the ImageType value of a Siemens mosaic: one image whose tiles are the slices of a volume
 _MOSAIC = "MOSAIC"
+_MOSAIC_ISSUE = ("Siemens mosaic (ImageType MOSAIC): each image holds many slices as tiles, "
+                 "which are not unpacked; the affine and positions describe the mosaic, not "
+                 "its slices")
 
 
-def _flag_mosaic(info: "SeriesInfo", label: str, warn: bool) -> None:
+def _flag_mosaic(info: "SeriesInfo") -> bool:
     """A Siemens mosaic is loaded as it is stored, one 2-D image per file: its tiles are not
-    cut into slices (that needs the vendor's private CSA header).  Say so, since the geometry
-    then describes the mosaic plane and not the slices it holds."""
+    cut into slices (that needs the vendor's private CSA header).  Say so in the stack's
+    issues, since its geometry then describes the mosaic plane and not the slices it holds;
+    True when it is one."""
     if info.geometry is None or not any(_MOSAIC in h.image_type for h in info.instances):
-        return
-    msg = ("Siemens mosaic (ImageType MOSAIC): each image holds many slices as tiles, which "
-           "are not unpacked; the affine and positions describe the mosaic, not its slices")
-    info.geometry.issues.append(msg)
-    if warn:
-        warn_caller(f"{label}: {msg}")
+        return False
+    info.geometry.issues.append(_MOSAIC_ISSUE)
+    return True
 
 
 @stops_as_themselves
@@ -1529,8 +1533,7 @@ def find_series(paths_or_directory: Any, *, recursive: bool = True,
 def _find_series(paths_or_directory: Any, recursive: bool, workers: Optional[int],
                  limits: Limits = DEFAULT_LIMITS) -> tuple:
     """(the stacks :func:`find_series` finds, [(path, reason)] of the files left out because
-    they could not be read or are damaged).  Called straight from the public functions: the
-    warnings name their caller's line."""
+    they could not be read or are damaged)."""
     paths, _, explicit, unlisted = _iter_inputs(paths_or_directory, recursive)
     _warn_left_out(unlisted, "folder", "could not be listed")
     # many small objects are made here; a cyclic GC pass over them all costs more than the

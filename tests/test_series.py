@@ -192,6 +192,22 @@ def test_siemens_mosaic_is_flagged(tmp_path, image_type):
     assert vol.array.shape == (3, 16, 16)   # loaded as stored either way
 
 
+def test_mosaic_run_warns_once_and_flags_every_stack(tmp_path):
+    # an fMRI run: every mosaic at the same position, one acquisition each -> one stack each
+    for i in range(4):
+        els = ct_instance_elements(rows=16, columns=16, index=i, n_slices=4, series_seed="r",
+                                   study_seed="study-r", position=(0.0, 0.0, 0.0))
+        els = [(t, v, ["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"] if t == 0x00080008 else x)
+               for t, v, x in els] + [(0x00200012, "IS", str(i + 1))]
+        write_file(tmp_path / f"R{i}.dcm", sorted(els, key=lambda e: e[0]))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        stacks = find_series(tmp_path)
+    assert len(stacks) == 4
+    assert all(any("mosaic" in i for i in s.geometry.issues) for s in stacks)
+    assert sum("mosaic" in str(w.message) for w in rec) == 1
+
+
 def test_float_jitter_is_regular_but_real_gap_is_caught():
     pos = [(0.0, 0.0, 0.1 * 3 * i) for i in range(10)]      # 0.29999999999999716-like steps
     g = compute_geometry(pos, (1, 0, 0, 0, 1, 0), (1, 1), warn=False)
