@@ -11,6 +11,9 @@
 * :func:`load_series` -- one preallocated array; native pixel data is ``pread`` straight into
   its destination slice (nogil) from a thread pool across files; encapsulated slices are
   decoded in parallel.
+* A Siemens mosaic (ImageType MOSAIC) is unpacked: each tile is a slice, placed by the private
+  CSA header (:mod:`fastdicom.siemens`); without what that needs it is loaded as stored, with
+  an issue.
 
 The hot paths are in :mod:`fastdicom._series` (nogil): the header scan of a chunk of files
 (only the tags grouping/sorting/stacking need, plus the Pixel Data offset; anything unusual
@@ -874,6 +877,10 @@ class SeriesInfo:
     geometry: Optional[Geometry] = None
     duplicates: list = field(default_factory=list)   # paths of same-SOP-UID duplicate files
     skipped: list = field(default_factory=list)      # (path, reason)
+    # a Siemens mosaic stack: the layout of its files' tiles, and per slice (in order) the
+    # index of its instance and of its tile there
+    mosaic: Any = None
+    mosaic_tiles: Optional[np.ndarray] = None
 
     @property
     def num_instances(self) -> int:
@@ -891,6 +898,8 @@ class SeriesInfo:
     def shape(self) -> tuple:
         h = self.instances[0]
         tail = (h.rows, h.columns) + ((h.samples,) if h.samples > 1 else ())
+        if self.mosaic is not None:
+            return (len(self.mosaic_tiles), self.mosaic.tile_rows, self.mosaic.tile_columns)
         if len(self.instances) == 1 and h.n_frames > 1:
             shape4 = _multiframe_shape(h)
             return shape4 + tail
@@ -1405,7 +1414,7 @@ def _warn_left_out(failed: list, noun: str, what: str) -> None:
                 f" left out{more}")
 
 
-def _build_stacks(headers: list, warn: bool = True) -> list:
+def _build_stacks(headers: list, warn: bool = True, limits: Limits = DEFAULT_LIMITS) -> list:
     series: dict = {}
     for h in headers:
         series.setdefault((h.study_uid, h.series_uid), []).append(h)
@@ -1462,7 +1471,7 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
             differing = [name for name, k in _SPLIT_FIELDS
                          if len({repr(g[0][k]) for g in groups}) > 1]
             reason = ", ".join(differing) or "unknown"
-        mosaic = False
+        mosaic = None
         for k, (key, gm) in enumerate(groups):
             first = gm[0]
             info = SeriesInfo(StudyInstanceUID=study, SeriesInstanceUID=uid,
@@ -1481,10 +1490,10 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
                     label=label, warn=warn)
                 info.instances = [gm[i] for i in info.geometry.order]
                 info.geometry.order = list(range(len(gm)))
-            mosaic = _flag_mosaic(info) or mosaic
+            mosaic = _flag_mosaic(info, limits) or mosaic
             result.append(info)
         if mosaic and warn:     # once per series, however many stacks its files make
-            warn_caller(f"series {uid}: {_MOSAIC_ISSUE}")
+            warn_caller(f"series {uid}: {mosaic}")
         if len(groups) > 1 and warn:
             warn_caller(f"series {uid} splits into {len(groups)} stacks by {reason}")
     result.sort(key=lambda s: (s.StudyInstanceUID, s.SeriesNumber if s.SeriesNumber
@@ -1494,20 +1503,63 @@ def _build_stacks(headers: list, warn: bool = True) -> list:
 
 #: the ImageType value of a Siemens mosaic: one image whose tiles are the slices of a volume
 _MOSAIC = "MOSAIC"
-_MOSAIC_ISSUE = ("Siemens mosaic (ImageType MOSAIC): each image holds many slices as tiles, "
-                 "which are not unpacked; the affine and positions describe the mosaic, not "
-                 "its slices")
+_MOSAIC_ISSUE = ("Siemens mosaic (ImageType MOSAIC) not unpacked ({}): the affine and "
+                 "positions describe the mosaic, not its slices")
 
 
-def _flag_mosaic(info: "SeriesInfo") -> bool:
-    """A Siemens mosaic is loaded as it is stored, one 2-D image per file: its tiles are not
-    cut into slices (that needs the vendor's private CSA header).  Say so in the stack's
-    issues, since its geometry then describes the mosaic plane and not the slices it holds;
-    True when it is one."""
+def _flag_mosaic(info: "SeriesInfo", limits: Limits = DEFAULT_LIMITS) -> Optional[str]:
+    """Unpack a stack of Siemens mosaics: its geometry becomes that of the slices its tiles
+    hold, ``info.mosaic`` / ``info.mosaic_tiles`` say where each slice is (see
+    :mod:`fastdicom.siemens`).  When that cannot be done (no CSA header, say), the stack is
+    loaded as stored and an issue says why.  None when the stack is no mosaic or is
+    unpacked; else the issue."""
     if info.geometry is None or not any(_MOSAIC in h.image_type for h in info.instances):
-        return False
-    info.geometry.issues.append(_MOSAIC_ISSUE)
-    return True
+        return None
+    try:
+        layouts = [_mosaic_of(h, limits) for h in info.instances]
+    except (DicomError, OSError) as exc:
+        reason = exc.message if isinstance(exc, DicomError) else f"{type(exc).__name__}: {exc}"
+    else:
+        reason = None
+        first = info.instances[0]
+        positions = np.concatenate([lay.positions for lay in layouts])
+        geo = compute_geometry(list(positions), first.orientation, first.spacing,
+                               slice_thickness=first.spacing_between_slices or
+                               first.slice_thickness, warn=False)
+        if len({(lay.images, lay.tile_rows, lay.tile_columns) for lay in layouts}) > 1:
+            reason = "its files hold different numbers of images"
+        elif geo.duplicate_positions:
+            reason = f"{len(layouts)} mosaics at the same positions"
+    if reason is not None:
+        issue = _MOSAIC_ISSUE.format(reason)
+        info.geometry.issues.append(issue)
+        return issue
+    tiles = np.array([(i, k) for i, lay in enumerate(layouts) for k in range(lay.images)],
+                     np.int64).reshape(-1, 2)
+    info.mosaic = layouts[0]
+    info.mosaic_tiles = tiles[geo.order]
+    geo.order = list(range(len(tiles)))
+    info.geometry = geo
+    return None
+
+
+def _mosaic_of(h: InstanceHeader, limits: Limits) -> Any:
+    """The :class:`~fastdicom.siemens.MosaicLayout` of one mosaic file (its private headers
+    are read: the header scan does not keep them)."""
+    from .filereader import dcmread
+    from .siemens import MR_CREATOR, csa_image_header, mosaic_layout
+    if h.n_frames != 1 or h.samples != 1:
+        raise DicomError("a mosaic of several frames or samples")
+    ds = dcmread(h.path, stop_before_pixels=True, force=True, limits=limits)
+    try:
+        images = int(ds.private_block(0x0019, MR_CREATOR)[0x0A].value)
+    except (KeyError, ValueError, TypeError):   # (absent, or not one number)
+        images = None
+    csa = csa_image_header(ds)
+    if csa is None:
+        raise DicomError("no Siemens CSA image header")
+    return mosaic_layout(csa, h.rows, h.columns, h.position, h.orientation, h.spacing,
+                         h.spacing_between_slices or h.slice_thickness, images)
 
 
 @stops_as_themselves
@@ -1554,7 +1606,7 @@ def _find_series(paths_or_directory: Any, recursive: bool, workers: Optional[int
             more, more_skipped, _ = _scan_all(refs, n, set(), limits)
             headers += more
             skipped += more_skipped
-        return _build_stacks(headers), skipped
+        return _build_stacks(headers, limits=limits), skipped
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -1571,6 +1623,8 @@ class Volume:
     ``origin`` is the centre of voxel (0, 0, 0); ``direction`` columns are the unit slice, row
     and column axes; ``spacing`` is (slice, row, column) in mm.  ``rescale_slope`` /
     ``rescale_intercept`` are per slice (per frame for 4-D, shaped like ``array.shape[:-2]``).
+    ``paths`` are the slices' files (the one file of a multi-frame instance);
+    ``frame_indices`` the frame (multi-frame) or the mosaic tile (Siemens mosaic) of each slice.
     """
 
     array: np.ndarray
@@ -1742,6 +1796,9 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                                                "SeriesInfo from find_series()", stacks))
         else:
             info = stacks[0]
+    if info.mosaic is not None:
+        return _load_mosaic(info, rescale=rescale, dtype=dtype, workers=workers,
+                            progress=progress, errors=errors, out=out, limits=limits)
     headers = info.instances
     if not headers:
         raise SeriesError("empty series")
@@ -2020,6 +2077,42 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
                   positions=np.asarray(geo.positions), rescale_slope=slopes,
                   rescale_intercept=icpts, rescaled=bool(rescale), series=info, geometry=geo,
                   skipped=skipped, frame_indices=frame_indices)
+
+
+def _load_mosaic(info: SeriesInfo, *, out: Optional[np.ndarray], **kw: Any) -> Volume:
+    """:func:`load_series` of a stack of Siemens mosaics: the mosaics are loaded as stored,
+    then their tiles are copied into the slices, in the order of ``info.mosaic_tiles``."""
+    lay, tiles = info.mosaic, info.mosaic_tiles
+    headers = info.instances
+    # the files as stored, in the stack's order: one 2-D image each
+    stored = SeriesInfo(info.StudyInstanceUID, info.SeriesInstanceUID, info.Modality,
+                        info.SeriesDescription, info.SeriesNumber, info.stack,
+                        info.split_reason, headers,
+                        compute_geometry([None] * len(headers), None, headers[0].spacing,
+                                         warn=False))
+    mosaics = load_series(stored, **kw)
+    shape = (len(tiles), lay.tile_rows, lay.tile_columns)
+    if out is not None:
+        if tuple(out.shape) != shape:
+            raise ValueError(f"out has shape {tuple(out.shape)}, the volume is {shape}")
+        if out.dtype != mosaics.array.dtype:
+            raise ValueError(f"out has dtype {out.dtype}, the volume needs "
+                             f"{mosaics.array.dtype}")
+        array = out
+    else:
+        array = np.empty(shape, mosaics.array.dtype)
+    for k, (i, t) in enumerate(tiles.tolist()):
+        array[k] = lay.tile(mosaics.array[i], t)
+    geo = info.geometry
+    which = tiles[:, 0]
+    return Volume(array=array, affine=geo.affine.copy(), spacing=tuple(geo.spacing),
+                  origin=geo.origin.copy(), direction=geo.direction.copy(),
+                  paths=[mosaics.paths[i] for i in which.tolist()],
+                  positions=np.asarray(geo.positions),
+                  rescale_slope=mosaics.rescale_slope[which],
+                  rescale_intercept=mosaics.rescale_intercept[which],
+                  rescaled=mosaics.rescaled, series=info, geometry=geo,
+                  skipped=mosaics.skipped, frame_indices=tiles[:, 1].copy())
 
 
 def _direct_frame_bytes(h: InstanceHeader) -> int:
