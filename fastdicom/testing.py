@@ -40,7 +40,7 @@ __all__ = [
     "uid_from", "format_ds", "format_is", "encode_element", "encode_dataset", "encapsulate",
     "encode_file_meta", "write_file", "is_encapsulated", "builtin_frame_encoder",
     "phantom_slice", "ct_instance_elements", "write_ct_series", "multiframe_frame",
-    "write_multiframe", "write_mixed_set", "write_junk",
+    "write_multiframe", "write_mixed_set", "write_junk", "csa_header_bytes",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -1234,3 +1234,28 @@ def write_junk(directory: Any, seed: int = 0) -> dict[str, Path]:
         p.write_bytes(data)
         paths[kind] = p
     return paths
+
+
+def _csa_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def csa_header_bytes(entries: dict) -> bytes:
+    """A Siemens CSA header in the SV10 layout (see :mod:`fastdicom.siemens`) holding
+    ``entries`` (name -> list of item texts): counts (names starting NumberOf) as US, other
+    numbers as FD, other text as LO, each entry padded with two empty items as Siemens does."""
+    out = [b"SV10", b"\x04\x03\x02\x01", struct.pack("<2I", len(entries), 77)]
+    for name, items in entries.items():
+        vr = "US" if name.startswith("NumberOf") else \
+            "FD" if all(_csa_numeric(t) for t in items) else "LO"
+        out.append(struct.pack("<64si4s3i", name.encode(), len(items), vr.encode(), 3,
+                               len(items) + 2, 77))
+        for text in list(items) + ["", ""]:
+            value = text.encode() + b"\0" if text else b""
+            out.append(struct.pack("<4i", len(value), len(value), 77, len(value)))
+            out.append(value + b"\0" * (-len(value) % 4))
+    return b"".join(out)

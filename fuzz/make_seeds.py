@@ -1,13 +1,13 @@
 """Write the seed corpus of the fuzz harnesses (generated at run time, never committed).
 
-Usage: python fuzz/make_seeds.py OUTDIR  -- writes small valid (and a few odd) DICOM files
-covering every native transfer syntax, nested defined/undefined-length sequences, private
-tags, ISO 2022 text, multi-frame native pixels, RLE and encapsulated data with BOT/EOT.
+Usage: python fuzz/make_seeds.py [--pixels | --csa] OUTDIR  -- writes small valid (and a few
+odd) DICOM files covering every native transfer syntax, nested defined/undefined-length
+sequences, private tags, ISO 2022 text, multi-frame native pixels, RLE and encapsulated data
+with BOT/EOT; ``--pixels``: the pixel harness's frames; ``--csa``: Siemens CSA headers.
 """
 from __future__ import annotations
 
 import io
-import struct
 import sys
 from pathlib import Path
 
@@ -156,13 +156,30 @@ def pixel_seeds() -> dict:
     return out
 
 
+def csa_seeds() -> dict:
+    """Siemens CSA image headers (SV10) as a mosaic has them, and some near misses."""
+    normal = ["0.00000000", "0.10799", "-0.99415"]
+    full = {"AcquisitionMatrixText": ["64p*64"], "NumberOfImagesInMosaic": ["35"],
+            "SliceNormalVector": normal, "ImaCoilString": ["HEA;HEP"], "B_value": ["1000"]}
+    out = {"csa_full.bin": T.csa_header_bytes(full),
+           "csa_count_only.bin": T.csa_header_bytes({"NumberOfImagesInMosaic": ["16"]}),
+           "csa_normal_only.bin": T.csa_header_bytes({"SliceNormalVector": normal}),
+           "csa_text.bin": T.csa_header_bytes({"SequenceName": ["*epfid2d1_64"]}),
+           "csa_empty_entry.bin": T.csa_header_bytes({"Empty": [], "NumberOfImagesInMosaic":
+                                                      ["1"], "SliceNormalVector": ["0", "0",
+                                                                                    "1"]})}
+    out["csa_cut.bin"] = out["csa_full.bin"][:300]
+    return out
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     pixels = "--pixels" in argv
-    argv = [a for a in argv if a != "--pixels"]
+    csa = "--csa" in argv
+    argv = [a for a in argv if a not in ("--pixels", "--csa")]
     outdir = Path(argv[0] if argv else "fuzz/corpus")
     outdir.mkdir(parents=True, exist_ok=True)
-    made = pixel_seeds() if pixels else seeds()
+    made = pixel_seeds() if pixels else csa_seeds() if csa else seeds()
     for name, data in made.items():
         (outdir / name).write_bytes(data)
     print(f"{len(made)} seeds in {outdir}")

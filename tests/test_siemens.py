@@ -2,7 +2,6 @@
 of the unpacked slices (pixels and positions)."""
 from __future__ import annotations
 
-import struct
 import warnings
 
 import numpy as np
@@ -12,34 +11,9 @@ from hypothesis import given, settings, strategies as st
 from fastdicom.errors import DicomError, MalformedElementError
 from fastdicom.series import find_series, load_series
 from fastdicom.siemens import read_csa
-from fastdicom.testing import ct_instance_elements, write_file
+from fastdicom.testing import csa_header_bytes, ct_instance_elements, write_file
 
 MOSAIC_TYPE = ["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"]
-
-
-def _numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def csa_bytes(entries: dict) -> bytes:
-    """A CSA header in the SV10 layout, built from the published layout (nibabel's
-    csareader reads it back in the test below); counts as US, other numbers as FD, other
-    text as LO (Siemens' VRs)."""
-    out = [b"SV10", b"\x04\x03\x02\x01", struct.pack("<2I", len(entries), 77)]
-    for name, items in entries.items():
-        vr = "US" if name.startswith("NumberOf") else \
-            "FD" if all(_numeric(t) for t in items) else "LO"
-        out.append(struct.pack("<64si4s3i", name.encode(), len(items), vr.encode(), 3,
-                               len(items) + 2, 77))
-        for text in list(items) + ["", ""]:      # Siemens pads with empty items
-            value = text.encode() + b"\0" if text else b""
-            out.append(struct.pack("<4i", len(value), len(value), 77, len(value)))
-            out.append(value + b"\0" * (-len(value) % 4))
-    return b"".join(out)
 
 
 def mosaic_elements(*, images: int, tile: tuple, orientation: tuple, position: tuple,
@@ -57,7 +31,7 @@ def mosaic_elements(*, images: int, tile: tuple, orientation: tuple, position: t
             k * 100 + rng.integers(0, 100, tile)
     normal = np.cross(orientation[:3], orientation[3:]) * normal_sign
     if csa is None:
-        csa = csa_bytes({"AcquisitionMatrixText": ["%dp*%d" % tile],
+        csa = csa_header_bytes({"AcquisitionMatrixText": ["%dp*%d" % tile],
                          "NumberOfImagesInMosaic": [str(images)],
                          "SliceNormalVector": ["%.8f" % v for v in normal]})
     els = ct_instance_elements(rows=rows, columns=cols, index=acquisition, n_slices=1,
@@ -75,7 +49,7 @@ OBLIQUE = (0.9950042, 0.0998334, 0.0, -0.0099667, 0.0993347, -0.9950042)
 
 def test_csa_bytes_read_as_nibabel_reads_them():
     csareader = pytest.importorskip("nibabel.nicom.csareader")
-    data = csa_bytes({"NumberOfImagesInMosaic": ["35"],
+    data = csa_header_bytes({"NumberOfImagesInMosaic": ["35"],
                       "SliceNormalVector": ["0.0", "0.10799", "0.99415"],
                       "ImaCoilString": ["HEA;HEP"], "Empty": []})
     ours = read_csa(data)
@@ -156,13 +130,13 @@ def test_mosaic_rescale_out_and_run(tmp_path):
 @pytest.mark.parametrize("csa,reason", [
     (b"", "no Siemens CSA image header"),
     (b"SV10\x04\x03\x02\x01\xff\xff\x00\x00M\x00\x00\x00", "65535 entries"),
-    (csa_bytes({"NumberOfImagesInMosaic": ["4"]}), "SliceNormalVector"),
-    (csa_bytes({"SliceNormalVector": ["0", "0", "1"]}), "NumberOfImagesInMosaic"),
-    (csa_bytes({"NumberOfImagesInMosaic": ["17"], "SliceNormalVector": ["0", "0", "1"]}),
+    (csa_header_bytes({"NumberOfImagesInMosaic": ["4"]}), "SliceNormalVector"),
+    (csa_header_bytes({"SliceNormalVector": ["0", "0", "1"]}), "NumberOfImagesInMosaic"),
+    (csa_header_bytes({"NumberOfImagesInMosaic": ["17"], "SliceNormalVector": ["0", "0", "1"]}),
      "cannot hold 17 images in a 5x5 grid"),
-    (csa_bytes({"NumberOfImagesInMosaic": ["4"], "SliceNormalVector": ["1", "0", "0"]}),
+    (csa_header_bytes({"NumberOfImagesInMosaic": ["4"], "SliceNormalVector": ["1", "0", "0"]}),
      "not normal"),
-    (csa_bytes({"NumberOfImagesInMosaic": ["4"], "SliceNormalVector": ["0", "0", "1"]})[:-40],
+    (csa_header_bytes({"NumberOfImagesInMosaic": ["4"], "SliceNormalVector": ["0", "0", "1"]})[:-40],
      "past"),
 ])
 def test_mosaic_that_cannot_be_unpacked_is_loaded_as_stored(tmp_path, csa, reason):
@@ -183,7 +157,7 @@ def test_mosaic_that_cannot_be_unpacked_is_loaded_as_stored(tmp_path, csa, reaso
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=600), st.integers(0, 600), st.integers(0, 255))
 def test_read_csa_never_reads_past_its_bytes(noise, where, byte):
-    good = bytearray(csa_bytes({"NumberOfImagesInMosaic": ["16"],
+    good = bytearray(csa_header_bytes({"NumberOfImagesInMosaic": ["16"],
                                 "SliceNormalVector": ["0", "0", "1"]}))
     good[min(where, len(good) - 1)] = byte
     for data in (bytes(good), b"SV10" + noise, bytes(good[:where])):

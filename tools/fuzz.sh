@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER=${1:-60}
 shift || true
 HARNESSES=("$@")
-[ ${#HARNESSES[@]} -eq 0 ] && HARNESSES=(dcmread pixels json walk)
+[ ${#HARNESSES[@]} -eq 0 ] && HARNESSES=(dcmread pixels json walk csa)
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 PY=$(realpath -s "$(command -v "$PY")")
 WORK=${FUZZ_WORKDIR:-fuzz/work}
@@ -41,8 +41,8 @@ fi
 run_one() {
     local name=$1 corpus="$WORK/corpus_$1" log="$WORK/$1.log"
     mkdir -p "$corpus"
-    if [ "$name" = pixels ]; then
-        "$PY" fuzz/make_seeds.py --pixels "$corpus" >/dev/null
+    if [ "$name" = pixels ] || [ "$name" = csa ]; then
+        "$PY" fuzz/make_seeds.py "--$name" "$corpus" >/dev/null
     else
         "$PY" fuzz/make_seeds.py "$corpus" >/dev/null
     fi
