@@ -1418,6 +1418,8 @@ def _build_stacks(headers: list, warn: bool = True, limits: Limits = DEFAULT_LIM
     series: dict = {}
     for h in headers:
         series.setdefault((h.study_uid, h.series_uid), []).append(h)
+        if h.modality == "RTDOSE" and not h.has_rescale and not h.modality_lut:
+            _dose_grid_scaling(h, limits, warn)
     result: list = []
     for (study, uid), members in series.items():
         # drop exact duplicates (same SOP Instance UID), keep the first path
@@ -1499,6 +1501,32 @@ def _build_stacks(headers: list, warn: bool = True, limits: Limits = DEFAULT_LIM
     result.sort(key=lambda s: (s.StudyInstanceUID, s.SeriesNumber if s.SeriesNumber
                                is not None else -1, s.SeriesInstanceUID, s.stack))
     return result
+
+
+_DOSE_GRID_SCALING = 0x3004000E
+
+
+def _dose_grid_scaling(h: InstanceHeader, limits: Limits, warn: bool) -> None:
+    """RT Dose: the stored values times DoseGridScaling are the dose in DoseUnits (PS3.3
+    C.8.8.3); it becomes the rescale slope of a dose without one (or a Modality LUT) of its
+    own, so ``load_series(rescale=True)`` gives the dose.  Its element is read here (the
+    header scan does not keep it); one that is not a positive number is not used, and said
+    so."""
+    from .filereader import dcmread
+    try:
+        ds = dcmread(h.path, specific_tags=[_DOSE_GRID_SCALING], force=True, limits=limits)
+        elem = ds.get(_DOSE_GRID_SCALING)
+        if elem is None:
+            return
+        value = _num(elem.value)
+    except (DicomError, OSError):
+        value = None
+    if value is None or not value > 0:
+        if warn:
+            warn_caller(f"{h.path}: DoseGridScaling is not a positive number; not applied")
+        return
+    h.slope = value
+    h.has_rescale = True
 
 
 #: the ImageType value of a Siemens mosaic: one image whose tiles are the slices of a volume

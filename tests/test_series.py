@@ -1839,6 +1839,37 @@ def test_rt_dose_frames_are_placed_by_the_grid_frame_offset_vector(tmp_path, for
     assert np.array_equal(vol.array, frames)
 
 
+@pytest.mark.parametrize("scaling", ["1.5e-05", "0.00271", "abc", "-2", None])
+def test_rt_dose_grid_scaling_is_the_rescale_slope(tmp_path, scaling):
+    """Stored dose values times DoseGridScaling are Gy (PS3.3 C.8.8.3): rescale=True gives
+    them (pydicom's pixels times the element's value as the oracle); a value that is not a
+    positive number is not applied, with a warning; no element, no warning."""
+    pydicom = pytest.importorskip("pydicom")
+    path = _rt_dose(tmp_path / "dose.dcm", [0.0, 3.0, 6.0])
+    if scaling is not None:
+        ds = pydicom.dcmread(path)
+        ds.DoseGridScaling = scaling if scaling != "abc" else "7.777777"
+        ds.save_as(path)
+        if scaling == "abc":        # (pydicom writes no such DS: the bytes are replaced)
+            data = path.read_bytes()
+            assert data.count(b"7.777777") == 1
+            path.write_bytes(data.replace(b"7.777777", b"abc     "))
+    usable = scaling is not None and float(scaling if scaling != "abc" else "nan") > 0
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        (info,) = find_series(path)
+        vol = load_series(info, rescale=True, dtype=np.float64)
+    said = [w for w in rec if "DoseGridScaling" in str(w.message)]
+    assert len(said) == (scaling is not None and not usable)
+    ref = pydicom.dcmread(path).pixel_array.astype(np.float64)
+    factor = float(pydicom.dcmread(path).DoseGridScaling) if usable else 1.0
+    assert usable == (factor != 1.0)
+    np.testing.assert_allclose(vol.array, ref * factor, rtol=1e-12)
+    assert np.all(vol.rescale_slope == factor)
+    raw = load_series(info)
+    assert raw.array.dtype == np.uint32 and np.array_equal(raw.array, ref)
+
+
 def test_rt_dose_grid_offsets_that_do_not_fit_are_named(tmp_path):
     """A GridFrameOffsetVector with a value per frame but neither starting at 0 nor at the
     position along the normal is read as relative to its first value, and said so; one with
