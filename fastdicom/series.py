@@ -1492,7 +1492,7 @@ def _build_stacks(headers: list, warn: bool = True, limits: Limits = DEFAULT_LIM
                     label=label, warn=warn)
                 info.instances = [gm[i] for i in info.geometry.order]
                 info.geometry.order = list(range(len(gm)))
-            mosaic = _flag_mosaic(info, limits) or mosaic
+            mosaic = _unpack_mosaic(info, limits) or mosaic
             result.append(info)
         if mosaic and warn:     # once per series, however many stacks its files make
             warn_caller(f"series {uid}: {mosaic}")
@@ -1535,7 +1535,7 @@ _MOSAIC_ISSUE = ("Siemens mosaic (ImageType MOSAIC) not unpacked ({}): the affin
                  "positions describe the mosaic, not its slices")
 
 
-def _flag_mosaic(info: "SeriesInfo", limits: Limits = DEFAULT_LIMITS) -> Optional[str]:
+def _unpack_mosaic(info: "SeriesInfo", limits: Limits = DEFAULT_LIMITS) -> Optional[str]:
     """Unpack a stack of Siemens mosaics: its geometry becomes that of the slices its tiles
     hold, ``info.mosaic`` / ``info.mosaic_tiles`` say where each slice is (see
     :mod:`fastdicom.siemens`).  When that cannot be done (no CSA header, say), the stack is
@@ -1544,6 +1544,8 @@ def _flag_mosaic(info: "SeriesInfo", limits: Limits = DEFAULT_LIMITS) -> Optiona
     if info.geometry is None or not any(_MOSAIC in h.image_type for h in info.instances):
         return None
     try:
+        if not all(_MOSAIC in h.image_type for h in info.instances):
+            raise DicomError("some of its files are not mosaics")
         layouts = [_mosaic_of(h, limits) for h in info.instances]
     except (DicomError, OSError) as exc:
         reason = exc.message if isinstance(exc, DicomError) else f"{type(exc).__name__}: {exc}"

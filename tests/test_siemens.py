@@ -179,3 +179,19 @@ def test_mosaic_layout_errors_are_dicom_errors():
     assert (lay.images, lay.grid, lay.tile_rows, lay.tile_columns) == (3, 2, 4, 4)
     # tile 0 centred where the mosaic is: shifted by half the size difference (2 pixels)
     np.testing.assert_allclose(lay.positions, [[2, 2, 0], [2, 2, -3], [2, 2, -6]])
+
+
+def test_stack_of_mosaics_and_plain_images_is_not_unpacked(tmp_path):
+    els, _ = mosaic_elements(images=4, tile=(6, 6), orientation=(1, 0, 0, 0, 1, 0),
+                             position=(0, 0, 0), normal_sign=1.0, acquisition=1, seed="mix")
+    write_file(tmp_path / "a.dcm", els)
+    plain, _ = mosaic_elements(images=4, tile=(6, 6), orientation=(1, 0, 0, 0, 1, 0),
+                               position=(0, 0, 5), normal_sign=1.0, acquisition=1, seed="mix")
+    plain = [(t, v, ["ORIGINAL", "PRIMARY", "M", "ND"] if t == 0x00080008 else x)
+             for t, v, x in plain]
+    write_file(tmp_path / "b.dcm", [e if e[0] != 0x00080018 else (e[0], e[1], "1.2.3.9")
+                                    for e in plain])
+    with pytest.warns(match="not unpacked"):
+        (info,) = find_series(tmp_path)
+    assert info.mosaic is None and info.shape == (2, 12, 12)
+    assert any("some of its files are not mosaics" in i for i in info.issues)
