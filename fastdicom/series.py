@@ -27,6 +27,7 @@ of the first slice (``origin``); ``affine[:3, :3] = direction @ diag(spacing)``.
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import itertools
 import logging
@@ -1552,11 +1553,11 @@ def _unpack_mosaic(info: "SeriesInfo", limits: Limits = DEFAULT_LIMITS) -> Optio
     else:
         reason = None
         first = info.instances[0]
-        positions = np.concatenate([lay.positions for lay in layouts])
-        geo = compute_geometry(list(positions), first.orientation, first.spacing,
+        geo = compute_geometry(list(np.concatenate([lay.positions for lay in layouts])),
+                               first.orientation, first.spacing,
                                slice_thickness=first.spacing_between_slices or
                                first.slice_thickness, warn=False)
-        if len({(lay.images, lay.tile_rows, lay.tile_columns) for lay in layouts}) > 1:
+        if len({lay.images for lay in layouts}) > 1:
             reason = "its files hold different numbers of images"
         elif geo.duplicate_positions:
             reason = f"{len(layouts)} mosaics at the same positions"
@@ -1583,7 +1584,7 @@ def _mosaic_of(h: InstanceHeader, limits: Limits) -> Any:
     ds = dcmread(h.path, stop_before_pixels=True, force=True, limits=limits)
     try:
         images = int(ds.private_block(0x0019, MR_CREATOR)[0x0A].value)
-    except (KeyError, ValueError, TypeError):   # (absent, or not one number)
+    except (KeyError, ValueError, TypeError, OverflowError):  # (absent, or not one number)
         images = None
     csa = csa_image_header(ds)
     if csa is None:
@@ -2115,11 +2116,8 @@ def _load_mosaic(info: SeriesInfo, *, out: Optional[np.ndarray], **kw: Any) -> V
     lay, tiles = info.mosaic, info.mosaic_tiles
     headers = info.instances
     # the files as stored, in the stack's order: one 2-D image each
-    stored = SeriesInfo(info.StudyInstanceUID, info.SeriesInstanceUID, info.Modality,
-                        info.SeriesDescription, info.SeriesNumber, info.stack,
-                        info.split_reason, headers,
-                        compute_geometry([None] * len(headers), None, headers[0].spacing,
-                                         warn=False))
+    plain = compute_geometry([None] * len(headers), None, headers[0].spacing, warn=False)
+    stored = dataclasses.replace(info, mosaic=None, mosaic_tiles=None, geometry=plain)
     mosaics = load_series(stored, **kw)
     shape = (len(tiles), lay.tile_rows, lay.tile_columns)
     if out is not None:

@@ -49,7 +49,13 @@ def read_csa(data: Any) -> dict:
 
     Raises :class:`~fastdicom.errors.MalformedElementError` when the bytes are not such a
     header or a count or length runs past them."""
-    buf = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    try:
+        if isinstance(data, str):   # (an element read with a text VR)
+            raise TypeError
+        buf = memoryview(data).cast("B")
+    except TypeError:
+        raise MalformedElementError(f"a CSA header is bytes, not {type(data).__name__}") \
+            from None
     size = len(buf)
     if size < 16 or bytes(buf[:4]) != b"SV10":
         raise MalformedElementError("not a CSA header in the SV10 layout")

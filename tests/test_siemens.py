@@ -136,8 +136,8 @@ def test_mosaic_rescale_out_and_run(tmp_path):
      "cannot hold 17 images in a 5x5 grid"),
     (csa_header_bytes({"NumberOfImagesInMosaic": ["4"], "SliceNormalVector": ["1", "0", "0"]}),
      "not normal"),
-    (csa_header_bytes({"NumberOfImagesInMosaic": ["4"], "SliceNormalVector": ["0", "0", "1"]})[:-40],
-     "past"),
+    (csa_header_bytes({"NumberOfImagesInMosaic": ["4"],
+                       "SliceNormalVector": ["0", "0", "1"]})[:-40], "past"),
 ])
 def test_mosaic_that_cannot_be_unpacked_is_loaded_as_stored(tmp_path, csa, reason):
     els, pixels = mosaic_elements(images=4, tile=(6, 6), orientation=(1, 0, 0, 0, 1, 0),
@@ -195,3 +195,17 @@ def test_stack_of_mosaics_and_plain_images_is_not_unpacked(tmp_path):
         (info,) = find_series(tmp_path)
     assert info.mosaic is None and info.shape == (2, 12, 12)
     assert any("some of its files are not mosaics" in i for i in info.issues)
+
+
+def test_csa_element_read_as_text_is_not_unpacked(tmp_path):
+    # an explicit VR file whose CSA element says LO: its value is text, not a CSA header
+    els, _ = mosaic_elements(images=4, tile=(6, 6), orientation=(1, 0, 0, 0, 1, 0),
+                             position=(0, 0, 0), normal_sign=1.0)
+    els = [(t, "LO", "SV10 not a header") if t == 0x00291010 else (t, v, x) for t, v, x in els]
+    write_file(tmp_path / "m.dcm", els)
+    with pytest.warns(match="not unpacked"):
+        (info,) = find_series(tmp_path)
+    assert info.mosaic is None
+    assert any("bytes, not str" in i for i in info.issues), info.issues
+    with pytest.raises(MalformedElementError, match="not list"):
+        read_csa([1, 2])
