@@ -29,6 +29,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .errors import DicomError, MalformedElementError
+from .series import _num    # (the series reader's number of a DS/IS-like value or list)
 
 __all__ = ["read_csa", "csa_image_header", "MosaicLayout", "mosaic_layout"]
 
@@ -117,13 +118,6 @@ class MosaicLayout:
                       c * self.tile_columns:(c + 1) * self.tile_columns]
 
 
-def _number(items: list, cast: Any) -> Any:
-    try:
-        return cast(float(items[0])) if items else None
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
 def mosaic_layout(csa: dict, rows: int, columns: int, position: Any, orientation: Any,
                   spacing: Any, slice_spacing: Optional[float],
                   images: Optional[int] = None) -> MosaicLayout:
@@ -137,7 +131,7 @@ def mosaic_layout(csa: dict, rows: int, columns: int, position: Any, orientation
     from tile 0; tile 0 is centred where the mosaic is, shifted by half the difference of the
     mosaic's and a tile's size (ImagePositionPatient is the mosaic's first pixel).  Raises
     :class:`~fastdicom.errors.DicomError` naming what is missing or inconsistent."""
-    n = _number(csa.get("NumberOfImagesInMosaic", []), int) or images
+    n = _num(csa.get("NumberOfImagesInMosaic", []), int) or images
     if not n or n < 1:
         raise DicomError("no NumberOfImagesInMosaic in the Siemens headers")
     if n > MAX_IMAGES:
