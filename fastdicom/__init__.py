@@ -12,7 +12,8 @@ from .errors import (DicomError, DicomWarning, EncapsulationError, FileChangedEr
 from .dataset import DataElement, Dataset, FileMetaDataset, Sequence
 from .filereader import DicomFile, dcmread, open_file as open
 from .values import MultiValue
-from .series import SeriesInfo, Volume, find_series, load_series
+from .series import (SeriesInfo, Volume, Volume4D, find_series, load_series,
+                     load_series_4d)
 from .dicomdir import read_dicomdir
 
 __all__ = [
@@ -22,7 +23,8 @@ __all__ = [
     "LimitExceededError", "UnsupportedTransferSyntaxError", "PixelDataError",
     "EncapsulationError", "RLEDecodeError", "MissingCodecError", "SeriesError",
     "UnsafePathError", "FileChangedError",
-    "find_series", "load_series", "SeriesInfo", "Volume", "read_dicomdir",
+    "find_series", "load_series", "load_series_4d", "SeriesInfo", "Volume", "Volume4D",
+    "read_dicomdir",
     "scan", "scan_batches", "DEFAULT_TAGS", "ingest",
 ]
 

@@ -11,6 +11,8 @@
 * :func:`load_series` -- one preallocated array; native pixel data is ``pread`` straight into
   its destination slice (nogil) from a thread pool across files; encapsulated slices are
   decoded in parallel.
+* :func:`load_series_4d` -- the stacks of one grid (time points, echoes, b-values, the
+  acquisitions of an fMRI run) as one (volume, slice, row, column) array.
 * A Siemens mosaic (ImageType MOSAIC) is unpacked: each tile is a slice, placed by the private
   CSA header (:mod:`fastdicom.siemens`); without what that needs it is loaded as stored, with
   an issue.
@@ -56,7 +58,8 @@ from .errors import (DEFAULT_LIMITS, DicomError, InvalidDicomError,
                      UnsafePathError, checked_limits, warn_caller)
 from .batch import _vr_code, checked_workers
 
-__all__ = ["SeriesInfo", "Volume", "Geometry", "InstanceHeader", "find_series", "load_series",
+__all__ = ["SeriesInfo", "Volume", "Volume4D", "Geometry", "InstanceHeader", "find_series",
+           "load_series", "load_series_4d",
            "raw_floor_load", "scan_instance", "register_cli"]
 
 logger = logging.getLogger("fastdicom")
@@ -2143,6 +2146,188 @@ def _load_mosaic(info: SeriesInfo, *, out: Optional[np.ndarray], **kw: Any) -> V
                   skipped=mosaics.skipped, frame_indices=tiles[:, 1].copy())
 
 
+# the fields whose values order the volumes of a 4-D load (order="time"), first to last
+_TIME_FIELDS = ("temporal_position", "trigger_time", "acquisition_number", "echo_number",
+                "echo_time", "b_value")
+
+
+@dataclass
+class Volume4D:
+    """Stacks of one geometry loaded as one array: ``array`` is (volume, slice, row, column
+    [, sample]), and ``volumes[k]`` is the :class:`Volume` of stack ``stacks[k]``, its
+    ``array`` a view of ``array[k]``.  ``affine``, ``spacing``, ``origin`` and ``direction``
+    are the shared geometry (of the slice, row and column axes; the first axis has none).
+    ``labels[k]`` holds the first instance's value of each field in ``varying`` (the fields
+    of :data:`_TIME_FIELDS` whose values differ between the stacks)."""
+
+    array: np.ndarray
+    volumes: list
+    stacks: list
+    affine: np.ndarray
+    spacing: tuple
+    origin: np.ndarray
+    direction: np.ndarray
+    varying: tuple
+    labels: list
+
+    @property
+    def shape(self) -> tuple:
+        return self.array.shape
+
+    def __repr__(self) -> str:
+        by = f" by {', '.join(self.varying)}" if self.varying else ""
+        return f"<Volume4D {self.array.shape} {self.array.dtype}{by}>"
+
+
+def _time_key(info: SeriesInfo) -> tuple:
+    h = info.instances[0]
+    key = []
+    for name in _TIME_FIELDS:
+        v = getattr(h, name)
+        key.append((v is None, v if v is not None else 0))
+    return tuple(key) + ((h.instance_number is None, h.instance_number or 0), h.path)
+
+
+def _same_geometry(a: SeriesInfo, b: SeriesInfo) -> Optional[str]:
+    """Why stacks ``a`` and ``b`` are not volumes of one grid (None when they are)."""
+    if a.shape != b.shape:
+        return f"shape {b.shape}, not {a.shape}"
+    ga, gb = a.geometry, b.geometry
+    if ga is None or gb is None:
+        return "no geometry"
+    if not _orientation_close(a.instances[0].orientation, b.instances[0].orientation):
+        return "another orientation"
+    if not _spacing_close(tuple(ga.spacing), tuple(gb.spacing)):
+        return (f"spacing {tuple(round(v, 4) for v in gb.spacing)}, not "
+                f"{tuple(round(v, 4) for v in ga.spacing)}")
+    pa, pb = np.asarray(ga.positions, float), np.asarray(gb.positions, float)
+    if pa.shape != pb.shape:
+        return "another number of slice positions"
+    finite = np.isfinite(pa) & np.isfinite(pb)
+    if not np.array_equal(np.isfinite(pa), np.isfinite(pb)):
+        return "slice positions known for other slices"
+    # (a hundredth of the finest voxel spacing: positions written with 2 or 3 decimals)
+    tol = max(SLICE_ABSOLUTE_TOLERANCE, 0.01 * min(ga.spacing))
+    if finite.any() and float(np.max(np.abs(pa[finite] - pb[finite]))) > tol:
+        return "other slice positions"
+    return None
+
+
+def _stack_bytes_check(info: SeriesInfo, errors: str) -> bool:
+    """Before a 4-D array is allocated: the native frames of ``info`` are in its files (the
+    first short one raises, or with "skip" only when none is); True when some of its frames
+    are left to the decoder."""
+    decoded = False
+    short = []
+    headers = info.instances
+    for h in headers:
+        fb = _direct_frame_bytes(h)
+        if not fb:
+            decoded = True
+            continue
+        need = h.n_frames * fb
+        if h.pixel_length < need or (h.file_size >= 0 and h.pixel_offset + need > h.file_size):
+            short.append(h)
+    if short and (errors == "raise" or len(short) == len(headers)):
+        h = short[0]
+        raise PixelDataError(
+            f"the pixel data declares {h.pixel_length} bytes at offset {h.pixel_offset} of a "
+            f"file of {h.file_size}; its {h.n_frames} frame(s) need "
+            f"{h.n_frames * _direct_frame_bytes(h)}", path=h.path, tag=h.pixel_tag)
+    return decoded
+
+
+@stops_as_themselves
+def load_series_4d(source: Any, *, rescale: bool = False, dtype: Any = None,
+                   workers: Optional[int] = None, progress: bool = False,
+                   errors: str = "raise", order: str = "time",
+                   limits: Optional[Limits] = None) -> Volume4D:
+    """Load the stacks of one grid (an fMRI run, a dynamic or multi-echo series, the b-values
+    of a diffusion series) as one array, (volume, slice, row, column).
+
+    ``source`` is a list of :class:`SeriesInfo` (e.g. the stacks :func:`find_series` split a
+    series into), or a folder, file or list of paths holding exactly one series (all its
+    stacks are taken).  Every stack must be a 3-D volume of the same shape, orientation,
+    spacing and slice positions as the first, else :class:`SeriesError` names the stack and
+    what differs.  ``order="time"`` sorts the volumes by TemporalPositionIdentifier,
+    TriggerTime, AcquisitionNumber, EchoNumbers, EchoTime, then the b-value (missing values
+    last), ``"given"`` keeps the order of ``source``.  ``rescale``, ``dtype``, ``workers``,
+    ``progress``, ``errors`` and ``limits`` are :func:`load_series`'s, per stack; the native
+    frames of every stack are checked against the bytes of its files before the array is
+    allocated, and with frames to decode the whole array must fit ``limits.decode_budget``.
+    """
+    _check_errors_arg(errors)
+    if order not in ("time", "given"):
+        raise ValueError(f"order must be 'time' or 'given', not {order!r}")
+    limits = checked_limits(limits)
+    if isinstance(source, SeriesInfo):
+        stacks = [source]
+    elif isinstance(source, (list, tuple)) and source and \
+            all(isinstance(s, SeriesInfo) for s in source):
+        stacks = list(source)
+    else:
+        stacks, left_out = _find_series(source, True, workers, limits)
+        if not stacks:
+            raise SeriesError("no image series found in the input" + (
+                f": {left_out[0][0]} left out ({left_out[0][1]})" if left_out else ""),
+                path=left_out[0][0] if left_out else None)
+        if len({(s.StudyInstanceUID, s.SeriesInstanceUID) for s in stacks}) > 1:
+            raise SeriesError(_describe_stacks("several series in the input", stacks))
+    if not stacks:
+        raise SeriesError("no stacks to load")
+    if order == "time":
+        stacks = sorted(stacks, key=_time_key)
+    first = stacks[0]
+    if len(first.shape) != 3 and not (len(first.shape) == 4 and first.instances[0].samples > 1):
+        raise SeriesError(f"stack {first.stack} is {len(first.shape)}-D {first.shape}, not a "
+                          "3-D volume (load it with load_series)",
+                          path=first.instances[0].path)
+    decoded = False
+    for k, s in enumerate(stacks):
+        why = None if k == 0 else _same_geometry(first, s)
+        if why is not None:
+            raise SeriesError(f"volume {k} (series {s.SeriesInstanceUID} stack {s.stack}) is "
+                              f"not on the grid of volume 0: {why}", path=s.instances[0].path)
+        if k:
+            decoded = _stack_bytes_check(s, errors) or decoded
+    kw = dict(rescale=rescale, dtype=dtype, workers=workers, progress=progress,
+              errors=errors, limits=limits)
+    v0 = load_series(first, **kw)
+    shape = (len(stacks),) + v0.array.shape
+    target = v0.array.dtype
+    nbytes = math.prod(shape) * target.itemsize
+    if (decoded or _stack_bytes_check(first, errors)) and nbytes > limits.decode_budget:
+        raise LimitExceededError(
+            f"the 4-D array {shape} needs {nbytes} bytes, more than limits.decode_budget "
+            f"({limits.decode_budget})", path=first.instances[0].path)
+    try:
+        array = (np.empty if errors == "raise" else np.zeros)(shape, dtype=target)
+    except MemoryError:
+        raise LimitExceededError(f"the 4-D array {shape} of {target} needs {nbytes} bytes, "
+                                 "which cannot be allocated",
+                                 path=first.instances[0].path) from None
+    array[0] = v0.array
+    v0.array = array[0]
+    volumes = [v0]
+    for s in stacks[1:]:
+        try:
+            volumes.append(load_series(s, out=array[len(volumes)], **kw))
+        except ValueError as exc:
+            if isinstance(exc, DicomError):
+                raise
+            # (a stack whose raw dtype, or with errors="skip" whose slices left, are
+            # not the first's: out= refuses it)
+            hint = "; pass dtype= or rescale=True" if "dtype" in str(exc) else ""
+            raise SeriesError(f"series {s.SeriesInstanceUID} stack {s.stack}: {exc}{hint}",
+                              path=s.instances[0].path) from None
+    varying = tuple(name for name in _TIME_FIELDS
+                    if len({getattr(s.instances[0], name) for s in stacks}) > 1)
+    labels = [{name: getattr(s.instances[0], name) for name in varying} for s in stacks]
+    return Volume4D(array=array, volumes=volumes, stacks=stacks, affine=v0.affine.copy(),
+                    spacing=v0.spacing, origin=v0.origin.copy(),
+                    direction=v0.direction.copy(), varying=varying, labels=labels)
+
+
 def _direct_frame_bytes(h: InstanceHeader) -> int:
     """The size of a frame of ``h`` in the native pixel data the header scan found, when its
     bytes are the decoded frame; 0 for frames left to the decoder (encapsulated, deflated,
@@ -2317,6 +2502,16 @@ def _cmd_load(args: Any) -> int:
         return 2
     stacks = find_series(args.path)
     chosen = [s for s in stacks if args.series is None or s.SeriesInstanceUID == args.series]
+    if args.four_d:
+        if not chosen:
+            raise SeriesError(f"no image series found in {args.path}" if not stacks else
+                              _describe_stacks("no series matches --series; found", stacks))
+        if len({(s.StudyInstanceUID, s.SeriesInstanceUID) for s in chosen}) > 1:
+            raise SeriesError(_describe_stacks("several series match; use --series", chosen))
+        vol = load_series_4d(chosen, rescale=args.rescale, workers=args.workers,
+                             progress=args.progress)
+        _save_volume(args.output, suffix, vol)
+        return 0
     if args.stack is not None:
         chosen = [s for s in chosen if s.stack == args.stack]
     if len(chosen) != 1:
@@ -2329,14 +2524,18 @@ def _cmd_load(args: Any) -> int:
         raise SeriesError(msg)
     vol = load_series(chosen[0], rescale=args.rescale, workers=args.workers,
                       progress=args.progress)
+    _save_volume(args.output, suffix, vol)
+    return 0
+
+
+def _save_volume(output: str, suffix: str, vol: Any) -> None:
     # written at exactly the path given (np.savez would add ".npz" to "x.npy")
-    with open(args.output, "wb") as fh:
+    with open(output, "wb") as fh:
         if suffix == ".npy":
             np.save(fh, vol.array)
         else:
             np.savez(fh, array=vol.array, affine=vol.affine, spacing=np.asarray(vol.spacing))
-    print(f"wrote {args.output}: {vol.array.shape} {vol.array.dtype}")
-    return 0
+    print(f"wrote {output}: {vol.array.shape} {vol.array.dtype}")
 
 
 def register_cli(subparsers: Any) -> None:
@@ -2349,7 +2548,11 @@ def register_cli(subparsers: Any) -> None:
                                            "spacing)")
     q.add_argument("path", nargs="+")
     q.add_argument("--series", help="SeriesInstanceUID")
-    q.add_argument("--stack", type=int, default=None)
+    g = q.add_mutually_exclusive_group()
+    g.add_argument("--stack", type=int, default=None)
+    g.add_argument("--4d", dest="four_d", action="store_true",
+                   help="every stack of the series as one (volume, slice, row, column) array, "
+                   "sorted by time (see load_series_4d)")
     q.add_argument("-o", "--output", required=True,
                    help="a .npz (array, affine, spacing) or a .npy (the array alone)")
     q.add_argument("--rescale", action="store_true")

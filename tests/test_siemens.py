@@ -209,3 +209,27 @@ def test_csa_element_read_as_text_is_not_unpacked(tmp_path):
     assert any("bytes, not str" in i for i in info.issues), info.issues
     with pytest.raises(MalformedElementError, match="not list"):
         read_csa([1, 2])
+
+
+def test_fmri_run_of_mosaics_loads_as_4d_in_acquisition_order(tmp_path):
+    # 4 mosaics of 4 tiles, written under names that are not in acquisition order
+    pixels = {}
+    for name, a in zip("wxyz", (3, 1, 4, 2)):
+        els, px = mosaic_elements(images=4, tile=(5, 6), orientation=(1, 0, 0, 0, 1, 0),
+                                  position=(0, 0, 0), normal_sign=1.0, acquisition=a,
+                                  seed="fmri")
+        write_file(tmp_path / f"{name}.dcm", els)
+        pixels[a] = px
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stacks = find_series(tmp_path)
+    from fastdicom import load_series_4d
+    vol = load_series_4d(stacks)
+    assert vol.array.shape == (4, 4, 5, 6) and vol.varying == ("acquisition_number",)
+    assert [lab["acquisition_number"] for lab in vol.labels] == [1, 2, 3, 4]
+    for t in range(4):
+        for k in range(4):      # tile k is slice k here (normal along +z, tiles row-major)
+            r, c = divmod(k, 2)
+            np.testing.assert_array_equal(vol.array[t, k],
+                                          pixels[t + 1][r * 5:r * 5 + 5, c * 6:c * 6 + 6])
+    assert [v.paths[0].name for v in vol.volumes] == ["x.dcm", "z.dcm", "w.dcm", "y.dcm"]
