@@ -2288,15 +2288,14 @@ def load_series_4d(source: Any, *, rescale: bool = False, dtype: Any = None,
         if why is not None:
             raise SeriesError(f"volume {k} (series {s.SeriesInstanceUID} stack {s.stack}) is "
                               f"not on the grid of volume 0: {why}", path=s.instances[0].path)
-        if k:
-            decoded = _stack_bytes_check(s, errors) or decoded
+        decoded = _stack_bytes_check(s, errors) or decoded
     kw = dict(rescale=rescale, dtype=dtype, workers=workers, progress=progress,
               errors=errors, limits=limits)
     v0 = load_series(first, **kw)
     shape = (len(stacks),) + v0.array.shape
     target = v0.array.dtype
     nbytes = math.prod(shape) * target.itemsize
-    if (decoded or _stack_bytes_check(first, errors)) and nbytes > limits.decode_budget:
+    if decoded and nbytes > limits.decode_budget:
         raise LimitExceededError(
             f"the 4-D array {shape} needs {nbytes} bytes, more than limits.decode_budget "
             f"({limits.decode_budget})", path=first.instances[0].path)
