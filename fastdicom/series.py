@@ -1927,8 +1927,7 @@ def load_series(source: Any, *, rescale: bool = False, dtype: Any = None,
             fb = sizes[id(h)] = _direct_frame_bytes(h)
         if not fb:
             decoded = True
-        elif h.pixel_length < (frame + 1) * fb or \
-                (h.file_size >= 0 and h.pixel_offset + (frame + 1) * fb > h.file_size):
+        elif _bytes_missing(h, (frame + 1) * fb):
             short.append(item)
     if short and (errors == "raise" or len(short) == len(plan)):
         _, path, frame, h = short[0]
@@ -2225,8 +2224,7 @@ def _stack_bytes_check(info: SeriesInfo, errors: str) -> bool:
         if not fb:
             decoded = True
             continue
-        need = h.n_frames * fb
-        if h.pixel_length < need or (h.file_size >= 0 and h.pixel_offset + need > h.file_size):
+        if _bytes_missing(h, h.n_frames * fb):
             short.append(h)
     if short and (errors == "raise" or len(short) == len(headers)):
         h = short[0]
@@ -2325,6 +2323,12 @@ def load_series_4d(source: Any, *, rescale: bool = False, dtype: Any = None,
     return Volume4D(array=array, volumes=volumes, stacks=stacks, affine=v0.affine.copy(),
                     spacing=v0.spacing, origin=v0.origin.copy(),
                     direction=v0.direction.copy(), varying=varying, labels=labels)
+
+
+def _bytes_missing(h: InstanceHeader, need: int) -> bool:
+    """The first ``need`` bytes of the native pixel data of ``h`` are not in its value or
+    not in the file (as the header scan found them)."""
+    return h.pixel_length < need or (h.file_size >= 0 and h.pixel_offset + need > h.file_size)
 
 
 def _direct_frame_bytes(h: InstanceHeader) -> int:
@@ -2501,40 +2505,31 @@ def _cmd_load(args: Any) -> int:
         return 2
     stacks = find_series(args.path)
     chosen = [s for s in stacks if args.series is None or s.SeriesInstanceUID == args.series]
-    if args.four_d:
-        if not chosen:
-            raise SeriesError(f"no image series found in {args.path}" if not stacks else
-                              _describe_stacks("no series matches --series; found", stacks))
-        if len({(s.StudyInstanceUID, s.SeriesInstanceUID) for s in chosen}) > 1:
-            raise SeriesError(_describe_stacks("several series match; use --series", chosen))
-        vol = load_series_4d(chosen, rescale=args.rescale, workers=args.workers,
-                             progress=args.progress)
-        _save_volume(args.output, suffix, vol)
-        return 0
     if args.stack is not None:
         chosen = [s for s in chosen if s.stack == args.stack]
-    if len(chosen) != 1:
+    # with --4d every stack of one series is loaded, else one stack
+    one, many, narrow = ("series", "series", "--series") if args.four_d else \
+        ("stack", "stacks", "--series/--stack")
+    units = {(s.StudyInstanceUID, s.SeriesInstanceUID) for s in chosen} if args.four_d \
+        else chosen
+    if len(units) != 1:
         if not stacks:
             msg = f"no image series found in {args.path}"
         elif not chosen:
-            msg = _describe_stacks("no stack matches --series/--stack; found", stacks)
+            msg = _describe_stacks(f"no {one} matches {narrow}; found", stacks)
         else:
-            msg = _describe_stacks("several stacks match; use --series/--stack", chosen)
+            msg = _describe_stacks(f"several {many} match; use {narrow}", chosen)
         raise SeriesError(msg)
-    vol = load_series(chosen[0], rescale=args.rescale, workers=args.workers,
-                      progress=args.progress)
-    _save_volume(args.output, suffix, vol)
-    return 0
-
-
-def _save_volume(output: str, suffix: str, vol: Any) -> None:
+    kw = dict(rescale=args.rescale, workers=args.workers, progress=args.progress)
+    vol = load_series_4d(chosen, **kw) if args.four_d else load_series(chosen[0], **kw)
     # written at exactly the path given (np.savez would add ".npz" to "x.npy")
-    with open(output, "wb") as fh:
+    with open(args.output, "wb") as fh:
         if suffix == ".npy":
             np.save(fh, vol.array)
         else:
             np.savez(fh, array=vol.array, affine=vol.affine, spacing=np.asarray(vol.spacing))
-    print(f"wrote {output}: {vol.array.shape} {vol.array.dtype}")
+    print(f"wrote {args.output}: {vol.array.shape} {vol.array.dtype}")
+    return 0
 
 
 def register_cli(subparsers: Any) -> None:

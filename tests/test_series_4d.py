@@ -232,3 +232,24 @@ def test_cli_load_4d(tmp_path):
                         "--4d", "--stack", "0", "-o", str(out)], capture_output=True,
                        text=True, env=env)
     assert r.returncode == 2 and "not allowed with" in r.stderr
+
+
+def test_cli_load_4d_needs_one_series(tmp_path):
+    _write_dynamic(tmp_path / "a", ["1", "2"], seed="a")
+    _write_dynamic(tmp_path / "b", ["1", "2"], seed="b")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = tmp_path / "v.npy"
+    r = subprocess.run([sys.executable, "-m", "fastdicom", "load", str(tmp_path), "--4d",
+                        "-o", str(out)], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and "several series match; use --series" in r.stderr
+    uid = _quiet(find_series, tmp_path / "b")[0].SeriesInstanceUID
+    r = subprocess.run([sys.executable, "-m", "fastdicom", "load", str(tmp_path), "--4d",
+                        "--series", uid, "-o", str(out)], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(np.load(out), _oracle(tmp_path / "b",
+                                                        "TemporalPositionIdentifier"))
+    r = subprocess.run([sys.executable, "-m", "fastdicom", "load", str(tmp_path), "--4d",
+                        "--series", "1.2.3", "-o", str(out)], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 1 and "no series matches --series" in r.stderr
