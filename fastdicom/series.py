@@ -1418,7 +1418,8 @@ def _warn_left_out(failed: list, noun: str, what: str) -> None:
                 f" left out{more}")
 
 
-def _build_stacks(headers: list, warn: bool = True, limits: Limits = DEFAULT_LIMITS) -> list:
+def _build_stacks(headers: list, warn: bool = True, limits: Limits = DEFAULT_LIMITS,
+                  warn_split: bool = True) -> list:
     series: dict = {}
     for h in headers:
         series.setdefault((h.study_uid, h.series_uid), []).append(h)
@@ -1500,7 +1501,7 @@ def _build_stacks(headers: list, warn: bool = True, limits: Limits = DEFAULT_LIM
             result.append(info)
         if mosaic and warn:     # once per series, however many stacks its files make
             warn_caller(f"series {uid}: {mosaic}")
-        if len(groups) > 1 and warn:
+        if len(groups) > 1 and warn and warn_split:
             warn_caller(f"series {uid} splits into {len(groups)} stacks by {reason}")
     result.sort(key=lambda s: (s.StudyInstanceUID, s.SeriesNumber if s.SeriesNumber
                                is not None else -1, s.SeriesInstanceUID, s.stack))
@@ -1617,9 +1618,10 @@ def find_series(paths_or_directory: Any, *, recursive: bool = True,
 
 
 def _find_series(paths_or_directory: Any, recursive: bool, workers: Optional[int],
-                 limits: Limits = DEFAULT_LIMITS) -> tuple:
+                 limits: Limits = DEFAULT_LIMITS, warn_split: bool = True) -> tuple:
     """(the stacks :func:`find_series` finds, [(path, reason)] of the files left out because
-    they could not be read or are damaged)."""
+    they could not be read or are damaged); ``warn_split=False``: no warning that a series
+    splits into stacks (for a caller that loads them all)."""
     paths, _, explicit, unlisted = _iter_inputs(paths_or_directory, recursive)
     _warn_left_out(unlisted, "folder", "could not be listed")
     # many small objects are made here; a cyclic GC pass over them all costs more than the
@@ -1640,7 +1642,7 @@ def _find_series(paths_or_directory: Any, recursive: bool, workers: Optional[int
             more, more_skipped, _ = _scan_all(refs, n, set(), limits)
             headers += more
             skipped += more_skipped
-        return _build_stacks(headers, limits=limits), skipped
+        return _build_stacks(headers, limits=limits, warn_split=warn_split), skipped
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -2264,7 +2266,8 @@ def load_series_4d(source: Any, *, rescale: bool = False, dtype: Any = None,
             all(isinstance(s, SeriesInfo) for s in source):
         stacks = list(source)
     else:
-        stacks, left_out = _find_series(source, True, workers, limits)
+        # (the split into stacks is what is loaded: no warning that the series splits)
+        stacks, left_out = _find_series(source, True, workers, limits, warn_split=False)
         if not stacks:
             raise SeriesError("no image series found in the input" + (
                 f": {left_out[0][0]} left out ({left_out[0][1]})" if left_out else ""),
@@ -2503,7 +2506,8 @@ def _cmd_load(args: Any) -> int:
         print("fastdicom load: error: -o must name a .npz (array, affine, spacing) or a .npy "
               f"(array) file, not {args.output!r}", file=sys.stderr)
         return 2
-    stacks = find_series(args.path)
+    # (--4d loads every stack of a series: no warning that it splits into stacks)
+    stacks = _find_series(args.path, True, None, DEFAULT_LIMITS, warn_split=not args.four_d)[0]
     chosen = [s for s in stacks if args.series is None or s.SeriesInstanceUID == args.series]
     if args.stack is not None:
         chosen = [s for s in chosen if s.stack == args.stack]

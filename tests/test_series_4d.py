@@ -117,8 +117,12 @@ def test_stacks_load_as_one_4d_array_like_pydicom(tmp_path, keyword, tag, vr, ti
 
 def test_a_folder_loads_all_stacks_of_its_one_series_and_order_given_keeps_order(tmp_path):
     _write_dynamic(tmp_path, ["2", "1"])
-    stacks = _quiet(find_series, tmp_path)
-    by_path = _quiet(load_series_4d, tmp_path)
+    with pytest.warns(UserWarning, match="splits into 2 stacks"):
+        stacks = find_series(tmp_path)
+    # the split is what load_series_4d loads: it does not warn about it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        by_path = load_series_4d(tmp_path)
     np.testing.assert_array_equal(by_path.array, _oracle(tmp_path, "TemporalPositionIdentifier"))
     backwards = sorted(stacks, key=lambda s: -s.instances[0].temporal_position)
     given = load_series_4d(backwards, order="given")
@@ -224,10 +228,16 @@ def test_cli_load_4d(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fastdicom", "load", str(tmp_path / "d"),
                         "--4d", "-o", str(out)], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
+    assert "splits into" not in r.stderr      # the split is what --4d loads
     z = np.load(out)
     np.testing.assert_array_equal(z["array"], _oracle(tmp_path / "d",
                                                       "TemporalPositionIdentifier"))
     assert z["affine"].shape == (4, 4)
+    # one stack of it, without --4d: the split is worth a warning there
+    r = subprocess.run([sys.executable, "-m", "fastdicom", "load", str(tmp_path / "d"),
+                        "--stack", "1", "-o", str(out)], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 0 and "splits into 2 stacks" in r.stderr, r.stderr
     r = subprocess.run([sys.executable, "-m", "fastdicom", "load", str(tmp_path / "d"),
                         "--4d", "--stack", "0", "-o", str(out)], capture_output=True,
                        text=True, env=env)
