@@ -2483,7 +2483,9 @@ def _describe_stacks(prefix: str, stacks: list) -> str:
 # CLI
 
 def _cmd_series(args: Any) -> int:
-    stacks = find_series(args.path, recursive=not args.no_recursive)
+    # (each stack's line says how its series splits: no warning that it does)
+    stacks = _find_series(args.path, not args.no_recursive, None, DEFAULT_LIMITS,
+                          warn_split=False)[0]
     if not stacks:
         print("no image series found")
         return 1

@@ -65,7 +65,7 @@ def test_interrupted_command_exits_130_without_traceback(tmp_path, capsys, monke
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(series, "find_series", interrupted)
+    monkeypatch.setattr(series, "_find_series", interrupted)
     assert main(["series", str(tmp_path)]) == 130
     err = capsys.readouterr().err
     assert err.strip() == "fastdicom: interrupted"

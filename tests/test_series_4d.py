@@ -229,6 +229,12 @@ def test_cli_load_4d(tmp_path):
                         "--4d", "-o", str(out)], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert "splits into" not in r.stderr      # the split is what --4d loads
+    # `series` lists the stacks, each with how its series splits: no warning either
+    r = subprocess.run([sys.executable, "-m", "fastdicom", "series", str(tmp_path / "d")],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "splits into" not in r.stderr, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and all("split: temporal position" in x for x in lines), r.stdout
     z = np.load(out)
     np.testing.assert_array_equal(z["array"], _oracle(tmp_path / "d",
                                                       "TemporalPositionIdentifier"))
