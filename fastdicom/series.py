@@ -698,11 +698,14 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
             nominal = float(np.median(real))
             # positions written with few decimals ("-125.35") move each slice by up to half
             # that grid per coordinate: a step by up to ``grid`` along the normal, and its
-            # difference to the nominal step (rounded too) by up to twice that, not unevenly
-            grid = _decimal_grid(spos) * float(np.abs(normal).sum())
-            tol = max(SLICE_RELATIVE_TOLERANCE * abs(nominal), SLICE_ABSOLUTE_TOLERANCE,
-                      2 * grid)
-            off = np.abs(real - nominal) > tol
+            # difference to the nominal step (rounded too) by up to twice that, not unevenly.
+            # A grid coarser than an eighth of the step is no rounding but round values
+            # (whole-mm positions 1 mm apart): a gap or an uneven step is still told
+            grid = min(_decimal_grid(spos) * float(np.abs(normal).sum()),
+                       abs(nominal) / 8)
+            tol = max(SLICE_RELATIVE_TOLERANCE * abs(nominal), SLICE_ABSOLUTE_TOLERANCE)
+            step_tol = max(tol, 2 * grid)
+            off = np.abs(real - nominal) > step_tol
             if off.any():
                 for i, d in enumerate(steps):
                     if abs(d) <= SLICE_ABSOLUTE_TOLERANCE:
@@ -712,7 +715,7 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
                     # (k steps: the nominal step's own rounding error counts k times)
                     if k >= 2 and abs(d - k * nominal) <= max(k * tol, (k + 1) * grid):
                         missing.append((i, int(k - 1)))
-                    elif abs(d - nominal) > tol:
+                    elif abs(d - nominal) > step_tol:
                         uneven = True
                 if missing:
                     issues.append(f"{sum(m[1] for m in missing)} missing slice(s) "
@@ -735,8 +738,10 @@ def compute_geometry(positions: Sequence, orientation: Optional[Sequence],
                 issues.append("gantry tilt / sheared stack: slices step %.3f degrees off the "
                               "slice normal" % tilt)
             else:
+                # the mean step along the normal: the median of steps rounded to a grid
+                # (0.625 mm written with one decimal: 0.6 or 0.7) drifts over the stack
                 tilt = 0.0
-                step_vec = normal * nominal
+                step_vec = normal * (along if along > 0 else nominal)
     elif n > 1:
         step_vec = normal * default_step
     off_line = _off_line(spos, step_vec, min(row_sp, col_sp)) \
@@ -1427,11 +1432,12 @@ def _build_stacks(headers: list, warn: bool = True, limits: Limits = DEFAULT_LIM
             _dose_grid_scaling(h, limits, warn)
     result: list = []
     for (study, uid), members in series.items():
-        # drop exact duplicates (same SOP Instance UID), keep the first path
+        # drop exact duplicates (same SOP Instance UID), keep the first path of a copy whose
+        # pixel data is all in its file (a copy cut short is kept only when no other is)
         by_sop: dict = {}
         dups: list = []
         unique: list = []
-        for h in sorted(members, key=lambda x: x.path):
+        for h in sorted(members, key=lambda x: (_cut_short(x), x.path)):
             if h.sop_uid and h.sop_uid in by_sop:
                 dups.append(h.path)
                 continue
@@ -1610,7 +1616,9 @@ def find_series(paths_or_directory: Any, *, recursive: bool = True,
     Directory, whatever its name); a Referenced File ID leaving its folder raises
     :class:`UnsafePathError`.  A damaged DICOMDIR raises when named, and is left out with a
     warning when a folder walk finds it.  A file
-    whose NumberOfFrames does not fit its pixel data is left out as a damaged one.
+    whose NumberOfFrames does not fit its pixel data is left out as a damaged one; one whose
+    pixel data alone is cut short keeps its place (loading it raises, or with
+    ``errors="skip"`` zero-fills it), and of copies of one SOP instance a whole one is kept.
     ``limits`` bounds the header reads as in :func:`fastdicom.dcmread` (a file past them is
     left out as a damaged one).
     """
@@ -2332,6 +2340,12 @@ def _bytes_missing(h: InstanceHeader, need: int) -> bool:
     """The first ``need`` bytes of the native pixel data of ``h`` are not in its value or
     not in the file (as the header scan found them)."""
     return h.pixel_length < need or (h.file_size >= 0 and h.pixel_offset + need > h.file_size)
+
+
+def _cut_short(h: InstanceHeader) -> bool:
+    """The native pixel data of ``h`` is declared past the end of its file."""
+    return h.pixel_offset >= 0 and h.file_size >= 0 and \
+        h.pixel_offset + h.pixel_length > h.file_size
 
 
 def _direct_frame_bytes(h: InstanceHeader) -> int:

@@ -256,6 +256,57 @@ def test_duplicate_file_and_duplicate_position(tmp_path):
     assert vol.array.shape[0] == 6 and len(vol.skipped) == 1
 
 
+def test_a_whole_copy_is_kept_before_one_cut_short(tmp_path):
+    """Of two copies of one SOP instance, the one whose pixel data is cut short was kept when
+    its path sorted first, and the whole one listed as the duplicate: load_series raised."""
+    paths = write_ct_series(tmp_path, 4, 16, 16, shuffle_names=False)
+    short = tmp_path / "0_short_copy.dcm"       # sorts before every slice
+    data = paths[1].read_bytes()
+    short.write_bytes(data[:-10])
+    assert min(paths + [short]) == short
+    info = quiet(find_series, tmp_path)[0]
+    assert info.num_instances == 4 and info.duplicates == [str(short)]
+    vol = quiet(load_series, info)
+    assert np.array_equal(vol.array, pydicom_stack(paths))
+    # the short copy alone keeps its place (load names it), as any slice cut short does
+    os.remove(paths[1])
+    info = quiet(find_series, tmp_path)[0]
+    assert info.num_instances == 4 and not info.duplicates
+    with pytest.raises(fastdicom.PixelDataError) as exc:
+        load_series(info)
+    assert exc.value.path == str(short)
+
+
+@pytest.mark.parametrize("step", [1.0, 2.0, 5.0])
+def test_gaps_between_whole_mm_positions_are_told(step):
+    """Positions written as whole mm put the decimal grid at 1 mm, and its rounding allowance
+    (2 grids) hid a missing slice or an uneven step of a 1 or 2 mm stack: no issue, regular,
+    and an affine a step off for the slices after the gap."""
+    ori = (1, 0, 0, 0, 1, 0)
+    z = [-50 + k * step for k in range(8)]
+    gap = [(0.0, 0.0, v) for v in z[:4] + z[5:]]
+    g = compute_geometry(gap, ori, (0.5, 0.5), warn=False)
+    assert g.missing_slices == [(3, 1)] and not g.regular and not g.uneven_spacing
+    assert g.affine[2, 0] == pytest.approx(step)
+    assert np.allclose(g.affine @ [7, 0, 0, 1], [0, 0, z[7], 1])
+    uneven = [(0.0, 0.0, v) for v in z[:4]] + [(0.0, 0.0, v + step / 2) for v in z[4:]]
+    g = compute_geometry(uneven, ori, (0.5, 0.5), warn=False)
+    assert g.uneven_spacing and not g.missing_slices and not g.regular
+    even = [(0.0, 0.0, v) for v in z]
+    g = compute_geometry(even, ori, (0.5, 0.5), warn=False)
+    assert g.regular and not g.issues and g.affine[2, 0] == pytest.approx(step)
+
+
+@pytest.mark.parametrize("decimals", [1, 2])
+def test_the_affine_step_of_rounded_positions_is_their_mean(decimals):
+    """0.625 mm slices written with 1 or 2 decimals step 0.6/0.7 (0.62/0.63): the median step
+    made the affine drift 5 mm (1 mm) from the last slice's own position over 200 slices."""
+    pos = [(0.0, 0.0, round(-100 + k * 0.625, decimals)) for k in range(200)]
+    g = compute_geometry(pos, (1, 0, 0, 0, 1, 0), (0.5, 0.5), warn=False)
+    assert g.regular and not g.issues
+    assert abs((g.affine @ [199, 0, 0, 1])[2] - pos[-1][2]) <= 10.0 ** -decimals
+
+
 def test_localizer_inside_series_splits(tmp_path):
     _series_and_localizer(tmp_path, 10, 32, 24)
     with pytest.warns(DicomWarning, match="splits"):
