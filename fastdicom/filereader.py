@@ -551,11 +551,12 @@ class DicomFile:
         from .pixels import num_frames
         return num_frames(self.dataset)
 
-    def frame(self, index: int):
-        """Frame ``index``: a read-only numpy view on the file where the layout allows."""
+    def frame(self, index: int, *, as_rgb: bool = True):
+        """Frame ``index``: a read-only numpy view on the file where the layout allows
+        (``as_rgb=False``: YBR frames as stored, as :meth:`Dataset.frame` gives them)."""
         from .pixels import frame_view
         self.check_unchanged()
-        view = frame_view(self.dataset, index)
+        view = frame_view(self.dataset, index, as_rgb=as_rgb)
         if self.mode == "mmap" and not view.flags.writeable:
             # a view on the map: have the kernel read its pages ahead in one request (the map
             # is MADV_RANDOM, so a cold view would otherwise fault in page by page)

@@ -466,6 +466,14 @@ def test_ybr_full_422_native_layout_frames_are_subsampled(tmp_path, ts):
     np.testing.assert_array_equal(ds.frame(1), expected[1])
     np.testing.assert_array_equal(ds.frame(0, as_rgb=False),
                                   fastdicom.dcmread(native).frame(0, as_rgb=False))
+    # fastdicom.open(...).frame takes as_rgb as Dataset.frame does
+    from pydicom.pixels import pixel_array as pydicom_pixel_array
+    stored = pydicom_pixel_array(str(native), raw=True)     # YBR, not converted to RGB
+    assert not np.array_equal(stored, expected)
+    for p in (native, path):
+        with fastdicom.open(p) as f:
+            np.testing.assert_array_equal(f.frame(1, as_rgb=False), stored[1])
+            np.testing.assert_array_equal(f.frame(1), expected[1])
 
 
 @pytest.mark.parametrize("ts", [ENCAPSULATED_UNCOMPRESSED, DEFLATED_IMAGE_FRAME])
