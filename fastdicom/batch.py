@@ -181,9 +181,12 @@ def _specs(tags: tuple) -> tuple:
             vr = "UL" if (tag & 0xFFFF) == 0 and not tag & 0x10000 else "UN"
         if vr == "SQ":
             raise ValueError(f"{keyword}: sequences cannot be scanned into a column")
-        if tag >= 0x7FE00010:
-            raise ValueError(f"{keyword}: tags from Pixel Data on are not scanned "
-                             "(see pixel_offset / pixel_length)")
+        if tag >= 0x7FE00008:
+            # (the scan stops at the first of Float, Double Float and Pixel Data: a column
+            # for one of them, or a later tag, would always be null)
+            raise ValueError(f"{keyword}: the pixel data and the tags after it (from "
+                             "(7FE0,0008) on) are not scanned (see pixel_offset / "
+                             "pixel_length)")
         vm = _tags.dictionary_vm(tag) or "1"
         out.append(_Spec(keyword, tag, vr, vm != "1"))
     return tuple(out)

@@ -62,6 +62,9 @@ Differences from pydicom 3 (PS3.5 decides):
 * a term that is a Python codec name is used only when that codec reads ASCII as ASCII; pydicom
   also takes ``UNDEFINED``, ``IDNA``, ``PUNYCODE`` (whose decoding fails, so its VR retry reads
   the text as numbers), ``UTF_16``, ``UTF_7`` or ``UNICODE_ESCAPE``.
+* ``ISO_IR 203`` and ``ISO 2022 IR 203`` (Latin alphabet No. 9) are ISO 8859-15, as PS3.3
+  C.12.1.1.2 defines them; pydicom 3.0 does not know the terms and reads the text as latin-1
+  (0xA4 is "\u20ac" here, "\xa4" there).
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any, Callable, Optional
 
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW",
@@ -28,9 +29,12 @@ def _number(value, kind):
     if value is None or value == "":
         return None if kind is not str else value
     try:
-        return float(value) if kind is float else int(value)
-    except (TypeError, ValueError):
+        number = float(value) if kind is float else int(value)
+    except (TypeError, ValueError, OverflowError):
         return str(value)  # a malformed IS/DS kept as text in lenient mode
+    if kind is float and not math.isfinite(number):
+        return str(value)  # "inf"/"nan"/"1E999": no JSON number (json.dumps would write NaN)
+    return number
 
 
 def element_to_json(elem, bulk_data_threshold: int,

@@ -49,6 +49,11 @@ def test_schema_fixed():
     assert s.field("error_offset").type == s.field("error_tag").type == pa.int64()
     with pytest.raises(ValueError):
         schema(["ReferencedImageSequence"])
+    # the scan stops at Float / Double Float Pixel Data as at Pixel Data: no always-null column
+    for keyword in ("FloatPixelData", "DoubleFloatPixelData", "PixelData", 0xFFFEE000):
+        with pytest.raises(ValueError, match=r"from \(7FE0,0008\) on"):
+            schema([keyword])
+    assert "ExtendedOffsetTable" in schema(["ExtendedOffsetTable"]).names
 
 
 def test_scan_mixed_matches_dcmread(mixed):

@@ -688,6 +688,27 @@ def test_invalid_number_strings_warn_with_the_element_and_is_decimal_is_a_float(
         assert fastdicom.dcmread(io.BytesIO(buf.getvalue())).InstanceNumber == 7
 
 
+@pytest.mark.parametrize("text", [b"1E999 ", b"inf ", b"-inf", b"nan "])
+def test_json_of_a_number_that_is_no_json_number(text):
+    """An IS or DS value of "1E999", "inf" or "nan" (a damaged file): to_json_dict raised
+    OverflowError for the IS (not a DicomError), and wrote Infinity/NaN for the DS, which
+    is no JSON (RFC 8259 section 6).  Both are kept as their text, as a malformed IS is."""
+    import json
+    import struct
+    fd = struct.pack("<d", float(text))
+    ds = fastdicom.dcmread(_explicit((0x00181151, "IS", text), (0x00181050, "DS", text),
+                                     (0x00189087, "FD", fd)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = ds.to_json_dict()
+    want = text.decode().strip()
+    assert out["00181151"] == {"vr": "IS", "Value": [want]}
+    assert out["00181050"] == {"vr": "DS", "Value": [want]}
+    assert out["00189087"] == {"vr": "FD", "Value": [str(float(text))]}
+    text_out = ds.to_json()
+    json.loads(text_out, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+
+
 def test_json_of_a_binary_number_of_a_wrong_length(tmp_path):
     # US of 3 bytes is kept as bytes: to_json_dict wrote the text "b'\\x01\\x02\\x03'" as its
     # number; pydicom raises (and leaves it out with suppress_invalid_tags), so do we
