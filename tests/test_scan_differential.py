@@ -42,7 +42,8 @@ def _pool(rng):
     for tag, (vr, vm, _name, retired, kw) in D.ELEMENTS.items():
         group = tag >> 16
         if (not kw or retired or vr not in VRS or group in (0, 2, 0xFFFE) or group & 1
-                or tag == 0x00080005 or tag & 0xFFFF == 0 or not dictionary_has_tag(tag)):
+                or tag == 0x00080005 or tag & 0xFFFF == 0 or not dictionary_has_tag(tag)
+                or tag >= 0x7FE00008):      # (pixel data: the scan stops there, no column)
             continue
         by_vr.setdefault(vr, []).append((tag, vm, kw))
     pool = []
