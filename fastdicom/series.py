@@ -1437,7 +1437,8 @@ def _build_stacks(headers: list, warn: bool = True, limits: Limits = DEFAULT_LIM
         by_sop: dict = {}
         dups: list = []
         unique: list = []
-        for h in sorted(members, key=lambda x: (_cut_short(x), x.path)):
+        for h in sorted(members, key=lambda x: (x.pixel_offset >= 0 and
+                                                 _bytes_missing(x, x.pixel_length), x.path)):
             if h.sop_uid and h.sop_uid in by_sop:
                 dups.append(h.path)
                 continue
@@ -2340,12 +2341,6 @@ def _bytes_missing(h: InstanceHeader, need: int) -> bool:
     """The first ``need`` bytes of the native pixel data of ``h`` are not in its value or
     not in the file (as the header scan found them)."""
     return h.pixel_length < need or (h.file_size >= 0 and h.pixel_offset + need > h.file_size)
-
-
-def _cut_short(h: InstanceHeader) -> bool:
-    """The native pixel data of ``h`` is declared past the end of its file."""
-    return h.pixel_offset >= 0 and h.file_size >= 0 and \
-        h.pixel_offset + h.pixel_length > h.file_size
 
 
 def _direct_frame_bytes(h: InstanceHeader) -> int:
