@@ -120,6 +120,20 @@ def test_modality_lut_65536_entries_and_clamping():
     assert_same(lut.apply_modality_lut(arr, ds), oracle.apply_modality_lut(arr, ds))
 
 
+@pytest.mark.parametrize("depth", [7, 17, 65535])
+def test_window_over_a_modality_lut_of_unusable_depth_raises_pixel_data_error(depth):
+    """The window's output range is the Modality LUT's (2**depth - 1): an impossible depth
+    was an OverflowError there (2**65535 as a float), and 17 bits passed unchecked."""
+    ds = image(12, False)
+    ds.ModalityLUTSequence = [lut_item([4, 0, depth], [1, 2, 3, 4], as_bytes=False)]
+    ds.WindowCenter, ds.WindowWidth = 2, 2
+    arr = np.array([[0, 1], [2, 3]], dtype=np.float64)
+    for apply in (lut.apply_windowing, lut.apply_voi_lut, lut.apply_modality_lut):
+        with pytest.raises(PixelDataError, match=f"entries of {depth} bits") as info:
+            apply(arr, ds)
+        assert info.value.tag == 0x00283002
+
+
 def test_modality_lut_first_map_decoded_unsigned_is_read_signed():
     ds = image(12, True)
     ds.ModalityLUTSequence = [lut_item([4, 0, 8], [10, 20, 30, 40], as_bytes=False)]

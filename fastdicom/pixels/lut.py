@@ -305,6 +305,17 @@ def _as_entry_type(words: np.ndarray, dtype: str, item: Any, tag: int,
 # ---------------------------------------------------------------------------------------------
 # modality
 
+def _modality_descriptor(item: Any, ds: Any, path: Optional[str]) -> tuple[int, int, int]:
+    """The LUT Descriptor of Modality LUT Sequence item `item` of `ds`, its bits per entry
+    checked (PS3.3 C.11.1.1.1: 8 to 16, stored in 8 bits for 8, else in 16)."""
+    nr_entries, first_map, depth = _descriptor(
+        item, "LUTDescriptor", _LUT_DESCRIPTOR, _get(ds, "PixelRepresentation"), path)
+    if not 8 <= depth <= 16:
+        raise _fail(f"Modality LUT entries of {depth} bits are not supported (8 to 16)",
+                    item, _LUT_DESCRIPTOR, path)
+    return nr_entries, first_map, depth
+
+
 def apply_modality_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
     """Apply the Modality LUT Sequence or Rescale Slope/Intercept to `arr`.
 
@@ -315,12 +326,7 @@ def apply_modality_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
     if sequence:
         item = sequence[0]
         path = _path(ds)
-        nr_entries, first_map, depth = _descriptor(
-            item, "LUTDescriptor", _LUT_DESCRIPTOR, _get(ds, "PixelRepresentation"), path)
-        if not 8 <= depth <= 16:
-            # PS3.3 C.11.1.1.1: 8 to 16 bits per entry, stored in 8 bits for 8, else in 16
-            raise _fail(f"Modality LUT entries of {depth} bits are not supported (8 to 16)",
-                        item, _LUT_DESCRIPTOR, path)
+        nr_entries, first_map, depth = _modality_descriptor(item, ds, path)
         dtype = "uint8" if depth == 8 else "uint16"
         data = _get(item, "LUTData")
         if data is None:
@@ -431,7 +437,7 @@ def _output_range(ds: Any) -> tuple[float, float]:
     bits_stored = int(number)
     sequence = _items(ds, "ModalityLUTSequence", _MODALITY_LUT_SEQUENCE)
     if sequence:
-        _, _, depth = _descriptor(sequence[0], "LUTDescriptor", _LUT_DESCRIPTOR, 0, _path(ds))
+        _, _, depth = _modality_descriptor(sequence[0], ds, _path(ds))
         y_min, y_max = 0, 2 ** depth - 1
     elif _is_empty(_get(ds, "PixelRepresentation")) or _get(ds, "PixelRepresentation") == 0:
         # (absent: unsigned, as the pixel data are read)
