@@ -16,17 +16,19 @@ __all__ = ["render", "write_png", "register_cli"]
 
 def render(path_or_ds, frame: int = 0, window: Optional[Sequence[float]] = None) -> np.ndarray:
     """Frame ``frame`` of a file or data set as displayable uint8 pixels: (rows, cols) for
-    monochrome, (rows, cols, 3) for colour."""
-    from fastdicom.pixels import get_frame
-    from fastdicom.pixels.lut import to_display_uint8
+    monochrome, (rows, cols, 3) for colour.  The rescale and window of an enhanced
+    multi-frame image are the frame's own, from its functional groups."""
+    from fastdicom.pixels import get_frame, pixel_info
+    from fastdicom.pixels.lut import frame_transforms, to_display_uint8
     if isinstance(path_or_ds, (str, os.PathLike)):
         from fastdicom import dcmread
         ds = dcmread(path_or_ds)
     else:
         ds = path_or_ds
-    arr = get_frame(ds, frame)
+    arr = get_frame(ds, frame)          # (an IndexError for a frame the file lacks)
+    index = frame + pixel_info(ds).frames if frame < 0 else frame
     win = None if window is None else (float(window[0]), float(window[1]))
-    out = to_display_uint8(arr, ds, window=win)
+    out = to_display_uint8(arr, frame_transforms(ds, index), window=win)
     return np.ascontiguousarray(out, dtype=np.uint8)
 
 

@@ -187,3 +187,85 @@ def test_render_cli_names_the_unsupported_lut_descriptor(tmp_path, capsys):
     assert "bits per LUT entry" in err and "Traceback" not in err and not out.exists()
     assert f"offset {offset}" in err and "tag (0028,3002)" in err and str(path) in err
     assert len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------------------
+# enhanced multi-frame: each frame's rescale and window come from its functional groups
+
+_PVT, _FRAME_VOI = 0x00289145, 0x00289132
+_SHARED, _PER_FRAME = 0x52009229, 0x52009230
+
+
+def _rescale(slope, intercept):
+    return [(0x00281052, "DS", str(intercept)), (0x00281053, "DS", str(slope))]
+
+
+def _window(center, width):
+    return [(0x00281050, "DS", str(center)), (0x00281051, "DS", str(width))]
+
+
+def _frames_file(path, frames, extra):
+    pixels = np.stack(frames).astype("<u2")
+    els = [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.2.1"), (0x00080018, "UI", "1.2.3.5"),
+           (0x00280002, "US", 1), (0x00280004, "CS", "MONOCHROME2"),
+           (0x00280008, "IS", str(len(frames))), (0x00280010, "US", pixels.shape[1]),
+           (0x00280011, "US", pixels.shape[2]), (0x00280100, "US", 16),
+           (0x00280101, "US", 12), (0x00280102, "US", 11), (0x00280103, "US", 0)]
+    testing.write_file(path, sorted(els + list(extra))
+                       + [(0x7FE00010, "OW", pixels.tobytes())])
+    return path
+
+
+def test_render_takes_each_frames_rescale_and_window_from_its_functional_groups(tmp_path):
+    """PS3.3 C.7.6.16.2.9/10: an enhanced image keeps Rescale and Window in its functional
+    groups (per frame, else shared), not at the top level.  Each frame renders as the same
+    pixels do with those values at the top level of a single-frame file, and the frames'
+    own windows differ."""
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, 4096, size=(6, 5)) for _ in range(3)]
+    shared = [(_PVT, "SQ", [_rescale(1, -1024)]), (_FRAME_VOI, "SQ", [_window(49, 102)])]
+    per_frame = [[(_FRAME_VOI, "SQ", [_window(40, 400)])],
+                 [(_PVT, "SQ", [_rescale(2, -2000)]), (_FRAME_VOI, "SQ", [_window(300, 1500)])],
+                 []]                                       # frame 2: the shared groups alone
+    path = _frames_file(tmp_path / "enh.dcm", frames,
+                        [(_SHARED, "SQ", [shared]), (_PER_FRAME, "SQ", per_frame)])
+    top_level = [_rescale(1, -1024) + _window(40, 400),
+                 _rescale(2, -2000) + _window(300, 1500),
+                 _rescale(1, -1024) + _window(49, 102)]
+    images = []
+    for i, frame in enumerate(frames):
+        flat = _frames_file(tmp_path / f"flat{i}.dcm", [frame], top_level[i])
+        image = render(path, frame=i)
+        np.testing.assert_array_equal(image, render(flat))
+        images.append(image)
+    np.testing.assert_array_equal(render(path, frame=-1), images[2])
+    import fastdicom
+    from fastdicom.pixels.lut import to_display_uint8
+    ds = fastdicom.dcmread(path)
+    for i in (1, -2):
+        np.testing.assert_array_equal(to_display_uint8(ds.pixel_array, ds, frame=i), images[1])
+    # LINEAR window (PS3.3 C.11.2.1.2.1) by hand, on frame 2's HU values
+    hu = frames[2] - 1024.0
+    c, w = 49 - 0.5, 102 - 1
+    expected = np.where(hu <= c - w / 2, 0,
+                        np.where(hu > c + w / 2, 255, ((hu - c) / w + 0.5) * 255))
+    np.testing.assert_array_equal(images[2], np.rint(expected).astype(np.uint8))
+    # the per-frame functional groups take precedence over a top-level window too
+    with_top = _frames_file(tmp_path / "top.dcm", frames,
+                            [(_SHARED, "SQ", [shared]), (_PER_FRAME, "SQ", per_frame)]
+                            + _window(2000, 10))
+    np.testing.assert_array_equal(render(with_top, frame=0), images[0])
+
+
+def test_render_counts_an_empty_modality_lut_item_as_none_as_an_empty_voi_lut_item(tmp_path):
+    """A Modality LUT item whose (Type 1) LUT Descriptor and LUT Data are empty stopped the
+    render ("a LUT descriptor needs 3 values"), while the same empty VOI LUT item counted as
+    no LUT: both count as none, and the rescale and window still apply."""
+    empty = [[(0x00283002, "US", b""), (0x00283006, "US", b"")]]
+    rescale_window = _rescale(2, -100) + _window(1500, 2000)
+    plain = render(_mono_file(tmp_path, rescale_window, name="plain.dcm"))
+    for extra in ([(0x00283000, "SQ", empty)], [(0x00283010, "SQ", empty)],
+                  [(0x00283000, "SQ", empty), (0x00283010, "SQ", empty)]):
+        path = _mono_file(tmp_path, sorted(rescale_window + extra), name="empty.dcm")
+        np.testing.assert_array_equal(render(path), plain)
+    assert len(np.unique(plain)) > 2          # the window is applied, not the data range

@@ -51,6 +51,7 @@ from fastdicom.errors import PixelDataError, report
 __all__ = [
     "apply_modality_lut", "apply_rescale", "apply_voi_lut", "apply_voi", "apply_windowing",
     "apply_color_lut", "apply_presentation_lut", "invert_monochrome1", "to_display_uint8",
+    "frame_transforms",
 ]
 
 logger = logging.getLogger("fastdicom")
@@ -303,6 +304,80 @@ def _as_entry_type(words: np.ndarray, dtype: str, item: Any, tag: int,
 
 
 # ---------------------------------------------------------------------------------------------
+# the transforms of one frame of an enhanced multi-frame image
+
+#: the functional groups that hold a frame's pixel value transforms (PS3.3 C.7.6.16.2.9
+#: Pixel Value Transformation, C.7.6.16.2.10 Frame VOI LUT, with or without its LUT)
+_TRANSFORM_GROUPS = ("PixelValueTransformationSequence", "FrameVOILUTSequence")
+
+
+class _FrameTransforms:
+    """`ds` as one frame sees it: an element of the frame's Pixel Value Transformation or
+    Frame VOI LUT item (its Per-frame Functional Groups item's, else the Shared one's) stands
+    in for the top-level element of the same tag; everything else is `ds`'s.  Errors name
+    the element where it is (items keep their file's offsets)."""
+
+    def __init__(self, ds: Any, items: list) -> None:
+        self._ds, self._items = ds, items
+        ctx = getattr(ds, "__dict__", {}).get("_ctx")
+        if ctx is not None:
+            self.__dict__["_ctx"] = ctx         # (the file, for _path and _validation)
+        self.filename = getattr(ds, "filename", None)
+
+    def _holder(self, key: Any) -> Any:
+        for item in self._items:
+            try:
+                if key in item:
+                    return item
+            except (KeyError, TypeError, ValueError):
+                continue
+        return self._ds
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        return self._holder(keyword).get(keyword, default)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._holder(key)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._holder(key)[key]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._holder(name), name)
+
+
+def frame_transforms(ds: Any, frame: int) -> Any:
+    """`ds` with the rescale, window and LUTs that frame `frame` (0-based) of an enhanced
+    multi-frame image declares in its functional groups, for the functions of this module;
+    `ds` itself when its functional groups declare none."""
+    items = []
+    per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
+    shared = _get(ds, "SharedFunctionalGroupsSequence")
+    groups = []
+    try:
+        if per_frame and 0 <= frame < len(per_frame):
+            groups.append(per_frame[frame])
+        if shared:
+            groups.append(shared[0])
+    except TypeError:       # not a sequence (a damaged file): no functional groups
+        return ds
+    for group in groups:
+        if not hasattr(group, "get"):
+            continue
+        for keyword in _TRANSFORM_GROUPS:
+            sequence = _get(group, keyword)
+            try:
+                item = sequence[0] if sequence else None
+            except TypeError:
+                item = None
+            if item is not None and hasattr(item, "get"):
+                items.append(item)
+    return _FrameTransforms(ds, items) if items else ds
+
+
+# ---------------------------------------------------------------------------------------------
 # modality
 
 def _modality_descriptor(item: Any, ds: Any, path: Optional[str]) -> tuple[int, int, int]:
@@ -337,7 +412,11 @@ def apply_modality_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
         if lut.size == 0:
             raise _fail("the Modality LUT Data is empty", item, _LUT_DATA, path)
         return lut[_lut_indices(arr, first_map, min(nr_entries, lut.size))]
+    return _rescaled(arr, ds)
 
+
+def _rescaled(arr: np.ndarray, ds: Any) -> np.ndarray:
+    """`arr` through Rescale Slope/Intercept (float64), or `arr` when they are absent."""
     if "RescaleSlope" in ds and "RescaleIntercept" in ds:
         rescale = _rescale_parameters(ds)
         if rescale is not None:
@@ -373,12 +452,15 @@ def _window_parameters(ds: Any, index: int) -> Optional[tuple[float, float]]:
             _number(width, "Window Width", _WINDOW_WIDTH, ds))
 
 
+def _has_lut(item: Any) -> bool:
+    """Whether a LUT item holds a LUT Descriptor and LUT Data (both Type 1, yet left empty
+    by some writers: such an item counts as no LUT for display)."""
+    return _get(item, "LUTDescriptor") is not None and _get(item, "LUTData") is not None
+
+
 def _has_voi_lut(ds: Any) -> bool:
     sequence = _items(ds, "VOILUTSequence", _VOI_LUT_SEQUENCE)
-    if not sequence:
-        return False
-    item = sequence[0]
-    return _get(item, "LUTDescriptor") is not None and _get(item, "LUTData") is not None
+    return bool(sequence) and _has_lut(sequence[0])
 
 
 def apply_voi_lut(arr: np.ndarray, ds: Any, index: int = 0,
@@ -768,12 +850,15 @@ def _scale_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.rint(scaled).astype(np.uint8)
 
 
-def _select_frame(arr: np.ndarray, ds: Any, frame: Optional[int]) -> np.ndarray:
+def _has_frame_axis(arr: np.ndarray, ds: Any) -> bool:
     samples = int(_get(ds, "SamplesPerPixel", 1) or 1)
-    frame_axis = arr.ndim == (4 if samples > 1 else 3)
+    return arr.ndim == (4 if samples > 1 else 3)
+
+
+def _select_frame(arr: np.ndarray, ds: Any, frame: Optional[int]) -> np.ndarray:
     if frame is None:
         return arr
-    if not frame_axis:
+    if not _has_frame_axis(arr, ds):
         if frame != 0:
             raise IndexError(f"frame {frame} requested from a single-frame image")
         return arr
@@ -787,14 +872,19 @@ def to_display_uint8(arr: np.ndarray, ds: Any, *, frame: Optional[int] = None,
     The VOI step uses `window` = (center, width) when given, else the dataset's first VOI
     LUT or window, else the min/max of the data.  RGB/YBR input (already RGB, as pixel_array
     returns it) is scaled from Bits Stored to 8 bits; PALETTE COLOR goes through the palette.
-    `frame` picks one frame of a multi-frame array.
+    `frame` picks one frame of a multi-frame array, and the rescale and window that frame's
+    functional groups declare (:func:`frame_transforms`).
 
     A Window Center/Width that is not a number is ignored (the data range is shown); a Rescale
     Slope/Intercept that is not one number is ignored together with the dataset's window and
-    VOI LUT, which are in rescaled units.  Each is reported as a DicomWarning (raised under
+    VOI LUT, which are in rescaled units.  A Modality or VOI LUT item without LUT Descriptor
+    or LUT Data counts as no LUT.  Each is reported as a DicomWarning (raised under
     the data set's ``validation="raise"``).
     """
     arr = np.asarray(arr)
+    if frame is not None:
+        frames = arr.shape[0] if _has_frame_axis(arr, ds) else 1
+        ds = frame_transforms(ds, frame + frames if frame < 0 else frame)
     arr = _select_frame(arr, ds, frame)
     photometric = str(_get(ds, "PhotometricInterpretation", "MONOCHROME2")).strip().upper()
 
@@ -814,7 +904,11 @@ def to_display_uint8(arr: np.ndarray, ds: Any, *, frame: Optional[int] = None,
         return _scale_to_uint8(arr, float(np.nanmin(arr)), float(np.nanmax(arr)))
 
     dataset_voi = True
-    if not _items(ds, "ModalityLUTSequence", _MODALITY_LUT_SEQUENCE):
+    modality_lut = _items(ds, "ModalityLUTSequence", _MODALITY_LUT_SEQUENCE)
+    if modality_lut and not _has_lut(modality_lut[0]):
+        logger.info("ignoring an empty Modality LUT Sequence item for display")
+        modality_lut = None
+    if not modality_lut:
         try:
             _rescale_parameters(ds)
         except PixelDataError as exc:
@@ -822,7 +916,10 @@ def to_display_uint8(arr: np.ndarray, ds: Any, *, frame: Optional[int] = None,
             # are in rescaled units, so they are ignored too
             report(_validation(ds), exc)
             dataset_voi = False
-    values = apply_modality_lut(arr, ds) if dataset_voi else arr
+    if not dataset_voi:
+        values = arr
+    else:
+        values = apply_modality_lut(arr, ds) if modality_lut else _rescaled(arr, ds)
     display: Optional[np.ndarray] = None
     if window is not None:
         center, width = float(window[0]), float(window[1])
