@@ -75,7 +75,7 @@ that it is complete (it only reads headers); :mod:`fastdicom.ingest` does.
 from __future__ import annotations
 
 import errno as _errno
-import glob as _glob
+import fnmatch as _fnmatch
 import itertools
 import math
 import operator
@@ -271,7 +271,7 @@ def _iter_runs(paths, follow_symlinks: bool, visited: Optional[set] = None):
             st = os.lstat(p)
         except (OSError, ValueError) as exc:    # ValueError: a NUL byte in the path
             if _has_magic(p):
-                for g in _glob_roots(p):
+                for g in _glob_roots(p, follow_symlinks):
                     yield from _walk_one_runs(g, follow_symlinks, visited)
                 continue
             yield WalkEntry(p, "error", exc)
@@ -279,13 +279,113 @@ def _iter_runs(paths, follow_symlinks: bool, visited: Optional[set] = None):
         yield from _walk_one_runs(p, follow_symlinks, visited, st)
 
 
-def _glob_roots(pattern: str) -> list:
-    """The matches of ``pattern`` (recursive, sorted) without those inside a matched folder:
-    that folder's walk yields them (``d/**/*`` matches ``d/a`` and ``d/a/x.dcm``; each file
-    once, as a walk of ``d`` gives it)."""
+def iglob(pattern: str, follow_symlinks: bool = False) -> Iterator[str]:
+    """The paths ``glob.iglob(pattern, recursive=True)`` yields (same names, same hidden-name
+    rule, ``**`` for zero or more folders), except that a folder matched by a component with
+    glob characters is entered only when it is not a symlink, or with ``follow_symlinks``
+    (then each folder once per (dev, ino) and ``**``: under a link to ``..`` it ends).  A folder
+    named literally in the pattern is entered as given, as it is in a path."""
+    parts = pattern.split("/")
+    k = next((i for i, c in enumerate(parts) if _has_magic(c)), None)
+    if k is None:
+        if os.path.lexists(pattern):
+            yield pattern
+        return
+    # the folder before the first component with glob characters, spelled as given
+    prefix = "/" if parts[:k] == [""] else "/".join(parts[:k])
+    if prefix and not os.path.isdir(prefix):
+        return
+    yield from _iglob(prefix, [c for c in parts[k:] if c], pattern.endswith("/"),
+                      follow_symlinks)
+
+
+def _iglob(base: str, parts: list, trailing: bool, follow: bool):
+    if not parts:
+        if trailing:
+            if os.path.isdir(base):
+                yield base if base.endswith("/") else base + "/"
+        elif os.path.lexists(base):
+            yield base
+        return
+    part, rest = parts[0], parts[1:]
+    if not _has_magic(part):
+        path = os.path.join(base, part)
+        if rest or trailing:
+            if os.path.isdir(path):
+                yield from _iglob(path, rest, trailing, follow)
+        elif os.path.lexists(path):
+            yield path
+        return
+    if part == "**":
+        for folder in _subfolders(base, follow, set()):
+            if rest or trailing:
+                yield from _iglob(folder, rest, trailing, follow)
+            else:
+                yield from _all_below(folder, base, follow)
+        return
+    hidden_ok = part.startswith(".")
+    for name, is_dir in _listdir(base, follow, dirs_only=bool(rest or trailing)):
+        if (hidden_ok or not name.startswith(".")) and _fnmatch.fnmatchcase(name, part):
+            yield from _iglob(os.path.join(base, name), rest, trailing, follow)
+
+
+def _listdir(base: str, follow: bool, dirs_only: bool) -> list:
+    """(name, is a folder to enter) of the entries of ``base`` (none when it cannot be
+    listed); with ``dirs_only`` only the folders, a symlink to one only with ``follow``."""
+    out = []
+    try:
+        with os.scandir(base or ".") as it:
+            for e in it:
+                try:
+                    is_dir = e.is_dir(follow_symlinks=follow)
+                except OSError:
+                    is_dir = False
+                if is_dir or not dirs_only:
+                    out.append((e.name, is_dir))
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def _subfolders(base: str, follow: bool, visited: set) -> Iterator[str]:
+    """``base`` (spelled as glob spells ``**``'s zero folders) and the folders below it that
+    are not hidden, depth first: ``**``'s matches."""
+    if base and follow:
+        try:
+            st = os.stat(base)
+        except OSError:
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in visited:
+            return
+        visited.add(key)
+    yield base
+    for name, _ in sorted(_listdir(base, follow, dirs_only=True)):
+        if not name.startswith("."):
+            yield from _subfolders(os.path.join(base, name), follow, visited)
+
+
+def _all_below(folder: str, base: str, follow: bool) -> Iterator[str]:
+    """The matches of a last ``**`` at ``folder``: ``folder`` itself with a trailing
+    separator when it is ``base`` (glob's zero folders), else ``folder``, and its entries
+    that are not folders and not hidden."""
+    if folder == base:
+        if folder:
+            yield folder if folder.endswith("/") else folder + "/"
+    else:
+        yield folder
+    for name, is_dir in _listdir(folder, follow, dirs_only=False):
+        if not is_dir and not name.startswith("."):
+            yield os.path.join(folder, name)
+
+
+def _glob_roots(pattern: str, follow_symlinks: bool = False) -> list:
+    """The matches of ``pattern`` (:func:`iglob`, sorted) without those inside a matched
+    folder: that folder's walk yields them (``d/**/*`` matches ``d/a`` and ``d/a/x.dcm``;
+    each file once, as a walk of ``d`` gives it)."""
     folders: set = set()
     out = []
-    for g in sorted(_glob.glob(pattern, recursive=True)):
+    for g in sorted(iglob(pattern, follow_symlinks)):
         parent, inside = g.rstrip("/") or "/", False
         while True:
             up = os.path.dirname(parent)

@@ -177,7 +177,8 @@ def _list_paths(paths_or_glob, storage_options):
     fs = fsspec.filesystem(protocol, **(storage_options or {}))
     out = []
     for p in items:
-        if any(c in p for c in "*?["):
+        if any(c in p for c in "*?[") and not fs.exists(p):
+            # (a name with glob characters that exists is taken literally, as scan() does)
             found = sorted(fs.glob(p))
         elif fs.isdir(p):
             found = sorted(f for f in fs.find(p))

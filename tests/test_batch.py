@@ -1211,3 +1211,69 @@ def test_headers_of_changing_size_in_one_chunk_read_like_pydicom(tmp_path, ts):
             # (encapsulated: the items, without the sequence delimiter, as pydicom keeps them)
             raw = Path(p).read_bytes()[r["pixel_offset"]:r["pixel_offset"] + r["pixel_length"]]
             assert raw == ds.PixelData
+
+
+def test_iglob_equals_python_glob_on_a_tree_without_symlinks(tmp_path):
+    """The walk's own glob gives glob.glob(recursive=True)'s matches (the oracle) where the
+    two may agree: hidden names, '**' for zero or more folders, classes, trailing '/'."""
+    import glob
+    import random
+
+    from fastdicom.batch import iglob
+    rng = random.Random(11)
+    names = ["a", "b", "ab", ".h", "x.dcm", "y.dcm", ".z.dcm", "c[1]", "d*"]
+
+    def make(folder, depth):
+        for name in rng.sample(names, 5):
+            p = folder / name
+            if depth < 3 and rng.random() < 0.5 and not name.endswith(".dcm"):
+                p.mkdir(exist_ok=True)
+                make(p, depth + 1)
+            elif not p.exists():
+                p.write_bytes(b"")
+    make(tmp_path, 0)
+    patterns = ["*", "**", "**/", "**/*.dcm", "*/*.dcm", "**/x.dcm", ".*", "**/.*", "*/",
+                "a/**/b/**", "[ab]*/**/*", "?/*", "**/**/*.dcm", "c[[]1]/*", "none/*",
+                "x.dcm/*", "*/a", "**/*[!m]", "a//*"]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for pattern in patterns:
+            for spelled in (pattern, f"{tmp_path}/{pattern}", f"./{pattern}"):
+                assert sorted(iglob(spelled)) == sorted(glob.glob(spelled, recursive=True)), \
+                    spelled
+    finally:
+        os.chdir(cwd)
+
+
+def test_recursive_glob_does_not_follow_folder_symlinks_or_their_loops(tmp_path):
+    """'**' went into symlinked folders as glob.glob does: a link to '..' gave a row per
+    loop turn (41 for one file), two such links never ended.  Links are followed only with
+    follow_symlinks (each folder once), as in a walk."""
+    import threading
+    d = tmp_path / "a" / "d"
+    d.mkdir(parents=True)
+    testing.write_file(d / "x.dcm", [(0x00080018, "UI", "1.2.3")])
+    (d / "up").symlink_to("..")
+    (d / "up2").symlink_to("../..")
+    real = tmp_path / "real"
+    real.mkdir()
+    testing.write_file(real / "r.dcm", [(0x00080018, "UI", "1.2.4")])
+    (tmp_path / "a" / "linkdir").symlink_to("../real")
+    result = {}
+
+    def run():
+        result["no"] = scan(f"{tmp_path}/a/**/*.dcm").column("path").to_pylist()
+        result["yes"] = scan(f"{tmp_path}/a/**/*.dcm",
+                             follow_symlinks=True).column("path").to_pylist()
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the glob did not end"
+    assert result["no"] == [str(d / "x.dcm")]
+    followed = result["yes"]
+    assert len(followed) == 2 and str(d / "x.dcm") in followed
+    assert sum(p.endswith("/r.dcm") for p in followed) == 1      # the real folder once
+    # a folder named literally in the pattern is entered as given, as in a path
+    assert scan(f"{tmp_path}/a/linkdir/*.dcm").column("path").to_pylist() == \
+        [f"{tmp_path}/a/linkdir/r.dcm"]

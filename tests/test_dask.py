@@ -1,6 +1,7 @@
 """Dask: read_headers on a 2-process LocalCluster and over fsspec's memory:// filesystem."""
 from __future__ import annotations
 
+import io
 import pickle
 
 import pytest
@@ -198,3 +199,19 @@ def test_bytes_paths_mixed_inputs_and_missing_files(tree, tmp_path):
     assert list(gone["error_type"]) == local.column("error_type").to_pylist()
     assert list(gone["error_message"]) == local.column("error_message").to_pylist() == \
         ["No such file or directory"]
+
+
+def test_memory_url_whose_name_has_glob_characters_is_taken_literally():
+    """An existing memory:// file named "br[1].dcm" got no row (the URL was taken for a
+    glob, whose class did not match the name); scan() takes such a local name literally."""
+    fsspec = pytest.importorskip("fsspec")
+    from fastdicom.dask import read_headers
+    fs = fsspec.filesystem("memory")
+    buffer = io.BytesIO()
+    testing.write_file(buffer, [(0x00080018, "UI", "1.2.9")])
+    with fs.open("/literal/br[1].dcm", "wb") as fh:
+        fh.write(buffer.getvalue())
+    pdf = read_headers("memory:///literal/br[1].dcm", ["SOPInstanceUID"]).compute(
+        scheduler="sync")
+    assert list(pdf["SOPInstanceUID"]) == ["1.2.9"]
+    assert list(pdf["error_type"].isna()) == [True]

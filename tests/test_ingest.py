@@ -3246,3 +3246,19 @@ def test_index_in_a_missing_folder_names_the_folder(tmp_path, capsys):
     assert last["error"] == "FileNotFoundError"
     assert str(db.parent) in last["message"] and ".lock" not in last["message"]
     assert not (tmp_path / "no").exists()
+
+
+def test_ingest_of_a_recursive_glob_over_a_symlink_loop_ends(tmp_path):
+    """'**' followed folder symlinks (glob.glob's way): with two links to parents the
+    expansion of the job's input never ended.  Without --follow-symlinks no link is entered
+    (the file is indexed once); with it, each folder once."""
+    d = tmp_path / "t" / "d"
+    d.mkdir(parents=True)
+    testing.write_file(d / "x.dcm", [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"),
+                                     (0x00080018, "UI", "1.2.3")])
+    (d / "up").symlink_to("..")
+    (d / "up2").symlink_to("../..")
+    for follow in (False, True):
+        r = ingest([f"{tmp_path}/t/**/*.dcm"], str(tmp_path / f"i{follow}.sqlite"),
+                   follow_symlinks=follow)
+        assert (r.files, r.indexed) == (1, 1), r.as_dict()
