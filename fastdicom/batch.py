@@ -1573,10 +1573,15 @@ def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
     path_array = _path_array(paths, r)
     bad_size = size < 0
     arrays = [path_array, _int64_array(size, bad_size), _int64_array(mtime, bad_size)]
-    for spec, j, kind in plan.fields:
-        arrays.append(_pn_groups(spec, column(spec, j, kind)))
-    ts = column(_TS_SPEC, plan.pos[_TS_TAG], plan.kinds[plan.pos[_TS_TAG]])
-    fr = column(_FRAMES_SPEC, plan.pos[_FRAMES_TAG], plan.kinds[plan.pos[_FRAMES_TAG]])
+    try:
+        for spec, j, kind in plan.fields:
+            arrays.append(_pn_groups(spec, column(spec, j, kind)))
+        ts = column(_TS_SPEC, plan.pos[_TS_TAG], plan.kinds[plan.pos[_TS_TAG]])
+        fr = column(_FRAMES_SPEC, plan.pos[_FRAMES_TAG], plan.kinds[plan.pos[_FRAMES_TAG]])
+    finally:
+        # (column calls itself, so its closure holds it: a cycle that kept the chunk's raw
+        # columns alive until the garbage collector ran, and memory grew with the files)
+        column = None   # noqa: F841
     frames = _frames(fr, pix_l)
     if err_type is None:
         et = em = pa.nulls(n, pa.string())

@@ -1277,3 +1277,28 @@ def test_recursive_glob_does_not_follow_folder_symlinks_or_their_loops(tmp_path)
     # a folder named literally in the pattern is entered as given, as in a path
     assert scan(f"{tmp_path}/a/linkdir/*.dcm").column("path").to_pylist() == \
         [f"{tmp_path}/a/linkdir/r.dcm"]
+
+
+def test_a_chunks_columns_are_freed_without_the_garbage_collector(tmp_path):
+    """_fast_batch's column decoder called itself, so its closure held it: every chunk's raw
+    columns lived on until the cyclic collector ran (scan_batches over 200,000 tiny files
+    grew from 116 to 164 MiB).  What a scan leaves to the collector must not grow with its
+    chunks."""
+    import gc
+    for i in range(24):
+        testing.write_file(tmp_path / f"f{i:02d}.dcm", [(0x00080018, "UI", f"1.2.{i}"),
+                                                        (0x00100010, "PN", "A^B")])
+
+    def garbage(batch_size):
+        gc.collect()
+        gc.disable()
+        try:
+            rows = sum(b.num_rows for b in scan_batches(tmp_path, workers=1,
+                                                       batch_size=batch_size))
+            return rows, gc.collect()
+        finally:
+            gc.enable()
+    garbage(24)                                   # (first-call imports and caches)
+    one_chunk, many_chunks = garbage(24), garbage(2)
+    assert one_chunk[0] == many_chunks[0] == 24
+    assert many_chunks[1] == one_chunk[1]
