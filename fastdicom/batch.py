@@ -42,7 +42,8 @@ one per keyword    typed from the data dictionary: US/SS/UL/SL/SV/IS/AT → int6
                    a text column: the text; any text in a number column: by PS3.5's DS/IS
                    forms), except a binary VR (US, FD, OB...) on a text tag: its bytes are
                    read as the dictionary's text.  A row does not depend on the files scanned
-                   with it.  A "US or SS" tag read
+                   with it (a value of more than 512 MiB of one file is a
+                   ``LimitExceededError`` row: Arrow's int32 offsets).  A "US or SS" tag read
                    without a VR follows PixelRepresentation.  A tag
                    without a keyword is named ``x<tag>`` (``x00091001``), and so is a
                    repeating-group tag past the group its keyword names (``x60020010``).
@@ -683,8 +684,7 @@ def _row_from_buffer(data, path, size, mtime_ns, plan):
 
 
 def _decode_rows_from_buffers(plan, paths, rows):
-    batch = _scan_chunk(plan, list(paths), False, rows=rows)
-    return pa.Table.from_batches([batch], schema=plan.schema)
+    return _scan_table(plan, list(paths), False, rows=rows)
 
 
 def _pixel_info(row, ctx, index, path, size, get_file, check_deflated=True):
@@ -1224,12 +1224,39 @@ def _extract(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192)
 
 
 def _scan_chunk(plan: _Plan, paths: list, nofollow: bool, header_bytes: int = 8192,
-                rows: Optional[list] = None):
-    """Scan ``paths`` into a RecordBatch of ``plan.schema``.  With ``rows`` (from
-    :func:`_row_from_buffer`), only assemble those."""
-    if rows is None:
-        return _assemble(plan, paths, nofollow, _extract(plan, paths, nofollow, header_bytes))
-    return _assemble(plan, paths, nofollow, _all_fallback(plan, len(paths)), rows)
+                rows: Optional[list] = None) -> list:
+    """Scan ``paths`` into RecordBatches of ``plan.schema``, their rows in order (one batch,
+    or more: see :func:`_assemble_all`).  With ``rows`` (from :func:`_row_from_buffer`),
+    only assemble those."""
+    r = _extract(plan, paths, nofollow, header_bytes) if rows is None \
+        else _all_fallback(plan, len(paths))
+    return _assemble_all(plan, paths, nofollow, r, rows, header_bytes)
+
+
+def _scan_table(plan: _Plan, paths: list, nofollow: bool, **kwargs) -> pa.Table:
+    """:func:`_scan_chunk` as one Table."""
+    return pa.Table.from_batches(_scan_chunk(plan, paths, nofollow, **kwargs),
+                                 schema=plan.schema)
+
+
+class _ChunkTooLarge(Exception):
+    """The values of one tag in a chunk pass ``_ARENA_LIMIT`` bytes together, though no
+    file's do alone (see :func:`_assemble_all`)."""
+
+
+def _assemble_all(plan: _Plan, paths: list, nofollow: bool, r: dict,
+                  rows: Optional[list] = None, header_bytes: int = 8192) -> list:
+    """The RecordBatches of a chunk (:func:`_assemble`): one, or, when the values of one tag
+    in the chunk pass ``_ARENA_LIMIT`` bytes together (the int32 offsets of one Arrow
+    array), those of its halves, scanned again: a row does not depend on the files scanned
+    with it.  Only a file whose own values pass the limit is an error row."""
+    try:
+        return [_assemble(plan, paths, nofollow, r, rows)]
+    except _ChunkTooLarge:
+        half = len(paths) // 2
+        return [b for part in (slice(0, half), slice(half, None))
+                for b in _scan_chunk(plan, paths[part], nofollow, header_bytes,
+                                     None if rows is None else rows[part])]
 
 
 def _assemble(plan: _Plan, paths: list, nofollow: bool, r: dict,
@@ -1267,7 +1294,7 @@ def _assemble(plan: _Plan, paths: list, nofollow: bool, r: dict,
     big &= status == 0
     pix_o[(flags & _batch.FLAG_DEFLATED) != 0] = -1
     if fallback_rows:
-        _refuse_oversized(plan, columns, fallback_rows)
+        _refuse_oversized(plan, columns, fallback_rows, n)
         columns = _patch_columns(plan, columns, fallback_rows, n)
         big = big.copy()
         for i, row in fallback_rows.items():
@@ -1598,10 +1625,11 @@ def _fast_batch(plan: _Plan, paths: list, r: dict, n: int):
 _ARENA_LIMIT = _batch.ARENA_LIMIT
 
 
-def _refuse_oversized(plan, columns, rows: dict) -> None:
-    """Fallback rows whose values would carry a column of the chunk past
-    ``_ARENA_LIMIT`` bytes (the int32 offsets of its Arrow array) become error rows,
-    in path order, as the nogil reader leaves such files to the general one."""
+def _refuse_oversized(plan, columns, rows: dict, n: int) -> None:
+    """Fallback rows (the nogil reader leaves a file whose values would not fit to the
+    general one) whose values would carry a column of the chunk past ``_ARENA_LIMIT``
+    bytes (the int32 offsets of its Arrow array): in a chunk of one file, an error row;
+    in a larger chunk, :class:`_ChunkTooLarge` (it is scanned again in halves)."""
     totals = [len(c[1]) for c in columns]
     for i in sorted(rows):
         row = rows[i]
@@ -1614,11 +1642,12 @@ def _refuse_oversized(plan, columns, rows: dict) -> None:
                 continue
             grown[j] += len(v[1])
             if grown[j] > _ARENA_LIMIT:
+                if n > 1:
+                    raise _ChunkTooLarge()
                 row["error"] = ("LimitExceededError",
                                 f"the value of ({tag >> 16:04X},{tag & 0xFFFF:04X}) is "
-                                f"{len(v[1]):,} bytes: with the other files of its batch, "
-                                f"more than {_ARENA_LIMIT:,} bytes for one column",
-                                None, tag)
+                                f"{len(v[1]):,} bytes: more than {_ARENA_LIMIT:,} bytes "
+                                "for one column", None, tag)
                 break
         else:
             totals = grown
@@ -1758,24 +1787,27 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
 
     def finish(res):
         errs, plain, r = res
-        batch = _assemble(plan, plain, nofollow, r)
+        batches = _assemble_all(plan, plain, nofollow, r)
         if errs is not None:        # a chunk of a walk: its rows that are errors already
             if errs:
-                batch = _override_errors(batch, [errs.get(i) for i in range(len(plain))])
-            return batch
+                batches = _override_errors(batches, [errs.get(i) for i in range(len(plain))])
+            return batches
         # A slice of an explicit list of paths, scanned straight away without a walk (no
         # lstat per file): open(O_NOFOLLOW) + fstat tell symlinks, directories and
         # specials apart, and a slice holding any of those (or a glob) is redone with
         # the walk.
-        if batch.column("error_type").null_count != batch.num_rows:
-            et = batch.column("error_type").to_pylist()
-            for p, e in zip(plain, et):
-                if e is None:
-                    continue
-                if e in ("IsADirectoryError", "OSError") or (e == "FileNotFoundError"
-                                                              and _has_magic(p)):
-                    return _Redo(plain)     # walked lazily here, in order
-        return batch
+        k = 0
+        for batch in batches:
+            if batch.column("error_type").null_count != batch.num_rows:
+                et = batch.column("error_type").to_pylist()
+                for p, e in zip(plain[k:], et):
+                    if e is None:
+                        continue
+                    if e in ("IsADirectoryError", "OSError") or (e == "FileNotFoundError"
+                                                                  and _has_magic(p)):
+                        return _Redo(plain)     # walked lazily here, in order
+            k += batch.num_rows
+        return batches
 
     # chunks of a walk, and of a list of files (spread evenly over the workers); a list of
     # directories is walked in chunks of a walk, not in 64-file slices of its length
@@ -1804,17 +1836,18 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     def merged(results):
         # chunks never exceed batch_size rows: no re-batching, no copies
         for res in results:
-            b = finish(res)
-            if isinstance(b, _Redo):
-                yield from merged(run(work, _walk_entries(b.paths, walk_chunk)))
+            batches = finish(res)
+            if isinstance(batches, _Redo):
+                yield from merged(run(work, _walk_entries(batches.paths, walk_chunk)))
                 continue
-            if errors == "raise":
-                _raise_first(b)
-            if b.num_rows > batch_size:
-                for k in range(0, b.num_rows, batch_size):
-                    yield b.slice(k, batch_size)
-            else:
-                yield b
+            for b in batches:
+                if errors == "raise":
+                    _raise_first(b)
+                if b.num_rows > batch_size:
+                    for k in range(0, b.num_rows, batch_size):
+                        yield b.slice(k, batch_size)
+                else:
+                    yield b
 
     if listed:
         fn = work_listed
@@ -1949,7 +1982,18 @@ def _rebatch(batches, size):
         yield b
 
 
-def _override_errors(batch, pre):
+def _override_errors(batches: list, pre: list) -> list:
+    """``batches`` (the rows of ``pre`` in order) with the errors of the walk (``pre[i]``:
+    (type, message) or None) in place of the scan's own."""
+    out, k = [], 0
+    for batch in batches:
+        part = pre[k:k + batch.num_rows]
+        out.append(_override_batch_errors(batch, part) if any(part) else batch)
+        k += batch.num_rows
+    return out
+
+
+def _override_batch_errors(batch, pre):
     """``batch`` with the errors of the walk (``pre[i]``: (type, message) or None) in place
     of the scan's own (no offset or tag: they are not errors of the file's contents)."""
     cols = {n: batch.column(n).to_pylist() for n in

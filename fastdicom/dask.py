@@ -76,11 +76,11 @@ class ScanPartition:
         plan = _Plan(self.tags, force=self.force, limits=self.limits)
         if self.protocol is None:
             items = [p if isinstance(p, tuple) else (p, None) for p in paths]
-            batch = _scan_chunk(plan, [p for p, _ in items], True)
+            batches = _scan_chunk(plan, [p for p, _ in items], True)
             pre = [err for _, err in items]
             if any(pre):
-                batch = _override_errors(batch, pre)
-            return pa.Table.from_batches([batch], schema=plan.schema)
+                batches = _override_errors(batches, pre)
+            return pa.Table.from_batches(batches, schema=plan.schema)
         return _scan_fsspec(plan, self.protocol, self.storage_options, list(paths))
 
     def __call__(self, paths: list):

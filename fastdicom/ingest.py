@@ -1122,6 +1122,8 @@ def _upsert(con, table, cols, vals):
 # ----------------------------------------------------------------------------- the job
 
 class _Prepared:
+    """A batch of the job's files, prepared: ``future`` holds, per part of its files to
+    scan, the part's RecordBatches (or (batch, SQL columns) pairs), or a Future of them."""
     __slots__ = ("entries", "ledger", "scan_paths", "future", "batch", "scanned", "tables",
                  "chunks")
 
@@ -1441,7 +1443,7 @@ def _commit_table(job, batch: pa.RecordBatch) -> None:
     prep.batch = None
     prep.future = None
     if rows:
-        prep.future = [batch.take(_int64_array(np.asarray(rows, np.int64)))]
+        prep.future = [[batch.take(_int64_array(np.asarray(rows, np.int64)))]]
     if not entries:
         return
     _collect(prep, job.layout)
@@ -2017,9 +2019,9 @@ def _bulk_batch(prep, scanned, indexed_uids, layout):
 
 
 def _scan_chunk_sql(plan, layout, paths, nofollow=True):
-    """A chunk's scanned batch and its tag columns as SQLite stores them."""
-    batch = _scan_chunk(plan, paths, nofollow)
-    return batch, _sql_arrays(batch, layout.tags)
+    """A chunk's scanned batches, each with its tag columns as SQLite stores them."""
+    return [(batch, _sql_arrays(batch, layout.tags))
+            for batch in _scan_chunk(plan, paths, nofollow)]
 
 
 def _collect(prep, layout):
@@ -2028,7 +2030,8 @@ def _collect(prep, layout):
     tables = []
     chunks = []
     if prep.future:
-        done = [f.result() if hasattr(f, "result") else f for f in prep.future]
+        # (each part: its batches, or its (batch, SQL columns) pairs, in order)
+        done = [d for f in prep.future for d in (f.result() if hasattr(f, "result") else f)]
         sqls = [d[1] if isinstance(d, tuple) else None for d in done]
         tables = [d[0] if isinstance(d, tuple) else d for d in done]
         k = 0

@@ -148,7 +148,7 @@ def general_row(path, plan=None) -> dict:
     from fastdicom import batch
     plan = plan or batch._scan_plan(tuple(batch.DEFAULT_TAGS), False)
     row = batch.read_header_row(str(path), plan.tag_list, check_deflated=plan.check_deflated)
-    return batch._scan_chunk(plan, [str(path)], False, rows=[row]).to_pylist()[0]
+    return batch._scan_table(plan, [str(path)], False, rows=[row]).to_pylist()[0]
 
 
 def remote_row(path, plan) -> Optional[dict]:
@@ -230,7 +230,7 @@ def walks_agree(path) -> bool:
         raise AssertionError(f"scan beside a file decoded in Python: {company} != alone"
                              f" {fast_row} ({path})")
     checked = batch._Plan(tags)
-    fast_row = outcome(lambda p: batch._scan_chunk(checked, [p], False).to_pylist()[0], path)
+    fast_row = outcome(lambda p: batch._scan_table(checked, [p], False).to_pylist()[0], path)
     general = outcome(general_row, path, checked)
     if fast_row != general:
         raise AssertionError(f"ingest plan: walk {fast_row} != general reader {general}"

@@ -208,17 +208,17 @@ def test_typed_columns_vs_pydicom_on_corpus():
 
 def _python_decoded(paths, tags):
     """The same chunk decoded by the generic Python column code (no nogil finisher)."""
-    from fastdicom.batch import _Plan, _scan_chunk
+    from fastdicom.batch import _Plan, _scan_table
     plan = _Plan(tags, check_deflated=False)
     plan.kinds = np.zeros_like(plan.kinds)
-    return _scan_chunk(plan, paths, True)
+    return _scan_table(plan, paths, True)
 
 
 def test_nogil_columns_match_python_decoding(tmp_path):
     # values the column finisher handles (latin-1 / UTF-8 text, DS/IS numbers and lists,
     # binary numbers in both byte orders, empty and padded values) and ones it hands back
     # (escapes, odd numbers): every column equals the generic Python decoding
-    from fastdicom.batch import _Plan, _scan_chunk
+    from fastdicom.batch import _Plan, _scan_table
     tags = ["SpecificCharacterSet", "PatientName", "StudyDescription", "ImageType",
             "SliceThickness", "InstanceNumber", "ImagePositionPatient", "WindowCenter",
             "Rows", "AcquisitionMatrix", "PixelSpacing", "SeriesNumber", "ImageComments"]
@@ -252,7 +252,7 @@ def test_nogil_columns_match_python_decoding(tmp_path):
     plan = _Plan(tags, check_deflated=False)
     for p in paths + [paths]:
         chunk = p if isinstance(p, list) else [p]
-        fast = _scan_chunk(plan, chunk, True)
+        fast = _scan_table(plan, chunk, True)
         slow = _python_decoded(chunk, tags)
         for name in fast.schema.names:
             assert repr(fast.column(name).to_pylist()) == \
@@ -859,29 +859,59 @@ def test_arrays_made_from_buffers_equal_pa_array():
 def test_values_past_a_columns_limit_leave_the_nogil_reader(tmp_path, monkeypatch):
     # a chunk's values of one tag are addressed by int32 offsets: past the limit (2 GiB
     # before, where the offsets wrapped and the finisher read before its buffer) the nogil
-    # reader leaves the file to the general one, which refuses what would not fit, as an
-    # error row of that file; the others keep their values.  A small limit stands in here.
+    # reader leaves the file to the general one.  Such a chunk was then cut short by error
+    # rows, so a row depended on the files scanned with it (600 files of a 1 MiB value: 89
+    # error rows with 1 worker, 1 with 2, none in batches of 256); now the chunk is scanned
+    # again in halves, and only a file whose own values pass the limit is an error row.
+    # A small limit stands in here.
     import fastdicom.batch as batch
     from fastdicom import _batch
     monkeypatch.setattr(batch, "_ARENA_LIMIT", 100)
-    sizes = [40, 50, 30, 8, 3]      # 40 + 50 fit, 30 more would not, 8 does, then 3 not
+    sizes = [40, 50, 30, 8, 3, 120, 100]
     paths = []
+    folder = tmp_path / "files"
+    folder.mkdir()
     for k, size in enumerate(sizes):
-        p = tmp_path / f"f{k}.dcm"
-        testing.write_file(p, [(0x00081030, "LO", b"x" * size)],
+        p = folder / f"f{k}.dcm"
+        testing.write_file(p, [(0x00080016, "UI", testing.CT_IMAGE_STORAGE),
+                               (0x00080018, "UI", f"1.2.{k}"),
+                               (0x00081030, "LO", b"x" * size)],
                            transfer_syntax=testing.EXPLICIT_LE)
         paths.append(str(p))
     plan = batch._Plan(["StudyDescription"])
     r = _batch.extract(paths, plan.tag_array, kinds=plan.kinds, params=plan.params,
                        arena_max=100)
-    assert r["status"].tolist() == [0, 0, _batch.STATUS_FALLBACK, 0, _batch.STATUS_FALLBACK]
-    rows = scan(paths, tags=["StudyDescription"], workers=1).to_pylist()
-    assert [r["StudyDescription"] for r in rows] == ["x" * 40, "x" * 50, None, "x" * 8,
-                                                       None]
-    assert [r["error_type"] for r in rows] == [None, None, "LimitExceededError", None,
-                                               "LimitExceededError"]
-    assert "(0008,1030) is 30 bytes" in rows[2]["error_message"]
-    assert rows[2]["error_tag"] == 0x00081030
+    assert r["status"].tolist() == [0, 0, _batch.STATUS_FALLBACK, 0,
+                                    _batch.STATUS_FALLBACK, _batch.STATUS_FALLBACK,
+                                    _batch.STATUS_FALLBACK]
+    want = ["x" * n if n <= 100 else None for n in sizes]
+    alone = [scan([p], tags=["StudyDescription"], workers=1).to_pylist()[0] for p in paths]
+    assert [r["StudyDescription"] for r in alone] == want
+    for workers in (1, 2):
+        for batch_size in (1, 3, 1000):
+            for src in (paths, folder):
+                rows = [row for b in scan_batches(src, tags=["StudyDescription"],
+                                                  workers=workers, batch_size=batch_size)
+                        for row in b.to_pylist()]
+                assert rows == alone, (workers, batch_size, src)
+        assert scan(paths, tags=["StudyDescription"], workers=workers).to_pylist() == alone
+    assert [r["error_type"] for r in alone] == [None] * 5 + ["LimitExceededError", None]
+    assert "(0008,1030) is 120 bytes" in alone[5]["error_message"]
+    assert alone[5]["error_tag"] == 0x00081030
+    # the ingest's chunks too (its batches of files are cut by its own rules)
+    import sqlite3
+
+    from fastdicom.ingest import ingest
+    for workers in (1, 2):
+        db = str(tmp_path / f"i{workers}.sqlite")
+        r = ingest([str(folder)], db, tags=["StudyDescription"], workers=workers)
+        assert (r.indexed, r.failed) == (6, 1)
+        with sqlite3.connect(db) as con:
+            got = dict(con.execute("SELECT sop_instance_uid, StudyDescription FROM instances"))
+        assert got == {f"1.2.{k}": v for k, v in enumerate(want) if v is not None}
+    batches = batch._scan_chunk(plan, paths, True)
+    assert len(batches) > 1 and all(len(b.column("StudyDescription").buffers()[2]) <= 100
+                                    for b in batches)
     # the C limit itself: the offsets of decoded text (up to 2 bytes per byte) stay in int32
     assert 2 * _batch.ARENA_LIMIT < 2 ** 31
 

@@ -444,7 +444,7 @@ def test_deflated_stream_damaged_behind_the_header(tmp_path, damage, pixels):
         assert row["pixel_length"] == 20000 and row["pixel_offset"] is None
     checked = batch._Plan(TAGS)
     assert checked.check_deflated
-    fast = batch._scan_chunk(checked, [str(p)], False).to_pylist()[0]
+    fast = batch._scan_table(checked, [str(p)], False).to_pylist()[0]
     assert fast == _general_row(p, checked)
     assert fast["error_type"] is not None
 
