@@ -465,9 +465,15 @@ def _dir_listing(d: str) -> tuple:
 
 
 def _walk_dir_runs(top, follow, visited, key):
+    """The runs of folder ``top`` (its (dev, ino): ``key``) unless ``visited`` (the folders
+    given before it) holds it.  With ``follow``, each folder of this walk once (links may
+    loop); the folders below ``top`` do not go into ``visited``: a subfolder given too is
+    walked again, as it is without ``follow``."""
     if key in visited:
         return
     visited.add(key)
+    if follow:
+        visited = {key}             # (this walk's own)
     stack = [top]
     while stack:
         d = stack.pop()
@@ -2048,9 +2054,10 @@ def scan(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
     ``"raise"`` raises the first error.  Symlinks are not followed unless
     ``follow_symlinks``: skipped ones get ``error_type="SymlinkSkipped"``, which is no
     error (``"raise"`` keeps their rows too).
-    A folder given twice (or, with ``follow_symlinks``, reached again through a link) is
-    walked once; otherwise each input is walked on its own: a file under two inputs (listed
-    twice, in two globs, in a folder and in its subfolder, both given) has a row for each.
+    A folder given twice (or, with ``follow_symlinks``, reached again through a link in one
+    input's walk) is walked once; otherwise each input is walked on its own: a file under two
+    inputs (listed twice, in two globs, in a folder and in its subfolder, both given) has a
+    row for each, with or without ``follow_symlinks``.
     ``force`` also reads files without the 128-byte preamble and ``DICM`` (raw data sets,
     ACR-NEMA), as ``dcmread(force=True)`` does, when their first tag is of group 0000, 0002,
     0004 or 0008; other files still fail with ``InvalidDicomError``.

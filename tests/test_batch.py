@@ -1332,3 +1332,19 @@ def test_a_chunks_columns_are_freed_without_the_garbage_collector(tmp_path):
     one_chunk, many_chunks = garbage(24), garbage(2)
     assert one_chunk[0] == many_chunks[0] == 24
     assert many_chunks[1] == one_chunk[1]
+
+
+def test_a_folder_and_its_subfolder_both_given_give_a_row_each_also_when_following(tmp_path):
+    """With follow_symlinks the walk of ``top`` marked ``top/sub`` as visited, so ``sub``,
+    given too, was skipped: 2 rows instead of the 3 the scan gives without following (the
+    docstring: a file under two inputs has a row for each)."""
+    top = tmp_path / "top"
+    sub = top / "sub"
+    sub.mkdir(parents=True)
+    for d in (top, sub):
+        testing.write_file(d / "x.dcm", [(0x00080018, "UI", "1.2.3")])
+    want = sorted([str(top / "x.dcm")] + [str(sub / "x.dcm")] * 2)
+    for follow in (False, True):
+        got = scan([top, sub], follow_symlinks=follow).column("path").to_pylist()
+        assert sorted(got) == want, follow
+        assert len(scan([top, top], follow_symlinks=follow)) == 2   # given twice: once
