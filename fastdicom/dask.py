@@ -204,7 +204,8 @@ def read_headers(paths_or_glob, tags: Sequence = DEFAULT_TAGS, *,
     batches = [paths[i:i + files_per_partition] for i in range(0, len(paths),
                                                                 files_per_partition)]
     func = ScanPartition(tags, storage_options, protocol, force, limits)
-    meta = schema(tuple(tags)).empty_table().to_pandas(types_mapper=_types_mapper)
+    # (func.tags: the tags read once; an iterator given as ``tags`` is empty the second time)
+    meta = schema(func.tags).empty_table().to_pandas(types_mapper=_types_mapper)
     if not batches:
         return dd.from_pandas(meta, npartitions=1)
     return dd.from_map(func, batches, meta=meta, label="fastdicom-headers",

@@ -215,3 +215,14 @@ def test_memory_url_whose_name_has_glob_characters_is_taken_literally():
         scheduler="sync")
     assert list(pdf["SOPInstanceUID"]) == ["1.2.9"]
     assert list(pdf["error_type"].isna()) == [True]
+
+
+def test_tags_given_as_an_iterator_are_in_the_meta_too(tmp_path):
+    """The partitions read the iterator; the meta then had no tag columns, and
+    ``df["PatientID"]`` raised KeyError (scan takes an iterator of tags)."""
+    from fastdicom.dask import read_headers
+    testing.write_file(tmp_path / "a.dcm", [(0x00100020, "LO", "P1"), (0x00280010, "US", 4)])
+    df = read_headers(tmp_path, (t for t in ["PatientID", "Rows"]), files_per_partition=1)
+    assert list(df.columns) == scan(tmp_path, ["PatientID", "Rows"]).column_names
+    assert df["PatientID"].compute(scheduler="sync").tolist() == ["P1"]
+    assert df["Rows"].compute(scheduler="sync").tolist() == [4]
