@@ -193,9 +193,15 @@ def _specs(tags: tuple) -> tuple:
     return tuple(out)
 
 
+def _tag_tuple(tags) -> tuple:
+    """``tags`` as a tuple the caches take (a tag given as a ``[group, element]`` list as
+    a tuple)."""
+    return tuple(tuple(t) if isinstance(t, list) else t for t in tags)
+
+
 def schema(tags: Sequence = DEFAULT_TAGS) -> pa.Schema:
     """The Arrow schema :func:`scan` returns for ``tags``."""
-    return _schema(tuple(tags))
+    return _schema(_tag_tuple(tags))
 
 
 @lru_cache(maxsize=256)
@@ -1139,8 +1145,9 @@ class _Plan:
     def __init__(self, tags, find_pixels=True, check_deflated=True, force=False, limits=None):
         self.force = bool(force)
         self.limits = checked_limits(limits)
-        self.specs = _specs(tuple(tags))
-        self.schema = schema(tuple(tags))
+        tags = _tag_tuple(tags)
+        self.specs = _specs(tags)
+        self.schema = schema(tags)
         internal = {s.tag for s in self.specs} | {_TS_TAG, _CHARSET_TAG, _FRAMES_TAG}
         # a "US or SS" tag is read with PixelRepresentation when its file has no VR
         self.pixrep = any(s.vr.startswith("US or SS") for s in self.specs)
@@ -1758,7 +1765,7 @@ def scan_batches(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int]
     ``min(batch_size, 4096)`` files)."""
     if errors not in ("record", "raise"):
         raise ValueError("errors must be 'record' or 'raise'")
-    plan = _scan_plan(tuple(tags), bool(force), checked_limits(limits))
+    plan = _scan_plan(_tag_tuple(tags), bool(force), checked_limits(limits))
     workers = min(os.cpu_count() or 1, 8) if workers is None else checked_workers(workers)
     nofollow = not follow_symlinks
     batch_size = checked_workers(batch_size, "batch_size")
@@ -2035,9 +2042,25 @@ def _raise_first(batch):
                   tag=batch.column("error_tag")[i].as_py())
     import builtins
     cls = getattr(builtins, name, None)
-    if isinstance(cls, type) and issubclass(cls, (OSError, ValueError)):
-        raise cls(f"{msg}: {path!r}")     # e.g. FileNotFoundError, a NUL in the path
+    if isinstance(cls, type) and issubclass(cls, OSError):
+        # as open() raises it: errno (found from its message), strerror and filename
+        code = _errno_of(msg)
+        if code is not None:
+            raise cls(code, msg, path)
+        raise cls(f"{msg}: {path!r}")
+    if isinstance(cls, type) and issubclass(cls, ValueError):
+        raise cls(f"{msg}: {path!r}")     # e.g. a NUL in the path
     raise OSError(f"{name}: {msg}: {path!r}")
+
+
+@lru_cache(maxsize=1)
+def _errno_texts() -> dict:
+    return {os.strerror(code): code for code in sorted(_errno.errorcode, reverse=True)}
+
+
+def _errno_of(message: Optional[str]) -> Optional[int]:
+    """The errno whose ``os.strerror`` text ``message`` is (an error row keeps the text)."""
+    return _errno_texts().get(message) if message else None
 
 
 @stops_as_themselves
@@ -2066,7 +2089,7 @@ def scan(paths, tags: Sequence = DEFAULT_TAGS, *, workers: Optional[int] = None,
     (``max_depth``) and the inflated size of a deflated data set (``max_inflated_bytes``);
     a file past them gets an error row.
     """
-    tags = tuple(tags)          # (read twice: an iterator would be empty the second time)
+    tags = _tag_tuple(tags)     # (read twice: an iterator would be empty the second time)
     batches = list(scan_batches(paths, tags, workers=workers, errors=errors,
                                 follow_symlinks=follow_symlinks, force=force, limits=limits))
     return pa.Table.from_batches(batches, schema=schema(tags))

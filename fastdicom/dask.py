@@ -46,7 +46,8 @@ from typing import Optional, Sequence
 
 import pyarrow as pa
 
-from .batch import DEFAULT_TAGS, _Plan, _override_errors, _scan_chunk, schema, walk_rows
+from .batch import (DEFAULT_TAGS, _Plan, _override_errors, _scan_chunk, _tag_tuple, schema,
+                    walk_rows)
 from .errors import Limits, checked_limits
 
 __all__ = ["read_headers", "ScanPartition"]
@@ -64,7 +65,7 @@ class ScanPartition:
     def __init__(self, tags: Sequence, storage_options: Optional[dict] = None,
                  protocol: Optional[str] = None, force: bool = False,
                  limits: Optional[Limits] = None):
-        self.tags = tuple(tags)
+        self.tags = _tag_tuple(tags)
         self.limits = checked_limits(limits)
         self.storage_options = storage_options or {}
         self.protocol = protocol

@@ -1348,3 +1348,34 @@ def test_a_folder_and_its_subfolder_both_given_give_a_row_each_also_when_followi
         got = scan([top, sub], follow_symlinks=follow).column("path").to_pylist()
         assert sorted(got) == want, follow
         assert len(scan([top, top], follow_symlinks=follow)) == 2   # given twice: once
+
+
+def test_raise_of_a_missing_file_is_the_oserror_open_gives(tmp_path):
+    """errors="raise" on a missing file raised FileNotFoundError without errno and
+    filename; open() sets both (the README: "an OSError as open gives it")."""
+    missing = tmp_path / "nope.dcm"
+    with pytest.raises(OSError) as ours:
+        scan([missing], ["PatientID"], errors="raise")
+    with pytest.raises(OSError) as theirs:
+        open(missing, "rb")
+    assert type(ours.value) is type(theirs.value) is FileNotFoundError
+    assert (ours.value.errno, ours.value.strerror, ours.value.filename) == \
+        (theirs.value.errno, theirs.value.strerror, theirs.value.filename)
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for p in (folder / "x.dcm", folder / "y.dcm"):
+        p.write_bytes(b"")
+    (folder / "x.dcm").chmod(0)
+    if not os.access(folder / "x.dcm", os.R_OK):          # (root reads it anyway)
+        with pytest.raises(PermissionError) as denied:
+            scan([folder / "x.dcm"], errors="raise")
+        assert denied.value.errno == 13 and denied.value.filename == str(folder / "x.dcm")
+
+
+def test_a_tag_given_as_a_group_element_list_is_taken_as_its_tuple(tmp_path):
+    """tags.parse_tag takes [group, element]; scan() and schema() failed on it with
+    "unhashable type: 'list'" (their caches)."""
+    from fastdicom.batch import schema
+    testing.write_file(tmp_path / "a.dcm", [(0x00100020, "LO", "P1")])
+    assert schema([[0x10, 0x20]]) == schema([(0x10, 0x20)]) == schema(["PatientID"])
+    assert scan(tmp_path, [[0x10, 0x20]]).column("PatientID").to_pylist() == ["P1"]
