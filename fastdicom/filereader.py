@@ -520,9 +520,15 @@ class DicomFile:
             self._buffer = mf = MappedFile(self.path, lazy=True)
             self.size = mf.size
             self.mtime_ns = mf.mtime_ns
-            self.dataset = _read_prefix(mf, kwargs)
-            if self.dataset is None:
-                self.dataset = read_buffer(mf, owner=mf, **kwargs)
+            try:
+                self.dataset = _read_prefix(mf, kwargs)
+                if self.dataset is None:
+                    self.dataset = read_buffer(mf, owner=mf, **kwargs)
+            except BaseException:
+                # (the error's traceback holds this half-built object: not its descriptor)
+                self._buffer = None
+                mf.close()
+                raise
             return
         elif mode == "read":
             self._buffer, self.size, self.mtime_ns = read_file(self.path)

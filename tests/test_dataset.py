@@ -832,3 +832,24 @@ def test_lut_descriptor_entries_are_unsigned_when_ss(ts, tmp_path):
         assert list(p.VOILUTSequence[0].LUTDescriptor) == [32768, -100, 16]
     t = scan([str(path)], tags=["RedPaletteColorLookupTableDescriptor"])
     assert t.column("RedPaletteColorLookupTableDescriptor").to_pylist() == [[32768, 0, 16]]
+
+
+def test_a_failed_open_holds_no_descriptor(tmp_path):
+    """The error of fastdicom.open() on a damaged file kept the half-built DicomFile (its
+    traceback) and so the map's open descriptor: code keeping the errors ran out of
+    descriptors ("Too many open files" after 124 with a limit of 128)."""
+    import os
+    from fastdicom import testing
+    body = testing.encode_dataset([(0x00091010, "OB", b"\0" * 9000)]) \
+        + b"\xfe\xff\x00\xe0\x00\x00\x00\x00"         # an item where an element belongs
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(b"\0" * 128 + b"DICM" + testing.encode_file_meta(
+        transfer_syntax=EXPLICIT_LE, sop_class_uid="1.2.3", sop_instance_uid="1.2.4") + body)
+    before = len(os.listdir("/proc/self/fd"))
+    kept = []
+    for _ in range(50):
+        with pytest.raises(fastdicom.DicomError) as info:
+            fastdicom.open(bad)
+        kept.append(info.value)
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert kept[0].path == str(bad)
