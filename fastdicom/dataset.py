@@ -636,7 +636,14 @@ class Dataset:
     def __getitem__(self, key) -> DataElement:
         if isinstance(key, slice):
             return self._slice(key)
-        tag = key if isinstance(key, int) else _tags.parse_tag(key)
+        if type(key) is int and 0 <= key <= 0xFFFFFFFF:
+            tag = key
+        else:
+            try:
+                tag = _tags.parse_tag(key)
+            except (KeyError, ValueError, TypeError) as exc:
+                # (not a tag: a KeyError, as pydicom raises it)
+                raise KeyError(key) from exc
         elem = self._element(tag) if self._visible(tag) else None
         if elem is None:
             raise KeyError(key)
@@ -665,7 +672,9 @@ class Dataset:
                     tag = _tags.parse_tag(key)
                 except (KeyError, ValueError, TypeError):
                     return False
-        elif isinstance(key, int):
+        elif type(key) is int:
+            if not 0 <= key <= 0xFFFFFFFF:
+                return False
             tag = key
         else:
             try:
@@ -740,11 +749,20 @@ class Dataset:
     def _slice(self, s: slice) -> "Dataset":
         """``ds[start:stop:step]``: a new Dataset of the elements whose tags lie in
         [start, stop), every ``step``-th of them, as pydicom slices (the elements are shared:
-        they decode with their own data set's character set)."""
-        lo = 0 if s.start is None else _tags.parse_tag(s.start)
-        hi = 1 << 32 if s.stop is None else _tags.parse_tag(s.stop)
+        they decode with their own data set's character set).  A step slices the list of the
+        tags as pydicom does: ``tags[i:j:step]``, with ``i`` and ``j`` the places of ``start``
+        and ``stop`` in it (a negative step from a start below the stop: nothing; a step
+        of 0: ValueError)."""
+        from bisect import bisect_left
+        tags = self.keys()
+        i = None if s.start is None else bisect_left(tags, _tags.parse_tag(s.start))
+        j = None if s.stop is None else bisect_left(tags, _tags.parse_tag(s.stop))
+        if i is None and j is not None:
+            chosen = tags[:j][::s.step]     # (pydicom: the tags below stop, then the step)
+        else:
+            chosen = tags[i:j:s.step]
         out = Dataset()
-        for tag in [t for t in self.keys() if lo <= t < hi][::s.step or 1]:
+        for tag in chosen:
             elem = self._element(tag)
             if elem is not None:
                 out.__dict__["_elements"][tag] = elem

@@ -853,3 +853,33 @@ def test_a_failed_open_holds_no_descriptor(tmp_path):
         kept.append(info.value)
     assert len(os.listdir("/proc/self/fd")) == before
     assert kept[0].path == str(bad)
+
+
+def test_slices_and_bad_keys_as_pydicom(sample):
+    """A negative step gave the tags of [start, stop) reversed, and a step of 0 all of
+    them; pydicom slices its tag list (``tags[i:j:step]``).  A key that is no tag (an int
+    out of range, text, None, a float) raised OverflowError or ValueError out of ``in``,
+    ``ds[key]`` and ``get``: pydicom answers False and raises KeyError."""
+    import itertools
+    import warnings
+    fd = fastdicom.dcmread(sample)
+    pd = pydicom.dcmread(io.BytesIO(sample))
+    tags = [e.tag for e in pd]
+    bounds = [None, 0, tags[3], tags[3] + 1, tags[-4], 0xFFFFFFFF]
+    for start, stop, step in itertools.product(bounds, bounds, [None, 1, 2, -1, -3, 0]):
+        key = slice(start, stop, step)
+        try:
+            want = sorted(e.tag for e in pd[key])
+        except ValueError:
+            with pytest.raises(ValueError):
+                fd[key]
+            continue
+        assert sorted(e.tag for e in fd[key]) == want, key
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # (pydicom warns on such keys)
+        for key in (-1, 2 ** 32, "zz!", None, 1.5, (1,), "NotAKeyword"):
+            assert (key in fd) is (key in pd) is False
+            for ds in (fd, pd):
+                with pytest.raises(KeyError):
+                    ds[key]
+            assert fd.get(key, "D") == "D"
