@@ -264,8 +264,13 @@ def read_buffer(buf, *, path=None, stop_before_pixels: bool = False,
     if whole is not None:
         validation = "raise"  # a prefix attempt: anything lenient is left to the full read
     limits = checked_limits(limits)
-    if type(buf) is not bytes and not isinstance(buf, memoryview):
-        buf = memoryview(buf)
+    if type(buf) is not bytes:
+        if not isinstance(buf, memoryview):
+            buf = memoryview(buf)
+        if buf.format != "B" or buf.ndim != 1:
+            # the bytes of a buffer of other items (uint16, a 2-D array...): offsets count
+            # bytes
+            buf = buf.cast("B") if buf.c_contiguous else memoryview(buf.tobytes())
     (preamble, meta_index, start, transfer_syntax, explicit, little, deflated,
      ts_guessed) = _parse_header(buf, path, force, validation, limits)
     stop_tag = 0xFFFFFFFF

@@ -883,3 +883,16 @@ def test_slices_and_bad_keys_as_pydicom(sample):
                 with pytest.raises(KeyError):
                     ds[key]
             assert fd.get(key, "D") == "D"
+
+
+def test_a_buffer_of_wider_items_is_read_as_its_bytes(sample):
+    """dcmread takes any object with the buffer protocol: a memoryview cast to uint16, or a
+    numpy array of uint16 over the file, failed as "not DICOM" (its offsets counted items,
+    not bytes)."""
+    raw = sample + b"\0" * (len(sample) % 2)
+    want = [(e.tag, e.VR, e.value) for e in fastdicom.dcmread(raw) if e.VR != "SQ"]
+    for buf in (memoryview(raw).cast("H"), np.frombuffer(raw, np.uint16),
+                np.frombuffer(raw, np.uint8).reshape(2, -1) if len(raw) % 4 == 0 else
+                np.frombuffer(raw, np.uint8)[::-1][::-1]):
+        got = [(e.tag, e.VR, e.value) for e in fastdicom.dcmread(buf) if e.VR != "SQ"]
+        assert got == want
