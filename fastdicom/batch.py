@@ -324,7 +324,7 @@ def _iglob(base: str, parts: list, trailing: bool, follow: bool):
             yield path
         return
     if part == "**":
-        for folder in _subfolders(base, follow, set()):
+        for folder in _subfolders(base, follow):
             if rest or trailing:
                 yield from _iglob(folder, rest, trailing, follow)
             else:
@@ -354,22 +354,27 @@ def _listdir(base: str, follow: bool, dirs_only: bool) -> list:
     return out
 
 
-def _subfolders(base: str, follow: bool, visited: set) -> Iterator[str]:
+def _subfolders(base: str, follow: bool) -> Iterator[str]:
     """``base`` (spelled as glob spells ``**``'s zero folders) and the folders below it that
-    are not hidden, depth first: ``**``'s matches."""
-    if base and follow:
-        try:
-            st = os.stat(base)
-        except OSError:
-            return
-        key = (st.st_dev, st.st_ino)
-        if key in visited:
-            return
-        visited.add(key)
-    yield base
-    for name, _ in sorted(_listdir(base, follow, dirs_only=True)):
-        if not name.startswith("."):
-            yield from _subfolders(os.path.join(base, name), follow, visited)
+    are not hidden, depth first: ``**``'s matches.  With ``follow``, each folder once per
+    (dev, ino).  (A stack, not recursion: a tree may be deeper than Python's stack.)"""
+    visited: set = set()
+    stack = [base]
+    while stack:
+        folder = stack.pop()
+        if follow:
+            try:
+                st = os.stat(folder or ".")
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in visited:
+                continue
+            visited.add(key)
+        yield folder
+        names = sorted(name for name, _ in _listdir(folder, follow, dirs_only=True)
+                       if not name.startswith("."))
+        stack.extend(os.path.join(folder, name) for name in reversed(names))
 
 
 def _all_below(folder: str, base: str, follow: bool) -> Iterator[str]:

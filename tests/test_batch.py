@@ -1379,3 +1379,20 @@ def test_a_tag_given_as_a_group_element_list_is_taken_as_its_tuple(tmp_path):
     testing.write_file(tmp_path / "a.dcm", [(0x00100020, "LO", "P1")])
     assert schema([[0x10, 0x20]]) == schema([(0x10, 0x20)]) == schema(["PatientID"])
     assert scan(tmp_path, [[0x10, 0x20]]).column("PatientID").to_pylist() == ["P1"]
+
+
+def test_recursive_glob_over_a_tree_deeper_than_pythons_stack(tmp_path):
+    """'**' walks with a stack: a tree 1,200 folders deep (Python's glob.glob raises
+    RecursionError on it) gives its file."""
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for _ in range(1200):
+            os.mkdir("a")
+            os.chdir("a")
+        testing.write_file("x.dcm", [(0x00080018, "UI", "1.2.3")])
+    finally:
+        os.chdir(cwd)
+    rows = scan(f"{tmp_path}/**/*.dcm", ["SOPInstanceUID"]).to_pylist()
+    assert [r["SOPInstanceUID"] for r in rows] == ["1.2.3"]
+    assert rows[0]["path"] == str(tmp_path) + "/a" * 1200 + "/x.dcm"
