@@ -1393,6 +1393,14 @@ def test_recursive_glob_over_a_tree_deeper_than_pythons_stack(tmp_path):
         testing.write_file("x.dcm", [(0x00080018, "UI", "1.2.3")])
     finally:
         os.chdir(cwd)
-    rows = scan(f"{tmp_path}/**/*.dcm", ["SOPInstanceUID"]).to_pylist()
-    assert [r["SOPInstanceUID"] for r in rows] == ["1.2.3"]
-    assert rows[0]["path"] == str(tmp_path) + "/a" * 1200 + "/x.dcm"
+    try:
+        rows = scan(f"{tmp_path}/**/*.dcm", ["SOPInstanceUID"]).to_pylist()
+        assert [r["SOPInstanceUID"] for r in rows] == ["1.2.3"]
+        assert rows[0]["path"] == str(tmp_path) + "/a" * 1200 + "/x.dcm"
+    finally:
+        # removed here, deepest first: shutil.rmtree recurses per level, and pytest's
+        # clean-up of old temporary folders would fail on this tree in a later session
+        deepest = str(tmp_path) + "/a" * 1200
+        os.remove(deepest + "/x.dcm")
+        for k in range(1200, 0, -1):
+            os.rmdir(str(tmp_path) + "/a" * k)

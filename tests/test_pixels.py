@@ -594,3 +594,23 @@ def test_pixel_errors_say_where(tmp_path):
             err = info.value
             assert err.path == str(path) and err.tag == tag
             assert err.offset == (ds[tag].header_offset if held else None)
+
+
+def test_decode_budget_bounds_what_a_call_allocates_not_the_whole_file(tmp_path):
+    """``decode_budget`` is the largest buffer one call may allocate: it was checked
+    against all frames, so with a budget of two frames of a three-frame file even
+    ``ds.frame(1)`` and the zero-copy ``fastdicom.open(...).frame(1)`` raised (at the
+    default 8 GiB, no frame of a larger file could be read).  pixel_array still checks
+    all its frames."""
+    frames = np.arange(3 * 4 * 5, dtype="<u2").reshape(3, 4, 5)
+    path = _native_file(tmp_path, frames.tobytes(), rows=4, cols=5, frames="3")
+    two_frames = Limits(decode_budget=2 * 4 * 5 * 2)
+    ds = fastdicom.dcmread(path, limits=two_frames)
+    np.testing.assert_array_equal(ds.frame(1), frames[1])
+    np.testing.assert_array_equal(np.stack(list(ds.iter_frames())), frames)
+    with fastdicom.open(path, limits=two_frames) as f:
+        np.testing.assert_array_equal(f.frame(2), frames[2])
+    with pytest.raises(LimitExceededError, match="120 bytes"):
+        ds.pixel_array
+    with pytest.raises(LimitExceededError, match="a frame needs 40 bytes"):
+        fastdicom.dcmread(path, limits=Limits(decode_budget=39)).frame(0)

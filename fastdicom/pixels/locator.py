@@ -375,11 +375,13 @@ def _pixel_info(ds, cache: dict) -> PixelInfo:
                                    photometric if native_layout else "")
     limits = getattr(ctx, "limits", None)
     budget = getattr(limits, "decode_budget", 8 << 30)
-    decoded_total = pixels * frames * dtype.itemsize
-    if decoded_total > budget:
+    # (one frame here: what a frame read allocates; pixel_array checks all its frames
+    # against the budget before it allocates them)
+    decoded_frame = pixels * dtype.itemsize
+    if decoded_frame > budget:
         raise LimitExceededError(
-            f"decoding needs {decoded_total} bytes ({rows} x {columns} x {samples} x {frames} "
-            f"frames), more than limits.decode_budget ({budget})", path=path, tag=tag)
+            f"decoding a frame needs {decoded_frame} bytes ({rows} x {columns} x {samples}), "
+            f"more than limits.decode_budget ({budget})", path=path, tag=tag)
 
     buffer_len = len(buffer)
     offset = int(value_offset)
