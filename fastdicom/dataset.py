@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+import weakref
 from typing import Any, Iterator, Optional
 
 from . import _dictionary as _dict
@@ -42,6 +43,15 @@ _CHARSET_CACHE: dict = {}
 DEFER_SQ_BYTES = 65536
 _FRESH = {"_encodings": None, "_tags_cache": None, "_pixel_cache": None}
 _LATIN1_CHARSETS = (["iso8859"], ["latin_1"], ("iso8859",), ("latin_1",))
+_wref = weakref.ref
+
+
+class _Gone:
+    pass
+
+
+# the parent reference of a data set rebuilt from its recipe whose parent is gone too
+_DEAD_REF = _wref(_Gone())
 
 
 def _register_latin1_terms() -> None:
@@ -82,8 +92,14 @@ class DataElement:
     """One element: ``tag``, ``VR``, ``VM``, ``value``, ``keyword``, ``name``, ``offset``
     (of the value, in the file or the inflated stream) and ``length`` (of the value)."""
 
+    # An element refers to its data set weakly (``_dataset``: a weakref, or None) and keeps
+    # the data set's recipe (``_origin``: what rebuilds it from the element index), so that
+    # data set, elements and sequence items form no reference cycle: a data set and its
+    # buffer are freed as soon as the last reference goes, not when the cyclic collector
+    # runs.  An element that outlives its data set still decodes, through a data set
+    # rebuilt from the recipe.
     __slots__ = ("tag", "VR", "offset", "length", "header_offset", "flags", "_value",
-                 "_loaded", "_dataset", "_index_pos")
+                 "_loaded", "_dataset", "_index_pos", "_origin")
 
     def __init__(self, tag: int, VR: str, value: Any = None, *, offset: int = -1,
                  length: int = 0, header_offset: int = -1, flags: int = 0,
@@ -96,13 +112,23 @@ class DataElement:
         self.flags = flags
         self._value = value
         self._loaded = loaded
-        self._dataset = dataset
+        self._dataset = None if dataset is None else _wref(dataset)
+        self._origin = None if dataset is None else dataset._recipe()
         self._index_pos = index_pos
+
+    def _owner(self) -> "Dataset | None":
+        """The data set the element was read from (rebuilt if it is gone), or the one it
+        was added to, or None."""
+        ref = self._dataset
+        ds = None if ref is None else ref()
+        if ds is None and self._origin is not None:
+            ds = _revive(self._origin)
+        return ds
 
     @property
     def value(self) -> Any:
         if not self._loaded:
-            self._value = self._dataset._decode(self)
+            self._value = self._owner()._decode(self)
             self._loaded = True
         return self._value
 
@@ -110,7 +136,8 @@ class DataElement:
     def value(self, new) -> None:
         self._value = new
         self._loaded = True
-        ds = self._dataset
+        ref = self._dataset
+        ds = None if ref is None else ref()
         if ds is not None:
             # the data set's cached ``ds.<Keyword>`` value and pixel description are stale
             d = ds.__dict__
@@ -120,9 +147,9 @@ class DataElement:
     @property
     def raw_value(self) -> bytes:
         """The undecoded value bytes (a copy)."""
-        if self._dataset is None or self._index_pos < 0:
+        if self._origin is None or self._index_pos < 0:
             raise ValueError("element was not read from a buffer")
-        return self._dataset._index.value(self._index_pos)
+        return self._origin[0].value(self._index_pos)
 
     @property
     def VM(self) -> int:
@@ -143,8 +170,9 @@ class DataElement:
 
     @property
     def name(self) -> str:
-        if _tags.is_private(self.tag) and self._dataset is not None:
-            creator = self._dataset._private_creator(self.tag)
+        ds = self._owner() if _tags.is_private(self.tag) else None
+        if ds is not None:
+            creator = ds._private_creator(self.tag)
             if creator is not None:
                 entry = _tags.private_dictionary_entry(self.tag, creator)
                 if entry is not None:
@@ -220,15 +248,42 @@ class Dataset:
         d["_index"] = index
         d["_item"] = item
         d["_ctx"] = ctx
-        d["_parent"] = parent
         d["_elements"] = {}
-        if parent is not None:
+        if parent is None:
+            d["_parent"] = None
+        else:
+            # weakly (the parent holds its items): with the parent's recipe to rebuild it
+            # from, should the item outlive it
+            d["_parent"] = _wref(parent)
+            d["_parent_recipe"] = parent._recipe()
             # depths in ``index`` count from the level its data set starts at: an item of a
             # sequence scanned on first access keeps that base for the sequences below it
             base = parent.__dict__.get("_depth_base", 0)
             if base and parent.__dict__["_index"] is index:
                 d["_depth_base"] = base
         return self
+
+    def _recipe(self):
+        """What rebuilds this data set as read: (index, item, context, the parent's recipe,
+        depth base); None for a data set not read from a buffer."""
+        d = self.__dict__
+        recipe = d.get("_recipe_t")
+        if recipe is None and d["_index"] is not None:
+            recipe = d["_recipe_t"] = (d["_index"], d["_item"], d["_ctx"],
+                                     d.get("_parent_recipe"), d.get("_depth_base", 0))
+        return recipe
+
+    def _up(self) -> "Dataset | None":
+        """The data set holding this one as a sequence item (rebuilt if it is gone), or None."""
+        d = self.__dict__
+        ref = d["_parent"]
+        if ref is None:
+            return None
+        parent = ref()
+        if parent is None:
+            recipe = d.get("_parent_recipe")
+            parent = None if recipe is None else _revive(recipe)
+        return parent
 
     # -- element access -------------------------------------------------------------------
     def _element(self, tag: int) -> Optional[DataElement]:
@@ -269,7 +324,8 @@ class Dataset:
         elem.flags = flags
         elem._value = None
         elem._loaded = False
-        elem._dataset = self
+        elem._dataset = _wref(self)
+        elem._origin = self.__dict__.get("_recipe_t") or self._recipe()
         elem._index_pos = i
         if vr == "SQ" and flags & F_SQ_BLOB:
             # decide now whether the value really holds items, so VR "SQ" always means a
@@ -341,7 +397,7 @@ class Dataset:
             elem = ds._element(keyword_tag)
             if elem is not None:
                 return elem.value
-            ds = ds.__dict__["_parent"]
+            ds = ds._up()
         return None
 
     def _ambiguous_vr(self, tag: int, vr: str, flags: int) -> str:
@@ -479,7 +535,7 @@ class Dataset:
             # common case: read the term straight from the index (cached per distinct value)
             raw = self.__dict__["_index"].fast_value(0x00080005, self.__dict__["_item"], True)
             if raw is _MISSING or (isinstance(raw, str) and raw in _dict.CHARACTER_SETS):
-                parent = self.__dict__["_parent"]
+                parent = self._up()
                 if raw is _MISSING and parent is not None:
                     enc = parent._charset()
                 else:
@@ -506,7 +562,7 @@ class Dataset:
                     value = None
                 enc = convert_encodings(value, validation=self.__dict__["_ctx"].validation)
             else:
-                parent = self.__dict__["_parent"]
+                parent = self._up()
                 if parent is not None:
                     enc = parent._charset()
                 else:
@@ -589,8 +645,10 @@ class Dataset:
             raise ValueError("the key does not match the element's tag")
         d = self.__dict__
         d["_elements"][tag] = elem
-        if elem._dataset is None:
-            elem._dataset = self    # (a later ``elem.value = ...`` clears the caches below)
+        if elem._origin is None and (elem._dataset is None or elem._dataset() is None):
+            # (a later ``elem.value = ...`` clears the caches below; an element read from a
+            # buffer keeps the data set it decodes with)
+            elem._dataset = _wref(self)
         deleted = d.get("_deleted")
         if deleted:
             deleted.discard(tag)    # set again after a del: visible again
@@ -931,6 +989,21 @@ class PrivateBlock:
         for elem in self.dataset:
             if lo <= elem.tag <= lo + 0xFF:
                 yield elem
+
+
+def _revive(recipe) -> Dataset:
+    """A data set rebuilt from its recipe (see ``Dataset._recipe``), for an element or item
+    that outlived the data set it was read from."""
+    index, item, ctx, parent_recipe, base = recipe
+    ds = Dataset._from_index(index, item, ctx)
+    d = ds.__dict__
+    if parent_recipe is not None:
+        d["_parent"] = _DEAD_REF
+        d["_parent_recipe"] = parent_recipe
+    if base:
+        d["_depth_base"] = base
+    d["_recipe_t"] = recipe
+    return ds
 
 
 def _install_keyword_attributes() -> None:

@@ -896,3 +896,69 @@ def test_a_buffer_of_wider_items_is_read_as_its_bytes(sample):
                 np.frombuffer(raw, np.uint8)[::-1][::-1]):
         got = [(e.tag, e.VR, e.value) for e in fastdicom.dcmread(buf) if e.VR != "SQ"]
         assert got == want
+
+
+def _cycle_sample(big_item: bool) -> bytes:
+    """A file whose values need the data set to decode: a Latin-1 name, a private element
+    named by its creator, and a sequence item (``big_item``: of a sequence long enough to be
+    indexed on first access) whose name inherits the character set of the data set above."""
+    comments = "x" * (70_000 if big_item else 10)
+    item = [(0x00321032, "PN", "Grün^Åsa"), (0x0040A160, "UT", comments)]
+    elements = [(0x00080005, "CS", "ISO_IR 100"), (0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"),
+                (0x00080018, "UI", "1.2.3.4.5"), (0x00090010, "LO", "GEMS_IDEN_01"),
+                (0x00091001, "LO", "private value"), (0x00100010, "PN", "Müller^Jürgen"),
+                (0x00400275, "SQ", [item])]
+    buf = io.BytesIO()
+    write_file(buf, elements)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("big_item", [False, True])
+def test_a_data_set_is_freed_without_the_cyclic_collector(big_item):
+    """Elements and items refer to their data set weakly: once the caller lets a data set
+    go, it and its buffer are freed at once, whatever was read from it; with reference
+    cycles a loop over files held every one of them until the collector ran."""
+    import gc
+    import weakref
+    raw = _cycle_sample(big_item)
+    uses = [lambda ds: ds.PatientName, lambda ds: ds[0x00100010].value,
+            lambda ds: [e.value for e in ds], lambda ds: ds.RequestAttributesSequence[0].RequestingPhysician,
+            lambda ds: ds[0x00091001].name, lambda ds: list(ds.iterall()), lambda ds: repr(ds),
+            lambda ds: ds.to_json_dict()]
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for use in uses:
+            ds = fastdicom.dcmread(raw)
+            ref = weakref.ref(ds)
+            ctx = weakref.ref(ds.__dict__["_ctx"])
+            use(ds)
+            del ds
+            assert ref() is None and ctx() is None
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@pytest.mark.parametrize("big_item", [False, True])
+def test_elements_and_items_decode_after_their_data_set_is_gone(big_item):
+    """An element or item kept past its data set decodes as it would have with the data set
+    alive: the character set, the private creator and the depth come from a data set rebuilt
+    from the same index."""
+    raw = _cycle_sample(big_item)
+    name = fastdicom.dcmread(raw)[0x00100010]
+    private = fastdicom.dcmread(raw)[0x00091001]
+    item = fastdicom.dcmread(raw).RequestAttributesSequence[0]
+    seq_elem = fastdicom.dcmread(raw)[0x00400275]
+    assert name.value == "Müller^Jürgen"
+    assert name.raw_value == "Müller^Jürgen ".encode("latin-1")
+    assert private.name == "[Full fidelity]" and private.value == "private value"
+    assert item.RequestingPhysician == "Grün^Åsa"    # the character set of the data set above
+    assert len(item.TextValue) == (70_000 if big_item else 10)
+    assert seq_elem.value[0][0x00321032].value == "Grün^Åsa"
+    # an element moved into another data set keeps decoding with its own
+    other = fastdicom.Dataset()
+    elem = fastdicom.dcmread(raw)[0x00100010]
+    other[0x00100010] = elem
+    assert other.PatientName == "Müller^Jürgen"
