@@ -116,6 +116,13 @@ class DataElement:
         self._origin = None if dataset is None else dataset._recipe()
         self._index_pos = index_pos
 
+    def __reduce_ex__(self, protocol):
+        # (copy, deepcopy and pickle) the value decoded, without the buffer it came from
+        value = self.value
+        if isinstance(value, memoryview):
+            value = value.tobytes()
+        return (_element_from_state, (self.tag, self.VR, value, self.length, self.flags))
+
     def _owner(self) -> "Dataset | None":
         """The data set the element was read from (rebuilt if it is gone), or the one it
         was added to, or None."""
@@ -840,6 +847,33 @@ class Dataset:
 
     __hash__ = None  # mutable, like pydicom's Dataset
 
+    def __copy__(self) -> "Dataset":
+        """A shallow copy, as pydicom's: a new data set over the same elements and buffer
+        (adding or deleting elements in one does not change the other)."""
+        for _elem in self:
+            pass        # every element built first, so the two share them all
+        new = type(self).__new__(type(self))
+        d = new.__dict__
+        d.update(self.__dict__)
+        d["_elements"] = dict(d["_elements"])
+        if d.get("_deleted"):
+            d["_deleted"] = set(d["_deleted"])
+        d["_tags_cache"] = None
+        d["_pixel_cache"] = None
+        return new
+
+    def __reduce_ex__(self, protocol):
+        """``copy.deepcopy`` and ``pickle``: the visible elements with their
+        values decoded (items recursively), the file meta, the read options and the plain
+        attributes; not the buffer, so the copy holds no file open and needs none."""
+        d = self.__dict__
+        ctx: Context = d["_ctx"]
+        options = (ctx.path, ctx.validation, ctx.limits, ctx.inflated, ctx.preamble,
+                   ctx.is_little_endian, ctx.is_implicit_VR, ctx.transfer_syntax)
+        extras = {k: v for k, v in d.items()
+                  if not k.startswith("_") and k not in _KEYWORD_TO_TAG}
+        return (_dataset_from_state, (type(self), list(self), self.file_meta, options, extras))
+
     def private_block(self, group: int, private_creator: str, create: bool = False) -> "PrivateBlock":
         """The private block of ``group`` reserved by ``private_creator`` (pydicom's API)."""
         if not group & 1:
@@ -989,6 +1023,28 @@ class PrivateBlock:
         for elem in self.dataset:
             if lo <= elem.tag <= lo + 0xFF:
                 yield elem
+
+
+def _element_from_state(tag, VR, value, length, flags) -> DataElement:
+    # a value held in memory: no offsets into a buffer
+    return DataElement(tag, VR, value, length=length, flags=flags & ~F_SQ_BLOB)
+
+
+def _dataset_from_state(cls, elements, file_meta, options, extras) -> Dataset:
+    ds = cls.__new__(cls)
+    Dataset.__init__(ds)
+    d = ds.__dict__
+    path, validation, limits, inflated, preamble, little, implicit, ts = options
+    d["_ctx"] = Context(b"", path=path, validation=validation, limits=limits,
+                        inflated=inflated, preamble=preamble, is_little_endian=little,
+                        is_implicit_VR=implicit, transfer_syntax=ts)
+    for elem in elements:
+        d["_elements"][elem.tag] = elem
+        if elem._origin is None:
+            elem._dataset = _wref(ds)
+    d["_file_meta"] = file_meta
+    d.update(extras)
+    return ds
 
 
 def _revive(recipe) -> Dataset:

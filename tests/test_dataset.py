@@ -962,3 +962,52 @@ def test_elements_and_items_decode_after_their_data_set_is_gone(big_item):
     elem = fastdicom.dcmread(raw)[0x00100010]
     other[0x00100010] = elem
     assert other.PatientName == "Müller^Jürgen"
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_pickle_and_deepcopy_give_an_equal_independent_data_set(how):
+    """A pickled or deep-copied data set holds the decoded values (items recursively), the
+    file meta and the read options, and no buffer: equal to the original and to pydicom's
+    reading element by element, with the same pixels; changing it leaves the original as it
+    was."""
+    import copy
+    import pickle
+    pydicom = pytest.importorskip("pydicom")
+    from _data import require_shared
+    corpus = require_shared() / "corpus"
+    clone = (lambda ds: pickle.loads(pickle.dumps(ds))) if how == "pickle" else copy.deepcopy
+    checked = 0
+    for rel in ("pydicom/test_files/CT_small.dcm", "pydicom/test_files/rtplan.dcm",
+                "pydicom/test_files/image_dfl.dcm", "pydicom/test_files/MR_small_bigendian.dcm",
+                "pydicom/test_files/chr_SQ_in_latin1.dcm", "pydicom/test_files/MR_small_RLE.dcm"):
+        path = corpus / rel
+        if not path.exists():
+            continue
+        ds = fastdicom.dcmread(path)
+        copied = clone(ds)
+        assert copied is not ds and copied == ds, rel
+        assert copied.file_meta == ds.file_meta and copied.filename == ds.filename
+        assert copied.is_little_endian == ds.is_little_endian
+        compare_datasets(copied, pydicom.dcmread(str(path)))
+        if "PixelData" in ds:
+            np.testing.assert_array_equal(copied.pixel_array, ds.pixel_array)
+        copied.PatientName = "Changed^Name"
+        for item in copied.iterall():
+            if item.VR == "SQ":
+                item.value.clear()
+        assert ds == fastdicom.dcmread(path), rel
+        checked += 1
+    assert checked >= 5
+
+
+def test_copy_is_shallow_and_adding_or_deleting_does_not_reach_the_original():
+    import copy
+    raw = _cycle_sample(False)
+    ds = fastdicom.dcmread(raw)
+    shallow = copy.copy(ds)
+    assert shallow == ds
+    del shallow.PatientName
+    shallow.PatientID = "new"
+    assert "PatientName" in ds and "PatientID" not in ds
+    assert shallow[0x00400275] is ds[0x00400275]     # the elements are shared, as in pydicom
+    assert shallow.RequestAttributesSequence[0].RequestingPhysician == "Grün^Åsa"

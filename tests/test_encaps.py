@@ -585,3 +585,42 @@ def test_a_frame_that_fails_to_decode_carries_its_first_fragment_offset():
             read(_read(data))
         assert info.value.offset == first_item and info.value.tag == 0x7FE00010
     np.testing.assert_array_equal(_read(data).frame(3), frames[3])
+
+
+@pytest.mark.parametrize("name", ["rtdose_rle.dcm", "SC_rgb_rle_2frame.dcm",
+                                  "SC_rgb_rle_16bit_2frame.dcm", "MR_small_RLE.dcm"])
+@pytest.mark.parametrize("with_bot", [False, True])
+def test_encapsulated_pixel_data_set_in_memory_decodes(name, with_bot):
+    """``ds.PixelData = encapsulate(frames)`` (pydicom's encoder, the oracle) under an
+    encapsulated transfer syntax decodes to the pixels of the file the frames came from, frame
+    by frame and whole, as pydicom decodes such a value; so does a deep copy of the file."""
+    import copy
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.encaps import encapsulate
+    from _data import require_shared
+    path = require_shared() / "corpus" / "pydicom" / "test_files" / name
+    if not path.exists():
+        pytest.skip(f"{name} not in the corpus")
+    ds = fastdicom.dcmread(path)
+    expected = pydicom.dcmread(str(path)).pixel_array
+    np.testing.assert_array_equal(ds.pixel_array, expected)
+    frames = [bytes(ds.encapsulated_frame(i)) for i in range(ds.num_frames)]
+    for value in (encapsulate(frames, has_bot=with_bot),
+                  encapsulate(frames, has_bot=with_bot) + b"\xfe\xff\xdd\xe0\0\0\0\0"):
+        mem = fastdicom.dcmread(path)
+        mem.PixelData = value
+        np.testing.assert_array_equal(mem.pixel_array, expected)
+        for i in range(mem.num_frames):
+            assert bytes(mem.encapsulated_frame(i)) == frames[i]
+            np.testing.assert_array_equal(mem.frame(i), expected[i] if mem.num_frames > 1
+                                          else expected)
+    np.testing.assert_array_equal(copy.deepcopy(ds).pixel_array, expected)
+
+
+def test_encapsulated_pixel_data_set_in_memory_that_is_not_items_is_an_error():
+    from _data import require_shared
+    path = require_shared() / "corpus" / "pydicom" / "test_files" / "MR_small_RLE.dcm"
+    ds = fastdicom.dcmread(path)
+    ds.PixelData = b"\x01\x02\x03\x04" * 16
+    with pytest.raises(EncapsulationError, match="not a sequence of items"):
+        ds.pixel_array

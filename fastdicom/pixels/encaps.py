@@ -30,8 +30,8 @@ from typing import Iterator, Optional, Union
 import numpy as np
 
 from fastdicom.errors import EncapsulationError, report
-from fastdicom.pixels.locator import (PixelInfo, element_header_offset, element_raw, pixel_cache,
-                                      pixel_info)
+from fastdicom.pixels.locator import (PixelInfo, element_header_offset, element_raw, pixel_buffer,
+                                      pixel_cache, pixel_index, pixel_info)
 
 __all__ = ["fragments", "frame_table", "frame_head", "encapsulated_frame", "basic_offset_table",
            "frame_offset", "Fragments", "FrameTable",
@@ -140,8 +140,7 @@ def fragments(ds, info: PixelInfo | None = None) -> tuple[tuple[int, int, int], 
     if cached is not None:
         return cached
     info = info or pixel_info(ds)
-    index = ds.__dict__["_index"]
-    hoffs, lengths = index.child_extents(info.index_pos)
+    hoffs, lengths = pixel_index(ds).child_extents(info.index_pos)
     if not len(hoffs):
         raise EncapsulationError("encapsulated pixel data has no Basic Offset Table item",
                                  path=_path(ds), offset=info.offset, tag=info.tag)
@@ -158,7 +157,7 @@ def _bot_array(ds, info: PixelInfo) -> np.ndarray:
                                  path=_path(ds), offset=hoff, tag=ITEM)
     if length == 0:
         return np.empty(0, dtype=np.int64)
-    buf = ds.__dict__["_ctx"].buffer
+    buf = pixel_buffer(ds)
     return np.frombuffer(buf, dtype="<u4", count=length // 4, offset=voff).astype(np.int64)
 
 
@@ -303,7 +302,7 @@ def _fragment_table(ds, info: PixelInfo, frags: Fragments) -> FrameTable:
     if n < frames:
         raise EncapsulationError(f"{n} fragments for {frames} frames and no offset table",
                                  **where)
-    buf = np.frombuffer(ds.__dict__["_ctx"].buffer, dtype=np.uint8)
+    buf = np.frombuffer(pixel_buffer(ds), dtype=np.uint8)
     stop = np.flatnonzero(_codestream_ends(buf, frags)).astype(np.int64) + 1
     if not len(stop) or stop[-1] != n:
         stop = np.append(stop, np.int64(n))
@@ -352,7 +351,7 @@ def frame_head(ds, index: int, size: int = 64) -> tuple[Union[memoryview, bytes]
     """``(head, length)``: the first ``size`` encoded bytes of frame ``index`` (fewer when the
     frame is shorter) and the frame's total encoded length, without joining its fragments."""
     table = frame_table(ds)
-    buf = memoryview(ds.__dict__["_ctx"].buffer)
+    buf = memoryview(pixel_buffer(ds))
     i, j = table.bounds(index)
     if j - i == 1:
         frags = table.fragments
@@ -428,7 +427,7 @@ def encapsulated_frame(ds, index: int) -> Union[memoryview, bytes]:
         raise IndexError(f"frame index {index} out of range for {n} frames")
     i, j = table.bounds(index)
     frags = table.fragments
-    owner = ds.__dict__["_ctx"].buffer
+    owner = pixel_buffer(ds)
     advise = getattr(owner, "advise_willneed", None)
     if j - i == 1:
         voff = frags.header_offsets.item(i) + _ITEM_HEADER

@@ -7,17 +7,19 @@ context's buffer; encapsulated frames are located by :mod:`fastdicom.pixels.enca
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
 from fastdicom import _dictionary as _dict
-from fastdicom.errors import (DicomError, LimitExceededError, PixelDataError,
-                              UnsupportedTransferSyntaxError, report)
+from fastdicom.errors import (DicomError, EncapsulationError, LimitExceededError,
+                              PixelDataError, UnsupportedTransferSyntaxError, report,
+                              status_error)
 
 __all__ = ["PixelInfo", "pixel_info", "num_frames", "pixel_cache", "allocate", "memory_error",
-           "native_frame_bits", "element_header_offset",
+           "native_frame_bits", "element_header_offset", "pixel_buffer", "pixel_index",
            "NATIVE_SYNTAXES", "NATIVE_LAYOUT_FRAME_SYNTAXES", "PIXEL_DATA", "FLOAT_PIXEL_DATA",
            "DOUBLE_FLOAT_PIXEL_DATA"]
 
@@ -306,14 +308,16 @@ def _pixel_info(ds, cache: dict) -> PixelInfo:
      bits_allocated, samples, bits_stored, representation, planar, photometric, frames,
      frames_given) = module
     ts = _transfer_syntax(ds, ctx)
-    encapsulated = bool(flags & _F_ENCAPSULATED)
     buffer = ctx.buffer if ctx is not None else b""
     if header_offset is not None and header_offset < 0:
         header_offset = None    # (a value set in memory: no offset in a file)
     if value_offset < 0:
-        # a value set in memory (ds.PixelData = ...), not read from the buffer
-        buffer, value_offset, value_length = _value_in_memory(ds, tag, ts, path)
+        # a value set in memory (ds.PixelData = ..., a copy), not read from the buffer
+        buffer, value_offset, value_length, items = _value_in_memory(ds, tag, ts, path, ctx)
         cache["buffer"] = buffer
+        if items is not None:
+            cache["index"], index_pos, flags = items
+    encapsulated = bool(flags & _F_ENCAPSULATED)
     if ts not in NATIVE_SYNTAXES:
         entry = _dict.TRANSFER_SYNTAXES.get(ts)
         if entry is None:
@@ -404,20 +408,39 @@ def _pixel_info(ds, cache: dict) -> PixelInfo:
     return info
 
 
-def _value_in_memory(ds, tag: int, ts: str, path) -> tuple:
-    """``(buffer, 0, length)`` for a pixel value set in memory: its bytes (native data only;
-    encapsulated data has its fragments located in the file's element index)."""
+_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\0\0\0\0"
+
+
+def _value_in_memory(ds, tag: int, ts: str, path, ctx) -> tuple:
+    """``(buffer, offset, length, items)`` for a pixel value set in memory: its bytes, and
+    for an encapsulated transfer syntax ``items``, ``(index, position, flags)``: the value's
+    items (Basic Offset Table and fragments, as ``encapsulate`` gives them) indexed as the
+    scan of a file indexes them, else None."""
     value = ds[tag].value
-    if ts not in NATIVE_SYNTAXES:
-        raise PixelDataError(f"pixel data set in memory under the encapsulated transfer syntax "
-                             f"{ts}: only native pixel data can be decoded before the data set "
-                             "is written and read again", path=path, tag=tag)
     try:
         buffer = memoryview(value).cast("B")
     except TypeError:
         raise PixelDataError(f"pixel data set in memory must be bytes-like, not "
                              f"{type(value).__name__}", path=path, tag=tag) from None
-    return buffer, 0, len(buffer)
+    entry = _dict.TRANSFER_SYNTAXES.get(ts)
+    if ts in NATIVE_SYNTAXES or entry is None or not entry.get("encapsulated"):
+        return buffer, 0, len(buffer), None
+    from fastdicom._scan import scan
+    body = bytes(buffer)
+    if body.endswith(_SEQUENCE_DELIMITER):
+        body = body[:-8]
+    data = (struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, b"OB", 0, 0xFFFFFFFF) + body +
+            _SEQUENCE_DELIMITER)
+    limits = getattr(ctx, "limits", None)
+    index = scan(data, 0, len(data), max_elements=getattr(limits, "max_elements", 10_000_000),
+                 allow_clip=False)
+    if index.status != 0:
+        error = status_error(index.status, path=path, tag=index.error_tag or tag)
+        raise EncapsulationError(f"encapsulated pixel data set in memory is not a sequence of "
+                                 f"items ({error})", path=path, tag=tag)
+    pos = index.find(tag, -1)
+    _tag, _vr, flags, voff, length, _hoff = index.info(pos)
+    return memoryview(data), voff, length, (index, pos, flags)
 
 
 def pixel_buffer(ds):
@@ -425,6 +448,13 @@ def pixel_buffer(ds):
     value set in memory (after :func:`pixel_info`)."""
     buffer = pixel_cache(ds).get("buffer")
     return ds.__dict__["_ctx"].buffer if buffer is None else buffer
+
+
+def pixel_index(ds):
+    """The element index holding the pixel element's items: the file's, or that of a value
+    set in memory (after :func:`pixel_info`)."""
+    index = pixel_cache(ds).get("index")
+    return ds.__dict__["_index"] if index is None else index
 
 
 def native_frame_bits(rows: int, columns: int, samples: int, bits_allocated: int,
