@@ -527,6 +527,10 @@ class Dataset:
             # not a sequence after all: keep the bytes as UN (so VR "SQ" always means items)
             elem.VR = "UN"
             return index.value(elem._index_pos)
+        if sub.n_clipped or sub.trailing or sub.n_vr_retries or sub.n_odd:
+            # (what the file's scan reports for the rest of the data set)
+            from .filereader import _report_leniency
+            _report_leniency(sub, ctx, False)
         items = Sequence()
         for item in sub.children(-1):
             ds = Dataset._from_index(sub, item, ctx, self)

@@ -167,9 +167,18 @@ class Limits:
     max_elements: int = 10_000_000
 
     def __post_init__(self) -> None:
+        import numbers
         for name in ("max_depth", "max_inflated_bytes", "decode_budget", "max_elements"):
-            if int(getattr(self, name)) <= 0:
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                # (a string or float here would fail only when a file is read)
+                raise TypeError(f"Limits.{name} must be an int, not {type(value).__name__}")
+            value = int(value)
+            if value <= 0:
                 raise ValueError(f"Limits.{name} must be positive")
+            if name in ("max_depth", "max_elements") and value > 0x7FFFFFFF:
+                raise ValueError(f"Limits.{name} must be at most {0x7FFFFFFF}")
+            object.__setattr__(self, name, value)
 
 
 DEFAULT_LIMITS = Limits()

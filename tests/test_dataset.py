@@ -1011,3 +1011,42 @@ def test_copy_is_shallow_and_adding_or_deleting_does_not_reach_the_original():
     assert "PatientName" in ds and "PatientID" not in ds
     assert shallow[0x00400275] is ds[0x00400275]     # the elements are shared, as in pydicom
     assert shallow.RequestAttributesSequence[0].RequestingPhysician == "Grün^Åsa"
+
+
+def _sequence_with_an_odd_length(n_items: int) -> bytes:
+    """A file ending in (0040,0275) SQ of ``n_items`` items, the first holding two UI values
+    of odd length 3 (PS3.5 7.1.1: lengths are even; the item's and the sequence's are)."""
+    import struct
+
+    def element(tag, vr, value):
+        return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr, len(value)) + value
+    first = element(0x00081150, b"UI", b"1.2") + element(0x00081155, b"UI", b"1.3")
+    other = element(0x00081150, b"UI", b"1.20") + element(0x00081155, b"UI", b"1.23")
+    items = b"".join(struct.pack("<HHI", 0xFFFE, 0xE000, len(body)) + body
+                     for body in [first] + [other] * (n_items - 1))
+    buf = io.BytesIO()
+    write_file(buf, [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"),
+                     (0x00080018, "UI", "1.2.3"), (0x00100020, "LO", "ID")])
+    return buf.getvalue() + struct.pack("<HH2sHI", 0x0040, 0x0275, b"SQ", 0, len(items)) + items
+
+
+@pytest.mark.parametrize("n_items", [2, 5000])
+def test_odd_length_in_a_sequence_is_reported_however_long_the_sequence(n_items):
+    """An odd value length inside the items of a sequence raises under validation="raise" and
+    warns under "warn", naming the element, also when the sequence is long enough to be
+    indexed on first access (it was not reported there)."""
+    from fastdicom.dataset import DEFER_SQ_BYTES
+    from fastdicom.errors import MalformedElementError
+    data = _sequence_with_an_odd_length(n_items)
+    assert (len(data) > DEFER_SQ_BYTES) == (n_items > 2)
+    with pytest.raises(MalformedElementError, match="odd value length") as info:
+        ds = fastdicom.dcmread(data, validation="raise")
+        ds.RequestAttributesSequence
+    assert info.value.tag == 0x00081150
+    with pytest.warns(UserWarning, match="odd value length"):
+        ds = fastdicom.dcmread(data)
+        seq = ds.RequestAttributesSequence
+    assert seq[0][0x00081150].value == "1.2" and len(seq) == n_items
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(fastdicom.dcmread(data, validation="ignore").RequestAttributesSequence) == n_items

@@ -169,3 +169,22 @@ def test_find_series_warns_for_a_named_file_without_an_image(tmp_path, caplog):
             assert find_series(tmp_path / "d") == []
     assert any("nopix.dcm" in r.getMessage() and "no image" in r.getMessage()
                for r in caplog.records)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"max_depth": "3"}, TypeError), ({"max_depth": 3.0}, TypeError),
+    ({"decode_budget": True}, TypeError), ({"max_elements": None}, TypeError),
+    ({"max_depth": 0}, ValueError), ({"max_inflated_bytes": -1}, ValueError),
+    ({"max_depth": 2**31}, ValueError), ({"max_elements": 2**40}, ValueError)])
+def test_limits_refuse_what_no_read_could_use(kwargs, error):
+    """A Limits that a read would fail on (a string, a float, a count past the C int the scan
+    takes) is refused when it is made, not when the first file is read."""
+    with pytest.raises(error):
+        Limits(**kwargs)
+
+
+def test_limits_take_numpy_integers_as_ints():
+    np = pytest.importorskip("numpy")
+    limits = Limits(max_depth=np.int64(7), decode_budget=np.uint32(1 << 20))
+    assert type(limits.max_depth) is int and limits.max_depth == 7
+    assert type(limits.decode_budget) is int
