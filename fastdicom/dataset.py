@@ -879,19 +879,33 @@ class Dataset:
         return (_dataset_from_state, (type(self), list(self), self.file_meta, options, extras))
 
     def private_block(self, group: int, private_creator: str, create: bool = False) -> "PrivateBlock":
-        """The private block of ``group`` reserved by ``private_creator`` (pydicom's API)."""
-        if not group & 1:
+        """The private block of ``group`` reserved by ``private_creator`` (pydicom's API);
+        with ``create``, a creator not found is added in the first free slot (a KeyError
+        when all 240 are taken)."""
+        if not private_creator:
+            raise ValueError("the private creator must have a value")
+        if not 0 < group <= 0xFFFF or not group & 1:
             raise ValueError("private blocks live in odd groups")
+        free = None
         for slot in range(0x10, 0x100):
-            elem = self._element((group << 16) | slot)
+            tag = (group << 16) | slot
+            elem = self._element(tag) if self._visible(tag) else None
             if elem is None:
+                if free is None:
+                    free = slot
                 continue
             value = elem.value
             if isinstance(value, list):
                 value = value[0] if value else ""
             if value == private_creator:
                 return PrivateBlock(self, group, slot, private_creator)
-        raise KeyError(f"private creator not found in group {group:04X}")
+        if not create:
+            raise KeyError(f"private creator {private_creator!r} not found in group "
+                           f"{group:04X}")
+        if free is None:
+            raise KeyError(f"no free private block left in group {group:04X}")
+        self.add_new((group << 16) | free, "LO", private_creator)
+        return PrivateBlock(self, group, free, private_creator)
 
     @property
     def file_meta(self) -> "Optional[FileMetaDataset]":
@@ -1021,6 +1035,13 @@ class PrivateBlock:
 
     def __contains__(self, element_offset: int) -> bool:
         return self.get_tag(element_offset) in self.dataset
+
+    def __delitem__(self, element_offset: int) -> None:
+        del self.dataset[self.get_tag(element_offset)]
+
+    def add_new(self, element_offset: int, VR: str, value: Any) -> None:
+        """Add (or replace) the element at ``element_offset`` of the block."""
+        self.dataset.add_new(self.get_tag(element_offset), VR, value)
 
     def __iter__(self):
         lo = (self.group << 16) | self.block_start

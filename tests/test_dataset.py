@@ -1050,3 +1050,33 @@ def test_odd_length_in_a_sequence_is_reported_however_long_the_sequence(n_items)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(fastdicom.dcmread(data, validation="ignore").RequestAttributesSequence) == n_items
+
+
+def test_private_block_create_matches_pydicom():
+    """``private_block(group, creator, create=True)`` takes the first free slot, as pydicom's
+    does (the oracle, on the same file), and the block's ``add_new`` / ``del`` reach the
+    data set; an empty creator or an even group is a ValueError, a creator not found without
+    ``create`` a KeyError."""
+    pydicom = pytest.importorskip("pydicom")
+    buf = io.BytesIO()
+    write_file(buf, [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"), (0x00080018, "UI", "1.2.3"),
+                     (0x00090010, "LO", "FIRST"), (0x00090011, "LO", "SECOND"),
+                     (0x00090013, "LO", "FOURTH"), (0x00091101, "LO", "kept")])
+    data = buf.getvalue()
+    ours, ref = fastdicom.dcmread(data), pydicom.dcmread(io.BytesIO(data))
+    for creator in ("NEW ONE", "NEW TWO", "SECOND"):
+        a = ours.private_block(0x0009, creator, create=True)
+        b = ref.private_block(0x0009, creator, create=True)
+        assert a.block_start == b.block_start, creator
+        a.add_new(0x01, "LO", creator.lower())
+        b.add_new(0x01, "LO", creator.lower())
+    assert [(e.tag, e.VR, e.value) for e in ours] == [(int(e.tag), e.VR, e.value) for e in ref]
+    assert ours.private_block(0x0009, "NEW ONE")[0x01].value == "new one"
+    del ours.private_block(0x0009, "SECOND")[0x01]
+    assert 0x00091101 not in ours
+    with pytest.raises(ValueError):
+        ours.private_block(0x0009, "", create=True)
+    with pytest.raises(ValueError):
+        ours.private_block(0x0008, "X", create=True)
+    with pytest.raises(KeyError):
+        ours.private_block(0x0009, "ABSENT")
