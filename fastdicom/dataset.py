@@ -54,6 +54,25 @@ class _Gone:
 _DEAD_REF = _wref(_Gone())
 
 
+class _Recipe:
+    """What rebuilds a data set as it was read, for an element or item that outlives it: its
+    element index, item and context, its parent's recipe and its depth base.  Once the data
+    set is changed (an element set, deleted or given a new value) it is ``pinned`` here: its
+    elements and items then keep it itself, changes included (a reference cycle, freed by the
+    cyclic collector, as a changed data set is no longer what its file holds)."""
+
+    __slots__ = ("index", "item", "ctx", "parent", "base", "pinned", "revived")
+
+    def __init__(self, index, item, ctx, parent, base):
+        self.index = index
+        self.item = item
+        self.ctx = ctx
+        self.parent = parent
+        self.base = base
+        self.pinned = None
+        self.revived = None     # (a weakref to the last data set rebuilt, shared while alive)
+
+
 def _register_latin1_terms() -> None:
     """Tell the C keyword fast path which single Specific Character Set terms (and whether a
     missing element) make ``_charset() in _LATIN1_CHARSETS``: it then need not ask."""
@@ -93,11 +112,11 @@ class DataElement:
     (of the value, in the file or the inflated stream) and ``length`` (of the value)."""
 
     # An element refers to its data set weakly (``_dataset``: a weakref, or None) and keeps
-    # the data set's recipe (``_origin``: what rebuilds it from the element index), so that
-    # data set, elements and sequence items form no reference cycle: a data set and its
-    # buffer are freed as soon as the last reference goes, not when the cyclic collector
-    # runs.  An element that outlives its data set still decodes, through a data set
-    # rebuilt from the recipe.
+    # the data set's recipe (``_origin``: a _Recipe), so that data set, elements and
+    # sequence items form no reference cycle: a data set and its buffer are freed as soon as
+    # the last reference goes, not when the cyclic collector runs.  An element that outlives
+    # its data set still decodes, through the data set rebuilt from the recipe (or kept by
+    # it, once changed).
     __slots__ = ("tag", "VR", "offset", "length", "header_offset", "flags", "_value",
                  "_loaded", "_dataset", "_index_pos", "_origin")
 
@@ -146,6 +165,7 @@ class DataElement:
         ref = self._dataset
         ds = None if ref is None else ref()
         if ds is not None:
+            ds._pin()
             # the data set's cached ``ds.<Keyword>`` value and pixel description are stale
             d = ds.__dict__
             d.pop(_tags.keyword_for_tag(self.tag), None)
@@ -154,9 +174,10 @@ class DataElement:
     @property
     def raw_value(self) -> bytes:
         """The undecoded value bytes (a copy)."""
-        if self._origin is None or self._index_pos < 0:
+        origin = self._origin
+        if origin is None or origin.index is None or self._index_pos < 0:
             raise ValueError("element was not read from a buffer")
-        return self._origin[0].value(self._index_pos)
+        return origin.index.value(self._index_pos)
 
     @property
     def VM(self) -> int:
@@ -197,7 +218,7 @@ class DataElement:
     def __eq__(self, other) -> bool:
         if not isinstance(other, DataElement):
             return NotImplemented
-        return self.tag == other.tag and self.VR == other.VR and self.value == other.value
+        return _elements_equal([(self, other)])
 
     def __repr__(self) -> str:
         return f"({self.tag >> 16:04X},{self.tag & 0xFFFF:04X}) {self.VR} {self.keyword or self.name}: {self.repval}"
@@ -270,15 +291,19 @@ class Dataset:
                 d["_depth_base"] = base
         return self
 
-    def _recipe(self):
-        """What rebuilds this data set as read: (index, item, context, the parent's recipe,
-        depth base); None for a data set not read from a buffer."""
+    def _recipe(self) -> _Recipe:
+        """What rebuilds this data set as read (see _Recipe)."""
         d = self.__dict__
         recipe = d.get("_recipe_t")
-        if recipe is None and d["_index"] is not None:
-            recipe = d["_recipe_t"] = (d["_index"], d["_item"], d["_ctx"],
-                                     d.get("_parent_recipe"), d.get("_depth_base", 0))
+        if recipe is None:
+            recipe = d["_recipe_t"] = _Recipe(d["_index"], d["_item"], d["_ctx"],
+                                              d.get("_parent_recipe"),
+                                              d.get("_depth_base", 0))
         return recipe
+
+    def _pin(self) -> None:
+        """This data set was changed: what outlives it keeps it, not a rebuilt copy."""
+        self._recipe().pinned = self
 
     def _up(self) -> "Dataset | None":
         """The data set holding this one as a sequence item (rebuilt if it is gone), or None."""
@@ -288,8 +313,13 @@ class Dataset:
             return None
         parent = ref()
         if parent is None:
-            recipe = d.get("_parent_recipe")
-            parent = None if recipe is None else _revive(recipe)
+            parent = d.get("_parent_kept")
+            if parent is None:
+                recipe = d.get("_parent_recipe")
+                if recipe is None:
+                    return None
+                # (kept: it refers to none of this data set's objects)
+                parent = d["_parent_kept"] = _revive(recipe)
         return parent
 
     # -- element access -------------------------------------------------------------------
@@ -539,47 +569,69 @@ class Dataset:
         return items
 
     def _charset(self) -> list:
+        """The encodings of this level's text: its own Specific Character Set, else the
+        nearest parent's (iterative: no recursion however deep the items nest)."""
         enc = self.__dict__["_encodings"]
-        visible = self._visible(0x00080005)
-        if (enc is None and self.__dict__["_index"] is not None and not self.__dict__["_elements"]
-                and visible):
-            # common case: read the term straight from the index (cached per distinct value)
-            raw = self.__dict__["_index"].fast_value(0x00080005, self.__dict__["_item"], True)
-            if raw is _MISSING or (isinstance(raw, str) and raw in _dict.CHARACTER_SETS):
-                parent = self._up()
-                if raw is _MISSING and parent is not None:
-                    enc = parent._charset()
-                else:
-                    key = None if raw is _MISSING else raw
-                    enc = _CHARSET_CACHE.get(key)
-                    if enc is None:
-                        from .charset import convert_encodings
-                        enc = _CHARSET_CACHE[key] = convert_encodings(key)
-                self.__dict__["_encodings"] = enc
-                return enc
-        if enc is None:
-            elem = self._element(0x00080005) if visible else None
-            if elem is not None:
-                # decode the defined terms as CS whatever VR the file gave the element (a
-                # charset-dependent VR here would need the charset to decode itself)
+        if enc is not None:
+            return enc
+        inheriting = []
+        ds = self
+        while True:
+            enc = ds._own_charset()
+            if enc is not None:
+                break
+            inheriting.append(ds)
+            ds = ds._up()
+            if ds is None:
                 from .charset import convert_encodings
-                if elem._index_pos >= 0 and self.__dict__["_index"] is not None:
-                    raw = self.__dict__["_index"].value(elem._index_pos)
-                    text = raw.decode("latin-1").rstrip(" \x00")
-                    value = [t.strip() for t in text.split("\\")] if "\\" in text else text.strip()
-                else:
-                    value = elem.value
-                if not isinstance(value, (str, list)):
-                    value = None
-                enc = convert_encodings(value, validation=self.__dict__["_ctx"].validation)
-            else:
-                parent = self._up()
-                if parent is not None:
-                    enc = parent._charset()
-                else:
+                enc = convert_encodings(None)
+                break
+        for level in inheriting:
+            level.__dict__["_encodings"] = enc
+        return enc
+
+    def _own_charset(self) -> Optional[list]:
+        """This level's encodings (cached), from its own Specific Character Set or, at the
+        top, the default; None when it has none and inherits its parent's."""
+        d = self.__dict__
+        enc = d["_encodings"]
+        if enc is not None:
+            return enc
+        visible = self._visible(0x00080005)
+        if d["_index"] is not None and not d["_elements"] and visible:
+            # common case: read the term straight from the index (cached per distinct value)
+            raw = d["_index"].fast_value(0x00080005, d["_item"], True)
+            if raw is _MISSING or (isinstance(raw, str) and raw in _dict.CHARACTER_SETS):
+                if raw is _MISSING and d["_parent"] is not None:
+                    return None
+                key = None if raw is _MISSING else raw
+                enc = _CHARSET_CACHE.get(key)
+                if enc is None:
                     from .charset import convert_encodings
-                    enc = convert_encodings(None)
-            self.__dict__["_encodings"] = enc
+                    enc = _CHARSET_CACHE[key] = convert_encodings(key)
+                d["_encodings"] = enc
+                return enc
+        elem = self._element(0x00080005) if visible else None
+        if elem is None and d["_parent"] is not None:
+            return None
+        from .charset import convert_encodings
+        if elem is None:
+            enc = convert_encodings(None)
+        else:
+            # decode the defined terms as CS whatever VR the file gave the element (a
+            # charset-dependent VR here would need the charset to decode itself)
+            origin = elem._origin
+            if elem._index_pos >= 0 and origin is not None and origin.index is not None \
+                    and not elem._loaded:
+                raw = origin.index.value(elem._index_pos)
+                text = raw.decode("latin-1").rstrip(" \x00")
+                value = [t.strip() for t in text.split("\\")] if "\\" in text else text.strip()
+            else:
+                value = elem.value
+            if not isinstance(value, (str, list)):
+                value = None
+            enc = convert_encodings(value, validation=d["_ctx"].validation)
+        d["_encodings"] = enc
         return enc
 
     def _all_tags(self) -> list:
@@ -656,10 +708,13 @@ class Dataset:
             raise ValueError("the key does not match the element's tag")
         d = self.__dict__
         d["_elements"][tag] = elem
-        if elem._origin is None and (elem._dataset is None or elem._dataset() is None):
-            # (a later ``elem.value = ...`` clears the caches below; an element read from a
-            # buffer keeps the data set it decodes with)
+        if elem._origin is None:
+            # an element made in memory belongs to the first data set it is added to (a
+            # later ``elem.value = ...`` clears the caches below); one read from a buffer
+            # keeps the data set it decodes with
             elem._dataset = _wref(self)
+            elem._origin = self._recipe()
+        self._pin()
         deleted = d.get("_deleted")
         if deleted:
             deleted.discard(tag)    # set again after a del: visible again
@@ -674,6 +729,7 @@ class Dataset:
 
     def _charset_changed(self) -> None:
         # values not decoded yet follow the new Specific Character Set
+        self._pin()
         self.__dict__["_encodings"] = None
         self.__dict__.pop("_latin1", None)
 
@@ -681,6 +737,7 @@ class Dataset:
         tag = _tags.parse_tag(key)
         if self._element(tag) is None:
             raise KeyError(key)
+        self._pin()
         # mask the element: a deleted marker
         self.__dict__["_elements"][tag] = None
         self.__dict__["_elements"].pop(tag)
@@ -847,7 +904,7 @@ class Dataset:
     def __eq__(self, other) -> bool:
         if not isinstance(other, Dataset):
             return NotImplemented
-        return list(self) == list(other)
+        return _datasets_equal(self, other)
 
     __hash__ = None  # mutable, like pydicom's Dataset
 
@@ -860,6 +917,8 @@ class Dataset:
         d = new.__dict__
         d.update(self.__dict__)
         d["_elements"] = dict(d["_elements"])
+        d.pop("_recipe_t", None)    # (its own: a change to it pins it, not the original)
+        d.pop("_parent_kept", None)
         if d.get("_deleted"):
             d["_deleted"] = set(d["_deleted"])
         d["_tags_cache"] = None
@@ -950,23 +1009,41 @@ class Dataset:
         return kind
 
     def walk(self, callback, recursive: bool = True) -> None:
-        for elem in self:
-            callback(self, elem)
+        """``callback(dataset, element)`` for each element, depth first into the items of
+        sequences when ``recursive`` (iterative: no recursion however deep they nest)."""
+        stack = [(self, iter(self))]
+        while stack:
+            ds, elements = stack[-1]
+            elem = next(elements, None)
+            if elem is None:
+                stack.pop()
+                continue
+            callback(ds, elem)
             if recursive and elem.VR == "SQ":
-                for item in elem.value:
-                    item.walk(callback, recursive)
+                items = [item for item in elem.value if isinstance(item, Dataset)]
+                for item in reversed(items):
+                    stack.append((item, iter(item)))
 
     def __repr__(self) -> str:
         return self._pretty(0, depth=None)
 
     def _pretty(self, indent: int, depth) -> str:
+        # iterative: no recursion however deep the items nest
         lines = []
-        for elem in self:
-            lines.append("  " * indent + repr(elem))
-            if elem.VR == "SQ" and (depth is None or indent < depth):
-                for n, item in enumerate(elem.value, 1):
-                    lines.append("  " * (indent + 1) + f"---------- item {n}")
-                    lines.append(item._pretty(indent + 1, depth))
+        work = [(indent, self)]
+        while work:
+            level, entry = work.pop()
+            if isinstance(entry, str):
+                lines.append(entry)
+                continue
+            pending = []
+            for elem in entry:
+                pending.append((level, "  " * level + repr(elem)))
+                if elem.VR == "SQ" and (depth is None or level < depth):
+                    for n, item in enumerate(elem.value, 1):
+                        pending.append((level + 1, "  " * (level + 1) + f"---------- item {n}"))
+                        pending.append((level + 1, item))
+            work.extend(reversed(pending))
         return "\n".join(line for line in lines if line)
 
     # -- conversions ------------------------------------------------------------------------
@@ -1067,22 +1144,59 @@ def _dataset_from_state(cls, elements, file_meta, options, extras) -> Dataset:
         d["_elements"][elem.tag] = elem
         if elem._origin is None:
             elem._dataset = _wref(ds)
+            elem._origin = ds._recipe()
+    ds._pin()   # (made in memory: its elements keep it)
     d["_file_meta"] = file_meta
     d.update(extras)
     return ds
 
 
+def _elements_equal(pairs) -> bool:
+    """Whether each pair of elements has the same tag, VR and value, the items of sequences
+    compared element by element (iterative: no recursion however deep they nest)."""
+    stack = list(pairs)
+    while stack:
+        a, b = stack.pop()
+        if a.tag != b.tag or a.VR != b.VR:
+            return False
+        va, vb = a.value, b.value
+        if a.VR == "SQ" and isinstance(va, list) and isinstance(vb, list):
+            if len(va) != len(vb):
+                return False
+            for x, y in zip(va, vb):
+                if isinstance(x, Dataset) and isinstance(y, Dataset):
+                    ex, ey = list(x), list(y)
+                    if len(ex) != len(ey):
+                        return False
+                    stack.extend(zip(ex, ey))
+                elif x != y:
+                    return False
+        elif va != vb:
+            return False
+    return True
+
+
+def _datasets_equal(a: Dataset, b: Dataset) -> bool:
+    ea, eb = list(a), list(b)
+    return len(ea) == len(eb) and _elements_equal(zip(ea, eb))
+
+
 def _revive(recipe) -> Dataset:
     """A data set rebuilt from its recipe (see ``Dataset._recipe``), for an element or item
     that outlived the data set it was read from."""
-    index, item, ctx, parent_recipe, base = recipe
-    ds = Dataset._from_index(index, item, ctx)
+    if recipe.pinned is not None:
+        return recipe.pinned
+    ds = recipe.revived() if recipe.revived is not None else None
+    if ds is not None:
+        return ds
+    ds = Dataset._from_index(recipe.index, recipe.item, recipe.ctx)
+    recipe.revived = _wref(ds)
     d = ds.__dict__
-    if parent_recipe is not None:
+    if recipe.parent is not None:
         d["_parent"] = _DEAD_REF
-        d["_parent_recipe"] = parent_recipe
-    if base:
-        d["_depth_base"] = base
+        d["_parent_recipe"] = recipe.parent
+    if recipe.base:
+        d["_depth_base"] = recipe.base
     d["_recipe_t"] = recipe
     return ds
 

@@ -133,7 +133,12 @@ def report(mode: str, error: DicomError) -> None:
     """Apply a validation mode to a recoverable non-conformance (a warning names the
     caller's line, see :func:`warn_caller`)."""
     if mode == "raise":
-        raise error
+        try:
+            raise error
+        finally:
+            # (else this frame, the error and its traceback form a cycle holding every
+            # caller's locals, e.g. a data set and its mapped file, until the collector runs)
+            del error
     if mode == "warn":
         warn_caller(str(error))
 

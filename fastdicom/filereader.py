@@ -585,18 +585,12 @@ class DicomFile:
         return self.dataset.pixel_array
 
     def close(self) -> None:
-        """Drop this object's references to the map; views handed out keep it alive.
-
-        Also clears the data set's element caches, which break the reference cycles
-        between elements and their data set, so the map is released as soon as the last
-        view goes away instead of at the next garbage collection."""
+        """Close the file's descriptor and drop this object's reference to the map; views
+        handed out, and the data set (values not decoded yet are read from the map), keep
+        it alive."""
         ds = getattr(self, "dataset", None)
         if ds is not None:
-            d = ds.__dict__
-            d["_elements"] = {}
-            d["_pixel_cache"] = None
-            for key in [k for k, v in d.items() if isinstance(v, list) and k[:1].isupper()]:
-                del d[key]
+            ds.__dict__["_pixel_cache"] = None
         if isinstance(self._buffer, MappedFile):
             self._buffer.close()  # the descriptor; the map lives while views hold it
         self._buffer = None

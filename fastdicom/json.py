@@ -64,7 +64,7 @@ def element_to_json(elem, bulk_data_threshold: int,
         return out
     if vr == "SQ" and isinstance(value, list):
         out["Value"] = [dataset_to_json_dict(item, bulk_data_threshold, handler)
-                        for item in value]
+                        for item in value]  # (dataset_to_json_dict fills items without this)
         return out
     if _is_empty(value, vr):
         return out
@@ -105,14 +105,27 @@ def element_to_json(elem, bulk_data_threshold: int,
 def dataset_to_json_dict(ds, bulk_data_threshold: int = 1024,
                          bulk_data_element_handler: Optional[Callable[[Any], str]] = None,
                          suppress_invalid_tags: bool = False) -> dict:
+    """The JSON model of ``ds``: iterative, the dict of each sequence item placed first and
+    filled when its turn comes, so no recursion however deep the items nest."""
     from .errors import DicomError
-    result = {}
-    for elem in ds:
-        key = f"{elem.tag:08X}"
-        try:
-            result[key] = element_to_json(elem, bulk_data_threshold, bulk_data_element_handler)
-        except DicomError as exc:
-            if not suppress_invalid_tags:
-                filename = getattr(ds, "filename", None)
-                raise exc.with_context(path=filename if isinstance(filename, str) else None)
+    result: dict = {}
+    work = [(ds, result)]
+    while work:
+        item, out = work.pop()
+        for elem in item:
+            key = f"{elem.tag:08X}"
+            try:
+                value = elem.value if elem.VR == "SQ" else None
+                if isinstance(value, list):
+                    children = [{} for _ in value]
+                    work.extend(reversed(list(zip(value, children))))
+                    out[key] = {"vr": "SQ", "Value": children}
+                else:
+                    out[key] = element_to_json(elem, bulk_data_threshold,
+                                               bulk_data_element_handler)
+            except DicomError as exc:
+                if not suppress_invalid_tags:
+                    filename = getattr(item, "filename", None)
+                    raise exc.with_context(
+                        path=filename if isinstance(filename, str) else None)
     return result

@@ -1080,3 +1080,123 @@ def test_private_block_create_matches_pydicom():
         ours.private_block(0x0008, "X", create=True)
     with pytest.raises(KeyError):
         ours.private_block(0x0009, "ABSENT")
+
+
+def _nested(depth: int) -> bytes:
+    """A file whose (0040,A730) sequences nest ``depth`` levels deep (undefined lengths),
+    each item holding a Text Value naming its level; built inside out, without recursion."""
+    import struct
+    body = b""
+    for level in range(depth, 0, -1):
+        text = f"L{level:05d}".encode()
+        content = struct.pack("<HH2sH", 0x0040, 0xA160, b"UT", 0) + \
+            struct.pack("<I", len(text)) + text + body
+        item = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF) + content + \
+            struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
+        body = struct.pack("<HH2sHI", 0x0040, 0xA730, b"SQ", 0, 0xFFFFFFFF) + item + \
+            struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    buf = io.BytesIO()
+    write_file(buf, [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.88.11"),
+                     (0x00080018, "UI", "1.2.3")])
+    return buf.getvalue() + body
+
+
+def test_comparison_repr_walk_and_json_do_not_recurse_on_deep_nesting():
+    """With ``max_depth`` raised, a data set nesting 1,500 levels compares, prints, walks and
+    converts to JSON (these recursed, and raised RecursionError past 150-400 levels)."""
+    depth = 1500
+    data = _nested(depth)
+    limits = fastdicom.Limits(max_depth=depth + 1)
+    a, b = fastdicom.dcmread(data, limits=limits), fastdicom.dcmread(data, limits=limits)
+    assert a == b
+    text = repr(a)
+    assert text.count("---------- item 1") == depth
+    assert text.index("L00001") < text.index("L00002") < text.index(f"L{depth:05d}")
+    seen = []
+    a.walk(lambda ds, elem: seen.append(elem.value) if elem.tag == 0x0040A160 else None)
+    assert seen == [f"L{k:05d}" for k in range(1, depth + 1)]
+    node, levels = a.to_json_dict(), 0
+    while "0040A730" in node:
+        node = node["0040A730"]["Value"][0]
+        levels += 1
+        assert node["0040A160"]["Value"] == [f"L{levels:05d}"]
+    assert levels == depth
+    # one differing value at the bottom makes them differ
+    c = fastdicom.dcmread(data.replace(f"L{depth:05d}".encode(), b"LXXXXX"), limits=limits)
+    assert a != c
+
+
+def test_changes_made_to_a_data_set_hold_for_what_outlives_it():
+    """An element or item kept after its data set is gone decodes with the data set as the
+    caller changed it (a new character set, Pixel Representation or private creator), not as
+    the file holds it; an element added in memory keeps its private name."""
+    raw = _cycle_sample(big_item=True)
+
+    def kept(change, take):
+        ds = fastdicom.dcmread(raw)
+        change(ds)
+        return take(ds)
+    cyrillic = "Müller^Jürgen".encode("latin-1").decode("iso8859_5")
+    name = kept(lambda ds: setattr(ds, "SpecificCharacterSet", "ISO_IR 144"),
+                lambda ds: ds[0x00100010])
+    assert str(name.value) == cyrillic
+    item = kept(lambda ds: setattr(ds, "SpecificCharacterSet", "ISO_IR 144"),
+                lambda ds: ds.RequestAttributesSequence[0])
+    assert str(item.RequestingPhysician) == "Grün^Åsa".encode("latin-1").decode("iso8859_5")
+    private = kept(lambda ds: ds[0x00090010].__setattr__("value", "BrainLAB_Conversion"),
+                   lambda ds: ds[0x00091001])
+    assert private.name == "[Export Platform Name]"     # (it was "[Full fidelity]")
+    added = fastdicom.Dataset()
+    added.add_new(0x00190010, "LO", "GEMS_ACQU_01")
+    added.add_new(0x00191002, "SL", 7)
+    elem = added[0x00191002]
+    del added
+    assert elem.name == "[Detector Channel]"
+
+
+def test_a_recovered_fault_leaves_no_cycle_holding_the_file(tmp_path):
+    """A file over the first pread whose fault the reader recovers from (a wrong group
+    length) is freed, map and descriptor included, as soon as it is dropped: the error raised
+    and caught while reading its prefix held every caller's frame in a cycle."""
+    import gc
+    import struct
+    import weakref
+    path = tmp_path / "bad_group_length.dcm"
+    write_file(path, [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"), (0x00080018, "UI", "1.2.3"),
+                      (0x7FE00010, "OB", bytes(64 << 10))])
+    data = bytearray(path.read_bytes())
+    at = data.index(b"\x02\x00\x00\x00UL\x04\x00") + 8
+    data[at:at + 4] = struct.pack("<I", struct.unpack("<I", data[at:at + 4])[0] + 12)
+    path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning):
+        assert len(fastdicom.dcmread(path).PixelData) == 64 << 10    # recovered
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for read in (fastdicom.dcmread, lambda p: fastdicom.open(p).dataset):
+                ds = read(path)
+                ref = weakref.ref(ds)
+                ctx = weakref.ref(ds.__dict__["_ctx"])
+                ds.PixelData
+                del ds
+                assert ref() is None and ctx() is None
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def test_close_keeps_the_changes_made_to_the_data_set(tmp_path):
+    path = tmp_path / "a.dcm"
+    path.write_bytes(_cycle_sample(big_item=False))
+    f = fastdicom.open(path)
+    ds = f.dataset
+    ds.PatientID = "EDITED"
+    ds.ProtocolName = "NEW"
+    ds.SpecificCharacterSet = "ISO_IR 144"
+    n = len(ds)
+    f.close()
+    assert (ds.PatientID, ds.ProtocolName, len(ds)) == ("EDITED", "NEW", n)
+    assert str(ds.PatientName) == "Müller^Jürgen".encode("latin-1").decode("iso8859_5")
