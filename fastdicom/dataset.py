@@ -118,7 +118,7 @@ class DataElement:
     # its data set still decodes, through the data set rebuilt from the recipe (or kept by
     # it, once changed).
     __slots__ = ("tag", "VR", "offset", "length", "header_offset", "flags", "_value",
-                 "_loaded", "_dataset", "_index_pos", "_origin")
+                 "_loaded", "_dataset", "_index_pos", "_origin", "_creator")
 
     def __init__(self, tag: int, VR: str, value: Any = None, *, offset: int = -1,
                  length: int = 0, header_offset: int = -1, flags: int = 0,
@@ -140,7 +140,15 @@ class DataElement:
         value = self.value
         if isinstance(value, memoryview):
             value = value.tobytes()
-        return (_element_from_state, (self.tag, self.VR, value, self.length, self.flags))
+        # (a private element keeps its creator, for its name, as pydicom's does)
+        creator = self._private_creator() if self.tag & 0x00010000 else None
+        return (_element_from_state, (self.tag, self.VR, value, self.length, self.flags,
+                                      creator))
+
+    def _private_creator(self) -> Optional[str]:
+        ds = self._owner()
+        creator = ds._private_creator(self.tag) if ds is not None else None
+        return creator if creator is not None else getattr(self, "_creator", None)
 
     def _owner(self) -> "Dataset | None":
         """The data set the element was read from (rebuilt if it is gone), or the one it
@@ -166,10 +174,17 @@ class DataElement:
         ds = None if ref is None else ref()
         if ds is not None:
             ds._pin()
-            # the data set's cached ``ds.<Keyword>`` value and pixel description are stale
-            d = ds.__dict__
-            d.pop(_tags.keyword_for_tag(self.tag), None)
-            d["_pixel_cache"] = None
+            # the cached ``ds.<Keyword>`` value and pixel description of the data set, and
+            # of its shallow copies (which share the element), are stale
+            family = ds.__dict__.get("_family")
+            keyword = _tags.keyword_for_tag(self.tag)
+            for member in (ds,) if family is None else [m() for m in family]:
+                if member is not None:
+                    d = member.__dict__
+                    d.pop(keyword, None)
+                    d["_pixel_cache"] = None
+                    if self.tag == 0x00080005:
+                        member._charset_changed()
 
     @property
     def raw_value(self) -> bytes:
@@ -198,9 +213,8 @@ class DataElement:
 
     @property
     def name(self) -> str:
-        ds = self._owner() if _tags.is_private(self.tag) else None
-        if ds is not None:
-            creator = ds._private_creator(self.tag)
+        if _tags.is_private(self.tag):
+            creator = self._private_creator()
             if creator is not None:
                 entry = _tags.private_dictionary_entry(self.tag, creator)
                 if entry is not None:
@@ -914,6 +928,10 @@ class Dataset:
         for _elem in self:
             pass        # every element built first, so the two share them all
         new = type(self).__new__(type(self))
+        family = self.__dict__.get("_family")
+        if family is None:
+            family = self.__dict__["_family"] = [_wref(self)]
+        family.append(_wref(new))  # (a value set through either clears the caches of both)
         d = new.__dict__
         d.update(self.__dict__)
         d["_elements"] = dict(d["_elements"])
@@ -953,10 +971,7 @@ class Dataset:
                 if free is None:
                     free = slot
                 continue
-            value = elem.value
-            if isinstance(value, list):
-                value = value[0] if value else ""
-            if value == private_creator:
+            if elem.value == private_creator:     # (a multi-valued creator: no match)
                 return PrivateBlock(self, group, slot, private_creator)
         if not create:
             raise KeyError(f"private creator {private_creator!r} not found in group "
@@ -1019,7 +1034,7 @@ class Dataset:
                 stack.pop()
                 continue
             callback(ds, elem)
-            if recursive and elem.VR == "SQ":
+            if recursive and elem.VR == "SQ" and elem.tag in ds:   # (not deleted by it)
                 items = [item for item in elem.value if isinstance(item, Dataset)]
                 for item in reversed(items):
                     stack.append((item, iter(item)))
@@ -1127,9 +1142,12 @@ class PrivateBlock:
                 yield elem
 
 
-def _element_from_state(tag, VR, value, length, flags) -> DataElement:
+def _element_from_state(tag, VR, value, length, flags, creator=None) -> DataElement:
     # a value held in memory: no offsets into a buffer
-    return DataElement(tag, VR, value, length=length, flags=flags & ~F_SQ_BLOB)
+    elem = DataElement(tag, VR, value, length=length, flags=flags & ~F_SQ_BLOB)
+    if creator is not None:
+        elem._creator = creator
+    return elem
 
 
 def _dataset_from_state(cls, elements, file_meta, options, extras) -> Dataset:
@@ -1146,6 +1164,15 @@ def _dataset_from_state(cls, elements, file_meta, options, extras) -> Dataset:
             elem._dataset = _wref(ds)
             elem._origin = ds._recipe()
     ds._pin()   # (made in memory: its elements keep it)
+    recipe = ds._recipe()
+    for elem in elements:
+        if elem.VR == "SQ" and isinstance(elem._value, list):
+            for item in elem._value:
+                if isinstance(item, Dataset) and item.__dict__.get("_parent") is None:
+                    # the items' parent, for what they look up there (character set, Pixel
+                    # Representation of an ambiguous VR)
+                    item.__dict__["_parent"] = _wref(ds)
+                    item.__dict__["_parent_recipe"] = recipe
     d["_file_meta"] = file_meta
     d.update(extras)
     return ds

@@ -157,6 +157,12 @@ def warn_caller(message: str, category: Optional[type] = None) -> None:
     warnings.warn(message, category or DicomWarning, stacklevel=level)
 
 
+# what the readers can take: the scan's C int counts, a nesting stack allocated up front
+# (max_depth), sizes in 64-bit arithmetic
+_LIMITS_MAX = {"max_depth": 1_000_000, "max_elements": 0x7FFFFFFF,
+               "max_inflated_bytes": 1 << 48, "decode_budget": 1 << 48}
+
+
 @dataclass(frozen=True)
 class Limits:
     """Resource limits applied to untrusted input.  Defaults no real file reaches.
@@ -181,8 +187,8 @@ class Limits:
             value = int(value)
             if value <= 0:
                 raise ValueError(f"Limits.{name} must be positive")
-            if name in ("max_depth", "max_elements") and value > 0x7FFFFFFF:
-                raise ValueError(f"Limits.{name} must be at most {0x7FFFFFFF}")
+            if value > _LIMITS_MAX[name]:
+                raise ValueError(f"Limits.{name} must be at most {_LIMITS_MAX[name]}")
             object.__setattr__(self, name, value)
 
 

@@ -1200,3 +1200,90 @@ def test_close_keeps_the_changes_made_to_the_data_set(tmp_path):
     f.close()
     assert (ds.PatientID, ds.ProtocolName, len(ds)) == ("EDITED", "NEW", n)
     assert str(ds.PatientName) == "Müller^Jürgen".encode("latin-1").decode("iso8859_5")
+
+
+def test_a_value_set_through_a_shallow_copy_shows_in_both():
+    """copy.copy shares the elements (as pydicom's): a value set through either is what both
+    give, cached keyword values, character set and pixel description included."""
+    import copy
+    raw = _cycle_sample(big_item=False)
+    ds = fastdicom.dcmread(raw)
+    shallow = copy.copy(ds)
+    assert shallow.PatientName == ds.PatientName          # cached in both
+    ds[0x00100010].value = "Changed^Name"
+    assert shallow.PatientName == "Changed^Name" and ds.PatientName == "Changed^Name"
+    shallow[0x00080005].value = "ISO_IR 144"
+    cyrillic = "Grün^Åsa".encode("latin-1").decode("iso8859_5")
+    assert str(ds.RequestAttributesSequence[0].RequestingPhysician) == cyrillic
+
+
+def test_pixel_data_follows_a_transfer_syntax_changed_in_file_meta():
+    """pydicom's compress step (Pixel Data replaced by encapsulated frames and the file
+    meta's Transfer Syntax UID set to RLE) and its decompress step decode as pydicom decodes
+    them (the oracle); so does a Dataset built in memory."""
+    pydicom = pytest.importorskip("pydicom")
+    from fastdicom.testing import RLE_LOSSLESS, ct_instance_elements
+    buf = io.BytesIO()
+    write_file(buf, ct_instance_elements(rows=16, columns=16))
+    raw = buf.getvalue()
+    native = fastdicom.dcmread(raw).pixel_array
+    ref = pydicom.dcmread(io.BytesIO(raw))
+    ref.compress(RLE_LOSSLESS, encoding_plugin="pydicom")
+    encapsulated = ref.PixelData
+    np.testing.assert_array_equal(ref.pixel_array, native)
+    ds = fastdicom.dcmread(raw)
+    ds.PixelData = encapsulated
+    ds.file_meta.TransferSyntaxUID = RLE_LOSSLESS
+    np.testing.assert_array_equal(ds.pixel_array, native)
+    ds.PixelData = native.tobytes()                       # and back (decompress)
+    ds.file_meta.TransferSyntaxUID = fastdicom.testing.EXPLICIT_LE
+    np.testing.assert_array_equal(ds.pixel_array, native)
+    mem = fastdicom.Dataset()
+    mem.file_meta = fastdicom.FileMetaDataset()
+    mem.file_meta.TransferSyntaxUID = RLE_LOSSLESS
+    for kw in ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+               "SamplesPerPixel", "PhotometricInterpretation"):
+        setattr(mem, kw, getattr(ref, kw))
+    mem.PixelData = encapsulated
+    np.testing.assert_array_equal(mem.pixel_array, native)
+
+
+def test_copies_keep_private_names_and_the_parent_of_items():
+    """A private element copied or pickled on its own keeps its name (its creator goes with
+    it, as in pydicom); an item of a deep copy resolves an ambiguous VR from the copy's
+    Pixel Representation, as the original's item does."""
+    import copy
+    import pickle
+    raw = _cycle_sample(big_item=False)
+    ds = fastdicom.dcmread(raw)
+    elem = ds[0x00091001]
+    for clone in (copy.copy(elem), copy.deepcopy(elem), pickle.loads(pickle.dumps(elem))):
+        assert clone.name == "[Full fidelity]" and clone.value == "private value"
+    ds.PixelRepresentation = 1
+    for dup in (copy.deepcopy(ds), pickle.loads(pickle.dumps(ds)), ds):
+        item = dup.RequestAttributesSequence[0]
+        item.SmallestImagePixelValue = 5
+        assert item[0x00280106].VR == "SS"
+
+
+def test_private_block_and_walk_follow_pydicom_on_edge_cases():
+    pydicom = pytest.importorskip("pydicom")
+    buf = io.BytesIO()
+    write_file(buf, [(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"), (0x00080018, "UI", "1.2.3"),
+                     (0x00090010, "LO", ["A", "Z"]),
+                     (0x00400275, "SQ", [[(0x00321032, "PN", "X^Y")]])])
+    data = buf.getvalue()
+    ours, ref = fastdicom.dcmread(data), pydicom.dcmread(io.BytesIO(data))
+    with pytest.raises(KeyError):
+        ours.private_block(0x0009, "A")                     # a multi-valued creator: no match
+    assert ours.private_block(0x0009, "A", create=True).block_start == \
+        ref.private_block(0x0009, "A", create=True).block_start
+    for dataset in (ours, ref):
+        seen = []
+
+        def drop(ds, elem, seen=seen):
+            seen.append(int(elem.tag))
+            if elem.tag == 0x00400275:
+                del ds[0x00400275]
+        dataset.walk(drop)
+        assert 0x00321032 not in seen                       # not into the sequence it deleted

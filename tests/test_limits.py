@@ -175,7 +175,7 @@ def test_find_series_warns_for_a_named_file_without_an_image(tmp_path, caplog):
     ({"max_depth": "3"}, TypeError), ({"max_depth": 3.0}, TypeError),
     ({"decode_budget": True}, TypeError), ({"max_elements": None}, TypeError),
     ({"max_depth": 0}, ValueError), ({"max_inflated_bytes": -1}, ValueError),
-    ({"max_depth": 2**31}, ValueError), ({"max_elements": 2**40}, ValueError)])
+    ({"max_depth": 2**31}, ValueError), ({"max_depth": 2**30}, ValueError), ({"max_inflated_bytes": 2**63 - 1}, ValueError), ({"decode_budget": 2**64}, ValueError), ({"max_elements": 2**40}, ValueError)])
 def test_limits_refuse_what_no_read_could_use(kwargs, error):
     """A Limits that a read would fail on (a string, a float, a count past the C int the scan
     takes) is refused when it is made, not when the first file is read."""

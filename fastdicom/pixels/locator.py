@@ -221,9 +221,14 @@ def _dtype(tag: int, bits_allocated: int, representation: int, big_endian: bool)
 
 
 def _transfer_syntax(ds, ctx) -> str:
-    ts = getattr(ctx, "transfer_syntax", None)
+    # the file meta's, once it is built (the caller may have changed it with the pixel data,
+    # as pydicom's compress and decompress steps do), else the one the data set was read with
+    meta = ds.__dict__.get("_file_meta")
+    ts = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    if not ts:
+        ts = getattr(ctx, "transfer_syntax", None)
     if ts:
-        return str(ts)
+        return str(ts).strip()
     # no transfer syntax in the file: the encoding the data set was read with
     if not getattr(ctx, "is_little_endian", True):
         return EXPLICIT_BE
