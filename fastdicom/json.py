@@ -39,6 +39,7 @@ def _number(value, kind):
 
 def element_to_json(elem, bulk_data_threshold: int,
                     handler: Optional[Callable[[Any], str]]) -> dict:
+    """The JSON model of an element that is not a sequence (see dataset_to_json_dict)."""
     vr = elem.VR
     out: dict[str, Any] = {"vr": vr}
     value = elem.value
@@ -61,10 +62,6 @@ def element_to_json(elem, bulk_data_threshold: int,
                         "(pass a bulk_data_element_handler)",
                         offset=elem.header_offset if elem.header_offset >= 0 else None,
                         tag=elem.tag) from None
-        return out
-    if vr == "SQ" and isinstance(value, list):
-        out["Value"] = [dataset_to_json_dict(item, bulk_data_threshold, handler)
-                        for item in value]  # (dataset_to_json_dict fills items without this)
         return out
     if _is_empty(value, vr):
         return out

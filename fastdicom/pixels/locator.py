@@ -431,11 +431,11 @@ def _value_in_memory(ds, tag: int, ts: str, path, ctx) -> tuple:
     if ts in NATIVE_SYNTAXES or entry is None or not entry.get("encapsulated"):
         return buffer, 0, len(buffer), None
     from fastdicom._scan import scan
-    body = bytes(buffer)
-    if body.endswith(_SEQUENCE_DELIMITER):
-        body = body[:-8]
-    data = (struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, b"OB", 0, 0xFFFFFFFF) + body +
-            _SEQUENCE_DELIMITER)
+    if buffer[-8:] == _SEQUENCE_DELIMITER:
+        buffer = buffer[:-8]
+    # (one copy: the element as a file holds it, delimiter included)
+    data = b"".join((struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, b"OB", 0, 0xFFFFFFFF),
+                     buffer, _SEQUENCE_DELIMITER))
     limits = getattr(ctx, "limits", None)
     index = scan(data, 0, len(data), max_elements=getattr(limits, "max_elements", 10_000_000),
                  allow_clip=False)
