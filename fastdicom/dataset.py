@@ -931,7 +931,8 @@ class Dataset:
         family = self.__dict__.get("_family")
         if family is None:
             family = self.__dict__["_family"] = [_wref(self)]
-        family.append(_wref(new))  # (a value set through either clears the caches of both)
+        # (a value set through either clears the caches of both; copies gone are dropped)
+        family[:] = [m for m in family if m() is not None] + [_wref(new)]
         d = new.__dict__
         d.update(self.__dict__)
         d["_elements"] = dict(d["_elements"])
@@ -1158,14 +1159,13 @@ def _dataset_from_state(cls, elements, file_meta, options, extras) -> Dataset:
     d["_ctx"] = Context(b"", path=path, validation=validation, limits=limits,
                         inflated=inflated, preamble=preamble, is_little_endian=little,
                         is_implicit_VR=implicit, transfer_syntax=ts)
+    ds._pin()   # (made in memory: its elements keep it)
+    recipe = ds._recipe()
     for elem in elements:
         d["_elements"][elem.tag] = elem
         if elem._origin is None:
             elem._dataset = _wref(ds)
-            elem._origin = ds._recipe()
-    ds._pin()   # (made in memory: its elements keep it)
-    recipe = ds._recipe()
-    for elem in elements:
+            elem._origin = recipe
         if elem.VR == "SQ" and isinstance(elem._value, list):
             for item in elem._value:
                 if isinstance(item, Dataset) and item.__dict__.get("_parent") is None:

@@ -1215,6 +1215,9 @@ def test_a_value_set_through_a_shallow_copy_shows_in_both():
     shallow[0x00080005].value = "ISO_IR 144"
     cyrillic = "Grün^Åsa".encode("latin-1").decode("iso8859_5")
     assert str(ds.RequestAttributesSequence[0].RequestingPhysician) == cyrillic
+    for _ in range(1000):
+        copy.copy(ds)           # copies dropped at once: the shared list does not grow
+    assert len(ds.__dict__["_family"]) <= 3
 
 
 def test_pixel_data_follows_a_transfer_syntax_changed_in_file_meta():
